@@ -1,0 +1,43 @@
+# seqmirror — see README.md. `make demo` and `make test` are the two set-up commands.
+GO      ?= go
+BIN     := bin
+GOFLAGS ?=
+export GOFLAGS
+
+.PHONY: all build demo test test-short vet fuzz-short bench bench-go soak crash clean deps
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Installs what a fresh Debian machine lacks for the tests (rsync, git).
+deps:
+	@command -v rsync >/dev/null 2>&1 && command -v git >/dev/null 2>&1 || { \
+	  echo "installing rsync and git" >&2; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rsync git >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq rsync git >/dev/null; fi; }
+
+demo: build
+	./scripts/demo.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# All tests, with the race detector off for speed on 2 cores; SEQMIRROR_REQUIRE_PEERS
+# makes tests fail (not skip) when rsync or git is missing.
+test: deps vet
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-short
+
+FUZZTIME ?= 5s
+fuzz-short:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN) demo bench-out

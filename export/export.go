@@ -1,0 +1,401 @@
+package export
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/spf13/afero"
+	"golang.org/x/sys/unix"
+)
+
+// Layout names, relative to ROOT.
+const (
+	CurrentName   = "current"
+	SnapshotsName = "snapshots"
+	SeqName       = "seq"
+	StatusName    = "status.json"
+	LockName      = ".lock"
+	WorkName      = ".work"
+	ManifestExt   = ".manifest"
+)
+
+var (
+	// ErrLocked means another process holds the root's writer lock.
+	ErrLocked = errors.New("root is locked by another run")
+	// ErrNotRoot means the directory is not an export root.
+	ErrNotRoot = errors.New("not a seqmirror export root")
+	// ErrBadCurrent means current is not a symlink to snapshots/N.
+	ErrBadCurrent = errors.New("bad current symlink")
+)
+
+// Root is an export root directory on a filesystem.
+type Root struct {
+	FS  fsys.FS
+	Dir string
+}
+
+// New returns the root at dir on f.
+func New(f fsys.FS, dir string) *Root { return &Root{FS: f, Dir: filepath.Clean(dir)} }
+
+// Path joins elem below the root.
+func (r *Root) Path(elem ...string) string { return filepath.Join(append([]string{r.Dir}, elem...)...) }
+
+// SeqDir is ROOT/seq.
+func (r *Root) SeqDir() string { return r.Path(SeqName) }
+
+// SnapshotDir is ROOT/snapshots/N.
+func (r *Root) SnapshotDir(n uint64) string { return r.Path(SnapshotsName, strconv.FormatUint(n, 10)) }
+
+// ManifestPath is ROOT/snapshots/N.manifest.
+func (r *Root) ManifestPath(n uint64) string {
+	return r.Path(SnapshotsName, strconv.FormatUint(n, 10)+ManifestExt)
+}
+
+// WorkDir is ROOT/.work.
+func (r *Root) WorkDir() string { return r.Path(WorkName) }
+
+// Init creates the root's directories. It is idempotent.
+func (r *Root) Init() error {
+	for _, d := range []string{r.Dir, r.Path(SnapshotsName), r.SeqDir(), r.WorkDir()} {
+		if err := r.FS.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("init root %s: %w", r.Dir, err)
+		}
+	}
+	return nil
+}
+
+// Exists returns nil if the root looks like an export root (has snapshots/).
+func (r *Root) Exists() error {
+	fi, err := r.FS.Stat(r.Path(SnapshotsName))
+	if err != nil || !fi.IsDir() {
+		if _, err2 := r.FS.Stat(r.Dir); err2 != nil {
+			return fmt.Errorf("%w: %s: %v", ErrNotRoot, r.Dir, err2)
+		}
+		return fmt.Errorf("%w: %s has no snapshots/ directory", ErrNotRoot, r.Dir)
+	}
+	return nil
+}
+
+// Lock is a held writer lock.
+type Lock struct{ f *os.File }
+
+// Lock takes the root's exclusive writer lock without waiting. It returns an
+// error wrapping ErrLocked if another process holds it. The kernel drops the
+// lock when the process exits, however it exits.
+func (r *Root) Lock() (*Lock, error) {
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", r.Dir, err)
+	}
+	p := r.Path(LockName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (another publish or mirror-sync is running; retry later)", ErrLocked, r.Dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error { return l.f.Close() }
+
+// Current returns the snapshot number current points to, 0 if there is none.
+func (r *Root) Current() (uint64, error) {
+	t, err := r.FS.ReadlinkIfPossible(r.Path(CurrentName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read %s: %w", r.Path(CurrentName), err)
+	}
+	return ParseCurrent(t)
+}
+
+// ParseCurrent parses the target of a current symlink: "snapshots/N".
+func ParseCurrent(target string) (uint64, error) {
+	num, ok := strings.CutPrefix(target, SnapshotsName+"/")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if !ok || err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
+		return 0, fmt.Errorf("%w: target %q, want snapshots/N", ErrBadCurrent, target)
+	}
+	return n, nil
+}
+
+// CurrentTarget is the symlink target for snapshot n.
+func CurrentTarget(n uint64) string { return SnapshotsName + "/" + strconv.FormatUint(n, 10) }
+
+// Flip atomically points current at snapshot n.
+func (r *Root) Flip(n uint64) error {
+	if err := fsys.Symlink(r.FS, CurrentTarget(n), r.Path(CurrentName)); err != nil {
+		return fmt.Errorf("flip current to %d: %w", n, err)
+	}
+	return nil
+}
+
+// listing of snapshots/: complete snapshots plus orphans.
+type listing struct {
+	complete       []uint64
+	dirs, manifest map[uint64]bool
+	max            uint64
+}
+
+func (r *Root) list() (listing, error) {
+	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}}
+	ents, err := afero.ReadDir(r.FS, r.Path(SnapshotsName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return l, nil
+		}
+		return l, fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, e := range ents {
+		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
+		n, err := strconv.ParseUint(name, 10, 64)
+		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
+			continue
+		}
+		switch {
+		case isMan && e.Mode().IsRegular():
+			l.manifest[n] = true
+		case !isMan && e.IsDir():
+			l.dirs[n] = true
+		default:
+			continue
+		}
+		l.max = max(l.max, n)
+	}
+	for n := range l.dirs {
+		if l.manifest[n] {
+			l.complete = append(l.complete, n)
+		}
+	}
+	slices.Sort(l.complete)
+	return l, nil
+}
+
+// Snapshots lists complete snapshots, oldest first.
+func (r *Root) Snapshots() ([]uint64, error) {
+	l, err := r.list()
+	return l.complete, err
+}
+
+// HighestNumber returns the highest snapshot number used under snapshots/,
+// complete or not, so that a new snapshot never reuses a number.
+func (r *Root) HighestNumber() (uint64, error) {
+	l, err := r.list()
+	if err != nil {
+		return 0, err
+	}
+	cur, err := r.Current()
+	if err != nil {
+		return 0, err
+	}
+	return max(l.max, cur), nil
+}
+
+// OpenManifest opens and validates the manifest of snapshot n in memory.
+func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
+	f, err := r.FS.Open(r.ManifestPath(n))
+	if err != nil {
+		return nil, fmt.Errorf("open manifest of snapshot %d: %w", n, err)
+	}
+	defer f.Close()
+	m, err := manifest.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", r.ManifestPath(n), err)
+	}
+	if m.Snapshot != n {
+		return nil, fmt.Errorf("manifest %s: %w: records snapshot %d", r.ManifestPath(n), manifest.ErrCorrupt, m.Snapshot)
+	}
+	return m, nil
+}
+
+// Cleanup removes what a killed writer leaves: work directories, temp files,
+// and manifests or snapshot directories whose other half is missing (never
+// the served snapshot). Call it only while holding the lock.
+func (r *Root) Cleanup() error {
+	if err := fsys.RemoveAll(r.FS, r.WorkDir()); err != nil {
+		return fmt.Errorf("remove work dir: %w", err)
+	}
+	for _, d := range []string{r.Dir, r.SeqDir(), r.Path(SnapshotsName)} {
+		if err := fsys.RemoveTemps(r.FS, d); err != nil {
+			return fmt.Errorf("remove temp files in %s: %w", d, err)
+		}
+	}
+	l, err := r.list()
+	if err != nil {
+		return err
+	}
+	cur, err := r.Current()
+	if err != nil {
+		return err
+	}
+	for n := range l.manifest {
+		if !l.dirs[n] && n != cur {
+			if err := r.FS.Remove(r.ManifestPath(n)); err != nil {
+				return fmt.Errorf("remove orphan manifest: %w", err)
+			}
+		}
+	}
+	for n := range l.dirs {
+		if !l.manifest[n] && n != cur {
+			if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
+				return fmt.Errorf("remove orphan snapshot dir: %w", err)
+			}
+		}
+	}
+	return r.FS.MkdirAll(r.WorkDir(), 0o755)
+}
+
+// Prune deletes old snapshots: it keeps the newest keep complete snapshots,
+// the served one, and every snapshot superseded less than minAge before now.
+// It returns the numbers it deleted. Call it only while holding the lock.
+func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, error) {
+	if keep < 1 {
+		return nil, fmt.Errorf("prune: keep must be at least 1, got %d", keep)
+	}
+	snaps, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := r.Current()
+	if err != nil {
+		return nil, err
+	}
+	var deleted []uint64
+	for i, n := range snaps {
+		if len(snaps)-i <= keep || n >= cur {
+			break
+		}
+		// Superseded when the next snapshot was made: its manifest's mtime.
+		fi, err := r.FS.Stat(r.ManifestPath(snaps[i+1]))
+		if err != nil {
+			return deleted, fmt.Errorf("prune: %w", err)
+		}
+		if now.Sub(fi.ModTime()) < minAge {
+			break
+		}
+		// Manifest first: without it the snapshot is no longer complete, so a
+		// crash here leaves an orphan directory that Cleanup removes.
+		if err := r.FS.Remove(r.ManifestPath(n)); err != nil {
+			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
+		}
+		if err := fsys.SyncDir(r.FS, r.Path(SnapshotsName)); err != nil {
+			return deleted, err
+		}
+		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
+			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
+		}
+		deleted = append(deleted, n)
+	}
+	return deleted, nil
+}
+
+// States reported by Status.
+const (
+	StateEmpty    = "empty"    // no snapshot served yet
+	StateFresh    = "fresh"    // idle and (if compared) level with the upstream
+	StateUpdating = "updating" // begin > end: an update runs, or died and the next run repairs it
+	StateStale    = "stale"    // idle but the upstream serves a newer snapshot
+	StateTorn     = "torn"     // current does not resolve to a complete snapshot
+)
+
+// Status is what `status --json` prints and what ROOT/status.json holds.
+type Status struct {
+	Version          int        `json:"version"`
+	Root             string     `json:"root"`
+	Snapshot         uint64     `json:"snapshot"`
+	Begin            uint64     `json:"begin"`
+	End              uint64     `json:"end"`
+	State            string     `json:"state"`
+	Snapshots        []uint64   `json:"snapshots"`
+	Files            int        `json:"files,omitempty"`
+	Updated          *time.Time `json:"updated,omitempty"`
+	Upstream         string     `json:"upstream,omitempty"`
+	UpstreamSnapshot *uint64    `json:"upstream_snapshot,omitempty"`
+	LagSnapshots     *uint64    `json:"lag_snapshots,omitempty"`
+	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
+	Problem          string     `json:"problem,omitempty"`
+}
+
+// Status reads the live state of the root (seq files, current, snapshots).
+func (r *Root) Status() (Status, error) {
+	s := Status{Version: 1, Root: r.Dir, Snapshots: []uint64{}}
+	if err := r.Exists(); err != nil {
+		return s, err
+	}
+	p, err := seqfile.Counters(r.FS, r.SeqDir())
+	if err != nil {
+		return s, err
+	}
+	s.Begin, s.End = p.Begin, p.End
+	if s.Snapshots, err = r.Snapshots(); err != nil {
+		return s, err
+	}
+	if s.Snapshots == nil {
+		s.Snapshots = []uint64{}
+	}
+	s.Snapshot, err = r.Current()
+	switch {
+	case err != nil:
+		s.State, s.Problem = StateTorn, err.Error()
+	case s.Snapshot == 0:
+		s.State = StateEmpty
+	case !slices.Contains(s.Snapshots, s.Snapshot):
+		s.State, s.Problem = StateTorn, fmt.Sprintf("current points to snapshot %d, which is not complete", s.Snapshot)
+	case !p.Idle():
+		s.State = StateUpdating
+	default:
+		s.State = StateFresh
+	}
+	if fi, err := fsys.Lstat(r.FS, r.Path(CurrentName)); err == nil {
+		t := fi.ModTime().UTC()
+		s.Updated = &t
+	}
+	return s, nil
+}
+
+// CompareUpstream fills the upstream fields of s: upstream serves snapshot
+// up, whose current was flipped at upTime (zero if unknown).
+func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) {
+	s.Upstream, s.UpstreamSnapshot = name, &up
+	var lag uint64
+	if up > s.Snapshot {
+		lag = up - s.Snapshot
+	}
+	s.LagSnapshots = &lag
+	secs := 0.0
+	if lag > 0 && !upTime.IsZero() {
+		secs = max(0, now.Sub(upTime).Seconds())
+	}
+	s.LagSeconds = &secs
+	if lag > 0 && s.State == StateFresh {
+		s.State = StateStale
+	}
+}
+
+// WriteStatus durably writes ROOT/status.json.
+func (r *Root) WriteStatus(s Status) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsys.WriteFile(r.FS, r.Path(StatusName), append(b, '\n'), 0o644)
+}

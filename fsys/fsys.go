@@ -1,0 +1,169 @@
+package fsys
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/afero"
+	"golang.org/x/sys/unix"
+)
+
+// FS is the filesystem seqmirror works on.
+type FS interface {
+	afero.Fs
+	afero.Lstater
+	afero.Linker
+	afero.LinkReader
+	// Link makes newname a hard link to oldname.
+	Link(oldname, newname string) error
+	// SyncFS flushes the whole filesystem that holds path to stable storage
+	// (syncfs(2)); one call replaces an fsync per file of a large tree.
+	SyncFS(path string) error
+}
+
+// OS returns the real filesystem.
+func OS() FS { return osFS{afero.NewOsFs().(*afero.OsFs)} }
+
+type osFS struct{ *afero.OsFs }
+
+func (osFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
+
+func (osFS) SyncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &fs.PathError{Op: "syncfs", Path: path, Err: err}
+	}
+	return nil
+}
+
+// Lstat lstats name on fsys.
+func Lstat(fsys FS, name string) (fs.FileInfo, error) {
+	fi, _, err := fsys.LstatIfPossible(name)
+	return fi, err
+}
+
+// TempMarker is part of every temp name this package makes; see RemoveTemps.
+const TempMarker = ".tmp-"
+
+// SyncDir fsyncs directory dir so that renames and creations in it are durable.
+func SyncDir(fsys FS, dir string) error {
+	d, err := fsys.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir for fsync %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func tempName(name string) string {
+	return filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+TempMarker+fmt.Sprint(os.Getpid()))
+}
+
+// WriteFile durably replaces name with data: temp file in the same directory,
+// write, fsync, close, rename, fsync the directory.
+func WriteFile(fsys FS, name string, data []byte, perm fs.FileMode) error {
+	return WriteStream(fsys, name, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteStream is WriteFile for content produced by write, which may be large.
+func WriteStream(fsys FS, name string, perm fs.FileMode, write func(io.Writer) error) (err error) {
+	tmp := tempName(name)
+	_ = fsys.Remove(tmp)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("create temp for %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = fsys.Remove(tmp)
+		}
+	}()
+	if err = write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err = fsys.Chmod(tmp, perm); err != nil { // umask-proof
+		return fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if err = fsys.Rename(tmp, name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, name, err)
+	}
+	return SyncDir(fsys, filepath.Dir(name))
+}
+
+// RemoveAll removes path and everything below it, first making read-only
+// directories writable so that a non-root user can delete a snapshot whose
+// directories have mode 0555.
+func RemoveAll(fsys FS, path string) error {
+	err := fsys.RemoveAll(path)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	_ = afero.Walk(fsys, path, func(p string, fi fs.FileInfo, err error) error {
+		if err == nil && fi.IsDir() && fi.Mode().Perm()&0o700 != 0o700 {
+			_ = fsys.Chmod(p, fi.Mode().Perm()|0o700)
+		}
+		return nil
+	})
+	return fsys.RemoveAll(path)
+}
+
+// Symlink durably makes (or atomically replaces) the symlink name -> target.
+func Symlink(fsys FS, target, name string) (err error) {
+	tmp := tempName(name)
+	_ = fsys.Remove(tmp)
+	if err = fsys.SymlinkIfPossible(target, tmp); err != nil {
+		return fmt.Errorf("symlink %s: %w", tmp, err)
+	}
+	if err = fsys.Rename(tmp, name); err != nil {
+		_ = fsys.Remove(tmp)
+		return fmt.Errorf("rename %s to %s: %w", tmp, name, err)
+	}
+	return SyncDir(fsys, filepath.Dir(name))
+}
+
+// RemoveTemps removes the temp files WriteFile and Symlink leave in dir when
+// a process dies between create and rename. Call it only under the lock that
+// serialises writers of dir.
+func RemoveTemps(fsys FS, dir string) error {
+	ents, err := afero.ReadDir(fsys, dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), TempMarker) {
+			if err := fsys.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package cliapp
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+var (
+	rootFlag    = &cli.StringFlag{Name: "root", Usage: "export root `DIR` (holds current, snapshots/, seq/)"}
+	jsonFlag    = &cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"}
+	quietFlag   = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors (for cron)"}
+	verboseFlag = &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"}
+	keepFlag    = &cli.IntFlag{Name: "keep", Value: 3, Usage: "keep the newest `K` snapshots (at least 1)"}
+	minAgeFlag  = &cli.DurationFlag{Name: "min-age", Value: time.Hour, Usage: "never prune a snapshot superseded less than `D` ago, so slow readers finish"}
+	workersFlag = &cli.IntFlag{Name: "workers", Usage: "parallel copy/hash/link workers (default: number of CPUs, at least 2)"}
+)
+
+// env is what every action needs.
+type env struct {
+	c   *cli.Context
+	fs  fsys.FS
+	out io.Writer
+}
+
+func newEnv(c *cli.Context) *env { return &env{c: c, fs: fsys.OS(), out: c.App.Writer} }
+
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return Usage("unexpected argument %q (flags go before nothing else; see --help)", c.Args().First())
+	}
+	return nil
+}
+
+// root returns the --root, checking it is set.
+func (e *env) root() (*export.Root, error) {
+	dir := e.c.String("root")
+	if dir == "" {
+		return nil, Usage("--root is required: the export root directory")
+	}
+	return export.New(e.fs, dir), nil
+}
+
+// existingRoot is root() for commands that only read.
+func (e *env) existingRoot() (*export.Root, error) {
+	r, err := e.root()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Exists(); err != nil {
+		return nil, fmt.Errorf("%w (create it with publish or mirror-sync first)", err)
+	}
+	return r, nil
+}
+
+func (e *env) keep() (int, time.Duration, error) {
+	k, age := e.c.Int("keep"), e.c.Duration("min-age")
+	if k < 1 {
+		return 0, 0, Usage("--keep must be at least 1 (the served snapshot is always kept), got %d", k)
+	}
+	if age < 0 {
+		return 0, 0, Usage("--min-age must not be negative, got %s", age)
+	}
+	return k, age, nil
+}
+
+func (e *env) workers() (int, error) {
+	w := e.c.Int("workers")
+	if w < 0 || w > 256 {
+		return 0, Usage("--workers must be between 1 and 256, got %d", w)
+	}
+	return w, nil
+}
+
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printStatus(w io.Writer, s export.Status) {
+	fmt.Fprintf(w, "root       %s\n", s.Root)
+	fmt.Fprintf(w, "state      %s\n", s.State)
+	fmt.Fprintf(w, "snapshot   %d\n", s.Snapshot)
+	fmt.Fprintf(w, "seq        begin %d, end %d\n", s.Begin, s.End)
+	nums := make([]string, len(s.Snapshots))
+	for i, n := range s.Snapshots {
+		nums[i] = fmt.Sprint(n)
+	}
+	fmt.Fprintf(w, "snapshots  %s\n", strings.Join(nums, " "))
+	if s.Updated != nil {
+		fmt.Fprintf(w, "updated    %s\n", s.Updated.Format(time.RFC3339))
+	}
+	if s.UpstreamSnapshot != nil {
+		fmt.Fprintf(w, "upstream   %s serves %d (behind by %d snapshots, %.0fs)\n", s.Upstream, *s.UpstreamSnapshot, *s.LagSnapshots, *s.LagSeconds)
+	}
+	if s.Problem != "" {
+		fmt.Fprintf(w, "problem    %s\n", s.Problem)
+	}
+}
+
+// verifyRoot checks snapshot n (current if 0) and prints the problems.
+func verifyRoot(e *env, r *export.Root, n uint64, workers int) ([]snapshot.Problem, uint64, error) {
+	if n == 0 {
+		cur, err := r.Current()
+		if err != nil {
+			return nil, 0, err
+		}
+		if cur == 0 {
+			return nil, 0, fmt.Errorf("%s serves no snapshot yet: nothing to verify", r.Dir)
+		}
+		n = cur
+	}
+	m, err := r.ReadManifest(n)
+	if err != nil {
+		return nil, n, err
+	}
+	if workers == 0 {
+		workers = snapshot.Workers()
+	}
+	probs, err := snapshot.Verify(e.c.Context, r.FS, r.SnapshotDir(n), m, workers)
+	return probs, n, err
+}
+
+func reportVerify(e *env, n uint64, probs []snapshot.Problem) error {
+	if e.c.Bool("json") {
+		if probs == nil {
+			probs = []snapshot.Problem{}
+		}
+		if err := e.printJSON(map[string]any{"snapshot": n, "ok": len(probs) == 0, "problems": probs}); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range probs {
+			fmt.Fprintln(e.out, p)
+		}
+	}
+	if len(probs) > 0 {
+		fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %d paths differ from the manifest\n", e.c.App.Name, n, len(probs))
+		return errVerify
+	}
+	if !e.c.Bool("json") {
+		fmt.Fprintf(e.out, "snapshot %d OK\n", n)
+	}
+	return nil
+}

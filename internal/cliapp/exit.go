@@ -1,0 +1,124 @@
+package cliapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/mirror"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/transport"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, documented in --help and docs/operating.md.
+const (
+	ExitOK          = 0   // success, including "nothing to do"
+	ExitFailure     = 1   // any other failure
+	ExitUsage       = 2   // bad flags or arguments
+	ExitVerify      = 3   // verify found differences
+	ExitLocked      = 4   // another run holds the root's lock; try later
+	ExitBusy        = 5   // the source or upstream kept changing, or is unreachable; try later
+	ExitRefused     = 6   // refused a rollback or a mass delete; needs an admin's decision
+	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current
+	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
+)
+
+// ExitCodesHelp is appended to each app's description.
+const ExitCodesHelp = `EXIT CODES:
+   0    success, including "nothing to do"
+   1    failure
+   2    bad flags or arguments
+   3    verify found differences
+   4    another run holds the root's lock (try later; not an error under cron)
+   5    the source or upstream kept changing or did not answer (try later)
+   6    refused: a rollback or a mass delete (re-run with --allow-rollback / --force)
+   7    corrupt or hostile data (manifest, seq file, content hash, current symlink)
+   130  interrupted`
+
+// usageError marks bad flags or arguments.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// Usage returns a usage error (exit code 2).
+func Usage(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// errVerify is returned when verify found differences (already printed).
+var errVerify = errors.New("verify found differences")
+
+// ExitCode maps an error to the documented exit code.
+func ExitCode(err error) int {
+	var u usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &u):
+		return ExitUsage
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.Is(err, errVerify):
+		return ExitVerify
+	case errors.Is(err, export.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
+		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
+		return ExitBusy
+	case errors.Is(err, mirror.ErrRollback), errors.Is(err, mirror.ErrTooManyDeletes):
+		return ExitRefused
+	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath),
+		errors.Is(err, seqfile.ErrCorrupt), errors.Is(err, snapshot.ErrHashMismatch),
+		errors.Is(err, export.ErrBadCurrent):
+		return ExitCorrupt
+	}
+	return ExitFailure
+}
+
+// Run runs app with args, printing any error as "NAME: error" on stderr, and
+// returns the exit code. ctx is cancelled by SIGINT/SIGTERM in Main.
+func Run(ctx context.Context, app *cli.App, args []string) int {
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	err := app.RunContext(ctx, args)
+	if err != nil && !errors.Is(err, errVerify) {
+		msg := err.Error()
+		if ctx.Err() != nil {
+			err = context.Canceled
+			msg = "interrupted: " + msg
+		}
+		fmt.Fprintf(app.ErrWriter, "%s: %s\n", app.Name, msg)
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(app.ErrWriter, "Run '%s --help' for usage.\n", app.Name)
+		}
+	}
+	return ExitCode(err)
+}
+
+// Main is the whole of a command's main function.
+func Main(build func(stdout, stderr io.Writer) *cli.App) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, build(os.Stdout, os.Stderr), os.Args)
+	stop()
+	os.Exit(code)
+}
+
+// newLogger logs to stderr: errors only with quiet, debug with verbose.
+func newLogger(w io.Writer, quiet, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if quiet {
+		level = slog.LevelError
+	} else if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

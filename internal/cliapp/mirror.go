@@ -1,0 +1,250 @@
+package cliapp
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/mirror"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/transport"
+	"github.com/urfave/cli/v2"
+)
+
+var timeNow = time.Now
+
+var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root: a `PATH` (local or NFS)"}
+
+// MirrorApp builds the mirror-sync command.
+func MirrorApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "mirror-sync",
+		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
+		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify --root ROOT ...",
+		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
+			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
+			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
+			"bumps ROOT/seq/end. If ROOT already serves the upstream's snapshot it exits at once.\n" +
+			"Prints the served snapshot number on stdout.\n\n" + ExitCodesHelp,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{upstreamFlag, rootFlag,
+			&cli.BoolFlag{Name: "allow-rollback", Usage: "follow an upstream that serves an older snapshot than ROOT"},
+			&cli.Float64Flag{Name: "max-delete", Value: 50, Usage: "refuse a snapshot that deletes more than `PCT` percent of the served files (100: no limit)"},
+			&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
+			&cli.IntFlag{Name: "retries", Value: 4, Usage: "attempts after the first while the upstream keeps changing"},
+			&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait before the first retry, doubled each time"},
+			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag},
+		Action: mirrorAction,
+		Commands: []*cli.Command{
+			{
+				Name:   "status",
+				Usage:  "show what ROOT serves and its state; with --upstream, how far behind it is",
+				Flags:  []cli.Flag{rootFlag, upstreamFlag, jsonFlag},
+				Action: mirrorStatusAction,
+			},
+			{
+				Name:  "verify",
+				Usage: "re-hash the served snapshot against its manifest; exit 3 on any difference",
+				Flags: []cli.Flag{rootFlag, workersFlag, jsonFlag,
+					&cli.BoolFlag{Name: "repair", Usage: "re-fetch differing files from --upstream (atomically, file by file)"},
+					upstreamFlag},
+				Action: mirrorVerifyAction,
+			},
+		},
+	}
+}
+
+func mirrorAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	if c.String("upstream") == "" {
+		return Usage("--upstream is required: the upstream export root (a path, or rsync://host/module)")
+	}
+	r, err := e.root()
+	if err != nil {
+		return err
+	}
+	keep, age, err := e.keep()
+	if err != nil {
+		return err
+	}
+	workers, err := e.workers()
+	if err != nil {
+		return err
+	}
+	md := c.Float64("max-delete")
+	if md < 0 || md > 100 {
+		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
+	}
+	if c.Int("retries") < 0 || c.Duration("backoff") < 0 {
+		return Usage("--retries and --backoff must not be negative")
+	}
+	up, err := transport.Open(c.String("upstream"), e.fs)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	maxDel := md / 100
+	if md == 0 {
+		maxDel = 1e-9 // refuse any delete
+	}
+	res, err := mirror.Sync(c.Context, r, up, mirror.Options{
+		AllowRollback: c.Bool("allow-rollback"), MaxDelete: maxDel, Force: c.Bool("force"),
+		Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0), Backoff: c.Duration("backoff"),
+		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
+	})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return e.printJSON(res)
+	}
+	_, err = fmt.Fprintln(e.out, res.Snapshot)
+	return err
+}
+
+func mirrorStatusAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
+	}
+	s, err := r.Status()
+	if err != nil {
+		return err
+	}
+	if addr := c.String("upstream"); addr != "" {
+		up, err := transport.Open(addr, e.fs)
+		if err != nil {
+			return err
+		}
+		defer up.Close()
+		n, t, err := up.Current(c.Context)
+		if err != nil {
+			return err
+		}
+		s.CompareUpstream(up.String(), n, t, timeNow())
+	}
+	if c.Bool("json") {
+		return e.printJSON(s)
+	}
+	printStatus(e.out, s)
+	return nil
+}
+
+func mirrorVerifyAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
+	}
+	w, err := e.workers()
+	if err != nil {
+		return err
+	}
+	repair := c.Bool("repair")
+	if repair && c.String("upstream") == "" {
+		return Usage("--repair needs --upstream: the place to fetch good copies from")
+	}
+	var lockRelease func() error
+	if repair {
+		lock, err := r.Lock()
+		if err != nil {
+			return err
+		}
+		lockRelease = lock.Unlock
+		defer lockRelease()
+	}
+	probs, n, err := verifyRoot(e, r, 0, w)
+	if err != nil {
+		return err
+	}
+	if !repair || len(probs) == 0 {
+		return reportVerify(e, n, probs)
+	}
+	up, err := transport.Open(c.String("upstream"), e.fs)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	m, err := r.ReadManifest(n)
+	if err != nil {
+		return err
+	}
+	fixed, err := repairFiles(c, r.FS, r.SnapshotDir(n), r.WorkDir(), up, m, probs)
+	if err != nil {
+		return fmt.Errorf("repair snapshot %d: %w (repaired %d of %d)", n, err, fixed, len(probs))
+	}
+	fmt.Fprintf(c.App.ErrWriter, "mirror-sync: repaired %d paths in snapshot %d\n", fixed, n)
+	probs, n, err = verifyRoot(e, r, n, w)
+	if err != nil {
+		return err
+	}
+	return reportVerify(e, n, probs)
+}
+
+// repairFiles re-fetches the regular files named in probs into a work dir
+// and renames each over the damaged path (atomic per file).
+func repairFiles(c *cli.Context, f fsys.FS, dir, work string, up transport.Upstream, m *manifest.Manifest, probs []snapshot.Problem) (int, error) {
+	byPath := map[string]manifest.Entry{}
+	for _, e := range m.Entries {
+		byPath[e.Path] = e
+	}
+	tmp := filepath.Join(work, "repair")
+	if err := fsys.RemoveAll(f, tmp); err != nil {
+		return 0, err
+	}
+	defer fsys.RemoveAll(f, tmp)
+	var todo []manifest.Entry
+	for _, p := range probs {
+		e, ok := byPath[p.Path]
+		if !ok || e.Type != manifest.File {
+			return 0, fmt.Errorf("%s: %s: only damaged regular files can be repaired; re-sync into a fresh root", p.Path, p.Reason)
+		}
+		if err := f.MkdirAll(filepath.Join(tmp, filepath.Dir(filepath.FromSlash(e.Path))), 0o755); err != nil {
+			return 0, err
+		}
+		todo = append(todo, e)
+	}
+	if err := up.Fetch(c.Context, m.Snapshot, todo, tmp); err != nil {
+		return 0, err
+	}
+	fixed := 0
+	for _, e := range todo {
+		rel := filepath.FromSlash(e.Path)
+		got := filepath.Join(tmp, rel)
+		if err := snapshot.SetMeta(f, got, e); err != nil {
+			return fixed, err
+		}
+		dst := filepath.Join(dir, rel)
+		parent := filepath.Dir(dst)
+		fi, err := f.Stat(parent)
+		if err != nil {
+			return fixed, err
+		}
+		_ = f.Chmod(parent, fi.Mode().Perm()|0o700) // snapshot dirs may be read-only
+		if err := f.Rename(got, dst); err != nil {
+			return fixed, err
+		}
+		if err := fsys.SyncDir(f, parent); err != nil {
+			return fixed, err
+		}
+		_ = f.Chmod(parent, fi.Mode().Perm())
+		_ = f.Chtimes(parent, fi.ModTime(), fi.ModTime())
+		fixed++
+	}
+	return fixed, nil
+}

@@ -1,0 +1,172 @@
+package cliapp
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/urfave/cli/v2"
+)
+
+// PublishApp builds the publish command.
+func PublishApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "publish",
+		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
+		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc --root ROOT ...",
+		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
+			"snapshot, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
+			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
+			"If DIR has not changed, publishes nothing and exits 0.\n\n" + ExitCodesHelp,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{rootFlag,
+			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
+			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every file (an admin's republish)"},
+			&cli.IntFlag{Name: "retries", Value: 3, Usage: "attempts after the first while the source keeps changing"},
+			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag},
+		Action: publishAction,
+		Commands: []*cli.Command{
+			{
+				Name:   "status",
+				Usage:  "show what ROOT serves, its counters and state",
+				Flags:  []cli.Flag{rootFlag, jsonFlag},
+				Action: statusAction,
+			},
+			{
+				Name:   "verify",
+				Usage:  "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
+				Flags:  []cli.Flag{rootFlag, &cli.Uint64Flag{Name: "snapshot", Usage: "snapshot `N` to verify (default: the served one)"}, workersFlag, jsonFlag},
+				Action: publishVerifyAction,
+			},
+			{
+				Name:   "gc",
+				Usage:  "prune old snapshots only (keeps --keep newest and any younger than --min-age)",
+				Flags:  []cli.Flag{rootFlag, keepFlag, minAgeFlag, jsonFlag, quietFlag, verboseFlag},
+				Action: gcAction,
+			},
+		},
+	}
+}
+
+func publishAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.root()
+	if err != nil {
+		return err
+	}
+	src := c.String("source")
+	if src == "" {
+		return Usage("--source is required: the directory to publish")
+	}
+	keep, age, err := e.keep()
+	if err != nil {
+		return err
+	}
+	workers, err := e.workers()
+	if err != nil {
+		return err
+	}
+	if c.Int("retries") < 0 {
+		return Usage("--retries must not be negative")
+	}
+	res, err := snapshot.Publish(c.Context, r, src, snapshot.PublishOptions{
+		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0),
+		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
+	})
+	if err != nil {
+		return err
+	}
+	if !res.Published && !c.Bool("quiet") {
+		fmt.Fprintf(c.App.ErrWriter, "publish: %s unchanged since snapshot %d; nothing published (use --force to republish)\n", src, res.Snapshot)
+	}
+	if c.Bool("json") {
+		return e.printJSON(res)
+	}
+	_, err = fmt.Fprintln(e.out, res.Snapshot)
+	return err
+}
+
+func statusAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
+	}
+	s, err := r.Status()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return e.printJSON(s)
+	}
+	printStatus(e.out, s)
+	return nil
+}
+
+func publishVerifyAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
+	}
+	w, err := e.workers()
+	if err != nil {
+		return err
+	}
+	probs, n, err := verifyRoot(e, r, c.Uint64("snapshot"), w)
+	if err != nil {
+		return err
+	}
+	return reportVerify(e, n, probs)
+}
+
+func gcAction(c *cli.Context) error {
+	e := newEnv(c)
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
+	}
+	keep, age, err := e.keep()
+	if err != nil {
+		return err
+	}
+	lock, err := r.Lock()
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if err := r.Cleanup(); err != nil {
+		return err
+	}
+	deleted, err := r.Prune(keep, age, timeNow())
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if deleted == nil {
+			deleted = []uint64{}
+		}
+		return e.printJSON(map[string]any{"pruned": deleted})
+	}
+	for _, n := range deleted {
+		fmt.Fprintln(e.out, n)
+	}
+	if !c.Bool("quiet") {
+		fmt.Fprintf(c.App.ErrWriter, "publish gc: pruned %d snapshots\n", len(deleted))
+	}
+	return nil
+}

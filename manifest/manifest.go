@@ -1,0 +1,528 @@
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+var (
+	// ErrCorrupt is wrapped by errors for a manifest that is malformed,
+	// truncated, or whose checksum does not match.
+	ErrCorrupt = errors.New("corrupt manifest")
+	// ErrUnsafePath is wrapped by errors for a record whose path could make
+	// a writer leave the snapshot directory or is otherwise not allowed.
+	ErrUnsafePath = errors.New("unsafe path in manifest")
+)
+
+// Magic is the first line of every manifest of this version.
+const Magic = "seqmirror-manifest 1"
+
+// MaxSize is the largest file size a manifest may claim (1 TiB).
+const MaxSize = 1 << 40
+
+// maxLine bounds one record: two encoded 4096-byte paths and the fields.
+const maxLine = 3*4096*2 + 256
+
+// Type of a record.
+type Type byte
+
+// Record types.
+const (
+	File    Type = 'f'
+	Dir     Type = 'd'
+	Symlink Type = 'l'
+)
+
+// Entry is one record: a directory, regular file or symlink.
+type Entry struct {
+	Path   string      // slash-separated, relative, clean
+	Type   Type        // File, Dir or Symlink
+	Mode   fs.FileMode // permission bits only (0..0777)
+	Size   int64       // bytes for files, len(Target) for symlinks, 0 for dirs
+	MTime  int64       // nanoseconds since the Unix epoch; 0 for symlinks
+	Hash   uint64      // xxhash64 of the content, files only
+	Target string      // symlink target, symlinks only
+}
+
+// SameContent reports whether a and b describe the same object: same type,
+// mode, size, mtime, hash and target (the path is not compared).
+func (a Entry) SameContent(b Entry) bool {
+	return a.Type == b.Type && a.Mode == b.Mode && a.Size == b.Size &&
+		a.MTime == b.MTime && a.Hash == b.Hash && a.Target == b.Target
+}
+
+// Compare orders paths canonically: bytewise, with '/' below every other byte.
+func Compare(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		if ca < cb {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	}
+	return 0
+}
+
+// CheckPath returns an error wrapping ErrUnsafePath unless p is a relative,
+// clean, slash-separated path with no ".." component and no NUL.
+func CheckPath(p string) error {
+	switch {
+	case p == "" || p == ".":
+		return fmt.Errorf("%w: empty path", ErrUnsafePath)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("%w: NUL in %q", ErrUnsafePath, p)
+	case strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%w: absolute path %q", ErrUnsafePath, p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("%w: path %q is not clean", ErrUnsafePath, p)
+	case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):
+		return fmt.Errorf("%w: path %q contains ..", ErrUnsafePath, p)
+	}
+	return nil
+}
+
+// Escape percent-encodes every byte outside 0x21..0x7e, and '%'.
+func Escape(s string) string {
+	need := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '%' {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Unescape reverses Escape and insists the input was canonical.
+func Unescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c <= 0x20 || c >= 0x7f {
+				return "", fmt.Errorf("%w: raw byte %#x in field", ErrCorrupt, c)
+			}
+		}
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			if c <= 0x20 || c >= 0x7f {
+				return "", fmt.Errorf("%w: raw byte %#x in field", ErrCorrupt, c)
+			}
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("%w: truncated escape in %q", ErrCorrupt, s)
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil || strings.ToUpper(s[i+1:i+3]) != s[i+1:i+3] {
+			return "", fmt.Errorf("%w: bad escape in %q", ErrCorrupt, s)
+		}
+		c = byte(v)
+		if !(c <= 0x20 || c >= 0x7f || c == '%') {
+			return "", fmt.Errorf("%w: needless escape in %q", ErrCorrupt, s)
+		}
+		b.WriteByte(c)
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// AppendRecord appends e's record line (with newline) to buf.
+func AppendRecord(buf []byte, e Entry) []byte {
+	buf = append(buf, byte(e.Type), ' ')
+	buf = append(buf, fmt.Sprintf("%04o", uint32(e.Mode.Perm()))...)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, e.Size, 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, e.MTime, 10)
+	buf = append(buf, ' ')
+	if e.Type == File {
+		buf = append(buf, fmt.Sprintf("%016x", e.Hash)...)
+	} else {
+		buf = append(buf, '-')
+	}
+	buf = append(buf, ' ')
+	buf = append(buf, Escape(e.Path)...)
+	if e.Type == Symlink {
+		buf = append(buf, ' ')
+		buf = append(buf, Escape(e.Target)...)
+	}
+	return append(buf, '\n')
+}
+
+// Writer streams a manifest. Add records in canonical order, then Close.
+type Writer struct {
+	w     *bufio.Writer
+	h     *xxhash.Digest
+	v     validator
+	count int
+	buf   []byte
+	err   error
+}
+
+// NewWriter starts a manifest for snapshot snap on w.
+func NewWriter(w io.Writer, snap uint64) *Writer {
+	mw := &Writer{w: bufio.NewWriterSize(w, 256<<10), h: xxhash.New()}
+	mw.emit([]byte(fmt.Sprintf("%s\nsnapshot %d\n", Magic, snap)))
+	return mw
+}
+
+func (w *Writer) emit(b []byte) {
+	if w.err != nil {
+		return
+	}
+	w.h.Write(b)
+	_, w.err = w.w.Write(b)
+}
+
+// Add appends e, refusing records that a Reader would refuse.
+func (w *Writer) Add(e Entry) error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.v.check(e); err != nil {
+		return err
+	}
+	w.buf = AppendRecord(w.buf[:0], e)
+	w.emit(w.buf)
+	w.count++
+	return w.err
+}
+
+// Close writes the footer and flushes. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	footer := fmt.Sprintf("end %d %016x\n", w.count, w.h.Sum64())
+	if _, err := w.w.WriteString(footer); err != nil {
+		return err
+	}
+	return w.w.Flush()
+}
+
+// validator enforces the safety rules over a stream of records.
+type validator struct {
+	prev  string
+	first bool
+	dirs  []string // stack of directories that are ancestors of prev
+}
+
+func (v *validator) check(e Entry) error {
+	if err := CheckPath(e.Path); err != nil {
+		return err
+	}
+	if v.first && Compare(v.prev, e.Path) >= 0 {
+		if v.prev == e.Path {
+			return fmt.Errorf("%w: duplicate path %q", ErrUnsafePath, e.Path)
+		}
+		return fmt.Errorf("%w: %q listed after %q (not canonical order)", ErrUnsafePath, e.Path, v.prev)
+	}
+	v.first, v.prev = true, e.Path
+	parent := path.Dir(e.Path)
+	for len(v.dirs) > 0 && !(parent == v.dirs[len(v.dirs)-1] || strings.HasPrefix(parent, v.dirs[len(v.dirs)-1]+"/")) {
+		v.dirs = v.dirs[:len(v.dirs)-1]
+	}
+	if parent != "." && (len(v.dirs) == 0 || v.dirs[len(v.dirs)-1] != parent) {
+		return fmt.Errorf("%w: %q: parent %q is not listed before it as a directory", ErrUnsafePath, e.Path, parent)
+	}
+	if e.Mode&^0o777 != 0 {
+		return fmt.Errorf("%w: %q: mode %o beyond 0777", ErrCorrupt, e.Path, e.Mode)
+	}
+	switch e.Type {
+	case Dir:
+		if e.Size != 0 || e.Hash != 0 || e.Target != "" {
+			return fmt.Errorf("%w: directory %q with size, hash or target", ErrCorrupt, e.Path)
+		}
+		v.dirs = append(v.dirs, e.Path)
+	case File:
+		if e.Size < 0 || e.Size > MaxSize {
+			return fmt.Errorf("%w: %q: size %d outside 0..%d", ErrCorrupt, e.Path, e.Size, int64(MaxSize))
+		}
+		if e.Target != "" {
+			return fmt.Errorf("%w: file %q with a target", ErrCorrupt, e.Path)
+		}
+	case Symlink:
+		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4096 {
+			return fmt.Errorf("%w: symlink %q with bad target", ErrCorrupt, e.Path)
+		}
+		if e.Size != int64(len(e.Target)) || e.Hash != 0 || e.MTime != 0 {
+			return fmt.Errorf("%w: symlink %q: size must be len(target), mtime 0, no hash", ErrCorrupt, e.Path)
+		}
+	default:
+		return fmt.Errorf("%w: %q: unknown type %q", ErrCorrupt, e.Path, byte(e.Type))
+	}
+	return nil
+}
+
+// Reader streams and validates a manifest.
+type Reader struct {
+	s        *bufio.Reader
+	h        *xxhash.Digest
+	v        validator
+	snapshot uint64
+	count    int
+	done     bool
+	line     int
+}
+
+// NewReader reads the header from r.
+func NewReader(r io.Reader) (*Reader, error) {
+	mr := &Reader{s: bufio.NewReaderSize(r, 256<<10), h: xxhash.New()}
+	l, err := mr.readLine()
+	if err != nil {
+		return nil, err
+	}
+	if l != Magic {
+		return nil, fmt.Errorf("%w: first line %q, want %q (not a seqmirror manifest, or a newer version)", ErrCorrupt, clip(l), Magic)
+	}
+	mr.h.WriteString(l + "\n")
+	l, err = mr.readLine()
+	if err != nil {
+		return nil, err
+	}
+	num, ok := strings.CutPrefix(l, "snapshot ")
+	n, perr := strconv.ParseUint(num, 10, 64)
+	if !ok || perr != nil || n == 0 || strconv.FormatUint(n, 10) != num {
+		return nil, fmt.Errorf("%w: line 2 %q, want \"snapshot N\" with N >= 1", ErrCorrupt, clip(l))
+	}
+	mr.h.WriteString(l + "\n")
+	mr.snapshot = n
+	return mr, nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+func (r *Reader) readLine() (string, error) {
+	r.line++
+	var buf []byte
+	for {
+		frag, err := r.s.ReadSlice('\n')
+		buf = append(buf, frag...)
+		if len(buf) > maxLine {
+			return "", fmt.Errorf("%w: line %d longer than %d bytes", ErrCorrupt, r.line, maxLine)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			return "", fmt.Errorf("%w: truncated at line %d (no footer)", ErrCorrupt, r.line)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read manifest: %w", err)
+		}
+		return string(buf[:len(buf)-1]), nil
+	}
+}
+
+// Snapshot is the snapshot number the manifest records.
+func (r *Reader) Snapshot() uint64 { return r.snapshot }
+
+// Next returns the next record, or io.EOF after a valid footer.
+func (r *Reader) Next() (Entry, error) {
+	if r.done {
+		return Entry{}, io.EOF
+	}
+	l, err := r.readLine()
+	if err != nil {
+		return Entry{}, err
+	}
+	if rest, ok := strings.CutPrefix(l, "end "); ok {
+		return Entry{}, r.footer(rest)
+	}
+	e, err := parseRecord(l)
+	if err != nil {
+		return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
+	}
+	if err := r.v.check(e); err != nil {
+		return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
+	}
+	r.h.WriteString(l)
+	r.h.Write([]byte{'\n'})
+	r.count++
+	return e, nil
+}
+
+func (r *Reader) footer(rest string) error {
+	cnt, sum, ok := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(cnt)
+	if !ok || err != nil || strconv.Itoa(n) != cnt || len(sum) != 16 {
+		return fmt.Errorf("%w: bad footer %q", ErrCorrupt, clip(rest))
+	}
+	if n != r.count {
+		return fmt.Errorf("%w: footer counts %d records, read %d", ErrCorrupt, n, r.count)
+	}
+	if want := fmt.Sprintf("%016x", r.h.Sum64()); sum != want {
+		return fmt.Errorf("%w: checksum %s, computed %s (edited or damaged)", ErrCorrupt, sum, want)
+	}
+	if _, err := r.s.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after footer", ErrCorrupt)
+	}
+	r.done = true
+	return io.EOF
+}
+
+func parseRecord(l string) (Entry, error) {
+	f := strings.Split(l, " ")
+	if len(f) < 6 || len(f[0]) != 1 {
+		return Entry{}, fmt.Errorf("%w: malformed record %q", ErrCorrupt, clip(l))
+	}
+	e := Entry{Type: Type(f[0][0])}
+	want := 6
+	if e.Type == Symlink {
+		want = 7
+	}
+	if len(f) != want {
+		return Entry{}, fmt.Errorf("%w: record %q has %d fields, want %d", ErrCorrupt, clip(l), len(f), want)
+	}
+	if len(f[1]) != 4 {
+		return Entry{}, fmt.Errorf("%w: mode %q is not 4 octal digits", ErrCorrupt, f[1])
+	}
+	m, err := strconv.ParseUint(f[1], 8, 32)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: mode %q", ErrCorrupt, f[1])
+	}
+	e.Mode = fs.FileMode(m)
+	if e.Size, err = parseInt(f[2]); err != nil || e.Size < 0 {
+		return Entry{}, fmt.Errorf("%w: size %q", ErrCorrupt, clip(f[2]))
+	}
+	if e.MTime, err = parseInt(f[3]); err != nil {
+		return Entry{}, fmt.Errorf("%w: mtime %q", ErrCorrupt, clip(f[3]))
+	}
+	if e.Type == File {
+		if len(f[4]) != 16 || strings.ToLower(f[4]) != f[4] {
+			return Entry{}, fmt.Errorf("%w: hash %q is not 16 lowercase hex digits", ErrCorrupt, clip(f[4]))
+		}
+		if e.Hash, err = strconv.ParseUint(f[4], 16, 64); err != nil {
+			return Entry{}, fmt.Errorf("%w: hash %q", ErrCorrupt, f[4])
+		}
+	} else if f[4] != "-" {
+		return Entry{}, fmt.Errorf("%w: hash field %q on a non-file", ErrCorrupt, clip(f[4]))
+	}
+	if e.Path, err = Unescape(f[5]); err != nil {
+		return Entry{}, err
+	}
+	if e.Type == Symlink {
+		if e.Target, err = Unescape(f[6]); err != nil {
+			return Entry{}, err
+		}
+	}
+	return e, nil
+}
+
+func parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != s {
+		return 0, errors.New("not canonical")
+	}
+	return n, nil
+}
+
+// Manifest is a whole manifest in memory.
+type Manifest struct {
+	Snapshot uint64
+	Entries  []Entry
+}
+
+// Decode reads and validates a whole manifest.
+func Decode(r io.Reader) (*Manifest, error) {
+	mr, err := NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Snapshot: mr.Snapshot()}
+	for {
+		e, err := mr.Next()
+		if err == io.EOF {
+			return m, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.Entries = append(m.Entries, e)
+	}
+}
+
+// Encode writes m canonically; entries must already be in canonical order.
+func (m *Manifest) Encode(w io.Writer) error {
+	mw := NewWriter(w, m.Snapshot)
+	for _, e := range m.Entries {
+		if err := mw.Add(e); err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// Bytes returns the encoded manifest.
+func (m *Manifest) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	err := m.Encode(&b)
+	return b.Bytes(), err
+}
+
+// Check validates a whole manifest in one streaming pass and returns its
+// snapshot number and record count.
+func Check(r io.Reader) (snap uint64, count int, err error) {
+	mr, err := NewReader(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	for {
+		_, err := mr.Next()
+		if err == io.EOF {
+			return mr.Snapshot(), mr.count, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+}

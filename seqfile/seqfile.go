@@ -1,0 +1,139 @@
+package seqfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+
+	"github.com/seqmirror/seqmirror/fsys"
+)
+
+// ErrCorrupt is wrapped by every error for a seq file whose content is not
+// one decimal number and a newline.
+var ErrCorrupt = errors.New("corrupt seq file")
+
+// MaxLen is the largest valid seq file: 20 digits and a newline.
+const MaxLen = 21
+
+// Names of the two counters inside ROOT/seq.
+const (
+	Begin = "begin"
+	End   = "end"
+)
+
+// Parse parses the content of a seq file.
+func Parse(b []byte) (uint64, error) {
+	if len(b) < 2 || len(b) > MaxLen || b[len(b)-1] != '\n' {
+		return 0, fmt.Errorf("%w: want one decimal number and a newline, got %q", ErrCorrupt, clip(b))
+	}
+	d := b[:len(b)-1]
+	if len(d) > 1 && d[0] == '0' {
+		return 0, fmt.Errorf("%w: leading zero in %q", ErrCorrupt, clip(b))
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: not a decimal number: %q", ErrCorrupt, clip(b))
+		}
+	}
+	n, err := strconv.ParseUint(string(d), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q out of range", ErrCorrupt, clip(b))
+	}
+	return n, nil
+}
+
+// Format returns the canonical content of a seq file holding n.
+func Format(n uint64) []byte { return strconv.AppendUint(nil, n, 10) }
+
+func clip(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
+}
+
+// ReadFrom reads a seq file's content from r, refusing more than MaxLen bytes.
+func ReadFrom(r io.Reader) (uint64, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxLen+1))
+	if err != nil {
+		return 0, err
+	}
+	return Parse(b)
+}
+
+// Read reads the seq file at name.
+func Read(f fsys.FS, name string) (uint64, error) {
+	h, err := f.Open(name)
+	if err != nil {
+		return 0, fmt.Errorf("read seq %s: %w", name, err)
+	}
+	defer h.Close()
+	n, err := ReadFrom(h)
+	if err != nil {
+		return 0, fmt.Errorf("read seq %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// Write durably writes n to the seq file at name.
+func Write(f fsys.FS, name string, n uint64) error {
+	b := append(Format(n), '\n')
+	if err := fsys.WriteFile(f, name, b, 0o644); err != nil {
+		return fmt.Errorf("write seq %s: %w", name, err)
+	}
+	return nil
+}
+
+// Pair is a server's two counters.
+type Pair struct {
+	Begin, End uint64
+}
+
+// Idle reports whether no update is in progress (or died part way).
+func (p Pair) Idle() bool { return p.Begin == p.End }
+
+// Counters reads dir/begin and dir/end; a missing file counts as 0.
+func Counters(f fsys.FS, dir string) (Pair, error) {
+	var p Pair
+	var err error
+	if p.Begin, err = readOr0(f, filepath.Join(dir, Begin)); err != nil {
+		return p, err
+	}
+	if p.End, err = readOr0(f, filepath.Join(dir, End)); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func readOr0(f fsys.FS, name string) (uint64, error) {
+	n, err := Read(f, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// StartUpdate durably bumps dir/begin to max(begin, end)+1 and returns it.
+// Call it, under the writer lock, before changing the tree.
+func StartUpdate(f fsys.FS, dir string) (uint64, error) {
+	p, err := Counters(f, dir)
+	if err != nil {
+		return 0, err
+	}
+	next := max(p.Begin, p.End) + 1
+	if err := f.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("make seq dir %s: %w", dir, err)
+	}
+	if err := Write(f, filepath.Join(dir, Begin), next); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+// FinishUpdate durably sets dir/end to the value StartUpdate returned.
+func FinishUpdate(f fsys.FS, dir string, begin uint64) error {
+	return Write(f, filepath.Join(dir, End), begin)
+}

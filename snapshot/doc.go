@@ -1,0 +1,21 @@
+// Package snapshot builds and checks snapshot trees, and implements publish.
+//
+// A snapshot is built in ROOT/.work/N and becomes visible only when the whole
+// tree is on disk: [Publish] (and package mirror) flush the filesystem, write
+// the manifest durably, rename the work directory to ROOT/snapshots/N, flip
+// current, and only then bump seq/end. A crash at any step leaves the served
+// snapshot untouched; docs/design.md walks through each step.
+//
+// Unchanged files are hard-linked from the previous snapshot rather than
+// copied. "Unchanged" (the quick check, as rsync's) means: same path, type,
+// permission bits, size and modification time to the nanosecond; with
+// Force, a file is linked only if its content hash also matches.
+//
+// Copies hash while they copy (one pass over the data), and every file that
+// came from anywhere but a verified local snapshot is checked against its
+// manifest hash before the flip.
+//
+// Snapshot trees are immutable once renamed into place; nothing here writes
+// into snapshots/N. Functions are safe for concurrent use on distinct roots;
+// one root is serialised by its lock (package export).
+package snapshot

@@ -1,0 +1,14 @@
+// Package transport reads an upstream export root: its seq files, the
+// snapshot its current serves, a snapshot's manifest, and a snapshot's files.
+//
+// An [Upstream] never writes outside the directory it is given, and the files
+// [Upstream.Fetch] leaves there have been checked against the size and
+// xxhash64 of their manifest records; a file that does not match is an error
+// wrapping snapshot.ErrHashMismatch. An error wrapping [ErrVanished] means the
+// snapshot disappeared upstream (pruned) mid-transfer: the caller should
+// start over from reading the seq files. [ErrUnavailable] marks transient
+// failures worth a retry with backoff.
+//
+// [Open] picks the implementation from the address: a path is read
+// directly (local disk or NFS). Upstreams are not safe for concurrent use.
+package transport

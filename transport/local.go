@@ -1,0 +1,119 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/snapshot"
+)
+
+// Local reads an export root on a mounted filesystem (local disk or NFS).
+type Local struct {
+	root    *export.Root
+	Workers int
+}
+
+// NewLocal returns the upstream rooted at dir.
+func NewLocal(f fsys.FS, dir string) (*Local, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadAddress, dir, err)
+	}
+	return &Local{root: export.New(f, abs), Workers: snapshot.Workers()}, nil
+}
+
+func (l *Local) String() string { return l.root.Dir }
+
+func (l *Local) wrap(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := l.root.FS.Stat(l.root.Dir); serr != nil {
+			return fmt.Errorf("%w: %s: %w", ErrUnavailable, l.root.Dir, serr)
+		}
+	}
+	return err
+}
+
+// Seq implements Upstream.
+func (l *Local) Seq(_ context.Context, name string) (uint64, error) {
+	n, err := seqfile.Read(l.root.FS, filepath.Join(l.root.SeqDir(), name))
+	if err != nil {
+		return 0, fmt.Errorf("read upstream seq %s: %w", l.root.Dir, l.wrap(err))
+	}
+	return n, nil
+}
+
+// Current implements Upstream.
+func (l *Local) Current(context.Context) (uint64, time.Time, error) {
+	n, err := l.root.Current()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("upstream %s: %w", l.root.Dir, err)
+	}
+	if n == 0 {
+		if err := l.root.Exists(); err != nil {
+			return 0, time.Time{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return 0, time.Time{}, nil
+	}
+	var t time.Time
+	if fi, err := fsys.Lstat(l.root.FS, l.root.Path(export.CurrentName)); err == nil {
+		t = fi.ModTime()
+	}
+	return n, t, nil
+}
+
+// FetchManifest implements Upstream.
+func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
+	_, _, err := snapshot.CopyFile(l.root.FS, l.root.ManifestPath(n), l.root.FS, dst, MaxManifestSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("fetch manifest of snapshot %d: %w: %w", n, ErrVanished, l.wrap(err))
+	}
+	if err != nil {
+		return fmt.Errorf("fetch manifest of snapshot %d: %w", n, err)
+	}
+	return nil
+}
+
+// Fetch implements Upstream: copies and hashes in one pass, in parallel.
+func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	src := l.root.SnapshotDir(n)
+	pool := snapshot.NewPool(ctx, l.Workers)
+	for _, e := range files {
+		err := pool.Go(func(context.Context) error {
+			rel := filepath.FromSlash(e.Path)
+			in, err := l.root.FS.OpenFile(filepath.Join(src, rel), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("fetch %s: %w: %w", e.Path, ErrVanished, err)
+			}
+			if err != nil {
+				return fmt.Errorf("fetch %s: %w", e.Path, err)
+			}
+			defer in.Close()
+			h, sz, err := snapshot.CopyFrom(in, l.root.FS, filepath.Join(dir, rel), e.Size)
+			if err != nil {
+				return fmt.Errorf("fetch %s: %w", e.Path, err)
+			}
+			if sz != e.Size || h != e.Hash {
+				return fmt.Errorf("fetch %s from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+					e.Path, l.root.Dir, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+			}
+			return nil
+		})
+		if err != nil {
+			break
+		}
+	}
+	return pool.Wait()
+}
+
+// Close implements Upstream.
+func (l *Local) Close() error { return nil }

@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+)
+
+var (
+	// ErrVanished means the snapshot being copied disappeared upstream.
+	ErrVanished = errors.New("snapshot vanished upstream")
+	// ErrUnavailable means the upstream did not answer; retry later.
+	ErrUnavailable = errors.New("upstream unavailable")
+	// ErrBadAddress means the upstream address could not be understood.
+	ErrBadAddress = errors.New("bad upstream address")
+)
+
+// MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).
+const MaxManifestSize = 4 << 30
+
+// Upstream is a readable export root.
+type Upstream interface {
+	// String names the upstream for logs and status.
+	String() string
+	// Seq reads the upstream's seq/begin or seq/end ("begin" or "end").
+	Seq(ctx context.Context, name string) (uint64, error)
+	// Current returns the snapshot the upstream serves (0 if none) and when
+	// it started serving it (zero if unknown).
+	Current(ctx context.Context) (uint64, time.Time, error)
+	// FetchManifest copies snapshots/N.manifest to the new local file dst.
+	FetchManifest(ctx context.Context, n uint64, dst string) error
+	// Fetch copies the listed files of snapshot n into dir, at their
+	// relative paths (whose directories exist), verifying each.
+	Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error
+	// Close releases resources.
+	Close() error
+}
+
+// Opener opens one kind of address; see Register.
+type Opener func(addr string, local fsys.FS) (Upstream, bool, error)
+
+var openers []Opener
+
+// Register adds an address kind (an Opener returns ok=false for addresses
+// that are not its kind). Transport packages call it from init.
+func Register(o Opener) { openers = append(openers, o) }
+
+// Open returns the upstream for addr. local is the filesystem the mirror
+// writes to (and reads local upstreams from).
+func Open(addr string, local fsys.FS) (Upstream, error) {
+	if addr == "" {
+		return nil, fmt.Errorf("%w: empty; give --upstream PATH or rsync://host/module", ErrBadAddress)
+	}
+	for _, o := range openers {
+		u, ok, err := o(addr, local)
+		if ok || err != nil {
+			return u, err
+		}
+	}
+	return NewLocal(local, addr)
+}
