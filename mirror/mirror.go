@@ -77,7 +77,7 @@ type Result struct {
 	Snapshot uint64   `json:"snapshot"` // served when Sync returned
 	Previous uint64   `json:"previous"`
 	Changed  bool     `json:"changed"` // false: already level, nothing written
-	Files    int      `json:"files"`
+	Entries  int      `json:"entries"` // records in the manifest
 	Linked   int      `json:"linked"`
 	Fetched  int      `json:"fetched"`
 	Bytes    int64    `json:"bytes_fetched"`
@@ -136,7 +136,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, err
 		}
 		res.Snapshot, res.Changed = st.Snapshot, true
-		res.Files, res.Deleted = st.Files, st.Deleted
+		res.Entries, res.Deleted = st.Entries, st.Deleted
 		res.Linked += st.Linked
 		res.Fetched += st.Fetched
 		res.Bytes += st.Bytes
@@ -343,7 +343,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := snapshot.FinishDirs(f, work, dirs); err != nil {
 		return res, err
 	}
-	res.Files, res.Linked, res.Fetched = len(newMan.Entries), len(linkedFiles), len(fetch)
+	res.Entries, res.Linked, res.Fetched = len(newMan.Entries), len(linkedFiles), len(fetch)
 	return flip(root, n, manPath, work, newMan, res, opt)
 }
 
@@ -406,8 +406,7 @@ func flip(root *export.Root, n uint64, manPath, work string, m *manifest.Manifes
 		return res, err
 	}
 	res.Snapshot = n
-	res.Files = len(m.Entries)
-	opt.Log.Info("now serving", "snapshot", n, "files", res.Files, "linked", res.Linked, "fetched", res.Fetched, "bytes", res.Bytes, "deleted", res.Deleted)
+	res.Entries = len(m.Entries)
+	opt.Log.Info("now serving", "snapshot", n, "entries", res.Entries, "linked", res.Linked, "fetched", res.Fetched, "bytes", res.Bytes, "deleted", res.Deleted)
 	return res, nil
 }
-

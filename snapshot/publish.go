@@ -67,7 +67,7 @@ func (o *PublishOptions) defaults() {
 type PublishResult struct {
 	Snapshot  uint64   `json:"snapshot"`  // the snapshot now served
 	Published bool     `json:"published"` // false: nothing changed, nothing written
-	Files     int      `json:"files"`
+	Entries   int      `json:"entries"`   // records in the manifest (dirs, files, symlinks)
 	Linked    int      `json:"linked"`
 	Copied    int      `json:"copied"`
 	Bytes     int64    `json:"bytes_copied"`
@@ -187,7 +187,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, prev *ma
 	if err != nil {
 		return res, err
 	}
-	res.Files = len(entries)
+	res.Entries = len(entries)
 	// Pair each source entry with the previous snapshot's record at the same path.
 	prevAt := make([]int, len(entries))
 	same := prev != nil && len(prev.Entries) == len(entries)
@@ -357,6 +357,6 @@ func publishOnce(ctx context.Context, root *export.Root, source string, prev *ma
 	}
 	res.Snapshot, res.Published = n, true
 	res.Linked, res.Copied, res.Bytes = int(linked.Load()), int(copied.Load()), bytes.Load()
-	opt.Log.Info("published", "snapshot", n, "files", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
+	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
 	return res, nil
 }
