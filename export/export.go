@@ -399,3 +399,25 @@ func (r *Root) WriteStatus(s Status) error {
 	}
 	return fsys.WriteFile(r.FS, r.Path(StatusName), append(b, '\n'), 0o644)
 }
+
+// Settle completes the counters after an update that died after its last
+// visible step: if begin > end while nothing is running (the caller holds the
+// lock), it removes leftovers and sets end = begin. The served snapshot is
+// whole (current only ever points to complete snapshots), so the root is
+// idle again. It reports whether it changed anything.
+func (r *Root) Settle() (bool, error) {
+	p, err := seqfile.Counters(r.FS, r.SeqDir())
+	if err != nil {
+		return false, err
+	}
+	if p.Idle() {
+		return false, nil
+	}
+	if err := r.Cleanup(); err != nil {
+		return false, err
+	}
+	if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), max(p.Begin, p.End)); err != nil {
+		return false, err
+	}
+	return true, nil
+}

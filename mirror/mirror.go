@@ -143,6 +143,11 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	if !res.Changed {
 		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
+		if settled, err := root.Settle(); err != nil {
+			return res, err
+		} else if settled {
+			opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
+		}
 		return res, nil
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {

@@ -130,6 +130,12 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		break
 	}
 	if !res.Published {
+		if begin == 0 {
+			// Nothing changed; if an earlier run died after its flip, finish it.
+			if _, err := root.Settle(); err != nil {
+				return res, err
+			}
+		}
 		return res, nil
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
