@@ -26,7 +26,7 @@ var (
 	// ErrHashMismatch means a file's content does not match its manifest.
 	ErrHashMismatch = errors.New("content does not match manifest")
 
-	errSourceMissing = errors.New("cannot read tree")
+	errSourceMissing = errors.New("cannot read source tree")
 )
 
 // Workers is the default parallelism for hashing, copying and linking.
@@ -115,7 +115,7 @@ func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	}
 	fi, err := f.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", errSourceMissing, dir, err)
+		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)

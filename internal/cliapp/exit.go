@@ -96,12 +96,30 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 			msg = "interrupted: " + msg
 		}
 		fmt.Fprintf(app.ErrWriter, "%s: %s\n", app.Name, msg)
+		if h := hint(err); h != "" {
+			fmt.Fprintf(app.ErrWriter, "%s: hint: %s\n", app.Name, h)
+		}
 		var u usageError
 		if errors.As(err, &u) {
 			fmt.Fprintf(app.ErrWriter, "Run '%s --help' for usage.\n", app.Name)
 		}
 	}
 	return ExitCode(err)
+}
+
+// hint says what to do about an error, where there is something to say.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, seqfile.ErrCorrupt):
+		return "a seq file must hold one decimal number and a newline; if it is this root's, check the disk, then write the higher of begin/end into both (echo N > seq/end) and run again"
+	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, snapshot.ErrHashMismatch):
+		return "nothing was changed and the served snapshot is intact; if the upstream is at fault, tell its admin (or pick another upstream)"
+	case errors.Is(err, export.ErrLocked):
+		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
+	case errors.Is(err, transport.ErrUnavailable):
+		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
+	}
+	return ""
 }
 
 // Main is the whole of a command's main function.
