@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build demo test test-short vet fuzz-short bench bench-go soak crash clean deps
+.PHONY: all build demo test test-short vet fuzz-short bench bench-1m bench-go soak crash clean deps
 
 all: build
 
@@ -38,6 +38,17 @@ fuzz-short:
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# seqmirror vs rsync side by side on a generated tree; prints one table of
+# ratios (docs/performance.md). Not part of `make test`. BENCH_N files.
+BENCH_N ?= 100000
+bench: deps
+	./scripts/bench.sh $(BENCH_N)
+
+# The 1M-file case: one repetition, peak RSS of each seqmirror run; the rsync
+# side of the two initial copies is skipped (set RSYNC_INITIAL=1 to include).
+bench-1m: deps
+	REPS=$${REPS:-1} NOOP_REPS=$${NOOP_REPS:-3} RSYNC_INITIAL=$${RSYNC_INITIAL:-0} ./scripts/bench.sh 1000000
 
 clean:
 	rm -rf $(BIN) demo bench-out

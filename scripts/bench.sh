@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# bench.sh — seqmirror vs rsync, side by side, in one run.
+#
+#   scripts/bench.sh [N]            N files (default 100000)
+#
+# Environment:
+#   REPS=3           repetitions per operation (the median is reported)
+#   NOOP_REPS=7      repetitions of the no-op poll
+#   BENCH_DIR=DIR    work area (default /tmp/perf/bench-N); deleted at the end
+#                    unless KEEP=1
+#   SCENARIOS="..."  subset of: publish_initial sync_initial noop publish_1pct sync_1pct
+#   RSYNC_INITIAL=0  skip the rsync side of the two initial copies (saves disk
+#                    and time at 1M files; the row then shows "-")
+#   GENTREE=path     tree generator (default ../shared/bench/gentree.py)
+#
+# Every timed operation starts with the page cache warm and no dirty data
+# (`sync` before each), and every operation that creates a tree pays for
+# making it durable: seqmirror syncfs(2)s before it flips, so the rsync side
+# is timed as `rsync ... && sync -f NEW` (the same syncfs). The rsync time
+# without that flush is reported too ("rsync-nosync"). Each repetition runs
+# both sides on identical fresh state, alternating.
+#
+# Peak RSS (/usr/bin/time "Maximum resident set size") is recorded for every
+# seqmirror run and the table shows the largest seen for each operation.
+#
+# Adding a transport: each scenario is a function taking the upstream address
+# seqmirror syncs from and the rsync source it is compared with, so an
+# rsync-daemon section is one more call, e.g.
+#   scenario_sync_1pct "rsync://localhost:PORT/up" "rsync://localhost:PORT/up/snapshots/2/" "(daemon)"
+set -euo pipefail
+
+N=${1:-${N:-100000}}
+REPS=${REPS:-3}
+NOOP_REPS=${NOOP_REPS:-7}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+GENTREE=${GENTREE:-$HERE/../../shared/bench/gentree.py}
+[ -f "$GENTREE" ] || GENTREE=/work/shared/bench/gentree.py
+D=${BENCH_DIR:-/tmp/perf/bench-$N}
+SCENARIOS=${SCENARIOS:-"publish_initial sync_initial noop publish_1pct sync_1pct"}
+RSYNC_INITIAL=${RSYNC_INITIAL:-1}
+BIN=$HERE/bin
+PUBLISH=$BIN/publish
+MSYNC=$BIN/mirror-sync
+TIMEV=/usr/bin/time
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+command -v rsync >/dev/null || die "rsync is missing (make deps)"
+[ -x $TIMEV ] || { log "installing GNU time"; apt-get install -y -qq time >/dev/null || die "need /usr/bin/time"; }
+
+# ---------- helpers ----------
+
+# now: seconds since the epoch with microseconds.
+now() { echo "${EPOCHREALTIME/,/.}"; }
+
+# timed VAR cmd...: runs cmd after a sync (untimed), sets VAR to the seconds it took.
+timed() {
+	local __v=$1; shift
+	sync
+	local t0 t1
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	printf -v "$__v" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')"
+}
+
+# seqm VAR RSSVAR cmd...: timed run of a seqmirror command under GNU time,
+# RSSVAR gets its peak RSS in KiB.
+LAST_RSS=0
+seqm() {
+	local __v=$1 __r=$2; shift 2
+	timed "$__v" $TIMEV -f %M -o "$D/time.out" "$@"
+	printf -v "$__r" '%s' "$(tail -1 "$D/time.out")"
+}
+
+# rsync_durable DST args...: rsync then syncfs the destination's filesystem.
+rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
+
+ROWS=()
+# row NAME SEQ_TIMES RSYNC_TIMES RSYNC_NOSYNC_TIMES MAXRSS_KB
+row() {
+	local name=$1 s=$2 r=$3 rn=$4 rss=$5
+	local sm rm rnm ratio ration
+	sm=$(median $s)
+	if [ -n "$r" ]; then
+		rm=$(median $r); rnm=$(median $rn)
+		ratio=$(awk -v a="$rm" -v b="$sm" 'BEGIN{printf "%.1fx", a/b}')
+		ration=$(awk -v a="$rnm" -v b="$sm" 'BEGIN{printf "%.1fx", a/b}')
+	else
+		rm=-; rnm=-; ratio=-; ration=-
+	fi
+	ROWS+=("$(printf '%-22s %9s %12s %9s %10s %14s %8s' "$name" "$ratio" "$ration" "$sm" "$rm" "$rnm" "$((rss / 1024))")")
+	log "$name: seqmirror $sm s, rsync $rm s (nosync $rnm s), ratio $ratio, peak RSS $((rss / 1024)) MiB"
+}
+
+print_table() {
+	echo
+	echo "seqmirror vs rsync — N=$N files, $(nproc) cores, REPS=$REPS (median), $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "ratio = rsync time / seqmirror time (higher is better for seqmirror)"
+	printf '%-22s %9s %12s %9s %10s %14s %8s\n' operation ratio ratio-nosync seqm-s rsync-s rsync-nosync-s RSS-MiB
+	printf '%s\n' "${ROWS[@]}"
+}
+
+# reset_root ROOT N: make ROOT serve snapshot N again, dropping newer ones
+# (so a repetition starts from the same state).
+reset_root() {
+	local root=$1 n=$2 s
+	for s in "$root"/snapshots/*; do
+		s=${s##*/}; s=${s%.manifest}
+		if [ "$s" -gt "$n" ] 2>/dev/null; then rm -rf "$root/snapshots/$s" "$root/snapshots/$s.manifest"; fi
+	done
+	ln -sfn "snapshots/$n" "$root/current"
+	rm -rf "$root/.work"
+}
+
+# ---------- scenarios ----------
+# Each takes the state it needs from the variables below and appends a row.
+SRC=$D/src        # source tree (mutated by 1% before publish_1pct)
+UP=$D/up          # publisher's export root: snapshot 1 = original, 2 = 1% changed
+M=$D/mirror       # mirror root
+RS=$D/rsync-dst   # scratch rsync destination
+
+# scenario_publish_initial: fresh root from SRC vs rsync -a SRC/ NEW/.
+scenario_publish_initial() {
+	local s=() r=() rn=() rss=0 t k
+	for ((i = 0; i < REPS; i++)); do
+		rm -rf "$D/pub-tmp"
+		seqm t k "$PUBLISH" -q --root "$D/pub-tmp" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
+		if [ "$RSYNC_INITIAL" = 1 ]; then
+			rm -rf "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
+			rm -rf "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"
+		fi
+	done
+	rm -rf "$UP"; mv "$D/pub-tmp" "$UP"
+	row publish-initial "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+}
+
+# scenario_sync_initial UPSTREAM RSYNC_SRC [LABEL]: empty mirror from UPSTREAM.
+scenario_sync_initial() {
+	local up=$1 rsrc=$2 label=${3:-}
+	local s=() r=() rn=() rss=0 t k
+	for ((i = 0; i < REPS; i++)); do
+		rm -rf "$D/m-tmp"
+		seqm t k "$MSYNC" -q --upstream "$up" --root "$D/m-tmp"; s+=("$t"); rss=$(maxof $rss $k)
+		if [ "$RSYNC_INITIAL" = 1 ]; then
+			rm -rf "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
+			rm -rf "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"
+		fi
+	done
+	rm -rf "$M"; mv "$D/m-tmp" "$M"
+	row "sync-initial$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+}
+
+# scenario_noop UPSTREAM RSYNC_SRC [LABEL]: mirror already level.
+scenario_noop() {
+	local up=$1 rsrc=$2 label=${3:-}
+	local s=() r=() rss=0 t k
+	rm -rf "$RS"; cp -al "$M/current/" "$RS" # an identical copy for rsync to compare against
+	for ((i = 0; i < NOOP_REPS; i++)); do
+		seqm t k "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t"); rss=$(maxof $rss $k)
+		timed t rsync -a --delete "$rsrc" "$RS/"; r+=("$t")
+	done
+	rm -rf "$RS"
+	row "noop-poll$label" "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
+}
+
+# scenario_publish_1pct: SRC changed by 1%; publish vs rsync --link-dest.
+scenario_publish_1pct() {
+	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2
+	local s=() r=() rn=() rss=0 t k
+	for ((i = 0; i < REPS; i++)); do
+		reset_root "$UP" 1
+		seqm t k "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
+		rm -rf "$RS"; timed t rsync_durable "$D" -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; r+=("$t")
+		rm -rf "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"
+	done
+	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
+	row publish-1pct "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+}
+
+# scenario_sync_1pct UPSTREAM RSYNC_SRC [LABEL]: mirror at 1, upstream at 2.
+scenario_sync_1pct() {
+	local up=$1 rsrc=$2 label=${3:-}
+	local s=() r=() rn=() rss=0 t k
+	for ((i = 0; i < REPS; i++)); do
+		reset_root "$M" 1
+		seqm t k "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t"); rss=$(maxof $rss $k)
+		rm -rf "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; r+=("$t")
+		rm -rf "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"
+	done
+	[ "$(readlink "$M/current")" = snapshots/2 ] || die "mirror-sync did not reach snapshot 2"
+	row "sync-1pct$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+}
+
+# ---------- main ----------
+log "building"
+(cd "$HERE" && go build -o bin/ ./cmd/...)
+mkdir -p "$D"
+# The pristine tree is cached (marker outside the tree) and copied for the run
+# when small; at large N it is used in place and regenerated next time.
+GEN=$D/gen
+if [ ! -f "$D/gen.ok" ]; then
+	log "generating $N files in $GEN"
+	rm -rf "$GEN"; python3 "$GENTREE" "$GEN" "$N" --seed 1; touch "$D/gen.ok"
+fi
+rm -rf "$SRC" "$UP" "$M" "$RS"
+if [ "$N" -le 200000 ]; then cp -a "$GEN" "$SRC"; else mv "$GEN" "$SRC"; rm -f "$D/gen.ok"; fi
+log "tree: $(du -sh "$SRC" | cut -f1) in $N files; scenarios: $SCENARIOS"
+
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+need() { [ -e "$1" ] || die "scenario $2 needs $1 (run the earlier scenarios too)"; }
+
+if has publish_initial; then scenario_publish_initial
+else "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
+if has sync_initial; then scenario_sync_initial "$UP" "$UP/snapshots/1/"
+else "$MSYNC" -q --upstream "$UP" --root "$M" >/dev/null; fi
+if has noop; then scenario_noop "$UP" "$UP/snapshots/1/"; fi
+if has publish_1pct; then scenario_publish_1pct
+else python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2; "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
+if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
+# (issue 3) rsync-daemon transport: start a daemon exporting $UP and call
+# scenario_sync_1pct / scenario_noop with the rsync:// address and a label.
+
+print_table
+if [ "${KEEP:-0}" != 1 ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out"; fi
