@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -210,7 +211,54 @@ func (r *Root) HighestNumber() (uint64, error) {
 	return max(l.max, cur), nil
 }
 
-// OpenManifest opens and validates the manifest of snapshot n in memory.
+// ManifestStream is a manifest of a root opened for streaming: records come
+// from Next (validated as they come, errors worded as ReadManifest's), and
+// Close releases the file. Finish checks what ReadManifest checks after the
+// last record (the snapshot number); call it after Next returned io.EOF.
+type ManifestStream struct {
+	r    *manifest.Reader
+	f    io.Closer
+	path string
+	n    uint64
+}
+
+// OpenManifest opens the manifest of snapshot n for one streaming pass, in
+// O(depth) memory. A caller that must not act on a bad manifest drains it
+// (and calls Finish) before acting, as ReadManifest does.
+func (r *Root) OpenManifest(n uint64) (*ManifestStream, error) {
+	f, err := r.FS.Open(r.ManifestPath(n))
+	if err != nil {
+		return nil, fmt.Errorf("open manifest of snapshot %d: %w", n, err)
+	}
+	mr, err := manifest.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("manifest %s: %w", r.ManifestPath(n), err)
+	}
+	return &ManifestStream{r: mr, f: f, path: r.ManifestPath(n), n: n}, nil
+}
+
+// Next implements manifest.Iterator.
+func (m *ManifestStream) Next() (manifest.Entry, error) {
+	e, err := m.r.Next()
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	return e, err
+}
+
+// Finish reports a manifest that records another snapshot than its name.
+func (m *ManifestStream) Finish() error {
+	if m.r.Snapshot() != m.n {
+		return fmt.Errorf("manifest %s: %w: records snapshot %d", m.path, manifest.ErrCorrupt, m.r.Snapshot())
+	}
+	return nil
+}
+
+// Close closes the file.
+func (m *ManifestStream) Close() error { return m.f.Close() }
+
+// ReadManifest opens and validates the manifest of snapshot n in memory.
 func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 	f, err := r.FS.Open(r.ManifestPath(n))
 	if err != nil {

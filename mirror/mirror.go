@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -237,6 +239,158 @@ func stillThere(ctx context.Context, root *export.Root, up transport.Upstream, n
 	return nil
 }
 
+// upstreamManifest opens the fetched manifest of snapshot n for one
+// streaming pass; errors are worded as "manifest of snapshot N: ...".
+type upstreamManifest struct {
+	r *manifest.Reader
+	f io.Closer
+	n uint64
+}
+
+func openUpstreamManifest(f fsys.FS, p string, n uint64) (*upstreamManifest, error) {
+	h, err := f.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	mr, err := manifest.NewReader(h)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("manifest of snapshot %d: %w", n, err)
+	}
+	return &upstreamManifest{r: mr, f: h, n: n}, nil
+}
+
+func (m *upstreamManifest) Next() (manifest.Entry, error) {
+	e, err := m.r.Next()
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("manifest of snapshot %d: %w", m.n, err)
+	}
+	return e, err
+}
+
+// finish checks the snapshot number once every record has been read.
+func (m *upstreamManifest) finish() error {
+	if m.r.Snapshot() != m.n {
+		return fmt.Errorf("manifest of snapshot %d: %w: it records snapshot %d", m.n, manifest.ErrCorrupt, m.r.Snapshot())
+	}
+	return nil
+}
+
+func (m *upstreamManifest) Close() error { return m.f.Close() }
+
+// checkUpstreamManifest validates the whole manifest at p in one streaming pass.
+func checkUpstreamManifest(f fsys.FS, p string, n uint64) (int, error) {
+	m, err := openUpstreamManifest(f, p, n)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	count := 0
+	for {
+		_, err := m.Next()
+		if err == io.EOF {
+			return count, m.finish()
+		}
+		if err != nil {
+			return 0, err
+		}
+		count++
+	}
+}
+
+// tagged remembers the error its iterator returned, so a Diff over two
+// streams can tell which one failed.
+type tagged struct {
+	it  manifest.Iterator
+	err error
+}
+
+func (t *tagged) Next() (manifest.Entry, error) {
+	e, err := t.it.Next()
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return e, err
+}
+
+// newAndOld opens the fetched manifest of n and (if cur > 0) the served
+// manifest of cur for one Diff pass. Callers close both.
+func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManifest, *export.ManifestStream, error, error) {
+	nm, err := openUpstreamManifest(root.FS, manPath, n)
+	if err != nil {
+		return nil, nil, err, nil
+	}
+	if cur == 0 {
+		return nm, nil, nil, nil
+	}
+	om, err := root.OpenManifest(cur)
+	if err != nil {
+		nm.Close()
+		return nil, nil, nil, err
+	}
+	return nm, om, nil, nil
+}
+
+// validate makes one streaming pass over the fetched manifest of n and the
+// served manifest of cur (O(depth) memory): it checks both completely, as
+// decoding them would, and counts what the delete guard needs. An error in the
+// upstream's manifest is reported before one in the served manifest.
+func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, err error) {
+	upErr := func(err error) error { return fmt.Errorf("upstream %s: %w", up, err) }
+	servedErr := func(err error) error {
+		// The upstream's manifest is checked first, as a whole.
+		if _, nerr := checkUpstreamManifest(root.FS, manPath, n); nerr != nil {
+			return upErr(nerr)
+		}
+		return fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", err)
+	}
+	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
+	if nerr != nil {
+		return 0, 0, 0, upErr(nerr)
+	}
+	if oerr != nil {
+		return 0, 0, 0, servedErr(oerr)
+	}
+	defer nm.Close()
+	tn := &tagged{it: nm}
+	var to *tagged
+	var oldIt manifest.Iterator
+	if om != nil {
+		defer om.Close()
+		to = &tagged{it: om}
+		oldIt = to
+	}
+	err = manifest.Diff(oldIt, tn, func(c manifest.Change) error {
+		if c.New != nil {
+			entries++
+		}
+		if c.Old != nil && c.Old.Type == manifest.File {
+			total++
+			if c.New == nil {
+				del++
+			}
+		}
+		return nil
+	})
+	switch {
+	case tn.err != nil:
+		return 0, 0, 0, upErr(tn.err)
+	case to != nil && to.err != nil:
+		return 0, 0, 0, servedErr(to.err)
+	case err != nil:
+		return 0, 0, 0, err
+	}
+	if err := nm.finish(); err != nil {
+		return 0, 0, 0, upErr(err)
+	}
+	if om != nil {
+		if err := om.Finish(); err != nil {
+			return 0, 0, 0, servedErr(err)
+		}
+	}
+	return entries, del, total, nil
+}
+
 func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options) (Result, error) {
 	f := root.FS
 	res := Result{Snapshot: cur}
@@ -246,28 +400,13 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := up.FetchManifest(ctx, n, manPath); err != nil {
 		return res, err
 	}
-	newMan, err := readManifest(f, manPath, n)
+	// Pass 1: check both manifests whole before acting on either.
+	entries, del, total, err := validate(root, up, manPath, n, cur)
 	if err != nil {
-		return res, fmt.Errorf("upstream %s: %w", up, err)
-	}
-	var old *manifest.Manifest
-	if cur > 0 {
-		if old, err = root.ReadManifest(cur); err != nil {
-			return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", err)
-		}
+		return res, err
 	}
 	// Delete guard.
-	if old != nil && !opt.Force && opt.MaxDelete < 1 {
-		del, total := 0, 0
-		manifest.Diff(old.Iter(), newMan.Iter(), func(c manifest.Change) error {
-			if c.Old != nil && c.Old.Type == manifest.File {
-				total++
-				if c.New == nil {
-					del++
-				}
-			}
-			return nil
-		})
+	if cur > 0 && !opt.Force && opt.MaxDelete < 1 {
 		if total > 0 && float64(del) > opt.MaxDelete*float64(total) {
 			return res, fmt.Errorf("%w: snapshot %d deletes %d of %d files (more than --max-delete %.0f%%); check the upstream, then pass --force to accept",
 				ErrTooManyDeletes, n, del, total, opt.MaxDelete*100)
@@ -276,9 +415,10 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if fi, err := f.Stat(root.SnapshotDir(n)); err == nil && fi.IsDir() {
 		// A complete snapshot n already exists (e.g. a crash after the rename
 		// but before the flip, or a rollback): reuse it if it is the same.
-		if have, err := root.ReadManifest(n); err == nil && sameManifest(have, newMan) {
+		if sameManifest(root, n, manPath) {
 			opt.Log.Info("snapshot already present; flipping to it", "snapshot", n)
-			return flip(root, n, manPath, "", newMan, res, opt)
+			res.Entries = entries
+			return flip(root, n, manPath, "", res, opt)
 		}
 		if n == cur {
 			return res, fmt.Errorf("served snapshot %d differs from the upstream's snapshot %d (run `mirror-sync verify --repair`)", n, n)
@@ -294,40 +434,55 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := f.Mkdir(work, 0o755); err != nil {
 		return res, fmt.Errorf("make work dir: %w", err)
 	}
+	// Pass 2: build the tree while streaming the diff; memory grows only
+	// with the directories and the files to fetch.
+	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
+	if nerr != nil {
+		return res, fmt.Errorf("upstream %s: %w", up, nerr)
+	}
+	if oerr != nil {
+		return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", oerr)
+	}
+	defer nm.Close()
 	var oldIt manifest.Iterator
 	oldDir := ""
-	if old != nil {
-		oldIt, oldDir = old.Iter(), root.SnapshotDir(cur)
+	if om != nil {
+		defer om.Close()
+		oldIt, oldDir = om, root.SnapshotDir(cur)
 	}
-	var dirs, fetch, linkedFiles []manifest.Entry
+	var dirs, fetch []manifest.Entry
 	pool := snapshot.NewPool(ctx, opt.Workers)
-	err = manifest.Diff(oldIt, newMan.Iter(), func(c manifest.Change) error {
+	links := linker{f: f, pool: pool, src: oldDir, dst: work}
+	err = manifest.Diff(oldIt, nm, func(c manifest.Change) error {
 		if c.New == nil {
 			res.Deleted++
 			return nil
 		}
-		e := *c.New
-		dst := filepath.Join(work, filepath.FromSlash(e.Path))
+		e := c.New
 		switch e.Type {
 		case manifest.Dir:
-			dirs = append(dirs, e)
+			dirs = append(dirs, *e)
+			dst := join(work, e.Path)
 			if err := f.Mkdir(dst, 0o700); err != nil {
 				return fmt.Errorf("mkdir %s: %w", dst, err)
 			}
 		case manifest.Symlink:
+			dst := join(work, e.Path)
 			if err := f.SymlinkIfPossible(e.Target, dst); err != nil {
 				return fmt.Errorf("symlink %s: %w", dst, err)
 			}
 		case manifest.File:
 			if c.Old != nil && c.Same {
-				linkedFiles = append(linkedFiles, e)
-				src := filepath.Join(oldDir, filepath.FromSlash(e.Path))
-				return pool.Go(func(context.Context) error { return f.Link(src, dst) })
+				res.Linked++
+				return links.add(e.Path)
 			}
-			fetch = append(fetch, e)
+			fetch = append(fetch, *e)
 		}
 		return nil
 	})
+	if err == nil {
+		err = links.flush()
+	}
 	if werr := pool.Wait(); err == nil {
 		err = werr
 	}
@@ -338,51 +493,118 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		if err := up.Fetch(ctx, n, fetch, work); err != nil {
 			return res, err
 		}
+		if err := setMeta(ctx, f, work, fetch, opt.Workers); err != nil {
+			return res, err
+		}
 		for _, e := range fetch {
-			if err := snapshot.SetMeta(f, filepath.Join(work, filepath.FromSlash(e.Path)), e); err != nil {
-				return res, err
-			}
 			res.Bytes += e.Size
 		}
 	}
 	if err := snapshot.FinishDirs(f, work, dirs); err != nil {
 		return res, err
 	}
-	res.Entries, res.Linked, res.Fetched = len(newMan.Entries), len(linkedFiles), len(fetch)
-	return flip(root, n, manPath, work, newMan, res, opt)
+	res.Entries, res.Fetched = entries, len(fetch)
+	return flip(root, n, manPath, work, res, opt)
 }
 
-func sameManifest(a, b *manifest.Manifest) bool {
-	if a.Snapshot != b.Snapshot || len(a.Entries) != len(b.Entries) {
-		return false
+// join is filepath.Join for a clean base and a validated manifest path
+// (relative, clean, slash-separated), without re-cleaning.
+func join(base, rel string) string {
+	if filepath.Separator != '/' {
+		return filepath.Join(base, filepath.FromSlash(rel))
 	}
-	for i := range a.Entries {
-		if a.Entries[i] != b.Entries[i] {
-			return false
+	return base + "/" + rel
+}
+
+// linker hard-links unchanged files from the served snapshot, in batches of
+// one directory's files, so that the pool's workers work in different
+// directories (links into one directory serialise on its lock) and a job
+// costs one channel send per batch rather than per file.
+type linker struct {
+	f        fsys.FS
+	pool     *snapshot.Pool
+	src, dst string
+	dir      string
+	batch    []string
+}
+
+const linkBatch = 256
+
+func (l *linker) add(rel string) error {
+	d := rel[:max(strings.LastIndexByte(rel, '/'), 0)]
+	if len(l.batch) >= linkBatch || (len(l.batch) > 0 && d != l.dir) {
+		if err := l.flush(); err != nil {
+			return err
 		}
 	}
-	return true
+	l.dir = d
+	l.batch = append(l.batch, rel)
+	return nil
 }
 
-func readManifest(f fsys.FS, p string, n uint64) (*manifest.Manifest, error) {
-	h, err := f.Open(p)
-	if err != nil {
-		return nil, err
+func (l *linker) flush() error {
+	if len(l.batch) == 0 {
+		return nil
 	}
-	defer h.Close()
-	m, err := manifest.Decode(h)
-	if err != nil {
-		return nil, fmt.Errorf("manifest of snapshot %d: %w", n, err)
-	}
-	if m.Snapshot != n {
-		return nil, fmt.Errorf("manifest of snapshot %d: %w: it records snapshot %d", n, manifest.ErrCorrupt, m.Snapshot)
-	}
-	return m, nil
+	batch := l.batch
+	l.batch = make([]string, 0, linkBatch)
+	f, src, dst := l.f, l.src, l.dst
+	return l.pool.Go(func(ctx context.Context) error {
+		for _, rel := range batch {
+			if err := f.Link(join(src, rel), join(dst, rel)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
+
+// setMeta applies the modes and mtimes of fetched files, in parallel.
+func setMeta(ctx context.Context, f fsys.FS, work string, files []manifest.Entry, workers int) error {
+	pool := snapshot.NewPool(ctx, workers)
+	for i := 0; i < len(files); i += linkBatch {
+		batch := files[i:min(i+linkBatch, len(files))]
+		if err := pool.Go(func(context.Context) error {
+			for _, e := range batch {
+				if err := snapshot.SetMeta(f, join(work, e.Path), e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			break
+		}
+	}
+	return pool.Wait()
+}
+
+// sameManifest reports whether the complete snapshot n's manifest is valid
+// and records exactly what the fetched manifest at manPath (already
+// validated) records, comparing the two in one streaming pass.
+func sameManifest(root *export.Root, n uint64, manPath string) bool {
+	nm, om, nerr, oerr := newAndOld(root, manPath, n, n)
+	if nerr != nil || oerr != nil {
+		if nm != nil {
+			nm.Close()
+		}
+		return false
+	}
+	defer nm.Close()
+	defer om.Close()
+	err := manifest.Diff(om, nm, func(c manifest.Change) error {
+		if c.Old == nil || c.New == nil || *c.Old != *c.New {
+			return errDiffers
+		}
+		return nil
+	})
+	return err == nil && om.Finish() == nil && nm.finish() == nil
+}
+
+var errDiffers = errors.New("manifests differ")
 
 // flip makes work (if not "") snapshots/n, with the manifest at manPath, and
 // points current at it.
-func flip(root *export.Root, n uint64, manPath, work string, m *manifest.Manifest, res Result, opt Options) (Result, error) {
+func flip(root *export.Root, n uint64, manPath, work string, res Result, opt Options) (Result, error) {
 	f := root.FS
 	if work != "" {
 		if err := f.Chmod(manPath, 0o644); err != nil {
@@ -411,7 +633,6 @@ func flip(root *export.Root, n uint64, manPath, work string, m *manifest.Manifes
 		return res, err
 	}
 	res.Snapshot = n
-	res.Entries = len(m.Entries)
 	opt.Log.Info("now serving", "snapshot", n, "entries", res.Entries, "linked", res.Linked, "fetched", res.Fetched, "bytes", res.Bytes, "deleted", res.Deleted)
 	return res, nil
 }
