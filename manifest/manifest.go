@@ -172,15 +172,14 @@ func Unescape(s string) (string, error) {
 
 // AppendRecord appends e's record line (with newline) to buf.
 func AppendRecord(buf []byte, e Entry) []byte {
-	buf = append(buf, byte(e.Type), ' ')
-	buf = append(buf, fmt.Sprintf("%04o", uint32(e.Mode.Perm()))...)
-	buf = append(buf, ' ')
+	m := uint32(e.Mode.Perm())
+	buf = append(buf, byte(e.Type), ' ', '0', byte('0'+m>>6&7), byte('0'+m>>3&7), byte('0'+m&7), ' ')
 	buf = strconv.AppendInt(buf, e.Size, 10)
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, e.MTime, 10)
 	buf = append(buf, ' ')
 	if e.Type == File {
-		buf = append(buf, fmt.Sprintf("%016x", e.Hash)...)
+		buf = appendHex16(buf, e.Hash)
 	} else {
 		buf = append(buf, '-')
 	}
@@ -191,6 +190,15 @@ func AppendRecord(buf []byte, e Entry) []byte {
 		buf = append(buf, Escape(e.Target)...)
 	}
 	return append(buf, '\n')
+}
+
+// appendHex16 appends h as 16 lowercase hex digits (fmt's %016x).
+func appendHex16(buf []byte, h uint64) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		buf = append(buf, hex[h>>uint(shift)&15])
+	}
+	return buf
 }
 
 // Writer streams a manifest. Add records in canonical order, then Close.
@@ -263,7 +271,7 @@ func (v *validator) check(e Entry) error {
 	}
 	v.first, v.prev = true, e.Path
 	parent := path.Dir(e.Path)
-	for len(v.dirs) > 0 && !(parent == v.dirs[len(v.dirs)-1] || strings.HasPrefix(parent, v.dirs[len(v.dirs)-1]+"/")) {
+	for len(v.dirs) > 0 && !(parent == v.dirs[len(v.dirs)-1] || isBelow(parent, v.dirs[len(v.dirs)-1])) {
 		v.dirs = v.dirs[:len(v.dirs)-1]
 	}
 	if parent != "." && (len(v.dirs) == 0 || v.dirs[len(v.dirs)-1] != parent) {
@@ -296,6 +304,12 @@ func (v *validator) check(e Entry) error {
 		return fmt.Errorf("%w: %q: unknown type %q", ErrCorrupt, e.Path, byte(e.Type))
 	}
 	return nil
+}
+
+// isBelow reports whether p lies below directory dir (strings.HasPrefix(p,
+// dir+"/") without building the string).
+func isBelow(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
 }
 
 // Reader streams and validates a manifest.
@@ -342,24 +356,40 @@ func clip(s string) string {
 }
 
 func (r *Reader) readLine() (string, error) {
+	l, err := r.readLineBytes()
+	if err != nil {
+		return "", err
+	}
+	return string(l[:len(l)-1]), nil
+}
+
+// readLineBytes returns the next line with its newline. The slice is valid
+// until the next read; a line that fits the buffer is not copied.
+func (r *Reader) readLineBytes() ([]byte, error) {
 	r.line++
 	var buf []byte
 	for {
 		frag, err := r.s.ReadSlice('\n')
+		if buf == nil && err == nil {
+			if len(frag) > maxLine {
+				return nil, fmt.Errorf("%w: line %d longer than %d bytes", ErrCorrupt, r.line, maxLine)
+			}
+			return frag, nil
+		}
 		buf = append(buf, frag...)
 		if len(buf) > maxLine {
-			return "", fmt.Errorf("%w: line %d longer than %d bytes", ErrCorrupt, r.line, maxLine)
+			return nil, fmt.Errorf("%w: line %d longer than %d bytes", ErrCorrupt, r.line, maxLine)
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err == io.EOF {
-			return "", fmt.Errorf("%w: truncated at line %d (no footer)", ErrCorrupt, r.line)
+			return nil, fmt.Errorf("%w: truncated at line %d (no footer)", ErrCorrupt, r.line)
 		}
 		if err != nil {
-			return "", fmt.Errorf("read manifest: %w", err)
+			return nil, fmt.Errorf("read manifest: %w", err)
 		}
-		return string(buf[:len(buf)-1]), nil
+		return buf, nil
 	}
 }
 
@@ -371,24 +401,144 @@ func (r *Reader) Next() (Entry, error) {
 	if r.done {
 		return Entry{}, io.EOF
 	}
-	l, err := r.readLine()
+	lb, err := r.readLineBytes()
 	if err != nil {
 		return Entry{}, err
 	}
-	if rest, ok := strings.CutPrefix(l, "end "); ok {
-		return Entry{}, r.footer(rest)
+	if bytes.HasPrefix(lb, []byte("end ")) {
+		return Entry{}, r.footer(string(lb[4 : len(lb)-1]))
 	}
-	e, err := parseRecord(l)
-	if err != nil {
-		return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
+	e, ok := parseRecordFast(lb[:len(lb)-1])
+	if !ok {
+		// The slow path is the reference; it words the error.
+		if e, err = parseRecord(string(lb[:len(lb)-1])); err != nil {
+			return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
+		}
 	}
 	if err := r.v.check(e); err != nil {
 		return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
 	}
-	r.h.WriteString(l)
-	r.h.Write([]byte{'\n'})
+	r.h.Write(lb)
 	r.count++
 	return e, nil
+}
+
+// parseRecordFast parses a well-formed record without allocating more than
+// the path (and target) strings. It returns ok=false for anything it does not
+// accept, and then parseRecord decides (and words the error): whatever it
+// accepts, parseRecord accepts with the same result.
+func parseRecordFast(l []byte) (Entry, bool) {
+	var f [7][]byte
+	nf := 0
+	for nf < 7 {
+		i := bytes.IndexByte(l, ' ')
+		if i < 0 {
+			f[nf] = l
+			nf++
+			l = nil
+			break
+		}
+		f[nf] = l[:i]
+		nf++
+		l = l[i+1:]
+	}
+	if l != nil || nf < 6 || len(f[0]) != 1 {
+		return Entry{}, false
+	}
+	e := Entry{Type: Type(f[0][0])}
+	want := 6
+	if e.Type == Symlink {
+		want = 7
+	}
+	if nf != want || len(f[1]) != 4 {
+		return Entry{}, false
+	}
+	var m uint32
+	for _, c := range f[1] {
+		if c < '0' || c > '7' {
+			return Entry{}, false
+		}
+		m = m<<3 | uint32(c-'0')
+	}
+	e.Mode = fs.FileMode(m)
+	var ok bool
+	if e.Size, ok = parseCanonicalInt(f[2]); !ok || e.Size < 0 {
+		return Entry{}, false
+	}
+	if e.MTime, ok = parseCanonicalInt(f[3]); !ok {
+		return Entry{}, false
+	}
+	if e.Type == File {
+		if len(f[4]) != 16 {
+			return Entry{}, false
+		}
+		for _, c := range f[4] {
+			switch {
+			case c >= '0' && c <= '9':
+				e.Hash = e.Hash<<4 | uint64(c-'0')
+			case c >= 'a' && c <= 'f':
+				e.Hash = e.Hash<<4 | uint64(c-'a'+10)
+			default:
+				return Entry{}, false
+			}
+		}
+	} else if len(f[4]) != 1 || f[4][0] != '-' {
+		return Entry{}, false
+	}
+	var err error
+	if e.Path, err = unescapeBytes(f[5]); err != nil {
+		return Entry{}, false
+	}
+	if e.Type == Symlink {
+		if e.Target, err = unescapeBytes(f[6]); err != nil {
+			return Entry{}, false
+		}
+	}
+	return e, true
+}
+
+// unescapeBytes is Unescape for a field that is still bytes: one allocation
+// when nothing is escaped.
+func unescapeBytes(b []byte) (string, error) {
+	if bytes.IndexByte(b, '%') >= 0 {
+		return Unescape(string(b))
+	}
+	for _, c := range b {
+		if c <= 0x20 || c >= 0x7f {
+			return "", ErrCorrupt
+		}
+	}
+	return string(b), nil
+}
+
+// parseCanonicalInt is parseInt for bytes: a decimal int64 exactly as
+// strconv.FormatInt writes it (no '+', no leading zeros, no "-0").
+func parseCanonicalInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	d := b
+	if neg {
+		d = b[1:]
+	}
+	if len(d) == 0 || len(d) > 19 || (d[0] == '0' && (len(d) > 1 || neg)) {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return int64(-u), true
+	}
+	if u > 1<<63-1 {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 func (r *Reader) footer(rest string) error {
@@ -400,7 +550,7 @@ func (r *Reader) footer(rest string) error {
 	if n != r.count {
 		return fmt.Errorf("%w: footer counts %d records, read %d", ErrCorrupt, n, r.count)
 	}
-	if want := fmt.Sprintf("%016x", r.h.Sum64()); sum != want {
+	if want := string(appendHex16(nil, r.h.Sum64())); sum != want {
 		return fmt.Errorf("%w: checksum %s, computed %s (edited or damaged)", ErrCorrupt, sum, want)
 	}
 	if _, err := r.s.ReadByte(); err != io.EOF {
