@@ -91,4 +91,3 @@ func TestRoundTripFast(t *testing.T) {
 		t.Fatal("truncated manifest passed Check")
 	}
 }
-
