@@ -65,54 +65,13 @@ func typeName(m fs.FileMode) string {
 }
 
 // Walk lists the tree at dir in canonical order, without file hashes. skip,
-// if not nil, is asked about each relative path and prunes it when true.
+// if not nil, is asked about each relative path and prunes it when true; it
+// may be called from several goroutines at once.
+//
+// Directories are read and their entries lstat'ed by up to walkWorkers
+// goroutines; the result, and on error the entries listed before it and the
+// error itself, are those of a sequential depth-first walk.
 func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool) ([]manifest.Entry, error) {
-	var out []manifest.Entry
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		full := filepath.Join(dir, rel)
-		d, err := f.Open(full)
-		if err != nil {
-			return fmt.Errorf("walk %s: %w", full, err)
-		}
-		names, err := d.Readdirnames(-1)
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("walk %s: %w", full, err)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			r := name
-			if rel != "" {
-				r = rel + "/" + name
-			}
-			if skip != nil && skip(r) {
-				continue
-			}
-			p := filepath.Join(dir, r)
-			fi, err := fsys.Lstat(f, p)
-			if err != nil {
-				return fmt.Errorf("walk: lstat %s: %w", p, err)
-			}
-			e, err := EntryFromInfo(f, p, r, fi)
-			if err != nil {
-				return err
-			}
-			if err := manifest.CheckPath(e.Path); err != nil {
-				return fmt.Errorf("walk %s: %w", p, err)
-			}
-			out = append(out, e)
-			if e.Type == manifest.Dir {
-				if err := walk(r); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
 	fi, err := f.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
@@ -120,7 +79,128 @@ func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
 	}
-	return out, walk("")
+	w := &walker{ctx: ctx, f: f, dir: dir, skip: skip, sem: make(chan struct{}, walkWorkers())}
+	root := &walkDir{}
+	w.wg.Add(1)
+	w.list(root, "")
+	w.wg.Wait()
+	var out []manifest.Entry
+	if n := root.count(); n > 0 {
+		out = make([]manifest.Entry, 0, n)
+	}
+	return root.emit(out)
+}
+
+func walkWorkers() int { return 2 * Workers() }
+
+// walkDir is one directory's listing: its entries in order, the listings of
+// its subdirectories (at the same indexes), and the error that stopped it.
+type walkDir struct {
+	entries []manifest.Entry
+	subs    []*walkDir
+	err     error
+	total   int // entries in this subtree, set by count
+}
+
+type walker struct {
+	ctx  context.Context
+	f    fsys.FS
+	dir  string
+	skip func(string) bool
+	sem  chan struct{} // bounds the goroutines beyond the caller's
+	wg   sync.WaitGroup
+}
+
+// list fills d with the listing of rel; subdirectories are listed by new
+// goroutines while the semaphore allows, else inline.
+func (w *walker) list(d *walkDir, rel string) {
+	defer w.wg.Done()
+	if err := w.ctx.Err(); err != nil {
+		d.err = err
+		return
+	}
+	full := filepath.Join(w.dir, rel)
+	h, err := w.f.Open(full)
+	if err != nil {
+		d.err = fmt.Errorf("walk %s: %w", full, err)
+		return
+	}
+	names, err := h.Readdirnames(-1)
+	h.Close()
+	if err != nil {
+		d.err = fmt.Errorf("walk %s: %w", full, err)
+		return
+	}
+	sort.Strings(names)
+	d.entries = make([]manifest.Entry, 0, len(names))
+	for _, name := range names {
+		r := name
+		if rel != "" {
+			r = rel + "/" + name
+		}
+		if w.skip != nil && w.skip(r) {
+			continue
+		}
+		p := filepath.Join(w.dir, r)
+		fi, err := fsys.Lstat(w.f, p)
+		if err != nil {
+			d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
+			return
+		}
+		e, err := EntryFromInfo(w.f, p, r, fi)
+		if err != nil {
+			d.err = err
+			return
+		}
+		if err := manifest.CheckPath(e.Path); err != nil {
+			d.err = fmt.Errorf("walk %s: %w", p, err)
+			return
+		}
+		d.entries = append(d.entries, e)
+		if e.Type == manifest.Dir {
+			for len(d.subs) < len(d.entries)-1 {
+				d.subs = append(d.subs, nil)
+			}
+			sub := &walkDir{}
+			d.subs = append(d.subs, sub)
+			w.wg.Add(1)
+			select {
+			case w.sem <- struct{}{}:
+				go func() {
+					defer func() { <-w.sem }()
+					w.list(sub, r)
+				}()
+			default:
+				w.list(sub, r)
+			}
+		}
+	}
+}
+
+func (d *walkDir) count() int {
+	d.total = len(d.entries)
+	for _, s := range d.subs {
+		if s != nil {
+			d.total += s.count()
+		}
+	}
+	return d.total
+}
+
+// emit appends d's subtree in depth-first order, stopping at the first error
+// as a sequential walk would.
+func (d *walkDir) emit(out []manifest.Entry) ([]manifest.Entry, error) {
+	for i := range d.entries {
+		out = append(out, d.entries[i])
+		if i < len(d.subs) && d.subs[i] != nil {
+			var err error
+			if out, err = d.subs[i].emit(out); err != nil {
+				return out, err
+			}
+		}
+	}
+	d.entries, d.subs = nil, nil // let the collector have what is copied
+	return out, d.err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
