@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +75,9 @@ type PublishResult struct {
 	Pruned    []uint64 `json:"pruned,omitempty"`
 }
 
+// fileBatch bounds the files of one pool job.
+const fileBatch = 64
+
 // SourceSeqDir is where a source tree may carry its own seq/begin and
 // seq/end. When both are valid, publish waits for begin == end, checks that
 // they did not move while it copied, and leaves seq/ out of the snapshot.
@@ -98,9 +102,10 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	if err != nil {
 		return res, fmt.Errorf("%w: repair with `publish --force` after checking %s", err, root.Path(export.CurrentName))
 	}
-	var prev *manifest.Manifest
 	if cur > 0 {
-		if prev, err = root.ReadManifest(cur); err != nil {
+		// Check the whole manifest now (one streaming pass); each attempt
+		// streams it again to pair it with the source, never holding it.
+		if err := checkManifest(root, cur); err != nil {
 			return res, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", err)
 		}
 	}
@@ -108,7 +113,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	var begin uint64
 	backoff := opt.Backoff
 	for attempt := 0; ; attempt++ {
-		r, err := publishOnce(ctx, root, source, prev, &begin, opt)
+		r, err := publishOnce(ctx, root, source, cur, &begin, opt)
 		var ch *errChanged
 		if errors.As(err, &ch) {
 			if attempt >= opt.Retries {
@@ -169,12 +174,75 @@ func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
 	return seqfile.Pair{Begin: b, End: e}, true, nil
 }
 
-func publishOnce(ctx context.Context, root *export.Root, source string, prev *manifest.Manifest, begin *uint64, opt PublishOptions) (PublishResult, error) {
-	f := root.FS
-	res := PublishResult{}
-	if prev != nil {
-		res.Snapshot = prev.Snapshot
+// checkManifest validates snapshot n's manifest as ReadManifest would,
+// without keeping it.
+func checkManifest(root *export.Root, n uint64) error {
+	ms, err := root.OpenManifest(n)
+	if err != nil {
+		return err
 	}
+	defer ms.Close()
+	for {
+		if _, err := ms.Next(); err == io.EOF {
+			return ms.Finish()
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// pairWithPrev streams the manifest of the served snapshot prev alongside
+// the source's entries: for each entry at the same path with the same type,
+// mode, size and mtime it sets linkable and copies the recorded hash into
+// the entry. same reports whether the source is exactly the snapshot.
+func pairWithPrev(root *export.Root, prev uint64, entries []manifest.Entry) (linkable []bool, same bool, err error) {
+	linkable = make([]bool, len(entries))
+	if prev == 0 {
+		return linkable, false, nil
+	}
+	ms, err := root.OpenManifest(prev)
+	if err != nil {
+		return nil, false, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", err)
+	}
+	defer ms.Close()
+	p, perr := ms.Next()
+	count := 0
+	advance := func() {
+		count++
+		p, perr = ms.Next()
+	}
+	same = true
+	for i := range entries {
+		for perr == nil && manifest.Compare(p.Path, entries[i].Path) < 0 {
+			advance()
+			same = false
+		}
+		if perr == nil && p.Path == entries[i].Path {
+			e := entries[i]
+			e.Hash = p.Hash
+			if e.SameContent(p) {
+				linkable[i] = true
+				entries[i].Hash = p.Hash
+			} else {
+				same = false
+			}
+			advance()
+		} else {
+			same = false
+		}
+	}
+	for perr == nil {
+		advance()
+	}
+	if perr != io.EOF {
+		return nil, false, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", perr)
+	}
+	return linkable, same && count == len(entries), nil
+}
+
+func publishOnce(ctx context.Context, root *export.Root, source string, cur uint64, begin *uint64, opt PublishOptions) (PublishResult, error) {
+	f := root.FS
+	res := PublishResult{Snapshot: cur}
 	seqBefore, hasSeq, err := sourceSeq(f, source)
 	if err != nil {
 		return res, err
@@ -195,33 +263,12 @@ func publishOnce(ctx context.Context, root *export.Root, source string, prev *ma
 	}
 	res.Entries = len(entries)
 	// Pair each source entry with the previous snapshot's record at the same path.
-	prevAt := make([]int, len(entries))
-	same := prev != nil && len(prev.Entries) == len(entries)
-	{
-		j := 0
-		for i := range entries {
-			prevAt[i] = -1
-			for prev != nil && j < len(prev.Entries) && manifest.Compare(prev.Entries[j].Path, entries[i].Path) < 0 {
-				j++
-				same = false
-			}
-			if prev != nil && j < len(prev.Entries) && prev.Entries[j].Path == entries[i].Path {
-				p := prev.Entries[j]
-				e := entries[i]
-				e.Hash = p.Hash
-				if e.SameContent(p) {
-					prevAt[i] = j
-				} else {
-					same = false
-				}
-				j++
-			} else {
-				same = false
-			}
-		}
+	linkable, same, err := pairWithPrev(root, cur, entries)
+	if err != nil {
+		return res, err
 	}
 	if same && !opt.Force {
-		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", prev.Snapshot)
+		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
 	}
 	if *begin == 0 {
@@ -242,18 +289,77 @@ func publishOnce(ctx context.Context, root *export.Root, source string, prev *ma
 		return res, fmt.Errorf("make work dir: %w", err)
 	}
 	prevDir := ""
-	if prev != nil {
-		prevDir = root.SnapshotDir(prev.Snapshot)
+	if cur > 0 {
+		prevDir = root.SnapshotDir(cur)
 	}
 	var linked, copied atomic.Int64
 	var bytes atomic.Int64
+	// fileJob links or copies entries[i] into the work tree.
+	fileJob := func(i int) error {
+		e := &entries[i]
+		dst := filepath.Join(work, filepath.FromSlash(e.Path))
+		src := filepath.Join(source, filepath.FromSlash(e.Path))
+		if linkable[i] {
+			old := filepath.Join(prevDir, filepath.FromSlash(e.Path))
+			if opt.Force {
+				h, _, err := HashFile(f, src)
+				if err != nil {
+					return fmt.Errorf("hash %s: %w", src, err)
+				}
+				if h != e.Hash {
+					goto copyIt
+				}
+			}
+			if err := f.Link(old, dst); err == nil {
+				linked.Add(1)
+				return nil
+			}
+			// Link failed (e.g. too many links): fall back to a copy.
+		}
+	copyIt:
+		h, sz, err := CopyFile(f, src, f, dst, -1)
+		if err != nil {
+			return err
+		}
+		fi, err := fsys.Lstat(f, src)
+		if err != nil {
+			return &errChanged{fmt.Sprintf("%s: %v", e.Path, err)}
+		}
+		if sz != e.Size || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
+			return &errChanged{e.Path + " was modified while copied"}
+		}
+		e.Hash = h
+		copied.Add(1)
+		bytes.Add(sz)
+		return SetMeta(f, dst, *e)
+	}
+	// Files go to the pool in batches of one directory's files, so workers
+	// work in different directories (creations in one directory serialise
+	// on its lock) and a job costs one channel send per batch.
 	pool := NewPool(ctx, opt.Workers)
+	var batch []int
+	batchDir := ""
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		b := batch
+		batch = make([]int, 0, fileBatch)
+		return pool.Go(func(context.Context) error {
+			for _, i := range b {
+				if err := fileJob(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	var dirs []manifest.Entry
 	for i := range entries {
 		e := &entries[i]
-		dst := filepath.Join(work, filepath.FromSlash(e.Path))
 		switch e.Type {
 		case manifest.Dir:
+			dst := filepath.Join(work, filepath.FromSlash(e.Path))
 			if err := f.Mkdir(dst, 0o700); err != nil {
 				pool.Wait()
 				return res, fmt.Errorf("mkdir %s: %w", dst, err)
@@ -261,55 +367,23 @@ func publishOnce(ctx context.Context, root *export.Root, source string, prev *ma
 			dirs = append(dirs, *e)
 			continue
 		case manifest.Symlink:
+			dst := filepath.Join(work, filepath.FromSlash(e.Path))
 			if err := f.SymlinkIfPossible(e.Target, dst); err != nil {
 				pool.Wait()
 				return res, fmt.Errorf("symlink %s: %w", dst, err)
 			}
 			continue
 		}
-		src := filepath.Join(source, filepath.FromSlash(e.Path))
-		pi := prevAt[i]
-		err := pool.Go(func(context.Context) error {
-			if pi >= 0 {
-				p := prev.Entries[pi]
-				old := filepath.Join(prevDir, filepath.FromSlash(e.Path))
-				if opt.Force {
-					h, _, err := HashFile(f, src)
-					if err != nil {
-						return fmt.Errorf("hash %s: %w", src, err)
-					}
-					if h != p.Hash {
-						goto copyIt
-					}
-				}
-				if err := f.Link(old, dst); err == nil {
-					e.Hash = p.Hash
-					linked.Add(1)
-					return nil
-				}
-				// Link failed (e.g. too many links): fall back to a copy.
+		d := e.Path[:max(strings.LastIndexByte(e.Path, '/'), 0)]
+		if len(batch) >= fileBatch || (len(batch) > 0 && d != batchDir) {
+			if flush() != nil {
+				break
 			}
-		copyIt:
-			h, sz, err := CopyFile(f, src, f, dst, -1)
-			if err != nil {
-				return err
-			}
-			fi, err := fsys.Lstat(f, src)
-			if err != nil {
-				return &errChanged{fmt.Sprintf("%s: %v", e.Path, err)}
-			}
-			if sz != e.Size || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
-				return &errChanged{e.Path + " was modified while copied"}
-			}
-			e.Hash = h
-			copied.Add(1)
-			bytes.Add(sz)
-			return SetMeta(f, dst, *e)
-		})
-		if err != nil {
-			break
 		}
+		batchDir = d
+		batch = append(batch, i)
 	}
+	flush()
 	if err := pool.Wait(); err != nil {
 		return res, err
 	}
