@@ -31,6 +31,12 @@ func OS() FS { return osFS{afero.NewOsFs().(*afero.OsFs)} }
 
 type osFS struct{ *afero.OsFs }
 
+// IsOS reports whether f is the real filesystem itself (not a wrapper such
+// as a test's fault injector), so that a hot path may use system calls that
+// do exactly what f's methods would, e.g. fstatat(2) relative to an open
+// directory instead of lstat(2) of a full path.
+func IsOS(f FS) bool { _, ok := f.(osFS); return ok }
+
 func (osFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 
 func (osFS) SyncFS(path string) error {

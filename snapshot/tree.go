@@ -18,6 +18,7 @@ import (
 	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -125,11 +126,17 @@ func (w *walker) list(d *walkDir, rel string) {
 		d.err = fmt.Errorf("walk %s: %w", full, err)
 		return
 	}
+	defer h.Close()
 	names, err := h.Readdirnames(-1)
-	h.Close()
 	if err != nil {
 		d.err = fmt.Errorf("walk %s: %w", full, err)
 		return
+	}
+	// On the real filesystem, stat entries relative to the open directory
+	// (one path component for the kernel to resolve, no FileInfo).
+	dirfd := -1
+	if osf, ok := h.(*os.File); ok && fsys.IsOS(w.f) {
+		dirfd = int(osf.Fd())
 	}
 	sort.Strings(names)
 	d.entries = make([]manifest.Entry, 0, len(names))
@@ -142,6 +149,22 @@ func (w *walker) list(d *walkDir, rel string) {
 			continue
 		}
 		p := filepath.Join(w.dir, r)
+		if dirfd >= 0 {
+			e, ok, err := statAt(dirfd, name, p, r)
+			if err != nil {
+				d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
+				return
+			}
+			if ok {
+				if err := manifest.CheckPath(e.Path); err != nil {
+					d.err = fmt.Errorf("walk %s: %w", p, err)
+					return
+				}
+				w.add(d, e, r)
+				continue
+			}
+			// Not a file or directory: the general path below decides.
+		}
 		fi, err := fsys.Lstat(w.f, p)
 		if err != nil {
 			d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
@@ -156,25 +179,59 @@ func (w *walker) list(d *walkDir, rel string) {
 			d.err = fmt.Errorf("walk %s: %w", p, err)
 			return
 		}
-		d.entries = append(d.entries, e)
-		if e.Type == manifest.Dir {
-			for len(d.subs) < len(d.entries)-1 {
-				d.subs = append(d.subs, nil)
-			}
-			sub := &walkDir{}
-			d.subs = append(d.subs, sub)
-			w.wg.Add(1)
-			select {
-			case w.sem <- struct{}{}:
-				go func() {
-					defer func() { <-w.sem }()
-					w.list(sub, r)
-				}()
-			default:
+		w.add(d, e, r)
+	}
+}
+
+// add appends e to d and, for a directory, lists it (in a new goroutine if
+// the semaphore allows).
+func (w *walker) add(d *walkDir, e manifest.Entry, r string) {
+	d.entries = append(d.entries, e)
+	if e.Type == manifest.Dir {
+		for len(d.subs) < len(d.entries)-1 {
+			d.subs = append(d.subs, nil)
+		}
+		sub := &walkDir{}
+		d.subs = append(d.subs, sub)
+		w.wg.Add(1)
+		select {
+		case w.sem <- struct{}{}:
+			go func() {
+				defer func() { <-w.sem }()
 				w.list(sub, r)
-			}
+			}()
+		default:
+			w.list(sub, r)
 		}
 	}
+}
+
+// statAt is lstat of name in the directory open as dirfd, for regular files
+// and directories: the entry EntryFromInfo would make from os.Lstat(full).
+// ok is false for other types (the caller takes the general path). Errors
+// are os.Lstat's.
+func statAt(dirfd int, name, full, rel string) (manifest.Entry, bool, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return manifest.Entry{}, false, &fs.PathError{Op: "lstat", Path: full, Err: err}
+		}
+		break
+	}
+	e := manifest.Entry{Path: rel, Mode: fs.FileMode(st.Mode & 0o777)}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Type, e.Size, e.MTime = manifest.File, st.Size, time.Unix(st.Mtim.Unix()).UnixNano()
+	case unix.S_IFDIR:
+		e.Type, e.MTime = manifest.Dir, time.Unix(st.Mtim.Unix()).UnixNano()
+	default:
+		return manifest.Entry{}, false, nil
+	}
+	return e, true, nil
 }
 
 func (d *walkDir) count() int {
