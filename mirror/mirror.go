@@ -335,7 +335,7 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 // served manifest of cur (O(depth) memory): it checks both completely, as
 // decoding them would, and counts what the delete guard needs. An error in the
 // upstream's manifest is reported before one in the served manifest.
-func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, err error) {
+func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, dirs []manifest.Entry, err error) {
 	upErr := func(err error) error { return fmt.Errorf("upstream %s: %w", up, err) }
 	servedErr := func(err error) error {
 		// The upstream's manifest is checked first, as a whole.
@@ -346,10 +346,10 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	}
 	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
 	if nerr != nil {
-		return 0, 0, 0, upErr(nerr)
+		return 0, 0, 0, nil, upErr(nerr)
 	}
 	if oerr != nil {
-		return 0, 0, 0, servedErr(oerr)
+		return 0, 0, 0, nil, servedErr(oerr)
 	}
 	defer nm.Close()
 	tn := &tagged{it: nm}
@@ -363,6 +363,9 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	err = manifest.Diff(oldIt, tn, func(c manifest.Change) error {
 		if c.New != nil {
 			entries++
+			if c.New.Type == manifest.Dir {
+				dirs = append(dirs, *c.New)
+			}
 		}
 		if c.Old != nil && c.Old.Type == manifest.File {
 			total++
@@ -374,21 +377,21 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	})
 	switch {
 	case tn.err != nil:
-		return 0, 0, 0, upErr(tn.err)
+		return 0, 0, 0, nil, upErr(tn.err)
 	case to != nil && to.err != nil:
-		return 0, 0, 0, servedErr(to.err)
+		return 0, 0, 0, nil, servedErr(to.err)
 	case err != nil:
-		return 0, 0, 0, err
+		return 0, 0, 0, nil, err
 	}
 	if err := nm.finish(); err != nil {
-		return 0, 0, 0, upErr(err)
+		return 0, 0, 0, nil, upErr(err)
 	}
 	if om != nil {
 		if err := om.Finish(); err != nil {
-			return 0, 0, 0, servedErr(err)
+			return 0, 0, 0, nil, servedErr(err)
 		}
 	}
-	return entries, del, total, nil
+	return entries, del, total, dirs, nil
 }
 
 func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options) (Result, error) {
@@ -401,7 +404,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		return res, err
 	}
 	// Pass 1: check both manifests whole before acting on either.
-	entries, del, total, err := validate(root, up, manPath, n, cur)
+	entries, del, total, dirs, err := validate(root, up, manPath, n, cur)
 	if err != nil {
 		return res, err
 	}
@@ -434,6 +437,9 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := f.Mkdir(work, 0o755); err != nil {
 		return res, fmt.Errorf("make work dir: %w", err)
 	}
+	if err := snapshot.MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
+		return res, err
+	}
 	// Pass 2: build the tree while streaming the diff; memory grows only
 	// with the directories and the files to fetch.
 	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
@@ -450,7 +456,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		defer om.Close()
 		oldIt, oldDir = om, root.SnapshotDir(cur)
 	}
-	var dirs, fetch []manifest.Entry
+	var fetch []manifest.Entry
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
 	err = manifest.Diff(oldIt, nm, func(c manifest.Change) error {
@@ -461,11 +467,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		e := c.New
 		switch e.Type {
 		case manifest.Dir:
-			dirs = append(dirs, *e)
-			dst := join(work, e.Path)
-			if err := f.Mkdir(dst, 0o700); err != nil {
-				return fmt.Errorf("mkdir %s: %w", dst, err)
-			}
+			// made by MakeDirs above
 		case manifest.Symlink:
 			dst := join(work, e.Path)
 			if err := f.SymlinkIfPossible(e.Target, dst); err != nil {
@@ -500,7 +502,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 			res.Bytes += e.Size
 		}
 	}
-	if err := snapshot.FinishDirs(f, work, dirs); err != nil {
+	if err := snapshot.FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
 	res.Entries, res.Fetched = entries, len(fetch)

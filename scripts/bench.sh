@@ -11,6 +11,7 @@
 #   SCENARIOS="..."  subset of: publish_initial sync_initial noop publish_1pct sync_1pct
 #   RSYNC_INITIAL=0  skip the rsync side of the two initial copies (saves disk
 #                    and time at 1M files; the row then shows "-")
+#   RSYNC_NOSYNC=0   skip the extra rsync run without the final flush
 #   GENTREE=path     tree generator (default ../shared/bench/gentree.py)
 #
 # Every timed operation starts with the page cache warm and no dirty data
@@ -38,6 +39,7 @@ GENTREE=${GENTREE:-$HERE/../../shared/bench/gentree.py}
 D=${BENCH_DIR:-/tmp/perf/bench-$N}
 SCENARIOS=${SCENARIOS:-"publish_initial sync_initial noop publish_1pct sync_1pct"}
 RSYNC_INITIAL=${RSYNC_INITIAL:-1}
+RSYNC_NOSYNC=${RSYNC_NOSYNC:-1}
 BIN=$HERE/bin
 PUBLISH=$BIN/publish
 MSYNC=$BIN/mirror-sync
@@ -87,9 +89,13 @@ row() {
 	local sm rm rnm ratio ration
 	sm=$(median $s)
 	if [ -n "$r" ]; then
-		rm=$(median $r); rnm=$(median $rn)
+		rm=$(median $r)
 		ratio=$(awk -v a="$rm" -v b="$sm" 'BEGIN{printf "%.1fx", a/b}')
-		ration=$(awk -v a="$rnm" -v b="$sm" 'BEGIN{printf "%.1fx", a/b}')
+		rnm=-; ration=-
+		if [ -n "$rn" ]; then
+			rnm=$(median $rn)
+			ration=$(awk -v a="$rnm" -v b="$sm" 'BEGIN{printf "%.1fx", a/b}')
+		fi
 	else
 		rm=-; rnm=-; ratio=-; ration=-
 	fi
@@ -132,7 +138,7 @@ scenario_publish_initial() {
 		seqm t k "$PUBLISH" -q --root "$D/pub-tmp" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
 			rm -rf "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
-			rm -rf "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"
+			if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
 		fi
 	done
 	rm -rf "$UP"; mv "$D/pub-tmp" "$UP"
@@ -148,7 +154,7 @@ scenario_sync_initial() {
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$D/m-tmp"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
 			rm -rf "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
-			rm -rf "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"
+			if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
 		fi
 	done
 	rm -rf "$M"; mv "$D/m-tmp" "$M"
@@ -176,7 +182,7 @@ scenario_publish_1pct() {
 		reset_root "$UP" 1
 		seqm t k "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
 		rm -rf "$RS"; timed t rsync_durable "$D" -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; r+=("$t")
-		rm -rf "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"
+		if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
 	done
 	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
 	row publish-1pct "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
@@ -190,7 +196,7 @@ scenario_sync_1pct() {
 		reset_root "$M" 1
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t"); rss=$(maxof $rss $k)
 		rm -rf "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; r+=("$t")
-		rm -rf "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"
+		if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
 	done
 	[ "$(readlink "$M/current")" = snapshots/2 ] || die "mirror-sync did not reach snapshot 2"
 	row "sync-1pct$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
@@ -212,15 +218,21 @@ if [ "$N" -le 200000 ]; then cp -a "$GEN" "$SRC"; else mv "$GEN" "$SRC"; rm -f "
 log "tree: $(du -sh "$SRC" | cut -f1) in $N files; scenarios: $SCENARIOS"
 
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
-need() { [ -e "$1" ] || die "scenario $2 needs $1 (run the earlier scenarios too)"; }
 
+# Order: the publisher's snapshots 1 (original) and 2 (1% changed) first, so
+# that at large N the source can go before the mirror takes its own copy
+# (at 1M files each full copy is ~18 GB). The mirror then copies snapshot 1
+# while the publisher serves it, and syncs the 1% change once it serves 2.
 if has publish_initial; then scenario_publish_initial
 else "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
+if has publish_1pct; then scenario_publish_1pct
+else python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2; "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
+if [ "$N" -gt 200000 ]; then rm -rf "$SRC"; fi
+ln -sfn snapshots/1 "$UP/current" # serve 1 for the mirror's first copy
 if has sync_initial; then scenario_sync_initial "$UP" "$UP/snapshots/1/"
 else "$MSYNC" -q --upstream "$UP" --root "$M" >/dev/null; fi
 if has noop; then scenario_noop "$UP" "$UP/snapshots/1/"; fi
-if has publish_1pct; then scenario_publish_1pct
-else python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2; "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
+ln -sfn snapshots/2 "$UP/current"
 if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
 # (issue 3) rsync-daemon transport: start a daemon exporting $UP and call
 # scenario_sync_1pct / scenario_noop with the rsync:// address and a label.

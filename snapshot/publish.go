@@ -333,6 +333,15 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		bytes.Add(sz)
 		return SetMeta(f, dst, *e)
 	}
+	var dirs []manifest.Entry
+	for _, e := range entries {
+		if e.Type == manifest.Dir {
+			dirs = append(dirs, e)
+		}
+	}
+	if err := MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
+		return res, err
+	}
 	// Files go to the pool in batches of one directory's files, so workers
 	// work in different directories (creations in one directory serialise
 	// on its lock) and a job costs one channel send per batch.
@@ -354,17 +363,10 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			return nil
 		})
 	}
-	var dirs []manifest.Entry
 	for i := range entries {
 		e := &entries[i]
 		switch e.Type {
 		case manifest.Dir:
-			dst := filepath.Join(work, filepath.FromSlash(e.Path))
-			if err := f.Mkdir(dst, 0o700); err != nil {
-				pool.Wait()
-				return res, fmt.Errorf("mkdir %s: %w", dst, err)
-			}
-			dirs = append(dirs, *e)
 			continue
 		case manifest.Symlink:
 			dst := filepath.Join(work, filepath.FromSlash(e.Path))
@@ -387,7 +389,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if err := pool.Wait(); err != nil {
 		return res, err
 	}
-	if err := FinishDirs(f, work, dirs); err != nil {
+	if err := FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
 	// The whole source must still look as it did when it was listed.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -388,6 +389,83 @@ func FinishDirs(f fsys.FS, base string, dirs []manifest.Entry) error {
 		}
 	}
 	return nil
+}
+
+// byDepth groups dirs (canonical order) by their number of '/'.
+func byDepth(dirs []manifest.Entry) [][]manifest.Entry {
+	var levels [][]manifest.Entry
+	for _, d := range dirs {
+		k := strings.Count(d.Path, "/")
+		for len(levels) <= k {
+			levels = append(levels, nil)
+		}
+		levels[k] = append(levels[k], d)
+	}
+	return levels
+}
+
+// dirBatch is how many directories one pool job handles.
+const dirBatch = 16
+
+// eachLevel runs fn on every directory, a level at a time (shallowest first,
+// or deepest first if reverse), with the directories of one level spread
+// over workers goroutines.
+func eachLevel(ctx context.Context, dirs []manifest.Entry, workers int, reverse bool, fn func(manifest.Entry) error) error {
+	levels := byDepth(dirs)
+	for k := range levels {
+		if reverse {
+			k = len(levels) - 1 - k
+		}
+		level := levels[k]
+		if len(level) <= dirBatch || workers < 2 {
+			for _, d := range level {
+				if err := fn(d); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		pool := NewPool(ctx, workers)
+		for i := 0; i < len(level); i += dirBatch {
+			batch := level[i:min(i+dirBatch, len(level))]
+			if pool.Go(func(context.Context) error {
+				for _, d := range batch {
+					if err := fn(d); err != nil {
+						return err
+					}
+				}
+				return nil
+			}) != nil {
+				break
+			}
+		}
+		if err := pool.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MakeDirs creates the directories dirs (canonical order) below base, mode
+// 0700 until FinishDirs, parents before children, in parallel across
+// directories of one depth (mkdir on ext4 is costly: inode allocation).
+func MakeDirs(ctx context.Context, f fsys.FS, base string, dirs []manifest.Entry, workers int) error {
+	return eachLevel(ctx, dirs, workers, false, func(d manifest.Entry) error {
+		dst := filepath.Join(base, filepath.FromSlash(d.Path))
+		if err := f.Mkdir(dst, 0o700); err != nil {
+			return fmt.Errorf("mkdir %s: %w", dst, err)
+		}
+		return nil
+	})
+}
+
+// FinishDirsParallel is FinishDirs with the directories of one depth done
+// in parallel (deepest level first; setting one directory's mode and mtime
+// does not change another's).
+func FinishDirsParallel(ctx context.Context, f fsys.FS, base string, dirs []manifest.Entry, workers int) error {
+	return eachLevel(ctx, dirs, workers, true, func(d manifest.Entry) error {
+		return SetMeta(f, filepath.Join(base, filepath.FromSlash(d.Path)), d)
+	})
 }
 
 // Problem is one difference found by Verify.
