@@ -45,10 +45,11 @@ BENCH_N ?= 100000
 bench: deps
 	./scripts/bench.sh $(BENCH_N)
 
-# The 1M-file case: one repetition, peak RSS of each seqmirror run; the rsync
-# side of the two initial copies is skipped (set RSYNC_INITIAL=1 to include).
+# The 1M-file case (~18 GB per full copy; needs ~40 GB free): one repetition,
+# peak RSS of each seqmirror run; the rsync side of the two initial copies and
+# the unflushed rsync runs are skipped (RSYNC_INITIAL=1 RSYNC_NOSYNC=1 to add).
 bench-1m: deps
-	REPS=$${REPS:-1} NOOP_REPS=$${NOOP_REPS:-3} RSYNC_INITIAL=$${RSYNC_INITIAL:-0} ./scripts/bench.sh 1000000
+	REPS=$${REPS:-1} NOOP_REPS=$${NOOP_REPS:-3} RSYNC_INITIAL=$${RSYNC_INITIAL:-0} RSYNC_NOSYNC=$${RSYNC_NOSYNC:-0} ./scripts/bench.sh 1000000
 
 clean:
 	rm -rf $(BIN) demo bench-out

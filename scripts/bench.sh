@@ -40,7 +40,7 @@ D=${BENCH_DIR:-/tmp/perf/bench-$N}
 SCENARIOS=${SCENARIOS:-"publish_initial sync_initial noop publish_1pct sync_1pct"}
 RSYNC_INITIAL=${RSYNC_INITIAL:-1}
 RSYNC_NOSYNC=${RSYNC_NOSYNC:-1}
-BIN=$HERE/bin
+BIN=$D/bin # private copy: rebuilding the repo's bin/ mid-run changes nothing
 PUBLISH=$BIN/publish
 MSYNC=$BIN/mirror-sync
 TIMEV=/usr/bin/time
@@ -204,8 +204,9 @@ scenario_sync_1pct() {
 
 # ---------- main ----------
 log "building"
-(cd "$HERE" && go build -o bin/ ./cmd/...)
-mkdir -p "$D"
+mkdir -p "$D" "$BIN"
+(cd "$HERE" && go build -o "$BIN/" ./cmd/...)
+log "commit $(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty)"
 # The pristine tree is cached (marker outside the tree) and copied for the run
 # when small; at large N it is used in place and regenerated next time.
 GEN=$D/gen
@@ -238,4 +239,4 @@ if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
 # scenario_sync_1pct / scenario_noop with the rsync:// address and a label.
 
 print_table
-if [ "${KEEP:-0}" != 1 ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out"; fi
+if [ "${KEEP:-0}" != 1 ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN"; fi
