@@ -393,19 +393,27 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		return res, err
 	}
 	// The whole source must still look as it did when it was listed.
-	again, err := Walk(ctx, f, source, skip)
+	// (Streamed against the first listing rather than listed again whole;
+	// the verdict is the one comparing two whole listings would give.)
+	again, changed := 0, ""
+	err = WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
+		if again < len(entries) && changed == "" {
+			e := &entries[again]
+			if a.Path != e.Path || a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size ||
+				a.MTime != e.MTime || a.Target != e.Target {
+				changed = a.Path
+			}
+		}
+		again++
+	})
 	if err != nil {
 		return res, &errChanged{err.Error()}
 	}
-	if len(again) != len(entries) {
+	if again != len(entries) {
 		return res, &errChanged{"files were added or removed while copying"}
 	}
-	for i := range again {
-		a, e := again[i], entries[i]
-		a.Hash = e.Hash
-		if a.Path != e.Path || !a.SameContent(e) {
-			return res, &errChanged{a.Path + " changed while copying"}
-		}
+	if changed != "" {
+		return res, &errChanged{changed + " changed while copying"}
 	}
 	if hasSeq {
 		after, _, err := sourceSeq(f, source)

@@ -74,23 +74,37 @@ func typeName(m fs.FileMode) string {
 // goroutines; the result, and on error the entries listed before it and the
 // error itself, are those of a sequential depth-first walk.
 func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool) ([]manifest.Entry, error) {
+	var out []manifest.Entry
+	err := walk(ctx, f, dir, skip, func(n int) { out = make([]manifest.Entry, 0, n) }, func(e *manifest.Entry) {
+		out = append(out, *e)
+	})
+	return out, err
+}
+
+// WalkEach is Walk handing each entry to fn, in order, instead of returning
+// a list: fn sees exactly the entries Walk would return, then WalkEach
+// returns Walk's error. fn must not keep e.
+func WalkEach(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, fn func(e *manifest.Entry)) error {
+	return walk(ctx, f, dir, skip, nil, fn)
+}
+
+func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, size func(int), fn func(*manifest.Entry)) error {
 	fi, err := f.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
+		return fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
+		return fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
 	}
 	w := &walker{ctx: ctx, f: f, dir: dir, skip: skip, sem: make(chan struct{}, walkWorkers())}
 	root := &walkDir{}
 	w.wg.Add(1)
 	w.list(root, "")
 	w.wg.Wait()
-	var out []manifest.Entry
-	if n := root.count(); n > 0 {
-		out = make([]manifest.Entry, 0, n)
+	if n := root.count(); n > 0 && size != nil {
+		size(n)
 	}
-	return root.emit(out)
+	return root.each(fn)
 }
 
 func walkWorkers() int { return 2 * Workers() }
@@ -245,20 +259,19 @@ func (d *walkDir) count() int {
 	return d.total
 }
 
-// emit appends d's subtree in depth-first order, stopping at the first error
-// as a sequential walk would.
-func (d *walkDir) emit(out []manifest.Entry) ([]manifest.Entry, error) {
+// each hands d's subtree to fn in depth-first order, stopping at the first
+// error as a sequential walk would.
+func (d *walkDir) each(fn func(*manifest.Entry)) error {
 	for i := range d.entries {
-		out = append(out, d.entries[i])
+		fn(&d.entries[i])
 		if i < len(d.subs) && d.subs[i] != nil {
-			var err error
-			if out, err = d.subs[i].emit(out); err != nil {
-				return out, err
+			if err := d.subs[i].each(fn); err != nil {
+				return err
 			}
 		}
 	}
-	d.entries, d.subs = nil, nil // let the collector have what is copied
-	return out, d.err
+	d.entries, d.subs = nil, nil // let the collector have what was handed out
+	return d.err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
