@@ -457,6 +457,25 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		oldIt, oldDir = om, root.SnapshotDir(cur)
 	}
 	var fetch []manifest.Entry
+	// fetchSome fetches and finishes what is queued: in chunks while the diff
+	// streams, so memory stays bounded even when everything changed.
+	fetchSome := func() error {
+		if len(fetch) == 0 {
+			return nil
+		}
+		if err := up.Fetch(ctx, n, fetch, work); err != nil {
+			return err
+		}
+		if err := setMeta(ctx, f, work, fetch, opt.Workers); err != nil {
+			return err
+		}
+		for _, e := range fetch {
+			res.Bytes += e.Size
+		}
+		res.Fetched += len(fetch)
+		fetch = fetch[:0]
+		return nil
+	}
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
 	err = manifest.Diff(oldIt, nm, func(c manifest.Change) error {
@@ -479,6 +498,9 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 				return links.add(e.Path)
 			}
 			fetch = append(fetch, *e)
+			if len(fetch) >= fetchChunk {
+				return fetchSome()
+			}
 		}
 		return nil
 	})
@@ -488,24 +510,16 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if werr := pool.Wait(); err == nil {
 		err = werr
 	}
+	if err == nil {
+		err = fetchSome()
+	}
 	if err != nil {
 		return res, err
-	}
-	if len(fetch) > 0 {
-		if err := up.Fetch(ctx, n, fetch, work); err != nil {
-			return res, err
-		}
-		if err := setMeta(ctx, f, work, fetch, opt.Workers); err != nil {
-			return res, err
-		}
-		for _, e := range fetch {
-			res.Bytes += e.Size
-		}
 	}
 	if err := snapshot.FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
-	res.Entries, res.Fetched = entries, len(fetch)
+	res.Entries = entries
 	return flip(root, n, manPath, work, res, opt)
 }
 
@@ -531,6 +545,9 @@ type linker struct {
 }
 
 const linkBatch = 256
+
+// fetchChunk is how many files one Upstream.Fetch call gets at most.
+var fetchChunk = 16384
 
 func (l *linker) add(rel string) error {
 	d := rel[:max(strings.LastIndexByte(rel, '/'), 0)]

@@ -244,3 +244,17 @@ func resetTo(tb testing.TB, root *export.Root, n uint64) {
 		tb.Fatal(err)
 	}
 }
+
+// Fetches go to the upstream in chunks while the diff streams; the result
+// is the same tree.
+func TestSyncChunkedFetch(t *testing.T) {
+	defer mirror.SetFetchChunk(7)()
+	fx := newFixture(t, 300)
+	verifyServed(t, fx.mRoot)
+	changed, _, added := fx.mutate(t)
+	fx.publish(t)
+	if r := fx.sync(t, mirror.Options{}); r.Fetched != changed+added {
+		t.Fatalf("fetched %d, want %d", r.Fetched, changed+added)
+	}
+	verifyServed(t, fx.mRoot)
+}
