@@ -110,5 +110,6 @@ func walkRef(ctx context.Context, f fsys.FS, dir string, skip func(rel string) b
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
 	}
-	return out, walk("")
+	err = walk("") // before reading out: operand order in a return is unspecified
+	return out, err
 }
