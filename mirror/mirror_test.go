@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -426,6 +428,42 @@ func TestCorruptUpstreamManifest(t *testing.T) {
 		if e.Name() == "x" {
 			t.Fatal("a file was written outside the mirror root")
 		}
+	}
+}
+
+// TestHostileManifest: a manifest with a valid checksum whose records would
+// write outside the mirror is refused before anything is written.
+func TestHostileManifest(t *testing.T) {
+	const h = "0123456789abcdef"
+	tests := []struct {
+		name    string
+		records string
+	}{
+		{name: "dotdot", records: "f 0644 1 0 " + h + " ../../outside\n"},
+		{name: "absolute", records: "f 0644 1 0 " + h + " /tmp/outside\n"},
+		{name: "under symlink", records: "l 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
+		{name: "dir then symlink same name", records: "d 0755 0 0 - a\nl 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, baseFiles())
+			n := w.publish(t)
+			body := fmt.Sprintf("%s\nsnapshot %d\n%s", manifest.Magic, n, tt.records)
+			body += fmt.Sprintf("end %d %016x\n", strings.Count(tt.records, "\n"), xxhash.Sum64String(body))
+			must(t, os.WriteFile(w.up.ManifestPath(n), []byte(body), 0o644))
+			_, err := w.sync(t, opts())
+			if !errors.Is(err, manifest.ErrUnsafePath) {
+				t.Fatalf("sync = %v, want ErrUnsafePath", err)
+			}
+			for _, p := range []string{filepath.Join(filepath.Dir(w.mir.Dir), "outside"), filepath.Join(w.mir.Dir, ".work", "outside"), filepath.Join(w.mir.Dir, "outside")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Fatalf("%s was written", p)
+				}
+			}
+			if got := current(t, w.mir); got != 0 {
+				t.Fatalf("mirror serves %d", got)
+			}
+		})
 	}
 }
 
