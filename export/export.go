@@ -123,6 +123,9 @@ func (r *Root) Current() (uint64, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, nil
 		}
+		if errors.Is(err, syscall.EINVAL) { // exists but is not a symlink
+			return 0, fmt.Errorf("%w: %s is not a symlink", ErrBadCurrent, r.Path(CurrentName))
+		}
 		return 0, fmt.Errorf("read %s: %w", r.Path(CurrentName), err)
 	}
 	return ParseCurrent(t)

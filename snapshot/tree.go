@@ -120,7 +120,8 @@ func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
 	}
-	return out, walk("")
+	err = walk("") // before reading out: operand order in a return is unspecified
+	return out, err
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}

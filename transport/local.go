@@ -46,6 +46,9 @@ func (l *Local) wrap(err error) error {
 // Seq implements Upstream.
 func (l *Local) Seq(_ context.Context, name string) (uint64, error) {
 	n, err := seqfile.Read(l.root.FS, filepath.Join(l.root.SeqDir(), name))
+	if errors.Is(err, fs.ErrNotExist) && l.root.Exists() == nil {
+		return 0, nil // a root never updated: a missing counter is 0, as in seqfile.Counters
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", l.root.Dir, l.wrap(err))
 	}
