@@ -193,6 +193,17 @@ func (r *Root) list() (listing, error) {
 	return l, nil
 }
 
+// Complete reports whether snapshot n is complete (directory and manifest).
+// It costs two stats, whatever the size of the snapshot.
+func (r *Root) Complete(n uint64) bool {
+	fi, err := r.FS.Stat(r.SnapshotDir(n))
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	fi, err = r.FS.Stat(r.ManifestPath(n))
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // Snapshots lists complete snapshots, oldest first.
 func (r *Root) Snapshots() ([]uint64, error) {
 	l, err := r.list()

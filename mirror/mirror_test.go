@@ -531,3 +531,35 @@ func TestSyncPrunes(t *testing.T) {
 	}
 	requireMirrors(t, w.up, w.mir, 4)
 }
+
+func TestSyncRebuildsDanglingCurrent(t *testing.T) {
+	dir := t.TempDir()
+	src, master, mir := filepath.Join(dir, "src"), filepath.Join(dir, "master"), filepath.Join(dir, "mirror")
+	testutil.GenTree(t, src, 20, 3)
+	if _, err := snapshot.Publish(context.Background(), export.New(fsys.OS(), master), src, snapshot.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := transport.NewLocal(fsys.OS(), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := export.New(fsys.OS(), mir)
+	if _, err := mirror.Sync(context.Background(), root, up, mirror.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone deletes the served tree: a no-op poll must not call that level.
+	if err := fsys.RemoveAll(fsys.OS(), root.SnapshotDir(1)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mirror.Sync(context.Background(), root, up, mirror.Options{})
+	if err != nil || !res.Changed || res.Snapshot != 1 {
+		t.Fatalf("sync over a dangling current = %+v, %v; want a rebuild of snapshot 1", res, err)
+	}
+	m, err := root.ReadManifest(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := snapshot.Verify(context.Background(), fsys.OS(), root.SnapshotDir(1), m, 2); err != nil || len(probs) > 0 {
+		t.Fatalf("rebuilt snapshot: %v %v", probs, err)
+	}
+}

@@ -83,8 +83,12 @@ func mirrorAction(c *cli.Context) error {
 	if md < 0 || md > 100 {
 		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
 	}
-	if c.Int("retries") < 0 || c.Duration("backoff") < 0 {
-		return Usage("--retries and --backoff must not be negative")
+	nretries, err := retries(c)
+	if err != nil {
+		return err
+	}
+	if c.Duration("backoff") < 0 {
+		return Usage("--backoff must not be negative, got %s", c.Duration("backoff"))
 	}
 	up, err := transport.Open(c.String("upstream"), e.fs)
 	if err != nil {
@@ -97,7 +101,7 @@ func mirrorAction(c *cli.Context) error {
 	}
 	res, err := mirror.Sync(c.Context, r, up, mirror.Options{
 		AllowRollback: c.Bool("allow-rollback"), MaxDelete: maxDel, Force: c.Bool("force"),
-		Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0), Backoff: c.Duration("backoff"),
+		Keep: keep, MinAge: age, Workers: workers, Retries: nretries, Backoff: c.Duration("backoff"),
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
 	if err != nil {

@@ -71,11 +71,12 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Int("retries") < 0 {
-		return Usage("--retries must not be negative")
+	nretries, err := retries(c)
+	if err != nil {
+		return err
 	}
 	res, err := snapshot.Publish(c.Context, r, src, snapshot.PublishOptions{
-		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0),
+		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries,
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
 	if err != nil {
