@@ -151,10 +151,6 @@ func mirrorVerifyAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
-	if err != nil {
-		return err
-	}
 	w, err := e.workers()
 	if err != nil {
 		return err
@@ -162,6 +158,10 @@ func mirrorVerifyAction(c *cli.Context) error {
 	repair := c.Bool("repair")
 	if repair && c.String("upstream") == "" {
 		return Usage("--repair needs --upstream: the place to fetch good copies from")
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
 	}
 	var lockRelease func() error
 	if repair {

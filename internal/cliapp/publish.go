@@ -117,11 +117,11 @@ func publishVerifyAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
+	w, err := e.workers()
 	if err != nil {
 		return err
 	}
-	w, err := e.workers()
+	r, err := e.existingRoot()
 	if err != nil {
 		return err
 	}
@@ -137,11 +137,11 @@ func gcAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
+	keep, age, err := e.keep()
 	if err != nil {
 		return err
 	}
-	keep, age, err := e.keep()
+	r, err := e.existingRoot()
 	if err != nil {
 		return err
 	}
