@@ -1,0 +1,36 @@
+// Package rsync reads an upstream export root through the system rsync
+// binary, run as a subprocess (it never speaks the rsync protocol itself).
+//
+// It registers itself with transport.Register for these addresses (see
+// [ParseAddress]):
+//
+//	rsync://[user@]host[:port]/module[/path]   rsync daemon
+//	[user@]host::module[/path]                 rsync daemon
+//	[user@]host:path                           remote shell (Options.Rsh, default ssh)
+//
+// # Contract
+//
+//   - Every rsync run is bounded: --timeout (I/O stall) and, for daemons,
+//     --contimeout (connect) have defaults, and the context kills the run.
+//   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
+//     current symlink (not what it points to) in ONE rsync run into a fresh
+//     private temp dir, and remembers the values it did not return for the
+//     very next Seq or Current call. So mirror.Sync's no-op poll (Seq "end",
+//     then Current) costs one small rsync run, whatever the tree's size. Any
+//     other call forgets the remembered values, so a Seq after a copy always
+//     reads the upstream afresh.
+//   - [Upstream.Fetch] pulls exactly the listed files of snapshots/N/ (never
+//     through current/) with --files-from, then hashes every one and compares
+//     it with its manifest record; a mismatch wraps snapshot.ErrHashMismatch.
+//   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"
+//     failures of snapshot files wrap transport.ErrVanished; 5, 10, 12, 30 and
+//     35 (daemon refused, socket, protocol stream, timeouts) wrap
+//     transport.ErrUnavailable; 1-4 are configuration errors quoting rsync's
+//     stderr; anything else (e.g. 23, partial transfer) is a plain error.
+//   - [Upstream.FetchTree] implements transport.TreeFetcher for classic
+//     mode: the whole tree but seq/, with --delete and --link-dest.
+//   - Nothing is written outside the directories the caller names and the
+//     upstream's own temp dir, which Close removes.
+//
+// An Upstream is not safe for concurrent use.
+package rsync
