@@ -410,4 +410,3 @@ func flip(root *export.Root, n uint64, manPath, work string, m *manifest.Manifes
 	opt.Log.Info("now serving", "snapshot", n, "files", res.Files, "linked", res.Linked, "fetched", res.Fetched, "bytes", res.Bytes, "deleted", res.Deleted)
 	return res, nil
 }
-
