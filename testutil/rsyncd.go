@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,12 +29,13 @@ func (d *Rsyncd) URL(module string) string {
 	return fmt.Sprintf("rsync://127.0.0.1:%d/%s", d.Port, module)
 }
 
-// Stop kills the daemon (SIGKILL, so a transfer in progress breaks off) and
-// waits for it. It is safe to call more than once.
+// Stop kills the daemon and the children serving connections (SIGKILL to
+// its process group, so a transfer in progress breaks off) and waits for
+// it. It is safe to call more than once.
 func (d *Rsyncd) Stop() {
 	d.stopOnce.Do(func() {
 		if d.cmd.Process != nil {
-			_ = d.cmd.Process.Kill()
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 		}
 		<-d.done
 	})
@@ -53,8 +55,9 @@ func StartRsyncd(tb testing.TB, modules map[string]string) (port int) {
 }
 
 // StartRsyncdServer is StartRsyncd returning the daemon, so that a test can
-// stop it early (Rsyncd.Stop) to simulate a server that goes away.
-func StartRsyncdServer(tb testing.TB, modules map[string]string) *Rsyncd {
+// stop it early (Rsyncd.Stop) to simulate a server that goes away. args are
+// extra daemon options, e.g. --bwlimit=1000 to slow transfers down.
+func StartRsyncdServer(tb testing.TB, modules map[string]string, args ...string) *Rsyncd {
 	tb.Helper()
 	rsync := RequireBinary(tb, "rsync")
 	dir := tb.TempDir()
@@ -64,7 +67,7 @@ func StartRsyncdServer(tb testing.TB, modules map[string]string) *Rsyncd {
 		if err != nil {
 			tb.Fatalf("start rsyncd: %v", err)
 		}
-		d, err := startRsyncd(rsync, dir, port, modules)
+		d, err := startRsyncd(rsync, dir, port, modules, args)
 		if err == nil {
 			tb.Cleanup(d.Stop)
 			return d
@@ -104,16 +107,17 @@ func rsyncdConf(dir string, modules map[string]string) string {
 	return b.String()
 }
 
-func startRsyncd(rsync, dir string, port int, modules map[string]string) (*Rsyncd, error) {
+func startRsyncd(rsync, dir string, port int, modules map[string]string, args []string) (*Rsyncd, error) {
 	conf := filepath.Join(dir, "rsyncd.conf")
 	_ = os.Remove(filepath.Join(dir, "rsyncd.pid"))
 	if err := os.WriteFile(conf, []byte(rsyncdConf(dir, modules)), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(rsync, "--daemon", "--no-detach", fmt.Sprintf("--port=%d", port),
-		"--address=127.0.0.1", "--config="+conf)
+	cmd := exec.Command(rsync, append([]string{"--daemon", "--no-detach", fmt.Sprintf("--port=%d", port),
+		"--address=127.0.0.1", "--config=" + conf}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Stop kills its connection children too
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s --daemon: %w", rsync, err)
 	}

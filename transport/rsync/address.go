@@ -258,3 +258,25 @@ func (a Address) Source(rel string) string {
 	}
 	return base + "/" + rel
 }
+
+// FilesFromBase returns the source directory argument to use with
+// --files-from, with a trailing slash, and the prefix to put before paths
+// relative to the upstream root. For a daemon it is the module root (rsync
+// 3.5's daemon fails every --files-from entry, as "vanished", when the
+// base is a subdirectory of the module and use chroot = no), so the prefix
+// is the address's path; for a remote shell it is the upstream root itself.
+func (a Address) FilesFromBase() (src, prefix string) {
+	if a.Kind == Daemon {
+		b := a
+		b.Path = ""
+		if a.Path != "" {
+			prefix = a.Path + "/"
+		}
+		return b.String() + "/", prefix
+	}
+	src = a.Source("")
+	if !strings.HasSuffix(src, "/") {
+		src += "/"
+	}
+	return src, ""
+}

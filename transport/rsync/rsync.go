@@ -126,7 +126,8 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	}
 	defer os.RemoveAll(dir)
 	list := filepath.Join(dir, "list")
-	names := []string{export.SeqName + "/" + seqfile.End, export.SeqName + "/" + seqfile.Begin, export.CurrentName}
+	base, prefix := u.Addr.FilesFromBase()
+	names := []string{prefix + export.SeqName + "/" + seqfile.End, prefix + export.SeqName + "/" + seqfile.Begin, prefix + export.CurrentName}
 	if err := os.WriteFile(list, []byte(strings.Join(names, "\x00")+"\x00"), 0o600); err != nil {
 		return nil, fmt.Errorf("rsync file list: %w", err)
 	}
@@ -136,14 +137,14 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	}
 	// -l copies current as a symlink; -t keeps its mtime (when the upstream
 	// flipped it); --max-size keeps a hostile upstream from filling the disk.
-	_, rerr := u.run(ctx, nil, "-lt", "--max-size=4k", "--files-from="+list, "--from0", u.srcDir(""), dst+"/")
+	_, rerr := u.run(ctx, nil, "-lt", "--max-size=4k", "--files-from="+list, "--from0", base, dst+"/")
 	var xe *ExitError
 	if rerr != nil && !(errors.As(rerr, &xe) && xe.Code == 23) {
 		return nil, rerr // 23: some of the three are missing; look at what came
 	}
 	st := &state{used: map[string]bool{}}
 	read := func(name string) (uint64, error) {
-		n, err := seqfile.Read(fsys.OS(), filepath.Join(dst, export.SeqName, name))
+		n, err := seqfile.Read(fsys.OS(), filepath.Join(dst, filepath.FromSlash(prefix), export.SeqName, name))
 		if errors.Is(err, fs.ErrNotExist) && rerr != nil {
 			err = fmt.Errorf("%w (%w)", err, rerr)
 		}
@@ -151,7 +152,7 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	}
 	st.begin, st.beginErr = read(seqfile.Begin)
 	st.end, st.endErr = read(seqfile.End)
-	cur := filepath.Join(dst, export.CurrentName)
+	cur := filepath.Join(dst, filepath.FromSlash(prefix), export.CurrentName)
 	if fi, err := os.Lstat(cur); err == nil {
 		t, err := os.Readlink(cur)
 		if err != nil {
@@ -232,25 +233,43 @@ func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) erro
 }
 
 // Fetch implements transport.Upstream: one rsync run with --files-from
-// pulls the listed files of snapshots/N/, then each is hashed and checked.
+// pulls the listed files of snapshots/N/ into a staging directory beside
+// dir, they are renamed into dir, then each is hashed and checked.
 func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
 	u.pending = nil
 	if len(files) == 0 {
 		return nil
 	}
-	tmp, err := u.tempDir()
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	list := filepath.Join(tmp, "files")
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	// The stage is on dir's filesystem, so moving files out is a rename.
+	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
+	if err := os.RemoveAll(stage); err != nil {
+		return fmt.Errorf("fetch snapshot %d: %w", n, err)
+	}
+	defer os.RemoveAll(stage)
+	made := map[string]bool{}
+	for _, e := range files {
+		if err := manifest.CheckPath(e.Path); err != nil {
+			return fmt.Errorf("fetch snapshot %d: %w", n, err)
+		}
+		d := filepath.Dir(filepath.Join(stage, filepath.FromSlash(snap+e.Path)))
+		if !made[d] {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+			}
+			made[d] = true
+		}
+	}
+	list := filepath.Join(stage, "files")
 	err = fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		for _, e := range files {
-			if err := manifest.CheckPath(e.Path); err != nil {
-				return err
-			}
-			bw.WriteString(e.Path)
+			bw.WriteString(snap + e.Path)
 			bw.WriteByte(0)
 		}
 		return bw.Flush()
@@ -258,16 +277,17 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	if err != nil {
 		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	src := u.srcDir(export.SnapshotsName + "/" + strconv.FormatUint(n, 10))
 	// -a without -r (--files-from turns it off): exactly the listed files;
-	// --no-implied-dirs: the caller made the directories and sets their modes.
-	args := []string{"-a", "--no-implied-dirs", "--files-from=" + list, "--from0", src, abs + "/"}
+	// --no-implied-dirs: the staging directories exist and stay ours.
+	args := []string{"-a", "--no-implied-dirs", "--files-from=" + list, "--from0", base, stage + "/"}
 	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
+	}
+	for _, e := range files {
+		rel := filepath.FromSlash(e.Path)
+		if err := os.Rename(filepath.Join(stage, filepath.FromSlash(snap), rel), filepath.Join(abs, rel)); err != nil {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
+		}
 	}
 	return u.check(ctx, n, files, abs)
 }
@@ -323,11 +343,11 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 }
 
 // vanished adds transport.ErrVanished to an rsync failure that says a
-// snapshot file or directory is not there (exit 23, "No such file"): the
-// snapshot was pruned upstream.
+// snapshot file or directory is not there (exit 23 or 3, "No such file"):
+// the snapshot was pruned upstream.
 func vanished(err error) error {
 	var xe *ExitError
-	if errors.As(err, &xe) && xe.Code == 23 && strings.Contains(xe.Stderr, "No such file or directory") {
+	if errors.As(err, &xe) && (xe.Code == 23 || xe.Code == 3) && strings.Contains(xe.Stderr, "No such file or directory") {
 		return fmt.Errorf("%w: %w", transport.ErrVanished, err)
 	}
 	return err
