@@ -59,6 +59,11 @@ func StartRsyncd(tb testing.TB, modules map[string]string) (port int) {
 // extra daemon options, e.g. --bwlimit=1000 to slow transfers down.
 func StartRsyncdServer(tb testing.TB, modules map[string]string, args ...string) *Rsyncd {
 	tb.Helper()
+	return startServer(tb, rsyncdModules(modules), args)
+}
+
+func startServer(tb testing.TB, modules string, args []string) *Rsyncd {
+	tb.Helper()
 	rsync := RequireBinary(tb, "rsync")
 	dir := tb.TempDir()
 	var lastErr error
@@ -87,7 +92,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func rsyncdConf(dir string, modules map[string]string) string {
+// rsyncdGlobals is the global part of a test daemon's config.
+func rsyncdGlobals(dir string) string {
 	var b strings.Builder
 	// The daemon runs as the current user; as root it would otherwise
 	// switch to nobody and not read the test's temp dirs.
@@ -96,6 +102,11 @@ func rsyncdConf(dir string, modules map[string]string) string {
 	fmt.Fprintf(&b, "pid file = %s\n", filepath.Join(dir, "rsyncd.pid"))
 	fmt.Fprintf(&b, "lock file = %s\n", filepath.Join(dir, "rsyncd.lock"))
 	fmt.Fprintf(&b, "log file = %s\n", filepath.Join(dir, "rsyncd.log"))
+	return b.String()
+}
+
+func rsyncdModules(modules map[string]string) string {
+	var b strings.Builder
 	names := make([]string, 0, len(modules))
 	for name := range modules {
 		names = append(names, name)
@@ -107,10 +118,18 @@ func rsyncdConf(dir string, modules map[string]string) string {
 	return b.String()
 }
 
-func startRsyncd(rsync, dir string, port int, modules map[string]string, args []string) (*Rsyncd, error) {
+// StartRsyncdConfig starts a test daemon (as StartRsyncdServer) whose config
+// is the test globals followed by modules, verbatim rsyncd.conf text: to
+// test a generated module section. Module settings override the globals.
+func StartRsyncdConfig(tb testing.TB, modules string, args ...string) *Rsyncd {
+	tb.Helper()
+	return startServer(tb, modules, args)
+}
+
+func startRsyncd(rsync, dir string, port int, modules string, args []string) (*Rsyncd, error) {
 	conf := filepath.Join(dir, "rsyncd.conf")
 	_ = os.Remove(filepath.Join(dir, "rsyncd.pid"))
-	if err := os.WriteFile(conf, []byte(rsyncdConf(dir, modules)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(rsyncdGlobals(dir)+modules), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(rsync, append([]string{"--daemon", "--no-detach", fmt.Sprintf("--port=%d", port),
