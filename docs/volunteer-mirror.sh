@@ -182,7 +182,9 @@ while :; do
 		[ "$cur" = 0 ] || linkdest=--link-dest=$root/snapshots/$cur
 		if ! run_rsync -t "$up/snapshots/$N.manifest" "$work.manifest"; then
 			moved="snapshot $N vanished (manifest)"
-		elif ! run_rsync -a ${linkdest:+"$linkdest"} "$up/snapshots/$N/" "$work/"; then
+		# --modify-window=-1: compare mtimes to the nanosecond, so a file
+		# changed within the same second is not linked from the old snapshot.
+		elif ! run_rsync -a --modify-window=-1 ${linkdest:+"$linkdest"} "$up/snapshots/$N/" "$work/"; then
 			moved="snapshot $N changed or vanished during the copy"
 		else
 			# 4. Did the master start an update while we copied?

@@ -324,7 +324,10 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"-a", "--delete", "--exclude=/" + export.SeqName + "/"}
+	// --modify-window=-1: the quick check (size and mtime) compares
+	// nanoseconds, else a same-size change within the same second of the
+	// last copy would be hard-linked from the old snapshot unseen.
+	args := []string{"-a", "--delete", "--modify-window=-1", "--exclude=/" + export.SeqName + "/"}
 	if linkDest != "" {
 		ld, err := filepath.Abs(linkDest)
 		if err != nil {
