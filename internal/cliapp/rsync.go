@@ -1,7 +1,6 @@
 package cliapp
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -57,13 +56,12 @@ func progress(w io.Writer) func(int64, int) {
 		return nil
 	}
 	var bar *progressbar.ProgressBar
-	return func(bytes int64, percent int) {
+	return func(_ int64, percent int) {
 		if bar == nil {
-			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w),
-				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
-				progressbar.OptionSetPredictTime(false))
+			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("rsync"),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+				progressbar.OptionSetPredictTime(false), progressbar.OptionShowElapsedTimeOnFinish())
 		}
-		bar.Describe(fmt.Sprintf("rsync %7.1f MiB", float64(bytes)/(1<<20)))
 		_ = bar.Set(percent)
 		if percent >= 100 {
 			_ = bar.Finish()
