@@ -20,15 +20,20 @@
 //     other call forgets the remembered values, so a Seq after a copy always
 //     reads the upstream afresh.
 //   - [Upstream.Fetch] pulls exactly the listed files of snapshots/N/ (never
-//     through current/) with --files-from, then hashes every one and compares
-//     it with its manifest record; a mismatch wraps snapshot.ErrHashMismatch.
+//     through current/) in one rsync run with --files-from --from0 into a
+//     staging directory beside the target (same filesystem), renames them
+//     into place, then hashes every one and compares it with its manifest
+//     record; a mismatch wraps snapshot.ErrHashMismatch. The --files-from
+//     base is the module root, never a subdirectory: rsync 3.5's daemon
+//     without chroot reports every file as vanished otherwise.
 //   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"
 //     failures of snapshot files wrap transport.ErrVanished; 5, 10, 12, 30 and
 //     35 (daemon refused, socket, protocol stream, timeouts) wrap
 //     transport.ErrUnavailable; 1-4 are configuration errors quoting rsync's
 //     stderr; anything else (e.g. 23, partial transfer) is a plain error.
 //   - [Upstream.FetchTree] implements transport.TreeFetcher for classic
-//     mode: the whole tree but seq/, with --delete and --link-dest.
+//     mode: the whole tree but seq/, with --delete, --link-dest and
+//     --modify-window=-1 (mtimes compared to the nanosecond).
 //   - Nothing is written outside the directories the caller names and the
 //     upstream's own temp dir, which Close removes.
 //

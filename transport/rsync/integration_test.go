@@ -524,3 +524,29 @@ func gitCommit(tb testing.TB, dir, msg string) {
 		}
 	}
 }
+
+// TestShellTransport drives the host:path form through rsync's -e with a
+// stand-in for ssh that runs the remote command locally.
+func TestShellTransport(t *testing.T) {
+	testutil.RequireBinary(t, "rsync")
+	tmp := t.TempDir()
+	src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
+	testutil.GenTree(t, src, 12, 7)
+	publish(t, master, src, 3)
+	fakeSSH := filepath.Join(tmp, "fake-ssh")
+	// rsync runs: RSH [-l user] host rsync --server ...; ssh would hand the
+	// joined command to the remote shell.
+	script := "#!/bin/sh\nwhile [ \"$1\" = -l ]; do shift 2; done\nshift\nexec sh -c \"$*\"\n"
+	if err := os.WriteFile(fakeSSH, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runMirror(t, "--upstream", "mirror@localhost:"+master, "--rsh", fakeSSH, "--root", mir, "--quiet")
+	if code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("host:path sync: exit %d %s %s", code, out, errs)
+	}
+	verifyServed(t, mir)
+	code, out, errs = runMirror(t, "--upstream", "localhost:"+master, "--rsh", fakeSSH, "--root", mir, "--json")
+	if code != 0 || !strings.Contains(out, `"changed": false`) {
+		t.Fatalf("host:path no-op: exit %d %s %s", code, out, errs)
+	}
+}
