@@ -252,16 +252,19 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		return fmt.Errorf("fetch snapshot %d: %w", n, err)
 	}
 	defer os.RemoveAll(stage)
-	made := map[string]bool{}
+	made := map[string]bool{} // every staging directory, ancestors included
 	for _, e := range files {
 		if err := manifest.CheckPath(e.Path); err != nil {
 			return fmt.Errorf("fetch snapshot %d: %w", n, err)
 		}
 		d := filepath.Dir(filepath.Join(stage, filepath.FromSlash(snap+e.Path)))
-		if !made[d] {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
-			}
+		if made[d] {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+		}
+		for ; d != stage && !made[d]; d = filepath.Dir(d) {
 			made[d] = true
 		}
 	}
@@ -283,8 +286,20 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
+	// Only what was asked for leaves the stage: directories still ours (not
+	// replaced by symlinks) and regular files.
+	for d := range made {
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("fetch snapshot %d from %s: staging directory %s was replaced: %w", n, u, d, manifest.ErrUnsafePath)
+		}
+	}
 	for _, e := range files {
 		rel := filepath.FromSlash(e.Path)
+		if fi, err := os.Lstat(filepath.Join(stage, filepath.FromSlash(snap), rel)); err != nil {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: %w: got a %s, not a file", e.Path, n, u, snapshot.ErrHashMismatch, fi.Mode().Type())
+		}
 		if err := os.Rename(filepath.Join(stage, filepath.FromSlash(snap), rel), filepath.Join(abs, rel)); err != nil {
 			return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
 		}
