@@ -550,3 +550,12 @@ func TestShellTransport(t *testing.T) {
 		t.Fatalf("host:path no-op: exit %d %s %s", code, out, errs)
 	}
 }
+
+func TestRsyncUsageErrorQuoted(t *testing.T) {
+	port := testutil.StartRsyncd(t, map[string]string{"m": t.TempDir()})
+	code, _, errs := runMirror(t, "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/m", port), "--root", filepath.Join(t.TempDir(), "mirror"),
+		"--rsync-opt=--no-such-option")
+	if code != cliapp.ExitFailure || !strings.Contains(errs, "configuration problem") || !strings.Contains(errs, "no-such-option") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
