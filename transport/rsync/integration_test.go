@@ -168,6 +168,28 @@ func TestMirrorThroughDaemon(t *testing.T) {
 		testutil.GitFsck(t, filepath.Join(mir, "current", "repo"))
 	})
 
+	t.Run("verify --repair over rsync", func(t *testing.T) {
+		p := filepath.Join(mir, "snapshots", "2", filepath.FromSlash(paths[3]))
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Dir(p), 0o755)
+		os.Chmod(p, 0o644)
+		if err := os.WriteFile(p, []byte("CHANGED THREE"), 0o644); err != nil { // same size, bit rot
+			t.Fatal(err)
+		}
+		os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		if code, out, errs := runMirror(t, "verify", "--root", mir); code != cliapp.ExitVerify {
+			t.Fatalf("verify of a damaged snapshot: exit %d %s %s", code, out, errs)
+		}
+		code, out, errs := runMirror(t, "verify", "--root", mir, "--repair", "--upstream", up)
+		if code != 0 || !strings.Contains(errs, "repaired 1") {
+			t.Fatalf("verify --repair: exit %d %s %s", code, out, errs)
+		}
+		verifyServed(t, mir)
+	})
+
 	t.Run("tier-2 daemon and stock rsync client", func(t *testing.T) {
 		port2 := testutil.StartRsyncd(t, map[string]string{"mirror": mir})
 		dst := filepath.Join(t.TempDir(), "dst")
