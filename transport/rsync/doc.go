@@ -14,10 +14,13 @@
 //     --contimeout (connect) have defaults, and the context kills the run.
 //   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
 //     current symlink (not what it points to) in ONE rsync run into a fresh
-//     private temp dir, and remembers the values it did not return for the
-//     very next Seq or Current call. So mirror.Sync's no-op poll (Seq "end",
-//     then Current) costs one small rsync run, whatever the tree's size. Any
-//     other call forgets the remembered values, so a Seq after a copy always
+//     private temp dir, and remembers the values it did not return. Seq
+//     "end" (the start of a poll) always reads afresh; a following Seq
+//     "begin" or Current is answered from the same run if nothing else came
+//     in between and it is under 10s old. So mirror.Sync's no-op poll (Seq
+//     "end", then Current) and SyncClassic's (end, then begin) cost one
+//     small rsync run, whatever the tree's size. Fetch, FetchManifest and
+//     FetchTree forget the remembered values, so a Seq after a copy always
 //     reads the upstream afresh.
 //   - [Upstream.Fetch] pulls exactly the listed files of snapshots/N/ (never
 //     through current/) in one rsync run with --files-from --from0 into a

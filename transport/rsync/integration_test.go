@@ -581,3 +581,54 @@ func TestRsyncUsageErrorQuoted(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
+
+func TestPollCaching(t *testing.T) {
+	rsyncBin, runs := countingRsync(t)
+	tmp := t.TempDir()
+	src, master := filepath.Join(tmp, "src"), filepath.Join(tmp, "master")
+	testutil.GenTree(t, src, 3, 8)
+	publish(t, master, src, 3)
+	port := testutil.StartRsyncd(t, map[string]string{"master": master})
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		calls []string
+		runs  int
+	}{
+		{name: "end then current", calls: []string{"end", "current"}, runs: 1},
+		{name: "end then begin", calls: []string{"end", "begin", "current"}, runs: 1},
+		{name: "end always fresh", calls: []string{"end", "end"}, runs: 2},
+		{name: "current twice", calls: []string{"end", "current", "current"}, runs: 2},
+		{name: "copy in between", calls: []string{"end", "manifest", "begin", "current"}, runs: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := openRsync(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port))
+			u.Opts.Rsync = rsyncBin
+			before := runs()
+			for _, c := range tc.calls {
+				var err error
+				switch c {
+				case "end", "begin":
+					var n uint64
+					if n, err = u.Seq(ctx, c); err == nil && n != 1 {
+						err = fmt.Errorf("seq/%s = %d", c, n)
+					}
+				case "current":
+					var n uint64
+					if n, _, err = u.Current(ctx); err == nil && n != 1 {
+						err = fmt.Errorf("current = %d", n)
+					}
+				case "manifest":
+					err = u.FetchManifest(ctx, 1, filepath.Join(t.TempDir(), "m"))
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", c, err)
+				}
+			}
+			if got := runs() - before; got != tc.runs {
+				t.Fatalf("%v ran rsync %d times, want %d", tc.calls, got, tc.runs)
+			}
+		})
+	}
+}

@@ -112,7 +112,8 @@ type state struct {
 	cur              uint64
 	curTime          time.Time
 	curErr           error
-	used             map[string]bool
+	used             map[string]bool // values already returned
+	at               time.Time       // when they were read
 }
 
 const curKey = "current"
@@ -142,7 +143,7 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	if rerr != nil && !(errors.As(rerr, &xe) && xe.Code == 23) {
 		return nil, rerr // 23: some of the three are missing; look at what came
 	}
-	st := &state{used: map[string]bool{}}
+	st := &state{used: map[string]bool{}, at: time.Now()}
 	read := func(name string) (uint64, error) {
 		n, err := seqfile.Read(fsys.OS(), filepath.Join(dst, filepath.FromSlash(prefix), export.SeqName, name))
 		if errors.Is(err, fs.ErrNotExist) && rerr != nil {
@@ -166,11 +167,15 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	return st, nil
 }
 
-// take returns remembered state for key if it has not been returned yet;
-// otherwise it fetches afresh.
-func (u *Upstream) take(ctx context.Context, key string) (*state, error) {
+// maxStateAge bounds how long a value read by one rsync run may answer a
+// later call.
+const maxStateAge = 10 * time.Second
+
+// take returns remembered state for key if it has not been returned yet and
+// is recent; otherwise (or with fresh) it fetches afresh.
+func (u *Upstream) take(ctx context.Context, key string, fresh bool) (*state, error) {
 	st := u.pending
-	if st == nil || st.used[key] {
+	if fresh || st == nil || st.used[key] || time.Since(st.at) > maxStateAge {
 		var err error
 		if st, err = u.fetchState(ctx); err != nil {
 			u.pending = nil
@@ -182,14 +187,15 @@ func (u *Upstream) take(ctx context.Context, key string) (*state, error) {
 	return st, nil
 }
 
-// Seq implements transport.Upstream. One rsync run reads begin, end and
-// current; the next Seq or Current call for a value not yet returned is
-// answered from that run.
+// Seq implements transport.Upstream. Seq "end" starts a poll: it always
+// runs rsync once, reading begin, end and current together; a Seq "begin"
+// or Current call that follows with nothing else in between is answered
+// from that run, as if all three had been read at once.
 func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
 	if name != seqfile.Begin && name != seqfile.End {
 		return 0, fmt.Errorf("read upstream seq %s: unknown seq file %q", u, name)
 	}
-	st, err := u.take(ctx, name)
+	st, err := u.take(ctx, name, name == seqfile.End)
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", u, err)
 	}
@@ -205,7 +211,7 @@ func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
 
 // Current implements transport.Upstream (see Seq).
 func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
-	st, err := u.take(ctx, curKey)
+	st, err := u.take(ctx, curKey, false)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read upstream current %s: %w", u, err)
 	}
