@@ -13,7 +13,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "publish",
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
-		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc --root ROOT ...",
+		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
@@ -46,6 +46,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 				Flags:  []cli.Flag{rootFlag, keepFlag, minAgeFlag, jsonFlag, quietFlag, verboseFlag},
 				Action: gcAction,
 			},
+			rsyncdConfCommand,
 		},
 	}
 }
