@@ -213,7 +213,7 @@ func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetche
 		}
 		res.Deleted = del
 	}
-	res.Linked, res.Fetched, res.Files = linked, files-linked, len(entries)
+	res.Linked, res.Fetched, res.Entries = linked, files-linked, len(entries)
 	if err := fsys.WriteStream(f, manPath, 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
 		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
 	}
