@@ -198,6 +198,7 @@ func statusBoth(t *testing.T, root string) {
 }
 
 func TestClientAcceptsWhatGoWrites(t *testing.T) {
+	t.Parallel()
 	root, n := published(t)
 	if n != 2 {
 		t.Fatalf("published snapshot %d, want 2", n)
@@ -221,6 +222,7 @@ func TestClientAcceptsWhatGoWrites(t *testing.T) {
 }
 
 func TestClientRefusesEditedManifest(t *testing.T) {
+	t.Parallel()
 	root, n := published(t)
 	orig, err := os.ReadFile(manifestPath(root, n))
 	if err != nil {
@@ -259,6 +261,7 @@ func TestClientRefusesEditedManifest(t *testing.T) {
 // checksum, so that only the record rules can catch the edit; Go's
 // manifest.Check and the Python client must agree on every one.
 func TestClientAgreesOnHostileManifests(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	reseal := func(records ...string) []byte {
 		var b bytes.Buffer
@@ -298,6 +301,8 @@ func TestClientAgreesOnHostileManifests(t *testing.T) {
 		"dir hash":         {"d 0755 0 1" + h + "a"},
 		"mtime -0":         {"f 0644 1 -0" + h + "a"},
 		"mtime 01":         {"f 0644 1 01" + h + "a"},
+		"ok mtime min":     {"f 0644 1 -9223372036854775808" + h + "a"},
+		"mtime below min":  {"f 0644 1 -9223372036854775809" + h + "a"},
 		"upper hash":       {"f 0644 1 1 0123456789ABCDEF a"},
 		"trailing space":   {"f 0644 1 1" + h + "a "},
 		"blank record":     {""},
@@ -320,6 +325,7 @@ func TestClientAgreesOnHostileManifests(t *testing.T) {
 }
 
 func TestClientVerifyFindsDamage(t *testing.T) {
+	t.Parallel()
 	root, n := published(t)
 	snap := filepath.Join(root, "snapshots", fmt.Sprint(n))
 	// Same size, same mtime: only the content hash can tell.
@@ -358,6 +364,7 @@ func TestClientVerifyFindsDamage(t *testing.T) {
 }
 
 func TestClientStatusAgrees(t *testing.T) {
+	t.Parallel()
 	const max = "18446744073709551615\n"
 	cases := map[string]func(root string) error{
 		"fresh":    func(string) error { return nil },
@@ -376,6 +383,8 @@ func TestClientStatusAgrees(t *testing.T) {
 		"torn: dangling":       func(r string) error { return setCurrent(r, "snapshots/9") },
 		"torn: not snapshots/": func(r string) error { return setCurrent(r, "./snapshots/2") },
 		"torn: leading zero":   func(r string) error { return setCurrent(r, "snapshots/02") },
+		"torn: out of range":   func(r string) error { return setCurrent(r, "snapshots/18446744073709551616") },
+		"torn: highest number": func(r string) error { return setCurrent(r, "snapshots/18446744073709551615") },
 		"torn: not a symlink": func(r string) error {
 			return errors.Join(os.Remove(filepath.Join(r, "current")), os.Mkdir(filepath.Join(r, "current"), 0o755))
 		},

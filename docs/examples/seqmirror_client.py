@@ -19,6 +19,7 @@ import re
 import stat
 import struct
 import sys
+import types
 
 # ---------------------------------------------------------------- XXH64 ----
 # The public XXH64 algorithm (https://github.com/Cyan4973/xxHash), seed 0.
@@ -88,12 +89,12 @@ def xxh64_hex(data):
 
 
 # --------------------------------------------------------------- errors ----
-class Corrupt(Exception):
-    """Corrupt or hostile data (seqmirror's exit code 7)."""
+class Corrupt(Exception):  # corrupt or hostile data: exit code 7
+    pass
 
 
-class Failure(Exception):
-    """Any other failure (exit code 1)."""
+class Failure(Exception):  # any other failure: exit code 1
+    pass
 
 
 # ------------------------------------------------------- numbers, seq files ----
@@ -163,14 +164,6 @@ _HASH = re.compile(rb"[0-9a-f]{16}\Z")
 _FOOTER = re.compile(rb"end (0|[1-9][0-9]*) ([0-9a-f]{16})\Z")
 
 
-class Record:
-    __slots__ = ("type", "mode", "size", "mtime", "hash", "path", "target")
-
-    def __init__(self, *fields):
-        for name, value in zip(self.__slots__, fields):
-            setattr(self, name, value)
-
-
 def clean_path(p):
     return (p != b"" and b"\0" not in p
             and all(c not in (b"", b".", b"..") for c in p.split(b"/")))
@@ -186,8 +179,9 @@ def parse_record(line, lineno):
         raise Corrupt("%s: bad mode %r" % (where, mode))
     if not _MTIME.match(mtime) or not -(1 << 63) <= int(mtime) < (1 << 63):
         raise Corrupt("%s: bad mtime %r" % (where, mtime))
-    r = Record(typ.decode(), int(mode, 8), parse_uint(size, where + ": size"), int(mtime),
-               hsh.decode(), unescape(path, where + ": path"), None)
+    r = types.SimpleNamespace(type=typ.decode(), mode=int(mode, 8), mtime=int(mtime),
+                              size=parse_uint(size, where + ": size"), hash=hsh.decode(),
+                              path=unescape(path, where + ": path"), target=None)
     if not clean_path(r.path):
         raise Corrupt("%s: path %r is not clean" % (where, path))
     if r.type == "f":
@@ -262,8 +256,10 @@ def read_manifest(path, expect_n=None):
 
 
 # ---------------------------------------------------------- export root ----
-def _snapshot_number(name):
-    return int(name) if re.fullmatch(r"[1-9][0-9]*", name) else None
+def snapshot_number(name):
+    """N >= 1 in canonical decimal, at most 2^64-1; else None."""
+    ok = re.fullmatch(r"[1-9][0-9]*", name) and int(name) <= _U64_MAX
+    return int(name) if ok else None
 
 
 def complete_snapshots(root):
@@ -274,7 +270,7 @@ def complete_snapshots(root):
         raise Failure("not a seqmirror export root: %s: %s" % (root, e))
     out = []
     for name in names:
-        n = _snapshot_number(name)
+        n = snapshot_number(name)
         if n and name + ".manifest" in names and os.path.isdir(os.path.join(d, name)) \
                 and not os.path.islink(os.path.join(d, name)):
             out.append(n)
@@ -290,10 +286,10 @@ def resolve_current(root):
         return 0, None
     except OSError:
         return 0, "bad current symlink: %s is not a symlink" % cur
-    m = re.fullmatch(r"snapshots/([1-9][0-9]*)", target)
-    if not m:
+    n = snapshot_number(target[len("snapshots/"):]) if target.startswith("snapshots/") else None
+    if n is None:
         return 0, "bad current symlink: target %r, want snapshots/N" % target
-    return int(m.group(1)), None
+    return n, None
 
 
 def rfc3339(ns):
@@ -399,16 +395,17 @@ def main(argv):
         if cmd == "status":
             print(json.dumps(status(arg), indent=2))
         elif cmd == "check-manifest":
-            m = re.fullmatch(r"([1-9][0-9]*)\.manifest", os.path.basename(arg))
-            n, records = read_manifest(arg, int(m.group(1)) if m else None)
+            name = os.path.basename(arg)
+            n = snapshot_number(name[:-9]) if name.endswith(".manifest") else None
+            n, records = read_manifest(arg, n)
             print("manifest of snapshot %d OK: %d records" % (n, len(records)))
         else:
             want = 0
             if len(argv) == 3:
-                if not re.fullmatch(r"[1-9][0-9]*", argv[2]):
+                want = snapshot_number(argv[2])
+                if want is None:
                     sys.stderr.write("verify: N must be a snapshot number >= 1\n")
                     return 2
-                want = int(argv[2])
             n, problems = verify(arg, want)
             print(json.dumps({"snapshot": n, "ok": not problems,
                               "problems": [{"path": show(p), "reason": r} for p, r in problems]},
