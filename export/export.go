@@ -340,7 +340,6 @@ type Status struct {
 	End              uint64     `json:"end"`
 	State            string     `json:"state"`
 	Snapshots        []uint64   `json:"snapshots"`
-	Files            int        `json:"files,omitempty"`
 	Updated          *time.Time `json:"updated,omitempty"`
 	Upstream         string     `json:"upstream,omitempty"`
 	UpstreamSnapshot *uint64    `json:"upstream_snapshot,omitempty"`

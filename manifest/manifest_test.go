@@ -2,6 +2,7 @@ package manifest_test
 
 import (
 	"bytes"
+	"os"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -814,5 +815,40 @@ func TestDiffErrors(t *testing.T) {
 	}
 	if err := manifest.Diff(r, nil, func(manifest.Change) error { return nil }); !errors.Is(err, manifest.ErrCorrupt) {
 		t.Fatalf("Diff over a truncated stream = %v, want ErrCorrupt", err)
+	}
+}
+
+// TestDocExample decodes the example manifest shown in doc.go and
+// docs/protocol.md, so the documentation cannot drift from the format.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(doc, []byte("```\nseqmirror-manifest 1\n"))
+	if start < 0 {
+		t.Fatal("docs/protocol.md has no example manifest")
+	}
+	ex := doc[start+4:]
+	ex = ex[:bytes.Index(ex, []byte("```"))]
+	m, err := manifest.Decode(bytes.NewReader(ex))
+	if err != nil {
+		t.Fatalf("the documented example does not decode: %v", err)
+	}
+	if m.Snapshot != 42 || len(m.Entries) != 4 {
+		t.Fatalf("example decoded to snapshot %d with %d entries", m.Snapshot, len(m.Entries))
+	}
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromGo []byte
+	for _, l := range strings.Split(string(src), "\n") {
+		if rest, ok := strings.CutPrefix(l, "//\t"); ok {
+			fromGo = append(fromGo, rest+"\n"...)
+		}
+	}
+	if !bytes.Equal(fromGo, ex) {
+		t.Fatalf("doc.go's example differs from docs/protocol.md's:\n%s\nvs\n%s", fromGo, ex)
 	}
 }
