@@ -2,11 +2,11 @@ package manifest_test
 
 import (
 	"bytes"
-	"os"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
