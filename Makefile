@@ -28,9 +28,9 @@ vet:
 
 # All tests, with the race detector off for speed on 2 cores; SEQMIRROR_REQUIRE_PEERS
 # makes tests fail (not skip) when rsync or git is missing.
-test: deps vet
+# The short fuzz runs first so that go test's summary closes the output.
+test: deps vet fuzz-short
 	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 20m ./...
-	$(MAKE) fuzz-short
 
 FUZZTIME ?= 5s
 fuzz-short:

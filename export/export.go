@@ -124,6 +124,9 @@ func (r *Root) Current() (uint64, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, nil
 		}
+		if errors.Is(err, syscall.EINVAL) { // exists but is not a symlink
+			return 0, fmt.Errorf("%w: %s is not a symlink", ErrBadCurrent, r.Path(CurrentName))
+		}
 		return 0, fmt.Errorf("read %s: %w", r.Path(CurrentName), err)
 	}
 	return ParseCurrent(t)
@@ -189,6 +192,17 @@ func (r *Root) list() (listing, error) {
 	}
 	slices.Sort(l.complete)
 	return l, nil
+}
+
+// Complete reports whether snapshot n is complete (directory and manifest).
+// It costs two stats, whatever the size of the snapshot.
+func (r *Root) Complete(n uint64) bool {
+	fi, err := r.FS.Stat(r.SnapshotDir(n))
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	fi, err = r.FS.Stat(r.ManifestPath(n))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // Snapshots lists complete snapshots, oldest first.
@@ -374,7 +388,6 @@ type Status struct {
 	End              uint64     `json:"end"`
 	State            string     `json:"state"`
 	Snapshots        []uint64   `json:"snapshots"`
-	Files            int        `json:"files,omitempty"`
 	Updated          *time.Time `json:"updated,omitempty"`
 	Upstream         string     `json:"upstream,omitempty"`
 	UpstreamSnapshot *uint64    `json:"upstream_snapshot,omitempty"`

@@ -7,11 +7,13 @@
 //
 //	seqmirror-manifest 1
 //	snapshot 42
-//	d 0755 0 1700000000000000000 - src
-//	f 0644 1234 1700000000000000000 9ae16a3b2f90404f src/main.c
-//	l 0777 7 0 - src/link main.c
-//	end 3 0123456789abcdef
+//	d 0755 0 1700000000123456789 - src
+//	f 0444 0 1700000000000000000 ef46db3751d8e999 src/empty%20file
+//	l 0777 6 0 - src/link main.c
+//	f 0644 1234 1700000000123456789 ad793ea0c7a50b22 src/main.c
+//	end 4 9581584e68690ade
 //
+// (the example of docs/protocol.md, valid byte for byte; a test decodes it).
 // Records come in canonical order (paths compared bytewise with '/' ranking
 // below every other byte, i.e. a depth-first walk with names sorted), so
 // parents precede children and equal trees give byte-identical manifests.

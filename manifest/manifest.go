@@ -29,8 +29,11 @@ const Magic = "seqmirror-manifest 1"
 // MaxSize is the largest file size a manifest may claim (1 TiB).
 const MaxSize = 1 << 40
 
-// maxLine bounds one record: two encoded 4096-byte paths and the fields.
-const maxLine = 3*4096*2 + 256
+// maxPath bounds a record's path (and symlink target), as PATH_MAX does.
+const maxPath = 4096
+
+// maxLine bounds one record: two encoded maxPath-byte paths and the fields.
+const maxLine = 3*maxPath*2 + 256
 
 // Type of a record.
 type Type byte
@@ -262,6 +265,9 @@ type validator struct {
 func (v *validator) check(e Entry) error {
 	if err := CheckPath(e.Path); err != nil {
 		return err
+	}
+	if len(e.Path) > maxPath {
+		return fmt.Errorf("%w: path %q... is %d bytes, longer than %d", ErrUnsafePath, e.Path[:64], len(e.Path), maxPath)
 	}
 	if v.first && Compare(v.prev, e.Path) >= 0 {
 		if v.prev == e.Path {

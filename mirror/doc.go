@@ -20,4 +20,9 @@
 // A crash at any point leaves ROOT serving its previous snapshot, with
 // begin > end until the next run, which cleans up and completes. Runs on one
 // ROOT are serialised by its lock; readers are never blocked.
+//
+// [SyncClassic] follows an upstream with no snapshots, a tree updated in
+// place with only seq/begin and seq/end (docs/classic.md): it copies the
+// whole tree with link-dest (transport.TreeFetcher), discards the copy if
+// the upstream's begin moved, then numbers, hashes and flips it as above.
 package mirror

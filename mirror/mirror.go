@@ -37,7 +37,7 @@ type Options struct {
 	Force         bool          // ignore MaxDelete
 	Keep          int           // snapshots to keep (default 3)
 	MinAge        time.Duration // grace period before pruning a superseded snapshot
-	Retries       int           // attempts after the first when the upstream moves (default 4)
+	Retries       int           // attempts after the first when the upstream moves (0: default 4; negative: none)
 	Backoff       time.Duration // first retry delay, doubled each time (default 2s)
 	Rounds        int           // snapshots to follow in one run when the upstream keeps publishing (default 3)
 	Workers       int
@@ -56,6 +56,8 @@ func (o *Options) defaults() {
 	}
 	if o.Retries == 0 {
 		o.Retries = 4
+	} else if o.Retries < 0 {
+		o.Retries = 0
 	}
 	if o.Backoff == 0 {
 		o.Backoff = 2 * time.Second
@@ -103,6 +105,10 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	cur, err := root.Current()
 	if err != nil {
 		return res, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
+	}
+	if cur > 0 && !root.Complete(cur) {
+		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
+		cur = 0
 	}
 	res.Previous, res.Snapshot = cur, cur
 	var begin uint64

@@ -33,7 +33,7 @@ type PublishOptions struct {
 	Force   bool          // make a new snapshot even if nothing changed; re-hash every file
 	Keep    int           // snapshots to keep (default 3)
 	MinAge  time.Duration // never prune a snapshot superseded less than this ago
-	Retries int           // attempts after the first when the source moves (default 3)
+	Retries int           // attempts after the first when the source moves (0: default 3; negative: none)
 	Backoff time.Duration // wait before the first retry, doubled each time (default 1s)
 	Workers int           // parallel copy/hash/link workers (default Workers())
 	Log     *slog.Logger
@@ -49,6 +49,8 @@ func (o *PublishOptions) defaults() {
 	}
 	if o.Retries == 0 {
 		o.Retries = 3
+	} else if o.Retries < 0 {
+		o.Retries = 0
 	}
 	if o.Backoff == 0 {
 		o.Backoff = time.Second

@@ -9,6 +9,9 @@
 // start over from reading the seq files. [ErrUnavailable] marks transient
 // failures worth a retry with backoff.
 //
-// [Open] picks the implementation from the address: a path is read
-// directly (local disk or NFS). Upstreams are not safe for concurrent use.
+// [Open] picks the implementation from the address: kinds registered with
+// [Register] first (package transport/rsync: rsync://, host::module,
+// host:path), else a path, read directly (local disk or NFS). Upstreams
+// that can also copy a plain tree with no snapshots (classic mode)
+// implement [TreeFetcher]. Upstreams are not safe for concurrent use.
 package transport

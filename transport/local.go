@@ -46,6 +46,9 @@ func (l *Local) wrap(err error) error {
 // Seq implements Upstream.
 func (l *Local) Seq(_ context.Context, name string) (uint64, error) {
 	n, err := seqfile.Read(l.root.FS, filepath.Join(l.root.SeqDir(), name))
+	if errors.Is(err, fs.ErrNotExist) && l.root.Exists() == nil {
+		return 0, nil // a root never updated: a missing counter is 0, as in seqfile.Counters
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", l.root.Dir, l.wrap(err))
 	}
@@ -117,3 +120,59 @@ func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir
 
 // Close implements Upstream.
 func (l *Local) Close() error { return nil }
+
+// FetchTree implements TreeFetcher for a plain tree on a mounted filesystem
+// (classic mode): every directory, symlink and file but the top-level seq/,
+// files hard-linked from linkDest when size, mtime and mode match.
+func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
+	f, src := l.root.FS, l.root.Dir
+	entries, err := snapshot.Walk(ctx, f, src, func(rel string) bool { return rel == export.SeqName })
+	if err != nil {
+		return fmt.Errorf("copy tree %s: %w", src, l.wrap(err))
+	}
+	var dirs []manifest.Entry
+	pool := snapshot.NewPool(ctx, l.Workers)
+	for _, e := range entries {
+		rel := filepath.FromSlash(e.Path)
+		dst := filepath.Join(dir, rel)
+		switch e.Type {
+		case manifest.Dir:
+			if err = f.Mkdir(dst, 0o700); err != nil {
+				err = fmt.Errorf("mkdir %s: %w", dst, err)
+			}
+			dirs = append(dirs, e)
+		case manifest.Symlink:
+			if err = f.SymlinkIfPossible(e.Target, dst); err != nil {
+				err = fmt.Errorf("symlink %s: %w", dst, err)
+			}
+		case manifest.File:
+			err = pool.Go(func(context.Context) error {
+				if linkDest != "" {
+					old := filepath.Join(linkDest, rel)
+					if fi, err := fsys.Lstat(f, old); err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size &&
+						fi.ModTime().UnixNano() == e.MTime && fi.Mode().Perm() == e.Mode && f.Link(old, dst) == nil {
+						return nil
+					}
+				}
+				_, _, err := snapshot.CopyFile(f, filepath.Join(src, rel), f, dst, -1)
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("copy %s: %w: %w", e.Path, ErrVanished, err)
+				}
+				if err != nil {
+					return fmt.Errorf("copy %s: %w", e.Path, err)
+				}
+				return snapshot.SetMeta(f, dst, e)
+			})
+		}
+		if err != nil {
+			break
+		}
+	}
+	if werr := pool.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	return snapshot.FinishDirs(f, dir, dirs)
+}

@@ -40,6 +40,18 @@ type Upstream interface {
 	Close() error
 }
 
+// TreeFetcher is implemented by upstreams that can copy a plain tree with no
+// snapshots, as classic mode (mirror.SyncClassic) needs. It is a separate
+// interface so that Upstream stays what snapshot mode needs.
+type TreeFetcher interface {
+	// FetchTree makes dir (which exists and is empty) a copy of the
+	// upstream's whole tree except its top-level seq/ directory. A file
+	// identical (same size, mtime and mode) to the one at the same path
+	// below linkDest, if linkDest is not "", may be hard-linked from there
+	// instead of copied. The caller verifies nothing: it hashes what it got.
+	FetchTree(ctx context.Context, dir, linkDest string) error
+}
+
 // Opener opens one kind of address; see Register.
 type Opener func(addr string, local fsys.FS) (Upstream, bool, error)
 

@@ -151,3 +151,16 @@ func reportVerify(e *env, n uint64, probs []snapshot.Problem) error {
 	}
 	return nil
 }
+
+// retries maps the --retries flag to the library option, where 0 means
+// "the default" and a negative number means none.
+func retries(c *cli.Context) (int, error) {
+	n := c.Int("retries")
+	switch {
+	case n < 0:
+		return 0, Usage("--retries must not be negative, got %d", n)
+	case n == 0:
+		return -1, nil
+	}
+	return n, nil
+}

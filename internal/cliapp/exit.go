@@ -87,7 +87,11 @@ func ExitCode(err error) int {
 // returns the exit code. ctx is cancelled by SIGINT/SIGTERM in Main.
 func Run(ctx context.Context, app *cli.App, args []string) int {
 	app.ExitErrHandler = func(*cli.Context, error) {}
-	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	app.OnUsageError = onUsage
+	for _, c := range app.Commands { // urfave/cli does not inherit it
+		c.OnUsageError = onUsage
+	}
 	err := app.RunContext(ctx, args)
 	if err != nil && !errors.Is(err, errVerify) {
 		msg := err.Error()

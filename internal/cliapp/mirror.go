@@ -1,6 +1,7 @@
 package cliapp
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,43 +17,47 @@ import (
 
 var timeNow = time.Now
 
-var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root: a `PATH` (local or NFS)"}
+var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], or host:path (over ssh)"}
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "mirror-sync",
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
-		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify --root ROOT ...",
+		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify --root ROOT ...",
 		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
 			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
 			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
 			"bumps ROOT/seq/end. If ROOT already serves the upstream's snapshot it exits at once.\n" +
+			"With --classic the upstream is a plain tree updated in place with only seq/begin and\n" +
+			"seq/end (docs/classic.md): mirror-sync copies it whole (rsync --link-dest), checks that\n" +
+			"seq/begin did not move, and makes the copy a new local snapshot.\n" +
 			"Prints the served snapshot number on stdout.\n\n" + ExitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{upstreamFlag, rootFlag,
+		Flags: append([]cli.Flag{upstreamFlag, rootFlag,
 			&cli.BoolFlag{Name: "allow-rollback", Usage: "follow an upstream that serves an older snapshot than ROOT"},
 			&cli.Float64Flag{Name: "max-delete", Value: 50, Usage: "refuse a snapshot that deletes more than `PCT` percent of the served files (100: no limit)"},
 			&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
 			&cli.IntFlag{Name: "retries", Value: 4, Usage: "attempts after the first while the upstream keeps changing"},
 			&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait before the first retry, doubled each time"},
-			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag},
+			&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
+			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
 		Action: mirrorAction,
 		Commands: []*cli.Command{
 			{
 				Name:   "status",
 				Usage:  "show what ROOT serves and its state; with --upstream, how far behind it is",
-				Flags:  []cli.Flag{rootFlag, upstreamFlag, jsonFlag},
+				Flags:  append([]cli.Flag{rootFlag, upstreamFlag, jsonFlag}, rsyncFlags...),
 				Action: mirrorStatusAction,
 			},
 			{
 				Name:  "verify",
 				Usage: "re-hash the served snapshot against its manifest; exit 3 on any difference",
-				Flags: []cli.Flag{rootFlag, workersFlag, jsonFlag,
+				Flags: append([]cli.Flag{rootFlag, workersFlag, jsonFlag,
 					&cli.BoolFlag{Name: "repair", Usage: "re-fetch differing files from --upstream (atomically, file by file)"},
-					upstreamFlag},
+					upstreamFlag}, rsyncFlags...),
 				Action: mirrorVerifyAction,
 			},
 		},
@@ -83,10 +88,14 @@ func mirrorAction(c *cli.Context) error {
 	if md < 0 || md > 100 {
 		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
 	}
-	if c.Int("retries") < 0 || c.Duration("backoff") < 0 {
-		return Usage("--retries and --backoff must not be negative")
+	nretries, err := retries(c)
+	if err != nil {
+		return err
 	}
-	up, err := transport.Open(c.String("upstream"), e.fs)
+	if c.Duration("backoff") < 0 {
+		return Usage("--backoff must not be negative, got %s", c.Duration("backoff"))
+	}
+	up, err := openUpstream(e)
 	if err != nil {
 		return err
 	}
@@ -95,11 +104,18 @@ func mirrorAction(c *cli.Context) error {
 	if md == 0 {
 		maxDel = 1e-9 // refuse any delete
 	}
-	res, err := mirror.Sync(c.Context, r, up, mirror.Options{
+	sync := mirror.Sync
+	if c.Bool("classic") {
+		sync = mirror.SyncClassic
+	}
+	res, err := sync(c.Context, r, up, mirror.Options{
 		AllowRollback: c.Bool("allow-rollback"), MaxDelete: maxDel, Force: c.Bool("force"),
-		Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0), Backoff: c.Duration("backoff"),
+		Keep: keep, MinAge: age, Workers: workers, Retries: nretries, Backoff: c.Duration("backoff"),
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
+	if errors.Is(err, mirror.ErrNoSnapshot) && !c.Bool("classic") {
+		return fmt.Errorf("%w; if the upstream is a plain tree with only seq/begin and seq/end, pass --classic", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -123,8 +139,8 @@ func mirrorStatusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if addr := c.String("upstream"); addr != "" {
-		up, err := transport.Open(addr, e.fs)
+	if c.String("upstream") != "" {
+		up, err := openUpstream(e)
 		if err != nil {
 			return err
 		}
@@ -147,10 +163,6 @@ func mirrorVerifyAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
-	if err != nil {
-		return err
-	}
 	w, err := e.workers()
 	if err != nil {
 		return err
@@ -158,6 +170,10 @@ func mirrorVerifyAction(c *cli.Context) error {
 	repair := c.Bool("repair")
 	if repair && c.String("upstream") == "" {
 		return Usage("--repair needs --upstream: the place to fetch good copies from")
+	}
+	r, err := e.existingRoot()
+	if err != nil {
+		return err
 	}
 	var lockRelease func() error
 	if repair {
@@ -175,7 +191,7 @@ func mirrorVerifyAction(c *cli.Context) error {
 	if !repair || len(probs) == 0 {
 		return reportVerify(e, n, probs)
 	}
-	up, err := transport.Open(c.String("upstream"), e.fs)
+	up, err := openUpstream(e)
 	if err != nil {
 		return err
 	}

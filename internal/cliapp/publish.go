@@ -13,7 +13,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "publish",
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
-		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc --root ROOT ...",
+		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
@@ -46,6 +46,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 				Flags:  []cli.Flag{rootFlag, keepFlag, minAgeFlag, jsonFlag, quietFlag, verboseFlag},
 				Action: gcAction,
 			},
+			rsyncdConfCommand,
 		},
 	}
 }
@@ -71,11 +72,12 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Int("retries") < 0 {
-		return Usage("--retries must not be negative")
+	nretries, err := retries(c)
+	if err != nil {
+		return err
 	}
 	res, err := snapshot.Publish(c.Context, r, src, snapshot.PublishOptions{
-		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: max(c.Int("retries"), 0),
+		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries,
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
 	if err != nil {
@@ -116,11 +118,11 @@ func publishVerifyAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
+	w, err := e.workers()
 	if err != nil {
 		return err
 	}
-	w, err := e.workers()
+	r, err := e.existingRoot()
 	if err != nil {
 		return err
 	}
@@ -136,11 +138,11 @@ func gcAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	r, err := e.existingRoot()
+	keep, age, err := e.keep()
 	if err != nil {
 		return err
 	}
-	keep, age, err := e.keep()
+	r, err := e.existingRoot()
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,238 @@
+#!/bin/sh
+# volunteer-mirror.sh - mirror a seqmirror master with nothing but rsync, cron
+# and a POSIX shell. The result is an export root laid out like the master's
+# (current -> snapshots/N, snapshots/N/, snapshots/N.manifest, seq/begin,
+# seq/end), so readers never see a torn tree and others can mirror you.
+#
+# Usage: volunteer-mirror.sh UPSTREAM ROOT
+#   UPSTREAM  the master's export root: rsync://host[:port]/module[/path],
+#             host::module[/path] or host:/path (over ssh)
+#   ROOT      your local export root (created if missing); serve ROOT/current
+#             or the whole ROOT with your web or rsync server
+#
+# Environment (all optional):
+#   RSYNC        rsync binary (default: rsync)
+#   RSYNC_OPTS   extra rsync options, split on blanks (e.g. "--bwlimit=5m")
+#   KEEP         snapshots to keep, the served one included (default: 3)
+#   RETRIES      attempts after the first when the master moves (default: 3)
+#   BACKOFF      seconds before the first retry, doubled each time (default: 30)
+#   QUIET        set to 1 to print only errors (for cron)
+#
+# crontab line (every 10 minutes, errors mailed by cron):
+#   */10 * * * *  QUIET=1 /usr/local/bin/volunteer-mirror.sh rsync://master.example.org/pub /srv/mirror
+#
+# Exit codes (as mirror-sync): 0 done or nothing to do, 1 failure, 2 usage,
+# 4 another run holds the lock, 5 the master kept changing or did not answer.
+#
+# What it does, in order:
+#   1. lock ROOT (flock(1) if present, else a mkdir lock);
+#   2. read the master's seq/end E1, seq/begin and current (one rsync run);
+#      if ROOT already serves that snapshot N, stop;
+#   3. bump ROOT/seq/begin; pull snapshots/N.manifest and snapshots/N/ into
+#      ROOT/.work, hard-linking unchanged files from the served snapshot
+#      (--link-dest), so only changed files cross the network;
+#   4. re-read the master's seq/begin: if it moved since E1, discard and
+#      retry (bounded, with backoff);
+#   5. flush, move the manifest and the tree into ROOT/snapshots/, flip
+#      ROOT/current atomically (ln -s to a temp name, then mv -T), set
+#      ROOT/seq/end, and prune old snapshots.
+# It trusts rsync's own transfer checksums; with the seqmirror tools
+# installed, `mirror-sync verify --root ROOT` re-hashes against the manifest.
+set -eu
+
+usage() {
+	echo "usage: $0 UPSTREAM ROOT" >&2
+	exit 2
+}
+[ $# -eq 2 ] || usage
+up=${1%/}
+root=$2
+if [ -z "$up" ] || [ -z "$root" ]; then usage; fi
+RSYNC=${RSYNC:-rsync}
+RSYNC_OPTS=${RSYNC_OPTS:-}
+KEEP=${KEEP:-3}
+RETRIES=${RETRIES:-3}
+BACKOFF=${BACKOFF:-30}
+QUIET=${QUIET:-}
+for v in "$KEEP" "$RETRIES" "$BACKOFF"; do
+	case $v in '' | *[!0-9]*) echo "$0: KEEP, RETRIES and BACKOFF must be numbers" >&2; exit 2 ;; esac
+done
+[ "$KEEP" -ge 1 ] || { echo "$0: KEEP must be at least 1" >&2; exit 2; }
+
+say() { [ -n "$QUIET" ] || echo "$0: $*" >&2; }
+die() {
+	code=$1
+	shift
+	echo "$0: $*" >&2
+	exit "$code"
+}
+
+mkdir -p "$root/snapshots" "$root/seq" "$root/.work"
+root=$(cd "$root" && pwd -P)
+
+# 1. Lock. flock's lock dies with the process; the mkdir lock is removed on
+# exit (a kill -9 leaves it behind: remove ROOT/.lock.d by hand then).
+lockdir=
+if command -v flock >/dev/null 2>&1; then
+	exec 9>>"$root/.lock"
+	flock -n 9 || die 4 "$root is locked by another run; try later"
+else
+	mkdir "$root/.lock.d" 2>/dev/null || die 4 "$root is locked by another run (or $root/.lock.d is stale); try later"
+	lockdir=$root/.lock.d
+fi
+tmp=$root/.work/tmp.$$
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	rm -rf "$tmp"
+	[ -z "$lockdir" ] || rmdir "$lockdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# rsync with the common options; an exit code of rsync's that means "the
+# master did not answer" becomes our 5.
+run_rsync() {
+	# shellcheck disable=SC2086 # RSYNC_OPTS is split on purpose
+	if "$RSYNC" --timeout=300 $RSYNC_OPTS "$@"; then
+		return 0
+	else
+		rc=$?
+	fi
+	case $rc in
+	5 | 10 | 12 | 30 | 35 | 255) die 5 "rsync exit $rc: the master did not answer; try later" ;;
+	esac
+	return "$rc"
+}
+
+# number FILE: print the one decimal number a seq file holds, or fail.
+number() {
+	n=$(cat "$1") || return 1
+	case $n in '' | *[!0-9]*) return 1 ;; esac
+	echo "$n"
+}
+
+# link_target LINK: print a symlink's target.
+link_target() {
+	if command -v readlink >/dev/null 2>&1; then
+		readlink "$1"
+	else
+		# shellcheck disable=SC2012 # ls -l is the portable readlink
+		ls -l "$1" | sed 's/.* -> //'
+	fi
+}
+
+# snapnum TARGET: print N for "snapshots/N", or fail.
+snapnum() {
+	case $1 in
+	snapshots/*) n=${1#snapshots/} ;;
+	*) return 1 ;;
+	esac
+	case $n in '' | 0* | *[!0-9]*) return 1 ;; esac
+	echo "$n"
+}
+
+# read_master: set E (seq/end), B (seq/begin) and N (what current serves)
+# from ONE rsync run; current comes as a symlink (-l), not what it points to.
+read_master() {
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	run_rsync -lt "$up/seq/end" "$up/seq/begin" "$up/current" "$tmp/" ||
+		die 1 "cannot read seq/ and current from $up"
+	E=$(number "$tmp/end") || die 1 "$up: bad seq/end"
+	B=$(number "$tmp/begin") || die 1 "$up: bad seq/begin"
+	[ -h "$tmp/current" ] || die 1 "$up: current is not a symlink"
+	N=$(snapnum "$(link_target "$tmp/current")") || die 1 "$up: current does not point to snapshots/N"
+}
+
+# put FILE VALUE: write a seq file atomically (temp file, then rename).
+put() {
+	printf '%s\n' "$2" >"$1.tmp.$$"
+	mv -f "$1.tmp.$$" "$1"
+}
+
+cur=0
+if [ -h "$root/current" ]; then
+	cur=$(snapnum "$(link_target "$root/current")") || die 1 "$root/current does not point to snapshots/N; fix it by hand"
+fi
+
+# 2. Read the master; level already?
+read_master
+if [ "$N" = "$cur" ]; then
+	say "already serving snapshot $N"
+	exit 0
+fi
+[ "$N" -gt "$cur" ] || die 1 "$up serves snapshot $N, older than our $cur; refusing to go back"
+
+# 3. Bump our own begin before touching anything.
+lb=$(number "$root/seq/begin" 2>/dev/null) || lb=0
+le=$(number "$root/seq/end" 2>/dev/null) || le=0
+seq=$((lb > le ? lb : le))
+seq=$((seq + 1))
+put "$root/seq/begin" "$seq"
+
+attempt=0
+wait=$BACKOFF
+while :; do
+	moved="the master is updating (begin $B, end $E)"
+	if [ "$B" = "$E" ]; then
+		moved=
+		work=$root/.work/$N
+		rm -rf "$work" "$work.manifest"
+		linkdest=
+		[ "$cur" = 0 ] || linkdest=--link-dest=$root/snapshots/$cur
+		if ! run_rsync -t "$up/snapshots/$N.manifest" "$work.manifest"; then
+			moved="snapshot $N vanished (manifest)"
+		# --modify-window=-1: compare mtimes to the nanosecond, so a file
+		# changed within the same second is not linked from the old snapshot.
+		elif ! run_rsync -a --modify-window=-1 ${linkdest:+"$linkdest"} "$up/snapshots/$N/" "$work/"; then
+			moved="snapshot $N changed or vanished during the copy"
+		else
+			# 4. Did the master start an update while we copied?
+			e1=$E
+			read_master
+			[ "$B" = "$e1" ] || moved="the master's seq/begin moved from $e1 to $B"
+		fi
+	fi
+	[ -n "$moved" ] || break
+	rm -rf "$root/.work/$N" "$root/.work/$N.manifest"
+	[ "$attempt" -lt "$RETRIES" ] || die 5 "$moved; gave up after $((attempt + 1)) attempts; try later"
+	attempt=$((attempt + 1))
+	say "$moved; retrying in ${wait}s"
+	sleep "$wait"
+	wait=$((wait * 2))
+	read_master
+	if [ "$N" = "$cur" ]; then
+		put "$root/seq/end" "$seq"
+		say "already serving snapshot $N"
+		exit 0
+	fi
+done
+# The copy that passed the check was of snapshot $n (N may be newer now; the
+# next run takes it).
+n=$(basename "$work")
+
+# 5. Flush, manifest first, then the tree, then flip current.
+sync
+rm -rf "$root/snapshots/$n" "$root/snapshots/$n.manifest"
+mv -f "$work.manifest" "$root/snapshots/$n.manifest"
+mv "$work" "$root/snapshots/$n"
+sync
+ln -s "snapshots/$n" "$root/.current.tmp.$$"
+mv -T "$root/.current.tmp.$$" "$root/current"
+put "$root/seq/end" "$seq"
+say "now serving snapshot $n"
+
+# Prune: keep the newest $KEEP complete snapshots and always the served one.
+# The manifest goes first, so a half-deleted snapshot is never "complete".
+count=0
+# shellcheck disable=SC2012 # the names are filtered to plain numbers
+for s in $(ls "$root/snapshots" | sed -n 's/^\([1-9][0-9]*\)$/\1/p' | sort -rn); do
+	count=$((count + 1))
+	[ "$count" -gt "$KEEP" ] || continue
+	[ "$s" != "$n" ] || continue
+	rm -f "$root/snapshots/$s.manifest"
+	chmod -R u+w "$root/snapshots/$s" 2>/dev/null || :
+	rm -rf "$root/snapshots/$s"
+	say "pruned snapshot $s"
+done
+exit 0

@@ -1,0 +1,71 @@
+package cliapp
+
+import (
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/seqmirror/seqmirror/transport"
+	"github.com/seqmirror/seqmirror/transport/rsync"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// Flags for rsync upstreams (rsync://host/module, host::module, host:path).
+var rsyncFlags = []cli.Flag{
+	&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH` for rsync upstreams"},
+	&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` for rsync upstreams (repeatable), e.g. --rsync-opt=--bwlimit=10m"},
+	&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path upstreams (rsync -e), e.g. 'ssh -i /etc/mirror/key'"},
+	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync upstreams: give up when no data moves for `D`"},
+	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon upstreams: give up connecting after `D`"},
+}
+
+// openUpstream opens --upstream and applies the rsync flags (where the
+// command has them) and, on a terminal without --quiet, a progress bar.
+func openUpstream(e *env) (transport.Upstream, error) {
+	up, err := transport.Open(e.c.String("upstream"), e.fs)
+	if err != nil {
+		return nil, err
+	}
+	ru, ok := up.(*rsync.Upstream)
+	if !ok {
+		return up, nil
+	}
+	c := e.c
+	if c.Duration("timeout") < 0 || c.Duration("contimeout") < 0 {
+		up.Close()
+		return nil, Usage("--timeout and --contimeout must not be negative")
+	}
+	ru.Opts.Rsync = c.String("rsync")
+	ru.Opts.Rsh = c.String("rsh")
+	ru.Opts.Timeout, ru.Opts.ConTimeout = c.Duration("timeout"), c.Duration("contimeout")
+	ru.Opts.Extra = c.StringSlice("rsync-opt")
+	ru.Opts.Workers = c.Int("workers")
+	if !c.Bool("quiet") && !c.Bool("json") {
+		ru.Opts.Progress = progress(c.App.ErrWriter)
+	}
+	return up, nil
+}
+
+// progress returns a progress callback drawing a bar on w if w is a
+// terminal, or nil.
+func progress(w io.Writer) func(int64, int) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(_ int64, percent int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("rsync"),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+				progressbar.OptionSetPredictTime(false), progressbar.OptionShowElapsedTimeOnFinish())
+		}
+		_ = bar.Set(percent)
+		if percent >= 100 {
+			_ = bar.Finish()
+			bar = nil
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package cliapp_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/testutil"
+)
+
+func runApp(tb testing.TB, app func(stdout, stderr *bytes.Buffer) int) (int, string, string) {
+	tb.Helper()
+	var out, errb bytes.Buffer
+	code := app(&out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func publishCmd(tb testing.TB, args ...string) (int, string, string) {
+	return runApp(tb, func(o, e *bytes.Buffer) int {
+		return cliapp.Run(context.Background(), cliapp.PublishApp(o, e), append([]string{"publish"}, args...))
+	})
+}
+
+func TestRsyncdConfUsage(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	src := t.TempDir()
+	testutil.WriteTree(t, src, map[string]string{"a": "x"})
+	if code, out, errs := publishCmd(t, "--root", root, "--source", src, "-q"); code != 0 {
+		t.Fatalf("publish: %d %s %s", code, out, errs)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{name: "no module", args: []string{"--root", root}, code: cliapp.ExitUsage},
+		{name: "bad module", args: []string{"--root", root, "--module", "a]b"}, code: cliapp.ExitUsage},
+		{name: "multi-line comment", args: []string{"--root", root, "--module", "m", "--comment", "a\nb"}, code: cliapp.ExitUsage},
+		{name: "not a root", args: []string{"--root", t.TempDir(), "--module", "m"}, code: cliapp.ExitFailure},
+		{name: "ok", args: []string{"--root", root, "--module", "m"}, code: cliapp.ExitOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := publishCmd(t, append([]string{"rsyncd-conf"}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, out, errs)
+			}
+			if code != 0 {
+				return
+			}
+			for _, want := range []string{"[m]\n", "read only = yes", "use chroot = yes", "munge symlinks = no",
+				"refuse options = checksum", "timeout = 600", "exclude = /.work/ /.lock", "dont compress = ", "max connections = 50", "list = yes"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// TestRsyncdConfServes runs a real daemon on the generated module.
+func TestRsyncdConfServes(t *testing.T) {
+	rsync := testutil.RequireBinary(t, "rsync")
+	tmp := t.TempDir()
+	root, src := filepath.Join(tmp, "root"), filepath.Join(tmp, "src")
+	testutil.WriteTree(t, src, map[string]string{"a/b.txt": "hello", "l": "->a/b.txt"})
+	if code, out, errs := publishCmd(t, "--root", root, "--source", src, "-q"); code != 0 {
+		t.Fatalf("publish: %d %s %s", code, out, errs)
+	}
+	testutil.WriteTree(t, root, map[string]string{".work/junk": "in progress"})
+	args := []string{"rsyncd-conf", "--root", root, "--module", "pub", "--comment", "test",
+		"--user", strconv.Itoa(os.Getuid()), "--group", strconv.Itoa(os.Getgid())}
+	if os.Getuid() != 0 {
+		args = append(args, "--no-chroot") // chroot needs a daemon started as root
+	}
+	code, conf, errs := publishCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("rsyncd-conf: %d %s", code, errs)
+	}
+	d := testutil.StartRsyncdConfig(t, conf)
+
+	dst := filepath.Join(tmp, "dst")
+	if out, err := exec.Command(rsync, "-a", d.URL("pub")+"/", dst+"/").CombinedOutput(); err != nil {
+		t.Fatalf("pull whole module: %v\n%s\n%s", err, out, d.Log())
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "current")); err != nil || target != "snapshots/1" {
+		t.Fatalf("current arrived as %q, %v; want the symlink snapshots/1 unmunged", target, err)
+	}
+	for _, hidden := range []string{".work", ".lock"} {
+		if _, err := os.Lstat(filepath.Join(dst, hidden)); err == nil {
+			t.Errorf("%s was served", hidden)
+		}
+	}
+	dst2 := filepath.Join(tmp, "dst2")
+	if out, err := exec.Command(rsync, "-a", d.URL("pub")+"/current/", dst2+"/").CombinedOutput(); err != nil {
+		t.Fatalf("pull current/: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst2, "a", "b.txt")); err != nil || string(b) != "hello" {
+		t.Fatalf("current/a/b.txt: %q %v", b, err)
+	}
+	if out, err := exec.Command(rsync, "-ac", d.URL("pub")+"/current/", filepath.Join(tmp, "dst3")+"/").CombinedOutput(); err == nil {
+		t.Fatalf("--checksum was not refused:\n%s", out)
+	}
+	var out, errb bytes.Buffer
+	mcode := cliapp.Run(context.Background(), cliapp.MirrorApp(&out, &errb),
+		[]string{"mirror-sync", "--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror"), "--quiet"})
+	if mcode != 0 || strings.TrimSpace(out.String()) != "1" {
+		t.Fatalf("mirror-sync through the generated module: %d %s %s", mcode, out.String(), errb.String())
+	}
+}

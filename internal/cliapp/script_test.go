@@ -1,0 +1,61 @@
+package cliapp_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/seqmirror/seqmirror/internal/cliapp"
+)
+
+// TestMain makes the test binary double as the publish and mirror-sync
+// commands, which the scripts run as separate processes.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"publish": func() {
+			os.Exit(cliapp.Run(context.Background(), cliapp.PublishApp(os.Stdout, os.Stderr), os.Args))
+		},
+		"mirror-sync": func() {
+			os.Exit(cliapp.Run(context.Background(), cliapp.MirrorApp(os.Stdout, os.Stderr), os.Args))
+		},
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar. Besides the standard commands
+// they use `exits N prog args...`, which runs prog like exec and requires
+// exit code N exactly.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits": exits,
+		},
+	})
+}
+
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}

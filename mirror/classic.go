@@ -1,0 +1,305 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/transport"
+)
+
+// ClassicStateName is the file in ROOT where classic mode records the
+// upstream seq/end its served snapshot was copied at, so that a poll with
+// an unchanged upstream is a no-op. It is not part of any snapshot.
+const ClassicStateName = ".classic-end"
+
+// errMoved is one classic attempt's discovery that the upstream moved.
+type errMoved struct{ why string }
+
+func (e *errMoved) Error() string { return e.why }
+
+// SyncClassic mirrors a "classic" upstream: a plain tree updated in place
+// whose writer bumps seq/begin before and seq/end after each change, with no
+// snapshots of its own (see docs/classic.md). Each run:
+//
+//  1. reads the upstream's seq/end E1 (and begin); if begin != end the
+//     upstream is busy: retry later (bounded, with backoff); if E1 is what
+//     the served snapshot was copied at, stop (the no-op);
+//  2. copies the whole tree but seq/ into ROOT/.work/N (N = the highest
+//     local number + 1), unchanged files hard-linked from the served
+//     snapshot (up must implement transport.TreeFetcher);
+//  3. re-reads the upstream's seq/begin B2; if B2 != E1 an update ran during
+//     the copy: discard and retry;
+//  4. hashes every file (re-using the hash of a file hard-linked from the
+//     served snapshot), writes the manifest and flips exactly as Sync does.
+//
+// A copy that turns out identical to the served snapshot makes no new one.
+func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (Result, error) {
+	opt.defaults()
+	var res Result
+	tf, ok := up.(transport.TreeFetcher)
+	if !ok {
+		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
+	}
+	if err := root.Init(); err != nil {
+		return res, err
+	}
+	lock, err := root.Lock()
+	if err != nil {
+		return res, err
+	}
+	defer lock.Unlock()
+	cur, err := root.Current()
+	if err != nil {
+		return res, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
+	}
+	res.Previous, res.Snapshot = cur, cur
+	var old *manifest.Manifest
+	if cur > 0 {
+		if old, err = root.ReadManifest(cur); err != nil {
+			return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify`)", err)
+		}
+	}
+	statePath := root.Path(ClassicStateName)
+	last, lastErr := seqfile.Read(root.FS, statePath)
+	var begin, copiedAt uint64
+	backoff := opt.Backoff
+	for attempt := 0; ; attempt++ {
+		res.Attempts++
+		e1, err := up.Seq(ctx, seqfile.End)
+		if err != nil {
+			return res, err
+		}
+		b1, err := up.Seq(ctx, seqfile.Begin)
+		if err != nil {
+			return res, err
+		}
+		var retry string
+		if b1 != e1 {
+			retry = fmt.Sprintf("upstream seq/begin=%d != seq/end=%d: its writer is busy", b1, e1)
+		} else if cur > 0 && lastErr == nil && last == e1 {
+			opt.Log.Info("upstream unchanged since the served snapshot", "snapshot", cur, "upstream_end", e1)
+			return res, nil
+		} else {
+			if begin == 0 {
+				if err := root.Cleanup(); err != nil {
+					return res, err
+				}
+				if begin, err = seqfile.StartUpdate(root.FS, root.SeqDir()); err != nil {
+					return res, err
+				}
+			}
+			r, err := classicOnce(ctx, root, tf, up, e1, cur, old, opt)
+			var moved *errMoved
+			switch {
+			case errors.As(err, &moved):
+				retry = moved.why
+			case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
+				retry = err.Error()
+			case err != nil:
+				return res, err
+			default:
+				r.Attempts, r.Previous = res.Attempts, res.Previous
+				res, copiedAt = r, e1
+			}
+		}
+		if retry == "" {
+			break
+		}
+		_ = fsys.RemoveAll(root.FS, root.WorkDir())
+		_ = root.FS.MkdirAll(root.WorkDir(), 0o755)
+		if attempt >= opt.Retries {
+			if begin != 0 {
+				// Nothing changed here: close the update we opened.
+				_ = seqfile.FinishUpdate(root.FS, root.SeqDir(), begin)
+			}
+			return res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, retry, attempt+1)
+		}
+		opt.Log.Warn("upstream changed during the copy; retrying", "why", retry, "attempt", attempt+1, "wait", backoff)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
+		return res, err
+	}
+	if err := seqfile.Write(root.FS, statePath, copiedAt); err != nil {
+		return res, fmt.Errorf("record upstream seq/end: %w", err)
+	}
+	if !res.Changed {
+		return res, nil
+	}
+	st, err := root.Status()
+	if err == nil {
+		st.Upstream = up.String()
+		err = root.WriteStatus(st)
+	}
+	if err != nil {
+		return res, fmt.Errorf("write status: %w", err)
+	}
+	if res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now()); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// classicOnce copies the tree once and, if the upstream stayed at e1,
+// makes it the served snapshot.
+func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetcher, up transport.Upstream, e1, cur uint64, old *manifest.Manifest, opt Options) (Result, error) {
+	f := root.FS
+	res := Result{Snapshot: cur}
+	hi, err := root.HighestNumber()
+	if err != nil {
+		return res, err
+	}
+	n := hi + 1
+	name := strconv.FormatUint(n, 10)
+	work := filepath.Join(root.WorkDir(), name)
+	manPath := work + export.ManifestExt
+	if err := fsys.RemoveAll(f, work); err != nil {
+		return res, err
+	}
+	if err := f.Mkdir(work, 0o755); err != nil {
+		return res, fmt.Errorf("make work dir: %w", err)
+	}
+	linkDest := ""
+	if cur > 0 {
+		linkDest = root.SnapshotDir(cur)
+	}
+	if err := tf.FetchTree(ctx, work, linkDest); err != nil {
+		return res, err
+	}
+	b2, err := up.Seq(ctx, seqfile.Begin)
+	if err != nil {
+		return res, err
+	}
+	if b2 != e1 {
+		return res, &errMoved{fmt.Sprintf("upstream seq/begin moved from %d to %d during the copy", e1, b2)}
+	}
+	entries, linked, err := hashTree(ctx, f, work, linkDest, old, opt.Workers)
+	if err != nil {
+		return res, err
+	}
+	m := &manifest.Manifest{Snapshot: n, Entries: entries}
+	files := 0
+	for _, e := range entries {
+		if e.Type == manifest.File {
+			files++
+		}
+	}
+	if old != nil {
+		if sameEntries(old.Entries, entries) {
+			opt.Log.Info("upstream tree identical to the served snapshot; nothing new", "snapshot", cur)
+			return res, fsys.RemoveAll(f, work)
+		}
+		del, total := countDeletes(old, m)
+		if !opt.Force && opt.MaxDelete < 1 && total > 0 && float64(del) > opt.MaxDelete*float64(total) {
+			return res, fmt.Errorf("%w: snapshot %d deletes %d of %d files (more than --max-delete %.0f%%); check the upstream, then pass --force to accept",
+				ErrTooManyDeletes, n, del, total, opt.MaxDelete*100)
+		}
+		res.Deleted = del
+	}
+	res.Linked, res.Fetched, res.Entries = linked, files-linked, len(entries)
+	if err := fsys.WriteStream(f, manPath, 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
+		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
+	}
+	r, err := flip(root, n, manPath, work, res, opt)
+	r.Changed = err == nil
+	return r, err
+}
+
+// hashTree lists dir and hashes its files. A file that is the same inode
+// as the file at its path below linkDest takes its hash from old (snapshot
+// files are immutable), and counts as linked.
+func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifest.Manifest, workers int) ([]manifest.Entry, int, error) {
+	entries, err := snapshot.Walk(ctx, f, dir, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list copied tree: %w", err)
+	}
+	oldAt := map[string]manifest.Entry{}
+	if old != nil {
+		for _, e := range old.Entries {
+			if e.Type == manifest.File {
+				oldAt[e.Path] = e
+			}
+		}
+	}
+	var mu sync.Mutex
+	linked := 0
+	pool := snapshot.NewPool(ctx, workers)
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != manifest.File {
+			continue
+		}
+		if err := pool.Go(func(context.Context) error {
+			full := filepath.Join(dir, filepath.FromSlash(e.Path))
+			if o, ok := oldAt[e.Path]; ok && o.Size == e.Size && o.MTime == e.MTime {
+				a, errA := f.Stat(full)
+				b, errB := f.Stat(filepath.Join(linkDest, filepath.FromSlash(e.Path)))
+				if errA == nil && errB == nil && os.SameFile(a, b) {
+					e.Hash = o.Hash
+					mu.Lock()
+					linked++
+					mu.Unlock()
+					return nil
+				}
+			}
+			h, sz, err := snapshot.HashFile(f, full)
+			if err != nil {
+				return fmt.Errorf("hash %s: %w", full, err)
+			}
+			if sz != e.Size {
+				return fmt.Errorf("hash %s: size changed from %d to %d after the copy", full, e.Size, sz)
+			}
+			e.Hash = h
+			return nil
+		}); err != nil {
+			break
+		}
+	}
+	if err := pool.Wait(); err != nil {
+		return nil, 0, err
+	}
+	return entries, linked, nil
+}
+
+func sameEntries(a, b []manifest.Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || !a[i].SameContent(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// countDeletes counts the served files that m no longer has, and all served files.
+func countDeletes(old, m *manifest.Manifest) (del, total int) {
+	_ = manifest.Diff(old.Iter(), m.Iter(), func(c manifest.Change) error {
+		if c.Old != nil && c.Old.Type == manifest.File {
+			total++
+			if c.New == nil {
+				del++
+			}
+		}
+		return nil
+	})
+	return del, total
+}

@@ -1,0 +1,607 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/testutil"
+)
+
+// richTree writes a source with every kind of entry publish supports and
+// returns its directory.
+func richTree(tb testing.TB) string {
+	tb.Helper()
+	src := filepath.Join(tb.TempDir(), "src")
+	testutil.WriteTree(tb, src, map[string]string{
+		"README":                  "hello",
+		"empty":                   "",
+		"bin/tool":                "#!/bin/sh\necho hi\n",
+		"ro.txt":                  "read only",
+		"dir/sub/deep.txt":        "deep",
+		"dir/up":                  "->../README",
+		"link":                    "->README",
+		"dangling":                "->nowhere/x",
+		"abs":                     "->/etc/passwd",
+		"name with space %\t.txt": "odd name",
+	})
+	must(tb, os.Mkdir(filepath.Join(src, "emptydir"), 0o755))
+	must(tb, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
+	must(tb, os.Chmod(filepath.Join(src, "ro.txt"), 0o444))
+	must(tb, os.Chmod(filepath.Join(src, "dir/sub"), 0o750))
+	testutil.GitRepo(tb, filepath.Join(src, "repo"), 4)
+	// Distinct, old mtimes so that the mtime comparison means something.
+	old := time.Date(2020, 1, 2, 3, 4, 5, 6789, time.UTC)
+	must(tb, os.Chtimes(filepath.Join(src, "README"), old, old))
+	must(tb, os.Chtimes(filepath.Join(src, "dir"), old, old))
+	return src
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func newRoot(tb testing.TB) *export.Root {
+	tb.Helper()
+	return export.New(fsys.OS(), filepath.Join(tb.TempDir(), "root"))
+}
+
+func fastOpts() snapshot.PublishOptions {
+	return snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100}
+}
+
+func publish(tb testing.TB, r *export.Root, src string, opt snapshot.PublishOptions) snapshot.PublishResult {
+	tb.Helper()
+	res, err := snapshot.Publish(context.Background(), r, src, opt)
+	if err != nil {
+		tb.Fatalf("Publish: %v", err)
+	}
+	return res
+}
+
+func walk(tb testing.TB, dir string) []manifest.Entry {
+	tb.Helper()
+	es, err := snapshot.Walk(context.Background(), fsys.OS(), dir, nil)
+	if err != nil {
+		tb.Fatalf("Walk %s: %v", dir, err)
+	}
+	return es
+}
+
+// requireSameTree checks that two trees hold the same paths with the same
+// type, mode, size, mtime, symlink target and file content.
+func requireSameTree(tb testing.TB, want, got string, skip func(string) bool) {
+	tb.Helper()
+	w, g := walk(tb, want), walk(tb, got)
+	if skip != nil {
+		w = slices.DeleteFunc(w, func(e manifest.Entry) bool { return skip(e.Path) })
+	}
+	if len(w) != len(g) {
+		tb.Fatalf("%s has %d entries, %s has %d", want, len(w), got, len(g))
+	}
+	for i := range w {
+		if w[i] != g[i] {
+			tb.Fatalf("entry %d differs:\n want %+v\n  got %+v", i, w[i], g[i])
+		}
+		if w[i].Type == manifest.File {
+			a, err1 := os.ReadFile(filepath.Join(want, w[i].Path))
+			b, err2 := os.ReadFile(filepath.Join(got, g[i].Path))
+			if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+				tb.Fatalf("%s: content differs (%v, %v)", w[i].Path, err1, err2)
+			}
+		}
+	}
+}
+
+func counters(tb testing.TB, r *export.Root) seqfile.Pair {
+	tb.Helper()
+	p, err := seqfile.Counters(r.FS, r.SeqDir())
+	must(tb, err)
+	return p
+}
+
+func mtimes(tb testing.TB, paths ...string) []time.Time {
+	tb.Helper()
+	var out []time.Time
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		must(tb, err)
+		out = append(out, fi.ModTime())
+	}
+	return out
+}
+
+func sameFile(tb testing.TB, a, b string) bool {
+	tb.Helper()
+	fa, err := os.Lstat(a)
+	must(tb, err)
+	fb, err := os.Lstat(b)
+	must(tb, err)
+	return os.SameFile(fa, fb)
+}
+
+func readManifest(tb testing.TB, r *export.Root, n uint64) *manifest.Manifest {
+	tb.Helper()
+	m, err := r.ReadManifest(n)
+	must(tb, err)
+	return m
+}
+
+func TestPublishFirst(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	res := publish(t, r, src, fastOpts())
+	if !res.Published || res.Snapshot != 1 {
+		t.Fatalf("first publish = %+v, want snapshot 1 published", res)
+	}
+	if n, err := r.Current(); err != nil || n != 1 {
+		t.Fatalf("Current = %d, %v", n, err)
+	}
+	if p := counters(t, r); p != (seqfile.Pair{Begin: 1, End: 1}) {
+		t.Fatalf("counters = %+v, want 1/1", p)
+	}
+	snap := r.SnapshotDir(1)
+	requireSameTree(t, src, snap, nil)
+	// The manifest lists exactly the tree, with the content hash of each file.
+	m := readManifest(t, r, 1)
+	srcEntries := walk(t, src)
+	if len(m.Entries) != len(srcEntries) {
+		t.Fatalf("manifest has %d records, source %d entries", len(m.Entries), len(srcEntries))
+	}
+	files := 0
+	for i, e := range m.Entries {
+		want := srcEntries[i]
+		if e.Type == manifest.File {
+			files++
+			data, err := os.ReadFile(filepath.Join(src, e.Path))
+			must(t, err)
+			want.Hash = xxhash.Sum64(data)
+			if sameFile(t, filepath.Join(src, e.Path), filepath.Join(snap, e.Path)) {
+				t.Fatalf("%s: snapshot shares the source's inode; source edits would change it", e.Path)
+			}
+		}
+		if e != want {
+			t.Fatalf("record %d = %+v, want %+v", i, e, want)
+		}
+	}
+	if res.Copied != files || res.Linked != 0 {
+		t.Fatalf("copied %d linked %d, want %d and 0", res.Copied, res.Linked, files)
+	}
+	probs, err := snapshot.Verify(context.Background(), r.FS, snap, m, 2)
+	if err != nil || len(probs) != 0 {
+		t.Fatalf("Verify = %v, %v", probs, err)
+	}
+	testutil.GitFsck(t, filepath.Join(snap, "repo"))
+	// status.json describes the new state; no work is left behind.
+	st, err := os.ReadFile(r.Path(export.StatusName))
+	if err != nil || !strings.Contains(string(st), `"state": "fresh"`) {
+		t.Fatalf("status.json = %s, %v", st, err)
+	}
+	if ents, _ := os.ReadDir(r.WorkDir()); len(ents) != 0 {
+		t.Fatalf(".work holds %v", ents)
+	}
+}
+
+func TestPublishUnchanged(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	seqPaths := []string{filepath.Join(r.SeqDir(), seqfile.Begin), filepath.Join(r.SeqDir(), seqfile.End), r.Path(export.StatusName), r.ManifestPath(1)}
+	before := mtimes(t, seqPaths...)
+	time.Sleep(10 * time.Millisecond) // a rewrite would get a later mtime
+	res := publish(t, r, src, fastOpts())
+	if res.Published || res.Snapshot != 1 {
+		t.Fatalf("unchanged publish = %+v, want not published, snapshot 1", res)
+	}
+	if snaps, _ := r.Snapshots(); !slices.Equal(snaps, []uint64{1}) {
+		t.Fatalf("snapshots = %v", snaps)
+	}
+	if p := counters(t, r); p != (seqfile.Pair{Begin: 1, End: 1}) {
+		t.Fatalf("counters = %+v, want 1/1", p)
+	}
+	if after := mtimes(t, seqPaths...); !slices.Equal(before, after) {
+		t.Fatalf("no-op publish rewrote seq/status/manifest: %v -> %v", before, after)
+	}
+}
+
+func TestPublishOneChange(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	const changed = "dir/sub/deep.txt"
+	testutil.Touch(t, src, changed, "deeper")
+	res := publish(t, r, src, fastOpts())
+	if !res.Published || res.Snapshot != 2 || res.Copied != 1 {
+		t.Fatalf("publish after one change = %+v, want snapshot 2 with 1 copy", res)
+	}
+	if p := counters(t, r); p != (seqfile.Pair{Begin: 2, End: 2}) {
+		t.Fatalf("counters = %+v, want 2/2", p)
+	}
+	requireSameTree(t, src, r.SnapshotDir(2), nil)
+	m := readManifest(t, r, 2)
+	files := 0
+	for _, e := range m.Entries {
+		if e.Type != manifest.File {
+			continue
+		}
+		files++
+		linked := sameFile(t, filepath.Join(r.SnapshotDir(1), e.Path), filepath.Join(r.SnapshotDir(2), e.Path))
+		if linked == (e.Path == changed) {
+			t.Errorf("%s: hard-linked to snapshot 1 = %v", e.Path, linked)
+		}
+	}
+	if res.Linked != files-1 {
+		t.Fatalf("linked %d, want %d", res.Linked, files-1)
+	}
+	// The old snapshot is untouched.
+	if b, _ := os.ReadFile(filepath.Join(r.SnapshotDir(1), changed)); string(b) != "deep" {
+		t.Fatalf("snapshot 1 changed: %q", b)
+	}
+	if probs, err := snapshot.Verify(context.Background(), r.FS, r.SnapshotDir(1), readManifest(t, r, 1), 2); err != nil || len(probs) != 0 {
+		t.Fatalf("Verify snapshot 1 = %v, %v", probs, err)
+	}
+}
+
+func TestPublishDetectsMetadataChanges(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, src string)
+	}{
+		{name: "chmod", change: func(t *testing.T, src string) { must(t, os.Chmod(filepath.Join(src, "README"), 0o600)) }},
+		{name: "mtime", change: func(t *testing.T, src string) {
+			tm := time.Date(2021, 1, 1, 0, 0, 0, 1, time.UTC)
+			must(t, os.Chtimes(filepath.Join(src, "README"), tm, tm))
+		}},
+		{name: "retarget symlink", change: func(t *testing.T, src string) {
+			must(t, os.Remove(filepath.Join(src, "link")))
+			must(t, os.Symlink("empty", filepath.Join(src, "link")))
+		}},
+		{name: "remove file", change: func(t *testing.T, src string) { must(t, os.Remove(filepath.Join(src, "empty"))) }},
+		{name: "add empty dir", change: func(t *testing.T, src string) { must(t, os.Mkdir(filepath.Join(src, "dir", "new"), 0o755)) }},
+		{name: "file becomes dir", change: func(t *testing.T, src string) {
+			must(t, os.Remove(filepath.Join(src, "empty")))
+			must(t, os.Mkdir(filepath.Join(src, "empty"), 0o755))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := richTree(t)
+			r := newRoot(t)
+			publish(t, r, src, fastOpts())
+			tt.change(t, src)
+			res := publish(t, r, src, fastOpts())
+			if !res.Published || res.Snapshot != 2 {
+				t.Fatalf("publish after %s = %+v, want snapshot 2", tt.name, res)
+			}
+			requireSameTree(t, src, r.SnapshotDir(2), nil)
+		})
+	}
+}
+
+// TestPublishForce: the quick check misses a same-size, same-mtime edit;
+// --force republishes, re-hashing, and copies exactly that file.
+func TestPublishForce(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	p := filepath.Join(src, "README")
+	fi, err := os.Stat(p)
+	must(t, err)
+	must(t, os.WriteFile(p, []byte("HELLO"), 0o644))
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+
+	if res := publish(t, r, src, fastOpts()); res.Published {
+		t.Fatalf("quick check saw a same-size same-mtime edit: %+v", res)
+	}
+	opt := fastOpts()
+	opt.Force = true
+	res := publish(t, r, src, opt)
+	if !res.Published || res.Snapshot != 2 || res.Copied != 1 {
+		t.Fatalf("forced publish = %+v, want snapshot 2 with 1 copy", res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(r.SnapshotDir(2), "README")); string(b) != "HELLO" {
+		t.Fatalf("snapshot 2 README = %q", b)
+	}
+	if sameFile(t, filepath.Join(r.SnapshotDir(1), "README"), filepath.Join(r.SnapshotDir(2), "README")) {
+		t.Fatal("edited file hard-linked from the old snapshot")
+	}
+	if !sameFile(t, filepath.Join(r.SnapshotDir(1), "dir/sub/deep.txt"), filepath.Join(r.SnapshotDir(2), "dir/sub/deep.txt")) {
+		t.Fatal("unchanged file not hard-linked under --force")
+	}
+	m := readManifest(t, r, 2)
+	i := slices.IndexFunc(m.Entries, func(e manifest.Entry) bool { return e.Path == "README" })
+	if m.Entries[i].Hash != xxhash.Sum64String("HELLO") {
+		t.Fatalf("manifest hash %016x is not the new content's", m.Entries[i].Hash)
+	}
+	// Force with nothing changed at all still makes a new snapshot.
+	res = publish(t, r, src, opt)
+	if !res.Published || res.Snapshot != 3 || res.Copied != 0 {
+		t.Fatalf("forced no-change publish = %+v, want snapshot 3, nothing copied", res)
+	}
+	requireSameTree(t, src, r.SnapshotDir(3), nil)
+}
+
+func TestPublishUnsupportedType(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, p string)
+	}{
+		{name: "fifo", make: func(t *testing.T, p string) { must(t, syscall.Mkfifo(p, 0o644)) }},
+		{name: "socket", make: func(t *testing.T, p string) {
+			l, err := net.Listen("unix", p)
+			must(t, err)
+			t.Cleanup(func() { l.Close() })
+		}},
+	}
+	for _, tt := range tests {
+		for _, existing := range []bool{false, true} {
+			name := tt.name
+			if existing {
+				name += " after a snapshot"
+			}
+			t.Run(name, func(t *testing.T) {
+				src := filepath.Join(t.TempDir(), "s")
+				testutil.WriteTree(t, src, map[string]string{"a": "a", "d/b": "b"})
+				r := newRoot(t)
+				var want uint64
+				if existing {
+					want = publish(t, r, src, fastOpts()).Snapshot
+				}
+				before := counters(t, r)
+				tt.make(t, filepath.Join(src, "d", "special"))
+				_, err := snapshot.Publish(context.Background(), r, src, fastOpts())
+				if !errors.Is(err, snapshot.ErrUnsupportedType) {
+					t.Fatalf("Publish = %v, want ErrUnsupportedType", err)
+				}
+				if !strings.Contains(err.Error(), "special") {
+					t.Errorf("error %q does not name the file", err)
+				}
+				if n, _ := r.Current(); n != want {
+					t.Fatalf("current = %d, want %d", n, want)
+				}
+				if hi, _ := r.HighestNumber(); hi != want {
+					t.Fatalf("a snapshot %d was made", hi)
+				}
+				if p := counters(t, r); p != before {
+					t.Fatalf("counters moved %+v -> %+v", before, p)
+				}
+			})
+		}
+	}
+}
+
+// countingHandler counts log records at warn level.
+type countingHandler struct {
+	slog.Handler
+	warns *int
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		*h.warns++
+	}
+	return nil
+}
+
+func TestPublishSourceBusy(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s")
+	testutil.WriteTree(t, src, map[string]string{"a": "a", "seq/begin": "2\n", "seq/end": "1\n"})
+	r := newRoot(t)
+	warns := 0
+	opt := fastOpts()
+	opt.Retries = 2
+	opt.Log = slog.New(countingHandler{slog.DiscardHandler, &warns})
+	start := time.Now()
+	_, err := snapshot.Publish(context.Background(), r, src, opt)
+	if !errors.Is(err, snapshot.ErrSourceChanging) {
+		t.Fatalf("Publish = %v, want ErrSourceChanging", err)
+	}
+	if warns != 2 {
+		t.Fatalf("%d retries logged, want 2", warns)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v with a 1ms backoff", d)
+	}
+	if n, _ := r.Current(); n != 0 {
+		t.Fatalf("published snapshot %d", n)
+	}
+	if snaps, _ := r.Snapshots(); len(snaps) != 0 {
+		t.Fatalf("snapshots %v", snaps)
+	}
+}
+
+func TestPublishSourceCounters(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s")
+	testutil.WriteTree(t, src, map[string]string{"a": "a", "seq/begin": "5\n", "seq/end": "5\n"})
+	r := newRoot(t)
+	if res := publish(t, r, src, fastOpts()); !res.Published {
+		t.Fatalf("idle source not published: %+v", res)
+	}
+	if _, err := os.Lstat(filepath.Join(r.SnapshotDir(1), "seq")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("source seq/ copied into the snapshot: %v", err)
+	}
+	requireSameTree(t, src, r.SnapshotDir(1), func(p string) bool { return p == "seq" || strings.HasPrefix(p, "seq/") })
+	// The writer bumps its counters without changing anything else: no new
+	// snapshot.
+	testutil.Touch(t, src, "seq/begin", "6\n")
+	testutil.Touch(t, src, "seq/end", "6\n")
+	if res := publish(t, r, src, fastOpts()); res.Published {
+		t.Fatalf("counter-only change published: %+v", res)
+	}
+	// Corrupt counters are an error, not "no counters".
+	testutil.Touch(t, src, "seq/end", "six\n")
+	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, seqfile.ErrCorrupt) {
+		t.Fatalf("Publish with corrupt source counters = %v, want seqfile.ErrCorrupt", err)
+	}
+}
+
+func TestPublishMissingSource(t *testing.T) {
+	r := newRoot(t)
+	warns := 0
+	opt := fastOpts()
+	opt.Log = slog.New(countingHandler{slog.DiscardHandler, &warns})
+	_, err := snapshot.Publish(context.Background(), r, filepath.Join(t.TempDir(), "nope"), opt)
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, snapshot.ErrSourceChanging) || warns != 0 {
+		t.Fatalf("Publish of a missing source = %v after %d retries; want an immediate not-exist error", err, warns)
+	}
+}
+
+func TestPublishPrunes(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s")
+	testutil.WriteTree(t, src, map[string]string{"a": "0", "b": "b"})
+	r := newRoot(t)
+	opt := fastOpts()
+	opt.Keep = 2
+	var pruned []uint64
+	for i := range 4 {
+		testutil.Touch(t, src, "a", strings.Repeat("x", i+1))
+		res := publish(t, r, src, opt)
+		pruned = append(pruned, res.Pruned...)
+	}
+	if snaps, _ := r.Snapshots(); !slices.Equal(snaps, []uint64{3, 4}) || !slices.Equal(pruned, []uint64{1, 2}) {
+		t.Fatalf("snapshots %v pruned %v; want [3 4] and [1 2]", snaps, pruned)
+	}
+	requireSameTree(t, src, r.SnapshotDir(4), nil)
+}
+
+func TestPublishLocked(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s")
+	testutil.WriteTree(t, src, map[string]string{"a": "a"})
+	r := newRoot(t)
+	must(t, r.Init())
+	l, err := r.Lock()
+	must(t, err)
+	defer l.Unlock()
+	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, export.ErrLocked) {
+		t.Fatalf("Publish while locked = %v, want ErrLocked", err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, snap string)
+		path   string
+		reason string // regexp
+		exact  bool   // the only problem
+	}{
+		{name: "same-size edit", tamper: func(t *testing.T, snap string) {
+			p := filepath.Join(snap, "README")
+			fi, _ := os.Stat(p)
+			must(t, os.WriteFile(p, []byte("jello"), 0o644))
+			must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+		}, path: "README", reason: `^content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}$`, exact: true},
+		{name: "append", tamper: func(t *testing.T, snap string) {
+			must(t, os.WriteFile(filepath.Join(snap, "dir/sub/deep.txt"), []byte("deeper"), 0o644))
+		}, path: "dir/sub/deep.txt", reason: `^size 6, manifest says 4$`, exact: true},
+		{name: "touch", tamper: func(t *testing.T, snap string) {
+			tm := time.Unix(1, 0)
+			must(t, os.Chtimes(filepath.Join(snap, "README"), tm, tm))
+		}, path: "README", reason: `^mtime 1000000000, manifest says \d+$`, exact: true},
+		{name: "extra file", tamper: func(t *testing.T, snap string) {
+			must(t, os.WriteFile(filepath.Join(snap, "dir", "extra"), nil, 0o644))
+		}, path: "dir/extra", reason: `^not in manifest$`, exact: true},
+		{name: "missing file", tamper: func(t *testing.T, snap string) {
+			must(t, os.Remove(filepath.Join(snap, "dir/sub/deep.txt")))
+		}, path: "dir/sub/deep.txt", reason: `^missing$`, exact: true},
+		{name: "chmod", tamper: func(t *testing.T, snap string) {
+			must(t, os.Chmod(filepath.Join(snap, "ro.txt"), 0o644))
+		}, path: "ro.txt", reason: `^mode 0644, manifest says 0444$`, exact: true},
+		{name: "chmod dir", tamper: func(t *testing.T, snap string) {
+			must(t, os.Chmod(filepath.Join(snap, "dir/sub"), 0o777))
+		}, path: "dir/sub", reason: `^mode 0777, manifest says 0750$`, exact: true},
+		{name: "symlink retargeted", tamper: func(t *testing.T, snap string) {
+			must(t, os.Remove(filepath.Join(snap, "link")))
+			must(t, os.Symlink("empty", filepath.Join(snap, "link")))
+		}, path: "link", reason: `^symlink target "empty", manifest says "README"$`, exact: true},
+		{name: "file replaced by dir", tamper: func(t *testing.T, snap string) {
+			must(t, os.Remove(filepath.Join(snap, "empty")))
+			must(t, os.Mkdir(filepath.Join(snap, "empty"), 0o755))
+		}, path: "empty", reason: `^is type d, manifest says f$`, exact: true},
+		{name: "fifo added", tamper: func(t *testing.T, snap string) {
+			must(t, syscall.Mkfifo(filepath.Join(snap, "zz-fifo"), 0o644))
+		}, path: ".", reason: `unsupported file type`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := richTree(t)
+			r := newRoot(t)
+			publish(t, r, src, fastOpts())
+			snap := r.SnapshotDir(1)
+			m := readManifest(t, r, 1)
+			tt.tamper(t, snap)
+			probs, err := snapshot.Verify(context.Background(), r.FS, snap, m, 2)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			re := regexp.MustCompile(tt.reason)
+			found := slices.ContainsFunc(probs, func(p snapshot.Problem) bool { return p.Path == tt.path && re.MatchString(p.Reason) })
+			if !found || (tt.exact && len(probs) != 1) {
+				t.Fatalf("Verify problems = %v; want %s: /%s/ (only: %v)", probs, tt.path, tt.reason, tt.exact)
+			}
+		})
+	}
+}
+
+// TestVerifySorted: problems come back in canonical path order.
+func TestVerifySorted(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	snap := r.SnapshotDir(1)
+	for _, p := range []string{"zz", "a-b", "dir/x", "dir-x", "0"} {
+		must(t, os.WriteFile(filepath.Join(snap, p), nil, 0o644))
+	}
+	probs, err := snapshot.Verify(context.Background(), r.FS, snap, readManifest(t, r, 1), 2)
+	must(t, err)
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.Path)
+	}
+	if want := []string{"0", "a-b", "dir/x", "dir-x", "zz"}; !slices.Equal(got, want) {
+		t.Fatalf("problem paths %q, want %q", got, want)
+	}
+}
+
+func TestWalkCanonical(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "s")
+	testutil.WriteTree(t, src, map[string]string{"a/b": "", "a-b": "", "a.b/c": "", "a/c/d": "", "A": "", "\xff": ""})
+	es := walk(t, src)
+	var paths []string
+	for _, e := range es {
+		paths = append(paths, e.Path)
+	}
+	if !slices.IsSortedFunc(paths, manifest.Compare) {
+		t.Fatalf("Walk order %q is not canonical", paths)
+	}
+	want := []string{"A", "a", "a/b", "a/c", "a/c/d", "a-b", "a.b", "a.b/c", "\xff"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("Walk = %q, want %q", paths, want)
+	}
+	// And a manifest of it is valid.
+	if _, err := (&manifest.Manifest{Snapshot: 1, Entries: es}).Bytes(); err != nil {
+		t.Fatalf("manifest of a walk: %v", err)
+	}
+}

@@ -1,0 +1,44 @@
+// Package rsync reads an upstream export root through the system rsync
+// binary, run as a subprocess (it never speaks the rsync protocol itself).
+//
+// It registers itself with transport.Register for these addresses (see
+// [ParseAddress]):
+//
+//	rsync://[user@]host[:port]/module[/path]   rsync daemon
+//	[user@]host::module[/path]                 rsync daemon
+//	[user@]host:path                           remote shell (Options.Rsh, default ssh)
+//
+// # Contract
+//
+//   - Every rsync run is bounded: --timeout (I/O stall) and, for daemons,
+//     --contimeout (connect) have defaults, and the context kills the run.
+//   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
+//     current symlink (not what it points to) in ONE rsync run into a fresh
+//     private temp dir, and remembers the values it did not return. Seq
+//     "end" (the start of a poll) always reads afresh; a following Seq
+//     "begin" or Current is answered from the same run if nothing else came
+//     in between and it is under 10s old. So mirror.Sync's no-op poll (Seq
+//     "end", then Current) and SyncClassic's (end, then begin) cost one
+//     small rsync run, whatever the tree's size. Fetch, FetchManifest and
+//     FetchTree forget the remembered values, so a Seq after a copy always
+//     reads the upstream afresh.
+//   - [Upstream.Fetch] pulls exactly the listed files of snapshots/N/ (never
+//     through current/) in one rsync run with --files-from --from0 into a
+//     staging directory beside the target (same filesystem), renames them
+//     into place, then hashes every one and compares it with its manifest
+//     record; a mismatch wraps snapshot.ErrHashMismatch. The --files-from
+//     base is the module root, never a subdirectory: rsync 3.5's daemon
+//     without chroot reports every file as vanished otherwise.
+//   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"
+//     failures of snapshot files wrap transport.ErrVanished; 5, 10, 12, 30 and
+//     35 (daemon refused, socket, protocol stream, timeouts) wrap
+//     transport.ErrUnavailable; 1-4 are configuration errors quoting rsync's
+//     stderr; anything else (e.g. 23, partial transfer) is a plain error.
+//   - [Upstream.FetchTree] implements transport.TreeFetcher for classic
+//     mode: the whole tree but seq/, with --delete, --link-dest and
+//     --modify-window=-1 (mtimes compared to the nanosecond).
+//   - Nothing is written outside the directories the caller names and the
+//     upstream's own temp dir, which Close removes.
+//
+// An Upstream is not safe for concurrent use.
+package rsync

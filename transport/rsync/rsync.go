@@ -1,0 +1,542 @@
+package rsync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/transport"
+)
+
+// Defaults for Options.
+const (
+	DefaultTimeout    = 300 * time.Second
+	DefaultConTimeout = 30 * time.Second
+)
+
+func init() {
+	transport.Register(func(addr string, local fsys.FS) (transport.Upstream, bool, error) {
+		a, err := ParseAddress(addr)
+		if errors.Is(err, errNotRsync) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, true, err
+		}
+		return New(a, local, Options{}), true, nil
+	})
+}
+
+// Options tunes how rsync is run. The zero value is usable.
+type Options struct {
+	Rsync      string        // rsync binary (default: "rsync" from PATH)
+	Rsh        string        // remote shell for host:path addresses (rsync -e; default: rsync's, i.e. ssh)
+	Timeout    time.Duration // rsync --timeout: give up when no data moves for this long (default 300s)
+	ConTimeout time.Duration // rsync --contimeout: give up connecting to a daemon after this (default 30s)
+	Extra      []string      // extra rsync options (e.g. --bwlimit=10m), placed before the paths
+	Workers    int           // parallel hashing of fetched files (default snapshot.Workers())
+	// Progress, if set, receives rsync's --info=progress2 reports during
+	// Fetch and FetchTree: bytes transferred so far and percent done.
+	Progress func(bytes int64, percent int)
+}
+
+// Upstream is an export root (or, for classic mode, a plain tree) read
+// through the rsync binary.
+type Upstream struct {
+	Addr Address
+	Opts Options
+
+	local   fsys.FS
+	tmp     string // private temp dir, made on first use
+	pending *state // values fetched by the last Seq and not yet returned
+}
+
+// New returns the upstream at a. local is the filesystem Fetch writes to.
+func New(a Address, local fsys.FS, opt Options) *Upstream {
+	return &Upstream{Addr: a, Opts: opt, local: local}
+}
+
+func (u *Upstream) String() string { return u.Addr.String() }
+
+// Close removes the upstream's temp dir.
+func (u *Upstream) Close() error {
+	if u.tmp == "" {
+		return nil
+	}
+	err := os.RemoveAll(u.tmp)
+	u.tmp = ""
+	return err
+}
+
+func (u *Upstream) tempDir() (string, error) {
+	if u.tmp == "" {
+		d, err := os.MkdirTemp("", "seqmirror-rsync-")
+		if err != nil {
+			return "", fmt.Errorf("rsync upstream temp dir: %w", err)
+		}
+		u.tmp = d
+	}
+	return os.MkdirTemp(u.tmp, "x")
+}
+
+// srcDir is the rsync source argument for directory rel, with a trailing
+// slash (copy its contents).
+func (u *Upstream) srcDir(rel string) string {
+	s := u.Addr.Source(rel)
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s
+}
+
+// state is one read of seq/begin, seq/end and current.
+type state struct {
+	begin, end       uint64
+	beginErr, endErr error
+	cur              uint64
+	curTime          time.Time
+	curErr           error
+	used             map[string]bool // values already returned
+	at               time.Time       // when they were read
+}
+
+const curKey = "current"
+
+// fetchState runs ONE rsync that copies seq/begin, seq/end and the current
+// symlink itself (-l: not what it points to) into a fresh temp dir.
+func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
+	dir, err := u.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	list := filepath.Join(dir, "list")
+	base, prefix := u.Addr.FilesFromBase()
+	names := []string{prefix + export.SeqName + "/" + seqfile.End, prefix + export.SeqName + "/" + seqfile.Begin, prefix + export.CurrentName}
+	if err := os.WriteFile(list, []byte(strings.Join(names, "\x00")+"\x00"), 0o600); err != nil {
+		return nil, fmt.Errorf("rsync file list: %w", err)
+	}
+	dst := filepath.Join(dir, "got")
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return nil, err
+	}
+	// -l copies current as a symlink; -t keeps its mtime (when the upstream
+	// flipped it); --max-size keeps a hostile upstream from filling the disk.
+	_, rerr := u.run(ctx, nil, "-lt", "--max-size=4k", "--files-from="+list, "--from0", base, dst+"/")
+	var xe *ExitError
+	if rerr != nil && !(errors.As(rerr, &xe) && xe.Code == 23) {
+		return nil, rerr // 23: some of the three are missing; look at what came
+	}
+	st := &state{used: map[string]bool{}, at: time.Now()}
+	read := func(name string) (uint64, error) {
+		n, err := seqfile.Read(fsys.OS(), filepath.Join(dst, filepath.FromSlash(prefix), export.SeqName, name))
+		if errors.Is(err, fs.ErrNotExist) && rerr != nil {
+			err = fmt.Errorf("%w (%w)", err, rerr)
+		}
+		return n, err
+	}
+	st.begin, st.beginErr = read(seqfile.Begin)
+	st.end, st.endErr = read(seqfile.End)
+	cur := filepath.Join(dst, filepath.FromSlash(prefix), export.CurrentName)
+	if fi, err := os.Lstat(cur); err == nil {
+		t, err := os.Readlink(cur)
+		if err != nil {
+			st.curErr = fmt.Errorf("%w: upstream's current is not a symlink (%s)", export.ErrBadCurrent, fi.Mode().Type())
+		} else if st.cur, st.curErr = export.ParseCurrent(t); st.curErr == nil {
+			st.curTime = fi.ModTime()
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		st.curErr = err
+	}
+	return st, nil
+}
+
+// maxStateAge bounds how long a value read by one rsync run may answer a
+// later call.
+const maxStateAge = 10 * time.Second
+
+// take returns remembered state for key if it has not been returned yet and
+// is recent; otherwise (or with fresh) it fetches afresh.
+func (u *Upstream) take(ctx context.Context, key string, fresh bool) (*state, error) {
+	st := u.pending
+	if fresh || st == nil || st.used[key] || time.Since(st.at) > maxStateAge {
+		var err error
+		if st, err = u.fetchState(ctx); err != nil {
+			u.pending = nil
+			return nil, err
+		}
+		u.pending = st
+	}
+	st.used[key] = true
+	return st, nil
+}
+
+// Seq implements transport.Upstream. Seq "end" starts a poll: it always
+// runs rsync once, reading begin, end and current together; a Seq "begin"
+// or Current call that follows with nothing else in between is answered
+// from that run, as if all three had been read at once.
+func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
+	if name != seqfile.Begin && name != seqfile.End {
+		return 0, fmt.Errorf("read upstream seq %s: unknown seq file %q", u, name)
+	}
+	st, err := u.take(ctx, name, name == seqfile.End)
+	if err != nil {
+		return 0, fmt.Errorf("read upstream seq %s: %w", u, err)
+	}
+	n, err := st.end, st.endErr
+	if name == seqfile.Begin {
+		n, err = st.begin, st.beginErr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read upstream seq/%s of %s: %w", name, u, err)
+	}
+	return n, nil
+}
+
+// Current implements transport.Upstream (see Seq).
+func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
+	st, err := u.take(ctx, curKey, false)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read upstream current %s: %w", u, err)
+	}
+	if st.curErr != nil {
+		return 0, time.Time{}, fmt.Errorf("upstream %s: %w", u, st.curErr)
+	}
+	return st.cur, st.curTime, nil
+}
+
+// FetchManifest implements transport.Upstream.
+func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
+	u.pending = nil
+	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := u.run(ctx, nil, "-t", fmt.Sprintf("--max-size=%d", int64(transport.MaxManifestSize)), u.Addr.Source(name), abs); err != nil {
+		return fmt.Errorf("fetch manifest of snapshot %d from %s: %w", n, u, vanished(err))
+	}
+	if _, err := os.Lstat(abs); err != nil {
+		return fmt.Errorf("fetch manifest of snapshot %d from %s: not transferred (larger than %d bytes?): %w", n, u, int64(transport.MaxManifestSize), err)
+	}
+	return nil
+}
+
+// Fetch implements transport.Upstream: one rsync run with --files-from
+// pulls the listed files of snapshots/N/ into a staging directory beside
+// dir, they are renamed into dir, then each is hashed and checked.
+func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	u.pending = nil
+	if len(files) == 0 {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	// The stage is on dir's filesystem, so moving files out is a rename.
+	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
+	if err := os.RemoveAll(stage); err != nil {
+		return fmt.Errorf("fetch snapshot %d: %w", n, err)
+	}
+	defer os.RemoveAll(stage)
+	made := map[string]bool{} // every staging directory, ancestors included
+	for _, e := range files {
+		if err := manifest.CheckPath(e.Path); err != nil {
+			return fmt.Errorf("fetch snapshot %d: %w", n, err)
+		}
+		d := filepath.Dir(filepath.Join(stage, filepath.FromSlash(snap+e.Path)))
+		if made[d] {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+		}
+		for ; d != stage && !made[d]; d = filepath.Dir(d) {
+			made[d] = true
+		}
+	}
+	list := filepath.Join(stage, "files")
+	err = fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		for _, e := range files {
+			bw.WriteString(snap + e.Path)
+			bw.WriteByte(0)
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
+	}
+	// -a without -r (--files-from turns it off): exactly the listed files;
+	// --no-implied-dirs: the staging directories exist and stay ours.
+	args := []string{"-a", "--no-implied-dirs", "--files-from=" + list, "--from0", base, stage + "/"}
+	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
+	}
+	// Only what was asked for leaves the stage: directories still ours (not
+	// replaced by symlinks) and regular files.
+	for d := range made {
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("fetch snapshot %d from %s: staging directory %s was replaced: %w", n, u, d, manifest.ErrUnsafePath)
+		}
+	}
+	for _, e := range files {
+		rel := filepath.FromSlash(e.Path)
+		if fi, err := os.Lstat(filepath.Join(stage, filepath.FromSlash(snap), rel)); err != nil {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: %w: got a %s, not a file", e.Path, n, u, snapshot.ErrHashMismatch, fi.Mode().Type())
+		}
+		if err := os.Rename(filepath.Join(stage, filepath.FromSlash(snap), rel), filepath.Join(abs, rel)); err != nil {
+			return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
+		}
+	}
+	return u.check(ctx, n, files, abs)
+}
+
+// check hashes every fetched file and compares it with its record.
+func (u *Upstream) check(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	w := u.Opts.Workers
+	if w <= 0 {
+		w = snapshot.Workers()
+	}
+	pool := snapshot.NewPool(ctx, w)
+	for _, e := range files {
+		if err := pool.Go(func(context.Context) error {
+			h, sz, err := snapshot.HashFile(u.local, filepath.Join(dir, filepath.FromSlash(e.Path)))
+			if err != nil {
+				return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
+			}
+			if sz != e.Size || h != e.Hash {
+				return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+					e.Path, n, u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+			}
+			return nil
+		}); err != nil {
+			break
+		}
+	}
+	return pool.Wait()
+}
+
+// FetchTree implements transport.TreeFetcher (classic mode).
+func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
+	u.pending = nil
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	// --modify-window=-1: the quick check (size and mtime) compares
+	// nanoseconds, else a same-size change within the same second of the
+	// last copy would be hard-linked from the old snapshot unseen.
+	args := []string{"-a", "--delete", "--modify-window=-1", "--exclude=/" + export.SeqName + "/"}
+	if linkDest != "" {
+		ld, err := filepath.Abs(linkDest)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--link-dest="+ld)
+	}
+	if u.Opts.Progress != nil {
+		args = append(args, "--no-inc-recursive") // a total known up front
+	}
+	args = append(args, u.srcDir(""), abs+"/")
+	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+		return fmt.Errorf("copy tree from %s: %w", u, err)
+	}
+	return nil
+}
+
+// vanished adds transport.ErrVanished to an rsync failure that says a
+// snapshot file or directory is not there (exit 23 or 3, "No such file"):
+// the snapshot was pruned upstream.
+func vanished(err error) error {
+	var xe *ExitError
+	if errors.As(err, &xe) && (xe.Code == 23 || xe.Code == 3) && strings.Contains(xe.Stderr, "No such file or directory") {
+		return fmt.Errorf("%w: %w", transport.ErrVanished, err)
+	}
+	return err
+}
+
+// ExitError is a failed rsync run.
+type ExitError struct {
+	Code   int
+	Stderr string // the tail of rsync's stderr
+}
+
+var exitMeaning = map[int]string{
+	1: "syntax or usage error", 2: "protocol incompatibility", 3: "errors selecting input/output files or dirs",
+	4: "requested action not supported", 5: "error starting client-server protocol", 6: "daemon unable to append to log-file",
+	10: "error in socket I/O", 11: "error in file I/O", 12: "error in rsync protocol data stream",
+	13: "errors with program diagnostics", 14: "error in IPC code", 20: "received SIGUSR1 or SIGINT",
+	21: "some error returned by waitpid()", 22: "error allocating core memory buffers",
+	23: "partial transfer due to error", 24: "partial transfer due to vanished source files",
+	25: "the --max-delete limit stopped deletions", 30: "timeout in data send/receive",
+	35: "timeout waiting for daemon connection", 255: "remote shell failed",
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("rsync exited with code %d (%s)", e.Code, exitMeaning[e.Code])
+	if e.Code >= 1 && e.Code <= 4 {
+		msg += " — a configuration problem: check the address, --rsync, --rsync-opt and the daemon's config"
+	}
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		msg += ": " + s
+	}
+	return msg
+}
+
+// Unwrap maps the exit code: 24 is transport.ErrVanished; codes that mean
+// the upstream did not answer properly are transport.ErrUnavailable.
+func (e *ExitError) Unwrap() error {
+	switch e.Code {
+	case 24:
+		return transport.ErrVanished
+	case 5, 10, 12, 30, 35, 255:
+		return transport.ErrUnavailable
+	}
+	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+// baseArgs are the options every run gets.
+func (u *Upstream) baseArgs() []string {
+	to, cto := u.Opts.Timeout, u.Opts.ConTimeout
+	if to <= 0 {
+		to = DefaultTimeout
+	}
+	if cto <= 0 {
+		cto = DefaultConTimeout
+	}
+	args := []string{fmt.Sprintf("--timeout=%d", max(1, int(to.Round(time.Second)/time.Second)))}
+	if u.Addr.Kind == Daemon {
+		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))))
+	}
+	if u.Addr.Kind == Shell && u.Opts.Rsh != "" {
+		args = append(args, "--rsh="+u.Opts.Rsh)
+	}
+	return append(args, u.Opts.Extra...)
+}
+
+// run runs rsync with the base options and args. With progress set it adds
+// --info=progress2 and feeds the reports to it.
+func (u *Upstream) run(ctx context.Context, progress func(int64, int), args ...string) ([]byte, error) {
+	bin := u.Opts.Rsync
+	if bin == "" {
+		bin = "rsync"
+	}
+	all := u.baseArgs()
+	if progress != nil {
+		all = append(all, "--info=progress2")
+	}
+	all = append(all, args...)
+	cmd := exec.CommandContext(ctx, bin, all...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C") // English messages, which vanished() reads
+	// Own process group, so that cancelling also stops rsync's ssh child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stderr = stderr
+	var out bytes.Buffer
+	var pr *io.PipeReader
+	done := make(chan struct{})
+	if progress != nil {
+		var pw *io.PipeWriter
+		pr, pw = io.Pipe()
+		cmd.Stdout = pw
+		go func() {
+			defer close(done)
+			parseProgress(pr, progress)
+		}()
+		defer func() { pw.Close(); <-done }()
+	} else {
+		cmd.Stdout = &out
+		close(done)
+	}
+	err := cmd.Run()
+	if err == nil {
+		return out.Bytes(), nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("rsync: %w", context.Cause(ctx))
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return nil, &ExitError{Code: ee.ExitCode(), Stderr: string(stderr.b)}
+	}
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("run %s: %w (install rsync, or give its path with --rsync)", bin, err)
+	}
+	return nil, fmt.Errorf("run %s: %w: %s", bin, err, strings.TrimSpace(string(stderr.b)))
+}
+
+// parseProgress reads rsync --info=progress2 output: records separated by
+// '\r' or '\n' like "  1,234,567  45%  10.00MB/s  0:00:01 (xfr#1, to-chk=0/3)".
+func parseProgress(r io.Reader, fn func(int64, int)) {
+	sc := bufio.NewScanner(r)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	for sc.Scan() {
+		if b, p, ok := ParseProgressLine(sc.Text()); ok {
+			fn(b, p)
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+}
+
+// ParseProgressLine parses one --info=progress2 record.
+func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.HasSuffix(f[1], "%") {
+		return 0, 0, false
+	}
+	b, err := strconv.ParseInt(strings.ReplaceAll(f[0], ",", ""), 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	p, err := strconv.Atoi(strings.TrimSuffix(f[1], "%"))
+	if err != nil || p < 0 || p > 100 {
+		return 0, 0, false
+	}
+	return b, p, true
+}

@@ -1,0 +1,152 @@
+package rsync_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/mirror"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/testutil"
+	"github.com/seqmirror/seqmirror/transport"
+)
+
+const volunteerScript = "../../docs/volunteer-mirror.sh"
+
+func TestVolunteerScriptLint(t *testing.T) {
+	sh := testutil.RequireBinary(t, "sh")
+	if out, err := exec.Command(sh, "-n", volunteerScript).CombinedOutput(); err != nil {
+		t.Fatalf("sh -n: %v\n%s", err, out)
+	}
+	if dash, err := exec.LookPath("dash"); err == nil {
+		if out, err := exec.Command(dash, "-n", volunteerScript).CombinedOutput(); err != nil {
+			t.Fatalf("dash -n: %v\n%s", err, out)
+		}
+	}
+	// shellcheck is a lint, not a peer the script needs: use it when present.
+	if sc, err := exec.LookPath("shellcheck"); err == nil {
+		if out, err := exec.Command(sc, "-s", "sh", volunteerScript).CombinedOutput(); err != nil {
+			t.Fatalf("shellcheck: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("shellcheck not installed (apt-get install shellcheck); only sh -n checked")
+	}
+}
+
+// runVolunteer runs the script under sh (dash on Debian: no bash-isms).
+func runVolunteer(tb testing.TB, up, root string, env ...string) (int, string) {
+	tb.Helper()
+	sh := testutil.RequireBinary(tb, "sh")
+	testutil.RequireBinary(tb, "rsync")
+	cmd := exec.Command(sh, volunteerScript, up, root)
+	cmd.Env = append(append(os.Environ(), "BACKOFF=0"), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		tb.Fatalf("run %s: %v", volunteerScript, err)
+	}
+	return 0, string(out)
+}
+
+func TestVolunteerScript(t *testing.T) {
+	tmp := t.TempDir()
+	src, master, vol := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "volunteer")
+	paths := testutil.GenTree(t, src, 30, 6)
+	testutil.WriteTree(t, src, map[string]string{"link": "->d00", "sp ace/x": "y"})
+	testutil.GitRepo(t, filepath.Join(src, "repo"), 3)
+	publish(t, master, src, 3)
+	port := testutil.StartRsyncd(t, map[string]string{"master": master})
+	up := fmt.Sprintf("rsync://127.0.0.1:%d/master", port)
+
+	if code, out := runVolunteer(t, up, vol); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	if n := verifyServed(t, vol); n != 1 {
+		t.Fatalf("serves %d", n)
+	}
+	testutil.GitFsck(t, filepath.Join(vol, "current", "repo"))
+	if target, err := os.Readlink(filepath.Join(vol, "current")); err != nil || target != "snapshots/1" {
+		t.Fatalf("current -> %q, %v; want the relative snapshots/1", target, err)
+	}
+	checkSeq := func(want uint64) {
+		t.Helper()
+		p, err := seqfile.Counters(fsys.OS(), filepath.Join(vol, "seq"))
+		if err != nil || p.Begin != want || p.End != want {
+			t.Fatalf("volunteer seq %+v, %v; want begin = end = %d", p, err, want)
+		}
+	}
+	checkSeq(1)
+
+	if code, out := runVolunteer(t, up, vol, "QUIET=1"); code != 0 || out != "" {
+		t.Fatalf("no-op run: exit %d, output %q", code, out)
+	}
+	checkSeq(1)
+
+	testutil.Touch(t, src, paths[1], "changed")
+	publish(t, master, src, 3)
+	if code, out := runVolunteer(t, up, vol); code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, out)
+	}
+	if n := verifyServed(t, vol); n != 2 {
+		t.Fatalf("serves %d", n)
+	}
+	checkSeq(2)
+	same := filepath.Join("d00", "s00", "f00000.dat")
+	if inode(t, filepath.Join(vol, "snapshots/1", same)) != inode(t, filepath.Join(vol, "snapshots/2", same)) {
+		t.Error("unchanged file not hard-linked (--link-dest)")
+	}
+
+	// The volunteer's root is a proper export root: mirror-sync reads it.
+	res, err := mirror.Sync(context.Background(), export.New(fsys.OS(), filepath.Join(tmp, "tier3")), openLocal(t, vol), mirror.Options{})
+	if err != nil || res.Snapshot != 2 {
+		t.Fatalf("mirror-sync from the volunteer: %+v %v", res, err)
+	}
+
+	// A master stuck mid-update: retry, then exit 5, still serving 2.
+	testutil.Touch(t, src, paths[2], "changed again")
+	publish(t, master, src, 3)
+	if err := seqfile.Write(fsys.OS(), filepath.Join(master, "seq", "begin"), 99); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runVolunteer(t, up, vol, "RETRIES=1")
+	if code != 5 || !strings.Contains(out, "retrying") {
+		t.Fatalf("busy master: exit %d, want 5\n%s", code, out)
+	}
+	if n := verifyServed(t, vol); n != 2 {
+		t.Fatalf("serves %d", n)
+	}
+
+	// Pruning keeps KEEP snapshots.
+	if err := seqfile.Write(fsys.OS(), filepath.Join(master, "seq", "begin"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runVolunteer(t, up, vol, "KEEP=2"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	snaps, err := export.New(fsys.OS(), vol).Snapshots()
+	if err != nil || fmt.Sprint(snaps) != "[2 3]" {
+		t.Fatalf("snapshots %v, %v; want [2 3]", snaps, err)
+	}
+
+	// A dead master: exit 5.
+	if code, out := runVolunteer(t, "rsync://127.0.0.1:1/master", vol, "RSYNC_OPTS=--contimeout=2"); code != 5 {
+		t.Fatalf("dead master: exit %d, want 5\n%s", code, out)
+	}
+}
+
+func openLocal(tb testing.TB, dir string) *transport.Local {
+	tb.Helper()
+	l, err := transport.NewLocal(fsys.OS(), dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
