@@ -34,7 +34,9 @@ type Upstream interface {
 	// FetchManifest copies snapshots/N.manifest to the new local file dst.
 	FetchManifest(ctx context.Context, n uint64, dst string) error
 	// Fetch copies the listed files of snapshot n into dir, at their
-	// relative paths (whose directories exist), verifying each.
+	// relative paths (whose directories exist), verifying each. A mirror
+	// sync calls it several times for one snapshot, with chunks of at most
+	// a few ten thousand files, as its streaming diff finds them.
 	Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error
 	// Close releases resources.
 	Close() error
