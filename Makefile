@@ -8,8 +8,10 @@ export GOFLAGS
 
 all: build
 
+# Static binaries (no cgo): no dynamic loader at start, which is a quarter of
+# a no-op mirror-sync poll (docs/performance.md).
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 # Installs what a fresh Debian machine lacks for the tests (rsync, git).
 deps:
