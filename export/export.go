@@ -231,8 +231,12 @@ func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 // and manifests or snapshot directories whose other half is missing (never
 // the served snapshot). Call it only while holding the lock.
 func (r *Root) Cleanup() error {
-	if err := fsys.RemoveAll(r.FS, r.WorkDir()); err != nil {
-		return fmt.Errorf("remove work dir: %w", err)
+	// Skip the remove (and the mkdir below) when .work is already empty, so
+	// that a no-op poll does not rewrite ROOT.
+	if ents, err := afero.ReadDir(r.FS, r.WorkDir()); err != nil || len(ents) > 0 {
+		if err := fsys.RemoveAll(r.FS, r.WorkDir()); err != nil {
+			return fmt.Errorf("remove work dir: %w", err)
+		}
 	}
 	for _, d := range []string{r.Dir, r.SeqDir(), r.Path(SnapshotsName)} {
 		if err := fsys.RemoveTemps(r.FS, d); err != nil {
@@ -262,6 +266,35 @@ func (r *Root) Cleanup() error {
 		}
 	}
 	return r.FS.MkdirAll(r.WorkDir(), 0o755)
+}
+
+// Settle repairs the counters of a root that this run leaves unchanged: if
+// an earlier run died after flipping current but before bumping seq/end
+// (begin > end), nothing is in progress any more, so it sets end = begin and
+// rewrites status.json (naming upstream if not ""). Call it only while
+// holding the lock, after Cleanup, when current serves a complete snapshot.
+func (r *Root) Settle(upstream string) error {
+	p, err := seqfile.Counters(r.FS, r.SeqDir())
+	if err != nil {
+		return err
+	}
+	if p.Idle() {
+		return nil
+	}
+	if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), p.Begin); err != nil {
+		return err
+	}
+	st, err := r.Status()
+	if err == nil {
+		if upstream != "" {
+			st.Upstream = upstream
+		}
+		err = r.WriteStatus(st)
+	}
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
 }
 
 // Prune deletes old snapshots: it keeps the newest keep complete snapshots,

@@ -103,6 +103,11 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		return res, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
 	}
 	res.Previous, res.Snapshot = cur, cur
+	// Always: a killed run may have left work files, temp files or an orphan
+	// half-pruned snapshot even when there is nothing to sync now.
+	if err := root.Cleanup(); err != nil {
+		return res, err
+	}
 	var begin uint64
 	for round := 0; round < opt.Rounds; round++ {
 		e1, err := up.Seq(ctx, seqfile.End)
@@ -123,9 +128,6 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, fmt.Errorf("%w: %s serves snapshot %d, %s serves %d; pass --allow-rollback to follow it", ErrRollback, up, n, root.Dir, res.Snapshot)
 		}
 		if begin == 0 {
-			if err := root.Cleanup(); err != nil {
-				return res, err
-			}
 			if begin, err = seqfile.StartUpdate(root.FS, root.SeqDir()); err != nil {
 				return res, err
 			}
@@ -143,7 +145,8 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	if !res.Changed {
 		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
-		return res, nil
+		// A run killed after its flip left begin > end: repair it.
+		return res, root.Settle(up.String())
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
 		return res, err
@@ -410,4 +413,3 @@ func flip(root *export.Root, n uint64, manPath, work string, m *manifest.Manifes
 	opt.Log.Info("now serving", "snapshot", n, "files", res.Files, "linked", res.Linked, "fetched", res.Fetched, "bytes", res.Bytes, "deleted", res.Deleted)
 	return res, nil
 }
-

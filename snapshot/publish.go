@@ -130,7 +130,12 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		break
 	}
 	if !res.Published {
-		return res, nil
+		// Nothing changed; still repair what a killed run (or a discarded
+		// attempt of this one) left: work files and begin > end.
+		if err := root.Cleanup(); err != nil {
+			return res, err
+		}
+		return res, root.Settle("")
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
 		return res, err
