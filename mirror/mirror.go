@@ -276,6 +276,11 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		// but before the flip, or a rollback): reuse it if it is the same.
 		if have, err := root.ReadManifest(n); err == nil && sameManifest(have, newMan) {
 			opt.Log.Info("snapshot already present; flipping to it", "snapshot", n)
+			// The fetched copy of the manifest is not needed: drop it, or it
+			// stays in .work until the next run that changes something.
+			if err := f.Remove(manPath); err != nil {
+				return res, fmt.Errorf("remove fetched manifest: %w", err)
+			}
 			return flip(root, n, manPath, "", newMan, res, opt)
 		}
 		if n == cur {
