@@ -186,6 +186,9 @@ func listing(tb testing.TB, dir string) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil // the snapshot root itself is not in the manifest
+		}
 		out = append(out, rel+" "+fi.Mode().String()+" "+strconv.FormatInt(fi.Size(), 10)+" "+strconv.FormatInt(fi.ModTime().UnixNano(), 10))
 		return nil
 	})
