@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -84,6 +85,12 @@ func (m *mutator) mutate(tb testing.TB, changes int) {
 	for i := 0; i < changes; i++ {
 		p := m.paths[m.rng.IntN(len(m.paths))]
 		testutil.Touch(tb, m.dir, p, fmt.Sprintf("step %d change %d %x\n", m.step, i, m.rng.Uint64()))
+		// A whole-second mtime unique to this step, so that rsync's quick
+		// check (size and mtime to the second) sees every change too.
+		mt := time.Unix(1_600_000_000+int64(m.step), 0)
+		if err := os.Chtimes(filepath.Join(m.dir, p), mt, mt); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	testutil.Touch(tb, m.dir, fmt.Sprintf("added/%d/n%d", m.step%4, m.step), fmt.Sprintf("added in step %d\n", m.step))
 	if m.step > 3 {

@@ -2,6 +2,7 @@ package reliab
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,3 +223,5 @@ func chmodAll(d string) {
 		return nil
 	})
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
