@@ -50,7 +50,7 @@ func timeRun(tb testing.TB, name string, args ...string) time.Duration {
 // command, SIGKILL it at a random point, check the root, then run the
 // command to completion and check it left nothing behind. wantServed says
 // what the completed run must serve.
-func crashLoop(t *testing.T, iters int, root string, prepare func(), name string, args []string, wantServed func() []string) crashStats {
+func crashLoop(t testing.TB, iters int, root string, prepare func(), name string, args []string, wantServed func() []string) crashStats {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	prepare()
@@ -125,7 +125,7 @@ func TestCrashPublish(t *testing.T) {
 	src, root := filepath.Join(base, "src"), filepath.Join(base, "root")
 	m := newMutator(t, src, pick(1500, 3000), 11)
 	args := []string{"--root", root, "--source", src, "--keep", "3", "--min-age", "0s", "-q"}
-	st := crashLoop(t, pick(20, 250), root, func() { m.mutate(t, 40) }, "publish", args, treeListing(t, src))
+	st := crashLoop(t, pick(20, 300), root, func() { m.mutate(t, 40) }, "publish", args, treeListing(t, src))
 	if st.points-st.finished == 0 {
 		t.Fatal("no run was killed while running; the kill points are useless")
 	}
@@ -141,7 +141,7 @@ func TestCrashMirrorSync(t *testing.T) {
 		mustRun(t, "publish", "--root", master, "--source", src, "--keep", "3", "--min-age", "0s", "-q")
 	}
 	args := []string{"--upstream", master, "--root", root, "--keep", "3", "--min-age", "0s", "-q"}
-	st := crashLoop(t, pick(20, 250), root, prepare, "mirror-sync", args, treeListing(t, filepath.Join(master, "current")+"/"))
+	st := crashLoop(t, pick(20, 300), root, prepare, "mirror-sync", args, treeListing(t, filepath.Join(master, "current")+"/"))
 	if st.points-st.finished == 0 {
 		t.Fatal("no run was killed while running; the kill points are useless")
 	}

@@ -60,7 +60,7 @@ type sweepStats struct {
 // seq files parse with begin >= end, end moved only if current did, the
 // error wraps the injected errno and names the operation; then a fault-free
 // rerun succeeds, serves the new tree and leaves nothing behind.
-func sweep(t *testing.T, fr faultRun) sweepStats {
+func sweep(t testing.TB, fr faultRun) sweepStats {
 	t.Helper()
 	root := fr.setup(t)
 	f := faultfs.New(fsys.OS())

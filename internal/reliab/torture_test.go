@@ -1,6 +1,7 @@
 package reliab
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -117,7 +118,7 @@ type read struct {
 // a mirror loop (mirror(stop) until stop is set) and readers that call
 // readOnce on the mirror, for dur, then judges every read against the
 // snapshots the master published.
-func torture(t *testing.T, dur time.Duration, files int, mirrorLoop func(master string, stop *atomic.Bool) error, readOnce func() (read, string, error)) tortureResult {
+func torture(t testing.TB, dur time.Duration, files int, mirrorLoop func(master string, stop *atomic.Bool) error, readOnce func() (read, string, error)) tortureResult {
 	t.Helper()
 	src, master := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "master")
 	m := newMutator(t, src, files, 21)
@@ -302,9 +303,26 @@ func TestCoherenceTorture(t *testing.T) {
 	t.Logf("seqmirror: %d mirror-sync runs (%d gave up busy)", syncs.Load(), busy.Load())
 	t.Logf("seqmirror: %d publishes, %d whole-tree reads, %d torn, %d read errors, %d git fsck (%d failed)",
 		res.publishes, res.reads, res.torn, res.readErrs, res.fscks, res.fsckFails)
-	if res.reads == 0 || res.publishes < 5 {
+	if res.reads == 0 || res.publishes < 2 {
 		t.Fatalf("too little happened to judge: %+v", res)
 	}
+	// Every snapshot the mirror still holds is intact (hard links shared
+	// between snapshots were never written through).
+	mr := export.New(fsys.OS(), mirror)
+	nums, err := mr.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nums {
+		mf, err := mr.ReadManifest(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if probs, err := snapshot.Verify(context.Background(), fsys.OS(), mr.SnapshotDir(n), mf, 2); err != nil || len(probs) > 0 {
+			t.Fatalf("mirror snapshot %d after the torture: %v %v", n, err, probs)
+		}
+	}
+	t.Logf("seqmirror: all %d snapshots the mirror holds verify", len(nums))
 	if res.torn != 0 || res.readErrs != 0 || res.fsckFails != 0 {
 		t.Fatalf("readers of the seqmirror mirror saw %d torn trees, %d read errors, %d failed git fsck", res.torn, res.readErrs, res.fsckFails)
 	}
@@ -339,7 +357,12 @@ func TestCoherenceTortureNaive(t *testing.T) {
 		d, err := treeDigest(naive)
 		return read{digest: d}, naive, err
 	}
-	res := torture(t, dur, pick(300, 600), loop, readOnce)
+	// Tearing depends on timing; on a slow machine give it more rounds
+	// rather than fail: the assertion is only that it happens at all.
+	var res tortureResult
+	for round := 0; round < 4 && res.torn+res.readErrs == 0; round++ {
+		res = torture(t, dur, pick(300, 600), loop, readOnce)
+	}
 	t.Logf("naive rsync: %d publishes, %d whole-tree reads, %d torn, %d read errors, %d git fsck (%d failed)",
 		res.publishes, res.reads, res.torn, res.readErrs, res.fscks, res.fsckFails)
 	// Calibration: once quiet, one more rsync gives a tree the harness
