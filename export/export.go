@@ -268,35 +268,6 @@ func (r *Root) Cleanup() error {
 	return r.FS.MkdirAll(r.WorkDir(), 0o755)
 }
 
-// Settle repairs the counters of a root that this run leaves unchanged: if
-// an earlier run died after flipping current but before bumping seq/end
-// (begin > end), nothing is in progress any more, so it sets end = begin and
-// rewrites status.json (naming upstream if not ""). Call it only while
-// holding the lock, after Cleanup, when current serves a complete snapshot.
-func (r *Root) Settle(upstream string) error {
-	p, err := seqfile.Counters(r.FS, r.SeqDir())
-	if err != nil {
-		return err
-	}
-	if p.Idle() {
-		return nil
-	}
-	if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), p.Begin); err != nil {
-		return err
-	}
-	st, err := r.Status()
-	if err == nil {
-		if upstream != "" {
-			st.Upstream = upstream
-		}
-		err = r.WriteStatus(st)
-	}
-	if err != nil {
-		return fmt.Errorf("write status: %w", err)
-	}
-	return nil
-}
-
 // Prune deletes old snapshots: it keeps the newest keep complete snapshots,
 // the served one, and every snapshot superseded less than minAge before now.
 // It returns the numbers it deleted. Call it only while holding the lock.
@@ -431,4 +402,26 @@ func (r *Root) WriteStatus(s Status) error {
 		return err
 	}
 	return fsys.WriteFile(r.FS, r.Path(StatusName), append(b, '\n'), 0o644)
+}
+
+// Settle completes the counters after an update that died after its last
+// visible step: if begin > end while nothing is running (the caller holds the
+// lock), it removes leftovers and sets end = begin. The served snapshot is
+// whole (current only ever points to complete snapshots), so the root is
+// idle again. It reports whether it changed anything.
+func (r *Root) Settle() (bool, error) {
+	p, err := seqfile.Counters(r.FS, r.SeqDir())
+	if err != nil {
+		return false, err
+	}
+	if p.Idle() {
+		return false, nil
+	}
+	if err := r.Cleanup(); err != nil {
+		return false, err
+	}
+	if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), max(p.Begin, p.End)); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -146,7 +146,19 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	if !res.Changed {
 		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
 		// A run killed after its flip left begin > end: repair it.
-		return res, root.Settle(up.String())
+		if settled, err := root.Settle(); err != nil || !settled {
+			return res, err
+		}
+		opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
+		st, err := root.Status()
+		if err == nil {
+			st.Upstream = up.String()
+			err = root.WriteStatus(st)
+		}
+		if err != nil {
+			return res, fmt.Errorf("write status: %w", err)
+		}
+		return res, nil
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
 		return res, err

@@ -135,7 +135,17 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		if err := root.Cleanup(); err != nil {
 			return res, err
 		}
-		return res, root.Settle("")
+		if settled, err := root.Settle(); err != nil || !settled {
+			return res, err
+		}
+		st, err := root.Status()
+		if err == nil {
+			err = root.WriteStatus(st)
+		}
+		if err != nil {
+			return res, fmt.Errorf("write status: %w", err)
+		}
+		return res, nil
 	}
 	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
 		return res, err
