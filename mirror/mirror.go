@@ -220,8 +220,12 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 				return r, nil
 			}
 		}
-		fsys.RemoveAll(root.FS, root.WorkDir())
-		root.FS.MkdirAll(root.WorkDir(), 0o755)
+		if err := fsys.RemoveAll(root.FS, root.WorkDir()); err != nil {
+			return res, fmt.Errorf("discard the copy: %w", err)
+		}
+		if err := root.FS.MkdirAll(root.WorkDir(), 0o755); err != nil {
+			return res, fmt.Errorf("discard the copy: %w", err)
+		}
 		if attempt >= opt.Retries {
 			return res, fmt.Errorf("%w: snapshot %d from %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, n, up, retry, attempt+1)
 		}
