@@ -38,6 +38,17 @@ FUZZTIME ?= 5s
 fuzz-short:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# Long reliability runs (internal/reliab; short versions run in `make test`).
+# soak: the coherence torture for 5 minutes (and the naive-rsync control),
+# readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
+# across publish and mirror-sync.
+RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/
+soak: deps
+	$(RELIAB) -run 'TestCoherenceTorture|TestReadersNeverBlock|TestInjectedFaults|TestHostileUpstream'
+
+crash: deps
+	$(RELIAB) -run 'TestCrash'
+
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -293,8 +293,12 @@ func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 // and manifests or snapshot directories whose other half is missing (never
 // the served snapshot). Call it only while holding the lock.
 func (r *Root) Cleanup() error {
-	if err := fsys.RemoveAll(r.FS, r.WorkDir()); err != nil {
-		return fmt.Errorf("remove work dir: %w", err)
+	// Skip the remove (and the mkdir below) when .work is already empty, so
+	// that a no-op poll does not rewrite ROOT.
+	if ents, err := afero.ReadDir(r.FS, r.WorkDir()); err != nil || len(ents) > 0 {
+		if err := fsys.RemoveAll(r.FS, r.WorkDir()); err != nil {
+			return fmt.Errorf("remove work dir: %w", err)
+		}
 	}
 	for _, d := range []string{r.Dir, r.SeqDir(), r.Path(SnapshotsName)} {
 		if err := fsys.RemoveTemps(r.FS, d); err != nil {

@@ -559,8 +559,11 @@ func (r *Reader) footer(rest string) error {
 	if want := string(appendHex16(nil, r.h.Sum64())); sum != want {
 		return fmt.Errorf("%w: checksum %s, computed %s (edited or damaged)", ErrCorrupt, sum, want)
 	}
-	if _, err := r.s.ReadByte(); err != io.EOF {
+	switch _, err := r.s.ReadByte(); {
+	case err == nil:
 		return fmt.Errorf("%w: data after footer", ErrCorrupt)
+	case err != io.EOF:
+		return fmt.Errorf("read manifest: %w", err)
 	}
 	r.done = true
 	return io.EOF

@@ -90,6 +90,13 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			retry = fmt.Sprintf("upstream seq/begin=%d != seq/end=%d: its writer is busy", b1, e1)
 		} else if cur > 0 && lastErr == nil && last == e1 {
 			opt.Log.Info("upstream unchanged since the served snapshot", "snapshot", cur, "upstream_end", e1)
+			// Still repair what a killed or failed run left behind.
+			if err := root.Cleanup(); err != nil {
+				return res, err
+			}
+			if _, err := root.Settle(); err != nil {
+				return res, err
+			}
 			return res, nil
 		} else {
 			if begin == 0 {
@@ -120,10 +127,8 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 		_ = fsys.RemoveAll(root.FS, root.WorkDir())
 		_ = root.FS.MkdirAll(root.WorkDir(), 0o755)
 		if attempt >= opt.Retries {
-			if begin != 0 {
-				// Nothing changed here: close the update we opened.
-				_ = seqfile.FinishUpdate(root.FS, root.SeqDir(), begin)
-			}
+			// As in snapshot mode, begin stays above end (an update was
+			// started and did not complete) until the next run settles it.
 			return res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, retry, attempt+1)
 		}
 		opt.Log.Warn("upstream changed during the copy; retrying", "why", retry, "attempt", attempt+1, "wait", backoff)

@@ -78,6 +78,13 @@ func TestSyncClassicLocal(t *testing.T) {
 			setSeq(t, master, 2, 2)
 		}, want: 2, changed: true},
 		{name: "counters bumped, tree same", change: func() { setSeq(t, master, 3, 3) }, want: 2},
+		{name: "no-op settles a killed run", change: func() {
+			p, err := seqfile.Counters(fsys.OS(), filepath.Join(mir, "seq"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			setSeq(t, mir, p.End+5, p.End) // as a run killed after its flip leaves it
+		}, want: 2},
 		{name: "begin moves mid-copy", change: func() {
 			testutil.Touch(t, master, paths[1], "one")
 			setSeq(t, master, 4, 4)

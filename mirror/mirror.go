@@ -111,6 +111,11 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		cur = 0
 	}
 	res.Previous, res.Snapshot = cur, cur
+	// Always: a killed run may have left work files, temp files or an orphan
+	// half-pruned snapshot even when there is nothing to sync now.
+	if err := root.Cleanup(); err != nil {
+		return res, err
+	}
 	var begin uint64
 	for round := 0; round < opt.Rounds; round++ {
 		e1, err := up.Seq(ctx, seqfile.End)
@@ -131,9 +136,6 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, fmt.Errorf("%w: %s serves snapshot %d, %s serves %d; pass --allow-rollback to follow it", ErrRollback, up, n, root.Dir, res.Snapshot)
 		}
 		if begin == 0 {
-			if err := root.Cleanup(); err != nil {
-				return res, err
-			}
 			if begin, err = seqfile.StartUpdate(root.FS, root.SeqDir()); err != nil {
 				return res, err
 			}
@@ -151,10 +153,18 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	if !res.Changed {
 		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
-		if settled, err := root.Settle(); err != nil {
+		// A run killed after its flip left begin > end: repair it.
+		if settled, err := root.Settle(); err != nil || !settled {
 			return res, err
-		} else if settled {
-			opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
+		}
+		opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
+		st, err := root.Status()
+		if err == nil {
+			st.Upstream = up.String()
+			err = root.WriteStatus(st)
+		}
+		if err != nil {
+			return res, fmt.Errorf("write status: %w", err)
 		}
 		return res, nil
 	}
@@ -212,8 +222,12 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 				return r, nil
 			}
 		}
-		fsys.RemoveAll(root.FS, root.WorkDir())
-		root.FS.MkdirAll(root.WorkDir(), 0o755)
+		if err := fsys.RemoveAll(root.FS, root.WorkDir()); err != nil {
+			return res, fmt.Errorf("discard the copy: %w", err)
+		}
+		if err := root.FS.MkdirAll(root.WorkDir(), 0o755); err != nil {
+			return res, fmt.Errorf("discard the copy: %w", err)
+		}
 		if attempt >= opt.Retries {
 			return res, fmt.Errorf("%w: snapshot %d from %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, n, up, retry, attempt+1)
 		}
@@ -426,6 +440,11 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		// but before the flip, or a rollback): reuse it if it is the same.
 		if sameManifest(root, n, manPath) {
 			opt.Log.Info("snapshot already present; flipping to it", "snapshot", n)
+			// The fetched copy of the manifest is not needed: drop it, or it
+			// stays in .work until the next run that changes something.
+			if err := f.Remove(manPath); err != nil {
+				return res, fmt.Errorf("remove fetched manifest: %w", err)
+			}
 			res.Entries = entries
 			return flip(root, n, manPath, "", res, opt)
 		}

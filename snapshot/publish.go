@@ -137,11 +137,20 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		break
 	}
 	if !res.Published {
-		if begin == 0 {
-			// Nothing changed; if an earlier run died after its flip, finish it.
-			if _, err := root.Settle(); err != nil {
-				return res, err
-			}
+		// Nothing changed; still repair what a killed run (or a discarded
+		// attempt of this one) left: work files and begin > end.
+		if err := root.Cleanup(); err != nil {
+			return res, err
+		}
+		if settled, err := root.Settle(); err != nil || !settled {
+			return res, err
+		}
+		st, err := root.Status()
+		if err == nil {
+			err = root.WriteStatus(st)
+		}
+		if err != nil {
+			return res, fmt.Errorf("write status: %w", err)
 		}
 		return res, nil
 	}

@@ -97,6 +97,9 @@ func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("fetch %s: %w: %w", e.Path, ErrVanished, err)
 			}
+			if errors.Is(err, syscall.ELOOP) {
+				return fmt.Errorf("fetch %s from %s: %w: it is a symlink upstream, the manifest says a regular file", e.Path, l.root.Dir, snapshot.ErrHashMismatch)
+			}
 			if err != nil {
 				return fmt.Errorf("fetch %s: %w", e.Path, err)
 			}
