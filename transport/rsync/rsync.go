@@ -442,7 +442,11 @@ func (u *Upstream) baseArgs() []string {
 	}
 	args := []string{fmt.Sprintf("--timeout=%d", max(1, int(to.Round(time.Second)/time.Second)))}
 	if u.Addr.Kind == Daemon {
-		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))))
+		// TCP_NODELAY: the daemon protocol is a chain of small messages,
+		// each of which Nagle holds back until the last one is acked
+		// (and Linux delays acks by up to 40ms): a few such waits are most
+		// of a poll's time. --rsync-opt=--sockopts=... overrides it.
+		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))), "--sockopts=TCP_NODELAY")
 	}
 	if u.Addr.Kind == Shell && u.Opts.Rsh != "" {
 		args = append(args, "--rsh="+u.Opts.Rsh)
