@@ -306,6 +306,22 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		oldIt, oldDir = old.Iter(), root.SnapshotDir(cur)
 	}
 	var dirs, fetch, linkedFiles []manifest.Entry
+	if sf, ok := up.(transport.SnapshotFetcher); ok && old == nil {
+		// Nothing to link from: the upstream copies the whole snapshot at
+		// once and checks it against the manifest.
+		for _, e := range newMan.Entries {
+			switch e.Type {
+			case manifest.Dir:
+				dirs = append(dirs, e)
+			case manifest.File:
+				fetch = append(fetch, e)
+			}
+		}
+		if err := sf.FetchSnapshot(ctx, n, newMan, work); err != nil {
+			return res, err
+		}
+		return finish(root, n, manPath, work, newMan, dirs, fetch, nil, res, opt)
+	}
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	err = manifest.Diff(oldIt, newMan.Iter(), func(c manifest.Change) error {
 		if c.New == nil {
@@ -344,12 +360,19 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		if err := up.Fetch(ctx, n, fetch, work); err != nil {
 			return res, err
 		}
-		for _, e := range fetch {
-			if err := snapshot.SetMeta(f, filepath.Join(work, filepath.FromSlash(e.Path)), e); err != nil {
-				return res, err
-			}
-			res.Bytes += e.Size
+	}
+	return finish(root, n, manPath, work, newMan, dirs, fetch, linkedFiles, res, opt)
+}
+
+// finish sets the metadata of the fetched files and of the directories in
+// work, then flips to it.
+func finish(root *export.Root, n uint64, manPath, work string, newMan *manifest.Manifest, dirs, fetch, linkedFiles []manifest.Entry, res Result, opt Options) (Result, error) {
+	f := root.FS
+	for _, e := range fetch {
+		if err := snapshot.SetMeta(f, filepath.Join(work, filepath.FromSlash(e.Path)), e); err != nil {
+			return res, err
 		}
+		res.Bytes += e.Size
 	}
 	if err := snapshot.FinishDirs(f, work, dirs); err != nil {
 		return res, err

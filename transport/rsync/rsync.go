@@ -544,3 +544,106 @@ func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
 	}
 	return b, p, true
 }
+
+// FetchSnapshot implements transport.SnapshotFetcher: ONE recursive rsync
+// run copies snapshots/N/ (never current/) into the empty dir, then the tree
+// is checked against m: nothing more, nothing less, same types and symlink
+// targets, every regular file hashed (in parallel). Devices, specials and
+// owners are not copied (-rlpt, not -a).
+func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+	u.pending = nil
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	args := []string{"-rlpt"}
+	if u.Opts.Progress != nil {
+		args = append(args, "--no-inc-recursive") // a total known up front
+	}
+	args = append(args, u.srcDir(export.SnapshotsName+"/"+strconv.FormatUint(n, 10)), abs+"/")
+	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+		return fmt.Errorf("fetch snapshot %d from %s: %w", n, u, vanished(err))
+	}
+	return u.checkTree(ctx, n, m, abs)
+}
+
+// checkTree compares the tree at dir with m. Directories are read with
+// their entries' types (no lstat per file); each regular file is opened
+// without following symlinks and hashed by a worker pool.
+func (u *Upstream) checkTree(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+	want := make(map[string]*manifest.Entry, len(m.Entries))
+	for i := range m.Entries {
+		want[m.Entries[i].Path] = &m.Entries[i]
+	}
+	bad := func(p, why string) error {
+		return fmt.Errorf("fetch snapshot %d from %s: %s: %w: %s", n, u, p, snapshot.ErrHashMismatch, why)
+	}
+	w := u.Opts.Workers
+	if w <= 0 {
+		w = snapshot.Workers()
+	}
+	pool := snapshot.NewPool(ctx, w)
+	seen := 0
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
+		}
+		for _, de := range ents {
+			p := de.Name()
+			if rel != "" {
+				p = rel + "/" + p
+			}
+			e := want[p]
+			if e == nil {
+				return bad(p, "not in the manifest")
+			}
+			seen++
+			switch t := de.Type(); {
+			case t.IsDir() && e.Type == manifest.Dir:
+				if err := walk(p); err != nil {
+					return err
+				}
+			case t&fs.ModeSymlink != 0 && e.Type == manifest.Symlink:
+				target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(p)))
+				if err != nil {
+					return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
+				}
+				if target != e.Target {
+					return bad(p, fmt.Sprintf("symlink to %q, manifest says %q", target, e.Target))
+				}
+			case t.IsRegular() && e.Type == manifest.File:
+				if err := pool.Go(func(context.Context) error {
+					h, sz, err := snapshot.HashFile(u.local, filepath.Join(dir, filepath.FromSlash(e.Path)))
+					if err != nil {
+						return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
+					}
+					if sz != e.Size || h != e.Hash {
+						return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+							e.Path, n, u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			default:
+				return bad(p, fmt.Sprintf("got type %s, manifest says %c", t.Type(), e.Type))
+			}
+		}
+		return nil
+	}
+	err := walk("")
+	if werr := pool.Wait(); err == nil {
+		err = werr
+	}
+	if err == nil && seen != len(want) {
+		for _, e := range m.Entries {
+			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(e.Path))); err != nil {
+				return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
+			}
+		}
+		return bad(".", fmt.Sprintf("%d entries, manifest has %d", seen, len(want)))
+	}
+	return err
+}
