@@ -322,7 +322,6 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		}
 		return finish(root, n, manPath, work, newMan, dirs, fetch, nil, res, opt)
 	}
-	pool := snapshot.NewPool(ctx, opt.Workers)
 	err = manifest.Diff(oldIt, newMan.Iter(), func(c manifest.Change) error {
 		if c.New == nil {
 			res.Deleted++
@@ -343,25 +342,58 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		case manifest.File:
 			if c.Old != nil && c.Same {
 				linkedFiles = append(linkedFiles, e)
-				src := filepath.Join(oldDir, filepath.FromSlash(e.Path))
-				return pool.Go(func(context.Context) error { return f.Link(src, dst) })
+			} else {
+				fetch = append(fetch, e)
 			}
-			fetch = append(fetch, e)
 		}
 		return nil
 	})
-	if werr := pool.Wait(); err == nil {
-		err = werr
-	}
 	if err != nil {
 		return res, err
 	}
-	if len(fetch) > 0 {
-		if err := up.Fetch(ctx, n, fetch, work); err != nil {
-			return res, err
-		}
+	if err := linkAndFetch(ctx, f, up, n, oldDir, work, linkedFiles, fetch, opt); err != nil {
+		return res, err
 	}
 	return finish(root, n, manPath, work, newMan, dirs, fetch, linkedFiles, res, opt)
+}
+
+// linkAndFetch hard-links the unchanged files from oldDir into work while
+// the upstream fetches the others: the one waits on the local disk, the
+// other on the network and the upstream. The first error stops both.
+func linkAndFetch(ctx context.Context, f fsys.FS, up transport.Upstream, n uint64, oldDir, work string, linked, fetch []manifest.Entry, opt Options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetched := make(chan error, 1)
+	go func() {
+		var err error
+		if len(fetch) > 0 {
+			if err = up.Fetch(ctx, n, fetch, work); err != nil {
+				cancel()
+			}
+		}
+		fetched <- err
+	}()
+	pool := snapshot.NewPool(ctx, opt.Workers)
+	var lerr error
+	for _, e := range linked {
+		rel := filepath.FromSlash(e.Path)
+		src, dst := filepath.Join(oldDir, rel), filepath.Join(work, rel)
+		if lerr = pool.Go(func(context.Context) error { return f.Link(src, dst) }); lerr != nil {
+			break
+		}
+	}
+	if werr := pool.Wait(); werr != nil {
+		lerr = werr
+	}
+	if lerr != nil {
+		cancel()
+	}
+	ferr := <-fetched
+	// Whichever failed first cancelled the other: report that one.
+	if ferr != nil && (lerr == nil || (errors.Is(lerr, context.Canceled) && !errors.Is(ferr, context.Canceled))) {
+		return ferr
+	}
+	return lerr
 }
 
 // finish sets the metadata of the fetched files and of the directories in
