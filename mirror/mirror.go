@@ -249,6 +249,19 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	name := strconv.FormatUint(n, 10)
 	manPath := filepath.Join(root.WorkDir(), name+export.ManifestExt)
 	work := filepath.Join(root.WorkDir(), name)
+	// The served snapshot's manifest is decoded while the new one downloads.
+	type decoded struct {
+		m   *manifest.Manifest
+		err error
+	}
+	oldc := make(chan decoded, 1)
+	go func() {
+		var d decoded
+		if cur > 0 {
+			d.m, d.err = root.ReadManifest(cur)
+		}
+		oldc <- d
+	}()
 	if err := up.FetchManifest(ctx, n, manPath); err != nil {
 		return res, err
 	}
@@ -256,11 +269,10 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err != nil {
 		return res, fmt.Errorf("upstream %s: %w", up, err)
 	}
-	var old *manifest.Manifest
-	if cur > 0 {
-		if old, err = root.ReadManifest(cur); err != nil {
-			return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", err)
-		}
+	od := <-oldc
+	old := od.m
+	if od.err != nil {
+		return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", od.err)
 	}
 	// Delete guard.
 	if old != nil && !opt.Force && opt.MaxDelete < 1 {
