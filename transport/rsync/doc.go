@@ -15,9 +15,11 @@
 //   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
 //     current symlink (not what it points to) in ONE rsync run into a fresh
 //     private temp dir, and remembers the values it did not return. Seq
-//     "end" (the start of a poll) always reads afresh; a following Seq
-//     "begin" or Current is answered from the same run if nothing else came
-//     in between and it is under 10s old. So mirror.Sync's no-op poll (Seq
+//     "end" (the start of a poll) reads afresh; a following Seq "begin" or
+//     Current is answered from the same run if nothing else came in between
+//     and it is under 10s old. Likewise a Seq "end" that directly follows a
+//     Seq "begin" which ran rsync (mirror.Sync's check after a copy, then
+//     its next poll) is answered from that run. So mirror.Sync's no-op poll (Seq
 //     "end", then Current) and SyncClassic's (end, then begin) cost one
 //     small rsync run, whatever the tree's size. Fetch, FetchManifest and
 //     FetchTree forget the remembered values, so a Seq after a copy always

@@ -649,6 +649,8 @@ func TestPollCaching(t *testing.T) {
 		{name: "end always fresh", calls: []string{"end", "end"}, runs: 2},
 		{name: "current twice", calls: []string{"end", "current", "current"}, runs: 2},
 		{name: "copy in between", calls: []string{"end", "manifest", "begin", "current"}, runs: 3},
+		{name: "check after a copy, then the next poll", calls: []string{"manifest", "begin", "end", "current"}, runs: 2},
+		{name: "end after a remembered begin", calls: []string{"end", "begin", "end"}, runs: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

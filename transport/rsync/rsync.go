@@ -114,6 +114,7 @@ type state struct {
 	curErr           error
 	used             map[string]bool // values already returned
 	at               time.Time       // when they were read
+	forBegin         bool            // read for a Seq "begin" call
 }
 
 const curKey = "current"
@@ -181,21 +182,29 @@ func (u *Upstream) take(ctx context.Context, key string, fresh bool) (*state, er
 			u.pending = nil
 			return nil, err
 		}
+		st.forBegin = key == seqfile.Begin
 		u.pending = st
 	}
 	st.used[key] = true
 	return st, nil
 }
 
-// Seq implements transport.Upstream. Seq "end" starts a poll: it always
-// runs rsync once, reading begin, end and current together; a Seq "begin"
-// or Current call that follows with nothing else in between is answered
-// from that run, as if all three had been read at once.
+// Seq implements transport.Upstream. Seq "end" starts a poll: it runs
+// rsync once, reading begin, end and current together; a Seq "begin" or
+// Current call that follows with nothing else in between is answered from
+// that run, as if all three had been read at once. The one exception: a Seq
+// "end" right after a Seq "begin" that ran rsync itself (mirror.Sync's check
+// after a copy, then its next poll) takes end from that run, read moments
+// ago, instead of running rsync again.
 func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
 	if name != seqfile.Begin && name != seqfile.End {
 		return 0, fmt.Errorf("read upstream seq %s: unknown seq file %q", u, name)
 	}
-	st, err := u.take(ctx, name, name == seqfile.End)
+	fresh := name == seqfile.End
+	if p := u.pending; fresh && p != nil && p.forBegin && len(p.used) == 1 && p.used[seqfile.Begin] {
+		fresh = false
+	}
+	st, err := u.take(ctx, name, fresh)
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", u, err)
 	}
