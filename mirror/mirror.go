@@ -332,7 +332,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		if err := sf.FetchSnapshot(ctx, n, newMan, work); err != nil {
 			return res, err
 		}
-		return finish(root, n, manPath, work, newMan, dirs, fetch, nil, res, opt)
+		return finish(root, n, manPath, work, newMan, dirs, fetch, nil, false, res, opt)
 	}
 	err = manifest.Diff(oldIt, newMan.Iter(), func(c manifest.Change) error {
 		if c.New == nil {
@@ -366,7 +366,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := linkAndFetch(ctx, f, up, n, oldDir, work, linkedFiles, fetch, opt); err != nil {
 		return res, err
 	}
-	return finish(root, n, manPath, work, newMan, dirs, fetch, linkedFiles, res, opt)
+	return finish(root, n, manPath, work, newMan, dirs, fetch, linkedFiles, true, res, opt)
 }
 
 // linkAndFetch hard-links the unchanged files from oldDir into work while
@@ -408,13 +408,15 @@ func linkAndFetch(ctx context.Context, f fsys.FS, up transport.Upstream, n uint6
 	return lerr
 }
 
-// finish sets the metadata of the fetched files and of the directories in
-// work, then flips to it.
-func finish(root *export.Root, n uint64, manPath, work string, newMan *manifest.Manifest, dirs, fetch, linkedFiles []manifest.Entry, res Result, opt Options) (Result, error) {
+// finish sets the metadata of the fetched files (if setMeta; a
+// SnapshotFetcher has) and of the directories in work, then flips to it.
+func finish(root *export.Root, n uint64, manPath, work string, newMan *manifest.Manifest, dirs, fetch, linkedFiles []manifest.Entry, setMeta bool, res Result, opt Options) (Result, error) {
 	f := root.FS
 	for _, e := range fetch {
-		if err := snapshot.SetMeta(f, filepath.Join(work, filepath.FromSlash(e.Path)), e); err != nil {
-			return res, err
+		if setMeta {
+			if err := snapshot.SetMeta(f, filepath.Join(work, filepath.FromSlash(e.Path)), e); err != nil {
+				return res, err
+			}
 		}
 		res.Bytes += e.Size
 	}

@@ -60,7 +60,8 @@ type SnapshotFetcher interface {
 	// FetchSnapshot makes the empty directory dir a copy of snapshot n,
 	// whose manifest is m. On success dir holds exactly m's entries (same
 	// types, symlink targets, and every regular file's size and hash checked
-	// against its record); modes and mtimes are the caller's to set.
+	// against its record), and every regular file has its record's mode and
+	// mtime (directories' are the caller's to set).
 	FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error
 }
 

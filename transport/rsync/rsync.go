@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -576,6 +578,26 @@ func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Mani
 	return u.checkTree(ctx, n, m, abs)
 }
 
+// hashStat is snapshot.HashFile that also returns the open file's stat.
+func hashStat(f fsys.FS, name string) (uint64, int64, fs.FileInfo, error) {
+	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	h := xxhash.New()
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{in}, *bp)
+	return h.Sum64(), n, fi, err
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // checkTree compares the tree at dir with m. Directories are read with
 // their entries' types (no lstat per file); each regular file is opened
 // without following symlinks and hashed by a worker pool.
@@ -624,13 +646,18 @@ func (u *Upstream) checkTree(ctx context.Context, n uint64, m *manifest.Manifest
 				}
 			case t.IsRegular() && e.Type == manifest.File:
 				if err := pool.Go(func(context.Context) error {
-					h, sz, err := snapshot.HashFile(u.local, filepath.Join(dir, filepath.FromSlash(e.Path)))
+					full := filepath.Join(dir, filepath.FromSlash(e.Path))
+					h, sz, fi, err := hashStat(u.local, full)
 					if err != nil {
 						return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
 					}
 					if sz != e.Size || h != e.Hash {
 						return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
 							e.Path, n, u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+					}
+					// rsync -pt normally left the manifest's mode and mtime.
+					if fi.Mode().Perm() != e.Mode || fi.ModTime().UnixNano() != e.MTime {
+						return snapshot.SetMeta(u.local, full, *e)
 					}
 					return nil
 				}); err != nil {
