@@ -21,7 +21,9 @@
 # pages. mirror-sync's own durability (syncfs before the flip) is counted.
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
-# KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO.
+# KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
+# DAEMON_SOCKOPTS (default none, a stock daemon): the daemon's global
+# "socket options", e.g. TCP_NODELAY (docs/performance.md).
 set -euo pipefail
 
 N=${1:-100000}
@@ -65,6 +67,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 	echo "pid file = $D/rsyncd.pid"
 	echo "lock file = $D/rsyncd.lock"
 	echo "log file = $D/rsyncd.log"
+	[ -z "${DAEMON_SOCKOPTS:-}" ] || echo "socket options = $DAEMON_SOCKOPTS"
 	echo
 	"$PUBLISH" rsyncd-conf --root "$MASTER" --module mod --user "$(id -un)" --group "$(id -gn)" --no-chroot
 	echo
@@ -141,18 +144,18 @@ for i in $(seq "$REPEAT"); do
 done
 diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
 
-ratio() { echo "scale=1; $1 / $2" | bc; }
+ratio() { printf '%.1f' "$(echo "scale=3; $1 / $2" | bc)"; }
 row() { # name seqmirror-median rsync-median target
-	printf '| %-26s | %9.3f | %9.3f | %7sx | %-8s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")" "$4"
+	printf '| %-24s | %11.3f | %9.3f | %8s | %-7s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")x" "$4"
 }
 a1=$(median "${as[@]}") a2=$(median "${ab[@]}")
 b1=$(median "${bs[@]}") b2=$(median "${bb[@]}")
 c1=$(median "${cs[@]}") c2=$(median "${cb[@]}")
 echo
-echo "rsync daemon benchmark: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
+echo "rsync daemon benchmark: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
 echo
-echo "| case                       | seqmirror s |   rsync s |  ratio | target   |"
-echo "|----------------------------|-------------|-----------|--------|----------|"
+echo "| case                     | seqmirror s |   rsync s |    ratio | target  |"
+echo "|--------------------------|-------------|-----------|----------|---------|"
 row "(a) no-op poll" "$a1" "$a2" ">= 100x"
 row "(b) 1% change, coherent" "$b1" "$b2" ">= 4x"
 row "(c) initial copy" "$c1" "$c2" ">= 1.0x"
