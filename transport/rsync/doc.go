@@ -31,6 +31,15 @@
 //     record; a mismatch wraps snapshot.ErrHashMismatch. The --files-from
 //     base is the module root, never a subdirectory: rsync 3.5's daemon
 //     without chroot reports every file as vanished otherwise.
+//   - [Upstream.FetchSnapshot] (transport.SnapshotFetcher, used by mirror.Sync
+//     for a first copy or a rebuild) pulls snapshots/N/ whole in one
+//     recursive run (-rlpt: no owners, devices or specials) straight into
+//     the empty work dir, then reads the tree back: anything the manifest
+//     does not list, a type or symlink-target difference or a missing entry
+//     wraps snapshot.ErrHashMismatch, and every regular file is hashed (and
+//     its mode and mtime checked) by a worker pool before the flip.
+//   - Daemon runs pass --sockopts=TCP_NODELAY: the protocol is a chain of
+//     small messages that Nagle would hold back (~40ms each).
 //   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"
 //     failures of snapshot files wrap transport.ErrVanished; 5, 10, 12, 30 and
 //     35 (daemon refused, socket, protocol stream, timeouts) wrap
