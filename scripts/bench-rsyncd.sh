@@ -16,9 +16,9 @@
 # tests) and "plain" is the master's current/ tree, which rsync resolves
 # anew on each connection, so it always holds the served snapshot.
 # Each case is the median of REPEAT runs (default 3; the no-op poll uses
-# 2*REPEAT+1 as it is cheap); the two sides alternate run by run and `sync`
-# runs before each timed command so neither pays for the other's dirty
-# pages. mirror-sync's own durability (syncfs before the flip) is counted.
+# 2*REPEAT+1 as it is cheap); within a run the side that goes first
+# alternates, and `sync` runs before each timed command so neither pays for
+# the other's dirty pages. mirror-sync's own durability (syncfs before the flip) is counted.
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
 # KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
@@ -110,8 +110,13 @@ declare -a cs cb
 for i in $(seq "$REPEAT"); do
 	rm -rf "$MIR" "$B/base"
 	log "(c) initial copy, run $i"
-	cs+=("$(timeit mirror)")
-	cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+	if [ $((i % 2)) = 1 ]; then
+		cs+=("$(timeit mirror)")
+		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+	else
+		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+		cs+=("$(timeit mirror)")
+	fi
 done
 verify_mirror
 
@@ -119,8 +124,13 @@ verify_mirror
 declare -a as ab
 for i in $(seq $((2 * REPEAT + 1))); do
 	log "(a) no-op poll, run $i"
-	as+=("$(timeit mirror)")
-	ab+=("$(timeit rsync -a --delete "$PLAIN" "$B/base/")")
+	if [ $((i % 2)) = 1 ]; then
+		as+=("$(timeit mirror)")
+		ab+=("$(timeit rsync -a --delete "$PLAIN" "$B/base/")")
+	else
+		ab+=("$(timeit rsync -a --delete "$PLAIN" "$B/base/")")
+		as+=("$(timeit mirror)")
+	fi
 done
 # The no-op poll must be one rsync run: count them through a wrapper.
 printf '#!/bin/sh\necho run >>"%s"\nexec rsync "$@"\n' "$B/runs" >"$B/bin/rsync-count"
@@ -135,10 +145,15 @@ for i in $(seq "$REPEAT"); do
 	log "(b) 1% change, run $i"
 	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed $((100 + i))
 	"$PUBLISH" --root "$MASTER" --source "$SRC" --quiet >/dev/null
-	bs+=("$(timeit mirror)")
-	verify_mirror
 	new=$B/base.$i
-	bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+	if [ $((i % 2)) = 1 ]; then
+		bs+=("$(timeit mirror)")
+		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+	else
+		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+		bs+=("$(timeit mirror)")
+	fi
+	verify_mirror
 	[ "$prev" = "$B/base" ] || rm -rf "$prev"
 	prev=$new
 done
