@@ -18,7 +18,10 @@
 # Each case is the median of REPEAT runs (default 3; the no-op poll uses
 # 2*REPEAT+1 as it is cheap); within a run the side that goes first
 # alternates, and `sync` runs before each timed command so neither pays for
-# the other's dirty pages. mirror-sync's own durability (syncfs before the flip) is counted.
+# the other's dirty pages. Before each timed command the served snapshot is
+# read once (metadata and data) so that whichever side runs first does not
+# warm the page cache for the other: on a shared machine the master's pages
+# are otherwise evicted between runs. mirror-sync's own durability (syncfs before the flip) is counted.
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
 # KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
@@ -88,8 +91,11 @@ done
 UP=rsync://127.0.0.1:$PORT/mod
 PLAIN=rsync://127.0.0.1:$PORT/plain/
 
-# timeit CMD...: run CMD after a sync, print its wall time in seconds.
+# warm: read the served snapshot's metadata and data into the page cache.
+warm() { find -L "$MASTER/current/" -type f -print0 | xargs -0 cat >/dev/null; }
+# timeit CMD...: run CMD after warm and sync, print its wall time in seconds.
 timeit() {
+	warm
 	sync
 	local s e
 	s=$(date +%s%N)
