@@ -166,20 +166,29 @@ done
 diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
 
 ratio() { printf '%.1f' "$(echo "scale=3; $1 / $2" | bc)"; }
-row() { # name seqmirror-median rsync-median target
-	printf '| %-24s | %11.3f | %9.3f | %8s | %-7s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")x" "$4"
+# pairs "s1 s2 ..." "b1 b2 ...": the median of the per-run ratios b_i/s_i.
+paired() {
+	local -a s=($1) b=($2) r=()
+	local i
+	for i in "${!s[@]}"; do r+=("$(echo "scale=4; ${b[$i]} / ${s[$i]}" | bc)"); done
+	printf '%.1f' "$(median "${r[@]}")"
 }
-a1=$(median "${as[@]}") a2=$(median "${ab[@]}")
-b1=$(median "${bs[@]}") b2=$(median "${bb[@]}")
-c1=$(median "${cs[@]}") c2=$(median "${cb[@]}")
+row() { # name seqmirror-runs rsync-runs target
+	local s1 s2
+	s1=$(median $2) s2=$(median $3)
+	printf '| %-24s | %11.3f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
+}
 echo
 echo "rsync daemon benchmark: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
 echo
-echo "| case                     | seqmirror s |   rsync s |    ratio | target  |"
-echo "|--------------------------|-------------|-----------|----------|---------|"
-row "(a) no-op poll" "$a1" "$a2" ">= 100x"
-row "(b) 1% change, coherent" "$b1" "$b2" ">= 4x"
-row "(c) initial copy" "$c1" "$c2" ">= 1.0x"
+echo "| case                     | seqmirror s |   rsync s |    ratio | ratio of  | target  |"
+echo "|                          |    (median) |  (median) | (paired) |  medians  |         |"
+echo "|--------------------------|-------------|-----------|----------|-----------|---------|"
+row "(a) no-op poll" "${as[*]}" "${ab[*]}" ">= 100x"
+row "(b) 1% change, coherent" "${bs[*]}" "${bb[*]}" ">= 4x"
+row "(c) initial copy" "${cs[*]}" "${cb[*]}" ">= 1.0x"
 echo
-echo "ratio = rsync time / mirror-sync time; no-op poll rsync runs: $RUNS (want 1)"
+echo "ratio = rsync time / mirror-sync time (> 1: mirror-sync faster). paired: the median of the"
+echo "ratios of the two commands run back to back in each run; ratio of medians: the medians alone."
+echo "no-op poll rsync runs: $RUNS (want 1)"
 echo "runs (s): a=${as[*]} / ${ab[*]}; b=${bs[*]} / ${bb[*]}; c=${cs[*]} / ${cb[*]}"
