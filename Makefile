@@ -5,6 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test test-short vet fuzz-short bench bench-1m bench-go soak crash clean deps
+.PHONY: bench-rsyncd
 
 all: build
 
@@ -66,3 +67,7 @@ bench-1m: deps
 
 clean:
 	rm -rf $(BIN) demo bench-out
+
+# issue 3: mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1 (N files, default 100000).
+bench-rsyncd: build
+	./scripts/bench-rsyncd.sh $(N)

@@ -462,6 +462,12 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := f.Mkdir(work, 0o755); err != nil {
 		return res, fmt.Errorf("make work dir: %w", err)
 	}
+	if sf, ok := up.(transport.SnapshotFetcher); ok && cur == 0 {
+		// Nothing to link from (a first copy or a rebuild): the upstream
+		// copies the whole snapshot at once and checks it against the
+		// manifest, which is decoded whole for it.
+		return fetchWhole(ctx, root, sf, n, manPath, work, dirs, entries, res, opt)
+	}
 	if err := snapshot.MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
@@ -532,16 +538,54 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err == nil {
 		err = links.flush()
 	}
-	if werr := pool.Wait(); err == nil {
+	// The last chunk is fetched while the links finish: the one waits on
+	// the upstream, the other on the local disk.
+	fetched := make(chan error, 1)
+	if err == nil {
+		go func() { fetched <- fetchSome() }()
+	} else {
+		fetched <- nil
+	}
+	werr := pool.Wait()
+	ferr := <-fetched
+	if err == nil {
 		err = werr
 	}
 	if err == nil {
-		err = fetchSome()
+		err = ferr
 	}
 	if err != nil {
 		return res, err
 	}
 	if err := snapshot.FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
+		return res, err
+	}
+	res.Entries = entries
+	return flip(root, n, manPath, work, res, opt)
+}
+
+// fetchWhole has sf copy all of snapshot n into work, then finishes the
+// directories and flips to it.
+func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFetcher, n uint64, manPath, work string, dirs []manifest.Entry, entries int, res Result, opt Options) (Result, error) {
+	mf, err := root.FS.Open(manPath)
+	if err != nil {
+		return res, err
+	}
+	m, err := manifest.Decode(mf)
+	mf.Close()
+	if err != nil {
+		return res, fmt.Errorf("manifest of snapshot %d: %w", n, err)
+	}
+	if err := sf.FetchSnapshot(ctx, n, m, work); err != nil {
+		return res, err
+	}
+	for _, e := range m.Entries {
+		if e.Type == manifest.File {
+			res.Fetched++
+			res.Bytes += e.Size
+		}
+	}
+	if err := snapshot.FinishDirsParallel(ctx, root.FS, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
 	res.Entries = entries

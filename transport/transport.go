@@ -54,6 +54,19 @@ type TreeFetcher interface {
 	FetchTree(ctx context.Context, dir, linkDest string) error
 }
 
+// SnapshotFetcher is implemented by upstreams that copy a whole snapshot
+// faster than Fetch copies the list of all its files (rsync: one recursive
+// run, no per-file list or staging). mirror.Sync uses it when it has nothing
+// to link from: a first copy or a rebuild.
+type SnapshotFetcher interface {
+	// FetchSnapshot makes the empty directory dir a copy of snapshot n,
+	// whose manifest is m. On success dir holds exactly m's entries (same
+	// types, symlink targets, and every regular file's size and hash checked
+	// against its record), and every regular file has its record's mode and
+	// mtime (directories' are the caller's to set).
+	FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error
+}
+
 // Opener opens one kind of address; see Register.
 type Opener func(addr string, local fsys.FS) (Upstream, bool, error)
 

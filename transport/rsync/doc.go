@@ -15,9 +15,11 @@
 //   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
 //     current symlink (not what it points to) in ONE rsync run into a fresh
 //     private temp dir, and remembers the values it did not return. Seq
-//     "end" (the start of a poll) always reads afresh; a following Seq
-//     "begin" or Current is answered from the same run if nothing else came
-//     in between and it is under 10s old. So mirror.Sync's no-op poll (Seq
+//     "end" (the start of a poll) reads afresh; a following Seq "begin" or
+//     Current is answered from the same run if nothing else came in between
+//     and it is under 10s old. Likewise a Seq "end" that directly follows a
+//     Seq "begin" which ran rsync (mirror.Sync's check after a copy, then
+//     its next poll) is answered from that run. So mirror.Sync's no-op poll (Seq
 //     "end", then Current) and SyncClassic's (end, then begin) cost one
 //     small rsync run, whatever the tree's size. Fetch, FetchManifest and
 //     FetchTree forget the remembered values, so a Seq after a copy always
@@ -29,6 +31,15 @@
 //     record; a mismatch wraps snapshot.ErrHashMismatch. The --files-from
 //     base is the module root, never a subdirectory: rsync 3.5's daemon
 //     without chroot reports every file as vanished otherwise.
+//   - [Upstream.FetchSnapshot] (transport.SnapshotFetcher, used by mirror.Sync
+//     for a first copy or a rebuild) pulls snapshots/N/ whole in one
+//     recursive run (-rlpt: no owners, devices or specials) straight into
+//     the empty work dir, then reads the tree back: anything the manifest
+//     does not list, a type or symlink-target difference or a missing entry
+//     wraps snapshot.ErrHashMismatch, and every regular file is hashed (and
+//     its mode and mtime checked) by a worker pool before the flip.
+//   - Daemon runs pass --sockopts=TCP_NODELAY: the protocol is a chain of
+//     small messages that Nagle would hold back (~40ms each).
 //   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"
 //     failures of snapshot files wrap transport.ErrVanished; 5, 10, 12, 30 and
 //     35 (daemon refused, socket, protocol stream, timeouts) wrap

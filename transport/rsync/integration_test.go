@@ -232,6 +232,15 @@ func (h *hookUpstream) Fetch(ctx context.Context, n uint64, files []manifest.Ent
 	return h.Upstream.Fetch(ctx, n, files, dir)
 }
 
+// FetchSnapshot (a first copy) counts as a Fetch call too.
+func (h *hookUpstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+	h.calls++
+	if h.beforeFetch != nil {
+		h.beforeFetch(h.calls)
+	}
+	return h.Upstream.FetchSnapshot(ctx, n, m, dir)
+}
+
 func openRsync(tb testing.TB, addr string) *rsync.Upstream {
 	tb.Helper()
 	up, err := transport.Open(addr, fsys.OS())
@@ -388,6 +397,46 @@ func TestHashMismatch(t *testing.T) {
 	}
 	if n, _ := export.New(fsys.OS(), mir).Current(); n != 0 {
 		t.Fatalf("mirror serves %d after a hash mismatch", n)
+	}
+}
+
+// A first copy pulls the whole snapshot directory: anything there that its
+// manifest does not list (or lists as another type) is refused.
+func TestFirstCopyRefusesUnlisted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, snap string)
+	}{
+		{"extra file", func(t *testing.T, snap string) {
+			testutil.WriteTree(t, snap, map[string]string{"d00/extra.txt": "not in the manifest"})
+		}},
+		{"file became symlink", func(t *testing.T, snap string) {
+			p := filepath.Join(snap, "odd")
+			os.Remove(p)
+			if err := os.Symlink("/etc/passwd", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
+			testutil.GenTree(t, src, 5, 4)
+			testutil.WriteTree(t, src, map[string]string{"odd": "a file"})
+			publish(t, master, src, 3)
+			snap := filepath.Join(master, "snapshots", "1")
+			os.Chmod(snap, 0o755)
+			os.Chmod(filepath.Join(snap, "d00"), 0o755)
+			tc.tamper(t, snap)
+			port := testutil.StartRsyncd(t, map[string]string{"master": master})
+			code, _, errs := runMirror(t, "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/master", port), "--root", mir)
+			if code != cliapp.ExitCorrupt || !strings.Contains(errs, "does not match manifest") {
+				t.Fatalf("exit %d, want %d: %s", code, cliapp.ExitCorrupt, errs)
+			}
+			if n, _ := export.New(fsys.OS(), mir).Current(); n != 0 {
+				t.Fatalf("mirror serves %d after an unlisted entry", n)
+			}
+		})
 	}
 }
 
@@ -600,6 +649,8 @@ func TestPollCaching(t *testing.T) {
 		{name: "end always fresh", calls: []string{"end", "end"}, runs: 2},
 		{name: "current twice", calls: []string{"end", "current", "current"}, runs: 2},
 		{name: "copy in between", calls: []string{"end", "manifest", "begin", "current"}, runs: 3},
+		{name: "check after a copy, then the next poll", calls: []string{"manifest", "begin", "end", "current"}, runs: 2},
+		{name: "end after a remembered begin", calls: []string{"end", "begin", "end"}, runs: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

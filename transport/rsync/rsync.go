@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -114,6 +116,7 @@ type state struct {
 	curErr           error
 	used             map[string]bool // values already returned
 	at               time.Time       // when they were read
+	forBegin         bool            // read for a Seq "begin" call
 }
 
 const curKey = "current"
@@ -181,21 +184,29 @@ func (u *Upstream) take(ctx context.Context, key string, fresh bool) (*state, er
 			u.pending = nil
 			return nil, err
 		}
+		st.forBegin = key == seqfile.Begin
 		u.pending = st
 	}
 	st.used[key] = true
 	return st, nil
 }
 
-// Seq implements transport.Upstream. Seq "end" starts a poll: it always
-// runs rsync once, reading begin, end and current together; a Seq "begin"
-// or Current call that follows with nothing else in between is answered
-// from that run, as if all three had been read at once.
+// Seq implements transport.Upstream. Seq "end" starts a poll: it runs
+// rsync once, reading begin, end and current together; a Seq "begin" or
+// Current call that follows with nothing else in between is answered from
+// that run, as if all three had been read at once. The one exception: a Seq
+// "end" right after a Seq "begin" that ran rsync itself (mirror.Sync's check
+// after a copy, then its next poll) takes end from that run, read moments
+// ago, instead of running rsync again.
 func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
 	if name != seqfile.Begin && name != seqfile.End {
 		return 0, fmt.Errorf("read upstream seq %s: unknown seq file %q", u, name)
 	}
-	st, err := u.take(ctx, name, name == seqfile.End)
+	fresh := name == seqfile.End
+	if p := u.pending; fresh && p != nil && p.forBegin && len(p.used) == 1 && p.used[seqfile.Begin] {
+		fresh = false
+	}
+	st, err := u.take(ctx, name, fresh)
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", u, err)
 	}
@@ -442,7 +453,11 @@ func (u *Upstream) baseArgs() []string {
 	}
 	args := []string{fmt.Sprintf("--timeout=%d", max(1, int(to.Round(time.Second)/time.Second)))}
 	if u.Addr.Kind == Daemon {
-		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))))
+		// TCP_NODELAY: the daemon protocol is a chain of small messages,
+		// each of which Nagle holds back until the last one is acked
+		// (and Linux delays acks by up to 40ms): a few such waits are most
+		// of a poll's time. --rsync-opt=--sockopts=... overrides it.
+		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))), "--sockopts=TCP_NODELAY")
 	}
 	if u.Addr.Kind == Shell && u.Opts.Rsh != "" {
 		args = append(args, "--rsh="+u.Opts.Rsh)
@@ -539,4 +554,132 @@ func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
 		return 0, 0, false
 	}
 	return b, p, true
+}
+
+// FetchSnapshot implements transport.SnapshotFetcher: ONE recursive rsync
+// run copies snapshots/N/ (never current/) into the empty dir, then the tree
+// is checked against m: nothing more, nothing less, same types and symlink
+// targets, every regular file hashed (in parallel). Devices, specials and
+// owners are not copied (-rlpt, not -a).
+func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+	u.pending = nil
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	args := []string{"-rlpt"}
+	if u.Opts.Progress != nil {
+		args = append(args, "--no-inc-recursive") // a total known up front
+	}
+	args = append(args, u.srcDir(export.SnapshotsName+"/"+strconv.FormatUint(n, 10)), abs+"/")
+	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+		return fmt.Errorf("fetch snapshot %d from %s: %w", n, u, vanished(err))
+	}
+	return u.checkTree(ctx, n, m, abs)
+}
+
+// hashStat is snapshot.HashFile that also returns the open file's stat.
+func hashStat(f fsys.FS, name string) (uint64, int64, fs.FileInfo, error) {
+	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	h := xxhash.New()
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{in}, *bp)
+	return h.Sum64(), n, fi, err
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// checkTree compares the tree at dir with m. Directories are read with
+// their entries' types (no lstat per file); each regular file is opened
+// without following symlinks and hashed by a worker pool.
+func (u *Upstream) checkTree(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+	want := make(map[string]*manifest.Entry, len(m.Entries))
+	for i := range m.Entries {
+		want[m.Entries[i].Path] = &m.Entries[i]
+	}
+	bad := func(p, why string) error {
+		return fmt.Errorf("fetch snapshot %d from %s: %s: %w: %s", n, u, p, snapshot.ErrHashMismatch, why)
+	}
+	w := u.Opts.Workers
+	if w <= 0 {
+		w = snapshot.Workers()
+	}
+	pool := snapshot.NewPool(ctx, w)
+	seen := 0
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
+		}
+		for _, de := range ents {
+			p := de.Name()
+			if rel != "" {
+				p = rel + "/" + p
+			}
+			e := want[p]
+			if e == nil {
+				return bad(p, "not in the manifest")
+			}
+			seen++
+			switch t := de.Type(); {
+			case t.IsDir() && e.Type == manifest.Dir:
+				if err := walk(p); err != nil {
+					return err
+				}
+			case t&fs.ModeSymlink != 0 && e.Type == manifest.Symlink:
+				target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(p)))
+				if err != nil {
+					return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
+				}
+				if target != e.Target {
+					return bad(p, fmt.Sprintf("symlink to %q, manifest says %q", target, e.Target))
+				}
+			case t.IsRegular() && e.Type == manifest.File:
+				if err := pool.Go(func(context.Context) error {
+					full := filepath.Join(dir, filepath.FromSlash(e.Path))
+					h, sz, fi, err := hashStat(u.local, full)
+					if err != nil {
+						return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
+					}
+					if sz != e.Size || h != e.Hash {
+						return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+							e.Path, n, u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+					}
+					// rsync -pt normally left the manifest's mode and mtime.
+					if fi.Mode().Perm() != e.Mode || fi.ModTime().UnixNano() != e.MTime {
+						return snapshot.SetMeta(u.local, full, *e)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			default:
+				return bad(p, fmt.Sprintf("got type %s, manifest says %c", t.Type(), e.Type))
+			}
+		}
+		return nil
+	}
+	err := walk("")
+	if werr := pool.Wait(); err == nil {
+		err = werr
+	}
+	if err == nil && seen != len(want) {
+		for _, e := range m.Entries {
+			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(e.Path))); err != nil {
+				return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
+			}
+		}
+		return bad(".", fmt.Sprintf("%d entries, manifest has %d", seen, len(want)))
+	}
+	return err
 }

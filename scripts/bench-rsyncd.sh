@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# bench-rsyncd.sh [N] — issue 3: mirror-sync over a stock `rsync --daemon`
+# against plain rsync from the same daemon, on one tree of N files (default
+# 100000), and print a table of ratios (rsync time / mirror-sync time; > 1
+# means mirror-sync is faster).
+#
+#   (a) no-op poll:   mirror-sync on a level mirror
+#                     vs rsync -a --delete rsync://.../plain/ DST/ on an up-to-date copy
+#   (b) 1% change:    gentree --mutate 1, publish, mirror-sync
+#                     vs rsync -a --delete --link-dest=PREV rsync://.../plain/ NEW/
+#   (c) initial copy: mirror-sync into an empty root
+#                     vs rsync -a rsync://.../plain/ DST/
+#
+# One daemon on 127.0.0.1 serves two modules: "mod" is the master's export
+# root (the module `publish rsyncd-conf` prints, without chroot as in the
+# tests) and "plain" is the master's current/ tree, which rsync resolves
+# anew on each connection, so it always holds the served snapshot.
+# Each case is the median of REPEAT runs (default 3; the no-op poll uses
+# 2*REPEAT+1 as it is cheap); within a run the side that goes first
+# alternates, and `sync` runs before each timed command so neither pays for
+# the other's dirty pages. Before each timed command the served snapshot is
+# read once (metadata and data) so that whichever side runs first does not
+# warm the page cache for the other: on a shared machine the master's pages
+# are otherwise evicted between runs. mirror-sync's own durability (syncfs before the flip) is counted.
+#
+# Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
+# KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
+# DAEMON_SOCKOPTS (default none, a stock daemon): the daemon's global
+# "socket options", e.g. TCP_NODELAY (docs/performance.md).
+set -euo pipefail
+
+N=${1:-100000}
+REPEAT=${REPEAT:-3}
+B=${BENCH_DIR:-/tmp/benchrsync}
+GENTREE=${GENTREE:-/work/shared/bench/gentree.py}
+GO=${GO:-go}
+cd "$(dirname "$0")/.."
+
+command -v rsync >/dev/null || { echo "bench-rsyncd: rsync not installed (make deps)" >&2; exit 1; }
+[ -f "$GENTREE" ] || { echo "bench-rsyncd: $GENTREE not found (set GENTREE)" >&2; exit 1; }
+
+rm -rf "$B"
+mkdir -p "$B"
+DPID=
+cleanup() {
+	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$B"
+}
+trap cleanup EXIT
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+$GO build -o "$B/bin/" ./cmd/...
+PUBLISH=$B/bin/publish
+MSYNC=$B/bin/mirror-sync
+SRC=$B/src MASTER=$B/master MIR=$B/mirror
+
+log "gentree: $N files"
+python3 "$GENTREE" "$SRC" "$N"
+log "publish snapshot 1 ($(du -sh "$SRC" | cut -f1))"
+"$PUBLISH" --root "$MASTER" --source "$SRC" --quiet >/dev/null
+
+# The daemon: free port, config in a temp dir.
+D=$B/rsyncd
+mkdir -p "$D"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+{
+	echo "uid = $(id -u)"
+	echo "gid = $(id -g)"
+	echo "pid file = $D/rsyncd.pid"
+	echo "lock file = $D/rsyncd.lock"
+	echo "log file = $D/rsyncd.log"
+	[ -z "${DAEMON_SOCKOPTS:-}" ] || echo "socket options = $DAEMON_SOCKOPTS"
+	echo
+	"$PUBLISH" rsyncd-conf --root "$MASTER" --module mod --user "$(id -un)" --group "$(id -gn)" --no-chroot
+	echo
+	echo "[plain]"
+	echo "	path = $MASTER/current/"
+	echo "	read only = yes"
+	echo "	use chroot = no"
+	echo "	munge symlinks = no"
+	echo "	refuse options = checksum"
+	echo "	transfer logging = no"
+} >"$D/rsyncd.conf"
+rsync --daemon --no-detach --address=127.0.0.1 --port="$PORT" --config="$D/rsyncd.conf" &
+DPID=$!
+for _ in $(seq 100); do
+	rsync "rsync://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+UP=rsync://127.0.0.1:$PORT/mod
+PLAIN=rsync://127.0.0.1:$PORT/plain/
+
+# warm: read the served snapshot's metadata and data into the page cache.
+warm() { find -L "$MASTER/current/" -type f -print0 | xargs -0 cat >/dev/null; }
+# timeit CMD...: run CMD after warm and sync, print its wall time in seconds.
+timeit() {
+	warm
+	sync
+	local s e
+	s=$(date +%s%N)
+	"$@" >/dev/null
+	e=$(date +%s%N)
+	echo "scale=4; ($e - $s) / 1000000000" | bc
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mirror() { "$MSYNC" --upstream "$UP" --root "$MIR" --quiet "$@"; }
+served() { readlink "$1/current"; }
+verify_mirror() {
+	"$MSYNC" verify --root "$MIR" >/dev/null || { echo "bench-rsyncd: mirror fails verify" >&2; exit 1; }
+	[ "$(served "$MIR")" = "$(served "$MASTER")" ] || { echo "bench-rsyncd: mirror serves $(served "$MIR"), master $(served "$MASTER")" >&2; exit 1; }
+}
+
+# (c) initial copy.
+declare -a cs cb
+for i in $(seq "$REPEAT"); do
+	rm -rf "$MIR" "$B/base"
+	log "(c) initial copy, run $i"
+	if [ $((i % 2)) = 1 ]; then
+		cs+=("$(timeit mirror)")
+		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+	else
+		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+		cs+=("$(timeit mirror)")
+	fi
+done
+verify_mirror
+
+# (a) no-op poll.
+declare -a as ab
+for i in $(seq $((2 * REPEAT + 1))); do
+	log "(a) no-op poll, run $i"
+	if [ $((i % 2)) = 1 ]; then
+		as+=("$(timeit mirror)")
+		ab+=("$(timeit rsync -a --delete "$PLAIN" "$B/base/")")
+	else
+		ab+=("$(timeit rsync -a --delete "$PLAIN" "$B/base/")")
+		as+=("$(timeit mirror)")
+	fi
+done
+# The no-op poll must be one rsync run: count them through a wrapper.
+printf '#!/bin/sh\necho run >>"%s"\nexec rsync "$@"\n' "$B/runs" >"$B/bin/rsync-count"
+chmod +x "$B/bin/rsync-count"
+mirror --rsync "$B/bin/rsync-count" >/dev/null
+RUNS=$(wc -l <"$B/runs")
+
+# (b) 1% change, REPEAT rounds: each mutates, publishes, then both sides sync.
+declare -a bs bb
+prev=$B/base
+for i in $(seq "$REPEAT"); do
+	log "(b) 1% change, run $i"
+	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed $((100 + i))
+	"$PUBLISH" --root "$MASTER" --source "$SRC" --quiet >/dev/null
+	new=$B/base.$i
+	if [ $((i % 2)) = 1 ]; then
+		bs+=("$(timeit mirror)")
+		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+	else
+		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+		bs+=("$(timeit mirror)")
+	fi
+	verify_mirror
+	[ "$prev" = "$B/base" ] || rm -rf "$prev"
+	prev=$new
+done
+diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
+
+ratio() { printf '%.1f' "$(echo "scale=3; $1 / $2" | bc)"; }
+# pairs "s1 s2 ..." "b1 b2 ...": the median of the per-run ratios b_i/s_i.
+paired() {
+	local -a s=($1) b=($2) r=()
+	local i
+	for i in "${!s[@]}"; do r+=("$(echo "scale=4; ${b[$i]} / ${s[$i]}" | bc)"); done
+	printf '%.1f' "$(median "${r[@]}")"
+}
+row() { # name seqmirror-runs rsync-runs target
+	local s1 s2
+	s1=$(median $2) s2=$(median $3)
+	printf '| %-24s | %11.3f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
+}
+echo
+echo "rsync daemon benchmark: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
+echo
+echo "| case                     | seqmirror s |   rsync s |    ratio | ratio of  | target  |"
+echo "|                          |    (median) |  (median) | (paired) |  medians  |         |"
+echo "|--------------------------|-------------|-----------|----------|-----------|---------|"
+row "(a) no-op poll" "${as[*]}" "${ab[*]}" ">= 100x"
+row "(b) 1% change, coherent" "${bs[*]}" "${bb[*]}" ">= 4x"
+row "(c) initial copy" "${cs[*]}" "${cb[*]}" ">= 1.0x"
+echo
+echo "ratio = rsync time / mirror-sync time (> 1: mirror-sync faster). paired: the median of the"
+echo "ratios of the two commands run back to back in each run; ratio of medians: the medians alone."
+echo "no-op poll rsync runs: $RUNS (want 1)"
+echo "runs (s): a=${as[*]} / ${ab[*]}; b=${bs[*]} / ${bb[*]}; c=${cs[*]} / ${cb[*]}"
