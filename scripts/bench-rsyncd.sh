@@ -32,7 +32,8 @@ set -euo pipefail
 N=${1:-100000}
 REPEAT=${REPEAT:-3}
 B=${BENCH_DIR:-/tmp/benchrsync}
-GENTREE=${GENTREE:-/work/shared/bench/gentree.py}
+GENTREE=${GENTREE:-$(cd "$(dirname "$0")/.." && pwd)/../shared/bench/gentree.py}
+[ -f "$GENTREE" ] || GENTREE=/work/shared/bench/gentree.py
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
 

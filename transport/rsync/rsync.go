@@ -299,7 +299,11 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	}
 	// -a without -r (--files-from turns it off): exactly the listed files;
 	// --no-implied-dirs: the staging directories exist and stay ours.
-	args := []string{"-a", "--no-implied-dirs", "--files-from=" + list, "--from0", base, stage + "/"}
+	var largest int64 // nothing larger than the manifest claims is accepted
+	for _, e := range files {
+		largest = max(largest, e.Size)
+	}
+	args := []string{"-a", "--no-implied-dirs", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0", base, stage + "/"}
 	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
@@ -567,7 +571,15 @@ func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Mani
 	if err != nil {
 		return err
 	}
-	args := []string{"-rlpt"}
+	// A hostile upstream cannot send a file larger than the largest the
+	// manifest lists (rsync skips it; the check then refuses the tree).
+	var largest int64
+	for _, e := range m.Entries {
+		if e.Type == manifest.File {
+			largest = max(largest, e.Size)
+		}
+	}
+	args := []string{"-rlpt", fmt.Sprintf("--max-size=%d", largest+1)}
 	if u.Opts.Progress != nil {
 		args = append(args, "--no-inc-recursive") // a total known up front
 	}
