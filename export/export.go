@@ -456,6 +456,33 @@ func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) 
 	}
 }
 
+// RecordStatus durably writes ROOT/status.json from the live state;
+// upstream, if not empty, names where the root was last synced from.
+func (r *Root) RecordStatus(upstream string) error {
+	st, err := r.Status()
+	if err == nil {
+		st.Upstream = upstream
+		err = r.WriteStatus(st)
+	}
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// Finish completes an update that changed the tree: seq/end = begin (the
+// value seqfile.StartUpdate returned), status.json, then Prune. It returns
+// the pruned snapshot numbers.
+func (r *Root) Finish(begin uint64, upstream string, keep int, minAge time.Duration, now time.Time) ([]uint64, error) {
+	if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), begin); err != nil {
+		return nil, err
+	}
+	if err := r.RecordStatus(upstream); err != nil {
+		return nil, err
+	}
+	return r.Prune(keep, minAge, now)
+}
+
 // WriteStatus durably writes ROOT/status.json.
 func (r *Root) WriteStatus(s Status) error {
 	b, err := json.MarshalIndent(s, "", "  ")

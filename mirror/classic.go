@@ -148,18 +148,11 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	if !res.Changed {
 		return res, nil
 	}
-	st, err := root.Status()
-	if err == nil {
-		st.Upstream = up.String()
-		err = root.WriteStatus(st)
-	}
-	if err != nil {
-		return res, fmt.Errorf("write status: %w", err)
-	}
-	if res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now()); err != nil {
+	if err := root.RecordStatus(up.String()); err != nil {
 		return res, err
 	}
-	return res, nil
+	res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now())
+	return res, err
 }
 
 // classicOnce copies the tree once and, if the upstream stayed at e1,

@@ -158,31 +158,10 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, err
 		}
 		opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
-		st, err := root.Status()
-		if err == nil {
-			st.Upstream = up.String()
-			err = root.WriteStatus(st)
-		}
-		if err != nil {
-			return res, fmt.Errorf("write status: %w", err)
-		}
-		return res, nil
+		return res, root.RecordStatus(up.String())
 	}
-	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
-		return res, err
-	}
-	st, err := root.Status()
-	if err == nil {
-		st.Upstream = up.String()
-		err = root.WriteStatus(st)
-	}
-	if err != nil {
-		return res, fmt.Errorf("write status: %w", err)
-	}
-	if res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now()); err != nil {
-		return res, err
-	}
-	return res, nil
+	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
+	return res, err
 }
 
 // syncSnapshot makes snapshot n (first seen when upstream end was e1) served.

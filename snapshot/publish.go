@@ -145,30 +145,10 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		if settled, err := root.Settle(); err != nil || !settled {
 			return res, err
 		}
-		st, err := root.Status()
-		if err == nil {
-			err = root.WriteStatus(st)
-		}
-		if err != nil {
-			return res, fmt.Errorf("write status: %w", err)
-		}
-		return res, nil
+		return res, root.RecordStatus("")
 	}
-	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
-		return res, err
-	}
-	st, err := root.Status()
-	if err == nil {
-		err = root.WriteStatus(st)
-	}
-	if err != nil {
-		return res, fmt.Errorf("write status: %w", err)
-	}
-	res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now())
-	if err != nil {
-		return res, err
-	}
-	return res, nil
+	res.Pruned, err = root.Finish(begin, "", opt.Keep, opt.MinAge, opt.Now())
+	return res, err
 }
 
 // sourceSeq reads the source's counters if it has a valid pair.
