@@ -51,6 +51,42 @@ func (osFS) SyncFS(path string) error {
 	return nil
 }
 
+// LinkAll hard-links srcDir/name to dstDir/name for each name. On the real
+// filesystem it opens the two directories once and uses linkat(2) relative
+// to them, which saves two path walks per file; other filesystems (test
+// wrappers) get one Link call per name, so fault injection sees each link.
+func LinkAll(fsys FS, srcDir, dstDir string, names []string) error {
+	if o, ok := fsys.(osFS); ok {
+		return o.linkAll(srcDir, dstDir, names)
+	}
+	for _, n := range names {
+		if err := fsys.Link(filepath.Join(srcDir, n), filepath.Join(dstDir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (osFS) linkAll(srcDir, dstDir string, names []string) error {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_PATH | unix.O_CLOEXEC
+	sfd, err := unix.Open(srcDir, flags, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: srcDir, Err: err}
+	}
+	defer unix.Close(sfd)
+	dfd, err := unix.Open(dstDir, flags, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dstDir, Err: err}
+	}
+	defer unix.Close(dfd)
+	for _, n := range names {
+		if err := unix.Linkat(sfd, n, dfd, n, 0); err != nil {
+			return &os.LinkError{Op: "link", Old: filepath.Join(srcDir, n), New: filepath.Join(dstDir, n), Err: err}
+		}
+	}
+	return nil
+}
+
 // Lstat lstats name on fsys.
 func Lstat(fsys FS, name string) (fs.FileInfo, error) {
 	fi, _, err := fsys.LstatIfPossible(name)

@@ -613,16 +613,18 @@ func (l *linker) flush() error {
 	if len(l.batch) == 0 {
 		return nil
 	}
-	batch := l.batch
+	// One directory per batch: link by name relative to the two directories.
+	names := l.batch
+	for i, rel := range names {
+		names[i] = rel[strings.LastIndexByte(rel, '/')+1:]
+	}
 	l.batch = make([]string, 0, linkBatch)
-	f, src, dst := l.f, l.src, l.dst
+	f, src, dst := l.f, join(l.src, l.dir), join(l.dst, l.dir)
+	if l.dir == "" {
+		src, dst = l.src, l.dst
+	}
 	return l.pool.Go(func(ctx context.Context) error {
-		for _, rel := range batch {
-			if err := f.Link(join(src, rel), join(dst, rel)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return fsys.LinkAll(f, src, dst, names)
 	})
 }
 
