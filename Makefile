@@ -40,7 +40,8 @@ fuzz-short:
 	./scripts/fuzz.sh $(FUZZTIME)
 
 # Long reliability runs (internal/reliab; short versions run in `make test`).
-# soak: the coherence torture for 5 minutes (and the naive-rsync control),
+# soak: the coherence torture for 5 minutes over the local and the rsync
+# transport (and the naive-rsync control), hostile upstreams over both,
 # readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
 # across publish and mirror-sync.
 RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/

@@ -1,7 +1,9 @@
 // Package reliab holds seqmirror's reliability tests (issue 4): injected
 // filesystem faults during publish and mirror-sync, SIGKILLed processes,
-// hostile upstreams, delete safety, lock contention and a coherence torture
-// test against concurrent readers. It has no non-test code besides this file.
+// hostile upstreams (over the local and the rsync transport), delete safety,
+// lock contention and a coherence torture
+// test against concurrent readers (over both transports). It has no non-test
+// code besides this file.
 //
 // Short versions run in `go test` (and `make test`); the long versions run
 // with SEQMIRROR_LONG=1 (`make soak`, `make crash`).

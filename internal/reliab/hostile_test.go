@@ -2,7 +2,6 @@ package reliab
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -105,26 +104,23 @@ func (v *vanishingFS) OpenFile(name string, flag int, perm os.FileMode) (afero.F
 	return v.FS.OpenFile(name, flag, perm)
 }
 
-func TestHostileUpstream(t *testing.T) {
-	base := fastDir(t)
-	v1, v2 := makeSources(t, filepath.Join(base, "src"))
-	good := filepath.Join(base, "good")
-	publish(t, fsys.OS(), good, v1)
-	publish(t, fsys.OS(), good, v2)
-	goodMirror := filepath.Join(base, "goodmirror")
-	good1 := filepath.Join(base, "good1")
-	publish(t, fsys.OS(), good1, v1)
-	if err := syncOnce(fsys.OS(), goodMirror, good1); err != nil {
-		t.Fatal(err)
-	}
+// hostileCase is an upstream crafted to attack a mirror, and how the mirror
+// must refuse it.
+type hostileCase struct {
+	name  string
+	craft func(h hostileUp)
+	fs    func(up string) fsys.FS // the filesystem the mirror sees (default: OS)
+	want  error
+	exit  int
+}
 
-	tests := []struct {
-		name  string
-		craft func(h hostileUp)
-		fs    func(up string) fsys.FS // the filesystem the mirror sees (default: OS)
-		want  error
-		exit  int
-	}{
+// rollbackCase is the case whose mirror first serves snapshot 2.
+const rollbackCase = "rollback to a lower snapshot"
+
+// hostileCases returns every crafted upstream; each starts as a copy of a
+// good root serving snapshot 2, mirrored by a root serving snapshot 1.
+func hostileCases() []hostileCase {
+	return []hostileCase{
 		{name: "dotdot path", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string {
 				return append(r, "f 0644 1 1 0000000000000000 ../../../sentinel/pwned")
@@ -226,7 +222,7 @@ func TestHostileUpstream(t *testing.T) {
 				return r
 			})
 		}},
-		{name: "rollback to a lower snapshot", want: mirror.ErrRollback, exit: cliapp.ExitRefused, craft: func(h hostileUp) {
+		{name: rollbackCase, want: mirror.ErrRollback, exit: cliapp.ExitRefused, craft: func(h hostileUp) {
 			// The mirror will serve 2 (from a good upstream) first; see below.
 			h.write("seq/end", "1\n")
 			os.Remove(filepath.Join(h.dir, "current"))
@@ -248,64 +244,95 @@ func TestHostileUpstream(t *testing.T) {
 				return &vanishingFS{FS: fsys.OS(), under: filepath.Join(up, "snapshots", "2"), dir: up}
 			}},
 	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := filepath.Join(base, "case", fmt.Sprint(i))
-			up, root, sentinel := filepath.Join(dir, "up"), filepath.Join(dir, "mirror"), filepath.Join(dir, "sentinel")
-			if err := os.MkdirAll(sentinel, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(sentinel, "secret"), "do not touch\n")
-			cp(t, good, up)
-			cp(t, goodMirror, root)
-			if tt.name == "rollback to a lower snapshot" {
-				if err := syncOnce(fsys.OS(), root, good); err != nil {
-					t.Fatal(err)
-				}
-			}
-			tt.craft(hostileUp{tb: t, dir: up, sentinel: sentinel})
-			beforeBase, beforeSentinel := listing(t, dir), listing(t, sentinel)
-			var beforeUp []string
-			if _, err := os.Stat(up); err == nil {
-				beforeUp = listing(t, up)
-			}
-			before := readState(t, root)
-			oldMan := verifyCurrent(t, root)
+}
 
-			f := fsys.OS()
-			if tt.fs != nil {
-				f = tt.fs(up)
-			}
-			u, err := transport.NewLocal(f, up)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = mirror.Sync(context.Background(), export.New(f, root), u, mirrorOpts())
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Sync err = %v, want it to wrap %v", err, tt.want)
-			}
-			if code := cliapp.ExitCode(err); code != tt.exit {
-				t.Errorf("exit code %d for %v, want %d", code, err, tt.exit)
-			}
-			t.Logf("refused: %v", err)
-			if got := listing(t, sentinel); !slices.Equal(got, beforeSentinel) {
-				t.Errorf("sentinel directory changed:\n%v\nwas\n%v", got, beforeSentinel)
-			}
-			if tt.fs == nil {
-				if got := listing(t, dir); !slices.Equal(outside(got, "mirror"), outside(beforeBase, "mirror")) {
-					t.Errorf("something was written outside ROOT:\n%v\nwas\n%v", got, beforeBase)
-				}
-				if beforeUp != nil && !slices.Equal(listing(t, up), beforeUp) {
-					t.Errorf("the mirror wrote into the upstream")
-				}
-			}
-			after := readState(t, root)
-			if after.Cur != before.Cur || after.Seq.End != before.Seq.End {
-				t.Errorf("served snapshot/end moved from %+v to %+v", before, after)
-			}
-			if !sameEntries(verifyCurrent(t, root), oldMan) {
-				t.Errorf("served tree changed")
-			}
+// hostileFixture holds the good roots every hostile case starts from.
+type hostileFixture struct {
+	good       string // serves snapshot 2 (v2), has 1 (v1)
+	goodMirror string // a mirror serving snapshot 1
+}
+
+func newHostileFixture(tb testing.TB, base string) hostileFixture {
+	tb.Helper()
+	v1, v2 := makeSources(tb, filepath.Join(base, "src"))
+	fx := hostileFixture{good: filepath.Join(base, "good"), goodMirror: filepath.Join(base, "goodmirror")}
+	publish(tb, fsys.OS(), fx.good, v1)
+	publish(tb, fsys.OS(), fx.good, v2)
+	good1 := filepath.Join(base, "good1")
+	publish(tb, fsys.OS(), good1, v1)
+	if err := syncOnce(fsys.OS(), fx.goodMirror, good1); err != nil {
+		tb.Fatal(err)
+	}
+	return fx
+}
+
+// run crafts tt's upstream at dir/up from the good root, lets sync (which
+// mirrors up into root; f is the filesystem the mirror sees) run once, and
+// checks that it was refused for the right reason with nothing written
+// outside dir/mirror and the served snapshot unchanged and verifying.
+func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func(f fsys.FS, up, root string) error) {
+	t.Helper()
+	up, root, sentinel := filepath.Join(dir, "up"), filepath.Join(dir, "mirror"), filepath.Join(dir, "sentinel")
+	if err := os.MkdirAll(sentinel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sentinel, "secret"), "do not touch\n")
+	cp(t, fx.good, up)
+	cp(t, fx.goodMirror, root)
+	if tt.name == rollbackCase {
+		if err := syncOnce(fsys.OS(), root, fx.good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tt.craft(hostileUp{tb: t, dir: up, sentinel: sentinel})
+	beforeBase, beforeSentinel := listing(t, dir), listing(t, sentinel)
+	var beforeUp []string
+	if _, err := os.Stat(up); err == nil {
+		beforeUp = listing(t, up)
+	}
+	before := readState(t, root)
+	oldMan := verifyCurrent(t, root)
+
+	f := fsys.OS()
+	if tt.fs != nil {
+		f = tt.fs(up)
+	}
+	err := sync(f, up, root)
+	if !errors.Is(err, tt.want) {
+		t.Fatalf("Sync err = %v, want it to wrap %v", err, tt.want)
+	}
+	if code := cliapp.ExitCode(err); code != tt.exit {
+		t.Errorf("exit code %d for %v, want %d", code, err, tt.exit)
+	}
+	t.Logf("refused: %v", err)
+	if got := listing(t, sentinel); !slices.Equal(got, beforeSentinel) {
+		t.Errorf("sentinel directory changed:\n%v\nwas\n%v", got, beforeSentinel)
+	}
+	if tt.fs == nil {
+		if got := listing(t, dir); !slices.Equal(outside(got, "mirror"), outside(beforeBase, "mirror")) {
+			t.Errorf("something was written outside ROOT:\n%v\nwas\n%v", got, beforeBase)
+		}
+		if beforeUp != nil && !slices.Equal(listing(t, up), beforeUp) {
+			t.Errorf("the mirror wrote into the upstream")
+		}
+	}
+	after := readState(t, root)
+	if after.Cur != before.Cur || after.Seq.End != before.Seq.End {
+		t.Errorf("served snapshot/end moved from %+v to %+v", before, after)
+	}
+	if !sameEntries(verifyCurrent(t, root), oldMan) {
+		t.Errorf("served tree changed")
+	}
+}
+
+func TestHostileUpstream(t *testing.T) {
+	base := fastDir(t)
+	fx := newHostileFixture(t, base)
+	for i, tt := range hostileCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			fx.run(t, filepath.Join(base, "case", fmt.Sprint(i)), tt, func(f fsys.FS, up, root string) error {
+				return syncOnce(f, root, up)
+			})
 		})
 	}
 }

@@ -106,6 +106,7 @@ type tortureResult struct {
 	publishes             int64
 	reads, torn, readErrs int64
 	fscks, fsckFails      int64
+	snaps                 int // distinct snapshot numbers the readers saw
 }
 
 // read is one whole-tree read by a reader.
@@ -117,8 +118,9 @@ type read struct {
 // torture runs the writer (modify, git commit/repack, publish every ~50 ms),
 // a mirror loop (mirror(stop) until stop is set) and readers that call
 // readOnce on the mirror, for dur, then judges every read against the
-// snapshots the master published.
-func torture(t testing.TB, dur time.Duration, files int, mirrorLoop func(master string, stop *atomic.Bool) error, readOnce func() (read, string, error)) tortureResult {
+// snapshots the master published. setup, if not nil, is called with the
+// master root once it serves its first snapshot, before anything starts.
+func torture(t testing.TB, dur time.Duration, files int, setup func(master string), mirrorLoop func(master string, stop *atomic.Bool) error, readOnce func() (read, string, error)) tortureResult {
 	t.Helper()
 	src, master := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "master")
 	m := newMutator(t, src, files, 21)
@@ -127,6 +129,9 @@ func torture(t testing.TB, dur time.Duration, files int, mirrorLoop func(master 
 	git := gitRunner(t, repo)
 	pubArgs := []string{"--root", master, "--source", src, "-q", "--keep", "100000", "--min-age", "1h"}
 	mustRun(t, "publish", pubArgs...)
+	if setup != nil {
+		setup(master)
+	}
 
 	res := tortureResult{master: master}
 	var stop atomic.Bool
@@ -236,8 +241,13 @@ func torture(t testing.TB, dur time.Duration, files int, mirrorLoop func(master 
 		d := manifestDigest(mf)
 		byNum[n], all[d] = d, true
 	}
+	seen := map[uint64]bool{}
 	for _, rd := range reads {
 		res.reads++
+		if rd.snap != 0 && !seen[rd.snap] {
+			seen[rd.snap] = true
+			res.snaps++
+		}
 		if rd.snap != 0 && byNum[rd.snap] != rd.digest || rd.snap == 0 && !all[rd.digest] {
 			res.torn++
 		}
@@ -264,14 +274,15 @@ func firstLine(s string) string {
 	return s
 }
 
-func TestCoherenceTorture(t *testing.T) {
-	dur := time.Duration(pick(12, 300)) * time.Second
-	mirror := filepath.Join(t.TempDir(), "mirror")
-	var syncs, busy atomic.Int64
-	loop := func(master string, stop *atomic.Bool) error {
+// mirrorSyncLoop returns a torture mirror loop that runs the mirror-sync
+// binary from upstream() into mirror until stopped, counting runs and the
+// runs that gave up because the upstream kept moving (exit 5).
+func mirrorSyncLoop(tb testing.TB, upstream func(master string) string, mirror string, syncs, busy *atomic.Int64) func(string, *atomic.Bool) error {
+	return func(master string, stop *atomic.Bool) error {
+		up := upstream(master)
 		for !stop.Load() {
 			syncs.Add(1)
-			_, stderr, code := run(t, "mirror-sync", "--upstream", master, "--root", mirror, "-q",
+			_, stderr, code := run(tb, "mirror-sync", "--upstream", up, "--root", mirror, "-q",
 				"--keep", "100000", "--min-age", "1h", "--retries", "10", "--backoff", "10ms")
 			switch code {
 			case 0:
@@ -283,7 +294,12 @@ func TestCoherenceTorture(t *testing.T) {
 		}
 		return nil
 	}
-	readOnce := func() (read, string, error) {
+}
+
+// currentReader returns a torture reader of the tree mirror/current
+// resolves to.
+func currentReader(mirror string) func() (read, string, error) {
+	return func() (read, string, error) {
 		target, err := os.Readlink(filepath.Join(mirror, "current"))
 		if os.IsNotExist(err) {
 			return read{}, "", nil
@@ -299,13 +315,19 @@ func TestCoherenceTorture(t *testing.T) {
 		d, err := treeDigest(dir)
 		return read{snap: n, digest: d}, dir, err
 	}
-	res := torture(t, dur, pick(300, 600), loop, readOnce)
-	t.Logf("seqmirror: %d mirror-sync runs (%d gave up busy)", syncs.Load(), busy.Load())
-	t.Logf("seqmirror: %d publishes, %d whole-tree reads, %d torn, %d read errors, %d git fsck (%d failed)",
-		res.publishes, res.reads, res.torn, res.readErrs, res.fscks, res.fsckFails)
-	if res.reads == 0 || res.publishes < 2 {
-		t.Fatalf("too little happened to judge: %+v", res)
-	}
+}
+
+// minMirrored is how many distinct snapshots a torture's mirror must have
+// taken (and its readers seen) for the run to judge anything.
+const minMirrored = 3
+
+// checkTortureMirror fails the test unless the readers of the seqmirror
+// mirror saw no torn tree, read error or failed git fsck, enough happened to
+// judge, and every snapshot the mirror holds verifies.
+func checkTortureMirror(t testing.TB, name string, res tortureResult, mirror string) {
+	t.Helper()
+	t.Logf("%s: %d publishes, %d whole-tree reads of %d distinct snapshots, %d torn, %d read errors, %d git fsck (%d failed)",
+		name, res.publishes, res.reads, res.snaps, res.torn, res.readErrs, res.fscks, res.fsckFails)
 	// Every snapshot the mirror still holds is intact (hard links shared
 	// between snapshots were never written through).
 	mr := export.New(fsys.OS(), mirror)
@@ -322,10 +344,23 @@ func TestCoherenceTorture(t *testing.T) {
 			t.Fatalf("mirror snapshot %d after the torture: %v %v", n, err, probs)
 		}
 	}
-	t.Logf("seqmirror: all %d snapshots the mirror holds verify", len(nums))
+	t.Logf("%s: all %d snapshots the mirror holds verify", name, len(nums))
 	if res.torn != 0 || res.readErrs != 0 || res.fsckFails != 0 {
-		t.Fatalf("readers of the seqmirror mirror saw %d torn trees, %d read errors, %d failed git fsck", res.torn, res.readErrs, res.fsckFails)
+		t.Fatalf("readers of the %s mirror saw %d torn trees, %d read errors, %d failed git fsck", name, res.torn, res.readErrs, res.fsckFails)
 	}
+	if res.reads == 0 || res.publishes < 2 || res.fscks == 0 || len(nums) < minMirrored || res.snaps < minMirrored {
+		t.Fatalf("too little happened to judge (want >= %d snapshots mirrored and read): %d mirrored, %+v", minMirrored, len(nums), res)
+	}
+}
+
+func TestCoherenceTorture(t *testing.T) {
+	dur := time.Duration(pick(12, 300)) * time.Second
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	var syncs, busy atomic.Int64
+	loop := mirrorSyncLoop(t, func(master string) string { return master }, mirror, &syncs, &busy)
+	res := torture(t, dur, pick(300, 600), nil, loop, currentReader(mirror))
+	t.Logf("seqmirror: %d mirror-sync runs (%d gave up busy)", syncs.Load(), busy.Load())
+	checkTortureMirror(t, "seqmirror", res, mirror)
 }
 
 // TestCoherenceTortureNaive runs the same harness against an in-place
@@ -361,7 +396,7 @@ func TestCoherenceTortureNaive(t *testing.T) {
 	// rather than fail: the assertion is only that it happens at all.
 	var res tortureResult
 	for round := 0; round < 4 && res.torn+res.readErrs == 0; round++ {
-		res = torture(t, dur, pick(300, 600), loop, readOnce)
+		res = torture(t, dur, pick(300, 600), nil, loop, readOnce)
 	}
 	t.Logf("naive rsync: %d publishes, %d whole-tree reads, %d torn, %d read errors, %d git fsck (%d failed)",
 		res.publishes, res.reads, res.torn, res.readErrs, res.fscks, res.fsckFails)
