@@ -343,10 +343,33 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		if len(batch) == 0 {
 			return nil
 		}
-		b := batch
+		b, dir := batch, batchDir
 		batch = make([]int, 0, fileBatch)
 		return pool.Go(func(context.Context) error {
+			// Unchanged files of this directory are linked in one go,
+			// relative to the two directories (fsys.LinkAll); if that fails
+			// part way (e.g. too many links), each file takes the slow path.
+			var names []string
+			var rest []int
+			if !opt.Force && prevDir != "" {
+				for _, i := range b {
+					if linkable[i] {
+						p := entries[i].Path
+						names = append(names, p[strings.LastIndexByte(p, '/')+1:])
+					} else {
+						rest = append(rest, i)
+					}
+				}
+				if err := fsys.LinkAll(f, filepath.Join(prevDir, filepath.FromSlash(dir)), filepath.Join(work, filepath.FromSlash(dir)), names); err == nil {
+					linked.Add(int64(len(names)))
+					b = rest
+				}
+			}
 			for _, i := range b {
+				if _, err := fsys.Lstat(f, filepath.Join(work, filepath.FromSlash(entries[i].Path))); err == nil && linkable[i] && !opt.Force {
+					linked.Add(1) // linked by the LinkAll that failed later
+					continue
+				}
 				if err := fileJob(i); err != nil {
 					return err
 				}
