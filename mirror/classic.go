@@ -52,18 +52,11 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	if !ok {
 		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
 	}
-	if err := root.Init(); err != nil {
-		return res, err
-	}
-	lock, err := root.Lock()
+	lock, cur, err := lockRoot(root)
 	if err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
-	cur, err := root.Current()
-	if err != nil {
-		return res, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
-	}
 	res.Previous, res.Snapshot = cur, cur
 	var old *manifest.Manifest
 	if cur > 0 {

@@ -94,18 +94,11 @@ type Result struct {
 func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (Result, error) {
 	opt.defaults()
 	var res Result
-	if err := root.Init(); err != nil {
-		return res, err
-	}
-	lock, err := root.Lock()
+	lock, cur, err := lockRoot(root)
 	if err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
-	cur, err := root.Current()
-	if err != nil {
-		return res, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
-	}
 	if cur > 0 && !root.Complete(cur) {
 		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
 		cur = 0
@@ -162,6 +155,24 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
 	return res, err
+}
+
+// lockRoot creates root's directories if needed, takes its writer lock and
+// returns the snapshot it serves.
+func lockRoot(root *export.Root) (*export.Lock, uint64, error) {
+	if err := root.Init(); err != nil {
+		return nil, 0, err
+	}
+	lock, err := root.Lock()
+	if err != nil {
+		return nil, 0, err
+	}
+	cur, err := root.Current()
+	if err != nil {
+		lock.Unlock()
+		return nil, 0, fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
+	}
+	return lock, cur, nil
 }
 
 // syncSnapshot makes snapshot n (first seen when upstream end was e1) served.
