@@ -30,7 +30,13 @@ type env struct {
 	out io.Writer
 }
 
-func newEnv(c *cli.Context) *env { return &env{c: c, fs: fsys.OS(), out: c.App.Writer} }
+// newEnv starts an action: it refuses stray arguments (a usage error).
+func newEnv(c *cli.Context) (*env, error) {
+	if err := noArgs(c); err != nil {
+		return nil, err
+	}
+	return &env{c: c, fs: fsys.OS(), out: c.App.Writer}, nil
+}
 
 func noArgs(c *cli.Context) error {
 	if c.NArg() > 0 {

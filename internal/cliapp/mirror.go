@@ -65,8 +65,8 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func mirrorAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	if c.String("upstream") == "" {
@@ -127,8 +127,8 @@ func mirrorAction(c *cli.Context) error {
 }
 
 func mirrorStatusAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	r, err := e.existingRoot()
@@ -159,8 +159,8 @@ func mirrorStatusAction(c *cli.Context) error {
 }
 
 func mirrorVerifyAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	w, err := e.workers()

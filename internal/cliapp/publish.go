@@ -52,8 +52,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func publishAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	r, err := e.root()
@@ -94,8 +94,8 @@ func publishAction(c *cli.Context) error {
 }
 
 func statusAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	r, err := e.existingRoot()
@@ -114,8 +114,8 @@ func statusAction(c *cli.Context) error {
 }
 
 func publishVerifyAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	w, err := e.workers()
@@ -134,8 +134,8 @@ func publishVerifyAction(c *cli.Context) error {
 }
 
 func gcAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	keep, age, err := e.keep()

@@ -64,8 +64,8 @@ var rsyncdConfTmpl = template.Must(template.New("rsyncd").Parse(`# seqmirror exp
 `))
 
 func rsyncdConfAction(c *cli.Context) error {
-	e := newEnv(c)
-	if err := noArgs(c); err != nil {
+	e, err := newEnv(c)
+	if err != nil {
 		return err
 	}
 	r, err := e.existingRoot()
