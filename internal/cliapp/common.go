@@ -45,6 +45,17 @@ func noArgs(c *cli.Context) error {
 	return nil
 }
 
+// openRoot starts an action that only reads an existing root and has no
+// flags to check first.
+func openRoot(c *cli.Context) (*env, *export.Root, error) {
+	e, err := newEnv(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := e.existingRoot()
+	return e, r, err
+}
+
 // root returns the --root, checking it is set.
 func (e *env) root() (*export.Root, error) {
 	dir := e.c.String("root")

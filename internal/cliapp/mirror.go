@@ -127,11 +127,7 @@ func mirrorAction(c *cli.Context) error {
 }
 
 func mirrorStatusAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
-	}
-	r, err := e.existingRoot()
+	e, r, err := openRoot(c)
 	if err != nil {
 		return err
 	}

@@ -94,11 +94,7 @@ func publishAction(c *cli.Context) error {
 }
 
 func statusAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
-	}
-	r, err := e.existingRoot()
+	e, r, err := openRoot(c)
 	if err != nil {
 		return err
 	}

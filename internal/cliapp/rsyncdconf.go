@@ -64,11 +64,7 @@ var rsyncdConfTmpl = template.Must(template.New("rsyncd").Parse(`# seqmirror exp
 `))
 
 func rsyncdConfAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
-	}
-	r, err := e.existingRoot()
+	e, r, err := openRoot(c)
 	if err != nil {
 		return err
 	}
