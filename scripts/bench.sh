@@ -79,6 +79,38 @@ seqm() {
 # rsync_durable DST args...: rsync then syncfs the destination's filesystem.
 rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
 
+# discard PATH...: takes trees out of the way of the next timed run without
+# deleting them: they move to $D/trash, deleted at the end of the whole run.
+# Deleting a tree shortly before a timed run makes that run pay for it: on
+# ext4 without a journal (as on the bench machines) inode allocation skips
+# every inode freed in the last 60 s (300 s while its inode-table block is
+# dirty), reading inode-table buffers one by one (recently_deleted() in
+# fs/ext4/ialloc.c); mkdir of a snapshot's 2,000 directories took 5-15x
+# longer right after `rm -rf` of another snapshot. Both sides would pay it,
+# so it only dilutes the ratios with noise; real publishes and syncs run
+# minutes apart. TRASH=0 deletes at once (the old behaviour); at N > 200000
+# the trees are too large to keep and are deleted at once anyway.
+TRASH=${TRASH:-1}
+discard() {
+	local p
+	for p in "$@"; do
+		[ -e "$p" ] || [ -L "$p" ] || continue
+		if [ "$TRASH" = 1 ] && [ "$N" -le 200000 ]; then
+			mkdir -p "$D/trash"
+			mv "$p" "$(mktemp -d "$D/trash/t.XXXXXX")/"
+		else
+			rm -rf "$p"
+		fi
+	done
+}
+# settle: after deleting trees outside a timed run, let the kernel's window
+# for recently freed inodes pass.
+settle() {
+	if [ "$TRASH" = 1 ]; then
+		sync; log "waiting 61 s for freed inodes to age (see discard)"; sleep 61
+	fi
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 
@@ -117,10 +149,10 @@ reset_root() {
 	local root=$1 n=$2 s
 	for s in "$root"/snapshots/*; do
 		s=${s##*/}; s=${s%.manifest}
-		if [ "$s" -gt "$n" ] 2>/dev/null; then rm -rf "$root/snapshots/$s" "$root/snapshots/$s.manifest"; fi
+		if [ "$s" -gt "$n" ] 2>/dev/null; then discard "$root/snapshots/$s" "$root/snapshots/$s.manifest"; fi
 	done
 	ln -sfn "snapshots/$n" "$root/current"
-	rm -rf "$root/.work"
+	discard "$root/.work"
 }
 
 # ---------- scenarios ----------
@@ -134,11 +166,11 @@ RS=$D/rsync-dst   # scratch rsync destination
 scenario_publish_initial() {
 	local s=() r=() rn=() rss=0 t k
 	for ((i = 0; i < REPS; i++)); do
-		rm -rf "$D/pub-tmp"
+		discard "$D/pub-tmp"
 		seqm t k "$PUBLISH" -q --root "$D/pub-tmp" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
-			rm -rf "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
-			if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
+			discard "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
+			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
 		fi
 	done
 	rm -rf "$UP"; mv "$D/pub-tmp" "$UP"
@@ -150,11 +182,11 @@ scenario_sync_initial() {
 	local up=$1 rsrc=$2 label=${3:-}
 	local s=() r=() rn=() rss=0 t k
 	for ((i = 0; i < REPS; i++)); do
-		rm -rf "$D/m-tmp"
+		discard "$D/m-tmp"
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$D/m-tmp"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
-			rm -rf "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
-			if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
+			discard "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
+			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
 		fi
 	done
 	rm -rf "$M"; mv "$D/m-tmp" "$M"
@@ -165,7 +197,7 @@ scenario_sync_initial() {
 scenario_noop() {
 	local up=$1 rsrc=$2 label=${3:-}
 	local s=() r=() rss=0 t k
-	rm -rf "$RS"; cp -al "$M/current/" "$RS" # an identical copy for rsync to compare against
+	discard "$RS"; cp -al "$M/current/" "$RS" # an identical copy for rsync to compare against
 	# GNU time's own fork and exec would be a large part of a few-ms poll, and
 	# the rsync side runs without it: measure RSS once, untimed, then time
 	# both sides bare.
@@ -174,7 +206,7 @@ scenario_noop() {
 		timed t "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t")
 		timed t rsync -a --delete "$rsrc" "$RS/"; r+=("$t")
 	done
-	rm -rf "$RS"
+	discard "$RS"
 	row "noop-poll$label" "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
 }
 
@@ -185,8 +217,8 @@ scenario_publish_1pct() {
 	for ((i = 0; i < REPS; i++)); do
 		reset_root "$UP" 1
 		seqm t k "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
-		rm -rf "$RS"; timed t rsync_durable "$D" -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; r+=("$t")
-		if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
+		discard "$RS"; timed t rsync_durable "$D" -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; r+=("$t")
+		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
 	done
 	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
 	row publish-1pct "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
@@ -199,8 +231,8 @@ scenario_sync_1pct() {
 	for ((i = 0; i < REPS; i++)); do
 		reset_root "$M" 1
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t"); rss=$(maxof $rss $k)
-		rm -rf "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; r+=("$t")
-		if [ "$RSYNC_NOSYNC" = 1 ]; then rm -rf "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); rm -rf "$RS"; fi
+		discard "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; r+=("$t")
+		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
 	done
 	[ "$(readlink "$M/current")" = snapshots/2 ] || die "mirror-sync did not reach snapshot 2"
 	row "sync-1pct$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
@@ -218,7 +250,9 @@ if [ ! -f "$D/gen.ok" ]; then
 	log "generating $N files in $GEN"
 	rm -rf "$GEN"; python3 "$GENTREE" "$GEN" "$N" --seed 1; touch "$D/gen.ok"
 fi
-rm -rf "$SRC" "$UP" "$M" "$RS"
+for p in "$SRC" "$UP" "$M" "$RS" "$D/trash"; do
+	if [ -e "$p" ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/trash"; settle; break; fi
+done
 if [ "$N" -le 200000 ]; then cp -a "$GEN" "$SRC"; else mv "$GEN" "$SRC"; rm -f "$D/gen.ok"; fi
 log "tree: $(du -sh "$SRC" | cut -f1) in $N files; scenarios: $SCENARIOS"
 
@@ -232,7 +266,7 @@ if has publish_initial; then scenario_publish_initial
 else "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
 if has publish_1pct; then scenario_publish_1pct
 else python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2; "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
-if [ "$N" -gt 200000 ]; then rm -rf "$SRC"; fi
+if [ "$N" -gt 200000 ]; then rm -rf "$SRC"; settle; fi
 ln -sfn snapshots/1 "$UP/current" # serve 1 for the mirror's first copy
 if has sync_initial; then scenario_sync_initial "$UP" "$UP/snapshots/1/"
 else "$MSYNC" -q --upstream "$UP" --root "$M" >/dev/null; fi
@@ -243,4 +277,4 @@ if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
 # scenario_sync_1pct / scenario_noop with the rsync:// address and a label.
 
 print_table
-if [ "${KEEP:-0}" != 1 ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN"; fi
+if [ "${KEEP:-0}" != 1 ]; then rm -rf "$D/trash" "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN"; fi

@@ -231,9 +231,15 @@ func pairWithPrev(root *export.Root, prev uint64, entries []manifest.Entry) (lin
 	return linkable, same && count == len(entries), nil
 }
 
-func publishOnce(ctx context.Context, root *export.Root, source string, cur uint64, begin *uint64, opt PublishOptions) (PublishResult, error) {
+func publishOnce(ctx context.Context, root *export.Root, source string, cur uint64, begin *uint64, opt PublishOptions) (res PublishResult, err error) {
 	f := root.FS
-	res := PublishResult{Snapshot: cur}
+	res = PublishResult{Snapshot: cur}
+	t0 := time.Now()
+	phase := func(name string) {
+		t := time.Now()
+		opt.Log.Debug("publish phase", "phase", name, "took", t.Sub(t0).Round(time.Microsecond))
+		t0 = t
+	}
 	seqBefore, hasSeq, err := sourceSeq(f, source)
 	if err != nil {
 		return res, err
@@ -253,15 +259,52 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		return res, err
 	}
 	res.Entries = len(entries)
+	phase("walk")
 	// Pair each source entry with the previous snapshot's record at the same path.
 	linkable, same, err := pairWithPrev(root, cur, entries)
 	if err != nil {
 		return res, err
 	}
+	phase("pair")
 	if same && !opt.Force {
 		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
 	}
+	// The second listing confirms the first: if every entry (directories
+	// included, whose mtimes move when entries come and go) looks the same
+	// in a listing started after the first one ended, each was unchanged
+	// over an interval containing the instant the first listing ended, so
+	// the first listing is the tree as it was at that instant. It needs
+	// nothing from the copy, so it runs now, beside the linking: linked
+	// files come from the served snapshot, never from the source, and each
+	// copied file is checked on its own after its copy (fileJob). The
+	// snapshot is therefore exactly the source as of that instant. A
+	// difference cancels the attempt at once.
+	actx, cancelAttempt := context.WithCancelCause(ctx)
+	confirmed := make(chan error, 1)
+	go func() {
+		err := confirmListing(actx, f, source, skip, entries)
+		if err != nil {
+			cancelAttempt(err)
+		}
+		confirmed <- err
+	}()
+	var confirmErr error
+	joined := false
+	join := func() error {
+		if !joined {
+			joined, confirmErr = true, <-confirmed
+		}
+		return confirmErr
+	}
+	defer func() {
+		cancelAttempt(context.Canceled)
+		// A change in the source explains any failure it caused.
+		var ch *errChanged
+		if cerr := join(); err != nil && errors.As(cerr, &ch) {
+			err = cerr
+		}
+	}()
 	if *begin == 0 {
 		if *begin, err = seqfile.StartUpdate(f, root.SeqDir()); err != nil {
 			return res, err
@@ -330,13 +373,18 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			dirs = append(dirs, e)
 		}
 	}
-	if err := MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
+	if err := MakeDirs(actx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
-	// Files go to the pool in batches of one directory's files, so workers
-	// work in different directories (creations in one directory serialise
-	// on its lock) and a job costs one channel send per batch.
-	pool := NewPool(ctx, opt.Workers)
+	phase("mkdirs")
+	// Directories are made here, in canonical order (a directory comes
+	// before everything in it), while the pool already links and copies the
+	// files of the directories made before: mkdir on ext4 hardly scales
+	// across cores, linking does. Files go to the pool in batches of one
+	// directory's files, so workers work in different directories
+	// (creations in one directory serialise on its lock) and a job costs one
+	// channel send per batch.
+	pool := NewPool(actx, opt.Workers)
 	var batch []int
 	batchDir := ""
 	flush := func() error {
@@ -403,32 +451,15 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if err := pool.Wait(); err != nil {
 		return res, err
 	}
-	if err := FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
+	phase("files")
+	if err := FinishDirsParallel(actx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
-	// The whole source must still look as it did when it was listed.
-	// (Streamed against the first listing rather than listed again whole;
-	// the verdict is the one comparing two whole listings would give.)
-	again, changed := 0, ""
-	err = WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
-		if again < len(entries) && changed == "" {
-			e := &entries[again]
-			if a.Path != e.Path || a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size ||
-				a.MTime != e.MTime || a.Target != e.Target {
-				changed = a.Path
-			}
-		}
-		again++
-	})
-	if err != nil {
-		return res, &errChanged{err.Error()}
+	phase("finish dirs")
+	if err := join(); err != nil {
+		return res, err
 	}
-	if again != len(entries) {
-		return res, &errChanged{"files were added or removed while copying"}
-	}
-	if changed != "" {
-		return res, &errChanged{changed + " changed while copying"}
-	}
+	phase("confirm")
 	if hasSeq {
 		after, _, err := sourceSeq(f, source)
 		if err != nil {
@@ -438,15 +469,22 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			return res, &errChanged{fmt.Sprintf("source seq/begin moved from %d to %d", seqBefore.End, after.Begin)}
 		}
 	}
-	// Durable: data and directory entries of the whole tree, then manifest,
-	// then the rename that makes the snapshot exist.
-	if err := f.SyncFS(work); err != nil {
+	// Durable: data and directory entries of the whole tree, and the
+	// manifest, both before the rename that makes the snapshot exist. The
+	// two are independent, so the manifest is encoded and written while the
+	// filesystem flushes (a crash in between leaves a manifest without its
+	// snapshot, which Cleanup removes).
+	synced := make(chan error, 1)
+	go func() { synced <- f.SyncFS(work) }()
+	m := &manifest.Manifest{Snapshot: n, Entries: entries}
+	errM := fsys.WriteStream(f, root.ManifestPath(n), 0o644, func(w io.Writer) error { return m.Encode(w) })
+	if err := <-synced; err != nil {
 		return res, fmt.Errorf("flush snapshot %d: %w", n, err)
 	}
-	m := &manifest.Manifest{Snapshot: n, Entries: entries}
-	if err := fsys.WriteStream(f, root.ManifestPath(n), 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
-		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
+	if errM != nil {
+		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, errM)
 	}
+	phase("manifest")
 	if err := f.Rename(work, root.SnapshotDir(n)); err != nil {
 		return res, fmt.Errorf("move snapshot %d into place: %w", n, err)
 	}
@@ -459,8 +497,38 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if err := root.Flip(n); err != nil {
 		return res, err
 	}
+	phase("flip")
 	res.Snapshot, res.Published = n, true
 	res.Linked, res.Copied, res.Bytes = int(linked.Load()), int(copied.Load()), bytes.Load()
 	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
 	return res, nil
+}
+
+// confirmListing lists source again, streaming, and reports an *errChanged
+// if it differs from entries in anything the snapshot records.
+func confirmListing(ctx context.Context, f fsys.FS, source string, skip func(string) bool, entries []manifest.Entry) error {
+	again, changed := 0, ""
+	err := WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
+		if again < len(entries) && changed == "" {
+			e := &entries[again]
+			if a.Path != e.Path || a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size ||
+				a.MTime != e.MTime || a.Target != e.Target {
+				changed = a.Path
+			}
+		}
+		again++
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &errChanged{err.Error()}
+	}
+	if again != len(entries) {
+		return &errChanged{"files were added or removed while copying"}
+	}
+	if changed != "" {
+		return &errChanged{changed + " changed while copying"}
+	}
+	return nil
 }

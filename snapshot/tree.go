@@ -96,7 +96,11 @@ func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	if !fi.IsDir() {
 		return fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
 	}
-	w := &walker{ctx: ctx, f: f, dir: dir, skip: skip, sem: make(chan struct{}, walkWorkers())}
+	prefix := filepath.Clean(dir)
+	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
+		prefix += string(filepath.Separator)
+	}
+	w := &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, sem: make(chan struct{}, walkWorkers())}
 	root := &walkDir{}
 	w.wg.Add(1)
 	w.list(root, "")
@@ -119,12 +123,13 @@ type walkDir struct {
 }
 
 type walker struct {
-	ctx  context.Context
-	f    fsys.FS
-	dir  string
-	skip func(string) bool
-	sem  chan struct{} // bounds the goroutines beyond the caller's
-	wg   sync.WaitGroup
+	ctx    context.Context
+	f      fsys.FS
+	dir    string
+	prefix string // dir, clean, ending in a separator
+	skip   func(string) bool
+	sem    chan struct{} // bounds the goroutines beyond the caller's
+	wg     sync.WaitGroup
 }
 
 // list fills d with the listing of rel; subdirectories are listed by new
@@ -163,7 +168,7 @@ func (w *walker) list(d *walkDir, rel string) {
 		if w.skip != nil && w.skip(r) {
 			continue
 		}
-		p := filepath.Join(w.dir, r)
+		p := w.prefix + filepath.FromSlash(r) // filepath.Join(w.dir, r), without its Clean
 		if dirfd >= 0 {
 			e, ok, err := statAt(dirfd, name, p, r)
 			if err != nil {

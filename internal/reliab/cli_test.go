@@ -78,7 +78,7 @@ func TestCLIMaxDelete(t *testing.T) {
 // frozenHolder starts name with args, waits until it visibly holds root's
 // lock (its seq/begin is ahead of seq/end) and stops it with SIGSTOP. It
 // returns the stopped process, or nil if the run finished first.
-func frozenHolder(tb testing.TB, root, name string, args ...string) *exec.Cmd {
+func frozenHolder(tb testing.TB, root, name string, args ...string) *frozen {
 	tb.Helper()
 	start := readState(tb, root)
 	cmd := exec.Command(bin(name), args...)
@@ -98,12 +98,23 @@ func frozenHolder(tb testing.TB, root, name string, args ...string) *exec.Cmd {
 			if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				tb.Fatal(err)
 			}
-			tb.Cleanup(func() { cmd.Process.Kill(); <-done })
-			return cmd
+			fr := &frozen{cmd: cmd, done: done}
+			tb.Cleanup(fr.kill)
+			return fr
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
 }
+
+// frozen is a stopped process; only the goroutine frozenHolder started
+// waits for it.
+type frozen struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// kill SIGKILLs the process and waits until it is gone.
+func (f *frozen) kill() { f.cmd.Process.Kill(); <-f.done }
 
 func TestLockContention(t *testing.T) {
 	t.Parallel()
@@ -129,7 +140,7 @@ func TestLockContention(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var holder *exec.Cmd
+			var holder *frozen
 			for try := 0; holder == nil; try++ {
 				if try == 20 {
 					t.Fatal("20 runs finished before they could be seen holding the lock")
@@ -142,8 +153,7 @@ func TestLockContention(t *testing.T) {
 				t.Fatalf("second %s while the first holds the lock: exit %d, stderr %q; want exit %d and \"locked\"", tt.bin, code, stderr, cliapp.ExitLocked)
 			}
 			// SIGKILL the frozen holder: the kernel drops its flock.
-			holder.Process.Kill()
-			holder.Wait()
+			holder.kill()
 			verifyCurrent(t, tt.root)
 			if _, stderr, code := run(t, tt.bin, tt.args...); code != 0 {
 				t.Fatalf("run after the holder was SIGKILLed: exit %d\n%s", code, stderr)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -91,14 +92,15 @@ func fileRecord(recs []string) int {
 type vanishingFS struct {
 	fsys.FS
 	under, dir string
-	done       bool
+	once       sync.Once
+	err        error
 }
 
 func (v *vanishingFS) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
-	if !v.done && strings.HasPrefix(name, v.under+"/") {
-		v.done = true
-		if err := os.RemoveAll(v.dir); err != nil {
-			return nil, err
+	if strings.HasPrefix(name, v.under+"/") {
+		v.once.Do(func() { v.err = os.RemoveAll(v.dir) })
+		if v.err != nil {
+			return nil, v.err
 		}
 	}
 	return v.FS.OpenFile(name, flag, perm)
