@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -181,4 +182,22 @@ func TestDecodeSeedCorpus(t *testing.T) {
 	if valid < 2 || invalid < 2 {
 		t.Fatalf("seed corpus has %d valid and %d invalid manifests", valid, invalid)
 	}
+}
+
+// FuzzCheckPath holds CheckPath's fast path to the definition it shortcuts:
+// relative, no NUL, clean by path.Clean, no ".." component.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "a//b", "a/./b", "./a", "a/", "/a", "..", "../a", "a/..", "a/../b", "a/..b", "...", ".a", "a\x00b", "", ".", "a/b/c.d/e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		want := p != "" && p != "." && !strings.Contains(p, "\x00") && !strings.HasPrefix(p, "/") &&
+			path.Clean(p) == p && p != ".." && !strings.HasPrefix(p, "../") && !strings.Contains(p, "/../") && !strings.HasSuffix(p, "/..")
+		if err := manifest.CheckPath(p); (err == nil) != want {
+			t.Fatalf("CheckPath(%q) = %v, want ok=%v", p, err, want)
+		}
+		if err := manifest.CheckPath(p); err != nil && !errors.Is(err, manifest.ErrUnsafePath) {
+			t.Fatalf("CheckPath(%q) = %v, not ErrUnsafePath", p, err)
+		}
+	})
 }

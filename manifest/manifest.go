@@ -94,6 +94,9 @@ func Compare(a, b string) int {
 // CheckPath returns an error wrapping ErrUnsafePath unless p is a relative,
 // clean, slash-separated path with no ".." component and no NUL.
 func CheckPath(p string) error {
+	if cleanRel(p) {
+		return nil
+	}
 	switch {
 	case p == "" || p == ".":
 		return fmt.Errorf("%w: empty path", ErrUnsafePath)
@@ -107,6 +110,26 @@ func CheckPath(p string) error {
 		return fmt.Errorf("%w: path %q contains ..", ErrUnsafePath, p)
 	}
 	return nil
+}
+
+// cleanRel is the fast path of CheckPath: p is non-empty, relative, without
+// NUL, and every component is neither empty nor "." nor "..".
+func cleanRel(p string) bool {
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			if p[i] == 0 {
+				return false
+			}
+			continue
+		}
+		switch p[start:i] {
+		case "", ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // Escape percent-encodes every byte outside 0x21..0x7e, and '%'.
@@ -276,7 +299,10 @@ func (v *validator) check(e Entry) error {
 		return fmt.Errorf("%w: %q listed after %q (not canonical order)", ErrUnsafePath, e.Path, v.prev)
 	}
 	v.first, v.prev = true, e.Path
-	parent := path.Dir(e.Path)
+	parent := "." // path.Dir of a clean path, without its Clean
+	if i := strings.LastIndexByte(e.Path, '/'); i >= 0 {
+		parent = e.Path[:i]
+	}
 	for len(v.dirs) > 0 && !(parent == v.dirs[len(v.dirs)-1] || isBelow(parent, v.dirs[len(v.dirs)-1])) {
 		v.dirs = v.dirs[:len(v.dirs)-1]
 	}

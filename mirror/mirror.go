@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -345,7 +346,11 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 // served manifest of cur (O(depth) memory): it checks both completely, as
 // decoding them would, and counts what the delete guard needs. An error in the
 // upstream's manifest is reported before one in the served manifest.
-func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, dirs []manifest.Entry, err error) {
+//
+// It also lists the files to fetch (new, or changed since cur) while there
+// are at most fetchChunk of them; over that, pre is nil and pass 2 streams
+// them in chunks.
+func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, dirs, pre []manifest.Entry, err error) {
 	upErr := func(err error) error { return fmt.Errorf("upstream %s: %w", up, err) }
 	servedErr := func(err error) error {
 		// The upstream's manifest is checked first, as a whole.
@@ -356,10 +361,10 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	}
 	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
 	if nerr != nil {
-		return 0, 0, 0, nil, upErr(nerr)
+		return 0, 0, 0, nil, nil, upErr(nerr)
 	}
 	if oerr != nil {
-		return 0, 0, 0, nil, servedErr(oerr)
+		return 0, 0, 0, nil, nil, servedErr(oerr)
 	}
 	defer nm.Close()
 	tn := &tagged{it: nm}
@@ -370,11 +375,19 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 		to = &tagged{it: om}
 		oldIt = to
 	}
+	pre = []manifest.Entry{}
 	err = manifest.Diff(oldIt, tn, func(c manifest.Change) error {
 		if c.New != nil {
 			entries++
-			if c.New.Type == manifest.Dir {
+			switch {
+			case c.New.Type == manifest.Dir:
 				dirs = append(dirs, *c.New)
+			case c.New.Type == manifest.File && pre != nil && (c.Old == nil || !c.Same):
+				if len(pre) < fetchChunk {
+					pre = append(pre, *c.New)
+				} else {
+					pre = nil // too many: pass 2 streams them
+				}
 			}
 		}
 		if c.Old != nil && c.Old.Type == manifest.File {
@@ -387,37 +400,45 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	})
 	switch {
 	case tn.err != nil:
-		return 0, 0, 0, nil, upErr(tn.err)
+		return 0, 0, 0, nil, nil, upErr(tn.err)
 	case to != nil && to.err != nil:
-		return 0, 0, 0, nil, servedErr(to.err)
+		return 0, 0, 0, nil, nil, servedErr(to.err)
 	case err != nil:
-		return 0, 0, 0, nil, err
+		return 0, 0, 0, nil, nil, err
 	}
 	if err := nm.finish(); err != nil {
-		return 0, 0, 0, nil, upErr(err)
+		return 0, 0, 0, nil, nil, upErr(err)
 	}
 	if om != nil {
 		if err := om.Finish(); err != nil {
-			return 0, 0, 0, nil, servedErr(err)
+			return 0, 0, 0, nil, nil, servedErr(err)
 		}
 	}
-	return entries, del, total, dirs, nil
+	return entries, del, total, dirs, pre, nil
 }
 
 func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options) (Result, error) {
 	f := root.FS
 	res := Result{Snapshot: cur}
+	t0 := time.Now()
+	phase := func(name string) {
+		t := time.Now()
+		opt.Log.Debug("sync phase", "phase", name, "took", t.Sub(t0).Round(time.Microsecond))
+		t0 = t
+	}
 	name := strconv.FormatUint(n, 10)
 	manPath := filepath.Join(root.WorkDir(), name+export.ManifestExt)
 	work := filepath.Join(root.WorkDir(), name)
 	if err := up.FetchManifest(ctx, n, manPath); err != nil {
 		return res, err
 	}
+	phase("fetch manifest")
 	// Pass 1: check both manifests whole before acting on either.
-	entries, del, total, dirs, err := validate(root, up, manPath, n, cur)
+	entries, del, total, dirs, pre, err := validate(root, up, manPath, n, cur)
 	if err != nil {
 		return res, err
 	}
+	phase("validate")
 	// Delete guard.
 	if cur > 0 && !opt.Force && opt.MaxDelete < 1 {
 		if total > 0 && float64(del) > opt.MaxDelete*float64(total) {
@@ -461,6 +482,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := snapshot.MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
+	phase("mkdirs")
 	// Pass 2: build the tree while streaming the diff; memory grows only
 	// with the directories and the files to fetch.
 	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
@@ -477,25 +499,39 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		defer om.Close()
 		oldIt, oldDir = om, root.SnapshotDir(cur)
 	}
-	var fetch []manifest.Entry
-	// fetchSome fetches and finishes what is queued: in chunks while the diff
-	// streams, so memory stays bounded even when everything changed.
-	fetchSome := func() error {
-		if len(fetch) == 0 {
+	// fetchList fetches files and applies their metadata.
+	var fetchedFiles, fetchedBytes atomic.Int64
+	fetchList := func(files []manifest.Entry) error {
+		if len(files) == 0 {
 			return nil
 		}
-		if err := up.Fetch(ctx, n, fetch, work); err != nil {
+		if err := up.Fetch(ctx, n, files, work); err != nil {
 			return err
 		}
-		if err := setMeta(ctx, f, work, fetch, opt.Workers); err != nil {
+		if err := setMeta(ctx, f, work, files, opt.Workers); err != nil {
 			return err
 		}
-		for _, e := range fetch {
-			res.Bytes += e.Size
+		for _, e := range files {
+			fetchedBytes.Add(e.Size)
 		}
-		res.Fetched += len(fetch)
-		fetch = fetch[:0]
+		fetchedFiles.Add(int64(len(files)))
 		return nil
+	}
+	// When validate could list every file to fetch, the fetch runs from
+	// now on, beside the links: the one waits on the upstream, the other on
+	// the local disk. Otherwise pass 2 queues them and fetches them in
+	// chunks as the diff streams, so memory stays bounded even when
+	// everything changed, and the last chunk goes beside the last links.
+	var fetch []manifest.Entry
+	fetchSome := func() error {
+		err := fetchList(fetch)
+		fetch = fetch[:0]
+		return err
+	}
+	var fetched chan error
+	if pre != nil {
+		fetched = make(chan error, 1)
+		go func() { fetched <- fetchList(pre) }()
 	}
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
@@ -518,6 +554,9 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 				res.Linked++
 				return links.add(e.Path)
 			}
+			if pre != nil {
+				return nil // being fetched already
+			}
 			fetch = append(fetch, *e)
 			if len(fetch) >= fetchChunk {
 				return fetchSome()
@@ -528,16 +567,19 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err == nil {
 		err = links.flush()
 	}
-	// The last chunk is fetched while the links finish: the one waits on
-	// the upstream, the other on the local disk.
-	fetched := make(chan error, 1)
-	if err == nil {
-		go func() { fetched <- fetchSome() }()
-	} else {
-		fetched <- nil
+	phase("diff")
+	if pre == nil {
+		fetched = make(chan error, 1)
+		if err == nil {
+			go func() { fetched <- fetchSome() }()
+		} else {
+			fetched <- nil
+		}
 	}
 	werr := pool.Wait()
 	ferr := <-fetched
+	res.Fetched += int(fetchedFiles.Load())
+	res.Bytes += fetchedBytes.Load()
 	if err == nil {
 		err = werr
 	}
@@ -547,10 +589,13 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err != nil {
 		return res, err
 	}
+	phase("links and fetch")
 	if err := snapshot.FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
+	phase("finish dirs")
 	res.Entries = entries
+	defer phase("flip")
 	return flip(root, n, manPath, work, res, opt)
 }
 

@@ -297,13 +297,18 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	if err != nil {
 		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
 	}
-	// -a without -r (--files-from turns it off): exactly the listed files;
-	// --no-implied-dirs: the staging directories exist and stay ours.
+	// Exactly the listed files (--files-from, no -r), contents only: no -a,
+	// as modes and mtimes come from the manifest afterwards (setMeta) and
+	// owners are the mirror's, so rsync makes no chmod, chown or utimes
+	// calls; --inplace: the stage is empty and private, so each file is
+	// written under its own name (no temp file and rename); -W: no basis
+	// file exists to send deltas against; --no-implied-dirs: the staging
+	// directories exist and stay ours.
 	var largest int64 // nothing larger than the manifest claims is accepted
 	for _, e := range files {
 		largest = max(largest, e.Size)
 	}
-	args := []string{"-a", "--no-implied-dirs", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0", base, stage + "/"}
+	args := []string{"--no-implied-dirs", "--inplace", "-W", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0", base, stage + "/"}
 	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
