@@ -7,3 +7,11 @@ func SetFetchChunk(n int) func() {
 	fetchChunk = n
 	return func() { fetchChunk = old }
 }
+
+// SetPlanCap makes pass 1 keep at most n records for pass 2 until the
+// returned function restores the default.
+func SetPlanCap(n int) func() {
+	old := planCap
+	planCap = n
+	return func() { planCap = old }
+}

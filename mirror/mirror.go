@@ -342,15 +342,34 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 	return nm, om, nil, nil
 }
 
+// plan is what pass 1 learns: counts for the delete guard, the directories
+// to make and, when they are few enough to hold, the files to fetch and the
+// files and symlinks to make, so that pass 2 need not read the manifests
+// again.
+type plan struct {
+	entries int // records in the upstream's manifest
+	del     int // files of the served snapshot the upstream no longer has
+	total   int // files of the served snapshot
+	removed int // records of the served snapshot not in the upstream's
+	dirs    []manifest.Entry
+	// fetch lists the new and changed files while there are at most
+	// fetchChunk of them; nil over that (pass 2 streams them in chunks).
+	fetch []manifest.Entry
+	// links (unchanged files) and symlinks are complete while together they
+	// are at most planCap; over that, whole is false and pass 2 streams.
+	links    []string
+	symlinks []manifest.Entry
+	whole    bool
+}
+
+// planCap bounds the records pass 1 keeps for pass 2 (about 100 bytes each).
+var planCap = 1 << 18
+
 // validate makes one streaming pass over the fetched manifest of n and the
 // served manifest of cur (O(depth) memory): it checks both completely, as
 // decoding them would, and counts what the delete guard needs. An error in the
 // upstream's manifest is reported before one in the served manifest.
-//
-// It also lists the files to fetch (new, or changed since cur) while there
-// are at most fetchChunk of them; over that, pre is nil and pass 2 streams
-// them in chunks.
-func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (entries, del, total int, dirs, pre []manifest.Entry, err error) {
+func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (*plan, error) {
 	upErr := func(err error) error { return fmt.Errorf("upstream %s: %w", up, err) }
 	servedErr := func(err error) error {
 		// The upstream's manifest is checked first, as a whole.
@@ -361,10 +380,10 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	}
 	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
 	if nerr != nil {
-		return 0, 0, 0, nil, nil, upErr(nerr)
+		return nil, upErr(nerr)
 	}
 	if oerr != nil {
-		return 0, 0, 0, nil, nil, servedErr(oerr)
+		return nil, servedErr(oerr)
 	}
 	defer nm.Close()
 	tn := &tagged{it: nm}
@@ -375,46 +394,68 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 		to = &tagged{it: om}
 		oldIt = to
 	}
-	pre = []manifest.Entry{}
-	err = manifest.Diff(oldIt, tn, func(c manifest.Change) error {
-		if c.New != nil {
-			entries++
+	p := &plan{fetch: []manifest.Entry{}, whole: true}
+	kept := 0
+	err := manifest.Diff(oldIt, tn, func(c manifest.Change) error {
+		if c.New == nil {
+			p.removed++
+		} else {
+			p.entries++
+			e := c.New
 			switch {
-			case c.New.Type == manifest.Dir:
-				dirs = append(dirs, *c.New)
-			case c.New.Type == manifest.File && pre != nil && (c.Old == nil || !c.Same):
-				if len(pre) < fetchChunk {
-					pre = append(pre, *c.New)
-				} else {
-					pre = nil // too many: pass 2 streams them
+			case e.Type == manifest.Dir:
+				p.dirs = append(p.dirs, *e)
+			case e.Type == manifest.File && c.Old != nil && c.Same:
+				if p.whole {
+					p.links = append(p.links, e.Path)
+					kept++
 				}
+			case e.Type == manifest.File:
+				if p.fetch != nil {
+					if len(p.fetch) < fetchChunk {
+						p.fetch = append(p.fetch, *e)
+					} else {
+						p.fetch = nil // too many: pass 2 streams them
+					}
+				}
+			case e.Type == manifest.Symlink:
+				if p.whole {
+					p.symlinks = append(p.symlinks, *e)
+					kept++
+				}
+			}
+			if kept > planCap {
+				p.whole, p.links, p.symlinks = false, nil, nil
 			}
 		}
 		if c.Old != nil && c.Old.Type == manifest.File {
-			total++
+			p.total++
 			if c.New == nil {
-				del++
+				p.del++
 			}
 		}
 		return nil
 	})
 	switch {
 	case tn.err != nil:
-		return 0, 0, 0, nil, nil, upErr(tn.err)
+		return nil, upErr(tn.err)
 	case to != nil && to.err != nil:
-		return 0, 0, 0, nil, nil, servedErr(to.err)
+		return nil, servedErr(to.err)
 	case err != nil:
-		return 0, 0, 0, nil, nil, err
+		return nil, err
 	}
 	if err := nm.finish(); err != nil {
-		return 0, 0, 0, nil, nil, upErr(err)
+		return nil, upErr(err)
 	}
 	if om != nil {
 		if err := om.Finish(); err != nil {
-			return 0, 0, 0, nil, nil, servedErr(err)
+			return nil, servedErr(err)
 		}
 	}
-	return entries, del, total, dirs, pre, nil
+	if p.fetch == nil {
+		p.whole, p.links, p.symlinks = false, nil, nil
+	}
+	return p, nil
 }
 
 func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options) (Result, error) {
@@ -434,16 +475,17 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	}
 	phase("fetch manifest")
 	// Pass 1: check both manifests whole before acting on either.
-	entries, del, total, dirs, pre, err := validate(root, up, manPath, n, cur)
+	p, err := validate(root, up, manPath, n, cur)
 	if err != nil {
 		return res, err
 	}
+	entries, dirs, pre := p.entries, p.dirs, p.fetch
 	phase("validate")
 	// Delete guard.
 	if cur > 0 && !opt.Force && opt.MaxDelete < 1 {
-		if total > 0 && float64(del) > opt.MaxDelete*float64(total) {
+		if p.total > 0 && float64(p.del) > opt.MaxDelete*float64(p.total) {
 			return res, fmt.Errorf("%w: snapshot %d deletes %d of %d files (more than --max-delete %.0f%%); check the upstream, then pass --force to accept",
-				ErrTooManyDeletes, n, del, total, opt.MaxDelete*100)
+				ErrTooManyDeletes, n, p.del, p.total, opt.MaxDelete*100)
 		}
 	}
 	if fi, err := f.Stat(root.SnapshotDir(n)); err == nil && fi.IsDir() {
@@ -483,21 +525,28 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		return res, err
 	}
 	phase("mkdirs")
-	// Pass 2: build the tree while streaming the diff; memory grows only
-	// with the directories and the files to fetch.
-	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
-	if nerr != nil {
-		return res, fmt.Errorf("upstream %s: %w", up, nerr)
-	}
-	if oerr != nil {
-		return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", oerr)
-	}
-	defer nm.Close()
-	var oldIt manifest.Iterator
+	// Pass 2: build the tree, from what pass 1 kept if it could keep it
+	// all, else streaming the diff again; memory grows only with the
+	// directories and the files to fetch.
+	var oldIt, newIt manifest.Iterator
 	oldDir := ""
-	if om != nil {
-		defer om.Close()
-		oldIt, oldDir = om, root.SnapshotDir(cur)
+	if cur > 0 {
+		oldDir = root.SnapshotDir(cur)
+	}
+	if !p.whole {
+		nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
+		if nerr != nil {
+			return res, fmt.Errorf("upstream %s: %w", up, nerr)
+		}
+		if oerr != nil {
+			return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", oerr)
+		}
+		defer nm.Close()
+		newIt = nm
+		if om != nil {
+			defer om.Close()
+			oldIt = om
+		}
 	}
 	// fetchList fetches files and applies their metadata.
 	var fetchedFiles, fetchedBytes atomic.Int64
@@ -535,35 +584,55 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	}
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
-	err = manifest.Diff(oldIt, nm, func(c manifest.Change) error {
-		if c.New == nil {
-			res.Deleted++
-			return nil
-		}
-		e := c.New
-		switch e.Type {
-		case manifest.Dir:
-			// made by MakeDirs above
-		case manifest.Symlink:
-			dst := join(work, e.Path)
-			if err := f.SymlinkIfPossible(e.Target, dst); err != nil {
-				return fmt.Errorf("symlink %s: %w", dst, err)
-			}
-		case manifest.File:
-			if c.Old != nil && c.Same {
-				res.Linked++
-				return links.add(e.Path)
-			}
-			if pre != nil {
-				return nil // being fetched already
-			}
-			fetch = append(fetch, *e)
-			if len(fetch) >= fetchChunk {
-				return fetchSome()
-			}
+	symlink := func(e *manifest.Entry) error {
+		dst := join(work, e.Path)
+		if err := f.SymlinkIfPossible(e.Target, dst); err != nil {
+			return fmt.Errorf("symlink %s: %w", dst, err)
 		}
 		return nil
-	})
+	}
+	if p.whole {
+		res.Deleted = p.removed
+		for i := range p.symlinks {
+			if err = symlink(&p.symlinks[i]); err != nil {
+				break
+			}
+		}
+		for _, rel := range p.links {
+			if err != nil {
+				break
+			}
+			res.Linked++
+			err = links.add(rel)
+		}
+	} else {
+		err = manifest.Diff(oldIt, newIt, func(c manifest.Change) error {
+			if c.New == nil {
+				res.Deleted++
+				return nil
+			}
+			e := c.New
+			switch e.Type {
+			case manifest.Dir:
+				// made by MakeDirs above
+			case manifest.Symlink:
+				return symlink(e)
+			case manifest.File:
+				if c.Old != nil && c.Same {
+					res.Linked++
+					return links.add(e.Path)
+				}
+				if pre != nil {
+					return nil // being fetched already
+				}
+				fetch = append(fetch, *e)
+				if len(fetch) >= fetchChunk {
+					return fetchSome()
+				}
+			}
+			return nil
+		})
+	}
 	if err == nil {
 		err = links.flush()
 	}

@@ -258,3 +258,42 @@ func TestSyncChunkedFetch(t *testing.T) {
 	}
 	verifyServed(t, fx.mRoot)
 }
+
+// Pass 2 builds the same tree, with the same counts, whether pass 1 kept
+// the whole plan, kept the fetch list only, or kept nothing.
+func TestSyncPlanModes(t *testing.T) {
+	tests := []struct {
+		name              string
+		fetchChunk, cap_ int // 0: default
+	}{
+		{name: "whole plan"},
+		{name: "links streamed", cap_: 10},
+		{name: "fetch streamed", fetchChunk: 2},
+		{name: "both streamed", fetchChunk: 2, cap_: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.fetchChunk > 0 {
+				defer mirror.SetFetchChunk(tt.fetchChunk)()
+			}
+			if tt.cap_ > 0 {
+				defer mirror.SetPlanCap(tt.cap_)()
+			}
+			fx := newFixture(t, 400)
+			files := len(fx.paths)
+			changed, deleted, added := fx.mutate(t)
+			fx.publish(t)
+			r := fx.sync(t, mirror.Options{Force: true})
+			if r.Fetched != changed+added {
+				t.Errorf("fetched %d, want %d", r.Fetched, changed+added)
+			}
+			if want := files - changed - deleted; r.Linked != want {
+				t.Errorf("linked %d, want %d", r.Linked, want)
+			}
+			if r.Deleted < deleted {
+				t.Errorf("deleted %d, want at least the %d files removed", r.Deleted, deleted)
+			}
+			verifyServed(t, fx.mRoot)
+		})
+	}
+}

@@ -133,6 +133,10 @@ func TestMirrorThroughDaemon(t *testing.T) {
 		testutil.Touch(t, src, paths[3], "changed three")
 		testutil.Touch(t, src, paths[40], "changed forty")
 		testutil.Touch(t, src, "new/file.txt", "brand new")
+		// Same base name in one batch: one comes flat, the other through
+		// the staging tree (Fetch); both must land in their own places.
+		testutil.Touch(t, src, "dupe/one/same.txt", "first of two")
+		testutil.Touch(t, src, "dupe/two/same.txt", "second of two")
 		if err := os.Remove(filepath.Join(src, paths[7])); err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +168,11 @@ func TestMirrorThroughDaemon(t *testing.T) {
 		}
 		if inode(t, filepath.Join(mir, "snapshots/1", paths[3])) == inode(t, filepath.Join(mir, "snapshots/2", paths[3])) {
 			t.Error("changed file shares its inode with the old snapshot")
+		}
+		for p, want := range map[string]string{"dupe/one/same.txt": "first of two", "dupe/two/same.txt": "second of two"} {
+			if b, err := os.ReadFile(filepath.Join(mir, "current", p)); err != nil || string(b) != want {
+				t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+			}
 		}
 		testutil.GitFsck(t, filepath.Join(mir, "current", "repo"))
 	})

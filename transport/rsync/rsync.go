@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -249,9 +250,14 @@ func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) erro
 	return nil
 }
 
-// Fetch implements transport.Upstream: one rsync run with --files-from
-// pulls the listed files of snapshots/N/ into a staging directory beside
-// dir, they are renamed into dir, then each is hashed and checked.
+// Fetch implements transport.Upstream: rsync runs with --files-from pull
+// the listed files of snapshots/N/ into a staging directory beside dir,
+// they are renamed into dir, then each is hashed and checked.
+//
+// Files whose base names are unique in the batch (usually nearly all) come
+// in one run into one flat directory (--no-relative), which costs no
+// staging directories to make and remove; the rest come in a second run
+// into a staging tree that mirrors their paths.
 func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
 	u.pending = nil
 	if len(files) == 0 {
@@ -261,32 +267,58 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	if err != nil {
 		return err
 	}
-	base, prefix := u.Addr.FilesFromBase()
-	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	for _, e := range files {
+		if err := manifest.CheckPath(e.Path); err != nil {
+			return fmt.Errorf("fetch snapshot %d: %w", n, err)
+		}
+	}
 	// The stage is on dir's filesystem, so moving files out is a rename.
 	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
 	if err := os.RemoveAll(stage); err != nil {
 		return fmt.Errorf("fetch snapshot %d: %w", n, err)
 	}
+	if err := os.Mkdir(stage, 0o700); err != nil {
+		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+	}
 	defer os.RemoveAll(stage)
-	made := map[string]bool{} // every staging directory, ancestors included
+	seen := make(map[string]bool, len(files))
+	var flat, deep []manifest.Entry
 	for _, e := range files {
-		if err := manifest.CheckPath(e.Path); err != nil {
-			return fmt.Errorf("fetch snapshot %d: %w", n, err)
-		}
-		d := filepath.Dir(filepath.Join(stage, filepath.FromSlash(snap+e.Path)))
-		if made[d] {
-			continue
-		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
-		}
-		for ; d != stage && !made[d]; d = filepath.Dir(d) {
-			made[d] = true
+		b := path.Base(e.Path)
+		if seen[b] {
+			deep = append(deep, e)
+		} else {
+			seen[b] = true
+			flat = append(flat, e)
 		}
 	}
-	list := filepath.Join(stage, "files")
-	err = fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
+	if err := u.fetchFlat(ctx, n, flat, stage, abs); err != nil {
+		return err
+	}
+	if err := u.fetchDeep(ctx, n, deep, stage, abs); err != nil {
+		return err
+	}
+	return u.check(ctx, n, files, abs)
+}
+
+// fetchArgs are the rsync arguments for pulling the files of list.
+func fetchArgs(files []manifest.Entry, list string) []string {
+	// Exactly the listed files (--files-from, no -r), contents only: no -a,
+	// as modes and mtimes come from the manifest afterwards (setMeta) and
+	// owners are the mirror's, so rsync makes no chmod, chown or utimes
+	// calls; --inplace: the stage is empty and private, so each file is
+	// written under its own name (no temp file and rename); -W: no basis
+	// file exists to send deltas against.
+	var largest int64 // nothing larger than the manifest claims is accepted
+	for _, e := range files {
+		largest = max(largest, e.Size)
+	}
+	return []string{"--inplace", "-W", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0"}
+}
+
+// writeList writes the --files-from list of files (paths below the module).
+func writeList(list, snap string, files []manifest.Entry) error {
+	return fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		for _, e := range files {
 			bw.WriteString(snap + e.Path)
@@ -294,21 +326,85 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		}
 		return bw.Flush()
 	})
-	if err != nil {
+}
+
+// fetchFlat pulls files, whose base names are distinct, into stage/flat and
+// renames each into place below abs.
+func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Entry, stage, abs string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	into := filepath.Join(stage, "flat")
+	if err := os.Mkdir(into, 0o700); err != nil {
+		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+	}
+	list := filepath.Join(stage, "flat.list")
+	if err := writeList(list, snap, files); err != nil {
 		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
 	}
-	// Exactly the listed files (--files-from, no -r), contents only: no -a,
-	// as modes and mtimes come from the manifest afterwards (setMeta) and
-	// owners are the mirror's, so rsync makes no chmod, chown or utimes
-	// calls; --inplace: the stage is empty and private, so each file is
-	// written under its own name (no temp file and rename); -W: no basis
-	// file exists to send deltas against; --no-implied-dirs: the staging
-	// directories exist and stay ours.
-	var largest int64 // nothing larger than the manifest claims is accepted
-	for _, e := range files {
-		largest = max(largest, e.Size)
+	// --no-relative: each file lands in into/ under its base name.
+	args := append(fetchArgs(files, list), "--no-relative", base, into+"/")
+	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
-	args := []string{"--no-implied-dirs", "--inplace", "-W", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0", base, stage + "/"}
+	if fi, err := os.Lstat(into); err != nil || !fi.IsDir() {
+		return fmt.Errorf("fetch snapshot %d from %s: staging directory %s was replaced: %w", n, u, into, manifest.ErrUnsafePath)
+	}
+	for _, e := range files {
+		if err := install(filepath.Join(into, path.Base(e.Path)), abs, e, n, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// install renames the fetched copy of e at from to its place below abs,
+// if it is a regular file.
+func install(from, abs string, e manifest.Entry, n uint64, u *Upstream) error {
+	if fi, err := os.Lstat(from); err != nil {
+		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: got a %s, not a file", e.Path, n, u, snapshot.ErrHashMismatch, fi.Mode().Type())
+	}
+	if err := os.Rename(from, filepath.Join(abs, filepath.FromSlash(e.Path))); err != nil {
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
+	}
+	return nil
+}
+
+// fetchDeep pulls files into a staging tree below stage/deep that mirrors
+// their paths and renames each into place below abs.
+func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Entry, stage, abs string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	into := filepath.Join(stage, "deep")
+	made := map[string]bool{into: true} // every staging directory, ancestors included
+	if err := os.Mkdir(into, 0o700); err != nil {
+		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+	}
+	for _, e := range files {
+		d := filepath.Dir(filepath.Join(into, filepath.FromSlash(snap+e.Path)))
+		if made[d] {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+		}
+		for ; d != into && !made[d]; d = filepath.Dir(d) {
+			made[d] = true
+		}
+	}
+	list := filepath.Join(stage, "deep.list")
+	if err := writeList(list, snap, files); err != nil {
+		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
+	}
+	// --no-implied-dirs: the staging directories exist and stay ours.
+	args := append(fetchArgs(files, list), "--no-implied-dirs", base, into+"/")
 	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
@@ -320,17 +416,11 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		}
 	}
 	for _, e := range files {
-		rel := filepath.FromSlash(e.Path)
-		if fi, err := os.Lstat(filepath.Join(stage, filepath.FromSlash(snap), rel)); err != nil {
-			return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
-		} else if !fi.Mode().IsRegular() {
-			return fmt.Errorf("fetch %s of snapshot %d from %s: %w: got a %s, not a file", e.Path, n, u, snapshot.ErrHashMismatch, fi.Mode().Type())
-		}
-		if err := os.Rename(filepath.Join(stage, filepath.FromSlash(snap), rel), filepath.Join(abs, rel)); err != nil {
-			return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
+		if err := install(filepath.Join(into, filepath.FromSlash(snap), filepath.FromSlash(e.Path)), abs, e, n, u); err != nil {
+			return err
 		}
 	}
-	return u.check(ctx, n, files, abs)
+	return nil
 }
 
 // check hashes every fetched file and compares it with its record.
