@@ -21,7 +21,12 @@
 # the other's dirty pages. Before each timed command the served snapshot is
 # read once (metadata and data) so that whichever side runs first does not
 # warm the page cache for the other: on a shared machine the master's pages
-# are otherwise evicted between runs. mirror-sync's own durability (syncfs before the flip) is counted.
+# are otherwise evicted between runs. Both sides pay for durability:
+# mirror-sync syncfs(2)s before its flip, so the rsync side is timed as
+# `rsync ... && sync -f DST` (the same syncfs), as in bench.sh. Trees are
+# moved aside rather than deleted between timed runs (deleted at the end):
+# on ext4 without a journal a deletion slows every inode allocation of the
+# next 60 s (see discard in bench.sh).
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
 # KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
@@ -104,6 +109,17 @@ timeit() {
 	e=$(date +%s%N)
 	echo "scale=4; ($e - $s) / 1000000000" | bc
 }
+# rsync_durable DST args...: rsync, then flush DST's filesystem.
+rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
+# discard PATH...: move out of the way, deleted at the end (see the header).
+discard() {
+	local p
+	for p in "$@"; do
+		[ -e "$p" ] || continue
+		mkdir -p "$B/trash"
+		mv "$p" "$(mktemp -d "$B/trash/t.XXXXXX")/"
+	done
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mirror() { "$MSYNC" --upstream "$UP" --root "$MIR" --quiet "$@"; }
 served() { readlink "$1/current"; }
@@ -115,13 +131,13 @@ verify_mirror() {
 # (c) initial copy.
 declare -a cs cb
 for i in $(seq "$REPEAT"); do
-	rm -rf "$MIR" "$B/base"
+	discard "$MIR" "$B/base"
 	log "(c) initial copy, run $i"
 	if [ $((i % 2)) = 1 ]; then
 		cs+=("$(timeit mirror)")
-		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+		cb+=("$(timeit rsync_durable "$B" -a "$PLAIN" "$B/base/")")
 	else
-		cb+=("$(timeit rsync -a "$PLAIN" "$B/base/")")
+		cb+=("$(timeit rsync_durable "$B" -a "$PLAIN" "$B/base/")")
 		cs+=("$(timeit mirror)")
 	fi
 done
@@ -155,13 +171,13 @@ for i in $(seq "$REPEAT"); do
 	new=$B/base.$i
 	if [ $((i % 2)) = 1 ]; then
 		bs+=("$(timeit mirror)")
-		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+		bb+=("$(timeit rsync_durable "$B" -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
 	else
-		bb+=("$(timeit rsync -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
+		bb+=("$(timeit rsync_durable "$B" -a --delete --link-dest="$prev" "$PLAIN" "$new/")")
 		bs+=("$(timeit mirror)")
 	fi
 	verify_mirror
-	[ "$prev" = "$B/base" ] || rm -rf "$prev"
+	[ "$prev" = "$B/base" ] || discard "$prev"
 	prev=$new
 done
 diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
