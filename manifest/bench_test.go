@@ -85,7 +85,13 @@ func BenchmarkCheck100k(b *testing.B) {
 }
 
 // BenchmarkDiffStream100k diffs two streamed manifests that differ by ~1%.
-func BenchmarkDiffStream100k(b *testing.B) {
+func BenchmarkDiffStream100k(b *testing.B) { benchDiffStream(b, false) }
+
+// BenchmarkDiffStreamReadahead100k decodes the two manifests on their own
+// goroutines (mirror-sync's pass 1).
+func BenchmarkDiffStreamReadahead100k(b *testing.B) { benchDiffStream(b, true) }
+
+func benchDiffStream(b *testing.B, ahead bool) {
 	data, m := benchManifest(b)
 	m2 := &Manifest{Snapshot: 2, Entries: append([]Entry(nil), m.Entries...)}
 	for i := range m2.Entries {
@@ -109,8 +115,15 @@ func BenchmarkDiffStream100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var i1, i2 Iterator = r1, r2
+		if ahead {
+			a1, a2 := NewReadahead(r1), NewReadahead(r2)
+			defer a1.Stop()
+			defer a2.Stop()
+			i1, i2 = a1, a2
+		}
 		changed := 0
-		if err := Diff(r1, r2, func(c Change) error {
+		if err := Diff(i1, i2, func(c Change) error {
 			if !c.Same {
 				changed++
 			}

@@ -386,12 +386,19 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 		return nil, servedErr(oerr)
 	}
 	defer nm.Close()
-	tn := &tagged{it: nm}
+	// Each manifest decodes on its own goroutine (Readahead); both are
+	// stopped before they are finished or closed.
+	na := manifest.NewReadahead(nm)
+	defer na.Stop()
+	tn := &tagged{it: na}
 	var to *tagged
 	var oldIt manifest.Iterator
+	var oa *manifest.Readahead
 	if om != nil {
 		defer om.Close()
-		to = &tagged{it: om}
+		oa = manifest.NewReadahead(om)
+		defer oa.Stop()
+		to = &tagged{it: oa}
 		oldIt = to
 	}
 	p := &plan{fetch: []manifest.Entry{}, whole: true}
@@ -444,10 +451,12 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	case err != nil:
 		return nil, err
 	}
+	na.Stop()
 	if err := nm.finish(); err != nil {
 		return nil, upErr(err)
 	}
 	if om != nil {
+		oa.Stop()
 		if err := om.Finish(); err != nil {
 			return nil, servedErr(err)
 		}
