@@ -263,7 +263,7 @@ func TestSyncChunkedFetch(t *testing.T) {
 // the whole plan, kept the fetch list only, or kept nothing.
 func TestSyncPlanModes(t *testing.T) {
 	tests := []struct {
-		name              string
+		name             string
 		fetchChunk, cap_ int // 0: default
 	}{
 		{name: "whole plan"},
