@@ -182,36 +182,42 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 	backoff := opt.Backoff
 	for attempt := 0; ; attempt++ {
 		res.Attempts++
-		r, err := buildOnce(ctx, root, up, n, cur, opt)
+		// recheck is step 5 of the protocol: once nothing more comes from
+		// the upstream, re-read its begin. If it moved, the upstream started
+		// an update after we read end; our copy is still good if snapshot n
+		// is intact (its files all verified), so make sure it was not pruned
+		// or replaced under us. buildOnce runs it as soon as its last fetch
+		// is done (beside the local links), and flips only if it passes.
+		recheck := func() error {
+			b2, err := up.Seq(ctx, seqfile.Begin)
+			if err != nil || b2 == e1 {
+				return err
+			}
+			now, _, err := up.Current(ctx)
+			if err != nil {
+				return err
+			}
+			if now < n && !opt.AllowRollback {
+				return &errRetry{fmt.Sprintf("upstream went back to snapshot %d during the copy", now)}
+			}
+			if err := stillThere(ctx, root, up, n); err != nil {
+				return &errRetry{err.Error()}
+			}
+			return nil
+		}
+		r, err := buildOnce(ctx, root, up, n, cur, opt, recheck)
 		retry := ""
+		var rt *errRetry
 		switch {
+		case errors.As(err, &rt):
+			retry = rt.why
 		case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
 			retry = err.Error()
 		case err != nil:
 			return res, err
 		default:
-			b2, err := up.Seq(ctx, seqfile.Begin)
-			if err != nil {
-				return res, err
-			}
-			if b2 != e1 {
-				// The upstream started an update after we read end. Our copy is
-				// still good if snapshot n is intact (its files all verified);
-				// make sure it was not pruned or replaced under us.
-				now, _, err := up.Current(ctx)
-				if err != nil {
-					return res, err
-				}
-				if now < n && !opt.AllowRollback {
-					retry = fmt.Sprintf("upstream went back to snapshot %d during the copy", now)
-				} else if err := stillThere(ctx, root, up, n); err != nil {
-					retry = err.Error()
-				}
-			}
-			if retry == "" {
-				r.Attempts = res.Attempts
-				return r, nil
-			}
+			r.Attempts = res.Attempts
+			return r, nil
 		}
 		if err := fsys.RemoveAll(root.FS, root.WorkDir()); err != nil {
 			return res, fmt.Errorf("discard the copy: %w", err)
@@ -238,6 +244,12 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		}
 	}
 }
+
+// errRetry is a copy that must be discarded and made again: the upstream
+// changed under it.
+type errRetry struct{ why string }
+
+func (e *errRetry) Error() string { return "upstream changed during the copy: " + e.why }
 
 // stillThere checks that the upstream still has snapshot n's manifest.
 func stillThere(ctx context.Context, root *export.Root, up transport.Upstream, n uint64) error {
@@ -467,7 +479,9 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	return p, nil
 }
 
-func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options) (Result, error) {
+// buildOnce makes snapshot n in .work and, if recheck (called once nothing
+// more is to come from the upstream) passes, flips to it.
+func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options, recheck func() error) (Result, error) {
 	f := root.FS
 	res := Result{Snapshot: cur}
 	t0 := time.Now()
@@ -508,6 +522,9 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 				return res, fmt.Errorf("remove fetched manifest: %w", err)
 			}
 			res.Entries = entries
+			if err := recheck(); err != nil {
+				return res, err
+			}
 			return flip(root, n, manPath, "", res, opt)
 		}
 		if n == cur {
@@ -528,7 +545,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		// Nothing to link from (a first copy or a rebuild): the upstream
 		// copies the whole snapshot at once and checks it against the
 		// manifest, which is decoded whole for it.
-		return fetchWhole(ctx, root, sf, n, manPath, work, dirs, entries, res, opt)
+		return fetchWhole(ctx, root, sf, n, manPath, work, dirs, entries, res, opt, recheck)
 	}
 	if err := snapshot.MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
@@ -589,7 +606,13 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	var fetched chan error
 	if pre != nil {
 		fetched = make(chan error, 1)
-		go func() { fetched <- fetchList(pre) }()
+		go func() {
+			err := fetchList(pre)
+			if err == nil {
+				err = recheck()
+			}
+			fetched <- err
+		}()
 	}
 	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
@@ -649,7 +672,13 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if pre == nil {
 		fetched = make(chan error, 1)
 		if err == nil {
-			go func() { fetched <- fetchSome() }()
+			go func() {
+				err := fetchSome()
+				if err == nil {
+					err = recheck()
+				}
+				fetched <- err
+			}()
 		} else {
 			fetched <- nil
 		}
@@ -679,7 +708,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 
 // fetchWhole has sf copy all of snapshot n into work, then finishes the
 // directories and flips to it.
-func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFetcher, n uint64, manPath, work string, dirs []manifest.Entry, entries int, res Result, opt Options) (Result, error) {
+func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFetcher, n uint64, manPath, work string, dirs []manifest.Entry, entries int, res Result, opt Options, recheck func() error) (Result, error) {
 	mf, err := root.FS.Open(manPath)
 	if err != nil {
 		return res, err
@@ -690,6 +719,9 @@ func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFet
 		return res, fmt.Errorf("manifest of snapshot %d: %w", n, err)
 	}
 	if err := sf.FetchSnapshot(ctx, n, m, work); err != nil {
+		return res, err
+	}
+	if err := recheck(); err != nil {
 		return res, err
 	}
 	for _, e := range m.Entries {

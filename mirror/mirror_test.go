@@ -563,3 +563,60 @@ func TestSyncRebuildsDanglingCurrent(t *testing.T) {
 		t.Fatalf("rebuilt snapshot: %v %v", probs, err)
 	}
 }
+
+// hookUp runs after once, right after its first Fetch.
+type hookUp struct {
+	*transport.Local
+	after func()
+	done  bool
+}
+
+func (h *hookUp) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	err := h.Local.Fetch(ctx, n, files, dir)
+	if !h.done {
+		h.done = true
+		h.after()
+	}
+	return err
+}
+
+// The upstream publishes and prunes the snapshot being copied once its files
+// are fetched: the re-read of begin sees the update, the snapshot is gone,
+// so the copy is discarded before any flip to it, and the retry takes the
+// newer snapshot (protocol section 4, mirror-sync steps 5 and 6).
+func TestNoFlipToSnapshotPrunedDuringCopy(t *testing.T) {
+	w := newWorld(t, baseFiles())
+	w.publish(t)
+	if _, err := w.sync(t, opts()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WriteTree(t, w.src, map[string]string{"a.txt": "second"})
+	if n := w.publish(t); n != 2 {
+		t.Fatalf("published %d", n)
+	}
+	local, err := transport.NewLocal(fsys.OS(), w.up.Dir)
+	must(t, err)
+	defer local.Close()
+	up := &hookUp{Local: local, after: func() {
+		testutil.WriteTree(t, w.src, map[string]string{"a.txt": "third"})
+		if n := w.publish(t); n != 3 {
+			t.Fatalf("published %d", n)
+		}
+		must(t, os.Remove(w.up.ManifestPath(2)))
+		must(t, fsys.RemoveAll(fsys.OS(), w.up.SnapshotDir(2)))
+	}}
+	var flips []uint64
+	opt := opts()
+	opt.BeforeFlip = func(n uint64) { flips = append(flips, n) }
+	res, err := mirror.Sync(context.Background(), w.mir, up, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.done {
+		t.Fatal("the upstream was never fetched from")
+	}
+	if len(flips) != 1 || flips[0] != 3 || res.Snapshot != 3 || res.Attempts != 2 {
+		t.Fatalf("flipped to %v, result %+v; want one flip, to 3, on the second attempt", flips, res)
+	}
+	requireMirrors(t, w.up, w.mir, 3)
+}
