@@ -120,6 +120,10 @@ discard() {
 		mv "$p" "$(mktemp -d "$B/trash/t.XXXXXX")/"
 	done
 }
+# empty_trash: delete what discard kept, then let the freed inodes age.
+empty_trash() {
+	if [ -e "$B/trash" ]; then rm -rf "$B/trash"; sync; log "waiting 61 s for freed inodes to age"; sleep 61; fi
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mirror() { "$MSYNC" --upstream "$UP" --root "$MIR" --quiet "$@"; }
 served() { readlink "$1/current"; }
@@ -142,6 +146,7 @@ for i in $(seq "$REPEAT"); do
 	fi
 done
 verify_mirror
+empty_trash
 
 # (a) no-op poll.
 declare -a as ab

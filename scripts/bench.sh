@@ -80,14 +80,16 @@ seqm() {
 rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
 
 # discard PATH...: takes trees out of the way of the next timed run without
-# deleting them: they move to $D/trash, deleted at the end of the whole run.
-# Deleting a tree shortly before a timed run makes that run pay for it: on
-# ext4 without a journal (as on the bench machines) inode allocation skips
-# every inode freed in the last 60 s (300 s while its inode-table block is
-# dirty), reading inode-table buffers one by one (recently_deleted() in
-# fs/ext4/ialloc.c); mkdir of a snapshot's 2,000 directories took 5-15x
-# longer right after `rm -rf` of another snapshot. Both sides would pay it,
-# so it only dilutes the ratios with noise; real publishes and syncs run
+# deleting them: they move to $D/trash, emptied between scenarios (then
+# settle). Deleting a tree shortly before a timed run makes that run pay for
+# it: on ext4 without a journal (as on the bench machines) inode allocation
+# skips every inode freed in the last 60 s (300 s while its inode-table
+# block is dirty), reading inode-table buffers one by one (recently_deleted()
+# in fs/ext4/ialloc.c); mkdir of a snapshot's 2,000 directories took 5-15x
+# longer right after `rm -rf` of another snapshot. Keeping many trees
+# around is not free either (every cached dentry lengthens the kernel's
+# lookup chains: linkat and fstatat slowed by ~25% with ~40 trees kept), so
+# the trash lives for one scenario only. Real publishes and syncs run
 # minutes apart. TRASH=0 deletes at once (the old behaviour); at N > 200000
 # the trees are too large to keep and are deleted at once anyway.
 TRASH=${TRASH:-1}
@@ -102,6 +104,10 @@ discard() {
 			rm -rf "$p"
 		fi
 	done
+}
+# empty_trash: delete what discard kept, then settle.
+empty_trash() {
+	if [ -e "$D/trash" ]; then rm -rf "$D/trash"; settle; fi
 }
 # settle: after deleting trees outside a timed run, let the kernel's window
 # for recently freed inodes pass.
@@ -174,6 +180,7 @@ scenario_publish_initial() {
 		fi
 	done
 	rm -rf "$UP"; mv "$D/pub-tmp" "$UP"
+	empty_trash
 	row publish-initial "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
@@ -190,6 +197,7 @@ scenario_sync_initial() {
 		fi
 	done
 	rm -rf "$M"; mv "$D/m-tmp" "$M"
+	empty_trash
 	row "sync-initial$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
@@ -207,6 +215,7 @@ scenario_noop() {
 		timed t rsync -a --delete "$rsrc" "$RS/"; r+=("$t")
 	done
 	discard "$RS"
+	empty_trash
 	row "noop-poll$label" "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
 }
 
@@ -221,6 +230,7 @@ scenario_publish_1pct() {
 		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
 	done
 	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
+	empty_trash
 	row publish-1pct "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
@@ -235,6 +245,7 @@ scenario_sync_1pct() {
 		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
 	done
 	[ "$(readlink "$M/current")" = snapshots/2 ] || die "mirror-sync did not reach snapshot 2"
+	empty_trash
 	row "sync-1pct$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
