@@ -398,6 +398,11 @@ type Status struct {
 	LagSnapshots     *uint64    `json:"lag_snapshots,omitempty"`
 	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
 	Problem          string     `json:"problem,omitempty"`
+	// LastError is why the most recent publish or sync of this root failed
+	// (after it took the lock), at LastErrorAt; the next run that succeeds,
+	// a no-op one included, clears both.
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
 // Status reads the live state of the root (seq files, current, snapshots).
@@ -434,7 +439,49 @@ func (r *Root) Status() (Status, error) {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
 	}
+	if rec, ok := r.recordedStatus(); ok {
+		s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
+	}
 	return s, nil
+}
+
+// recordedStatus reads ROOT/status.json, if it is there and valid.
+func (r *Root) recordedStatus() (Status, bool) {
+	var s Status
+	b, err := afero.ReadFile(r.FS, r.Path(StatusName))
+	if err != nil || len(b) > 1<<20 || json.Unmarshal(b, &s) != nil {
+		return s, false
+	}
+	return s, true
+}
+
+// RecordFailure durably notes in ROOT/status.json that a run failed with
+// err at now, with the rest of the live state. The caller holds the lock.
+func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error {
+	st, err := r.Status()
+	if err == nil {
+		if upstream != "" {
+			st.Upstream = upstream
+		} else if rec, ok := r.recordedStatus(); ok {
+			st.Upstream = rec.Upstream
+		}
+		t := now.UTC()
+		st.LastError, st.LastErrorAt = runErr.Error(), &t
+		err = r.WriteStatus(st)
+	}
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// ClearFailure rewrites ROOT/status.json from the live state if it records
+// a failure; otherwise it writes nothing (a no-op run stays write-free).
+func (r *Root) ClearFailure(upstream string) error {
+	if rec, ok := r.recordedStatus(); !ok || rec.LastError == "" {
+		return nil
+	}
+	return r.RecordStatus(upstream)
 }
 
 // CompareUpstream fills the upstream fields of s: upstream serves snapshot
@@ -462,6 +509,7 @@ func (r *Root) RecordStatus(upstream string) error {
 	st, err := r.Status()
 	if err == nil {
 		st.Upstream = upstream
+		st.LastError, st.LastErrorAt = "", nil
 		err = r.WriteStatus(st)
 	}
 	if err != nil {

@@ -45,9 +45,8 @@ func (e *errMoved) Error() string { return e.why }
 //     served snapshot), writes the manifest and flips exactly as Sync does.
 //
 // A copy that turns out identical to the served snapshot makes no new one.
-func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (Result, error) {
+func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
 	opt.defaults()
-	var res Result
 	tf, ok := up.(transport.TreeFetcher)
 	if !ok {
 		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
@@ -57,6 +56,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 		return res, err
 	}
 	defer lock.Unlock()
+	defer recordOutcome(root, up.String(), &err, opt.Now, opt.Log)
 	res.Previous, res.Snapshot = cur, cur
 	var old *manifest.Manifest
 	if cur > 0 {
@@ -90,7 +90,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			if _, err := root.Settle(); err != nil {
 				return res, err
 			}
-			return res, nil
+			return res, root.ClearFailure(up.String())
 		} else {
 			if begin == 0 {
 				if err := root.Cleanup(); err != nil {

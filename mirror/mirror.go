@@ -92,14 +92,14 @@ type Result struct {
 }
 
 // Sync brings root up to the snapshot up serves.
-func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (Result, error) {
+func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
 	opt.defaults()
-	var res Result
 	lock, cur, err := lockRoot(root)
 	if err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
+	defer recordOutcome(root, up.String(), &err, opt.Now, opt.Log)
 	if cur > 0 && !root.Complete(cur) {
 		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
 		cur = 0
@@ -148,14 +148,31 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	if !res.Changed {
 		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
 		// A run killed after its flip left begin > end: repair it.
-		if settled, err := root.Settle(); err != nil || !settled {
+		settled, err := root.Settle()
+		if err != nil {
 			return res, err
+		}
+		if !settled {
+			return res, root.ClearFailure(up.String())
 		}
 		opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
 		return res, root.RecordStatus(up.String())
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
 	return res, err
+}
+
+// recordOutcome notes a failed run in status.json (for monitors: a run
+// that died leaves begin > end, "updating", which alone cannot tell a
+// running update from a failed one). A successful run clears the note when
+// it writes status.json; a no-op run calls root.ClearFailure itself.
+func recordOutcome(root *export.Root, upstream string, errp *error, now func() time.Time, log *slog.Logger) {
+	if *errp == nil {
+		return
+	}
+	if err := root.RecordFailure(upstream, *errp, now()); err != nil {
+		log.Warn("could not record the failure in status.json", "err", err)
+	}
 }
 
 // lockRoot creates root's directories if needed, takes its writer lock and

@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -619,4 +620,83 @@ func TestNoFlipToSnapshotPrunedDuringCopy(t *testing.T) {
 		t.Fatalf("flipped to %v, result %+v; want one flip, to 3, on the second attempt", flips, res)
 	}
 	requireMirrors(t, w.up, w.mir, 3)
+}
+
+// recorded reads status.json as a monitor would.
+func recorded(tb testing.TB, r *export.Root) export.Status {
+	tb.Helper()
+	b, err := os.ReadFile(r.Path(export.StatusName))
+	must(tb, err)
+	var s export.Status
+	must(tb, json.Unmarshal(b, &s))
+	return s
+}
+
+// A refused run leaves its reason in status.json (last_error); the next run
+// that succeeds clears it, whether it changes the tree or is a no-op.
+func TestLastErrorRecordedAndCleared(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(t testing.TB, w *world) // makes the next sync fail
+		want   error                        // how it fails
+		mend   func(t testing.TB, w *world) // makes the next sync succeed
+		noop   bool                         // the succeeding sync changes nothing
+	}{
+		{
+			name:   "rollback refused, then a no-op poll",
+			break_: func(t testing.TB, w *world) { must(t, w.up.Flip(2)) },
+			want:   mirror.ErrRollback,
+			mend:   func(t testing.TB, w *world) { must(t, w.up.Flip(3)) },
+			noop:   true,
+		},
+		{
+			name: "too many deletes, then a good snapshot",
+			break_: func(t testing.TB, w *world) {
+				for _, p := range []string{"x/1", "x/2", "x/3", "x/4", "x/5", "a/b/c.txt", "a/b/d.txt"} {
+					must(t, os.Remove(filepath.Join(w.src, p)))
+				}
+				w.publish(t)
+			},
+			want: mirror.ErrTooManyDeletes,
+			mend: func(t testing.TB, w *world) {
+				testutil.WriteTree(t, w.src, map[string]string{"x/1": "1", "x/2": "2", "x/3": "3", "x/4": "4", "x/5": "5", "a/b/c.txt": "c", "a/b/d.txt": "d"})
+				w.publish(t)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, baseFiles())
+			for i := 0; i < 3; i++ {
+				testutil.Touch(t, w.src, "README", fmt.Sprint("v", i))
+				w.publish(t)
+			}
+			_, err := w.sync(t, opts())
+			must(t, err)
+			if s := recorded(t, w.mir); s.LastError != "" || s.LastErrorAt != nil {
+				t.Fatalf("status.json after a good sync: %+v", s)
+			}
+			tt.break_(t, w)
+			before := time.Now().Add(-time.Second)
+			if _, err := w.sync(t, opts()); !errors.Is(err, tt.want) {
+				t.Fatalf("sync = %v, want %v", err, tt.want)
+			}
+			s := recorded(t, w.mir)
+			if s.LastErrorAt == nil || s.LastErrorAt.Before(before) || !strings.Contains(s.LastError, strings.SplitN(tt.want.Error(), ":", 2)[0]) {
+				t.Fatalf("status.json after the failure: last_error %q at %v", s.LastError, s.LastErrorAt)
+			}
+			if live, err := w.mir.Status(); err != nil || live.LastError != s.LastError {
+				t.Fatalf("live status does not show the failure: %+v, %v", live, err)
+			}
+			tt.mend(t, w)
+			res, err := w.sync(t, opts())
+			must(t, err)
+			if res.Changed == tt.noop {
+				t.Fatalf("mending sync changed=%v, want %v", res.Changed, !tt.noop)
+			}
+			if s := recorded(t, w.mir); s.LastError != "" || s.LastErrorAt != nil {
+				t.Fatalf("status.json after the mending sync still has last_error %q", s.LastError)
+			}
+		})
+	}
 }

@@ -86,9 +86,8 @@ const fileBatch = 64
 const SourceSeqDir = "seq"
 
 // Publish makes a new snapshot of source in root and serves it.
-func Publish(ctx context.Context, root *export.Root, source string, opt PublishOptions) (PublishResult, error) {
+func Publish(ctx context.Context, root *export.Root, source string, opt PublishOptions) (res PublishResult, err error) {
 	opt.defaults()
-	var res PublishResult
 	if err := root.Init(); err != nil {
 		return res, err
 	}
@@ -97,6 +96,16 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		return res, err
 	}
 	defer lock.Unlock()
+	// A failure is noted in status.json (last_error) for monitors; the next
+	// run that succeeds clears it.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rerr := root.RecordFailure("", err, opt.Now()); rerr != nil {
+			opt.Log.Warn("could not record the failure in status.json", "err", rerr)
+		}
+	}()
 	if err := root.Cleanup(); err != nil {
 		return res, err
 	}
@@ -142,8 +151,12 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		if err := root.Cleanup(); err != nil {
 			return res, err
 		}
-		if settled, err := root.Settle(); err != nil || !settled {
+		settled, err := root.Settle()
+		if err != nil {
 			return res, err
+		}
+		if !settled {
+			return res, root.ClearFailure("")
 		}
 		return res, root.RecordStatus("")
 	}

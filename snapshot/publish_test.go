@@ -605,3 +605,35 @@ func TestWalkCanonical(t *testing.T) {
 		t.Fatalf("manifest of a walk: %v", err)
 	}
 }
+
+// A publish that fails after taking the lock notes why in status.json
+// (last_error); the next publish that succeeds, a no-op one included,
+// clears it, and a no-op publish with nothing to clear writes nothing.
+func TestPublishRecordsLastError(t *testing.T) {
+	src := richTree(t)
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	lastError := func() string {
+		t.Helper()
+		s, err := r.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.LastError
+	}
+	if e := lastError(); e != "" {
+		t.Fatalf("last_error after a good publish: %q", e)
+	}
+	if _, err := snapshot.Publish(context.Background(), r, filepath.Join(src, "no-such-dir"), fastOpts()); err == nil {
+		t.Fatal("publish of a missing source succeeded")
+	}
+	if e := lastError(); !strings.Contains(e, "no-such-dir") {
+		t.Fatalf("last_error after a failed publish: %q", e)
+	}
+	if res := publish(t, r, src, fastOpts()); res.Published {
+		t.Fatalf("unchanged source published: %+v", res)
+	}
+	if e := lastError(); e != "" {
+		t.Fatalf("last_error after a good no-op publish: %q", e)
+	}
+}
