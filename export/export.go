@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -405,8 +406,20 @@ type Status struct {
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
 
-// Status reads the live state of the root (seq files, current, snapshots).
+// Status reads the live state of the root (seq files, current, snapshots),
+// with the failure status.json records, if any.
 func (r *Root) Status() (Status, error) {
+	s, err := r.live()
+	if err == nil {
+		if rec, ok := r.recordedStatus(); ok {
+			s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
+		}
+	}
+	return s, err
+}
+
+// live is Status without reading status.json.
+func (r *Root) live() (Status, error) {
 	s := Status{Version: 1, Root: r.Dir, Snapshots: []uint64{}}
 	if err := r.Exists(); err != nil {
 		return s, err
@@ -439,9 +452,6 @@ func (r *Root) Status() (Status, error) {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
 	}
-	if rec, ok := r.recordedStatus(); ok {
-		s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
-	}
 	return s, nil
 }
 
@@ -458,7 +468,7 @@ func (r *Root) recordedStatus() (Status, bool) {
 // RecordFailure durably notes in ROOT/status.json that a run failed with
 // err at now, with the rest of the live state. The caller holds the lock.
 func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error {
-	st, err := r.Status()
+	st, err := r.live()
 	if err == nil {
 		if upstream != "" {
 			st.Upstream = upstream
@@ -473,6 +483,20 @@ func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error
 		return fmt.Errorf("write status: %w", err)
 	}
 	return nil
+}
+
+// RecordOutcome is for a deferred call by a run that holds the lock: if
+// *errp is a failure, it notes it in status.json (RecordFailure), logging
+// (not returning) a failure to do so. A run that died leaves begin > end
+// ("updating"), which alone cannot tell a running update from a failed
+// one; a run that succeeds clears the note (RecordStatus, ClearFailure).
+func (r *Root) RecordOutcome(upstream string, errp *error, now func() time.Time, log *slog.Logger) {
+	if *errp == nil {
+		return
+	}
+	if err := r.RecordFailure(upstream, *errp, now()); err != nil {
+		log.Warn("could not record the failure in status.json", "err", err)
+	}
 }
 
 // ClearFailure rewrites ROOT/status.json from the live state if it records
@@ -506,10 +530,9 @@ func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) 
 // RecordStatus durably writes ROOT/status.json from the live state;
 // upstream, if not empty, names where the root was last synced from.
 func (r *Root) RecordStatus(upstream string) error {
-	st, err := r.Status()
+	st, err := r.live() // without the failure status.json may record: cleared
 	if err == nil {
 		st.Upstream = upstream
-		st.LastError, st.LastErrorAt = "", nil
 		err = r.WriteStatus(st)
 	}
 	if err != nil {

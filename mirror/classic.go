@@ -24,10 +24,24 @@ import (
 // an unchanged upstream is a no-op. It is not part of any snapshot.
 const ClassicStateName = ".classic-end"
 
-// errMoved is one classic attempt's discovery that the upstream moved.
+// errMoved is one attempt's discovery that the upstream moved under the
+// copy: discard it and copy again.
 type errMoved struct{ why string }
 
 func (e *errMoved) Error() string { return e.why }
+
+// retryable reports whether err means "copy again" (the upstream moved,
+// files vanished, or it did not answer) and why.
+func retryable(err error) (string, bool) {
+	var moved *errMoved
+	switch {
+	case errors.As(err, &moved):
+		return moved.why, true
+	case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
+		return err.Error(), true
+	}
+	return "", false
+}
 
 // SyncClassic mirrors a "classic" upstream: a plain tree updated in place
 // whose writer bumps seq/begin before and seq/end after each change, with no
@@ -56,7 +70,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 		return res, err
 	}
 	defer lock.Unlock()
-	defer recordOutcome(root, up.String(), &err, opt.Now, opt.Log)
+	defer root.RecordOutcome(up.String(), &err, opt.Now, opt.Log)
 	res.Previous, res.Snapshot = cur, cur
 	var old *manifest.Manifest
 	if cur > 0 {
@@ -101,12 +115,10 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 				}
 			}
 			r, err := classicOnce(ctx, root, tf, up, e1, cur, old, opt)
-			var moved *errMoved
+			var again bool
+			retry, again = retryable(err)
 			switch {
-			case errors.As(err, &moved):
-				retry = moved.why
-			case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
-				retry = err.Error()
+			case again:
 			case err != nil:
 				return res, err
 			default:

@@ -99,7 +99,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		return res, err
 	}
 	defer lock.Unlock()
-	defer recordOutcome(root, up.String(), &err, opt.Now, opt.Log)
+	defer root.RecordOutcome(up.String(), &err, opt.Now, opt.Log)
 	if cur > 0 && !root.Complete(cur) {
 		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
 		cur = 0
@@ -162,19 +162,6 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	return res, err
 }
 
-// recordOutcome notes a failed run in status.json (for monitors: a run
-// that died leaves begin > end, "updating", which alone cannot tell a
-// running update from a failed one). A successful run clears the note when
-// it writes status.json; a no-op run calls root.ClearFailure itself.
-func recordOutcome(root *export.Root, upstream string, errp *error, now func() time.Time, log *slog.Logger) {
-	if *errp == nil {
-		return
-	}
-	if err := root.RecordFailure(upstream, *errp, now()); err != nil {
-		log.Warn("could not record the failure in status.json", "err", err)
-	}
-}
-
 // lockRoot creates root's directories if needed, takes its writer lock and
 // returns the snapshot it serves.
 func lockRoot(root *export.Root) (*export.Lock, uint64, error) {
@@ -215,21 +202,17 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 				return err
 			}
 			if now < n && !opt.AllowRollback {
-				return &errRetry{fmt.Sprintf("upstream went back to snapshot %d during the copy", now)}
+				return &errMoved{fmt.Sprintf("upstream went back to snapshot %d during the copy", now)}
 			}
 			if err := stillThere(ctx, root, up, n); err != nil {
-				return &errRetry{err.Error()}
+				return &errMoved{err.Error()}
 			}
 			return nil
 		}
 		r, err := buildOnce(ctx, root, up, n, cur, opt, recheck)
-		retry := ""
-		var rt *errRetry
+		retry, again := retryable(err)
 		switch {
-		case errors.As(err, &rt):
-			retry = rt.why
-		case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
-			retry = err.Error()
+		case again:
 		case err != nil:
 			return res, err
 		default:
@@ -261,12 +244,6 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		}
 	}
 }
-
-// errRetry is a copy that must be discarded and made again: the upstream
-// changed under it.
-type errRetry struct{ why string }
-
-func (e *errRetry) Error() string { return "upstream changed during the copy: " + e.why }
 
 // stillThere checks that the upstream still has snapshot n's manifest.
 func stillThere(ctx context.Context, root *export.Root, up transport.Upstream, n uint64) error {

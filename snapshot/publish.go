@@ -96,16 +96,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		return res, err
 	}
 	defer lock.Unlock()
-	// A failure is noted in status.json (last_error) for monitors; the next
-	// run that succeeds clears it.
-	defer func() {
-		if err == nil {
-			return
-		}
-		if rerr := root.RecordFailure("", err, opt.Now()); rerr != nil {
-			opt.Log.Warn("could not record the failure in status.json", "err", rerr)
-		}
-	}()
+	defer root.RecordOutcome("", &err, opt.Now, opt.Log)
 	if err := root.Cleanup(); err != nil {
 		return res, err
 	}

@@ -292,10 +292,12 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 			flat = append(flat, e)
 		}
 	}
-	if err := u.fetchFlat(ctx, n, flat, stage, abs); err != nil {
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
+	if err := u.fetchFlat(ctx, n, flat, base, snap, stage, abs); err != nil {
 		return err
 	}
-	if err := u.fetchDeep(ctx, n, deep, stage, abs); err != nil {
+	if err := u.fetchDeep(ctx, n, deep, base, snap, stage, abs); err != nil {
 		return err
 	}
 	return u.check(ctx, n, files, abs)
@@ -328,14 +330,13 @@ func writeList(list, snap string, files []manifest.Entry) error {
 	})
 }
 
-// fetchFlat pulls files, whose base names are distinct, into stage/flat and
-// renames each into place below abs.
-func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Entry, stage, abs string) error {
+// fetchFlat pulls files, whose base names are distinct, from snap (their
+// directory below the rsync source base) into stage/flat and renames each
+// into place below abs.
+func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Entry, base, snap, stage, abs string) error {
 	if len(files) == 0 {
 		return nil
 	}
-	base, prefix := u.Addr.FilesFromBase()
-	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
 	into := filepath.Join(stage, "flat")
 	if err := os.Mkdir(into, 0o700); err != nil {
 		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
@@ -376,12 +377,10 @@ func install(from, abs string, e manifest.Entry, n uint64, u *Upstream) error {
 
 // fetchDeep pulls files into a staging tree below stage/deep that mirrors
 // their paths and renames each into place below abs.
-func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Entry, stage, abs string) error {
+func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Entry, base, snap, stage, abs string) error {
 	if len(files) == 0 {
 		return nil
 	}
-	base, prefix := u.Addr.FilesFromBase()
-	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
 	into := filepath.Join(stage, "deep")
 	made := map[string]bool{into: true} // every staging directory, ancestors included
 	if err := os.Mkdir(into, 0o700); err != nil {
