@@ -138,7 +138,7 @@ row() {
 		rm=-; rnm=-; ratio=-; ration=-
 	fi
 	ROWS+=("$(printf '%-22s %9s %12s %9s %10s %14s %8s' "$name" "$ratio" "$ration" "$sm" "$rm" "$rnm" "$((rss / 1024))")")
-	log "$name: seqmirror $sm s, rsync $rm s (nosync $rnm s), ratio $ratio, peak RSS $((rss / 1024)) MiB"
+	log "$name: seqmirror $sm s, rsync $rm s (nosync $rnm s), ratio $ratio, peak RSS $((rss / 1024)) MiB; runs: seqmirror [$s] rsync [$r]"
 }
 
 print_table() {

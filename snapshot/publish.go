@@ -41,6 +41,10 @@ type PublishOptions struct {
 	// BeforeFlip, if set, runs after the snapshot is renamed into place and
 	// before current flips (tests use it to check crash points).
 	BeforeFlip func(n uint64)
+	// AfterList, if set, runs in each attempt that will publish, once the
+	// source is listed and before the listing's confirmation starts (tests
+	// change the source there).
+	AfterList func()
 }
 
 func (o *PublishOptions) defaults() {
@@ -104,13 +108,6 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	if err != nil {
 		return res, fmt.Errorf("%w: repair with `publish --force` after checking %s", err, root.Path(export.CurrentName))
 	}
-	if cur > 0 {
-		// Check the whole manifest now (one streaming pass); each attempt
-		// streams it again to pair it with the source, never holding it.
-		if err := checkManifest(root, cur); err != nil {
-			return res, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", err)
-		}
-	}
 	res.Snapshot = cur
 	var begin uint64
 	backoff := opt.Backoff
@@ -169,70 +166,86 @@ func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
 	return seqfile.Pair{Begin: b, End: e}, true, nil
 }
 
-// checkManifest validates snapshot n's manifest as ReadManifest would,
-// without keeping it.
-func checkManifest(root *export.Root, n uint64) error {
-	ms, err := root.OpenManifest(n)
-	if err != nil {
-		return err
-	}
-	defer ms.Close()
-	for {
-		if _, err := ms.Next(); err == io.EOF {
-			return ms.Finish()
-		} else if err != nil {
-			return err
-		}
-	}
+// pairer pairs the source's entries, handed to it in canonical order, with
+// the records of the served snapshot's manifest, streamed (and decoded on
+// its own goroutine) alongside: an entry at the same path with the same
+// type, mode, size and mtime is linkable and gets the recorded hash. It
+// reads the whole manifest and is what validates it: an error from finish
+// comes before anything is written.
+type pairer struct {
+	ms    *export.ManifestStream // nil: no served snapshot
+	ra    *manifest.Readahead
+	p     manifest.Entry // the next record
+	perr  error          // the error that ended the records (io.EOF)
+	count int            // records read
+	n     int            // entries paired
+	same  bool           // every entry so far had its identical record
 }
 
-// pairWithPrev streams the manifest of the served snapshot prev alongside
-// the source's entries: for each entry at the same path with the same type,
-// mode, size and mtime it sets linkable and copies the recorded hash into
-// the entry. same reports whether the source is exactly the snapshot.
-func pairWithPrev(root *export.Root, prev uint64, entries []manifest.Entry) (linkable []bool, same bool, err error) {
-	linkable = make([]bool, len(entries))
+func openPairer(root *export.Root, prev uint64) (*pairer, error) {
 	if prev == 0 {
-		return linkable, false, nil
+		return &pairer{perr: io.EOF}, nil
 	}
 	ms, err := root.OpenManifest(prev)
 	if err != nil {
-		return nil, false, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", err)
+		return nil, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", err)
 	}
-	defer ms.Close()
-	p, perr := ms.Next()
-	count := 0
-	advance := func() {
-		count++
-		p, perr = ms.Next()
+	pr := &pairer{ms: ms, ra: manifest.NewReadahead(ms), same: true}
+	pr.p, pr.perr = pr.ra.Next()
+	return pr, nil
+}
+
+// pair reports whether e is linkable, setting its hash if so.
+func (pr *pairer) pair(e *manifest.Entry) bool {
+	pr.n++
+	for pr.perr == nil && manifest.Compare(pr.p.Path, e.Path) < 0 {
+		pr.advance()
+		pr.same = false
 	}
-	same = true
-	for i := range entries {
-		for perr == nil && manifest.Compare(p.Path, entries[i].Path) < 0 {
-			advance()
-			same = false
-		}
-		if perr == nil && p.Path == entries[i].Path {
-			e := entries[i]
-			e.Hash = p.Hash
-			if e.SameContent(p) {
-				linkable[i] = true
-				entries[i].Hash = p.Hash
-			} else {
-				same = false
-			}
-			advance()
-		} else {
-			same = false
-		}
+	if pr.perr != nil || pr.p.Path != e.Path {
+		pr.same = false
+		return false
 	}
-	for perr == nil {
-		advance()
+	defer pr.advance()
+	c := *e
+	c.Hash = pr.p.Hash
+	if !c.SameContent(pr.p) {
+		pr.same = false
+		return false
 	}
-	if perr != io.EOF {
-		return nil, false, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", perr)
+	e.Hash = pr.p.Hash
+	return true
+}
+
+func (pr *pairer) advance() {
+	pr.count++
+	pr.p, pr.perr = pr.ra.Next()
+}
+
+// finish reads the rest of the manifest and reports whether the entries
+// paired were exactly the served snapshot.
+func (pr *pairer) finish() (same bool, err error) {
+	if pr.ms == nil {
+		return false, nil
 	}
-	return linkable, same && count == len(entries), nil
+	for pr.perr == nil {
+		pr.advance()
+	}
+	if pr.perr == io.EOF {
+		pr.ra.Stop()
+		pr.perr = pr.ms.Finish()
+	}
+	if pr.perr != nil {
+		return false, fmt.Errorf("read served snapshot's manifest: %w (run `publish verify`)", pr.perr)
+	}
+	return pr.same && pr.count == pr.n, nil
+}
+
+func (pr *pairer) close() {
+	if pr.ms != nil {
+		pr.ra.Stop()
+		pr.ms.Close()
+	}
 }
 
 func publishOnce(ctx context.Context, root *export.Root, source string, cur uint64, begin *uint64, opt PublishOptions) (res PublishResult, err error) {
@@ -255,7 +268,23 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if hasSeq {
 		skip = func(rel string) bool { return rel == SourceSeqDir }
 	}
-	entries, err := Walk(ctx, f, source, skip)
+	// Pair each source entry with the previous snapshot's record at the
+	// same path as the listing hands them over, in order.
+	pr, err := openPairer(root, cur)
+	if err != nil {
+		return res, err
+	}
+	defer pr.close()
+	watch := newChangeWatch()
+	defer watch.Close()
+	var entries []manifest.Entry
+	var linkable []bool
+	err = walk(ctx, f, source, skip, watch, func(n int) {
+		entries, linkable = make([]manifest.Entry, 0, n), make([]bool, 0, n)
+	}, func(e *manifest.Entry) {
+		entries = append(entries, *e)
+		linkable = append(linkable, pr.pair(&entries[len(entries)-1]))
+	})
 	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errSourceMissing) {
 		return res, &errChanged{err.Error()} // something vanished mid-walk
 	}
@@ -263,41 +292,64 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		return res, err
 	}
 	res.Entries = len(entries)
-	phase("walk")
-	// Pair each source entry with the previous snapshot's record at the same path.
-	linkable, same, err := pairWithPrev(root, cur, entries)
+	same, err := pr.finish()
 	if err != nil {
 		return res, err
 	}
-	phase("pair")
+	phase("walk and pair")
 	if same && !opt.Force {
 		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
 	}
-	// The second listing confirms the first: if every entry (directories
-	// included, whose mtimes move when entries come and go) looks the same
-	// in a listing started after the first one ended, each was unchanged
-	// over an interval containing the instant the first listing ended, so
-	// the first listing is the tree as it was at that instant. It needs
-	// nothing from the copy, so it runs now, beside the linking: linked
-	// files come from the served snapshot, never from the source, and each
-	// copied file is checked on its own after its copy (fileJob). The
-	// snapshot is therefore exactly the source as of that instant. A
-	// difference cancels the attempt at once.
+	// The listing must be confirmed: if every entry (directories included,
+	// whose mtimes move when entries come and go) stayed the same from the
+	// moment it was listed until the copy is done, each was unchanged over
+	// an interval containing the instant the listing ended, so the listing
+	// is the tree as it was at that instant. Linked files come from the
+	// served snapshot, never from the source, and each copied file is
+	// checked on its own after its copy (fileJob), so the snapshot is then
+	// exactly the source as of that instant.
+	//
+	// The inotify watch the walk set up confirms it for nothing (no event
+	// queued by the end of the copy); where it cannot vouch (changeWatch),
+	// a second listing started after the first ended does, beside the
+	// linking (it needs nothing from the copy). Either cancels the attempt
+	// at the first difference.
+	if opt.AfterList != nil {
+		opt.AfterList()
+	}
 	actx, cancelAttempt := context.WithCancelCause(ctx)
-	confirmed := make(chan error, 1)
-	go func() {
-		err := confirmListing(actx, f, source, skip, entries)
-		if err != nil {
-			cancelAttempt(err)
+	var confirm func() error
+	if watch.ok() {
+		watch.notify(cancelAttempt)
+		confirm = func() error {
+			return watch.check(func(rel string) (manifest.Entry, error) {
+				full := filepath.Join(source, filepath.FromSlash(rel))
+				fi, err := fsys.Lstat(f, full)
+				if err != nil {
+					return manifest.Entry{}, err
+				}
+				return EntryFromInfo(f, full, rel, fi)
+			})
 		}
-		confirmed <- err
-	}()
+	} else {
+		opt.Log.Debug("confirming the listing by listing the source again", "why", watch.why())
+		watch.Close()
+		confirmed := make(chan error, 1)
+		go func() {
+			err := confirmListing(actx, f, source, skip, entries)
+			if err != nil {
+				cancelAttempt(err)
+			}
+			confirmed <- err
+		}()
+		confirm = func() error { return <-confirmed }
+	}
 	var confirmErr error
 	joined := false
 	join := func() error {
 		if !joined {
-			joined, confirmErr = true, <-confirmed
+			joined, confirmErr = true, confirm()
 		}
 		return confirmErr
 	}

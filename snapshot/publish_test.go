@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -635,5 +636,54 @@ func TestPublishRecordsLastError(t *testing.T) {
 	}
 	if e := lastError(); e != "" {
 		t.Fatalf("last_error after a good no-op publish: %q", e)
+	}
+}
+
+// TestPublishCorruptServedManifest: publish reads the served snapshot's
+// manifest to pair the source with it; a manifest that does not check out
+// stops publish before anything is written, whether or not the source
+// changed.
+func TestPublishCorruptServedManifest(t *testing.T) {
+	// other is a valid manifest of another snapshot (2), from a second root.
+	src0 := richTree(t)
+	r0 := newRoot(t)
+	publish(t, r0, src0, fastOpts())
+	testutil.Touch(t, src0, "README", "changed")
+	publish(t, r0, src0, fastOpts())
+	other, err := os.ReadFile(r0.ManifestPath(2))
+	must(t, err)
+	tests := []struct {
+		name   string
+		mangle func([]byte) []byte
+	}{
+		{"truncated", func(b []byte) []byte { return b[:len(b)*2/3] }},
+		{"no footer", func(b []byte) []byte { return b[:bytes.LastIndex(b, []byte("end "))] }},
+		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 1; return b }},
+		{"another snapshot's", func([]byte) []byte { return other }},
+	}
+	for _, tc := range tests {
+		for _, changed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/source changed=%v", tc.name, changed), func(t *testing.T) {
+				src := richTree(t)
+				r := newRoot(t)
+				publish(t, r, src, fastOpts())
+				b, err := os.ReadFile(r.ManifestPath(1))
+				must(t, err)
+				must(t, os.WriteFile(r.ManifestPath(1), tc.mangle(b), 0o644))
+				if changed {
+					testutil.Touch(t, src, "dir/sub/deep.txt", "deeper")
+				}
+				_, err = snapshot.Publish(context.Background(), r, src, fastOpts())
+				if !errors.Is(err, manifest.ErrCorrupt) || !strings.Contains(err.Error(), "publish verify") {
+					t.Fatalf("Publish = %v, want manifest.ErrCorrupt and advice to run publish verify", err)
+				}
+				if p := counters(t, r); p != (seqfile.Pair{Begin: 1, End: 1}) {
+					t.Fatalf("counters = %+v, want 1/1 (nothing started)", p)
+				}
+				if snaps, _ := r.Snapshots(); !slices.Equal(snaps, []uint64{1}) {
+					t.Fatalf("snapshots = %v, want [1]", snaps)
+				}
+			})
+		}
 	}
 }

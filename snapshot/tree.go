@@ -75,7 +75,7 @@ func typeName(m fs.FileMode) string {
 // error itself, are those of a sequential depth-first walk.
 func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool) ([]manifest.Entry, error) {
 	var out []manifest.Entry
-	err := walk(ctx, f, dir, skip, func(n int) { out = make([]manifest.Entry, 0, n) }, func(e *manifest.Entry) {
+	err := walk(ctx, f, dir, skip, nil, func(n int) { out = make([]manifest.Entry, 0, n) }, func(e *manifest.Entry) {
 		out = append(out, *e)
 	})
 	return out, err
@@ -85,10 +85,13 @@ func Walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 // a list: fn sees exactly the entries Walk would return, then WalkEach
 // returns Walk's error. fn must not keep e.
 func WalkEach(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, fn func(e *manifest.Entry)) error {
-	return walk(ctx, f, dir, skip, nil, fn)
+	return walk(ctx, f, dir, skip, nil, nil, fn)
 }
 
-func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, size func(int), fn func(*manifest.Entry)) error {
+// walk is WalkEach adding each directory it lists to watch (if not nil)
+// before reading it, and noting hard-linked files (changeWatch); size, if
+// not nil, learns the number of entries before fn sees the first.
+func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, watch *changeWatch, size func(int), fn func(*manifest.Entry)) error {
 	fi, err := f.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
@@ -100,7 +103,7 @@ func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
 		prefix += string(filepath.Separator)
 	}
-	w := &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, sem: make(chan struct{}, walkWorkers())}
+	w := &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, watch: watch, sem: make(chan struct{}, walkWorkers())}
 	root := &walkDir{}
 	w.wg.Add(1)
 	w.list(root, "")
@@ -128,6 +131,7 @@ type walker struct {
 	dir    string
 	prefix string // dir, clean, ending in a separator
 	skip   func(string) bool
+	watch  *changeWatch  // nil, or told of every directory and hard-linked file
 	sem    chan struct{} // bounds the goroutines beyond the caller's
 	wg     sync.WaitGroup
 }
@@ -141,22 +145,41 @@ func (w *walker) list(d *walkDir, rel string) {
 		return
 	}
 	full := filepath.Join(w.dir, rel)
-	h, err := w.f.Open(full)
-	if err != nil {
-		d.err = fmt.Errorf("walk %s: %w", full, err)
-		return
-	}
-	defer h.Close()
-	names, err := h.Readdirnames(-1)
-	if err != nil {
-		d.err = fmt.Errorf("walk %s: %w", full, err)
-		return
-	}
-	// On the real filesystem, stat entries relative to the open directory
-	// (one path component for the kernel to resolve, no FileInfo).
+	// On the real filesystem, the directory is opened and read with plain
+	// system calls (an *os.File costs a poller registration attempt and two
+	// fcntl calls for Fd), and its entries are stat'ed relative to it (one
+	// path component for the kernel to resolve, no FileInfo).
 	dirfd := -1
-	if osf, ok := h.(*os.File); ok && fsys.IsOS(w.f) {
-		dirfd = int(osf.Fd())
+	var names []string
+	if fsys.IsOS(w.f) {
+		fd, err := openDir(full)
+		if err != nil {
+			d.err = fmt.Errorf("walk %s: %w", full, err)
+			return
+		}
+		defer unix.Close(fd)
+		dirfd = fd
+		if w.watch != nil {
+			w.watch.addDir(fd, full)
+		}
+		if names, err = readDirNames(fd, full); err != nil {
+			d.err = fmt.Errorf("walk %s: %w", full, err)
+			return
+		}
+	} else {
+		if w.watch != nil {
+			w.watch.fail(errors.New("not the OS filesystem"))
+		}
+		h, err := w.f.Open(full)
+		if err != nil {
+			d.err = fmt.Errorf("walk %s: %w", full, err)
+			return
+		}
+		defer h.Close()
+		if names, err = h.Readdirnames(-1); err != nil {
+			d.err = fmt.Errorf("walk %s: %w", full, err)
+			return
+		}
 	}
 	sort.Strings(names)
 	d.entries = make([]manifest.Entry, 0, len(names))
@@ -168,16 +191,20 @@ func (w *walker) list(d *walkDir, rel string) {
 		if w.skip != nil && w.skip(r) {
 			continue
 		}
-		p := w.prefix + filepath.FromSlash(r) // filepath.Join(w.dir, r), without its Clean
 		if dirfd >= 0 {
-			e, ok, err := statAt(dirfd, name, p, r)
+			e, nlink, ok, err := statAt(dirfd, name, r)
 			if err != nil {
-				d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
+				d.err = fmt.Errorf("walk: %w", w.pathErr(err, r))
 				return
 			}
 			if ok {
-				if err := manifest.CheckPath(e.Path); err != nil {
-					d.err = fmt.Errorf("walk %s: %w", p, err)
+				if w.watch != nil && e.Type == manifest.File {
+					w.watch.noteFile(&e, nlink)
+				}
+				// rel was checked when it was listed; a name from the
+				// kernel has no '/', so checking it checks the path.
+				if err := manifest.CheckPath(name); err != nil {
+					d.err = fmt.Errorf("walk %s: %w", w.prefix+filepath.FromSlash(r), err)
 					return
 				}
 				w.add(d, e, r)
@@ -185,6 +212,7 @@ func (w *walker) list(d *walkDir, rel string) {
 			}
 			// Not a file or directory: the general path below decides.
 		}
+		p := w.prefix + filepath.FromSlash(r) // filepath.Join(w.dir, r), without its Clean
 		fi, err := fsys.Lstat(w.f, p)
 		if err != nil {
 			d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
@@ -226,11 +254,56 @@ func (w *walker) add(d *walkDir, e manifest.Entry, r string) {
 	}
 }
 
+// openDir opens directory path for reading its entries, as os.Open would.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+var direntPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// readDirNames returns the names in the directory open as fd (path is for
+// errors), as (*os.File).Readdirnames(-1) would.
+func readDirNames(fd int, path string) ([]string, error) {
+	bp := direntPool.Get().(*[]byte)
+	defer direntPool.Put(bp)
+	var names []string
+	for {
+		n, err := unix.ReadDirent(fd, *bp)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdirent", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent((*bp)[:n], -1, names)
+	}
+}
+
+// pathErr is err, a *fs.PathError naming rel, naming the full path instead.
+func (w *walker) pathErr(err error, rel string) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		pe.Path = w.prefix + filepath.FromSlash(rel)
+	}
+	return err
+}
+
 // statAt is lstat of name in the directory open as dirfd, for regular files
-// and directories: the entry EntryFromInfo would make from os.Lstat(full).
-// ok is false for other types (the caller takes the general path). Errors
-// are os.Lstat's.
-func statAt(dirfd int, name, full, rel string) (manifest.Entry, bool, error) {
+// and directories: the entry EntryFromInfo would make from os.Lstat, and its
+// link count. ok is false for other types (the caller takes the general
+// path). Errors are os.Lstat's, naming rel.
+func statAt(dirfd int, name, rel string) (e manifest.Entry, nlink uint64, ok bool, err error) {
 	var st unix.Stat_t
 	for {
 		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -238,20 +311,20 @@ func statAt(dirfd int, name, full, rel string) (manifest.Entry, bool, error) {
 			continue
 		}
 		if err != nil {
-			return manifest.Entry{}, false, &fs.PathError{Op: "lstat", Path: full, Err: err}
+			return manifest.Entry{}, 0, false, &fs.PathError{Op: "lstat", Path: rel, Err: err}
 		}
 		break
 	}
-	e := manifest.Entry{Path: rel, Mode: fs.FileMode(st.Mode & 0o777)}
+	e = manifest.Entry{Path: rel, Mode: fs.FileMode(st.Mode & 0o777)}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		e.Type, e.Size, e.MTime = manifest.File, st.Size, time.Unix(st.Mtim.Unix()).UnixNano()
 	case unix.S_IFDIR:
 		e.Type, e.MTime = manifest.Dir, time.Unix(st.Mtim.Unix()).UnixNano()
 	default:
-		return manifest.Entry{}, false, nil
+		return manifest.Entry{}, 0, false, nil
 	}
-	return e, true, nil
+	return e, uint64(st.Nlink), true, nil
 }
 
 func (d *walkDir) count() int {
