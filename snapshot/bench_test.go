@@ -3,12 +3,14 @@ package snapshot
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -29,6 +31,41 @@ func BenchmarkWalk10k(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := walkRef(ctx, f, dir, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkConfirm10k lists a 10k-file tree and confirms the listing, the
+// two ways publish can: through the inotify watch set up while listing
+// (checked once at the end), and by listing it a second time.
+func BenchmarkConfirm10k(b *testing.B) {
+	dir := b.TempDir()
+	testutil.GenTree(b, dir, 10000, 1)
+	f := fsys.OS()
+	ctx := context.Background()
+	b.Run("watch", func(b *testing.B) {
+		for b.Loop() {
+			w := newChangeWatch()
+			var entries []manifest.Entry
+			err := walk(ctx, f, dir, nil, w, nil, func(e *manifest.Entry) { entries = append(entries, *e) })
+			if err == nil {
+				err = w.check(func(string) (manifest.Entry, error) { return manifest.Entry{}, errors.New("no hard links here") })
+			}
+			w.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("second-walk", func(b *testing.B) {
+		for b.Loop() {
+			entries, err := Walk(ctx, f, dir, nil)
+			if err == nil {
+				err = confirmListing(ctx, f, dir, nil, entries)
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -11,6 +11,13 @@
 // permission bits, size and modification time to the nanosecond; with
 // Force, a file is linked only if its content hash also matches.
 //
+// A source that changes while Publish copies it is noticed and the attempt
+// retried: the snapshot is the source as it was at one instant (the end of
+// its listing), or nothing is published. On local filesystems an inotify
+// watch on every source directory tells (changeWatch); elsewhere a second
+// listing does. docs/protocol.md (publish, step 6) states the rule and its
+// blind spots.
+//
 // Copies hash while they copy (one pass over the data), and every file that
 // came from anywhere but a verified local snapshot is checked against its
 // manifest hash before the flip.

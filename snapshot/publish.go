@@ -515,6 +515,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if err := join(); err != nil {
 		return res, err
 	}
+	watch.Close()
 	phase("confirm")
 	if hasSeq {
 		after, _, err := sourceSeq(f, source)

@@ -25,7 +25,8 @@ import (
 // inotify reports a write to the parent directory of the name it was made
 // through, so a file with other hard links could change unseen: files
 // listed with a link count above one are kept aside and stat'ed again by
-// check. Writes through a shared writable mmap raise no event (nor, once
+// check (a few thousand at most: a tree of hard links is confirmed by the
+// second walk). Writes through a shared writable mmap raise no event (nor, once
 // the page is dirty, a new mtime for a second walk to see). On network
 // and FUSE filesystems changes made elsewhere raise no event at all: the
 // watch gives up (fails) on any directory that is not on a local
@@ -40,6 +41,9 @@ type changeWatch struct {
 	failed error            // why the watch cannot vouch for the listing
 	linked []manifest.Entry // files listed with more than one link
 	dirs   map[int]string   // watch descriptor -> directory, for messages
+	// maxLinked bounds linked, which check stats one by one; beyond it the
+	// watch gives up and the (parallel) second walk confirms the listing.
+	maxLinked int
 }
 
 // watchMask is every event that means a directory's listing changed.
@@ -68,13 +72,13 @@ func newChangeWatch() *changeWatch {
 	if err != nil {
 		return &changeWatch{fd: -1, failed: fmt.Errorf("inotify_init1: %w", err)}
 	}
-	return &changeWatch{fd: fd, dirs: map[int]string{}}
+	return &changeWatch{fd: fd, dirs: map[int]string{}, maxLinked: 4096}
 }
 
 func (w *changeWatch) fail(err error) {
 	w.mu.Lock()
 	if w.failed == nil {
-		w.failed = err
+		w.failed, w.linked = err, nil
 	}
 	w.mu.Unlock()
 }
@@ -120,11 +124,20 @@ func (w *changeWatch) addDir(dirfd int, full string) {
 
 // noteFile records a regular file listed with nlink links.
 func (w *changeWatch) noteFile(e *manifest.Entry, nlink uint64) {
-	if nlink > 1 {
-		w.mu.Lock()
-		w.linked = append(w.linked, *e)
-		w.mu.Unlock()
+	if nlink <= 1 {
+		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return
+	}
+	if len(w.linked) == w.maxLinked {
+		w.failed = fmt.Errorf("more than %d source files have other hard links", w.maxLinked)
+		w.linked = nil
+		return
+	}
+	w.linked = append(w.linked, *e)
 }
 
 // notify calls onChange, once, from its own goroutine, as soon as an event
@@ -246,11 +259,14 @@ func (w *changeWatch) describe(buf []byte) string {
 	return what
 }
 
-// Close releases the inotify instance and its watches.
+// Close releases the inotify instance and its watches, in the background:
+// closing an inotify descriptor waits for an RCU grace period (~10 ms here)
+// before the marks are freed, which nobody needs to wait for. Call it from
+// the goroutine that made the watch; a second call does nothing.
 func (w *changeWatch) Close() {
 	w.halt()
 	if w.fd >= 0 {
-		unix.Close(w.fd)
+		go unix.Close(w.fd)
 		w.fd = -1
 	}
 }
