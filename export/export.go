@@ -115,8 +115,22 @@ func (r *Root) Lock() (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
-// Unlock releases the lock.
-func (l *Lock) Unlock() error { return l.f.Close() }
+// Unlock releases the lock. A flock belongs to the open file, which a
+// child forked by another goroutine shares until its exec has closed it
+// (the descriptor is close-on-exec, but the forking parent resumes before
+// the child closes it): Unlock releases the lock explicitly (LOCK_UN)
+// before closing, so the lock is free when Unlock returns and the next Lock
+// in this process does not find it held by such a child.
+func (l *Lock) Unlock() error {
+	errU := unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	if errU != nil {
+		return fmt.Errorf("unlock: %w", errU)
+	}
+	return nil
+}
 
 // Current returns the snapshot number current points to, 0 if there is none.
 func (r *Root) Current() (uint64, error) {

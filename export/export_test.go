@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +116,40 @@ func TestLockExclusive(t *testing.T) {
 		t.Fatalf("Lock after Unlock: %v", err)
 	}
 	l2.Unlock()
+}
+
+// TestLockFreeAfterUnlockWhileForking: other goroutines fork and exec
+// children all along; a child shares the lock's open file until its exec,
+// so an Unlock that only closed it would leave the next Lock in this
+// process refused now and then (a flaky test once showed it).
+func TestLockFreeAfterUnlockWhileForking(t *testing.T) {
+	r := newRoot(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				exec.Command("true").Run()
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 2000 {
+		l, err := r.Lock()
+		if err != nil {
+			t.Fatalf("Lock %d after Unlock: %v", i, err)
+		}
+		if err := l.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestLockCreatesRoot(t *testing.T) {
