@@ -1,14 +1,12 @@
 package snapshot_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -23,32 +21,13 @@ import (
 // by listing the source again rather than through inotify.
 const walkFallback = "confirming the listing by listing the source again"
 
-// logBuffer collects log lines (all levels) for a test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // onLocalFS reports whether dir is on a filesystem whose changes raise
 // inotify events (snapshot's list), where publish must use the watch.
 func onLocalFS(tb testing.TB, dir string) bool {
 	tb.Helper()
 	var st unix.Statfs_t
 	must(tb, unix.Statfs(dir, &st))
-	switch st.Type {
-	case 0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0xF2F52010, 0x2FC12FC1, 0xCA451A4E:
+	if _, ok := snapshot.LocalFS[int64(st.Type)]; ok {
 		return true
 	}
 	tb.Logf("%s is on filesystem type %#x: publish confirms by walking", dir, st.Type)
@@ -106,7 +85,7 @@ func TestPublishSourceChangesAfterListing(t *testing.T) {
 				r := export.New(f, filepath.Join(t.TempDir(), "root"))
 				publish(t, r, src, fastOpts())
 				testutil.Touch(t, src, "bin/tool", "#!/bin/sh\necho hello\n") // something to publish
-				var logs logBuffer
+				var logs testutil.SyncBuffer
 				opt := fastOpts()
 				opt.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				calls := 0

@@ -322,19 +322,9 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	var confirm func() error
 	if watch.ok() {
 		watch.notify(cancelAttempt)
-		confirm = func() error {
-			return watch.check(func(rel string) (manifest.Entry, error) {
-				full := filepath.Join(source, filepath.FromSlash(rel))
-				fi, err := fsys.Lstat(f, full)
-				if err != nil {
-					return manifest.Entry{}, err
-				}
-				return EntryFromInfo(f, full, rel, fi)
-			})
-		}
+		confirm = func() error { return watch.check(f, source) }
 	} else {
 		opt.Log.Debug("confirming the listing by listing the source again", "why", watch.why())
-		watch.Close()
 		confirmed := make(chan error, 1)
 		go func() {
 			err := confirmListing(actx, f, source, skip, entries)

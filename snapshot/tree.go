@@ -103,6 +103,10 @@ func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool
 	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
 		prefix += string(filepath.Separator)
 	}
+	if watch != nil && !fsys.IsOS(f) {
+		watch.fail(errors.New("not the OS filesystem"))
+		watch = nil
+	}
 	w := &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, watch: watch, sem: make(chan struct{}, walkWorkers())}
 	root := &walkDir{}
 	w.wg.Add(1)
@@ -167,9 +171,6 @@ func (w *walker) list(d *walkDir, rel string) {
 			return
 		}
 	} else {
-		if w.watch != nil {
-			w.watch.fail(errors.New("not the OS filesystem"))
-		}
 		h, err := w.f.Open(full)
 		if err != nil {
 			d.err = fmt.Errorf("walk %s: %w", full, err)

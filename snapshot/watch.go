@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -203,9 +204,9 @@ func (w *changeWatch) read() error {
 
 // check reports whether anything changed since each directory was
 // watched: an *errChanged if an event is queued or a hard-linked file
-// stats differently (lstat is the walker's), another error if the watch
-// cannot tell (then confirm by walking). It stops notify.
-func (w *changeWatch) check(lstat func(rel string) (manifest.Entry, error)) error {
+// (path relative to dir, on f) stats differently, another error if the
+// watch cannot tell (then confirm by walking). It stops notify.
+func (w *changeWatch) check(f fsys.FS, dir string) error {
 	w.halt()
 	w.mu.Lock()
 	failed, seen := w.failed, w.seen
@@ -220,7 +221,12 @@ func (w *changeWatch) check(lstat func(rel string) (manifest.Entry, error)) erro
 		return err
 	}
 	for _, e := range w.linked {
-		a, err := lstat(e.Path)
+		full := filepath.Join(dir, filepath.FromSlash(e.Path))
+		fi, err := fsys.Lstat(f, full)
+		var a manifest.Entry
+		if err == nil {
+			a, err = EntryFromInfo(f, full, e.Path, fi)
+		}
 		if err != nil {
 			return &errChanged{fmt.Sprintf("%s: %v", e.Path, err)}
 		}

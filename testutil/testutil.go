@@ -1,11 +1,13 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -129,4 +131,23 @@ func GitFsck(tb testing.TB, dir string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("git fsck in %s: %v\n%s", dir, err, out)
 	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a log handler's
+// output read by the test while the code under test still writes).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

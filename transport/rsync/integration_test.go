@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -260,23 +259,6 @@ func openRsync(tb testing.TB, addr string) *rsync.Upstream {
 	return up.(*rsync.Upstream)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDaemonStoppedMidTransfer(t *testing.T) {
 	tmp := t.TempDir()
 	src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
@@ -305,7 +287,7 @@ func TestDaemonStoppedMidTransfer(t *testing.T) {
 			time.AfterFunc(500*time.Millisecond, d.Stop) // the 8 MiB take 4s at 2000 KiB/s
 		}
 	}}
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	start := time.Now()
 	_, err := mirror.Sync(context.Background(), root, h, mirror.Options{Retries: 2, Backoff: 50 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(&log, nil))})

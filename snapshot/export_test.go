@@ -1,0 +1,4 @@
+package snapshot
+
+// LocalFS is localFS for the external tests.
+var LocalFS = localFS
