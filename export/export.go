@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +41,9 @@ var (
 	ErrNotRoot = errors.New("not a seqmirror export root")
 	// ErrBadCurrent means current is not a symlink to snapshots/N.
 	ErrBadCurrent = errors.New("bad current symlink")
+	// ErrNumbersExhausted means the root already uses snapshot number
+	// 2^64-1: a new snapshot cannot be numbered.
+	ErrNumbersExhausted = errors.New("snapshot numbers exhausted")
 )
 
 // Root is an export root directory on a filesystem.
@@ -112,7 +116,32 @@ func (r *Root) Lock() (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
+	reserveSpace(f)
 	return &Lock{f: f}, nil
+}
+
+// ReserveSize is the room a run keeps allocated in ROOT/.lock so that,
+// when the disk fills, the failure can still be recorded in status.json
+// (RecordFailure frees it first). The lock file is never served.
+const ReserveSize = 64 << 10
+
+// reserveSpace allocates ReserveSize bytes to the lock file f if it holds
+// less (once per root, so a no-op poll writes nothing); best effort.
+func reserveSpace(f *os.File) {
+	if fi, err := f.Stat(); err == nil && fi.Size() < ReserveSize {
+		_ = unix.Fallocate(int(f.Fd()), 0, 0, ReserveSize)
+	}
+}
+
+// freeReserve gives the lock file's reserved room back to the filesystem;
+// the next Lock allocates it again.
+func (r *Root) freeReserve() bool {
+	return os.Truncate(r.Path(LockName), 0) == nil
+}
+
+// noSpace reports whether err means the disk (or the quota) is full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // Unlock releases the lock. A flock belongs to the open file, which a
@@ -238,6 +267,19 @@ func (r *Root) HighestNumber() (uint64, error) {
 		return 0, err
 	}
 	return max(l.max, cur), nil
+}
+
+// NextNumber returns the number for a new snapshot: one above
+// HighestNumber. It fails with ErrNumbersExhausted rather than wrap to 0.
+func (r *Root) NextNumber() (uint64, error) {
+	hi, err := r.HighestNumber()
+	if err != nil {
+		return 0, err
+	}
+	if hi == math.MaxUint64 {
+		return 0, fmt.Errorf("%w: %s already uses snapshot number %d", ErrNumbersExhausted, r.Dir, hi)
+	}
+	return hi + 1, nil
 }
 
 // ManifestStream is a manifest of a root opened for streaming: records come
@@ -492,6 +534,9 @@ func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error
 		t := now.UTC()
 		st.LastError, st.LastErrorAt = runErr.Error(), &t
 		err = r.WriteStatus(st)
+		if noSpace(err) && r.freeReserve() {
+			err = r.WriteStatus(st)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("write status: %w", err)
@@ -509,7 +554,7 @@ func (r *Root) RecordOutcome(upstream string, errp *error, now func() time.Time,
 		return
 	}
 	if err := r.RecordFailure(upstream, *errp, now()); err != nil {
-		log.Warn("could not record the failure in status.json", "err", err)
+		log.Error("could not record the failure in status.json", "err", err)
 	}
 }
 

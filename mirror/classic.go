@@ -165,11 +165,10 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetcher, up transport.Upstream, e1, cur uint64, old *manifest.Manifest, opt Options) (Result, error) {
 	f := root.FS
 	res := Result{Snapshot: cur}
-	hi, err := root.HighestNumber()
+	n, err := root.NextNumber()
 	if err != nil {
 		return res, err
 	}
-	n := hi + 1
 	name := strconv.FormatUint(n, 10)
 	work := filepath.Join(root.WorkDir(), name)
 	manPath := work + export.ManifestExt

@@ -211,6 +211,11 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		}
 		r, err := buildOnce(ctx, root, up, n, cur, opt, recheck)
 		retry, again := retryable(err)
+		if again {
+			if berr := checkBroken(ctx, up, n, e1, err); berr != nil {
+				return res, berr
+			}
+		}
 		switch {
 		case again:
 		case err != nil:

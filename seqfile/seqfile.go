@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"strconv"
 
@@ -14,6 +15,11 @@ import (
 // ErrCorrupt is wrapped by every error for a seq file whose content is not
 // one decimal number and a newline.
 var ErrCorrupt = errors.New("corrupt seq file")
+
+// ErrExhausted means a counter is at the largest value a seq file can hold
+// (2^64-1): bumping it would wrap to 0, which every reader would take for a
+// root that was never updated.
+var ErrExhausted = errors.New("seq counter exhausted")
 
 // MaxLen is the largest valid seq file: 20 digits and a newline.
 const MaxLen = 21
@@ -123,7 +129,11 @@ func StartUpdate(f fsys.FS, dir string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	next := max(p.Begin, p.End) + 1
+	hi := max(p.Begin, p.End)
+	if hi == math.MaxUint64 {
+		return 0, fmt.Errorf("%w: %s holds %d, the largest value a seq file can hold", ErrExhausted, dir, hi)
+	}
+	next := hi + 1
 	if err := f.MkdirAll(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("make seq dir %s: %w", dir, err)
 	}

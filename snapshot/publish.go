@@ -92,6 +92,9 @@ const SourceSeqDir = "seq"
 // Publish makes a new snapshot of source in root and serves it.
 func Publish(ctx context.Context, root *export.Root, source string, opt PublishOptions) (res PublishResult, err error) {
 	opt.defaults()
+	if err := checkOverlap(root.FS, root.Dir, source); err != nil {
+		return res, err
+	}
 	if err := root.Init(); err != nil {
 		return res, err
 	}
@@ -356,11 +359,10 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			return res, err
 		}
 	}
-	hi, err := root.HighestNumber()
+	n, err := root.NextNumber()
 	if err != nil {
 		return res, err
 	}
-	n := hi + 1
 	work := filepath.Join(root.WorkDir(), strconv.FormatUint(n, 10))
 	if err := fsys.RemoveAll(f, work); err != nil {
 		return res, err

@@ -169,13 +169,17 @@ func reportVerify(e *env, n uint64, probs []snapshot.Problem) error {
 	return nil
 }
 
+// maxRetries bounds --retries: the wait doubles after each attempt, so 30
+// retries already span years.
+const maxRetries = 30
+
 // retries maps the --retries flag to the library option, where 0 means
 // "the default" and a negative number means none.
 func retries(c *cli.Context) (int, error) {
 	n := c.Int("retries")
 	switch {
-	case n < 0:
-		return 0, Usage("--retries must not be negative, got %d", n)
+	case n < 0 || n > maxRetries:
+		return 0, Usage("--retries must be between 0 and %d, got %d", maxRetries, n)
 	case n == 0:
 		return -1, nil
 	}

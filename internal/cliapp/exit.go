@@ -41,7 +41,8 @@ const ExitCodesHelp = `EXIT CODES:
    4    another run holds the root's lock (try later; not an error under cron)
    5    the source or upstream kept changing or did not answer (try later)
    6    refused: a rollback or a mass delete (re-run with --allow-rollback / --force)
-   7    corrupt or hostile data (manifest, seq file, content hash, current symlink)
+   7    corrupt or hostile data (manifest, seq file, content hash, current symlink),
+        or a broken upstream
    130  interrupted`
 
 // usageError marks bad flags or arguments.
@@ -62,7 +63,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &u):
+	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
@@ -77,7 +78,7 @@ func ExitCode(err error) int {
 		return ExitRefused
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath),
 		errors.Is(err, seqfile.ErrCorrupt), errors.Is(err, snapshot.ErrHashMismatch),
-		errors.Is(err, export.ErrBadCurrent):
+		errors.Is(err, export.ErrBadCurrent), errors.Is(err, mirror.ErrUpstreamBroken):
 		return ExitCorrupt
 	}
 	return ExitFailure
@@ -122,6 +123,10 @@ func hint(err error) string {
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
 	case errors.Is(err, transport.ErrUnavailable):
 		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
+	case errors.Is(err, mirror.ErrUpstreamBroken):
+		return "nothing was changed and the served snapshot is intact; tell the upstream's admin (publish --force there repairs it), or pick another upstream"
+	case errors.Is(err, seqfile.ErrExhausted), errors.Is(err, export.ErrNumbersExhausted):
+		return "nothing was changed; the counters or snapshot numbers cannot go higher: make a new root and have its mirrors follow it with --allow-rollback"
 	}
 	return ""
 }

@@ -85,7 +85,7 @@ func mirrorAction(c *cli.Context) error {
 		return err
 	}
 	md := c.Float64("max-delete")
-	if md < 0 || md > 100 {
+	if !(md >= 0 && md <= 100) { // also refuses NaN, which compares false to everything
 		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
 	}
 	nretries, err := retries(c)
