@@ -5,21 +5,36 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test test-short vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd test-race
+.PHONY: bench-rsyncd test-race install
 
 all: build
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/seqmirror/seqmirror/internal/cliapp.Version=$(VERSION)
 
 # Static binaries (no cgo): no dynamic loader at start, which is a quarter of
 # a no-op mirror-sync poll (docs/performance.md).
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-# Installs what a fresh Debian machine lacks for the tests (rsync, git).
+# make install [PREFIX=/usr/local] [DESTDIR=]: both tools and the volunteer
+# script in PREFIX/bin, their man pages (generated from the CLI definitions)
+# in PREFIX/share/man/man1.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BIN)/publish $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 docs/volunteer-mirror.sh $(DESTDIR)$(PREFIX)/bin/seqmirror-volunteer-mirror
+	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
+
+# Installs what a fresh Debian machine lacks for the tests (rsync, git,
+# flock); as a user other than root it says what to install instead.
 deps:
-	@command -v rsync >/dev/null 2>&1 && command -v git >/dev/null 2>&1 || { \
-	  echo "installing rsync and git" >&2; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rsync git >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq rsync git >/dev/null; fi; }
+	@command -v rsync >/dev/null 2>&1 && command -v git >/dev/null 2>&1 && command -v flock >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing rsync, git and util-linux" >&2; \
+	    apt-get update -qq && apt-get install -y -qq rsync git util-linux >/dev/null; \
+	  else echo "make test needs rsync, git and flock: run 'apt-get install rsync git util-linux' as root, then make test again" >&2; exit 1; fi; }
 
 demo: build
 	./scripts/demo.sh

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,6 +143,29 @@ func (r *Root) freeReserve() bool {
 // noSpace reports whether err means the disk (or the quota) is full.
 func noSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// LockWait is Lock, waiting up to wait for a lock another run holds
+// (polling, so that a cancelled ctx stops the wait at once). A wait of 0
+// is Lock.
+func (r *Root) LockWait(ctx context.Context, wait time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(wait)
+	delay := 10 * time.Millisecond
+	for {
+		l, err := r.Lock()
+		if !errors.Is(err, ErrLocked) || !time.Now().Before(deadline) {
+			if err != nil && wait > 0 && errors.Is(err, ErrLocked) {
+				err = fmt.Errorf("%w (waited %s)", err, wait)
+			}
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(min(delay, time.Until(deadline))):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
 }
 
 // Unlock releases the lock. A flock belongs to the open file, which a
@@ -431,6 +455,21 @@ func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, e
 	return deleted, nil
 }
 
+// PruneIdle is Prune for a run that changed nothing (a no-op poll or an
+// unchanged source): snapshots still age past minAge between updates, so
+// every run that holds the lock prunes. If it deleted anything it rewrites
+// status.json (its snapshot list); otherwise it writes nothing.
+func (r *Root) PruneIdle(upstream string, keep int, minAge time.Duration, now time.Time) ([]uint64, error) {
+	deleted, err := r.Prune(keep, minAge, now)
+	if err != nil || len(deleted) == 0 {
+		return deleted, err
+	}
+	if rec, ok := r.recordedStatus(); ok && upstream == "" {
+		upstream = rec.Upstream
+	}
+	return deleted, r.RecordStatus(upstream)
+}
+
 // States reported by Status.
 const (
 	StateEmpty    = "empty"    // no snapshot served yet
@@ -460,6 +499,12 @@ type Status struct {
 	// a no-op one included, clears both.
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// FailingSince is when the current run of consecutive failures began
+	// (the first failed run after a success); FailureReported is when a run
+	// of the tools reported it on stderr under --quiet (once per streak).
+	// The next successful run clears both.
+	FailingSince    *time.Time `json:"failing_since,omitempty"`
+	FailureReported *time.Time `json:"failure_reported,omitempty"`
 }
 
 // Status reads the live state of the root (seq files, current, snapshots),
@@ -469,6 +514,7 @@ func (r *Root) Status() (Status, error) {
 	if err == nil {
 		if rec, ok := r.recordedStatus(); ok {
 			s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
+			s.FailingSince, s.FailureReported = rec.FailingSince, rec.FailureReported
 		}
 	}
 	return s, err
@@ -526,13 +572,18 @@ func (r *Root) recordedStatus() (Status, bool) {
 func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error {
 	st, err := r.live()
 	if err == nil {
+		rec, ok := r.recordedStatus()
 		if upstream != "" {
 			st.Upstream = upstream
-		} else if rec, ok := r.recordedStatus(); ok {
+		} else if ok {
 			st.Upstream = rec.Upstream
 		}
 		t := now.UTC()
 		st.LastError, st.LastErrorAt = runErr.Error(), &t
+		st.FailingSince = &t
+		if ok && rec.LastError != "" && rec.FailingSince != nil {
+			st.FailingSince, st.FailureReported = rec.FailingSince, rec.FailureReported
+		}
 		err = r.WriteStatus(st)
 		if noSpace(err) && r.freeReserve() {
 			err = r.WriteStatus(st)
@@ -556,6 +607,23 @@ func (r *Root) RecordOutcome(upstream string, errp *error, now func() time.Time,
 	if err := r.RecordFailure(upstream, *errp, now()); err != nil {
 		log.Error("could not record the failure in status.json", "err", err)
 	}
+}
+
+// MarkFailureReported notes in status.json that the current failure
+// streak was reported at t, so that it is reported once. It writes only if
+// status.json records a failure that is not marked yet. The caller holds
+// the lock.
+func (r *Root) MarkFailureReported(t time.Time) error {
+	rec, ok := r.recordedStatus()
+	if !ok || rec.LastError == "" || rec.FailureReported != nil {
+		return nil
+	}
+	t = t.UTC()
+	rec.FailureReported = &t
+	if err := r.WriteStatus(rec); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
 }
 
 // ClearFailure rewrites ROOT/status.json from the live state if it records

@@ -65,7 +65,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	if !ok {
 		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
 	}
-	lock, cur, err := lockRoot(root)
+	lock, cur, err := lockRoot(ctx, root, opt.LockWait)
 	if err != nil {
 		return res, err
 	}
@@ -84,7 +84,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	backoff := opt.Backoff
 	for attempt := 0; ; attempt++ {
 		res.Attempts++
-		e1, err := up.Seq(ctx, seqfile.End)
+		e1, _, err := poll(ctx, up, opt, false)
 		if err != nil {
 			return res, err
 		}
@@ -104,7 +104,11 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			if _, err := root.Settle(); err != nil {
 				return res, err
 			}
-			return res, root.ClearFailure(up.String())
+			if err := root.ClearFailure(up.String()); err != nil {
+				return res, err
+			}
+			res.Pruned, err = root.PruneIdle(up.String(), opt.Keep, opt.MinAge, opt.Now())
+			return res, err
 		} else {
 			if begin == 0 {
 				if err := root.Cleanup(); err != nil {

@@ -42,6 +42,7 @@ type Options struct {
 	Backoff       time.Duration // first retry delay, doubled each time (default 2s)
 	Rounds        int           // snapshots to follow in one run when the upstream keeps publishing (default 3)
 	Workers       int
+	LockWait      time.Duration // wait this long for a lock another run holds (0: fail at once)
 	Log           *slog.Logger
 	Now           func() time.Time
 	// BeforeFlip, if set, runs just before current flips (tests).
@@ -94,7 +95,7 @@ type Result struct {
 // Sync brings root up to the snapshot up serves.
 func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
 	opt.defaults()
-	lock, cur, err := lockRoot(root)
+	lock, cur, err := lockRoot(ctx, root, opt.LockWait)
 	if err != nil {
 		return res, err
 	}
@@ -112,11 +113,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	var begin uint64
 	for round := 0; round < opt.Rounds; round++ {
-		e1, err := up.Seq(ctx, seqfile.End)
-		if err != nil {
-			return res, err
-		}
-		n, _, err := up.Current(ctx)
+		e1, n, err := poll(ctx, up, opt, true)
 		if err != nil {
 			return res, err
 		}
@@ -153,10 +150,16 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, err
 		}
 		if !settled {
-			return res, root.ClearFailure(up.String())
+			err = root.ClearFailure(up.String())
+		} else {
+			opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
+			err = root.RecordStatus(up.String())
 		}
-		opt.Log.Info("completed the counters of an interrupted run", "snapshot", res.Snapshot)
-		return res, root.RecordStatus(up.String())
+		if err != nil {
+			return res, err
+		}
+		res.Pruned, err = root.PruneIdle(up.String(), opt.Keep, opt.MinAge, opt.Now())
+		return res, err
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
 	return res, err
@@ -164,11 +167,11 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 
 // lockRoot creates root's directories if needed, takes its writer lock and
 // returns the snapshot it serves.
-func lockRoot(root *export.Root) (*export.Lock, uint64, error) {
+func lockRoot(ctx context.Context, root *export.Root, wait time.Duration) (*export.Lock, uint64, error) {
 	if err := root.Init(); err != nil {
 		return nil, 0, err
 	}
-	lock, err := root.Lock()
+	lock, err := root.LockWait(ctx, wait)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -36,8 +36,11 @@ type PublishOptions struct {
 	Retries int           // attempts after the first when the source moves (0: default 3; negative: none)
 	Backoff time.Duration // wait before the first retry, doubled each time (default 1s)
 	Workers int           // parallel copy/hash/link workers (default Workers())
-	Log     *slog.Logger
-	Now     func() time.Time
+	// LockWait is how long to wait for the root's lock while another run
+	// holds it (0: fail at once with export.ErrLocked).
+	LockWait time.Duration
+	Log      *slog.Logger
+	Now      func() time.Time
 	// BeforeFlip, if set, runs after the snapshot is renamed into place and
 	// before current flips (tests use it to check crash points).
 	BeforeFlip func(n uint64)
@@ -98,7 +101,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	if err := root.Init(); err != nil {
 		return res, err
 	}
-	lock, err := root.Lock()
+	lock, err := root.LockWait(ctx, opt.LockWait)
 	if err != nil {
 		return res, err
 	}
@@ -147,9 +150,15 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 			return res, err
 		}
 		if !settled {
-			return res, root.ClearFailure("")
+			err = root.ClearFailure("")
+		} else {
+			err = root.RecordStatus("")
 		}
-		return res, root.RecordStatus("")
+		if err != nil {
+			return res, err
+		}
+		res.Pruned, err = root.PruneIdle("", opt.Keep, opt.MinAge, opt.Now())
+		return res, err
 	}
 	res.Pruned, err = root.Finish(begin, "", opt.Keep, opt.MinAge, opt.Now())
 	return res, err

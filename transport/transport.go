@@ -17,6 +17,10 @@ var (
 	ErrUnavailable = errors.New("upstream unavailable")
 	// ErrBadAddress means the upstream address could not be understood.
 	ErrBadAddress = errors.New("bad upstream address")
+	// ErrRefused means the upstream answered and refused the request (an
+	// unknown module, an option its server refuses, permission denied):
+	// a configuration problem that needs a human, not a retry.
+	ErrRefused = errors.New("upstream refused the request")
 )
 
 // MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).

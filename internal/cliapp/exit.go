@@ -29,6 +29,7 @@ const (
 	ExitBusy        = 5   // the source or upstream kept changing, or is unreachable; try later
 	ExitRefused     = 6   // refused a rollback or a mass delete; needs an admin's decision
 	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current
+	ExitRefusedUp   = 8   // the upstream refused the request (configuration); not retried
 	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
 )
 
@@ -43,6 +44,8 @@ const ExitCodesHelp = `EXIT CODES:
    6    refused: a rollback or a mass delete (re-run with --allow-rollback / --force)
    7    corrupt or hostile data (manifest, seq file, content hash, current symlink),
         or a broken upstream
+   8    the upstream refused the request: unknown module, refused option, permission
+        denied (fix the configuration; not retried)
    130  interrupted`
 
 // usageError marks bad flags or arguments.
@@ -53,6 +56,13 @@ func (u usageError) Unwrap() error { return u.err }
 
 // Usage returns a usage error (exit code 2).
 func Usage(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// silentError carries a failure whose exit code counts but whose message
+// --quiet keeps off stderr (a held lock; a short transient outage).
+type silentError struct{ err error }
+
+func (s silentError) Error() string { return s.err.Error() }
+func (s silentError) Unwrap() error { return s.err }
 
 // errVerify is returned when verify found differences (already printed).
 var errVerify = errors.New("verify found differences")
@@ -71,6 +81,8 @@ func ExitCode(err error) int {
 		return ExitVerify
 	case errors.Is(err, export.ErrLocked):
 		return ExitLocked
+	case errors.Is(err, transport.ErrRefused):
+		return ExitRefusedUp
 	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
 		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
 		return ExitBusy
@@ -94,7 +106,8 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 		c.OnUsageError = onUsage
 	}
 	err := app.RunContext(ctx, args)
-	if err != nil && !errors.Is(err, errVerify) {
+	var quiet silentError
+	if err != nil && !errors.Is(err, errVerify) && !errors.As(err, &quiet) {
 		msg := err.Error()
 		if ctx.Err() != nil {
 			err = context.Canceled
@@ -121,6 +134,8 @@ func hint(err error) string {
 		return "nothing was changed and the served snapshot is intact; if the upstream is at fault, tell its admin (or pick another upstream)"
 	case errors.Is(err, export.ErrLocked):
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
+	case errors.Is(err, transport.ErrRefused):
+		return "the upstream refused the request (rsync's words are above): check the module name, --rsync-opt, and the daemon's config and file permissions; the served snapshot is unchanged"
 	case errors.Is(err, transport.ErrUnavailable):
 		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
 	case errors.Is(err, mirror.ErrUpstreamBroken):

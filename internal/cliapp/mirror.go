@@ -23,8 +23,9 @@ var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export roo
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "mirror-sync",
+		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
-		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify --root ROOT ...",
+		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...",
 		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
 			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
 			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
@@ -43,7 +44,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "retries", Value: 4, Usage: "attempts after the first while the upstream keeps changing"},
 			&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait before the first retry, doubled each time"},
 			&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
-			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
+			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
 		Action: mirrorAction,
 		Commands: []*cli.Command{
 			{
@@ -60,6 +61,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 					upstreamFlag}, rsyncFlags...),
 				Action: mirrorVerifyAction,
 			},
+			gcCommand(),
 		},
 	}
 }
@@ -95,6 +97,13 @@ func mirrorAction(c *cli.Context) error {
 	if c.Duration("backoff") < 0 {
 		return Usage("--backoff must not be negative, got %s", c.Duration("backoff"))
 	}
+	wait, err := lockWait(c)
+	if err != nil {
+		return err
+	}
+	if err := reportAfter(c); err != nil {
+		return err
+	}
 	up, err := openUpstream(e)
 	if err != nil {
 		return err
@@ -110,20 +119,16 @@ func mirrorAction(c *cli.Context) error {
 	}
 	res, err := sync(c.Context, r, up, mirror.Options{
 		AllowRollback: c.Bool("allow-rollback"), MaxDelete: maxDel, Force: c.Bool("force"),
-		Keep: keep, MinAge: age, Workers: workers, Retries: nretries, Backoff: c.Duration("backoff"),
+		Keep: keep, MinAge: age, Workers: workers, Retries: nretries, Backoff: c.Duration("backoff"), LockWait: wait,
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
 	if errors.Is(err, mirror.ErrNoSnapshot) && !c.Bool("classic") {
 		return fmt.Errorf("%w; if the upstream is a plain tree with only seq/begin and seq/end, pass --classic", err)
 	}
 	if err != nil {
-		return err
+		return quietOutcome(c, r, err)
 	}
-	if c.Bool("json") {
-		return e.printJSON(res)
-	}
-	_, err = fmt.Fprintln(e.out, res.Snapshot)
-	return err
+	return printResult(e, res.Snapshot, res)
 }
 
 func mirrorStatusAction(c *cli.Context) error {

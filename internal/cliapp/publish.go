@@ -12,6 +12,7 @@ import (
 func PublishApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "publish",
+		Version:   version(),
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
@@ -25,7 +26,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every file (an admin's republish)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "attempts after the first while the source keeps changing"},
-			keepFlag, minAgeFlag, workersFlag, jsonFlag, quietFlag, verboseFlag},
+			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag},
 		Action: publishAction,
 		Commands: []*cli.Command{
 			{
@@ -40,12 +41,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 				Flags:  []cli.Flag{rootFlag, &cli.Uint64Flag{Name: "snapshot", Usage: "snapshot `N` to verify (default: the served one)"}, workersFlag, jsonFlag},
 				Action: publishVerifyAction,
 			},
-			{
-				Name:   "gc",
-				Usage:  "prune old snapshots only (keeps --keep newest and any younger than --min-age)",
-				Flags:  []cli.Flag{rootFlag, keepFlag, minAgeFlag, jsonFlag, quietFlag, verboseFlag},
-				Action: gcAction,
-			},
+			gcCommand(),
 			rsyncdConfCommand,
 		},
 	}
@@ -76,21 +72,24 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	wait, err := lockWait(c)
+	if err != nil {
+		return err
+	}
+	if err := reportAfter(c); err != nil {
+		return err
+	}
 	res, err := snapshot.Publish(c.Context, r, src, snapshot.PublishOptions{
-		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries,
+		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries, LockWait: wait,
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
 	})
 	if err != nil {
-		return err
+		return quietOutcome(c, r, err)
 	}
 	if !res.Published && !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "publish: %s unchanged since snapshot %d; nothing published (use --force to republish)\n", src, res.Snapshot)
 	}
-	if c.Bool("json") {
-		return e.printJSON(res)
-	}
-	_, err = fmt.Fprintln(e.out, res.Snapshot)
-	return err
+	return printResult(e, res.Snapshot, res)
 }
 
 func statusAction(c *cli.Context) error {
@@ -129,6 +128,9 @@ func publishVerifyAction(c *cli.Context) error {
 	return reportVerify(e, n, probs)
 }
 
+// gcAction prunes ROOT (publish gc and mirror-sync gc): it prints the
+// number of snapshots it deleted (--json: their numbers), nothing with
+// --quiet.
 func gcAction(c *cli.Context) error {
 	e, err := newEnv(c)
 	if err != nil {
@@ -142,15 +144,19 @@ func gcAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lock, err := r.Lock()
+	wait, err := lockWait(c)
 	if err != nil {
 		return err
+	}
+	lock, err := r.LockWait(c.Context, wait)
+	if err != nil {
+		return quietOutcome(c, r, err)
 	}
 	defer lock.Unlock()
 	if err := r.Cleanup(); err != nil {
 		return err
 	}
-	deleted, err := r.Prune(keep, age, timeNow())
+	deleted, err := r.PruneIdle("", keep, age, timeNow())
 	if err != nil {
 		return err
 	}
@@ -158,13 +164,20 @@ func gcAction(c *cli.Context) error {
 		if deleted == nil {
 			deleted = []uint64{}
 		}
-		return e.printJSON(map[string]any{"pruned": deleted})
-	}
-	for _, n := range deleted {
-		fmt.Fprintln(e.out, n)
+		return e.printJSON(map[string]any{"pruned": deleted, "count": len(deleted)})
 	}
 	if !c.Bool("quiet") {
-		fmt.Fprintf(c.App.ErrWriter, "publish gc: pruned %d snapshots\n", len(deleted))
+		fmt.Fprintln(e.out, len(deleted))
 	}
 	return nil
+}
+
+// gcCommand is the gc subcommand of both tools.
+func gcCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "gc",
+		Usage:  "prune old snapshots only (keeps --keep newest and any younger than --min-age); prints how many it deleted",
+		Flags:  []cli.Flag{rootFlag, keepFlag, minAgeFlag, waitFlag, jsonFlag, quietFlag, verboseFlag},
+		Action: gcAction,
+	}
 }

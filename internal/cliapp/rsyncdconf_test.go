@@ -109,7 +109,7 @@ func TestRsyncdConfServes(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	mcode := cliapp.Run(context.Background(), cliapp.MirrorApp(&out, &errb),
-		[]string{"mirror-sync", "--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror"), "--quiet"})
+		[]string{"mirror-sync", "--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror")})
 	if mcode != 0 || strings.TrimSpace(out.String()) != "1" {
 		t.Fatalf("mirror-sync through the generated module: %d %s %s", mcode, out.String(), errb.String())
 	}

@@ -79,7 +79,7 @@ func TestClassicGitHooks(t *testing.T) {
 
 	port := testutil.StartRsyncd(t, map[string]string{"git": srv})
 	mir := filepath.Join(tmp, "mirror")
-	args := []string{"--classic", "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/git", port), "--root", mir, "--quiet"}
+	args := []string{"--classic", "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/git", port), "--root", mir}
 	if code, out, errs := runMirror(t, args...); code != 0 || strings.TrimSpace(out) != "1" {
 		t.Fatalf("classic sync: exit %d %s %s", code, out, errs)
 	}

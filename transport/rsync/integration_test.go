@@ -217,7 +217,7 @@ func TestMirrorThroughDaemon(t *testing.T) {
 		testutil.GitFsck(t, filepath.Join(dst, "repo"))
 		// And a tier-2 mirror-sync from the tier-1 mirror's daemon.
 		tier2 := filepath.Join(t.TempDir(), "tier2")
-		code, out, errs := runMirror(t, "--upstream", "127.0.0.1::mirror", "--rsync-opt", fmt.Sprintf("--port=%d", port2), "--root", tier2, "--quiet")
+		code, out, errs := runMirror(t, "--upstream", "127.0.0.1::mirror", "--rsync-opt", fmt.Sprintf("--port=%d", port2), "--root", tier2)
 		if code != 0 || strings.TrimSpace(out) != "2" {
 			t.Fatalf("tier-2 sync: exit %d\n%s%s", code, out, errs)
 		}
@@ -316,20 +316,44 @@ func TestDeadPortExitsBusy(t *testing.T) {
 	testutil.RequireBinary(t, "rsync")
 	d := testutil.StartRsyncdServer(t, map[string]string{"m": t.TempDir()})
 	d.Stop()
-	code, out, errs := runMirror(t, "--upstream", d.URL("m"), "--root", filepath.Join(t.TempDir(), "mirror"), "--contimeout", "2s", "--quiet")
+	code, out, errs := runMirror(t, "--upstream", d.URL("m"), "--root", filepath.Join(t.TempDir(), "mirror"), "--contimeout", "2s", "--retries", "2", "--backoff", "10ms")
 	if code != cliapp.ExitBusy {
 		t.Fatalf("exit %d, want %d\n%s%s", code, cliapp.ExitBusy, out, errs)
 	}
 	if !strings.Contains(errs, "rsync exited with code") {
 		t.Errorf("error does not quote rsync: %s", errs)
 	}
+	if n := strings.Count(errs, "upstream did not answer; retrying"); n != 2 {
+		t.Errorf("the first poll was retried %d times, want 2 (--retries 2):\n%s", n, errs)
+	}
 }
 
-func TestUnknownModuleIsClear(t *testing.T) {
-	port := testutil.StartRsyncd(t, map[string]string{"m": t.TempDir()})
-	code, _, errs := runMirror(t, "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/nope", port), "--root", filepath.Join(t.TempDir(), "mirror"))
-	if code != cliapp.ExitBusy || !strings.Contains(errs, "Unknown module") {
-		t.Fatalf("exit %d: %s", code, errs)
+// A daemon that answers and refuses (an unknown module, an option it
+// refuses) needs a human: exit 8 at once, rsync quoted, no retries.
+func TestRefusalsAreNotRetried(t *testing.T) {
+	up := t.TempDir()
+	d := testutil.StartRsyncdConfig(t, fmt.Sprintf("\n[m]\n  path = %s\n  refuse options = checksum\n", up))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		quote string
+	}{
+		{name: "unknown module", args: []string{"--upstream", d.URL("nope")}, quote: "@ERROR: Unknown module"},
+		{name: "refused option", args: []string{"--upstream", d.URL("m"), "--rsync-opt=--checksum"}, quote: "configured to refuse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args, "--root", filepath.Join(t.TempDir(), "mirror"), "--backoff", "10ms")
+			code, _, errs := runMirror(t, args...)
+			if code != cliapp.ExitRefusedUp || !strings.Contains(errs, tc.quote) {
+				t.Fatalf("exit %d, want %d quoting %q:\n%s", code, cliapp.ExitRefusedUp, tc.quote, errs)
+			}
+			if strings.Contains(errs, "retrying") {
+				t.Errorf("a refusal was retried:\n%s", errs)
+			}
+			if !strings.Contains(errs, "hint: the upstream refused the request") {
+				t.Errorf("no hint:\n%s", errs)
+			}
+		})
 	}
 }
 
@@ -602,7 +626,7 @@ func TestShellTransport(t *testing.T) {
 	if err := os.WriteFile(fakeSSH, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runMirror(t, "--upstream", "mirror@localhost:"+master, "--rsh", fakeSSH, "--root", mir, "--quiet")
+	code, out, errs := runMirror(t, "--upstream", "mirror@localhost:"+master, "--rsh", fakeSSH, "--root", mir)
 	if code != 0 || strings.TrimSpace(out) != "1" {
 		t.Fatalf("host:path sync: exit %d %s %s", code, out, errs)
 	}

@@ -514,9 +514,22 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
-// Unwrap maps the exit code: 24 is transport.ErrVanished; codes that mean
-// the upstream did not answer properly are transport.ErrUnavailable.
+// refusals are what an rsync daemon (or the remote side) says when it
+// answered and will not do what was asked: retrying cannot help.
+var refusals = []string{
+	"@ERROR: Unknown module", "@ERROR: auth failed", "@ERROR: access denied", "@ERROR: chroot failed",
+	"@ERROR: chdir failed", "is configured to refuse", "Permission denied (13)",
+}
+
+// Unwrap maps the exit code: a refusal quoted in rsync's stderr is
+// transport.ErrRefused; 24 is transport.ErrVanished; codes that mean the
+// upstream did not answer properly are transport.ErrUnavailable.
 func (e *ExitError) Unwrap() error {
+	for _, r := range refusals {
+		if strings.Contains(e.Stderr, r) {
+			return transport.ErrRefused
+		}
+	}
 	switch e.Code {
 	case 24:
 		return transport.ErrVanished
