@@ -122,6 +122,8 @@ func hint(err error) string {
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
 	case errors.Is(err, transport.ErrUnavailable):
 		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
+	case errors.Is(err, mirror.ErrUpstreamHasSnapshots):
+		return "the upstream is a seqmirror export root: mirror it without --classic (snapshot mode copies only the served snapshot, links unchanged files and verifies them)"
 	}
 	return ""
 }

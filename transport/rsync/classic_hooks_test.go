@@ -88,6 +88,10 @@ func TestClassicGitHooks(t *testing.T) {
 	gitCommit(t, work, "after mirroring")
 	git(t, work, "push", "-q", bare, "main")
 	checkPair(2)
+	statusArgs := []string{"status", "--upstream", args[2], "--root", mir}
+	if code, out, errs := runMirror(t, statusArgs...); code != 0 || !strings.Contains(out, "state      stale\n") || !strings.Contains(out, "at seq/end 2 (the served snapshot was copied at 1)") {
+		t.Fatalf("status of a classic mirror behind its master: exit %d\n%s%s", code, out, errs)
+	}
 	if code, out, errs := runMirror(t, args...); code != 0 || strings.TrimSpace(out) != "2" {
 		t.Fatalf("classic sync: exit %d %s %s", code, out, errs)
 	}
@@ -97,4 +101,21 @@ func TestClassicGitHooks(t *testing.T) {
 		t.Fatalf("mirrored main is %s, master has %s", got, head)
 	}
 	verifyServed(t, mir)
+}
+
+// TestClassicRefusesSnapshotMaster: --classic against a master that
+// publishes snapshots copies nothing and says to drop --classic.
+func TestClassicRefusesSnapshotMaster(t *testing.T) {
+	tmp := t.TempDir()
+	src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
+	testutil.WriteTree(t, src, map[string]string{"a": "x"})
+	publish(t, master, src, 3)
+	port := testutil.StartRsyncd(t, map[string]string{"master": master})
+	code, out, errs := runMirror(t, "--classic", "--upstream", fmt.Sprintf("rsync://127.0.0.1:%d/master", port), "--root", mir)
+	if code != 1 || !strings.Contains(errs, "upstream publishes snapshots") || !strings.Contains(errs, "hint: ") {
+		t.Fatalf("exit %d, want 1 with a hint\n%s%s", code, out, errs)
+	}
+	if _, err := os.Lstat(filepath.Join(mir, "current")); err == nil {
+		t.Fatal("a snapshot was made")
+	}
 }
