@@ -241,9 +241,21 @@ write_status() {
 	se=$(number "$root/seq/end" 2>/dev/null) || se=0
 	sn=0
 	state=fresh
+	problem=
 	if [ -h "$root/current" ]; then
-		sn=$(snapnum "$(link_target "$root/current")") || sn=0
-		[ "$sb" = "$se" ] || state=updating
+		if ! sn=$(snapnum "$(link_target "$root/current")"); then
+			sn=0
+			state=torn
+			problem="current does not point to snapshots/N"
+		elif [ ! -f "$root/snapshots/$sn.manifest" ]; then
+			state=torn
+			problem="current points to snapshot $sn, which is not complete"
+		elif [ "$sb" != "$se" ]; then
+			state=updating
+		fi
+	elif [ -e "$root/current" ]; then
+		state=torn
+		problem="current is not a symlink"
 	else
 		state=empty
 	fi
@@ -252,6 +264,7 @@ write_status() {
 		printf '  "snapshot": %s,\n  "begin": %s,\n  "end": %s,\n' "$sn" "$sb" "$se"
 		printf '  "state": "%s",\n  "snapshots": [%s],\n' "$state" "$(snapshots | paste -sd, - | sed 's/,/, /g')"
 		[ ! -h "$root/current" ] || printf '  "updated": "%s",\n' "$(rfc3339 "$root/current")"
+		[ -z "$problem" ] || printf '  "problem": %s,\n' "$(json_str "$problem")"
 		if [ $# -gt 0 ]; then
 			printf '  "last_error": %s,\n  "last_error_at": "%s",\n' "$(json_str "$1")" "$(rfc3339)"
 		fi

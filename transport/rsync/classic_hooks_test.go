@@ -34,6 +34,27 @@ func blockFromDoc(tb testing.TB, label string) string {
 	return body
 }
 
+// TestClassicScriptsLint checks the scripts docs/classic.md gives with sh -n
+// and, when installed, shellcheck.
+func TestClassicScriptsLint(t *testing.T) {
+	sh := testutil.RequireBinary(t, "sh")
+	sc, scErr := exec.LookPath("shellcheck")
+	for _, label := range []string{"seq-update", "hooks/pre-receive", "hooks/post-receive"} {
+		p := filepath.Join(t.TempDir(), "script")
+		if err := os.WriteFile(p, []byte(blockFromDoc(t, label)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(sh, "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: sh -n: %v\n%s", label, err, out)
+		}
+		if scErr == nil {
+			if out, err := exec.Command(sc, "-s", "sh", p).CombinedOutput(); err != nil {
+				t.Errorf("%s: shellcheck: %v\n%s", label, err, out)
+			}
+		}
+	}
+}
+
 // gitServer is a classic master set up as docs/classic.md says: bare
 // repositories below dir, counters in seq, seq-update on the PATH.
 type gitServer struct {

@@ -214,6 +214,20 @@ func TestVolunteerPruneKeepsModes(t *testing.T) {
 	if s := checkStatusFile(t, vol, up); s.LastError != "" || s.LastErrorAt != nil {
 		t.Fatalf("status.json after a good run: %+v", s)
 	}
+
+	// A torn root (current points elsewhere) is reported as the Go tools do.
+	cur := filepath.Join(vol, "current")
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("elsewhere", cur); err != nil {
+		t.Fatal(err)
+	}
+	run(1)
+	live, _ := export.New(fsys.OS(), vol).Status()
+	if s := readStatusFile(t, vol); s.State != export.StateTorn || live.State != export.StateTorn || s.Problem == "" || s.LastError == "" {
+		t.Fatalf("status.json of a torn root: %+v", s)
+	}
 }
 
 func checkSnapshots(tb testing.TB, root, want string) {
