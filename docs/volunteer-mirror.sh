@@ -14,6 +14,9 @@
 #   RSYNC        rsync binary (default: rsync)
 #   RSYNC_OPTS   extra rsync options, split on blanks (e.g. "--bwlimit=5m")
 #   KEEP         snapshots to keep, the served one included (default: 3)
+#   MIN_AGE      never prune a snapshot superseded less than this long ago,
+#                so slow readers finish: seconds, or a number followed by s, m,
+#                h or d (default: 1h, as the Go tools' --min-age)
 #   RETRIES      attempts after the first when the master moves (default: 3)
 #   BACKOFF      seconds before the first retry, doubled each time (default: 30)
 #   QUIET        set to 1 to print only errors (for cron)
@@ -35,7 +38,10 @@
 #      retry (bounded, with backoff);
 #   5. flush, move the manifest and the tree into ROOT/snapshots/, flip
 #      ROOT/current atomically (ln -s to a temp name, then mv -T), set
-#      ROOT/seq/end, and prune old snapshots.
+#      ROOT/seq/end, and prune old snapshots (also on a run with nothing
+#      new), then write ROOT/status.json (docs/protocol.md section 5).
+# A run that fails once it holds the lock notes why in status.json
+# (last_error, last_error_at); the next good run removes the note.
 # It trusts rsync's own transfer checksums; with the seqmirror tools
 # installed, `mirror-sync verify --root ROOT` re-hashes against the manifest.
 set -eu
@@ -53,16 +59,32 @@ RSYNC_OPTS=${RSYNC_OPTS:-}
 KEEP=${KEEP:-3}
 RETRIES=${RETRIES:-3}
 BACKOFF=${BACKOFF:-30}
+MIN_AGE=${MIN_AGE:-1h}
 QUIET=${QUIET:-}
 for v in "$KEEP" "$RETRIES" "$BACKOFF"; do
 	case $v in '' | *[!0-9]*) echo "$0: KEEP, RETRIES and BACKOFF must be numbers" >&2; exit 2 ;; esac
 done
 [ "$KEEP" -ge 1 ] || { echo "$0: KEEP must be at least 1" >&2; exit 2; }
 
+# seconds D: print the seconds in D (N, Ns, Nm, Nh or Nd), or fail.
+seconds() {
+	d=${1%[smhd]}
+	case $d in '' | *[!0-9]*) return 1 ;; esac
+	case $1 in
+	*m) echo $((d * 60)) ;;
+	*h) echo $((d * 3600)) ;;
+	*d) echo $((d * 86400)) ;;
+	*) echo "$d" ;;
+	esac
+}
+min_age=$(seconds "$MIN_AGE") || { echo "$0: MIN_AGE must be seconds, or a number followed by s, m, h or d (e.g. 1h)" >&2; exit 2; }
+
 say() { [ -n "$QUIET" ] || echo "$0: $*" >&2; }
+failure=
 die() {
 	code=$1
 	shift
+	failure=$*
 	echo "$0: $*" >&2
 	exit "$code"
 }
@@ -73,6 +95,7 @@ root=$(cd "$root" && pwd -P)
 # 1. Lock. flock's lock dies with the process; the mkdir lock is removed on
 # exit (a kill -9 leaves it behind: remove ROOT/.lock.d by hand then).
 lockdir=
+locked=
 if command -v flock >/dev/null 2>&1; then
 	exec 9>>"$root/.lock"
 	flock -n 9 || die 4 "$root is locked by another run; try later"
@@ -80,10 +103,15 @@ else
 	mkdir "$root/.lock.d" 2>/dev/null || die 4 "$root is locked by another run (or $root/.lock.d is stale); try later"
 	lockdir=$root/.lock.d
 fi
+locked=1
 tmp=$root/.work/tmp.$$
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+	rc=$?
 	rm -rf "$tmp"
+	if [ "$rc" -ne 0 ] && [ -n "$locked" ]; then
+		write_status "${failure:-exit code $rc}" || :
+	fi
 	[ -z "$lockdir" ] || rmdir "$lockdir"
 }
 trap cleanup EXIT
@@ -150,6 +178,101 @@ put() {
 	mv -f "$1.tmp.$$" "$1"
 }
 
+# snapshots: print the complete snapshots (those with a manifest), ascending.
+snapshots() {
+	# shellcheck disable=SC2012 # the names are filtered to plain numbers
+	for s in $(ls "$root/snapshots" | sed -n 's/^\([1-9][0-9]*\)$/\1/p' | sort -n); do
+		[ ! -f "$root/snapshots/$s.manifest" ] || echo "$s"
+	done
+}
+
+# mtime FILE: print FILE's mtime in seconds since the epoch (GNU, busybox
+# or BSD stat).
+mtime() {
+	stat -c %Y "$1" 2>/dev/null || stat -f %m "$1"
+}
+
+# prune SERVED: delete old snapshots as the Go tools do: keep the newest
+# $KEEP complete ones, the served one and every one superseded (the next
+# snapshot's manifest written) less than $min_age seconds ago. The manifest
+# goes first, so a half-deleted snapshot is never "complete". Only
+# directories are made writable to delete their entries: a file may be a
+# hard link (--link-dest) into a snapshot that is kept, and its mode is that
+# snapshot's too.
+prune() {
+	now=$(date +%s)
+	# shellcheck disable=SC2046 # one number a line
+	set -- $(snapshots)
+	left=$#
+	while [ $# -gt 1 ] && [ "$left" -gt "$KEEP" ] && [ "$1" -lt "$served" ]; do
+		t=$(mtime "$root/snapshots/$2.manifest") || break
+		[ $((now - t)) -ge "$min_age" ] || break
+		rm -f "$root/snapshots/$1.manifest"
+		find "$root/snapshots/$1" -type d -exec chmod u+rwx {} \; 2>/dev/null || :
+		rm -rf "$root/snapshots/$1"
+		say "pruned snapshot $1"
+		left=$((left - 1))
+		shift
+	done
+}
+
+# json_str S: print S as a JSON string.
+json_str() {
+	printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | LC_ALL=C tr '\t\n\r' '   ' | LC_ALL=C tr -d '\000-\037')"
+}
+
+# rfc3339 [FILE]: print FILE's mtime (without following a symlink), or now,
+# as an RFC 3339 time in UTC, with nanoseconds where date/stat give them.
+rfc3339() {
+	if [ $# -eq 0 ]; then
+		t=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+		case $t in *T*:*.[0-9]*Z) echo "$t" ;; *) date -u +%Y-%m-%dT%H:%M:%SZ ;; esac
+	elif t=$(TZ=UTC0 stat -c %y "$1" 2>/dev/null); then
+		printf '%s\n' "$t" | sed -n 's/^\([0-9-]*\) \([0-9:.]*\) .*/\1T\2Z/p'
+	else
+		TZ=UTC0 stat -f %Sm -t %Y-%m-%dT%H:%M:%SZ "$1"
+	fi
+}
+
+# write_status [ERROR]: write ROOT/status.json (docs/protocol.md section 5)
+# from the root's files, atomically; with ERROR, as a failed run's note.
+write_status() {
+	sb=$(number "$root/seq/begin" 2>/dev/null) || sb=0
+	se=$(number "$root/seq/end" 2>/dev/null) || se=0
+	sn=0
+	state=fresh
+	problem=
+	if [ -h "$root/current" ]; then
+		if ! sn=$(snapnum "$(link_target "$root/current")"); then
+			sn=0
+			state=torn
+			problem="current does not point to snapshots/N"
+		elif [ ! -f "$root/snapshots/$sn.manifest" ]; then
+			state=torn
+			problem="current points to snapshot $sn, which is not complete"
+		elif [ "$sb" != "$se" ]; then
+			state=updating
+		fi
+	elif [ -e "$root/current" ]; then
+		state=torn
+		problem="current is not a symlink"
+	else
+		state=empty
+	fi
+	{
+		printf '{\n  "version": 1,\n  "root": %s,\n' "$(json_str "$root")"
+		printf '  "snapshot": %s,\n  "begin": %s,\n  "end": %s,\n' "$sn" "$sb" "$se"
+		printf '  "state": "%s",\n  "snapshots": [%s],\n' "$state" "$(snapshots | paste -sd, - | sed 's/,/, /g')"
+		[ ! -h "$root/current" ] || printf '  "updated": "%s",\n' "$(rfc3339 "$root/current")"
+		[ -z "$problem" ] || printf '  "problem": %s,\n' "$(json_str "$problem")"
+		if [ $# -gt 0 ]; then
+			printf '  "last_error": %s,\n  "last_error_at": "%s",\n' "$(json_str "$1")" "$(rfc3339)"
+		fi
+		printf '  "upstream": %s\n}\n' "$(json_str "$up")"
+	} >"$root/.status.json.tmp.$$"
+	mv -f "$root/.status.json.tmp.$$" "$root/status.json"
+}
+
 cur=0
 if [ -h "$root/current" ]; then
 	cur=$(snapnum "$(link_target "$root/current")") || die 1 "$root/current does not point to snapshots/N; fix it by hand"
@@ -159,6 +282,10 @@ fi
 read_master
 if [ "$N" = "$cur" ]; then
 	say "already serving snapshot $N"
+	served=$cur
+	prune
+	# A no-op run writes status.json only to remove a failure's note.
+	! grep -q '"last_error"' "$root/status.json" 2>/dev/null || write_status
 	exit 0
 fi
 [ "$N" -gt "$cur" ] || die 1 "$up serves snapshot $N, older than our $cur; refusing to go back"
@@ -204,6 +331,9 @@ while :; do
 	if [ "$N" = "$cur" ]; then
 		put "$root/seq/end" "$seq"
 		say "already serving snapshot $N"
+		served=$cur
+		prune
+		write_status
 		exit 0
 	fi
 done
@@ -222,17 +352,7 @@ mv -T "$root/.current.tmp.$$" "$root/current"
 put "$root/seq/end" "$seq"
 say "now serving snapshot $n"
 
-# Prune: keep the newest $KEEP complete snapshots and always the served one.
-# The manifest goes first, so a half-deleted snapshot is never "complete".
-count=0
-# shellcheck disable=SC2012 # the names are filtered to plain numbers
-for s in $(ls "$root/snapshots" | sed -n 's/^\([1-9][0-9]*\)$/\1/p' | sort -rn); do
-	count=$((count + 1))
-	[ "$count" -gt "$KEEP" ] || continue
-	[ "$s" != "$n" ] || continue
-	rm -f "$root/snapshots/$s.manifest"
-	chmod -R u+w "$root/snapshots/$s" 2>/dev/null || :
-	rm -rf "$root/snapshots/$s"
-	say "pruned snapshot $s"
-done
+served=$n
+prune
+write_status
 exit 0

@@ -493,7 +493,12 @@ type Status struct {
 	UpstreamSnapshot *uint64    `json:"upstream_snapshot,omitempty"`
 	LagSnapshots     *uint64    `json:"lag_snapshots,omitempty"`
 	LagSeconds       *float64   `json:"lag_seconds,omitempty"`
-	Problem          string     `json:"problem,omitempty"`
+	// UpstreamEnd and ClassicEnd compare a classic mirror (docs/classic.md)
+	// with its upstream: the upstream's seq/end now, and the one the served
+	// snapshot was copied at.
+	UpstreamEnd *uint64 `json:"upstream_end,omitempty"`
+	ClassicEnd  *uint64 `json:"classic_end,omitempty"`
+	Problem     string  `json:"problem,omitempty"`
 	// LastError is why the most recent publish or sync of this root failed
 	// (after it took the lock), at LastErrorAt; the next run that succeeds,
 	// a no-op one included, clears both.
@@ -650,6 +655,16 @@ func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) 
 	}
 	s.LagSeconds = &secs
 	if lag > 0 && s.State == StateFresh {
+		s.State = StateStale
+	}
+}
+
+// CompareClassicUpstream fills the upstream fields of a classic mirror's
+// s: the upstream's seq/end is upEnd, the served snapshot was copied when it
+// was copiedAt. A fresh mirror is stale if they differ.
+func (s *Status) CompareClassicUpstream(name string, upEnd, copiedAt uint64) {
+	s.Upstream, s.UpstreamEnd, s.ClassicEnd = name, &upEnd, &copiedAt
+	if upEnd != copiedAt && s.State == StateFresh {
 		s.State = StateStale
 	}
 }

@@ -24,6 +24,11 @@ import (
 // an unchanged upstream is a no-op. It is not part of any snapshot.
 const ClassicStateName = ".classic-end"
 
+// ErrUpstreamHasSnapshots means classic mode was asked to copy an upstream
+// that publishes snapshots (its current points to snapshots/N): copied as a
+// plain tree it would take every snapshot, none linked to the last copy.
+var ErrUpstreamHasSnapshots = errors.New("upstream publishes snapshots")
+
 // errMoved is one attempt's discovery that the upstream moved under the
 // copy: discard it and copy again.
 type errMoved struct{ why string }
@@ -90,6 +95,9 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 		}
 		b1, err := up.Seq(ctx, seqfile.Begin)
 		if err != nil {
+			return res, err
+		}
+		if err := notSnapshotUpstream(ctx, up); err != nil {
 			return res, err
 		}
 		var retry string
@@ -164,6 +172,16 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	return res, err
 }
 
+// notSnapshotUpstream fails with ErrUpstreamHasSnapshots if up serves a
+// snapshot. An upstream whose current cannot be read is taken for a classic
+// one (a plain tree has no current; over rsync the poll just done read it).
+func notSnapshotUpstream(ctx context.Context, up transport.Upstream) error {
+	if n, _, err := up.Current(ctx); err == nil && n > 0 {
+		return fmt.Errorf("%w: %s serves snapshot %d", ErrUpstreamHasSnapshots, up, n)
+	}
+	return nil
+}
+
 // classicOnce copies the tree once and, if the upstream stayed at e1,
 // makes it the served snapshot.
 func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetcher, up transport.Upstream, e1, cur uint64, old *manifest.Manifest, opt Options) (Result, error) {
@@ -196,7 +214,7 @@ func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetche
 	if b2 != e1 {
 		return res, &errMoved{fmt.Sprintf("upstream seq/begin moved from %d to %d during the copy", e1, b2)}
 	}
-	entries, linked, err := hashTree(ctx, f, work, linkDest, old, opt.Workers)
+	entries, linked, fetched, err := hashTree(ctx, f, work, linkDest, old, opt.Workers)
 	if err != nil {
 		return res, err
 	}
@@ -219,7 +237,7 @@ func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetche
 		}
 		res.Deleted = del
 	}
-	res.Linked, res.Fetched, res.Entries = linked, files-linked, len(entries)
+	res.Linked, res.Fetched, res.Bytes, res.Entries = linked, files-linked, fetched, len(entries)
 	if err := fsys.WriteStream(f, manPath, 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
 		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
 	}
@@ -230,11 +248,12 @@ func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetche
 
 // hashTree lists dir and hashes its files. A file that is the same inode
 // as the file at its path below linkDest takes its hash from old (snapshot
-// files are immutable), and counts as linked.
-func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifest.Manifest, workers int) ([]manifest.Entry, int, error) {
-	entries, err := snapshot.Walk(ctx, f, dir, nil)
+// files are immutable), and counts as linked; the others were copied, and
+// their sizes add up to the bytes fetched.
+func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifest.Manifest, workers int) (entries []manifest.Entry, linked int, fetched int64, err error) {
+	entries, err = snapshot.Walk(ctx, f, dir, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list copied tree: %w", err)
+		return nil, 0, 0, fmt.Errorf("list copied tree: %w", err)
 	}
 	oldAt := map[string]manifest.Entry{}
 	if old != nil {
@@ -245,7 +264,6 @@ func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifes
 		}
 	}
 	var mu sync.Mutex
-	linked := 0
 	pool := snapshot.NewPool(ctx, workers)
 	for i := range entries {
 		e := &entries[i]
@@ -273,15 +291,18 @@ func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifes
 				return fmt.Errorf("hash %s: size changed from %d to %d after the copy", full, e.Size, sz)
 			}
 			e.Hash = h
+			mu.Lock()
+			fetched += sz
+			mu.Unlock()
 			return nil
 		}); err != nil {
 			break
 		}
 	}
 	if err := pool.Wait(); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return entries, linked, nil
+	return entries, linked, fetched, nil
 }
 
 func sameEntries(a, b []manifest.Entry) bool {

@@ -118,6 +118,9 @@ func printStatus(w io.Writer, s export.Status) {
 	if s.UpstreamSnapshot != nil {
 		fmt.Fprintf(w, "upstream   %s serves %d (behind by %d snapshots, %.0fs)\n", s.Upstream, *s.UpstreamSnapshot, *s.LagSnapshots, *s.LagSeconds)
 	}
+	if s.UpstreamEnd != nil && s.ClassicEnd != nil {
+		fmt.Fprintf(w, "upstream   %s at seq/end %d (the served snapshot was copied at %d)\n", s.Upstream, *s.UpstreamEnd, *s.ClassicEnd)
+	}
 	if s.Problem != "" {
 		fmt.Fprintf(w, "problem    %s\n", s.Problem)
 	}

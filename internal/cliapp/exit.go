@@ -142,6 +142,8 @@ func hint(err error) string {
 		return "nothing was changed and the served snapshot is intact; tell the upstream's admin (publish --force there repairs it), or pick another upstream"
 	case errors.Is(err, seqfile.ErrExhausted), errors.Is(err, export.ErrNumbersExhausted):
 		return "nothing was changed; the counters or snapshot numbers cannot go higher: make a new root and have its mirrors follow it with --allow-rollback"
+	case errors.Is(err, mirror.ErrUpstreamHasSnapshots):
+		return "the upstream is a seqmirror export root: mirror it without --classic (snapshot mode copies only the served snapshot, links unchanged files and verifies them)"
 	}
 	return ""
 }

@@ -146,11 +146,9 @@ func mirrorStatusAction(c *cli.Context) error {
 			return err
 		}
 		defer up.Close()
-		n, t, err := up.Current(c.Context)
-		if err != nil {
+		if err := compareUpstream(c.Context, r, up, &s); err != nil {
 			return err
 		}
-		s.CompareUpstream(up.String(), n, t, timeNow())
 	}
 	if c.Bool("json") {
 		return e.printJSON(s)

@@ -44,6 +44,8 @@ func TestRsyncdConfUsage(t *testing.T) {
 		{name: "multi-line comment", args: []string{"--root", root, "--module", "m", "--comment", "a\nb"}, code: cliapp.ExitUsage},
 		{name: "not a root", args: []string{"--root", t.TempDir(), "--module", "m"}, code: cliapp.ExitFailure},
 		{name: "ok", args: []string{"--root", root, "--module", "m"}, code: cliapp.ExitOK},
+		{name: "classic on an export root", args: []string{"--root", root, "--module", "m", "--classic"}, code: cliapp.ExitFailure},
+		{name: "classic without seq files", args: []string{"--root", t.TempDir(), "--module", "m", "--classic"}, code: cliapp.ExitFailure},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +86,7 @@ func TestRsyncdConfServes(t *testing.T) {
 		t.Fatalf("rsyncd-conf: %d %s", code, errs)
 	}
 	d := testutil.StartRsyncdConfig(t, conf)
+	checkHeaderRecipe(t, conf, d.URL("pub"), filepath.Join(tmp, "by-hand"))
 
 	dst := filepath.Join(tmp, "dst")
 	if out, err := exec.Command(rsync, "-a", d.URL("pub")+"/", dst+"/").CombinedOutput(); err != nil {
@@ -112,5 +115,78 @@ func TestRsyncdConfServes(t *testing.T) {
 		[]string{"mirror-sync", "--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror")})
 	if mcode != 0 || strings.TrimSpace(out.String()) != "1" {
 		t.Fatalf("mirror-sync through the generated module: %d %s %s", mcode, out.String(), errb.String())
+	}
+}
+
+// checkHeaderRecipe runs the by-hand client recipe the config's header
+// gives (its "#     " lines) with sh against the module at url, and checks
+// it is the coherent one: resolve current, then pull snapshots/N/.
+func checkHeaderRecipe(tb testing.TB, conf, url, dir string) {
+	tb.Helper()
+	header, _, _ := strings.Cut(conf, "\n[")
+	if strings.Contains(header, "/current/ ") || !strings.Contains(header, "never") {
+		tb.Errorf("the header tells clients to pull current/ (docs/protocol.md section 6 forbids it):\n%s", header)
+	}
+	var cmds []string
+	for _, line := range strings.Split(header, "\n") {
+		if cmd, ok := strings.CutPrefix(line, "#     "); ok {
+			cmds = append(cmds, cmd)
+		}
+	}
+	if len(cmds) != 2 || !strings.Contains(cmds[1], "/snapshots/$N/") {
+		tb.Fatalf("header recipe %q: want two commands, the second pulling snapshots/$N/", cmds)
+	}
+	script := strings.ReplaceAll(strings.Join(cmds, "\n"), "rsync://HOST/pub", url)
+	script = strings.ReplaceAll(script, "DIR/", dir+"/")
+	if out, err := exec.Command(testutil.RequireBinary(tb, "sh"), "-ec", script).CombinedOutput(); err != nil {
+		tb.Fatalf("header recipe:\n%s\n%v\n%s", script, err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "a", "b.txt")); err != nil || string(b) != "hello" {
+		tb.Fatalf("header recipe pulled a/b.txt = %q, %v", b, err)
+	}
+}
+
+// TestRsyncdConfClassic serves a classic master with the --classic module
+// through a real daemon: mirror-sync --classic follows it, --checksum
+// included, and the writers' files in seq/ are not served.
+func TestRsyncdConfClassic(t *testing.T) {
+	rsync := testutil.RequireBinary(t, "rsync")
+	tmp := t.TempDir()
+	master := filepath.Join(tmp, "master")
+	testutil.WriteTree(t, master, map[string]string{"proj.git/HEAD": "ref: refs/heads/main\n", "l": "->proj.git/HEAD",
+		"seq/begin": "1\n", "seq/end": "1\n", "seq/.lock": "", "seq/.inflight": "0\n", "seq/.begin.tmp.12": "2\n"})
+	args := []string{"rsyncd-conf", "--classic", "--root", master, "--module", "pub",
+		"--user", strconv.Itoa(os.Getuid()), "--group", strconv.Itoa(os.Getgid())}
+	if os.Getuid() != 0 {
+		args = append(args, "--no-chroot")
+	}
+	code, conf, errs := publishCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("rsyncd-conf --classic: %d %s", code, errs)
+	}
+	if strings.Contains(conf, "refuse options = checksum") || !strings.Contains(conf, "mirror-sync --classic --upstream rsync://HOST/pub") {
+		t.Fatalf("classic module:\n%s", conf)
+	}
+	d := testutil.StartRsyncdConfig(t, conf)
+	dst := filepath.Join(tmp, "dst")
+	if out, err := exec.Command(rsync, "-a", d.URL("pub")+"/", dst+"/").CombinedOutput(); err != nil {
+		t.Fatalf("pull whole module: %v\n%s\n%s", err, out, d.Log())
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "l")); err != nil || target != "proj.git/HEAD" {
+		t.Errorf("symlink arrived as %q, %v", target, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "seq", "end")); err != nil {
+		t.Errorf("seq/end not served: %v", err)
+	}
+	for _, hidden := range []string{".lock", ".inflight", ".begin.tmp.12"} {
+		if _, err := os.Lstat(filepath.Join(dst, "seq", hidden)); err == nil {
+			t.Errorf("seq/%s was served", hidden)
+		}
+	}
+	var out, errb bytes.Buffer
+	mcode := cliapp.Run(context.Background(), cliapp.MirrorApp(&out, &errb), []string{"mirror-sync", "--classic",
+		"--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror"), "--rsync-opt=--checksum", "--quiet"})
+	if mcode != 0 || strings.TrimSpace(out.String()) != "1" {
+		t.Fatalf("mirror-sync --classic --checksum through the generated module: %d %s %s\n%s", mcode, out.String(), errb.String(), d.Log())
 	}
 }

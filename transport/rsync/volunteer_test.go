@@ -1,13 +1,16 @@
 package rsync_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
@@ -128,7 +131,7 @@ func TestVolunteerScript(t *testing.T) {
 	if err := seqfile.Write(fsys.OS(), filepath.Join(master, "seq", "begin"), 3); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := runVolunteer(t, up, vol, "KEEP=2"); code != 0 {
+	if code, out := runVolunteer(t, up, vol, "KEEP=2", "MIN_AGE=0"); code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	snaps, err := export.New(fsys.OS(), vol).Snapshots()
@@ -149,4 +152,124 @@ func openLocal(tb testing.TB, dir string) *transport.Local {
 		tb.Fatal(err)
 	}
 	return l
+}
+
+// TestVolunteerPruneKeepsModes: pruning a snapshot must not change a file
+// hard-linked (--link-dest) into the served one; MIN_AGE holds back a
+// snapshot superseded too recently; the script writes status.json.
+func TestVolunteerPruneKeepsModes(t *testing.T) {
+	tmp := t.TempDir()
+	src, master, vol := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "volunteer")
+	testutil.WriteTree(t, src, map[string]string{"ro.txt": "read only", "a.txt": "one", "d/x": "x"})
+	if err := os.Chmod(filepath.Join(src, "ro.txt"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "d"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(src, "d"), 0o755) })
+	publish(t, master, src, 3)
+	port := testutil.StartRsyncd(t, map[string]string{"master": master})
+	up := fmt.Sprintf("rsync://127.0.0.1:%d/master", port)
+	run := func(want int, env ...string) string {
+		t.Helper()
+		code, out := runVolunteer(t, up, vol, env...)
+		if code != want {
+			t.Fatalf("exit %d, want %d\n%s", code, want, out)
+		}
+		return out
+	}
+	run(0)
+	testutil.Touch(t, src, "a.txt", "two")
+	publish(t, master, src, 3)
+	run(0, "KEEP=1", "MIN_AGE=0")
+	if n := verifyServed(t, vol); n != 2 {
+		t.Fatalf("serves %d", n)
+	}
+	checkSnapshots(t, vol, "[2]")
+	checkStatusFile(t, vol, up)
+
+	// The default MIN_AGE (1h) keeps snapshot 2, superseded just now.
+	testutil.Touch(t, src, "a.txt", "three")
+	publish(t, master, src, 3)
+	run(0, "KEEP=1")
+	checkSnapshots(t, vol, "[2 3]")
+	verifyServed(t, vol)
+	run(0, "KEEP=1", "MIN_AGE=2h")
+	checkSnapshots(t, vol, "[2 3]")
+	run(0, "KEEP=1", "MIN_AGE=0s")
+	checkSnapshots(t, vol, "[3]")
+	verifyServed(t, vol)
+	run(2, "MIN_AGE=1y")
+
+	// A failed run notes last_error; the next good run (a no-op) clears it.
+	if code, out := runVolunteer(t, "rsync://127.0.0.1:1/master", vol, "RSYNC_OPTS=--contimeout=2"); code != 5 {
+		t.Fatalf("dead master: exit %d, want 5\n%s", code, out)
+	}
+	s := readStatusFile(t, vol)
+	if s.LastError == "" || s.LastErrorAt == nil || s.Snapshot != 3 {
+		t.Fatalf("status.json after a failure: %+v", s)
+	}
+	run(0)
+	if s := checkStatusFile(t, vol, up); s.LastError != "" || s.LastErrorAt != nil {
+		t.Fatalf("status.json after a good run: %+v", s)
+	}
+
+	// A torn root (current points elsewhere) is reported as the Go tools do.
+	cur := filepath.Join(vol, "current")
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("elsewhere", cur); err != nil {
+		t.Fatal(err)
+	}
+	run(1)
+	live, _ := export.New(fsys.OS(), vol).Status()
+	if s := readStatusFile(t, vol); s.State != export.StateTorn || live.State != export.StateTorn || s.Problem == "" || s.LastError == "" {
+		t.Fatalf("status.json of a torn root: %+v", s)
+	}
+}
+
+func checkSnapshots(tb testing.TB, root, want string) {
+	tb.Helper()
+	snaps, err := export.New(fsys.OS(), root).Snapshots()
+	if err != nil || fmt.Sprint(snaps) != want {
+		tb.Fatalf("snapshots %v, %v; want %s", snaps, err, want)
+	}
+}
+
+func readStatusFile(tb testing.TB, root string) export.Status {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(root, export.StatusName))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var s export.Status
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		tb.Fatalf("status.json: %v\n%s", err, b)
+	}
+	return s
+}
+
+// checkStatusFile checks that the status.json the script wrote agrees with
+// the live state the Go tools compute.
+func checkStatusFile(tb testing.TB, root, up string) export.Status {
+	tb.Helper()
+	got := readStatusFile(tb, root)
+	live, err := export.New(fsys.OS(), root).Status()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if got.Updated == nil || live.Updated == nil || got.Updated.Sub(*live.Updated).Abs() > 5*time.Second {
+		tb.Errorf("updated %v, current flipped at %v", got.Updated, live.Updated)
+	}
+	live.Upstream = up
+	got.Updated, live.Updated = nil, nil
+	got.LastError, got.LastErrorAt, live.LastError, live.LastErrorAt = "", nil, "", nil
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", live) {
+		tb.Errorf("status.json %+v\nlive        %+v", got, live)
+	}
+	return readStatusFile(tb, root)
 }
