@@ -185,7 +185,7 @@ func TestRsyncdConfClassic(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	mcode := cliapp.Run(context.Background(), cliapp.MirrorApp(&out, &errb), []string{"mirror-sync", "--classic",
-		"--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror"), "--rsync-opt=--checksum", "--quiet"})
+		"--upstream", d.URL("pub"), "--root", filepath.Join(tmp, "mirror"), "--rsync-opt=--checksum"})
 	if mcode != 0 || strings.TrimSpace(out.String()) != "1" {
 		t.Fatalf("mirror-sync --classic --checksum through the generated module: %d %s %s\n%s", mcode, out.String(), errb.String(), d.Log())
 	}
