@@ -14,24 +14,11 @@ import (
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
-// blockFromDoc returns the sh code block that follows "`LABEL`:" in
-// docs/classic.md, so the documented scripts are the tested ones.
+// blockFromDoc returns the sh code block after "`LABEL`:" in
+// docs/classic.md.
 func blockFromDoc(tb testing.TB, label string) string {
 	tb.Helper()
-	b, err := os.ReadFile("../../docs/classic.md")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(b), "`"+label+"`:")
-	if !ok {
-		tb.Fatalf("docs/classic.md has no %s", label)
-	}
-	_, rest, ok = strings.Cut(rest, "```sh\n")
-	body, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		tb.Fatalf("docs/classic.md: no code block after %s", label)
-	}
-	return body
+	return testutil.DocBlock(tb, "docs/classic.md", label)
 }
 
 // TestClassicScriptsLint checks the scripts docs/classic.md gives with sh -n

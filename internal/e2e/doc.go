@@ -1,0 +1,7 @@
+// Package e2e holds the end-to-end walk-through of docs/operating.md and
+// docs/classic.md, run as an admin would run them: the tools installed by
+// `make install` into a temporary prefix, the documented crontab lines run
+// by sh with cron's environment, real rsync daemons configured by
+// `publish rsyncd-conf`, real git repositories checked with git fsck.
+// It has only tests.
+package e2e
