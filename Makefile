@@ -28,13 +28,17 @@ install: build
 	install -m 0755 docs/volunteer-mirror.sh $(DESTDIR)$(PREFIX)/bin/seqmirror-volunteer-mirror
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
-# Installs what a fresh Debian machine lacks for the tests (rsync, git,
-# flock); as a user other than root it says what to install instead.
+# Installs what a fresh Debian machine lacks for the tests (the real peers
+# rsync and git; flock; shellcheck for the documented scripts); as a user
+# other than root it says what to install instead.
+DEPS_BIN := rsync git flock shellcheck
+DEPS_PKG := rsync git util-linux shellcheck
 deps:
-	@command -v rsync >/dev/null 2>&1 && command -v git >/dev/null 2>&1 && command -v flock >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then echo "installing rsync, git and util-linux" >&2; \
-	    apt-get update -qq && apt-get install -y -qq rsync git util-linux >/dev/null; \
-	  else echo "make test needs rsync, git and flock: run 'apt-get install rsync git util-linux' as root, then make test again" >&2; exit 1; fi; }
+	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing $(DEPS_PKG) (missing:$$missing)" >&2; \
+	    apt-get update -qq && apt-get install -y -qq $(DEPS_PKG) >/dev/null; \
+	  else echo "make test needs$$missing: run 'apt-get install $(DEPS_PKG)' as root, then make test again" >&2; exit 1; fi; fi
 
 demo: build
 	./scripts/demo.sh

@@ -32,13 +32,9 @@ func TestVolunteerScriptLint(t *testing.T) {
 			t.Fatalf("dash -n: %v\n%s", err, out)
 		}
 	}
-	// shellcheck is a lint, not a peer the script needs: use it when present.
-	if sc, err := exec.LookPath("shellcheck"); err == nil {
-		if out, err := exec.Command(sc, "-s", "sh", volunteerScript).CombinedOutput(); err != nil {
-			t.Fatalf("shellcheck: %v\n%s", err, out)
-		}
-	} else {
-		t.Log("shellcheck not installed (apt-get install shellcheck); only sh -n checked")
+	sc := testutil.RequireBinary(t, "shellcheck") // make test installs it
+	if out, err := exec.Command(sc, "-s", "sh", volunteerScript).CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
 	}
 }
 
