@@ -38,8 +38,8 @@ func Refused(err error) bool { return errors.Is(err, ErrNotRegular) || errors.Is
 // file is fs.ErrNotExist). On the real filesystem it uses openat2(2) with
 // RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an openat(2) walk with O_NOFOLLOW
 // per component where the kernel has no openat2; any other FS (a test
-// wrapper) gets an Lstat per component, then an O_NOFOLLOW open checked with
-// Stat.
+// wrapper) gets an Lstat per component before and after an O_NOFOLLOW open
+// checked with Stat, which is not atomic (see openBeneathLstat).
 func OpenBeneath(f FS, root, rel string) (afero.File, error) {
 	rel, full, err := localRel(root, rel)
 	if err != nil {
@@ -173,24 +173,14 @@ func regularFile(fd int, rel, full string) (afero.File, error) {
 	return os.NewFile(uintptr(fd), full), nil
 }
 
+// openBeneathLstat is OpenBeneath for a filesystem that is not the real
+// one: Lstat each component, open without following the last, check the
+// open file's type, then Lstat the components again, so that a directory
+// swapped for a symlink around the open is seen unless it was swapped back
+// in between (only the real filesystem's way is atomic).
 func openBeneathLstat(f FS, root, rel, full string) (afero.File, error) {
-	parts := strings.Split(rel, string(filepath.Separator))
-	p := root
-	for i, name := range parts {
-		p = filepath.Join(p, name)
-		fi, err := Lstat(f, p)
-		if err != nil {
-			return nil, err
-		}
-		last, comp := i == len(parts)-1, strings.Join(parts[:i+1], "/")
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return nil, symlinkError(comp, full, last)
-		case !last && !fi.IsDir():
-			return nil, &fs.PathError{Op: "open", Path: full, Err: unix.ENOTDIR}
-		case last && !fi.Mode().IsRegular():
-			return nil, notRegularError(rel, full, fi.Mode())
-		}
+	if err := checkComponents(f, root, rel, full); err != nil {
+		return nil, err
 	}
 	h, err := f.OpenFile(full, readFlags, 0)
 	if errors.Is(err, unix.ELOOP) {
@@ -203,11 +193,38 @@ func openBeneathLstat(f FS, root, rel, full string) (afero.File, error) {
 	if err == nil && !fi.Mode().IsRegular() {
 		err = notRegularError(rel, full, fi.Mode())
 	}
+	if err == nil {
+		err = checkComponents(f, root, rel, full)
+	}
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// checkComponents lstats each component of rel below root: directories on
+// the way, a regular file at the end, no symlink.
+func checkComponents(f FS, root, rel, full string) error {
+	parts := strings.Split(rel, string(filepath.Separator))
+	p := root
+	for i, name := range parts {
+		p = filepath.Join(p, name)
+		fi, err := Lstat(f, p)
+		if err != nil {
+			return err
+		}
+		last, comp := i == len(parts)-1, strings.Join(parts[:i+1], "/")
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return symlinkError(comp, full, last)
+		case !last && !fi.IsDir():
+			return &fs.PathError{Op: "open", Path: full, Err: unix.ENOTDIR}
+		case last && !fi.Mode().IsRegular():
+			return notRegularError(rel, full, fi.Mode())
+		}
+	}
+	return nil
 }
 
 func symlinkError(comp, full string, last bool) error {
