@@ -41,14 +41,57 @@ func Refused(err error) bool { return errors.Is(err, ErrNotRegular) || errors.Is
 // wrapper) gets an Lstat per component before and after an O_NOFOLLOW open
 // checked with Stat, which is not atomic (see openBeneathLstat).
 func OpenBeneath(f FS, root, rel string) (afero.File, error) {
-	rel, full, err := localRel(root, rel)
+	d, err := OpenBeneathDir(f, root)
 	if err != nil {
 		return nil, err
 	}
+	defer d.Close()
+	return d.Open(rel)
+}
+
+// BeneathDir is a root for OpenBeneath opened once for many files: on the
+// real filesystem it holds the root open, so that each Open costs one
+// openat2 (or a walk) relative to it. It is safe for concurrent use.
+type BeneathDir struct {
+	f    FS
+	root string
+	fd   int // the root, O_PATH; -1 if f is not the real filesystem
+}
+
+// OpenBeneathDir opens root (following it if it is a symlink: the caller
+// named it) for BeneathDir.Open. Close it when done.
+func OpenBeneathDir(f FS, root string) (*BeneathDir, error) {
+	d := &BeneathDir{f: f, root: root, fd: -1}
 	if IsOS(f) {
-		return openBeneathOS(root, rel, full)
+		fd, err := openRoot(root)
+		if err != nil {
+			return nil, err
+		}
+		d.fd = fd
 	}
-	return openBeneathLstat(f, root, rel, full)
+	return d, nil
+}
+
+// Open is OpenBeneath(f, root, rel) for d's filesystem and root.
+func (d *BeneathDir) Open(rel string) (afero.File, error) {
+	rel, full, err := localRel(d.root, rel)
+	if err != nil {
+		return nil, err
+	}
+	if d.fd < 0 {
+		return openBeneathLstat(d.f, d.root, rel, full)
+	}
+	return openBeneathFd(d.fd, rel, full)
+}
+
+// Close releases the root.
+func (d *BeneathDir) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
 }
 
 // localRel cleans rel and checks that it names something below root.
@@ -64,12 +107,7 @@ func localRel(root, rel string) (clean, full string, err error) {
 // Flags of the final open: never block on a fifo, never take a terminal.
 const readFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
-func openBeneathOS(root, rel, full string) (afero.File, error) {
-	dfd, err := openRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd)
+func openBeneathFd(dfd int, rel, full string) (afero.File, error) {
 	fd, err := openat2(dfd, rel, full)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		// No openat2 (ENOSYS, or EPERM from a seccomp filter), or a
@@ -166,7 +204,9 @@ func regularFile(fd int, rel, full string) (afero.File, error) {
 		unix.Close(fd)
 		return nil, notRegularError(rel, full, unixType(st.Mode))
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// F_SETFL sets only the status flags (O_APPEND, O_NONBLOCK, O_DIRECT,
+	// O_NOATIME, O_ASYNC), none of which the open set but O_NONBLOCK.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "fcntl", Path: full, Err: err}
 	}

@@ -20,7 +20,7 @@ type wrapper struct{ FS }
 
 // beneathOpeners are OpenBeneath's three ways: openat2, the openat walk the
 // real filesystem falls back to without openat2, and the Lstat walk of
-// wrapping filesystems.
+// wrapping filesystems; and BeneathDir.Open.
 var beneathOpeners = []struct {
 	name string
 	open func(root, rel string) (afero.File, error)
@@ -43,6 +43,14 @@ var beneathOpeners = []struct {
 		return regularFile(fd, rel, full)
 	}},
 	{name: "lstat", open: func(root, rel string) (afero.File, error) { return OpenBeneath(wrapper{OS()}, root, rel) }},
+	{name: "BeneathDir", open: func(root, rel string) (afero.File, error) {
+		d, err := OpenBeneathDir(OS(), root)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close() // the opened file outlives the directory
+		return d.Open(rel)
+	}},
 }
 
 // beneathTree makes root (a regular file f, d/e/f, a fifo, a character

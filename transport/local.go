@@ -13,7 +13,6 @@ import (
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/spf13/afero"
 )
 
 // Local reads an export root on a mounted filesystem (local disk or NFS).
@@ -42,15 +41,24 @@ func (l *Local) wrap(err error) error {
 	return err
 }
 
-// open opens the upstream file at full (below the root) for reading with
-// fsys.OpenBeneath: no symlink below the root is followed (not even the
-// snapshots/ directory or snapshots/N), and only a regular file is opened.
-func (l *Local) open(full string) (afero.File, error) {
-	rel, err := filepath.Rel(l.root.Dir, full)
+// rel is the path of full (below the root) relative to the root.
+func (l *Local) rel(full string) string {
+	r, err := filepath.Rel(l.root.Dir, full)
 	if err != nil {
-		return nil, err
+		return full // not below the root: OpenBeneath refuses it
 	}
-	return fsys.OpenBeneath(l.root.FS, l.root.Dir, rel)
+	return r
+}
+
+// beneath opens the root for reading many files with BeneathDir.Open: no
+// symlink below the root is followed (not even snapshots/ or snapshots/N),
+// and only regular files are opened. The caller closes it.
+func (l *Local) beneath() (*fsys.BeneathDir, error) {
+	d, err := fsys.OpenBeneathDir(l.root.FS, l.root.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open upstream: %w", l.wrap(err))
+	}
+	return d, nil
 }
 
 // Seq implements Upstream.
@@ -86,7 +94,7 @@ func (l *Local) Current(context.Context) (uint64, time.Time, error) {
 
 // FetchManifest implements Upstream.
 func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
-	in, err := l.open(l.root.ManifestPath(n))
+	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(l.root.ManifestPath(n)))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch manifest of snapshot %d: %w: %w", n, ErrVanished, l.wrap(err))
@@ -107,10 +115,15 @@ func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
 
 // Fetch implements Upstream: copies and hashes in one pass, in parallel.
 func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
-	src := l.root.SnapshotDir(n)
+	up, err := l.beneath()
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	src := l.rel(l.root.SnapshotDir(n))
 	pool := snapshot.NewPool(ctx, l.Workers)
 	for _, e := range files {
-		err := pool.Go(func(context.Context) error { return l.fetchOne(src, e, dir) })
+		err := pool.Go(func(context.Context) error { return l.fetchOne(up, src, e, dir) })
 		if err != nil {
 			break
 		}
@@ -119,10 +132,10 @@ func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir
 }
 
 // fetchOne copies and checks the file of record e from the snapshot
-// directory src into dir.
-func (l *Local) fetchOne(src string, e manifest.Entry, dir string) error {
+// directory src (relative to the root up) into dir.
+func (l *Local) fetchOne(up *fsys.BeneathDir, src string, e manifest.Entry, dir string) error {
 	rel := filepath.FromSlash(e.Path)
-	in, err := l.open(filepath.Join(src, rel))
+	in, err := up.Open(filepath.Join(src, rel))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch %s: %w: %w", e.Path, ErrVanished, err)
@@ -155,6 +168,11 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 	if err != nil {
 		return fmt.Errorf("copy tree %s: %w", src, l.wrap(err))
 	}
+	up, err := l.beneath()
+	if err != nil {
+		return err
+	}
+	defer up.Close()
 	var dirs []manifest.Entry
 	pool := snapshot.NewPool(ctx, l.Workers)
 	for _, e := range entries {
@@ -179,7 +197,7 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 						return nil
 					}
 				}
-				return l.copyOne(filepath.Join(src, rel), dst, e)
+				return l.copyOne(up, rel, dst, e)
 			})
 		}
 		if err != nil {
@@ -195,12 +213,12 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 	return snapshot.FinishDirs(f, dir, dirs)
 }
 
-// copyOne copies the upstream file at full, which the walk listed as the
-// regular file of record e, to dst (classic mode). What is no longer a
-// regular file, or is now reached through a symlink, changed since the
-// walk: like a file that vanished, that is a reason to start over.
-func (l *Local) copyOne(full, dst string, e manifest.Entry) error {
-	in, err := l.open(full)
+// copyOne copies the upstream file rel (below the root up), which the walk
+// listed as the regular file of record e, to dst (classic mode). What is no
+// longer a regular file, or is now reached through a symlink, changed since
+// the walk: like a file that vanished, that is a reason to start over.
+func (l *Local) copyOne(up *fsys.BeneathDir, rel, dst string, e manifest.Entry) error {
+	in, err := up.Open(rel)
 	if errors.Is(err, fs.ErrNotExist) || fsys.Refused(err) {
 		return fmt.Errorf("copy %s: %w: %w", e.Path, ErrVanished, err)
 	}
