@@ -200,12 +200,13 @@ func (r *Root) Current() (uint64, error) {
 	return ParseCurrent(t)
 }
 
-// ParseCurrent parses the target of a current symlink: "snapshots/N".
+// ParseCurrent parses the target of a current symlink: "snapshots/N". Its
+// error describes a bad target without quoting it (it may be an upstream's).
 func ParseCurrent(target string) (uint64, error) {
 	num, ok := strings.CutPrefix(target, SnapshotsName+"/")
 	n, err := strconv.ParseUint(num, 10, 64)
 	if !ok || err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
-		return 0, fmt.Errorf("%w: target %q, want snapshots/N", ErrBadCurrent, target)
+		return 0, fmt.Errorf("%w: its target (%d bytes) is not snapshots/N with N a number from 1 without leading zeros", ErrBadCurrent, len(target))
 	}
 	return n, nil
 }

@@ -221,6 +221,7 @@ func TestParseCurrent(t *testing.T) {
 		{name: "escape", target: "snapshots/../1"},
 		{name: "manifest", target: "snapshots/1.manifest"},
 		{name: "empty", target: ""},
+		{name: "secret-looking", target: "/SECRET:20228"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,6 +237,10 @@ func TestParseCurrent(t *testing.T) {
 			}
 			if !errors.Is(err, export.ErrBadCurrent) {
 				t.Fatalf("ParseCurrent(%q) = %d, %v; want ErrBadCurrent", tt.target, n, err)
+			}
+			// An upstream's target is not quoted (status.json is public).
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Fatalf("ParseCurrent(%q) error quotes the target: %v", tt.target, err)
 			}
 		})
 	}

@@ -18,5 +18,14 @@
 // temp name, rename over the old one, fsync the directory), so a reader that
 // resolves it sees the old target or the new one, never a missing link.
 //
+// # Reading a tree it does not trust
+//
+// [OpenBeneath] (and [BeneathDir] for many files) is how seqmirror reads a
+// file of a tree someone else controls: an upstream on a local path or NFS,
+// a source's own seq files, any seq file. It follows no symlink below the
+// root it is given and opens only regular files, without ever blocking on a
+// fifo or reading a device; what it refuses wraps [ErrSymlink] or
+// [ErrNotRegular] ([Refused]) and says what it found, never what it holds.
+//
 // Nothing here takes locks; callers serialise writers (see package export).
 package fsys

@@ -30,36 +30,38 @@ const (
 	End   = "end"
 )
 
-// Parse parses the content of a seq file.
+// Parse parses the content of a seq file. Its errors describe what is wrong
+// without quoting the content, which may come from an upstream (or, through
+// a symlink, from any file the reader can read).
 func Parse(b []byte) (uint64, error) {
 	if len(b) < 2 || len(b) > MaxLen || b[len(b)-1] != '\n' {
-		return 0, fmt.Errorf("%w: want one decimal number and a newline, got %q", ErrCorrupt, clip(b))
+		return 0, fmt.Errorf("%w: want one decimal number and a newline, got %d bytes%s", ErrCorrupt, len(b), noNewline(b))
 	}
 	d := b[:len(b)-1]
 	if len(d) > 1 && d[0] == '0' {
-		return 0, fmt.Errorf("%w: leading zero in %q", ErrCorrupt, clip(b))
+		return 0, fmt.Errorf("%w: leading zero", ErrCorrupt)
 	}
 	for _, c := range d {
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%w: not a decimal number: %q", ErrCorrupt, clip(b))
+			return 0, fmt.Errorf("%w: not a decimal number (%d bytes)", ErrCorrupt, len(b))
 		}
 	}
 	n, err := strconv.ParseUint(string(d), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %q out of range", ErrCorrupt, clip(b))
+		return 0, fmt.Errorf("%w: %d digits, out of range (above %d)", ErrCorrupt, len(d), uint64(1<<64-1))
 	}
 	return n, nil
 }
 
+func noNewline(b []byte) string {
+	if len(b) > 0 && len(b) <= MaxLen && b[len(b)-1] != '\n' {
+		return " with no final newline"
+	}
+	return ""
+}
+
 // Format returns the canonical content of a seq file holding n.
 func Format(n uint64) []byte { return strconv.AppendUint(nil, n, 10) }
-
-func clip(b []byte) []byte {
-	if len(b) > 32 {
-		return b[:32]
-	}
-	return b
-}
 
 // ReadFrom reads a seq file's content from r, refusing more than MaxLen bytes.
 func ReadFrom(r io.Reader) (uint64, error) {
@@ -70,9 +72,22 @@ func ReadFrom(r io.Reader) (uint64, error) {
 	return Parse(b)
 }
 
-// Read reads the seq file at name.
+// Read reads the seq file at name, which must be a regular file: a symlink,
+// a fifo or a device there is an error wrapping ErrCorrupt.
 func Read(f fsys.FS, name string) (uint64, error) {
-	h, err := f.Open(name)
+	return ReadBeneath(f, filepath.Dir(name), filepath.Base(name))
+}
+
+// ReadBeneath reads the seq file root/rel, opened with fsys.OpenBeneath:
+// no symlink below root is followed and only a regular file is read (never
+// a fifo, which would block, or a device); anything else is an error
+// wrapping ErrCorrupt (and fsys.ErrSymlink or fsys.ErrNotRegular).
+func ReadBeneath(f fsys.FS, root, rel string) (uint64, error) {
+	name := filepath.Join(root, rel)
+	h, err := fsys.OpenBeneath(f, root, rel)
+	if fsys.Refused(err) {
+		return 0, fmt.Errorf("read seq %s: %w: %w", name, ErrCorrupt, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read seq %s: %w", name, err)
 	}

@@ -5,10 +5,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -99,6 +102,99 @@ func TestReadErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "end"), make([]byte, 1<<20), 0o644)
 	if _, err := seqfile.Read(f, filepath.Join(dir, "end")); !errors.Is(err, seqfile.ErrCorrupt) {
 		t.Fatalf("huge end: %v", err)
+	}
+}
+
+// TestParseQuotesNothing: a seq file may be an upstream's, or (through a
+// symlink) any file the reader can read; its errors describe, never quote.
+func TestParseQuotesNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{name: "shadow line", in: "root:*:20228:0:99999:7:::\n"},
+		{name: "short word", in: "SECRET\n"},
+		{name: "no newline", in: "SECRET"},
+		{name: "leading zero", in: "0SECRET\n"},
+		{name: "digits then word", in: "12SECRET\n"},
+		{name: "out of range", in: "99999999999999999999\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := seqfile.Parse([]byte(tt.in))
+			if !errors.Is(err, seqfile.ErrCorrupt) {
+				t.Fatalf("Parse(%q) = %v, want ErrCorrupt", tt.in, err)
+			}
+			for _, leak := range []string{"SECRET", "root", "99999999999999999999", "20228"} {
+				if strings.Contains(tt.in, leak) && strings.Contains(err.Error(), leak) {
+					t.Fatalf("Parse(%q) error quotes the content: %v", tt.in, err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadRefusesNonRegular: a seq file that is a fifo (which would block
+// the reader), a device (endless), or a symlink anywhere below the root it
+// is read beneath (which would read another file) is refused at once.
+func TestReadRefusesNonRegular(t *testing.T) {
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, root, outside string)
+		want  error
+	}{
+		{name: "fifo", want: fsys.ErrNotRegular, plant: func(t *testing.T, root, _ string) {
+			testutil.Fifo(t, filepath.Join(root, "seq", "end"))
+		}},
+		{name: "character device", want: fsys.ErrNotRegular, plant: func(t *testing.T, root, _ string) {
+			testutil.ZeroDevice(t, filepath.Join(root, "seq", "end"))
+		}},
+		{name: "symlink to a number outside", want: fsys.ErrSymlink, plant: func(t *testing.T, root, outside string) {
+			os.Symlink(filepath.Join(outside, "seven"), filepath.Join(root, "seq", "end"))
+		}},
+		{name: "symlink to a secret", want: fsys.ErrSymlink, plant: func(t *testing.T, root, outside string) {
+			os.Symlink(filepath.Join(outside, "shadow"), filepath.Join(root, "seq", "end"))
+		}},
+		{name: "symlinked seq directory", want: fsys.ErrSymlink, plant: func(t *testing.T, root, outside string) {
+			os.Remove(filepath.Join(root, "seq"))
+			os.Symlink(outside, filepath.Join(root, "seq"))
+			os.Rename(filepath.Join(outside, "seven"), filepath.Join(outside, "end"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+			os.MkdirAll(filepath.Join(root, "seq"), 0o755)
+			os.Mkdir(outside, 0o755)
+			os.WriteFile(filepath.Join(outside, "seven"), []byte("7\n"), 0o600)
+			os.WriteFile(filepath.Join(outside, "shadow"), []byte("root:*:20228:0:99999:7:::\n"), 0o600)
+			tt.plant(t, root, outside)
+			done := make(chan error, 1)
+			go func() {
+				_, err := seqfile.ReadBeneath(fsys.OS(), root, "seq/end")
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("ReadBeneath still blocked after 5s")
+			}
+			if !errors.Is(err, seqfile.ErrCorrupt) || !errors.Is(err, tt.want) {
+				t.Fatalf("ReadBeneath = %v, want ErrCorrupt and %v", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "20228") {
+				t.Fatalf("error quotes the secret: %v", err)
+			}
+			if tt.want == fsys.ErrNotRegular || tt.name == "symlinked seq directory" {
+				return
+			}
+			// Read (the last component only) refuses a symlink too.
+			if _, err := seqfile.Read(fsys.OS(), filepath.Join(root, "seq", "end")); !errors.Is(err, fsys.ErrSymlink) {
+				t.Fatalf("Read = %v, want ErrSymlink", err)
+			}
+		})
 	}
 }
 

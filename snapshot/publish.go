@@ -164,11 +164,13 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	return res, err
 }
 
-// sourceSeq reads the source's counters if it has a valid pair.
+// sourceSeq reads the source's counters if it has a valid pair. They are
+// opened beneath the source (seqfile.ReadBeneath): a fifo, a device or a
+// symlink there (seq/ itself included) is an error, not a hang or a read
+// of another file.
 func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
-	dir := filepath.Join(source, SourceSeqDir)
-	b, errB := seqfile.Read(f, filepath.Join(dir, seqfile.Begin))
-	e, errE := seqfile.Read(f, filepath.Join(dir, seqfile.End))
+	b, errB := seqfile.ReadBeneath(f, source, filepath.Join(SourceSeqDir, seqfile.Begin))
+	e, errE := seqfile.ReadBeneath(f, source, filepath.Join(SourceSeqDir, seqfile.End))
 	if errB != nil || errE != nil {
 		if errors.Is(errB, seqfile.ErrCorrupt) || errors.Is(errE, seqfile.ErrCorrupt) {
 			return seqfile.Pair{}, false, fmt.Errorf("source counters: %w", errors.Join(errB, errE))

@@ -14,4 +14,12 @@
 // host:path), else a path, read directly (local disk or NFS). Upstreams
 // that can also copy a plain tree with no snapshots (classic mode)
 // implement [TreeFetcher]. Upstreams are not safe for concurrent use.
+//
+// A path upstream ([Local]) may be hostile: every file it reads (seq files,
+// manifests, snapshot files, classic copies) is opened with fsys.OpenBeneath,
+// following no symlink below the upstream's root and reading only regular
+// files. A fifo, a device or a symlink where a file should be is refused at
+// once: seqfile.ErrCorrupt for a seq file, manifest.ErrCorrupt for a
+// manifest, snapshot.ErrHashMismatch for a snapshot file, [ErrVanished] for
+// a classic copy (the tree changed since it was listed).
 package transport

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -43,9 +41,29 @@ func (l *Local) wrap(err error) error {
 	return err
 }
 
+// rel is the path of full (below the root) relative to the root.
+func (l *Local) rel(full string) string {
+	r, err := filepath.Rel(l.root.Dir, full)
+	if err != nil {
+		return full // not below the root: OpenBeneath refuses it
+	}
+	return r
+}
+
+// beneath opens the root for reading many files with BeneathDir.Open: no
+// symlink below the root is followed (not even snapshots/ or snapshots/N),
+// and only regular files are opened. The caller closes it.
+func (l *Local) beneath() (*fsys.BeneathDir, error) {
+	d, err := fsys.OpenBeneathDir(l.root.FS, l.root.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open upstream: %w", l.wrap(err))
+	}
+	return d, nil
+}
+
 // Seq implements Upstream.
 func (l *Local) Seq(_ context.Context, name string) (uint64, error) {
-	n, err := seqfile.Read(l.root.FS, filepath.Join(l.root.SeqDir(), name))
+	n, err := seqfile.ReadBeneath(l.root.FS, l.root.Dir, filepath.Join(export.SeqName, name))
 	if errors.Is(err, fs.ErrNotExist) && l.root.Exists() == nil {
 		return 0, nil // a root never updated: a missing counter is 0, as in seqfile.Counters
 	}
@@ -76,11 +94,20 @@ func (l *Local) Current(context.Context) (uint64, time.Time, error) {
 
 // FetchManifest implements Upstream.
 func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
-	_, _, err := snapshot.CopyFile(l.root.FS, l.root.ManifestPath(n), l.root.FS, dst, MaxManifestSize)
-	if errors.Is(err, fs.ErrNotExist) {
+	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(l.root.ManifestPath(n)))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch manifest of snapshot %d: %w: %w", n, ErrVanished, l.wrap(err))
+	case fsys.Refused(err):
+		return fmt.Errorf("fetch manifest of snapshot %d from %s: %w: %w", n, l.root.Dir, manifest.ErrCorrupt, err)
+	case err != nil:
+		return fmt.Errorf("fetch manifest of snapshot %d: %w", n, err)
 	}
-	if err != nil {
+	defer in.Close()
+	if fi, err := in.Stat(); err == nil && fi.Size() > MaxManifestSize {
+		return fmt.Errorf("fetch manifest of snapshot %d from %s: %w: %d bytes, more than %d", n, l.root.Dir, manifest.ErrCorrupt, fi.Size(), int64(MaxManifestSize))
+	}
+	if _, _, err := snapshot.CopyFrom(in, l.root.FS, dst, MaxManifestSize); err != nil {
 		return fmt.Errorf("fetch manifest of snapshot %d: %w", n, err)
 	}
 	return nil
@@ -88,37 +115,45 @@ func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
 
 // Fetch implements Upstream: copies and hashes in one pass, in parallel.
 func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
-	src := l.root.SnapshotDir(n)
+	up, err := l.beneath()
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	src := l.rel(l.root.SnapshotDir(n))
 	pool := snapshot.NewPool(ctx, l.Workers)
 	for _, e := range files {
-		err := pool.Go(func(context.Context) error {
-			rel := filepath.FromSlash(e.Path)
-			in, err := l.root.FS.OpenFile(filepath.Join(src, rel), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("fetch %s: %w: %w", e.Path, ErrVanished, err)
-			}
-			if errors.Is(err, syscall.ELOOP) {
-				return fmt.Errorf("fetch %s from %s: %w: it is a symlink upstream, the manifest says a regular file", e.Path, l.root.Dir, snapshot.ErrHashMismatch)
-			}
-			if err != nil {
-				return fmt.Errorf("fetch %s: %w", e.Path, err)
-			}
-			defer in.Close()
-			h, sz, err := snapshot.CopyFrom(in, l.root.FS, filepath.Join(dir, rel), e.Size)
-			if err != nil {
-				return fmt.Errorf("fetch %s: %w", e.Path, err)
-			}
-			if sz != e.Size || h != e.Hash {
-				return fmt.Errorf("fetch %s from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-					e.Path, l.root.Dir, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
-			}
-			return nil
-		})
+		err := pool.Go(func(context.Context) error { return l.fetchOne(up, src, e, dir) })
 		if err != nil {
 			break
 		}
 	}
 	return pool.Wait()
+}
+
+// fetchOne copies and checks the file of record e from the snapshot
+// directory src (relative to the root up) into dir.
+func (l *Local) fetchOne(up *fsys.BeneathDir, src string, e manifest.Entry, dir string) error {
+	rel := filepath.FromSlash(e.Path)
+	in, err := up.Open(filepath.Join(src, rel))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("fetch %s: %w: %w", e.Path, ErrVanished, err)
+	case fsys.Refused(err):
+		return fmt.Errorf("fetch %s from %s: %w: the manifest says a regular file: %w", e.Path, l.root.Dir, snapshot.ErrHashMismatch, err)
+	case err != nil:
+		return fmt.Errorf("fetch %s: %w", e.Path, err)
+	}
+	defer in.Close()
+	h, sz, err := snapshot.CopyFrom(in, l.root.FS, filepath.Join(dir, rel), e.Size)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", e.Path, err)
+	}
+	if sz != e.Size || h != e.Hash {
+		return fmt.Errorf("fetch %s from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+			e.Path, l.root.Dir, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+	}
+	return nil
 }
 
 // Close implements Upstream.
@@ -133,6 +168,11 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 	if err != nil {
 		return fmt.Errorf("copy tree %s: %w", src, l.wrap(err))
 	}
+	up, err := l.beneath()
+	if err != nil {
+		return err
+	}
+	defer up.Close()
 	var dirs []manifest.Entry
 	pool := snapshot.NewPool(ctx, l.Workers)
 	for _, e := range entries {
@@ -157,14 +197,7 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 						return nil
 					}
 				}
-				_, _, err := snapshot.CopyFile(f, filepath.Join(src, rel), f, dst, -1)
-				if errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("copy %s: %w: %w", e.Path, ErrVanished, err)
-				}
-				if err != nil {
-					return fmt.Errorf("copy %s: %w", e.Path, err)
-				}
-				return snapshot.SetMeta(f, dst, e)
+				return l.copyOne(up, rel, dst, e)
 			})
 		}
 		if err != nil {
@@ -178,4 +211,23 @@ func (l *Local) FetchTree(ctx context.Context, dir, linkDest string) error {
 		return err
 	}
 	return snapshot.FinishDirs(f, dir, dirs)
+}
+
+// copyOne copies the upstream file rel (below the root up), which the walk
+// listed as the regular file of record e, to dst (classic mode). What is no
+// longer a regular file, or is now reached through a symlink, changed since
+// the walk: like a file that vanished, that is a reason to start over.
+func (l *Local) copyOne(up *fsys.BeneathDir, rel, dst string, e manifest.Entry) error {
+	in, err := up.Open(rel)
+	if errors.Is(err, fs.ErrNotExist) || fsys.Refused(err) {
+		return fmt.Errorf("copy %s: %w: %w", e.Path, ErrVanished, err)
+	}
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", e.Path, err)
+	}
+	defer in.Close()
+	if _, _, err := snapshot.CopyFrom(in, l.root.FS, dst, -1); err != nil {
+		return fmt.Errorf("copy %s: %w", e.Path, err)
+	}
+	return snapshot.SetMeta(l.root.FS, dst, e)
 }

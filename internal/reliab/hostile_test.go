@@ -2,14 +2,17 @@ package reliab
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/export"
@@ -19,6 +22,7 @@ import (
 	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/transport"
 	"github.com/spf13/afero"
 )
@@ -77,6 +81,65 @@ func (h hostileUp) write(rel, content string) {
 	}
 }
 
+// replace removes the upstream entry at rel (making its directory writable
+// first: snapshot directories are read-only) and lets plant put another
+// thing at its path p.
+func (h hostileUp) replace(rel string, plant func(p string)) {
+	h.tb.Helper()
+	p := filepath.Join(h.dir, filepath.FromSlash(rel))
+	os.Chmod(filepath.Dir(p), 0o755)
+	chmodAll(p)
+	if err := os.RemoveAll(p); err != nil {
+		h.tb.Fatal(err)
+	}
+	plant(p)
+}
+
+// moveOut moves the upstream entry at rel to the sentinel directory (as
+// name) and leaves a symlink to it in its place: the content is right, only
+// it is outside the upstream.
+func (h hostileUp) moveOut(rel, name string) {
+	h.tb.Helper()
+	p, out := filepath.Join(h.dir, filepath.FromSlash(rel)), filepath.Join(h.sentinel, name)
+	os.Chmod(filepath.Dir(p), 0o755)
+	if err := os.Rename(p, out); err != nil {
+		h.tb.Fatal(err)
+	}
+	if err := os.Symlink(out, p); err != nil {
+		h.tb.Fatal(err)
+	}
+}
+
+// symlink replaces the upstream entry at rel by a symlink to target.
+func (h hostileUp) symlink(rel, target string) {
+	h.tb.Helper()
+	h.replace(rel, func(p string) {
+		if err := os.Symlink(target, p); err != nil {
+			h.tb.Fatal(err)
+		}
+	})
+}
+
+// secret is what the sentinel's secret file holds: the first line of an
+// /etc/shadow. No error, status.json or mirrored file may ever hold it (or
+// its hash).
+const secret = "root:*:20228:0:99999:7:::\n"
+
+// addedFile is a file new in snapshot 2, which the mirror (serving 1) fetches.
+const addedFile = "snapshots/2/new/dir/added.txt"
+
+// setSize sets the size of the record of path in recs.
+func setSize(recs []string, path string, size int64) []string {
+	for i, rec := range recs {
+		if strings.HasSuffix(rec, " "+path) {
+			f := strings.Fields(rec)
+			f[2] = fmt.Sprint(size)
+			recs[i] = strings.Join(f, " ")
+		}
+	}
+	return recs
+}
+
 // fileRecord finds the first file record and returns its index.
 func fileRecord(recs []string) int {
 	for i, r := range recs {
@@ -114,6 +177,7 @@ type hostileCase struct {
 	fs    func(up string) fsys.FS // the filesystem the mirror sees (default: OS)
 	want  error
 	exit  int
+	says  string // if not "", the error must say it (what was wrong)
 }
 
 // rollbackCase is the case whose mirror first serves snapshot 2.
@@ -205,16 +269,7 @@ func hostileCases() []hostileCase {
 			h.write("seq/end", strings.Repeat("9", 1<<16)+"\n")
 		}},
 		{name: "size claim bigger than the file", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
-			h.editRecords(func(r []string) []string {
-				for i, rec := range r {
-					if strings.HasSuffix(rec, " new/dir/added.txt") {
-						f := strings.Fields(rec)
-						f[2] = "1000000"
-						r[i] = strings.Join(f, " ")
-					}
-				}
-				return r
-			})
+			h.editRecords(func(r []string) []string { return setSize(r, "new/dir/added.txt", 1000000) })
 		}},
 		{name: "size claim beyond MaxSize", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string {
@@ -245,6 +300,54 @@ func hostileCases() []hostileCase {
 			fs: func(up string) fsys.FS {
 				return &vanishingFS{FS: fsys.OS(), under: filepath.Join(up, "snapshots", "2"), dir: up}
 			}},
+		// Special files and symlinks upstream (issue 10 item 2): each must be
+		// refused at once, without blocking, reading a device or following.
+		{name: "fifo where a file should be", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
+			h.replace(addedFile, func(p string) { testutil.Fifo(h.tb, p) })
+		}},
+		{name: "fifo as the manifest", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
+			h.replace("snapshots/2.manifest", func(p string) { testutil.Fifo(h.tb, p) })
+		}},
+		{name: "fifo as seq/end", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
+			h.replace("seq/end", func(p string) { testutil.Fifo(h.tb, p) })
+		}},
+		{name: "fifo as seq/begin", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
+			h.replace("seq/begin", func(p string) { testutil.Fifo(h.tb, p) })
+		}},
+		{name: "character device where a file should be", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a character device", craft: func(h hostileUp) {
+			h.replace(addedFile, func(p string) { testutil.ZeroDevice(h.tb, p) })
+		}},
+		{name: "character device as the manifest", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a character device", craft: func(h hostileUp) {
+			h.replace("snapshots/2.manifest", func(p string) { testutil.ZeroDevice(h.tb, p) })
+		}},
+		{name: "symlinked directory to a right copy outside", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("snapshots/2/new/dir", "dir")
+		}},
+		{name: "symlinked directory to a secret", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			// A size claim above the secret's, so that a read through the
+			// link gets to hash it all.
+			h.editRecords(func(r []string) []string { return setSize(r, "new/dir/added.txt", 1000) })
+			writeFile(h.tb, filepath.Join(h.sentinel, "added.txt"), secret)
+			h.symlink("snapshots/2/new/dir", h.sentinel)
+		}},
+		{name: "symlinked snapshot directory", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("snapshots/2", "2")
+		}},
+		{name: "symlinked snapshots directory", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("snapshots", "snapshots")
+		}},
+		{name: "manifest symlink to a right copy outside", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("snapshots/2.manifest", "2.manifest")
+		}},
+		{name: "seq/end symlink to a secret", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.symlink("seq/end", filepath.Join(h.sentinel, "secret"))
+		}},
+		{name: "seq/end symlink to a right number outside", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("seq/end", "end")
+		}},
+		{name: "symlinked seq directory", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+			h.moveOut("seq", "seq")
+		}},
 	}
 }
 
@@ -278,7 +381,7 @@ func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func
 	if err := os.MkdirAll(sentinel, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(sentinel, "secret"), "do not touch\n")
+	writeFile(t, filepath.Join(sentinel, "secret"), secret)
 	cp(t, fx.good, up)
 	cp(t, fx.goodMirror, root)
 	if tt.name == rollbackCase {
@@ -299,9 +402,12 @@ func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func
 	if tt.fs != nil {
 		f = tt.fs(up)
 	}
-	err := sync(f, up, root)
+	err := within(t, 20*time.Second, func() error { return sync(f, up, root) })
 	if !errors.Is(err, tt.want) {
 		t.Fatalf("Sync err = %v, want it to wrap %v", err, tt.want)
+	}
+	if !strings.Contains(fmt.Sprint(err), tt.says) {
+		t.Errorf("Sync err = %v, want it to say %q", err, tt.says)
 	}
 	if code := cliapp.ExitCode(err); code != tt.exit {
 		t.Errorf("exit code %d for %v, want %d", code, err, tt.exit)
@@ -318,6 +424,7 @@ func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func
 			t.Errorf("the mirror wrote into the upstream")
 		}
 	}
+	checkNoLeak(t, root, err)
 	after := readState(t, root)
 	if after.Cur != before.Cur || after.Seq.End != before.Seq.End {
 		t.Errorf("served snapshot/end moved from %+v to %+v", before, after)
@@ -339,6 +446,51 @@ func TestHostileUpstream(t *testing.T) {
 	}
 }
 
+// within runs fn and fails the test if it has not returned after d (a run
+// blocked on a fifo upstream would hold its lock forever).
+func within(tb testing.TB, d time.Duration, fn func() error) error {
+	tb.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		tb.Fatalf("still running after %v: blocked", d)
+		return nil
+	}
+}
+
+// checkNoLeak checks that the secret (a file outside the upstream) reached
+// neither the error, nor status.json (served to the world), nor any file
+// of the mirror, nor a file bigger than 1 MiB there (a device read on).
+func checkNoLeak(tb testing.TB, root string, runErr error) {
+	tb.Helper()
+	marks := []string{"20228", fmt.Sprintf("%016x", xxhash.Sum64String(secret))}
+	status, _ := os.ReadFile(filepath.Join(root, export.StatusName))
+	for _, m := range marks {
+		if strings.Contains(fmt.Sprint(runErr), m) {
+			tb.Errorf("the error quotes the secret or its hash: %v", runErr)
+		}
+		if bytes.Contains(status, []byte(m)) {
+			tb.Errorf("status.json holds the secret or its hash:\n%s", status)
+		}
+	}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		if fi.Size() > 1<<20 {
+			tb.Errorf("%s: %d bytes written", p, fi.Size())
+			return nil
+		}
+		if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(secret)) {
+			tb.Errorf("%s holds the secret", p)
+		}
+		return nil
+	})
+}
+
 // outside drops the entries below the directory skip.
 func outside(l []string, skip string) []string {
 	var out []string
@@ -354,6 +506,132 @@ func outside(l []string, skip string) []string {
 func writeFile(tb testing.TB, p, content string) {
 	tb.Helper()
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// runWithin is run (of a built binary) that fails the test if the process
+// has not exited after d; it is then killed.
+func runWithin(tb testing.TB, d time.Duration, name string, args ...string) (stderr string, code int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin(name), args...)
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		tb.Fatalf("%s %v still running after %v: blocked\n%s", name, args, d, errb.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		tb.Fatalf("%s %v: %v", name, args, err)
+	}
+	return errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// TestHostileUpstreamCLI runs mirror-sync (the binary, which takes the
+// lock) against some of TestHostileUpstream's special files upstream: it
+// must exit 7 at once, twice (a run that blocked on a fifo held the lock,
+// so every later run exited 4), quote nothing of the secret, and sync once
+// the upstream is repaired.
+func TestHostileUpstreamCLI(t *testing.T) {
+	base := fastDir(t)
+	fx := newHostileFixture(t, base)
+	byName := map[string]hostileCase{}
+	for _, c := range hostileCases() {
+		byName[c.name] = c
+	}
+	tests := []struct {
+		name string // a case of hostileCases
+	}{
+		{name: "fifo as seq/end"},
+		{name: "fifo as seq/begin"},
+		{name: "fifo as the manifest"},
+		{name: "fifo where a file should be"},
+		{name: "character device as the manifest"},
+		{name: "seq/end symlink to a secret"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hc, ok := byName[tt.name]
+			if !ok {
+				t.Fatalf("no hostile case %q", tt.name)
+			}
+			dir := filepath.Join(base, "cli", fmt.Sprint(i))
+			up, root, sentinel := filepath.Join(dir, "up"), filepath.Join(dir, "mirror"), filepath.Join(dir, "sentinel")
+			fatalIf(t, os.MkdirAll(sentinel, 0o755))
+			writeFile(t, filepath.Join(sentinel, "secret"), secret)
+			cp(t, fx.good, up)
+			cp(t, fx.goodMirror, root)
+			hc.craft(hostileUp{tb: t, dir: up, sentinel: sentinel})
+			args := []string{"--upstream", up, "--root", root, "-q"}
+			for try := 1; try <= 2; try++ {
+				stderr, code := runWithin(t, 15*time.Second, "mirror-sync", args...)
+				if code != cliapp.ExitCorrupt || strings.Contains(stderr, "20228") {
+					t.Fatalf("run %d: exit %d, want %d, without the secret:\n%s", try, code, cliapp.ExitCorrupt, stderr)
+				}
+			}
+			checkNoLeak(t, root, nil)
+			chmodAll(up)
+			fatalIf(t, os.RemoveAll(up))
+			cp(t, fx.good, up)
+			if stderr, code := runWithin(t, 15*time.Second, "mirror-sync", args...); code != 0 {
+				t.Fatalf("run on the repaired upstream: exit %d\n%s", code, stderr)
+			}
+			checkClean(t, root)
+		})
+	}
+}
+
+// TestPublishSourceSeqSpecial: publish reads the source's own seq/begin
+// and seq/end; a fifo there (which blocked publish, holding the lock) or a
+// symlink (read through) is refused at once with exit 7, and publish works
+// again once they are plain files.
+func TestPublishSourceSeqSpecial(t *testing.T) {
+	tests := []struct {
+		name  string
+		plant func(tb testing.TB, seqDir, outside string)
+	}{
+		{name: "fifo as seq/begin", plant: func(tb testing.TB, seqDir, _ string) { testutil.Fifo(tb, filepath.Join(seqDir, "begin")) }},
+		{name: "fifo as seq/end", plant: func(tb testing.TB, seqDir, _ string) { testutil.Fifo(tb, filepath.Join(seqDir, "end")) }},
+		{name: "character device as seq/begin", plant: func(tb testing.TB, seqDir, _ string) {
+			testutil.ZeroDevice(tb, filepath.Join(seqDir, "begin"))
+		}},
+		{name: "seq/begin symlink to a number outside", plant: func(tb testing.TB, seqDir, outside string) {
+			writeFile(tb, filepath.Join(outside, "one"), "1\n")
+			os.Remove(filepath.Join(seqDir, "begin"))
+			fatalIf(tb, os.Symlink(filepath.Join(outside, "one"), filepath.Join(seqDir, "begin")))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, root, outside := filepath.Join(dir, "src"), filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+			testutil.WriteTree(t, src, map[string]string{"a.txt": "a\n", "seq/begin": "1\n", "seq/end": "1\n"})
+			fatalIf(t, os.Mkdir(outside, 0o755))
+			tt.plant(t, filepath.Join(src, "seq"), outside)
+			args := []string{"--root", root, "--source", src, "-q"}
+			for try := 1; try <= 2; try++ {
+				if stderr, code := runWithin(t, 15*time.Second, "publish", args...); code != cliapp.ExitCorrupt {
+					t.Fatalf("run %d: exit %d, want %d\n%s", try, code, cliapp.ExitCorrupt, stderr)
+				}
+			}
+			for _, n := range []string{"begin", "end"} {
+				os.Remove(filepath.Join(src, "seq", n))
+				writeFile(t, filepath.Join(src, "seq", n), "1\n")
+			}
+			if stderr, code := runWithin(t, 15*time.Second, "publish", args...); code != 0 {
+				t.Fatalf("publish with plain seq files: exit %d\n%s", code, stderr)
+			}
+			checkClean(t, root)
+		})
+	}
+}
+
+func fatalIf(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
 		tb.Fatal(err)
 	}
 }
