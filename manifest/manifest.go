@@ -363,7 +363,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, err
 	}
 	if l != Magic {
-		return nil, fmt.Errorf("%w: first line %q, want %q (not a seqmirror manifest, or a newer version)", ErrCorrupt, clip(l), Magic)
+		return nil, fmt.Errorf("%w: first line (%d bytes) is not %q (not a seqmirror manifest, or a newer version)", ErrCorrupt, len(l), Magic)
 	}
 	mr.h.WriteString(l + "\n")
 	l, err = mr.readLine()
@@ -373,18 +373,11 @@ func NewReader(r io.Reader) (*Reader, error) {
 	num, ok := strings.CutPrefix(l, "snapshot ")
 	n, perr := strconv.ParseUint(num, 10, 64)
 	if !ok || perr != nil || n == 0 || strconv.FormatUint(n, 10) != num {
-		return nil, fmt.Errorf("%w: line 2 %q, want \"snapshot N\" with N >= 1", ErrCorrupt, clip(l))
+		return nil, fmt.Errorf("%w: line 2 (%d bytes) is not \"snapshot N\" with N >= 1", ErrCorrupt, len(l))
 	}
 	mr.h.WriteString(l + "\n")
 	mr.snapshot = n
 	return mr, nil
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }
 
 func (r *Reader) readLine() (string, error) {
@@ -577,7 +570,7 @@ func (r *Reader) footer(rest string) error {
 	cnt, sum, ok := strings.Cut(rest, " ")
 	n, err := strconv.Atoi(cnt)
 	if !ok || err != nil || strconv.Itoa(n) != cnt || len(sum) != 16 {
-		return fmt.Errorf("%w: bad footer %q", ErrCorrupt, clip(rest))
+		return fmt.Errorf("%w: bad footer (%d bytes)", ErrCorrupt, len(rest))
 	}
 	if n != r.count {
 		return fmt.Errorf("%w: footer counts %d records, read %d", ErrCorrupt, n, r.count)
@@ -598,7 +591,7 @@ func (r *Reader) footer(rest string) error {
 func parseRecord(l string) (Entry, error) {
 	f := strings.Split(l, " ")
 	if len(f) < 6 || len(f[0]) != 1 {
-		return Entry{}, fmt.Errorf("%w: malformed record %q", ErrCorrupt, clip(l))
+		return Entry{}, fmt.Errorf("%w: malformed record (%d bytes)", ErrCorrupt, len(l))
 	}
 	e := Entry{Type: Type(f[0][0])}
 	want := 6
@@ -606,31 +599,31 @@ func parseRecord(l string) (Entry, error) {
 		want = 7
 	}
 	if len(f) != want {
-		return Entry{}, fmt.Errorf("%w: record %q has %d fields, want %d", ErrCorrupt, clip(l), len(f), want)
+		return Entry{}, fmt.Errorf("%w: a record has %d fields, want %d", ErrCorrupt, len(f), want)
 	}
 	if len(f[1]) != 4 {
-		return Entry{}, fmt.Errorf("%w: mode %q is not 4 octal digits", ErrCorrupt, f[1])
+		return Entry{}, fmt.Errorf("%w: mode field is not 4 octal digits", ErrCorrupt)
 	}
 	m, err := strconv.ParseUint(f[1], 8, 32)
 	if err != nil {
-		return Entry{}, fmt.Errorf("%w: mode %q", ErrCorrupt, f[1])
+		return Entry{}, fmt.Errorf("%w: bad mode field", ErrCorrupt)
 	}
 	e.Mode = fs.FileMode(m)
 	if e.Size, err = parseInt(f[2]); err != nil || e.Size < 0 {
-		return Entry{}, fmt.Errorf("%w: size %q", ErrCorrupt, clip(f[2]))
+		return Entry{}, fmt.Errorf("%w: size field is not a decimal number", ErrCorrupt)
 	}
 	if e.MTime, err = parseInt(f[3]); err != nil {
-		return Entry{}, fmt.Errorf("%w: mtime %q", ErrCorrupt, clip(f[3]))
+		return Entry{}, fmt.Errorf("%w: mtime field is not a decimal number", ErrCorrupt)
 	}
 	if e.Type == File {
 		if len(f[4]) != 16 || strings.ToLower(f[4]) != f[4] {
-			return Entry{}, fmt.Errorf("%w: hash %q is not 16 lowercase hex digits", ErrCorrupt, clip(f[4]))
+			return Entry{}, fmt.Errorf("%w: hash field is not 16 lowercase hex digits", ErrCorrupt)
 		}
 		if e.Hash, err = strconv.ParseUint(f[4], 16, 64); err != nil {
-			return Entry{}, fmt.Errorf("%w: hash %q", ErrCorrupt, f[4])
+			return Entry{}, fmt.Errorf("%w: bad hash field", ErrCorrupt)
 		}
 	} else if f[4] != "-" {
-		return Entry{}, fmt.Errorf("%w: hash field %q on a non-file", ErrCorrupt, clip(f[4]))
+		return Entry{}, fmt.Errorf("%w: hash field on a non-file", ErrCorrupt)
 	}
 	if e.Path, err = Unescape(f[5]); err != nil {
 		return Entry{}, err
