@@ -100,6 +100,7 @@ func mirrorAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
+	scratchIn(up, r.WorkDir())
 	maxDel := md / 100
 	if md == 0 {
 		maxDel = 1e-9 // refuse any delete
@@ -192,6 +193,7 @@ func mirrorVerifyAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
+	scratchIn(up, r.WorkDir())
 	m, err := r.ReadManifest(n)
 	if err != nil {
 		return err
