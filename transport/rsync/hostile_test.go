@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,11 +59,11 @@ func TestSetuidNotServed(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
 	publish(t, master, src, 3)
 	// Planted behind the manifest's back (publish never records it).
-	must(t, os.Chmod(filepath.Join(master, "snapshots/1/bin/tool"), 0o4755))
-	must(t, os.Chmod(filepath.Join(master, "snapshots/1/dir"), 0o2755))
+	must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/bin/tool"), 0o4755))
+	must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/dir"), 0o2755))
 	testutil.WriteTree(t, classic, map[string]string{"bin/tool": "#!/bin/sh\n", "dir/f": "x"})
-	must(t, os.Chmod(filepath.Join(classic, "bin/tool"), 0o4755))
-	must(t, os.Chmod(filepath.Join(classic, "dir"), 0o3777))
+	must(t, syscall.Chmod(filepath.Join(classic, "bin/tool"), 0o4755))
+	must(t, syscall.Chmod(filepath.Join(classic, "dir"), 0o3777))
 	writeSeq(t, classic, "begin", 1)
 	writeSeq(t, classic, "end", 1)
 	d := testutil.StartRsyncdServer(t, map[string]string{"master": master, "classic": classic})
