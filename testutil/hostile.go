@@ -18,6 +18,13 @@ import (
 // listener and the connections are closed when the test ends.
 func SilentServer(tb testing.TB) string {
 	tb.Helper()
+	return StallServer(tb, nil)
+}
+
+// StallServer is SilentServer sending greet on each connection first (an
+// rsync daemon's "@RSYNCD: 32.0\n" makes one that stalls after greeting).
+func StallServer(tb testing.TB, greet []byte) string {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("silent server: %v", err)
@@ -31,6 +38,9 @@ func SilentServer(tb testing.TB) string {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			if len(greet) > 0 {
+				_, _ = c.Write(greet)
 			}
 			mu.Lock()
 			conns = append(conns, c)

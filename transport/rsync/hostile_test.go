@@ -224,6 +224,7 @@ func TestHostileEntriesNamed(t *testing.T) {
 		}, want: seqfile.ErrCorrupt, says: "1073741824 bytes upstream"},
 		{name: "fifo seq/end", path: "seq/end", plant: plant("fifo"), want: seqfile.ErrCorrupt, says: "a fifo upstream"},
 		{name: "symlink seq/end", path: "seq/end", plant: plant("symlink"), want: seqfile.ErrCorrupt, says: "a symlink upstream"},
+		{name: "fifo current", path: "current", plant: plant("fifo"), want: export.ErrBadCurrent, says: "a fifo upstream"},
 	}
 	tmp := t.TempDir()
 	src, good, mir1 := filepath.Join(tmp, "src"), filepath.Join(tmp, "good"), filepath.Join(tmp, "mirror1")
@@ -319,3 +320,35 @@ func TestSilentServer(t *testing.T) {
 		l.Unlock()
 	}
 }
+
+// After a timeout the Upstream does not wait again: a run's later steps
+// and retries fail at once.
+func TestTimeoutOncePerRun(t *testing.T) {
+	u := openRsync(t, "rsync://"+testutil.SilentServer(t)+"/m")
+	u.Opts.ConTimeout, u.Opts.Timeout = time.Second, 20*time.Second
+	for i, bound := range []time.Duration{4 * time.Second, 200 * time.Millisecond, 200 * time.Millisecond} {
+		start := time.Now()
+		_, err := u.Seq(context.Background(), seqfile.End)
+		if !errors.Is(err, transport.ErrUnavailable) {
+			t.Fatalf("call %d: %v, want ErrUnavailable", i, err)
+		}
+		if took := time.Since(start); took > bound {
+			t.Errorf("call %d took %s, want at most %s: %v", i, took, bound, err)
+		}
+	}
+}
+
+// A daemon that greets and then stalls is given up after the I/O timeout.
+func TestStallAfterGreeting(t *testing.T) {
+	addr := testutil.StallServer(t, []byte("@RSYNCD: 32.0 sha512 sha256 sha1 md5 md4\n"))
+	start := time.Now()
+	code, out, errs := runMirror(t, "--upstream", "rsync://"+addr+"/m", "--root", filepath.Join(t.TempDir(), "mirror"),
+		"--contimeout", "30s", "--timeout", "2s", "--quiet")
+	if code != cliapp.ExitBusy {
+		t.Fatalf("exit %d, want %d\n%s%s", code, cliapp.ExitBusy, out, errs)
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("gave up after %s, want about the 2s I/O timeout", took)
+	}
+}
+

@@ -148,27 +148,49 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	isRoot := err == nil && fi.IsDir()
 	st := &state{used: map[string]bool{}, at: time.Now()}
 	read := func(name string) (uint64, error) {
-		for _, s := range skips {
-			if s.name == prefix+export.SeqName+"/"+name {
-				return 0, fmt.Errorf("%w: %s", seqfile.ErrCorrupt, s.what())
-			}
+		if s, ok := skipped(skips, prefix+export.SeqName+"/"+name); ok {
+			return 0, fmt.Errorf("%w: %s", seqfile.ErrCorrupt, s.what())
 		}
 		return readSeq(filepath.Join(got, export.SeqName, name), isRoot, rerr)
 	}
 	st.begin, st.beginErr = read(seqfile.Begin)
 	st.end, st.endErr = read(seqfile.End)
-	cur := filepath.Join(got, export.CurrentName)
-	if fi, err := os.Lstat(cur); err == nil {
-		t, err := os.Readlink(cur)
-		if err != nil {
-			st.curErr = fmt.Errorf("%w: upstream's current is not a symlink (%s)", export.ErrBadCurrent, fi.Mode().Type())
-		} else if st.cur, st.curErr = export.ParseCurrent(t); st.curErr == nil {
-			st.curTime = fi.ModTime()
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		st.curErr = err
-	}
+	st.cur, st.curTime, st.curErr = readCurrent(filepath.Join(got, export.CurrentName), skips, prefix+export.CurrentName)
 	return st, nil
+}
+
+// readCurrent reads the copy of the upstream's current symlink at p (name:
+// its name in rsync's reports). A missing one is 0: nothing served.
+func readCurrent(p string, skips []skip, name string) (uint64, time.Time, error) {
+	if s, ok := skipped(skips, name); ok {
+		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: %s", export.ErrBadCurrent, s.what())
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	t, err := os.Readlink(p)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: it is %s", export.ErrBadCurrent, typeName(fi.Mode()))
+	}
+	n, err := export.ParseCurrent(t)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, fi.ModTime(), nil
+}
+
+// skipped finds the entry name among what rsync skipped.
+func skipped(skips []skip, name string) (skip, bool) {
+	for _, s := range skips {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return skip{}, false
 }
 
 // readSeq reads the copy of an upstream seq file at p, which must be a
