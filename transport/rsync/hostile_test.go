@@ -351,4 +351,3 @@ func TestStallAfterGreeting(t *testing.T) {
 		t.Errorf("gave up after %s, want about the 2s I/O timeout", took)
 	}
 }
-
