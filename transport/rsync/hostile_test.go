@@ -230,29 +230,37 @@ func TestHostileEntriesNamed(t *testing.T) {
 	src, good, mir1 := filepath.Join(tmp, "src"), filepath.Join(tmp, "good"), filepath.Join(tmp, "mirror1")
 	paths := testutil.GenTree(t, src, 4, 11)
 	publish(t, good, src, 3)
-	goodPort := testutil.StartRsyncd(t, map[string]string{"good": good})
-	if _, err := syncRsync(fmt.Sprintf("rsync://127.0.0.1:%d/good", goodPort), mir1); err != nil {
+	// One daemon serves every case's master (crafted later) as module cI.
+	modules := map[string]string{"good": good}
+	for i := range tests {
+		modules[fmt.Sprint("c", i)] = filepath.Join(tmp, fmt.Sprint("c", i))
+	}
+	d := testutil.StartRsyncdServer(t, modules)
+	if _, err := syncRsync(d.URL("good"), mir1); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Touch(t, src, paths[0], "changed")
 	testutil.WriteTree(t, src, map[string]string{"new.txt": "new in 2\n"})
 	publish(t, good, src, 3)
-	for _, tt := range tests {
-		for _, first := range []bool{true, false} {
+	for i, tt := range tests {
+		master := modules[fmt.Sprint("c", i)]
+		copyTree(t, good, master)
+		tt.plant(t, filepath.Join(master, filepath.FromSlash(tt.path)))
+		// A first copy takes other paths only for the snapshot's entries.
+		for _, first := range []bool{false, true} {
+			if first && !strings.HasPrefix(tt.path, "snapshots/") {
+				continue
+			}
 			name := tt.name + "/update"
 			if first {
 				name = tt.name + "/first copy"
 			}
 			t.Run(name, func(t *testing.T) {
-				dir := t.TempDir()
-				master, mir := filepath.Join(dir, "master"), filepath.Join(dir, "mirror")
-				copyTree(t, good, master)
+				mir := filepath.Join(t.TempDir(), "mirror")
 				if !first {
 					copyTree(t, mir1, mir)
 				}
-				tt.plant(t, filepath.Join(master, filepath.FromSlash(tt.path)))
-				port := testutil.StartRsyncd(t, map[string]string{"master": master})
-				_, err := syncRsync(fmt.Sprintf("rsync://127.0.0.1:%d/master", port), mir)
+				_, err := syncRsync(d.URL(fmt.Sprint("c", i)), mir)
 				says := tt.says
 				if first && tt.first != "" {
 					says = tt.first
