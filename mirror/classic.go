@@ -132,6 +132,9 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			switch {
 			case again:
 			case err != nil:
+				// Refused: keep nothing the upstream sent.
+				_ = fsys.RemoveAll(root.FS, root.WorkDir())
+				_ = root.FS.MkdirAll(root.WorkDir(), 0o755)
 				return res, err
 			default:
 				r.Attempts, r.Previous = res.Attempts, res.Previous

@@ -92,22 +92,36 @@ func WalkEach(ctx context.Context, f fsys.FS, dir string, skip func(rel string) 
 // before reading it, and noting hard-linked files (changeWatch); size, if
 // not nil, learns the number of entries before fn sees the first.
 func walk(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool, watch *changeWatch, size func(int), fn func(*manifest.Entry)) error {
-	fi, err := f.Stat(dir)
+	w, err := newWalker(ctx, f, dir, skip)
 	if err != nil {
-		return fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
-	}
-	prefix := filepath.Clean(dir)
-	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
-		prefix += string(filepath.Separator)
+		return err
 	}
 	if watch != nil && !fsys.IsOS(f) {
 		watch.fail(errors.New("not the OS filesystem"))
 		watch = nil
 	}
-	w := &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, watch: watch, sem: make(chan struct{}, walkWorkers())}
+	w.watch = watch
+	return w.run(size, fn)
+}
+
+// newWalker checks that dir is a directory and returns a walker for it.
+func newWalker(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool) (*walker, error) {
+	fi, err := f.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", errSourceMissing, dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s is not a directory", errSourceMissing, dir)
+	}
+	prefix := filepath.Clean(dir)
+	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
+		prefix += string(filepath.Separator)
+	}
+	return &walker{ctx: ctx, f: f, dir: dir, prefix: prefix, skip: skip, sem: make(chan struct{}, walkWorkers())}, nil
+}
+
+// run lists the tree (see walk).
+func (w *walker) run(size func(int), fn func(*manifest.Entry)) error {
 	root := &walkDir{}
 	w.wg.Add(1)
 	w.list(root, "")
@@ -135,9 +149,14 @@ type walker struct {
 	dir    string
 	prefix string // dir, clean, ending in a separator
 	skip   func(string) bool
-	watch  *changeWatch  // nil, or told of every directory and hard-linked file
-	sem    chan struct{} // bounds the goroutines beyond the caller's
-	wg     sync.WaitGroup
+	watch  *changeWatch // nil, or told of every directory and hard-linked file
+	// special keeps the setuid, setgid and sticky bits of files and
+	// directories in Entry.Mode (as fs.ModeSetuid...): Verify reports them.
+	// A snapshot never has them, so other walks (publish's of its source)
+	// keep only the permission bits, which is all a manifest records.
+	special bool
+	sem     chan struct{} // bounds the goroutines beyond the caller's
+	wg      sync.WaitGroup
 }
 
 // list fills d with the listing of rel; subdirectories are listed by new
@@ -193,7 +212,7 @@ func (w *walker) list(d *walkDir, rel string) {
 			continue
 		}
 		if dirfd >= 0 {
-			e, nlink, ok, err := statAt(dirfd, name, r)
+			e, nlink, ok, err := statAt(dirfd, name, r, w.special)
 			if err != nil {
 				d.err = fmt.Errorf("walk: %w", w.pathErr(err, r))
 				return
@@ -223,6 +242,9 @@ func (w *walker) list(d *walkDir, rel string) {
 		if err != nil {
 			d.err = err
 			return
+		}
+		if w.special && e.Type != manifest.Symlink {
+			e.Mode |= fi.Mode() & specialBits
 		}
 		if err := manifest.CheckPath(e.Path); err != nil {
 			d.err = fmt.Errorf("walk %s: %w", p, err)
@@ -300,11 +322,16 @@ func (w *walker) pathErr(err error, rel string) error {
 	return err
 }
 
+// specialBits are the mode bits beyond the permissions that a snapshot
+// never has.
+const specialBits = fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
 // statAt is lstat of name in the directory open as dirfd, for regular files
-// and directories: the entry EntryFromInfo would make from os.Lstat, and its
-// link count. ok is false for other types (the caller takes the general
-// path). Errors are os.Lstat's, naming rel.
-func statAt(dirfd int, name, rel string) (e manifest.Entry, nlink uint64, ok bool, err error) {
+// and directories: the entry EntryFromInfo would make from os.Lstat (with
+// special, its setuid, setgid and sticky bits too), and its link count. ok
+// is false for other types (the caller takes the general path). Errors are
+// os.Lstat's, naming rel.
+func statAt(dirfd int, name, rel string, special bool) (e manifest.Entry, nlink uint64, ok bool, err error) {
 	var st unix.Stat_t
 	for {
 		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -317,6 +344,9 @@ func statAt(dirfd int, name, rel string) (e manifest.Entry, nlink uint64, ok boo
 		break
 	}
 	e = manifest.Entry{Path: rel, Mode: fs.FileMode(st.Mode & 0o777)}
+	if special {
+		e.Mode |= goSpecial(st.Mode)
+	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		e.Type, e.Size, e.MTime = manifest.File, st.Size, time.Unix(st.Mtim.Unix()).UnixNano()
@@ -570,7 +600,9 @@ func (p Problem) String() string { return p.Path + ": " + p.Reason }
 
 // Verify re-reads the tree at dir and compares it with m: every record must
 // exist with the same type, mode, size, mtime, content hash and target, and
-// nothing else may exist. It returns the differences, sorted by path.
+// nothing else may exist. A setuid, setgid or sticky bit on a file or
+// directory is a difference: a manifest records only permission bits and a
+// snapshot never has those. It returns the differences, sorted by path.
 func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, workers int) ([]Problem, error) {
 	var mu sync.Mutex
 	var probs []Problem
@@ -579,7 +611,7 @@ func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, wo
 		probs = append(probs, Problem{p, why})
 		mu.Unlock()
 	}
-	got, err := Walk(ctx, f, dir, nil)
+	got, err := verifyListing(ctx, f, dir)
 	if err != nil && !errors.Is(err, ErrUnsupportedType) {
 		return nil, err
 	}
@@ -601,7 +633,7 @@ func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, wo
 			case have.Type == manifest.Symlink && have.Target != want.Target:
 				add(want.Path, fmt.Sprintf("symlink target %q, manifest says %q", have.Target, want.Target))
 			case have.Mode != want.Mode && have.Type != manifest.Symlink:
-				add(want.Path, fmt.Sprintf("mode %04o, manifest says %04o", have.Mode, want.Mode))
+				add(want.Path, fmt.Sprintf("mode %04o, manifest says %04o", unixMode(have.Mode), unixMode(want.Mode)))
 			case have.Size != want.Size:
 				add(want.Path, fmt.Sprintf("size %d, manifest says %d", have.Size, want.Size))
 			case have.Type == manifest.File:
@@ -631,4 +663,44 @@ func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, wo
 	}
 	sort.Slice(probs, func(i, j int) bool { return manifest.Compare(probs[i].Path, probs[j].Path) < 0 })
 	return probs, nil
+}
+
+// verifyListing is Walk keeping the setuid, setgid and sticky bits.
+func verifyListing(ctx context.Context, f fsys.FS, dir string) ([]manifest.Entry, error) {
+	w, err := newWalker(ctx, f, dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.special = true
+	var out []manifest.Entry
+	err = w.run(nil, func(e *manifest.Entry) { out = append(out, *e) })
+	return out, err
+}
+
+// specialPairs pairs each special mode bit of Go with stat(2)'s.
+var specialPairs = [...]struct {
+	goBit   fs.FileMode
+	unixBit uint32
+}{{fs.ModeSetuid, unix.S_ISUID}, {fs.ModeSetgid, unix.S_ISGID}, {fs.ModeSticky, unix.S_ISVTX}}
+
+// goSpecial is the special bits of a stat(2) mode as fs.FileMode bits.
+func goSpecial(mode uint32) fs.FileMode {
+	var m fs.FileMode
+	for _, p := range specialPairs {
+		if mode&p.unixBit != 0 {
+			m |= p.goBit
+		}
+	}
+	return m
+}
+
+// unixMode is m as chmod(1) writes it: 4755 for a setuid rwxr-xr-x.
+func unixMode(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	for _, p := range specialPairs {
+		if m&p.goBit != 0 {
+			o |= p.unixBit
+		}
+	}
+	return o
 }

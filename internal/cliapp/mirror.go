@@ -109,6 +109,7 @@ func mirrorAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
+	scratchIn(up, r.WorkDir())
 	maxDel := md / 100
 	if md == 0 {
 		maxDel = 1e-9 // refuse any delete
@@ -195,6 +196,7 @@ func mirrorVerifyAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
+	scratchIn(up, r.WorkDir())
 	m, err := r.ReadManifest(n)
 	if err != nil {
 		return err

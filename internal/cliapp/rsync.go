@@ -17,8 +17,16 @@ var rsyncFlags = []cli.Flag{
 	&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH` for rsync upstreams"},
 	&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` for rsync upstreams (repeatable), e.g. --rsync-opt=--bwlimit=10m"},
 	&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path upstreams (rsync -e), e.g. 'ssh -i /etc/mirror/key'"},
-	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync upstreams: give up when no data moves for `D`"},
-	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon upstreams: give up connecting after `D`"},
+	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync upstreams: give up when no data moves for `D` (once per run: a run that timed out does not wait again)"},
+	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon upstreams: give up on a daemon that has not answered (connected and greeted) after `D`"},
+}
+
+// scratchIn makes an rsync upstream keep its private files in dir: the
+// .work of the root the run holds the lock of, which the next run empties.
+func scratchIn(up transport.Upstream, dir string) {
+	if ru, ok := up.(*rsync.Upstream); ok {
+		ru.Opts.TempDir = dir
+	}
 }
 
 // openUpstream opens --upstream and applies the rsync flags (where the

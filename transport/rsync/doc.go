@@ -12,9 +12,24 @@
 //
 //   - Every rsync run is bounded: --timeout (I/O stall) and, for daemons,
 //     --contimeout (connect) have defaults, and the context kills the run.
+//     A daemon must also answer the greeting within the connect timeout
+//     (--debug=proto prints a line when it has; a run without it by then is
+//     killed): rsync's own --contimeout covers only the TCP connect. After
+//     a timeout every later call fails at once, so a run waits for a
+//     silent upstream once, not once per step or retry.
+//   - rsync never creates what a snapshot may not hold: every run ends its
+//     options, after Options.Extra, with --no-devices --no-specials
+//     --chmod=ugo-s,-t. What rsync reports skipping (--info=nonreg1,skip1:
+//     a device, fifo or socket; a symlink where -l was not given; a file
+//     over --max-size) is an error that says what the entry is upstream
+//     (asked with --list-only), never a later "no such file".
 //   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
 //     current symlink (not what it points to) in ONE rsync run into a fresh
-//     private temp dir, and remembers the values it did not return. Seq
+//     private dir below Options.TempDir (mirror-sync: ROOT/.work), and
+//     remembers the values it did not return. The same run asks for the
+//     snapshots/ entry alone: a root that has it reads a missing seq file
+//     as 0. A seq file that is not a regular file, or over 21 bytes, is
+//     corrupt. Seq
 //     "end" (the start of a poll) reads afresh; a following Seq "begin" or
 //     Current is answered from the same run if nothing else came in between
 //     and it is under 10s old. Likewise a Seq "end" that directly follows a
@@ -45,11 +60,16 @@
 //     35 (daemon refused, socket, protocol stream, timeouts) wrap
 //     transport.ErrUnavailable; 1-4 are configuration errors quoting rsync's
 //     stderr; anything else (e.g. 23, partial transfer) is a plain error.
+//   - [Upstream.FetchManifest] copies with --max-size the 4 GiB cap or half
+//     the space free where the manifest goes, whichever is less: a larger
+//     manifest is refused before a byte of it is written.
 //   - [Upstream.FetchTree] implements transport.TreeFetcher for classic
-//     mode: the whole tree but seq/, with --delete, --link-dest and
-//     --modify-window=-1 (mtimes compared to the nanosecond).
+//     mode: the whole tree but seq/, -rlpt (no owners), with --delete,
+//     --link-dest and --modify-window=-1 (mtimes compared to the
+//     nanosecond); a device or special file upstream refuses the copy
+//     (snapshot.ErrUnsupportedType).
 //   - Nothing is written outside the directories the caller names and the
-//     upstream's own temp dir, which Close removes.
+//     poll's scratch dir, removed after each poll.
 //
 // An Upstream is not safe for concurrent use.
 package rsync

@@ -2,14 +2,12 @@ package rsync
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -25,6 +23,7 @@ import (
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/transport"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for Options.
@@ -51,12 +50,17 @@ type Options struct {
 	Rsync      string        // rsync binary (default: "rsync" from PATH)
 	Rsh        string        // remote shell for host:path addresses (rsync -e; default: rsync's, i.e. ssh)
 	Timeout    time.Duration // rsync --timeout: give up when no data moves for this long (default 300s)
-	ConTimeout time.Duration // rsync --contimeout: give up connecting to a daemon after this (default 30s)
+	ConTimeout time.Duration // give up on a daemon that has not answered (TCP connect and greeting) after this (default 30s)
 	Extra      []string      // extra rsync options (e.g. --bwlimit=10m), placed before the paths
 	Workers    int           // parallel hashing of fetched files (default snapshot.Workers())
 	// Progress, if set, receives rsync's --info=progress2 reports during
 	// Fetch and FetchTree: bytes transferred so far and percent done.
 	Progress func(bytes int64, percent int)
+	// TempDir holds the small private directory each poll copies seq/ and
+	// current into (default: the system temp dir). mirror-sync sets
+	// ROOT/.work, which the next run empties, so that a killed run leaves
+	// nothing outside ROOT.
+	TempDir string
 }
 
 // Upstream is an export root (or, for classic mode, a plain tree) read
@@ -66,8 +70,8 @@ type Upstream struct {
 	Opts Options
 
 	local   fsys.FS
-	tmp     string // private temp dir, made on first use
 	pending *state // values fetched by the last Seq and not yet returned
+	dead    error  // set when the upstream timed out: later runs fail at once
 }
 
 // New returns the upstream at a. local is the filesystem Fetch writes to.
@@ -77,26 +81,8 @@ func New(a Address, local fsys.FS, opt Options) *Upstream {
 
 func (u *Upstream) String() string { return u.Addr.String() }
 
-// Close removes the upstream's temp dir.
-func (u *Upstream) Close() error {
-	if u.tmp == "" {
-		return nil
-	}
-	err := os.RemoveAll(u.tmp)
-	u.tmp = ""
-	return err
-}
-
-func (u *Upstream) tempDir() (string, error) {
-	if u.tmp == "" {
-		d, err := os.MkdirTemp("", "seqmirror-rsync-")
-		if err != nil {
-			return "", fmt.Errorf("rsync upstream temp dir: %w", err)
-		}
-		u.tmp = d
-	}
-	return os.MkdirTemp(u.tmp, "x")
-}
+// Close implements transport.Upstream; it has nothing to release.
+func (u *Upstream) Close() error { return nil }
 
 // srcDir is the rsync source argument for directory rel, with a trailing
 // slash (copy its contents).
@@ -123,16 +109,25 @@ type state struct {
 const curKey = "current"
 
 // fetchState runs ONE rsync that copies seq/begin, seq/end and the current
-// symlink itself (-l: not what it points to) into a fresh temp dir.
+// symlink itself (-l: not what it points to) into a fresh private dir below
+// Options.TempDir. It also asks for the snapshots/ directory (the entry
+// alone, no contents): a root that has it reads a missing seq file as 0, as
+// docs/protocol.md section 2 and the local transport do.
 func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
-	dir, err := u.tempDir()
+	dir, err := os.MkdirTemp(u.Opts.TempDir, "seqmirror-rsync-")
+	if errors.Is(err, fs.ErrNotExist) && u.Opts.TempDir != "" { // a retry emptied ROOT/.work
+		if err = os.MkdirAll(u.Opts.TempDir, 0o755); err == nil {
+			dir, err = os.MkdirTemp(u.Opts.TempDir, "seqmirror-rsync-")
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rsync upstream temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	list := filepath.Join(dir, "list")
 	base, prefix := u.Addr.FilesFromBase()
-	names := []string{prefix + export.SeqName + "/" + seqfile.End, prefix + export.SeqName + "/" + seqfile.Begin, prefix + export.CurrentName}
+	names := []string{prefix + export.SeqName + "/" + seqfile.End, prefix + export.SeqName + "/" + seqfile.Begin,
+		prefix + export.CurrentName, prefix + export.SnapshotsName}
 	if err := os.WriteFile(list, []byte(strings.Join(names, "\x00")+"\x00"), 0o600); err != nil {
 		return nil, fmt.Errorf("rsync file list: %w", err)
 	}
@@ -142,33 +137,102 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	}
 	// -l copies current as a symlink; -t keeps its mtime (when the upstream
 	// flipped it); --max-size keeps a hostile upstream from filling the disk.
-	_, rerr := u.run(ctx, nil, "-lt", "--max-size=4k", "--files-from="+list, "--from0", base, dst+"/")
+	skips, rerr := u.run(ctx, nil, "-lt", fmt.Sprintf("--max-size=%d", seqfile.MaxLen), "--files-from="+list, "--from0", base, dst+"/")
 	var xe *ExitError
-	if rerr != nil && !(errors.As(rerr, &xe) && xe.Code == 23) {
-		return nil, rerr // 23: some of the three are missing; look at what came
+	var se *skipError
+	if rerr != nil && !(errors.As(rerr, &xe) && xe.Code == 23) && !errors.As(rerr, &se) {
+		return nil, rerr // 23: some of them are missing; look at what came
 	}
+	got := filepath.Join(dst, filepath.FromSlash(prefix))
+	fi, err := os.Lstat(filepath.Join(got, export.SnapshotsName))
+	isRoot := err == nil && fi.IsDir()
 	st := &state{used: map[string]bool{}, at: time.Now()}
 	read := func(name string) (uint64, error) {
-		n, err := seqfile.Read(fsys.OS(), filepath.Join(dst, filepath.FromSlash(prefix), export.SeqName, name))
-		if errors.Is(err, fs.ErrNotExist) && rerr != nil {
-			err = fmt.Errorf("%w (%w)", err, rerr)
+		if s, ok := skipped(skips, prefix+export.SeqName+"/"+name); ok {
+			return 0, fmt.Errorf("%w: %s", seqfile.ErrCorrupt, s.what())
 		}
-		return n, err
+		return readSeq(filepath.Join(got, export.SeqName, name), isRoot, rerr)
 	}
 	st.begin, st.beginErr = read(seqfile.Begin)
 	st.end, st.endErr = read(seqfile.End)
-	cur := filepath.Join(dst, filepath.FromSlash(prefix), export.CurrentName)
-	if fi, err := os.Lstat(cur); err == nil {
-		t, err := os.Readlink(cur)
-		if err != nil {
-			st.curErr = fmt.Errorf("%w: upstream's current is not a symlink (%s)", export.ErrBadCurrent, fi.Mode().Type())
-		} else if st.cur, st.curErr = export.ParseCurrent(t); st.curErr == nil {
-			st.curTime = fi.ModTime()
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		st.curErr = err
-	}
+	st.cur, st.curTime, st.curErr = readCurrent(filepath.Join(got, export.CurrentName), skips, prefix+export.CurrentName)
 	return st, nil
+}
+
+// readCurrent reads the copy of the upstream's current symlink at p (name:
+// its name in rsync's reports). A missing one is 0: nothing served.
+func readCurrent(p string, skips []skip, name string) (uint64, time.Time, error) {
+	if s, ok := skipped(skips, name); ok {
+		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: %s", export.ErrBadCurrent, s.what())
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	t, err := os.Readlink(p)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: it is %s", export.ErrBadCurrent, typeName(fi.Mode()))
+	}
+	n, err := export.ParseCurrent(t)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, fi.ModTime(), nil
+}
+
+// skipped finds the entry name among what rsync skipped.
+func skipped(skips []skip, name string) (skip, bool) {
+	for _, s := range skips {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return skip{}, false
+}
+
+// readSeq reads the copy of an upstream seq file at p, which must be a
+// regular file. A missing one reads as 0 if the upstream is an export root
+// (it has snapshots/); else the error names rerr, the rsync failure.
+func readSeq(p string, isRoot bool, rerr error) (uint64, error) {
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && isRoot:
+		return 0, nil
+	case errors.Is(err, fs.ErrNotExist) && rerr != nil:
+		return 0, fmt.Errorf("%w (%w)", err, rerr)
+	case err != nil:
+		return 0, err
+	case !fi.Mode().IsRegular():
+		return 0, fmt.Errorf("%w: it is %s upstream, not a regular file", seqfile.ErrCorrupt, typeName(fi.Mode()))
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return seqfile.ReadFrom(f)
+}
+
+// typeName names a file type for a message.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "a fifo"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
 }
 
 // maxStateAge bounds how long a value read by one rsync run may answer a
@@ -233,7 +297,9 @@ func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
 	return st.cur, st.curTime, nil
 }
 
-// FetchManifest implements transport.Upstream.
+// FetchManifest implements transport.Upstream. rsync skips (--max-size) a
+// manifest larger than the 4 GiB cap or half the space free where dst goes,
+// before copying a byte of it, and any entry that is not a regular file.
 func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
 	u.pending = nil
 	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt
@@ -241,13 +307,63 @@ func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) erro
 	if err != nil {
 		return err
 	}
-	if _, err := u.run(ctx, nil, "-t", fmt.Sprintf("--max-size=%d", int64(transport.MaxManifestSize)), u.Addr.Source(name), abs); err != nil {
+	limit, free := u.manifestLimit(filepath.Dir(abs))
+	_, err = u.run(ctx, nil, "-t", fmt.Sprintf("--max-size=%d", limit), u.Addr.Source(name), abs)
+	var se *skipError
+	if errors.As(err, &se) {
+		return u.manifestSkipped(n, se.skips[0], free)
+	}
+	if err != nil {
 		return fmt.Errorf("fetch manifest of snapshot %d from %s: %w", n, u, vanished(err))
 	}
 	if _, err := os.Lstat(abs); err != nil {
-		return fmt.Errorf("fetch manifest of snapshot %d from %s: not transferred (larger than %d bytes?): %w", n, u, int64(transport.MaxManifestSize), err)
+		return fmt.Errorf("fetch manifest of snapshot %d from %s: not transferred: %w", n, u, err)
 	}
 	return nil
+}
+
+// manifestLimit is the largest manifest FetchManifest accepts into dir:
+// the 4 GiB cap, or half the space free there if that is less (a manifest
+// that cannot fit beside the snapshot it describes is of no use). free is
+// that space (-1 if unknown).
+func (u *Upstream) manifestLimit(dir string) (limit, free int64) {
+	limit, free = int64(transport.MaxManifestSize), -1
+	if f, err := freeSpace(u.local, dir); err == nil {
+		free = f
+		limit = min(limit, max(free/2, 1))
+	}
+	return limit, free
+}
+
+// manifestSkipped is the error for a manifest rsync did not copy.
+func (u *Upstream) manifestSkipped(n uint64, s skip, free int64) error {
+	what := fmt.Sprintf("fetch manifest of snapshot %d from %s", n, u)
+	switch {
+	case !s.big:
+		return fmt.Errorf("%s: %w: %s", what, manifest.ErrCorrupt, s.what())
+	case s.size > int64(transport.MaxManifestSize) || free < 0 || s.limit == int64(transport.MaxManifestSize):
+		return fmt.Errorf("%s: %w: %s (a manifest may be at most %d bytes)", what, manifest.ErrCorrupt, s.what(), int64(transport.MaxManifestSize))
+	}
+	return fmt.Errorf("%s: %s, but only %d bytes are free here: refused before copying it; make room and run again", what, s.what(), free)
+}
+
+// freeSpacer is a filesystem that reports the space free for new files
+// below dir (tests wrap fsys.OS() with one to simulate a small disk).
+type freeSpacer interface {
+	FreeSpace(dir string) (int64, error)
+}
+
+// freeSpace is the space an unprivileged writer may still use on the
+// filesystem of dir (statfs(2) f_bavail), asked of f if it knows.
+func freeSpace(f fsys.FS, dir string) (int64, error) {
+	if fs, ok := f.(freeSpacer); ok {
+		return fs.FreeSpace(dir)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
 }
 
 // Fetch implements transport.Upstream: rsync runs with --files-from pull
@@ -310,12 +426,44 @@ func fetchArgs(files []manifest.Entry, list string) []string {
 	// owners are the mirror's, so rsync makes no chmod, chown or utimes
 	// calls; --inplace: the stage is empty and private, so each file is
 	// written under its own name (no temp file and rename); -W: no basis
-	// file exists to send deltas against.
+	// file exists to send deltas against; -l: a symlink where the manifest
+	// lists a file comes as a symlink, which install names as such.
 	var largest int64 // nothing larger than the manifest claims is accepted
 	for _, e := range files {
 		largest = max(largest, e.Size)
 	}
-	return []string{"--inplace", "-W", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0"}
+	return []string{"-l", "--inplace", "-W", fmt.Sprintf("--max-size=%d", largest+1), "--files-from=" + list, "--from0"}
+}
+
+// fetchSkipped is the error for a file of snapshot n that rsync skipped (s;
+// e is its record): what it is upstream, or that it is larger than e says.
+func (u *Upstream) fetchSkipped(ctx context.Context, n uint64, e manifest.Entry, s skip) error {
+	if s.kind == "" && s.size < 0 {
+		s.kind, s.size = u.describe(ctx, u.Addr.Source(export.SnapshotsName+"/"+strconv.FormatUint(n, 10)+"/"+e.Path))
+	}
+	why := s.what()
+	if s.big && s.size >= 0 {
+		why = fmt.Sprintf("it is %d bytes upstream, the manifest says %d", s.size, e.Size)
+	} else if s.big {
+		why = fmt.Sprintf("it is larger upstream than the manifest says (%d bytes)", e.Size)
+	}
+	return fmt.Errorf("fetch %s of snapshot %d from %s: %w: %s", e.Path, n, u, snapshot.ErrHashMismatch, why)
+}
+
+// batchSkipped maps rsync's report of a skipped entry (name, as printed: a
+// base name for a flat fetch, else snap and the path) to its record.
+func (u *Upstream) batchSkipped(ctx context.Context, n uint64, files []manifest.Entry, snap string, err error) error {
+	var se *skipError
+	if !errors.As(err, &se) {
+		return err
+	}
+	s := se.skips[0]
+	for _, e := range files {
+		if e.Path == strings.TrimPrefix(s.name, snap) || (!strings.Contains(s.name, "/") && path.Base(e.Path) == s.name) {
+			return u.fetchSkipped(ctx, n, e, s)
+		}
+	}
+	return fmt.Errorf("fetch snapshot %d from %s: %w", n, u, err)
 }
 
 // writeList writes the --files-from list of files (paths below the module).
@@ -347,7 +495,9 @@ func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Ent
 	}
 	// --no-relative: each file lands in into/ under its base name.
 	args := append(fetchArgs(files, list), "--no-relative", base, into+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+	if _, err := u.run(ctx, u.Opts.Progress, args...); errors.As(err, new(*skipError)) {
+		return u.batchSkipped(ctx, n, files, snap, err)
+	} else if err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
 	if fi, err := os.Lstat(into); err != nil || !fi.IsDir() {
@@ -367,7 +517,7 @@ func install(from, abs string, e manifest.Entry, n uint64, u *Upstream) error {
 	if fi, err := os.Lstat(from); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
 	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: got a %s, not a file", e.Path, n, u, snapshot.ErrHashMismatch, fi.Mode().Type())
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: it is %s upstream, not a regular file", e.Path, n, u, snapshot.ErrHashMismatch, typeName(fi.Mode()))
 	}
 	if err := os.Rename(from, filepath.Join(abs, filepath.FromSlash(e.Path))); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
@@ -404,7 +554,9 @@ func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Ent
 	}
 	// --no-implied-dirs: the staging directories exist and stay ours.
 	args := append(fetchArgs(files, list), "--no-implied-dirs", base, into+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+	if _, err := u.run(ctx, u.Opts.Progress, args...); errors.As(err, new(*skipError)) {
+		return u.batchSkipped(ctx, n, files, snap, err)
+	} else if err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
 	}
 	// Only what was asked for leaves the stage: directories still ours (not
@@ -447,7 +599,10 @@ func (u *Upstream) check(ctx context.Context, n uint64, files []manifest.Entry, 
 	return pool.Wait()
 }
 
-// FetchTree implements transport.TreeFetcher (classic mode).
+// FetchTree implements transport.TreeFetcher (classic mode): -rlpt, not
+// -a: no owners, and (safetyArgs) no devices, specials or setuid, setgid
+// and sticky bits. A device or special file upstream is refused, as the
+// local transport refuses it, rather than left out.
 func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 	u.pending = nil
 	abs, err := filepath.Abs(dir)
@@ -457,7 +612,7 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 	// --modify-window=-1: the quick check (size and mtime) compares
 	// nanoseconds, else a same-size change within the same second of the
 	// last copy would be hard-linked from the old snapshot unseen.
-	args := []string{"-a", "--delete", "--modify-window=-1", "--exclude=/" + export.SeqName + "/"}
+	args := []string{"-rlpt", "--delete", "--modify-window=-1", "--exclude=/" + export.SeqName + "/"}
 	if linkDest != "" {
 		ld, err := filepath.Abs(linkDest)
 		if err != nil {
@@ -469,7 +624,13 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 		args = append(args, "--no-inc-recursive") // a total known up front
 	}
 	args = append(args, u.srcDir(""), abs+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
+	_, err = u.run(ctx, u.Opts.Progress, args...)
+	var se *skipError
+	if errors.As(err, &se) {
+		return fmt.Errorf("copy tree from %s: %w: %s: %s; a snapshot holds only files, directories and symlinks",
+			u, snapshot.ErrUnsupportedType, quoteName(se.skips[0].name), se.skips[0].what())
+	}
+	if err != nil {
 		return fmt.Errorf("copy tree from %s: %w", u, err)
 	}
 	return nil
@@ -551,103 +712,6 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
 	}
 	return len(p), nil
-}
-
-// baseArgs are the options every run gets.
-func (u *Upstream) baseArgs() []string {
-	to, cto := u.Opts.Timeout, u.Opts.ConTimeout
-	if to <= 0 {
-		to = DefaultTimeout
-	}
-	if cto <= 0 {
-		cto = DefaultConTimeout
-	}
-	args := []string{fmt.Sprintf("--timeout=%d", max(1, int(to.Round(time.Second)/time.Second)))}
-	if u.Addr.Kind == Daemon {
-		// TCP_NODELAY: the daemon protocol is a chain of small messages,
-		// each of which Nagle holds back until the last one is acked
-		// (and Linux delays acks by up to 40ms): a few such waits are most
-		// of a poll's time. --rsync-opt=--sockopts=... overrides it.
-		args = append(args, fmt.Sprintf("--contimeout=%d", max(1, int(cto.Round(time.Second)/time.Second))), "--sockopts=TCP_NODELAY")
-	}
-	if u.Addr.Kind == Shell && u.Opts.Rsh != "" {
-		args = append(args, "--rsh="+u.Opts.Rsh)
-	}
-	return append(args, u.Opts.Extra...)
-}
-
-// run runs rsync with the base options and args. With progress set it adds
-// --info=progress2 and feeds the reports to it.
-func (u *Upstream) run(ctx context.Context, progress func(int64, int), args ...string) ([]byte, error) {
-	bin := u.Opts.Rsync
-	if bin == "" {
-		bin = "rsync"
-	}
-	all := u.baseArgs()
-	if progress != nil {
-		all = append(all, "--info=progress2")
-	}
-	all = append(all, args...)
-	cmd := exec.CommandContext(ctx, bin, all...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C") // English messages, which vanished() reads
-	// Own process group, so that cancelling also stops rsync's ssh child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &tailBuffer{max: 4096}
-	cmd.Stderr = stderr
-	var out bytes.Buffer
-	var pr *io.PipeReader
-	done := make(chan struct{})
-	if progress != nil {
-		var pw *io.PipeWriter
-		pr, pw = io.Pipe()
-		cmd.Stdout = pw
-		go func() {
-			defer close(done)
-			parseProgress(pr, progress)
-		}()
-		defer func() { pw.Close(); <-done }()
-	} else {
-		cmd.Stdout = &out
-		close(done)
-	}
-	err := cmd.Run()
-	if err == nil {
-		return out.Bytes(), nil
-	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("rsync: %w", context.Cause(ctx))
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() > 0 {
-		return nil, &ExitError{Code: ee.ExitCode(), Stderr: string(stderr.b)}
-	}
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("run %s: %w (install rsync, or give its path with --rsync)", bin, err)
-	}
-	return nil, fmt.Errorf("run %s: %w: %s", bin, err, strings.TrimSpace(string(stderr.b)))
-}
-
-// parseProgress reads rsync --info=progress2 output: records separated by
-// '\r' or '\n' like "  1,234,567  45%  10.00MB/s  0:00:01 (xfr#1, to-chk=0/3)".
-func parseProgress(r io.Reader, fn func(int64, int)) {
-	sc := bufio.NewScanner(r)
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
-			return i + 1, data[:i], nil
-		}
-		if atEOF && len(data) > 0 {
-			return len(data), data, nil
-		}
-		return 0, nil, nil
-	})
-	for sc.Scan() {
-		if b, p, ok := ParseProgressLine(sc.Text()); ok {
-			fn(b, p)
-		}
-	}
-	_, _ = io.Copy(io.Discard, r)
 }
 
 // ParseProgressLine parses one --info=progress2 record.
