@@ -40,6 +40,8 @@ func (e *errMoved) Error() string { return e.why }
 func retryable(err error) (string, bool) {
 	var moved *errMoved
 	switch {
+	case errors.Is(err, transport.ErrTimedOut):
+		return "", false // the timeouts bound the whole run: do not wait again
 	case errors.As(err, &moved):
 		return moved.why, true
 	case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):

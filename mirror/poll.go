@@ -21,7 +21,7 @@ func poll(ctx context.Context, up transport.Upstream, opt Options, withCurrent b
 		if err == nil && withCurrent {
 			n, _, err = up.Current(ctx)
 		}
-		if !errors.Is(err, transport.ErrUnavailable) || attempt >= opt.Retries {
+		if !errors.Is(err, transport.ErrUnavailable) || errors.Is(err, transport.ErrTimedOut) || attempt >= opt.Retries {
 			return e1, n, err
 		}
 		opt.Log.Warn("upstream did not answer; retrying", "upstream", up.String(), "err", err, "attempt", attempt+1, "wait", backoff)

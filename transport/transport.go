@@ -15,6 +15,10 @@ var (
 	ErrVanished = errors.New("snapshot vanished upstream")
 	// ErrUnavailable means the upstream did not answer; retry later.
 	ErrUnavailable = errors.New("upstream unavailable")
+	// ErrTimedOut (with ErrUnavailable) means the upstream already timed
+	// out in this run: the connect and I/O timeouts bound the whole run,
+	// so no retry of the same run waits for it again.
+	ErrTimedOut = errors.New("upstream timed out")
 	// ErrBadAddress means the upstream address could not be understood.
 	ErrBadAddress = errors.New("bad upstream address")
 	// ErrRefused means the upstream answered and refused the request (an

@@ -54,7 +54,6 @@ func sizeAt(rel string, size int64) func(h hostileUp) {
 	}
 }
 
-const addedFile = "snapshots/2/new/dir/added.txt" // fetched, not linked
 
 func rsyncHostileCases() []rsyncHostileCase {
 	return []rsyncHostileCase{

@@ -310,7 +310,7 @@ func TestSilentServer(t *testing.T) {
 	for _, args := range [][]string{{}, {"--classic"}} {
 		start := time.Now()
 		code, out, errs := runMirror(t, append(args, "--upstream", "rsync://"+addr+"/m", "--root", mir,
-			"--contimeout", "2s", "--timeout", "20s", "--quiet", "--retries", "3", "--backoff", "10ms")...)
+			"--contimeout", "2s", "--timeout", "20s", "--retries", "3", "--backoff", "10ms")...)
 		took := time.Since(start)
 		if code != cliapp.ExitBusy {
 			t.Fatalf("%v: exit %d, want %d\n%s%s", args, code, cliapp.ExitBusy, out, errs)

@@ -329,14 +329,15 @@ func (u *Upstream) runError(ctx context.Context, bin string, err error, fired bo
 	}
 	if fired {
 		_, cto := u.durations()
-		u.dead = fmt.Errorf("%w: %s did not answer within the connect timeout (%s)", transport.ErrUnavailable, u, cto)
+		u.dead = fmt.Errorf("%w (%w): %s did not answer within the connect timeout (%s)", transport.ErrUnavailable, transport.ErrTimedOut, u, cto)
 		return u.dead
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() > 0 {
 		xe := &ExitError{Code: ee.ExitCode(), Stderr: string(stderr.b)}
 		if xe.Code == 30 || xe.Code == 35 {
-			u.dead = xe
+			u.dead = fmt.Errorf("%w (%w)", xe, transport.ErrTimedOut)
+			return u.dead
 		}
 		return xe
 	}
