@@ -60,6 +60,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 					upstreamFlag}, rsyncFlags...),
 				Action: mirrorVerifyAction,
 			},
+			checkCommand(),
 		},
 	}
 }
@@ -141,11 +142,11 @@ func mirrorStatusAction(c *cli.Context) error {
 			return err
 		}
 		defer up.Close()
-		n, t, err := up.Current(c.Context)
+		n, since, err := upstreamSince(c.Context, up, s.Snapshot)
 		if err != nil {
 			return err
 		}
-		s.CompareUpstream(up.String(), n, t, timeNow())
+		s.CompareUpstream(up.String(), n, since, timeNow())
 	}
 	if c.Bool("json") {
 		return e.printJSON(s)
