@@ -34,7 +34,7 @@ func TestCloneRecipesWhileCurrentFlips(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	testutil.GitRepo(t, work, 12)
+	testutil.GitRepo(t, work, 4)
 	gitRun("clone", "-q", "--bare", work, bare)
 	publish := func() {
 		t.Helper()
@@ -45,7 +45,7 @@ func TestCloneRecipesWhileCurrentFlips(t *testing.T) {
 	publish()
 	// Snapshot 2: more objects, repacked, with a commit-graph: most files
 	// differ between the two snapshots.
-	testutil.GitRepo(t, filepath.Join(dir, "work2"), 20)
+	testutil.GitRepo(t, filepath.Join(dir, "work2"), 6)
 	gitRun("-C", bare, "fetch", "-q", filepath.Join(dir, "work2"), "+main:refs/heads/other")
 	gitRun("-C", bare, "gc", "-q")
 	gitRun("-C", bare, "commit-graph", "write", "--reachable")
