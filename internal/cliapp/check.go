@@ -54,7 +54,8 @@ Lag is measured against --against if given (the upstream's newest snapshot and
 since when it has served one ADDR lacks: the mtime of its oldest such manifest),
 else against ADDR's own record of its last poll (seq/checked). A --warn-lag or
 --crit-lag value is a number of snapshots (e.g. 3) or a duration (e.g. 90m);
-repeat the flag to give both; either being reached trips it. --warn-checked and
+repeat the flag to give both; either being reached trips it; giving the flag
+replaces its default. --warn-checked and
 --crit-checked (off by default) trip when ADDR's mirror-sync has not read its
 upstream for that long (a dead cron), or never has (a master has no record).
 
