@@ -103,12 +103,20 @@ func TestCheckOverRsync(t *testing.T) {
 
 // The lag is how long the mirror has lacked a snapshot its upstream
 // serves, not the age of the upstream's newest snapshot: the mirror serves
-// 1, the upstream made 2 23 s ago and 3 just now.
+// 1; the upstream made 2 (since pruned) 40 s ago, 3 23 s ago and 4 just
+// now: the oldest it still holds newer than 1 is 3.
 func TestLagSinceFirstMissingSnapshot(t *testing.T) {
 	ts := newTiers(t)
-	ts.publish(t)
-	ts.publish(t)
-	ageManifest(t, ts.master, "2", 23*time.Second)
+	for i := 0; i < 3; i++ {
+		ts.publish(t)
+	}
+	ageManifest(t, ts.master, "2", 40*time.Second)
+	ageManifest(t, ts.master, "3", 23*time.Second)
+	for _, p := range []string{"2.manifest", "2"} {
+		if err := os.RemoveAll(filepath.Join(ts.master, "snapshots", p)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, up := range []string{ts.master, ts.d.URL("master")} {
 		code, stdout, stderr := run(t, "mirror-sync", "status", "--root", ts.tier1, "--upstream", up, "--json")
 		var st struct {
@@ -119,11 +127,11 @@ func TestLagSinceFirstMissingSnapshot(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil {
 			t.Fatalf("status --upstream %s: exit %d %v %s", up, code, err, stderr)
 		}
-		if st.State != "stale" || st.LagSnapshots != 2 || st.LagSeconds < 20 || st.LagSeconds > 120 {
-			t.Fatalf("status --upstream %s: %+v, want 2 snapshots and ~23 s", up, st)
+		if st.State != "stale" || st.LagSnapshots != 3 || st.LagSeconds < 20 || st.LagSeconds > 35 {
+			t.Fatalf("status --upstream %s: %+v, want 3 snapshots and ~23 s", up, st)
 		}
 		_, m := checkJSON(t, ts.tier1, "--against", up)
-		if lag := m["lag_seconds"].(float64); lag < 20 || lag > 120 {
+		if lag := m["lag_seconds"].(float64); lag < 20 || lag > 35 {
 			t.Fatalf("check --against %s: lag %v s, want ~23", up, lag)
 		}
 	}

@@ -54,8 +54,8 @@ func (u *Upstream) probeList(names []string) (dir, list, base, prefix string, er
 	return dir, list, base, prefix, nil
 }
 
-// partial tells a run that failed only because some names are missing
-// (exit 23), whose output is still good, from a real failure.
+// partial tells a fetch that failed only for some names (exit 23, e.g.
+// one unreadable), whose other files came, from a real failure.
 func partial(err error) error {
 	var xe *ExitError
 	if err != nil && errors.As(err, &xe) && xe.Code == 23 {
@@ -75,8 +75,10 @@ func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transpo
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	out, err := u.run(ctx, nil, "--list-only", "--no-implied-dirs", "--files-from="+list, "--from0", base, filepath.Join(dir, "dst")+"/")
-	if err := partial(err); err != nil {
+	// --ignore-missing-args: a missing name is no error, so rsync exits 0
+	// and its listing of the others comes back.
+	out, err := u.run(ctx, nil, "--list-only", "--no-implied-dirs", "--ignore-missing-args", "--files-from="+list, "--from0", base, filepath.Join(dir, "dst")+"/")
+	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", u, err)
 	}
 	want := make(map[string]bool, len(names))
@@ -85,7 +87,7 @@ func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transpo
 	}
 	infos := map[string]transport.PathInfo{}
 	for _, line := range strings.Split(string(out), "\n") {
-		name, fi, ok := parseListLine(line)
+		name, fi, ok := ParseListLine(line)
 		if ok && want[name] {
 			infos[strings.TrimPrefix(name, prefix)] = fi
 		}
@@ -93,11 +95,11 @@ func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transpo
 	return infos, nil
 }
 
-// parseListLine parses one line of rsync --list-only output, e.g.
+// ParseListLine parses one line of rsync --list-only output, e.g.
 // "-rw-r--r--          1,234 2026/11/28 05:10:02 snapshots/3.manifest",
 // whose time is in the local time zone. Only names without blanks, which
 // are all Stat asks for, parse.
-func parseListLine(line string) (string, transport.PathInfo, bool) {
+func ParseListLine(line string) (string, transport.PathInfo, bool) {
 	f := strings.Fields(line)
 	if len(f) != 5 || len(f[0]) != 10 {
 		return "", transport.PathInfo{}, false
@@ -130,7 +132,7 @@ func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (ma
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return nil, err
 	}
-	_, err = u.run(ctx, nil, "-lt", fmt.Sprintf("--max-size=%d", max), "--files-from="+list, "--from0", base, dst+"/")
+	_, err = u.run(ctx, nil, "-lt", fmt.Sprintf("--max-size=%d", max), "--ignore-missing-args", "--files-from="+list, "--from0", base, dst+"/")
 	if err := partial(err); err != nil {
 		return nil, fmt.Errorf("read %s: %w", u, err)
 	}
