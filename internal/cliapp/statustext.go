@@ -38,7 +38,7 @@ func localRoot(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
-	return Usage("--root is a local directory, not an rsync address (%s); to look at a remote root use --upstream ADDR, or `mirror-sync check ADDR`", dir)
+	return Usage("--root is a local directory, not an rsync address (%s); to look at a remote root use --upstream ADDR, or `mirror-sync check ADDR` (a local name with a colon: write ./NAME)", dir)
 }
 
 // upstreamSince reads what up serves and since when it has served a
