@@ -511,6 +511,13 @@ type Status struct {
 	// The next successful run clears both.
 	FailingSince    *time.Time `json:"failing_since,omitempty"`
 	FailureReported *time.Time `json:"failure_reported,omitempty"`
+	// Checked is when a mirror-sync run last read this root's upstream
+	// (ROOT/seq/checked), CheckedUpstream what it served then and
+	// BehindSince, if the mirror was behind, since when (Poll). Status
+	// fills them; status.json does not hold them.
+	Checked         *time.Time `json:"checked,omitempty"`
+	CheckedUpstream *uint64    `json:"checked_upstream_snapshot,omitempty"`
+	BehindSince     *time.Time `json:"behind_since,omitempty"`
 }
 
 // Status reads the live state of the root (seq files, current, snapshots),
@@ -522,8 +529,17 @@ func (r *Root) Status() (Status, error) {
 			s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
 			s.FailingSince, s.FailureReported = rec.FailingSince, rec.FailureReported
 		}
+		if p, ok := r.LastPoll(); ok {
+			s.AddPoll(p)
+		}
 	}
 	return s, err
+}
+
+// AddPoll fills the poll fields of s from p.
+func (s *Status) AddPoll(p Poll) {
+	t, up := p.Checked, p.UpstreamSnapshot
+	s.Checked, s.CheckedUpstream, s.BehindSince = &t, &up, p.BehindSince
 }
 
 // live is Status without reading status.json.
@@ -642,8 +658,11 @@ func (r *Root) ClearFailure(upstream string) error {
 }
 
 // CompareUpstream fills the upstream fields of s: upstream serves snapshot
-// up, whose current was flipped at upTime (zero if unknown).
-func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) {
+// up; since is when it first served a snapshot newer than s.Snapshot (the
+// mtime of its manifest of the oldest such snapshot it holds; zero if
+// unknown), so the lag is how long the root has been behind, not the age
+// of the upstream's newest snapshot (docs/protocol.md section 5).
+func (s *Status) CompareUpstream(name string, up uint64, since, now time.Time) {
 	s.Upstream, s.UpstreamSnapshot = name, &up
 	var lag uint64
 	if up > s.Snapshot {
@@ -651,8 +670,8 @@ func (s *Status) CompareUpstream(name string, up uint64, upTime, now time.Time) 
 	}
 	s.LagSnapshots = &lag
 	secs := 0.0
-	if lag > 0 && !upTime.IsZero() {
-		secs = max(0, now.Sub(upTime).Seconds())
+	if lag > 0 && !since.IsZero() {
+		secs = max(0, now.Sub(since).Seconds())
 	}
 	s.LagSeconds = &secs
 	if lag > 0 && s.State == StateFresh {

@@ -101,6 +101,9 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	defer lock.Unlock()
 	defer root.RecordOutcome(up.String(), &err, opt.Now, opt.Log)
+	var seen uint64 // what the upstream served when last read, at seenAt
+	var seenAt time.Time
+	defer func() { root.RecordPollOutcome(up.String(), seen, seenAt, res.Snapshot, opt.Log) }()
 	if cur > 0 && !root.Complete(cur) {
 		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
 		cur = 0
@@ -120,6 +123,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		if n == 0 {
 			return res, fmt.Errorf("%w: %s (publish there first)", ErrNoSnapshot, up)
 		}
+		seen, seenAt = n, opt.Now()
 		if n == res.Snapshot {
 			break // level: the O(1) no-op
 		}
@@ -846,6 +850,13 @@ func flip(root *export.Root, n uint64, manPath, work string, res Result, opt Opt
 	if work != "" {
 		if err := f.Chmod(manPath, 0o644); err != nil {
 			return res, fmt.Errorf("chmod manifest: %w", err)
+		}
+		// The manifest's mtime says when THIS root completed snapshot n
+		// (rsync -t would keep the upstream's): Prune's --min-age counts
+		// from it, and a lower tier's lag (docs/protocol.md section 5).
+		now := opt.Now()
+		if err := f.Chtimes(manPath, now, now); err != nil {
+			return res, fmt.Errorf("stamp manifest of snapshot %d: %w", n, err)
 		}
 		if err := f.SyncFS(work); err != nil {
 			return res, fmt.Errorf("flush snapshot %d: %w", n, err)

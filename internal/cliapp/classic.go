@@ -20,11 +20,11 @@ func compareUpstream(ctx context.Context, r *export.Root, up transport.Upstream,
 	copiedAt, err := seqfile.Read(r.FS, r.Path(mirror.ClassicStateName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		n, t, err := up.Current(ctx)
+		n, since, err := upstreamSince(ctx, up, s.Snapshot)
 		if err != nil {
 			return err
 		}
-		s.CompareUpstream(up.String(), n, t, timeNow())
+		s.CompareUpstream(up.String(), n, since, timeNow())
 		return nil
 	case err != nil:
 		return fmt.Errorf("classic mirror state: %w", err)

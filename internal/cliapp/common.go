@@ -62,6 +62,9 @@ func (e *env) root() (*export.Root, error) {
 	if dir == "" {
 		return nil, Usage("--root is required: the export root directory")
 	}
+	if err := localRoot(dir); err != nil {
+		return nil, err
+	}
 	return export.New(e.fs, dir), nil
 }
 
@@ -117,6 +120,8 @@ func printStatus(w io.Writer, s export.Status) {
 	}
 	if s.UpstreamSnapshot != nil {
 		fmt.Fprintf(w, "upstream   %s serves %d (behind by %d snapshots, %.0fs)\n", s.Upstream, *s.UpstreamSnapshot, *s.LagSnapshots, *s.LagSeconds)
+	} else if s.Upstream != "" {
+		fmt.Fprintf(w, "upstream   %s\n", s.Upstream)
 	}
 	if s.UpstreamEnd != nil && s.ClassicEnd != nil {
 		fmt.Fprintf(w, "upstream   %s at seq/end %d (the served snapshot was copied at %d)\n", s.Upstream, *s.UpstreamEnd, *s.ClassicEnd)
@@ -124,6 +129,7 @@ func printStatus(w io.Writer, s export.Status) {
 	if s.Problem != "" {
 		fmt.Fprintf(w, "problem    %s\n", s.Problem)
 	}
+	printStatusRest(w, s)
 }
 
 // verifyRoot checks snapshot n (current if 0) and prints the problems.

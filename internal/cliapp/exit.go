@@ -103,9 +103,15 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	app.OnUsageError = onUsage
 	for _, c := range app.Commands { // urfave/cli does not inherit it
-		c.OnUsageError = onUsage
+		if c.OnUsageError == nil { // check has its own (plugin exit codes)
+			c.OnUsageError = onUsage
+		}
 	}
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, checkArgs(args))
+	var plugin pluginResult
+	if errors.As(err, &plugin) { // check printed its one line
+		return plugin.code
+	}
 	var quiet silentError
 	if err != nil && !errors.Is(err, errVerify) && !errors.As(err, &quiet) {
 		msg := err.Error()

@@ -32,7 +32,12 @@ func scratchIn(up transport.Upstream, dir string) {
 // openUpstream opens --upstream and applies the rsync flags (where the
 // command has them) and, on a terminal without --quiet, a progress bar.
 func openUpstream(e *env) (transport.Upstream, error) {
-	up, err := transport.Open(e.c.String("upstream"), e.fs)
+	return openAddr(e, e.c.String("upstream"))
+}
+
+// openAddr is openUpstream for the address addr.
+func openAddr(e *env, addr string) (transport.Upstream, error) {
+	up, err := transport.Open(addr, e.fs)
 	if err != nil {
 		return nil, err
 	}

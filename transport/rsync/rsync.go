@@ -108,12 +108,9 @@ type state struct {
 
 const curKey = "current"
 
-// fetchState runs ONE rsync that copies seq/begin, seq/end and the current
-// symlink itself (-l: not what it points to) into a fresh private dir below
-// Options.TempDir. It also asks for the snapshots/ directory (the entry
-// alone, no contents): a root that has it reads a missing seq file as 0, as
-// docs/protocol.md section 2 and the local transport do.
-func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
+// tempDir makes a fresh private scratch directory below Options.TempDir
+// (ROOT/.work for mirror-sync, which the next run empties).
+func (u *Upstream) tempDir() (string, error) {
 	dir, err := os.MkdirTemp(u.Opts.TempDir, "seqmirror-rsync-")
 	if errors.Is(err, fs.ErrNotExist) && u.Opts.TempDir != "" { // a retry emptied ROOT/.work
 		if err = os.MkdirAll(u.Opts.TempDir, 0o755); err == nil {
@@ -121,7 +118,20 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rsync upstream temp dir: %w", err)
+		return "", fmt.Errorf("rsync upstream temp dir: %w", err)
+	}
+	return dir, nil
+}
+
+// fetchState runs ONE rsync that copies seq/begin, seq/end and the current
+// symlink itself (-l: not what it points to) into a fresh private dir below
+// Options.TempDir. It also asks for the snapshots/ directory (the entry
+// alone, no contents): a root that has it reads a missing seq file as 0, as
+// docs/protocol.md section 2 and the local transport do.
+func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
+	dir, err := u.tempDir()
+	if err != nil {
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	list := filepath.Join(dir, "list")

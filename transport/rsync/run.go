@@ -140,6 +140,7 @@ type output struct {
 	skips     []skip
 	nskips    int
 	lines     []string // other lines (the first few): --list-only's listing
+	allLines  bool     // keep every other line, not only the first few
 }
 
 const keepLines = 64
@@ -162,7 +163,7 @@ func (o *output) line(l string) {
 				return
 			}
 		}
-		if len(o.lines) < keepLines {
+		if o.allLines || len(o.lines) < keepLines {
 			o.lines = append(o.lines, l)
 		}
 	}
@@ -274,7 +275,11 @@ func (u *Upstream) run(ctx context.Context, progress func(int64, int), args ...s
 
 // exec runs rsync once (see run).
 func (u *Upstream) exec(ctx context.Context, progress func(int64, int), args []string) (*output, error) {
-	out := &output{progress: progress}
+	return u.execInto(ctx, &output{progress: progress}, args)
+}
+
+// execInto is exec collecting into out.
+func (u *Upstream) execInto(ctx context.Context, out *output, args []string) (*output, error) {
 	if u.dead != nil {
 		return out, fmt.Errorf("%w (not waiting for it again in this run)", u.dead)
 	}
@@ -283,7 +288,7 @@ func (u *Upstream) exec(ctx context.Context, progress func(int64, int), args []s
 		bin = "rsync"
 	}
 	all := u.baseArgs()
-	if progress != nil {
+	if out.progress != nil {
 		all = append(all, "--info=progress2")
 	}
 	all = append(all, args...)
