@@ -226,7 +226,7 @@ func (r *checkReport) readCounters(ctx context.Context, up transport.Upstream) b
 		}
 	}
 	switch {
-	case errors.Is(err, transport.ErrUnavailable):
+	case errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrRefused):
 		r.state = "unreachable"
 		r.raise(PluginCritical, "%s unreachable: %v", r.addr, err)
 	case errors.Is(err, export.ErrBadCurrent), errors.Is(err, seqfile.ErrCorrupt):
