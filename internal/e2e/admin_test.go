@@ -66,6 +66,25 @@ func TestAdminWalkthrough(t *testing.T) {
 	for _, l := range []string{pubLine, tier1Line, volLine, tier2Line, classicLine} {
 		w.cron(l)
 	}
+	// A client checks every tier, by path and over rsync, against its upstream.
+	master1 := w.srv["rsync://master.example.org/pub"]
+	for _, c := range []struct{ addr, against string }{
+		{w.path("export"), ""},
+		{master1, ""},
+		{w.path("mirror"), master1},
+		{w.srv["rsync://mirror1.example.org/pub"], master1},
+		{w.path("mirror2"), w.srv["rsync://mirror1.example.org/pub"]},
+		{w.path("volunteer"), master1},
+		{w.path("gitmirror"), ""},
+	} {
+		args := []string{"check", c.addr}
+		if c.against != "" {
+			args = append(args, "--against", c.against)
+		}
+		if out := w.mustTool("mirror-sync", args...); !strings.HasPrefix(out, "SEQMIRROR OK - ") {
+			t.Errorf("check %v: %q", args, out)
+		}
+	}
 }
 
 // requireSameSnapshot checks that every root serves the first root's
