@@ -313,6 +313,9 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
 	}
+	// Files the served snapshot cannot give may be in an older one (moved
+	// away and back, restored): link those from there.
+	older := pairOlder(root, cur, entries, linkable, opt.Log)
 	// The listing must be confirmed: if every entry (directories included,
 	// whose mtimes move when entries come and go) stayed the same from the
 	// moment it was listed until the copy is done, each was unchanged over
@@ -391,13 +394,17 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		dst := filepath.Join(work, filepath.FromSlash(e.Path))
 		src := filepath.Join(source, filepath.FromSlash(e.Path))
 		if linkable[i] {
-			old := filepath.Join(prevDir, filepath.FromSlash(e.Path))
+			from, ok := older[i]
+			if !ok {
+				from = prevDir
+			}
+			old := filepath.Join(from, filepath.FromSlash(e.Path))
 			if opt.Force {
-				h, _, err := HashFile(f, src)
+				ok, err := forceLinkable(f, src, old, *e)
 				if err != nil {
-					return fmt.Errorf("hash %s: %w", src, err)
+					return err
 				}
-				if h != e.Hash {
+				if !ok {
 					goto copyIt
 				}
 			}
@@ -458,7 +465,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			var rest []int
 			if !opt.Force && prevDir != "" {
 				for _, i := range b {
-					if linkable[i] {
+					if _, o := older[i]; linkable[i] && !o {
 						p := entries[i].Path
 						names = append(names, p[strings.LastIndexByte(p, '/')+1:])
 					} else {
@@ -471,9 +478,11 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 				}
 			}
 			for _, i := range b {
-				if _, err := fsys.Lstat(f, filepath.Join(work, filepath.FromSlash(entries[i].Path))); err == nil && linkable[i] && !opt.Force {
-					linked.Add(1) // linked by the LinkAll that failed later
-					continue
+				if _, o := older[i]; linkable[i] && !o && !opt.Force {
+					if _, err := fsys.Lstat(f, filepath.Join(work, filepath.FromSlash(entries[i].Path))); err == nil {
+						linked.Add(1) // linked by the LinkAll that failed later
+						continue
+					}
 				}
 				if err := fileJob(i); err != nil {
 					return err
@@ -560,6 +569,28 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	res.Linked, res.Copied, res.Bytes = int(linked.Load()), int(copied.Load()), bytes.Load()
 	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
 	return res, nil
+}
+
+// forceLinkable is a forced republish's check before it links old, a file
+// of a retained snapshot, for the source file src, listed as e with the
+// hash of old's record: the source must still have that content, and old
+// too, with its record's mode, size and mtime. A file of the snapshot
+// damaged in place (same size and mtime) is thus copied afresh from the
+// source rather than carried into the new snapshot.
+func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
+	h, _, err := HashFile(f, src)
+	if err != nil {
+		return false, fmt.Errorf("hash %s: %w", src, err)
+	}
+	if h != e.Hash {
+		return false, nil
+	}
+	fi, err := fsys.Lstat(f, old)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != e.Mode || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
+		return false, nil
+	}
+	h, size, err := HashFile(f, old)
+	return err == nil && size == e.Size && h == e.Hash, nil
 }
 
 // confirmListing lists source again, streaming, and reports an *errChanged

@@ -36,9 +36,10 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 				Action: statusAction,
 			},
 			{
-				Name:   "verify",
-				Usage:  "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
-				Flags:  []cli.Flag{rootFlag, &cli.Uint64Flag{Name: "snapshot", Usage: "snapshot `N` to verify (default: the served one)"}, workersFlag, jsonFlag},
+				Name:  "verify",
+				Usage: "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
+				Flags: verifyFlags("replace damaged files by fresh copies from --source where it still has the recorded content (atomically, file by file, in every retained snapshot that shares the damaged file)",
+					&cli.StringFlag{Name: "source", Usage: "source tree `DIR` that --repair copies from"}),
 				Action: publishVerifyAction,
 			},
 			gcCommand(),
@@ -109,23 +110,13 @@ func statusAction(c *cli.Context) error {
 }
 
 func publishVerifyAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
+	need := ""
+	if c.String("source") == "" {
+		need = "--repair needs --source: the source tree to copy good files from"
 	}
-	w, err := e.workers()
-	if err != nil {
-		return err
-	}
-	r, err := e.existingRoot()
-	if err != nil {
-		return err
-	}
-	probs, n, err := verifyRoot(e, r, c.Uint64("snapshot"), w)
-	if err != nil {
-		return err
-	}
-	return reportVerify(e, n, probs)
+	return verifyAction(c, need, func(e *env) (snapshot.RepairSource, func(), error) {
+		return snapshot.FromSource(e.fs, c.String("source")), func() {}, nil
+	})
 }
 
 // gcAction prunes ROOT (publish gc and mirror-sync gc): it prints the
