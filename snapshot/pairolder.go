@@ -22,17 +22,17 @@ const copyCostPerFile = 4 << 10
 // and linkable, and returns the snapshot directory to link each from.
 //
 // Each older snapshot costs a pass over its manifest, so it is read only
-// while what is left to copy outweighs it (bytes, plus copyCostPerFile a
-// file); an unchanged or slightly changed tree never pays for it. An older
-// snapshot whose manifest cannot be read is skipped with a warning: it is
-// only a link source.
+// for candidates that it can hold, files whose mtime is not after its
+// manifest was written (a file edited since cannot be in it), and only
+// while their copy would outweigh the pass (bytes, plus copyCostPerFile a
+// file): a tree where files were only edited or added never pays for it.
+// An older snapshot whose manifest cannot be read is skipped with a
+// warning: it is only a link source.
 func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable []bool, log *slog.Logger) map[int]string {
 	var todo []int
-	var cost int64
 	for i := range entries {
 		if entries[i].Type == manifest.File && !linkable[i] {
 			todo = append(todo, i)
-			cost += entries[i].Size + copyCostPerFile
 		}
 	}
 	if len(todo) == 0 {
@@ -46,10 +46,11 @@ func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable
 	older := map[int]string{}
 	for k := len(snaps) - 1; k >= 0 && len(todo) > 0; k-- {
 		m := snaps[k]
-		if fi, err := root.FS.Stat(root.ManifestPath(m)); m == cur || err != nil || fi.Size() > cost {
+		cands := candidates(root, m, entries, todo)
+		if m == cur || cands == nil {
 			continue
 		}
-		found, err := pairWith(root, m, entries, todo)
+		found, err := pairWith(root, m, entries, cands)
 		if err != nil {
 			log.Warn("not linking from snapshot", "snapshot", m, "err", err)
 			continue
@@ -63,11 +64,33 @@ func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable
 				continue
 			}
 			entries[i].Hash, linkable[i], older[i] = h, true, dir
-			cost -= entries[i].Size + copyCostPerFile
 		}
 		todo = rest
 	}
 	return older
+}
+
+// candidates returns the entries of todo that snapshot m may hold (mtime
+// not after its manifest's), or nil if there are none or their copy costs
+// less than reading its manifest.
+func candidates(root *export.Root, m uint64, entries []manifest.Entry, todo []int) []int {
+	fi, err := root.FS.Stat(root.ManifestPath(m))
+	if err != nil {
+		return nil
+	}
+	made := fi.ModTime().UnixNano()
+	var cands []int
+	var cost int64
+	for _, i := range todo {
+		if entries[i].MTime <= made {
+			cands = append(cands, i)
+			cost += entries[i].Size + copyCostPerFile
+		}
+	}
+	if cost < fi.Size() {
+		return nil
+	}
+	return cands
 }
 
 // pairWith streams snapshot m's manifest (whole, so that a corrupt one is
