@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"syscall"
 
@@ -79,7 +80,11 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, s
 	dir := root.SnapshotDir(n)
 	for _, d := range dmg {
 		staged := filepath.Join(tmp, filepath.FromSlash(d.rec.Path))
-		if why := checkStaged(root.FS, staged, d.rec); why != "" {
+		why := checkStaged(root.FS, staged, d.rec)
+		if why == "" && !realDirs(root.FS, dir, d.rec.Path) {
+			why = "a directory above it is missing or not a directory"
+		}
+		if why != "" {
 			res.Failed = append(res.Failed, RepairedPath{n, d.rec.Path, why})
 			continue
 		}
@@ -235,7 +240,7 @@ func repairOther(root *export.Root, m uint64, dmg []*damage, res *RepairResult) 
 	dir := root.SnapshotDir(m)
 	hit := map[string]*damage{}
 	for _, d := range dmg {
-		if d.repair && d.fi != nil && holdsDamage(root.FS, filepath.Join(dir, filepath.FromSlash(d.rec.Path)), d) {
+		if d.repair && d.fi != nil && realDirs(root.FS, dir, d.rec.Path) && holdsDamage(root.FS, filepath.Join(dir, filepath.FromSlash(d.rec.Path)), d) {
 			hit[d.rec.Path] = d
 		}
 	}
@@ -274,6 +279,19 @@ func repairOther(root *export.Root, m uint64, dmg []*damage, res *RepairResult) 
 		res.Repaired = append(res.Repaired, RepairedPath{Snapshot: m, Path: p})
 	}
 	return nil
+}
+
+// realDirs reports whether every directory between base and the file at
+// rel (slash-separated) is a directory, not a symlink: a rename must not
+// pass through a symlink that damage put in a snapshot.
+func realDirs(f fsys.FS, base, rel string) bool {
+	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+		fi, err := fsys.Lstat(f, filepath.Join(base, filepath.FromSlash(d)))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // holdsDamage reports whether full is the damaged file of d: the same

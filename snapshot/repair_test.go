@@ -115,3 +115,26 @@ func TestRepairSourceChanged(t *testing.T) {
 		t.Fatal("the damaged file was replaced")
 	}
 }
+
+// Repair never renames through a directory that damage replaced by a
+// symlink: what it points to stays untouched.
+func TestRepairRefusesSymlinkedDir(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	testutil.WriteTree(t, src, map[string]string{"sub/x.txt": "recorded content"})
+	r := newRoot(t)
+	publish(t, r, src, fastOpts())
+	outside := filepath.Join(t.TempDir(), "outside")
+	must(t, os.MkdirAll(outside, 0o755))
+	must(t, os.WriteFile(filepath.Join(outside, "x.txt"), []byte("not the snapshot's"), 0o644))
+	sub := filepath.Join(r.SnapshotDir(1), "sub")
+	must(t, os.RemoveAll(sub))
+	must(t, os.Symlink(outside, sub))
+	res, err := snapshot.Repair(context.Background(), r, 1, verifySnap(t, r, 1), snapshot.FromSource(r.FS, src))
+	must(t, err)
+	if len(res.Repaired) != 0 || len(res.Failed) != 2 {
+		t.Fatalf("repair through a symlinked directory: %+v", res)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "x.txt")); err != nil || string(b) != "not the snapshot's" {
+		t.Fatalf("the file outside the snapshot: %q %v", b, err)
+	}
+}

@@ -193,7 +193,7 @@ func TestPublishRepairSourceChanged(t *testing.T) {
 	testutil.CorruptInPlace(t, filepath.Join(master, "snapshots", "1", p))
 	testutil.Touch(t, src, filepath.ToSlash(p), "edited since")
 	code, stdout, stderr := run(t, "publish", "verify", "--root", master, "--repair", "--source", src)
-	if code != cliapp.ExitVerify || !strings.Contains(stderr, "cannot repair d01/s00/f00001.dat") || !strings.Contains(stdout, "d01/s00/f00001.dat: content hash") {
+	if code != cliapp.ExitVerify || !strings.Contains(stderr, "cannot repair d01/s00/f00001.dat") || !strings.Contains(stderr, "hint: `publish --force`") || !strings.Contains(stdout, "d01/s00/f00001.dat: content hash") {
 		t.Fatalf("repair from a changed source: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	if code, _, stderr := run(t, "publish", "verify", "--root", master, "--repair"); code != cliapp.ExitUsage || !strings.Contains(stderr, "--source") {

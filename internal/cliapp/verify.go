@@ -180,6 +180,15 @@ func (v *verifier) printRepair(n uint64, res snapshot.RepairResult) {
 	for _, f := range res.Failed {
 		fmt.Fprintf(w, "%s: snapshot %d: cannot repair %s: %s\n", name, f.Snapshot, f.Path, f.Reason)
 	}
+	if len(res.Failed) > 0 {
+		fmt.Fprintf(w, "%s: hint: %s\n", name, repairHints[name])
+	}
+}
+
+// repairHints say what to do about what verify --repair could not repair.
+var repairHints = map[string]string{
+	"publish":     "`publish --force` makes a new snapshot from the source as it is now, copying every file that differs from its record",
+	"mirror-sync": "the upstream's snapshot has no good copy; have the upstream repaired or republished and sync, or sync into a fresh root",
 }
 
 func (v *verifier) close() {
