@@ -571,28 +571,6 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	return res, nil
 }
 
-// forceLinkable is a forced republish's check before it links old, a file
-// of a retained snapshot, for the source file src, listed as e with the
-// hash of old's record: the source must still have that content, and old
-// too, with its record's mode, size and mtime. A file of the snapshot
-// damaged in place (same size and mtime) is thus copied afresh from the
-// source rather than carried into the new snapshot.
-func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
-	h, _, err := HashFile(f, src)
-	if err != nil {
-		return false, fmt.Errorf("hash %s: %w", src, err)
-	}
-	if h != e.Hash {
-		return false, nil
-	}
-	fi, err := fsys.Lstat(f, old)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != e.Mode || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
-		return false, nil
-	}
-	h, size, err := HashFile(f, old)
-	return err == nil && size == e.Size && h == e.Hash, nil
-}
-
 // confirmListing lists source again, streaming, and reports an *errChanged
 // if it differs from entries in anything the snapshot records.
 func confirmListing(ctx context.Context, f fsys.FS, source string, skip func(string) bool, entries []manifest.Entry) error {
