@@ -16,7 +16,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
-			"snapshot, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
+			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
 			"If DIR has not changed, publishes nothing and exits 0.\n\n" + ExitCodesHelp,
 		Writer:          stdout,
@@ -24,7 +24,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags: []cli.Flag{rootFlag,
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
-			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every file (an admin's republish)"},
+			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "attempts after the first while the source keeps changing"},
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag},
 		Action: publishAction,

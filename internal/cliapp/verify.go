@@ -15,7 +15,7 @@ import (
 // --repair gets its good copies from.
 func verifyFlags(repairUsage string, from cli.Flag) []cli.Flag {
 	return []cli.Flag{rootFlag,
-		&cli.Uint64Flag{Name: "snapshot", Usage: "verify snapshot `N` (default: the served one)"},
+		&cli.Uint64Flag{Name: "snapshot", Usage: "verify snapshot `N`", DefaultText: "the served one"},
 		&cli.BoolFlag{Name: "all", Usage: "verify every complete snapshot in ROOT (the served one first)"},
 		&cli.BoolFlag{Name: "repair", Usage: repairUsage},
 		from, workersFlag, jsonFlag}
@@ -49,6 +49,9 @@ func verifyAction(c *cli.Context, needRepair string, open repairSource) error {
 	}
 	if c.Bool("all") && c.IsSet("snapshot") {
 		return Usage("--all and --snapshot exclude each other")
+	}
+	if c.IsSet("snapshot") && c.Uint64("snapshot") == 0 {
+		return Usage("--snapshot must be a snapshot number, 1 or more")
 	}
 	repair := c.Bool("repair")
 	if repair && needRepair != "" {
