@@ -64,13 +64,19 @@ type damage struct {
 // then renamed over the damaged path, so a reader sees the damaged file or
 // the good one, never a mix. Other snapshots get a hard link to the good
 // copy when their record is the same, renamed into place the same way.
-// Differences other than a regular file's (extra entries, directories,
-// symlinks) are not repaired: they are returned in Failed.
+// A directory that differs only in its mode gets its recorded mode
+// (directories are never shared). Other differences (extra entries,
+// directories missing or of another type, symlinks) are not repaired: they
+// are returned in Failed.
 func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, src RepairSource) (RepairResult, error) {
 	var res RepairResult
-	dmg, err := damaged(root, n, probs, &res)
-	if err != nil || len(dmg) == 0 {
+	var dirs []manifest.Entry
+	dmg, err := damaged(root, n, probs, &dirs, &res)
+	if err != nil {
 		return res, err
+	}
+	if len(dmg) == 0 {
+		return res, repairDirs(root, n, dirs, &res)
 	}
 	tmp := filepath.Join(root.WorkDir(), repairWork)
 	defer fsys.RemoveAll(root.FS, tmp)
@@ -95,12 +101,24 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, s
 		d.repair = true
 		res.Repaired = append(res.Repaired, RepairedPath{Snapshot: n, Path: d.rec.Path})
 	}
-	return res, repairShared(root, n, dmg, &res)
+	if err := repairShared(root, n, dmg, &res); err != nil {
+		return res, err
+	}
+	return res, repairDirs(root, n, dirs, &res)
+}
+
+// isRealDir reports whether rel in snapshot n is a directory reached
+// through directories only.
+func isRealDir(root *export.Root, n uint64, rel string) bool {
+	dir := root.SnapshotDir(n)
+	fi, err := fsys.Lstat(root.FS, filepath.Join(dir, filepath.FromSlash(rel)))
+	return err == nil && fi.IsDir() && realDirs(root.FS, dir, rel)
 }
 
 // damaged looks up the records of probs in snapshot n's manifest and notes
-// what is on disk at each, adding those that cannot be repaired to res.
-func damaged(root *export.Root, n uint64, probs []Problem, res *RepairResult) ([]*damage, error) {
+// what is on disk at each file, adding directories whose mode differs to
+// dirs and what cannot be repaired to res.
+func damaged(root *export.Root, n uint64, probs []Problem, dirs *[]manifest.Entry, res *RepairResult) ([]*damage, error) {
 	want := map[string]bool{}
 	for _, p := range probs {
 		want[p.Path] = true
@@ -112,8 +130,12 @@ func damaged(root *export.Root, n uint64, probs []Problem, res *RepairResult) ([
 	var dmg []*damage
 	for _, p := range probs {
 		rec, ok := recs[p.Path]
+		if ok && rec.Type == manifest.Dir && isRealDir(root, n, rec.Path) {
+			*dirs = append(*dirs, rec) // Verify checks a directory's type, then its mode
+			continue
+		}
 		if !ok || rec.Type != manifest.File {
-			res.Failed = append(res.Failed, RepairedPath{n, p.Path, p.Reason + ": only damaged regular files can be repaired"})
+			res.Failed = append(res.Failed, RepairedPath{n, p.Path, p.Reason + ": only regular files and the mode of directories can be repaired"})
 			continue
 		}
 		d := &damage{rec: rec}
@@ -198,23 +220,46 @@ func checkStaged(f fsys.FS, staged string, rec manifest.Entry) string {
 
 // replace renames the file at from over to, in a snapshot directory that
 // may be read-only, restoring the directory's mode and mtime after.
-func replace(f fsys.FS, from, to string) error {
+func replace(f fsys.FS, from, to string) (err error) {
 	parent := filepath.Dir(to)
 	fi, err := f.Stat(parent)
 	if err != nil {
 		return fmt.Errorf("repair %s: %w", to, err)
 	}
-	if fi.Mode().Perm()&0o200 == 0 {
-		if err := f.Chmod(parent, fi.Mode().Perm()|0o700); err != nil {
+	mode := fi.Mode().Perm()
+	if mode&0o300 != 0o300 {
+		if err := f.Chmod(parent, mode|0o700); err != nil {
 			return fmt.Errorf("repair %s: %w", to, err)
 		}
-		defer f.Chmod(parent, fi.Mode().Perm())
+		defer func() {
+			if cerr := f.Chmod(parent, mode); err == nil && cerr != nil {
+				err = fmt.Errorf("repair %s: restore the directory's mode: %w", to, cerr)
+			}
+		}()
 	}
-	defer f.Chtimes(parent, fi.ModTime(), fi.ModTime())
+	defer func() {
+		if cerr := f.Chtimes(parent, fi.ModTime(), fi.ModTime()); err == nil && cerr != nil {
+			err = fmt.Errorf("repair %s: restore the directory's mtime: %w", to, cerr)
+		}
+	}()
 	if err := f.Rename(from, to); err != nil {
 		return fmt.Errorf("repair %s: %w", to, err)
 	}
 	return fsys.SyncDir(f, parent)
+}
+
+// repairDirs gives the directories of dirs (records of snapshot n whose
+// directory differs only in its mode) their recorded mode. Directories are
+// never shared between snapshots, so this changes no other snapshot.
+func repairDirs(root *export.Root, n uint64, dirs []manifest.Entry, res *RepairResult) error {
+	for _, d := range dirs {
+		full := filepath.Join(root.SnapshotDir(n), filepath.FromSlash(d.Path))
+		if err := root.FS.Chmod(full, d.Mode); err != nil {
+			return fmt.Errorf("repair %s: %w", full, err)
+		}
+		res.Repaired = append(res.Repaired, RepairedPath{Snapshot: n, Path: d.Path})
+	}
+	return nil
 }
 
 // repairShared repairs, in every other retained snapshot, the paths of dmg

@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
+	"github.com/seqmirror/seqmirror/testutil/faultfs"
 )
 
 // verifySnap verifies snapshot n of r.
@@ -136,5 +139,67 @@ func TestRepairRefusesSymlinkedDir(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(outside, "x.txt")); err != nil || string(b) != "not the snapshot's" {
 		t.Fatalf("the file outside the snapshot: %q %v", b, err)
+	}
+}
+
+// damagedRoot publishes src twice (the snapshots share their unchanged
+// files by hard link), damages two shared files in place, one of them in a
+// read-only directory, and returns the root on f and the source.
+func damagedRoot(tb testing.TB, f fsys.FS) (*export.Root, string) {
+	tb.Helper()
+	src := filepath.Join(tb.TempDir(), "src")
+	testutil.WriteTree(tb, src, map[string]string{
+		"a.txt":      "shared by both snapshots",
+		"ro/b.txt":   "in a read-only directory",
+		"change.txt": "version one",
+	})
+	must(tb, os.Chmod(filepath.Join(src, "ro"), 0o555))
+	r := newRoot(tb)
+	publish(tb, r, src, fastOpts())
+	testutil.Touch(tb, src, "change.txt", "version two")
+	publish(tb, r, src, fastOpts())
+	for _, p := range []string{"a.txt", "ro/b.txt"} {
+		testutil.CorruptInPlace(tb, filepath.Join(r.SnapshotDir(2), p))
+	}
+	return export.New(f, r.Dir), src
+}
+
+// A repair that fails at any write leaves every file of every snapshot
+// whole (the good copy or the damaged one, never a mix) and every other
+// file as it was, and a repair of each snapshot then makes all verify.
+func TestRepairFaults(t *testing.T) {
+	ffs := faultfs.New(fsys.OS())
+	r, src := damagedRoot(t, ffs)
+	ffs.FailAt(0, faultfs.Mutating, nil)
+	if _, err := snapshot.Repair(context.Background(), r, 2, verifySnap(t, r, 2), snapshot.FromSource(r.FS, src)); err != nil {
+		t.Fatal(err)
+	}
+	total := ffs.Count()
+	t.Logf("%d writes in a repair", total)
+	for k := 1; k <= total; k++ {
+		r, src := damagedRoot(t, ffs)
+		ffs.FailAt(k, faultfs.Mutating, syscall.EIO)
+		_, err := snapshot.Repair(context.Background(), r, 2, verifySnap(t, r, 2), snapshot.FromSource(r.FS, src))
+		ffs.Disarm()
+		if err == nil && len(ffs.Injected()) > 0 && !slices.ContainsFunc(ffs.Injected(), func(e faultfs.Event) bool { return e.Op == faultfs.OpRemove }) {
+			t.Errorf("fault %v: no error", ffs.Injected())
+		}
+		for _, n := range []uint64{2, 1} {
+			for _, p := range verifySnap(t, r, n) {
+				if !slices.Contains([]string{"a.txt", "ro/b.txt", "ro"}, p.Path) {
+					t.Errorf("fault %v: snapshot %d: %v", ffs.Injected(), n, p)
+				}
+			}
+		}
+		for _, n := range []uint64{2, 1} {
+			if _, err := snapshot.Repair(context.Background(), r, n, verifySnap(t, r, n), snapshot.FromSource(r.FS, src)); err != nil {
+				t.Fatalf("fault %v: repair again: %v", ffs.Injected(), err)
+			}
+		}
+		for _, n := range []uint64{2, 1} {
+			if probs := verifySnap(t, r, n); len(probs) > 0 {
+				t.Errorf("fault %v: snapshot %d after repairing again: %v", ffs.Injected(), n, probs)
+			}
+		}
 	}
 }
