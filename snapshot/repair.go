@@ -83,6 +83,18 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, s
 	if err := stage(ctx, root.FS, tmp, n, dmg, src); err != nil {
 		return res, err
 	}
+	if err := replaceStaged(root, n, tmp, dmg, &res); err != nil {
+		return res, err
+	}
+	if err := repairShared(root, n, dmg, &res); err != nil {
+		return res, err
+	}
+	return res, repairDirs(root, n, dirs, &res)
+}
+
+// replaceStaged renames each good copy staged in tmp over its damaged file
+// in snapshot n, or says in res why it cannot.
+func replaceStaged(root *export.Root, n uint64, tmp string, dmg []*damage, res *RepairResult) error {
 	dir := root.SnapshotDir(n)
 	for _, d := range dmg {
 		staged := filepath.Join(tmp, filepath.FromSlash(d.rec.Path))
@@ -96,15 +108,12 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, s
 		}
 		d.good = filepath.Join(dir, filepath.FromSlash(d.rec.Path))
 		if err := replace(root.FS, staged, d.good); err != nil {
-			return res, err
+			return err
 		}
 		d.repair = true
 		res.Repaired = append(res.Repaired, RepairedPath{Snapshot: n, Path: d.rec.Path})
 	}
-	if err := repairShared(root, n, dmg, &res); err != nil {
-		return res, err
-	}
-	return res, repairDirs(root, n, dirs, &res)
+	return nil
 }
 
 // isRealDir reports whether rel in snapshot n is a directory reached
