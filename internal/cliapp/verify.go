@@ -232,7 +232,7 @@ func reportAll(e *env, reps []snapshotReport, all bool) error {
 	}
 	for _, rep := range reps {
 		if !rep.OK {
-			fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %d paths differ from the manifest\n", e.c.App.Name, rep.Snapshot, len(rep.Problems))
+			fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %s from the manifest\n", e.c.App.Name, rep.Snapshot, count(len(rep.Problems), "path differs", "paths differ"))
 		}
 	}
 	if bad {
