@@ -6,10 +6,13 @@
 // current, and only then bump seq/end. A crash at any step leaves the served
 // snapshot untouched; docs/design.md walks through each step.
 //
-// Unchanged files are hard-linked from the previous snapshot rather than
-// copied. "Unchanged" (the quick check, as rsync's) means: same path, type,
-// permission bits, size and modification time to the nanosecond; with
-// Force, a file is linked only if its content hash also matches.
+// Unchanged files are hard-linked from the served snapshot rather than
+// copied, and files it lacks from another retained complete snapshot that
+// has them (pairOlder, when that is cheaper than copying). "Unchanged" (the
+// quick check, as rsync's) means: same path, type, permission bits, size and
+// modification time to the nanosecond; with Force, a file is linked only if
+// both the source file and the file it would link hash to the record, so a
+// forced republish never carries damage forward.
 //
 // A source that changes while Publish copies it is noticed and the attempt
 // retried: the snapshot is the source as it was at one instant (the end of
@@ -23,6 +26,10 @@
 // manifest hash before the flip.
 //
 // Snapshot trees are immutable once renamed into place; nothing here writes
-// into snapshots/N. Functions are safe for concurrent use on distinct roots;
-// one root is serialised by its lock (package export).
+// into snapshots/N, with one exception: [Repair] replaces a damaged file of
+// a snapshot, and the same damaged file in every other retained snapshot,
+// by renaming a fresh, checked and flushed copy over it (never by writing
+// into the file, whose inode other snapshots may share); docs/design.md
+// ("Repair") gives the rules. Functions are safe for concurrent use on
+// distinct roots; one root is serialised by its lock (package export).
 package snapshot

@@ -315,6 +315,9 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
 	}
+	// Files the served snapshot cannot give may be in an older one (moved
+	// away and back, restored): link those from there.
+	older := pairOlder(root, cur, entries, linkable, opt.Log)
 	// The listing must be confirmed: if every entry (directories included,
 	// whose mtimes move when entries come and go) stayed the same from the
 	// moment it was listed until the copy is done, each was unchanged over
@@ -393,13 +396,17 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		dst := filepath.Join(work, filepath.FromSlash(e.Path))
 		src := filepath.Join(source, filepath.FromSlash(e.Path))
 		if linkable[i] {
-			old := filepath.Join(prevDir, filepath.FromSlash(e.Path))
+			from, ok := older[i]
+			if !ok {
+				from = prevDir
+			}
+			old := filepath.Join(from, filepath.FromSlash(e.Path))
 			if opt.Force {
-				h, _, err := HashFile(f, src)
+				ok, err := forceLinkable(f, src, old, *e)
 				if err != nil {
-					return fmt.Errorf("hash %s: %w", src, err)
+					return err
 				}
-				if h != e.Hash {
+				if !ok {
 					goto copyIt
 				}
 			}
@@ -460,7 +467,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			var rest []int
 			if !opt.Force && prevDir != "" {
 				for _, i := range b {
-					if linkable[i] {
+					if _, o := older[i]; linkable[i] && !o {
 						p := entries[i].Path
 						names = append(names, p[strings.LastIndexByte(p, '/')+1:])
 					} else {
@@ -473,9 +480,11 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 				}
 			}
 			for _, i := range b {
-				if _, err := fsys.Lstat(f, filepath.Join(work, filepath.FromSlash(entries[i].Path))); err == nil && linkable[i] && !opt.Force {
-					linked.Add(1) // linked by the LinkAll that failed later
-					continue
+				if _, o := older[i]; linkable[i] && !o && !opt.Force {
+					if _, err := fsys.Lstat(f, filepath.Join(work, filepath.FromSlash(entries[i].Path))); err == nil {
+						linked.Add(1) // linked by the LinkAll that failed later
+						continue
+					}
 				}
 				if err := fileJob(i); err != nil {
 					return err

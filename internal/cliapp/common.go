@@ -9,7 +9,6 @@ import (
 
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -130,52 +129,6 @@ func printStatus(w io.Writer, s export.Status) {
 		fmt.Fprintf(w, "problem    %s\n", s.Problem)
 	}
 	printStatusRest(w, s)
-}
-
-// verifyRoot checks snapshot n (current if 0) and prints the problems.
-func verifyRoot(e *env, r *export.Root, n uint64, workers int) ([]snapshot.Problem, uint64, error) {
-	if n == 0 {
-		cur, err := r.Current()
-		if err != nil {
-			return nil, 0, err
-		}
-		if cur == 0 {
-			return nil, 0, fmt.Errorf("%s serves no snapshot yet: nothing to verify", r.Dir)
-		}
-		n = cur
-	}
-	m, err := r.ReadManifest(n)
-	if err != nil {
-		return nil, n, err
-	}
-	if workers == 0 {
-		workers = snapshot.Workers()
-	}
-	probs, err := snapshot.Verify(e.c.Context, r.FS, r.SnapshotDir(n), m, workers)
-	return probs, n, err
-}
-
-func reportVerify(e *env, n uint64, probs []snapshot.Problem) error {
-	if e.c.Bool("json") {
-		if probs == nil {
-			probs = []snapshot.Problem{}
-		}
-		if err := e.printJSON(map[string]any{"snapshot": n, "ok": len(probs) == 0, "problems": probs}); err != nil {
-			return err
-		}
-	} else {
-		for _, p := range probs {
-			fmt.Fprintln(e.out, p)
-		}
-	}
-	if len(probs) > 0 {
-		fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %d paths differ from the manifest\n", e.c.App.Name, n, len(probs))
-		return errVerify
-	}
-	if !e.c.Bool("json") {
-		fmt.Fprintf(e.out, "snapshot %d OK\n", n)
-	}
-	return nil
 }
 
 // maxRetries bounds --retries: the wait doubles after each attempt, so 30

@@ -4,14 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
-	"github.com/seqmirror/seqmirror/fsys"
-	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/seqmirror/seqmirror/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -55,10 +52,9 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			},
 			{
 				Name:  "verify",
-				Usage: "re-hash the served snapshot against its manifest; exit 3 on any difference",
-				Flags: append([]cli.Flag{rootFlag, workersFlag, jsonFlag,
-					&cli.BoolFlag{Name: "repair", Usage: "re-fetch differing files from --upstream (atomically, file by file)"},
-					upstreamFlag}, rsyncFlags...),
+				Usage: "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
+				Flags: append(verifyFlags("re-fetch damaged files from --upstream (atomically, file by file, in every retained snapshot that shares the damaged file)", upstreamFlag),
+					rsyncFlags...),
 				Action: mirrorVerifyAction,
 			},
 			gcCommand(),
@@ -160,109 +156,16 @@ func mirrorStatusAction(c *cli.Context) error {
 }
 
 func mirrorVerifyAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
+	need := ""
+	if c.String("upstream") == "" {
+		need = "--repair needs --upstream: the place to fetch good copies from"
 	}
-	w, err := e.workers()
-	if err != nil {
-		return err
-	}
-	repair := c.Bool("repair")
-	if repair && c.String("upstream") == "" {
-		return Usage("--repair needs --upstream: the place to fetch good copies from")
-	}
-	r, err := e.existingRoot()
-	if err != nil {
-		return err
-	}
-	var lockRelease func() error
-	if repair {
-		lock, err := r.Lock()
+	return verifyAction(c, need, func(e *env, r *export.Root) (snapshot.RepairSource, func(), error) {
+		up, err := openUpstream(e)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		lockRelease = lock.Unlock
-		defer lockRelease()
-	}
-	probs, n, err := verifyRoot(e, r, 0, w)
-	if err != nil {
-		return err
-	}
-	if !repair || len(probs) == 0 {
-		return reportVerify(e, n, probs)
-	}
-	up, err := openUpstream(e)
-	if err != nil {
-		return err
-	}
-	defer up.Close()
-	scratchIn(up, r.WorkDir())
-	m, err := r.ReadManifest(n)
-	if err != nil {
-		return err
-	}
-	fixed, err := repairFiles(c, r.FS, r.SnapshotDir(n), r.WorkDir(), up, m, probs)
-	if err != nil {
-		return fmt.Errorf("repair snapshot %d: %w (repaired %d of %d)", n, err, fixed, len(probs))
-	}
-	fmt.Fprintf(c.App.ErrWriter, "mirror-sync: repaired %d paths in snapshot %d\n", fixed, n)
-	probs, n, err = verifyRoot(e, r, n, w)
-	if err != nil {
-		return err
-	}
-	return reportVerify(e, n, probs)
-}
-
-// repairFiles re-fetches the regular files named in probs into a work dir
-// and renames each over the damaged path (atomic per file).
-func repairFiles(c *cli.Context, f fsys.FS, dir, work string, up transport.Upstream, m *manifest.Manifest, probs []snapshot.Problem) (int, error) {
-	byPath := map[string]manifest.Entry{}
-	for _, e := range m.Entries {
-		byPath[e.Path] = e
-	}
-	tmp := filepath.Join(work, "repair")
-	if err := fsys.RemoveAll(f, tmp); err != nil {
-		return 0, err
-	}
-	defer fsys.RemoveAll(f, tmp)
-	var todo []manifest.Entry
-	for _, p := range probs {
-		e, ok := byPath[p.Path]
-		if !ok || e.Type != manifest.File {
-			return 0, fmt.Errorf("%s: %s: only damaged regular files can be repaired; re-sync into a fresh root", p.Path, p.Reason)
-		}
-		if err := f.MkdirAll(filepath.Join(tmp, filepath.Dir(filepath.FromSlash(e.Path))), 0o755); err != nil {
-			return 0, err
-		}
-		todo = append(todo, e)
-	}
-	if err := up.Fetch(c.Context, m.Snapshot, todo, tmp); err != nil {
-		return 0, err
-	}
-	fixed := 0
-	for _, e := range todo {
-		rel := filepath.FromSlash(e.Path)
-		got := filepath.Join(tmp, rel)
-		if err := snapshot.SetMeta(f, got, e); err != nil {
-			return fixed, err
-		}
-		dst := filepath.Join(dir, rel)
-		parent := filepath.Dir(dst)
-		fi, err := f.Stat(parent)
-		if err != nil {
-			return fixed, err
-		}
-		_ = f.Chmod(parent, fi.Mode().Perm()|0o700) // snapshot dirs may be read-only
-		if err := f.Rename(got, dst); err != nil {
-			return fixed, err
-		}
-		if err := fsys.SyncDir(f, parent); err != nil {
-			return fixed, err
-		}
-		_ = f.Chmod(parent, fi.Mode().Perm())
-		_ = f.Chtimes(parent, fi.ModTime(), fi.ModTime())
-		fixed++
-	}
-	return fixed, nil
+		scratchIn(up, r.WorkDir())
+		return up.Fetch, func() { up.Close() }, nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -16,7 +17,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
-			"snapshot, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
+			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
 			"If DIR has not changed, publishes nothing and exits 0.\n\n" + ExitCodesHelp,
 		Writer:          stdout,
@@ -24,7 +25,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags: []cli.Flag{rootFlag,
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
-			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every file (an admin's republish)"},
+			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "attempts after the first while the source keeps changing"},
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag},
 		Action: publishAction,
@@ -36,9 +37,10 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 				Action: statusAction,
 			},
 			{
-				Name:   "verify",
-				Usage:  "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
-				Flags:  []cli.Flag{rootFlag, &cli.Uint64Flag{Name: "snapshot", Usage: "snapshot `N` to verify (default: the served one)"}, workersFlag, jsonFlag},
+				Name:  "verify",
+				Usage: "re-hash a snapshot against its manifest; list differing paths; exit 3 on any difference",
+				Flags: verifyFlags("replace damaged files by fresh copies from --source where it still has the recorded content (atomically, file by file, in every retained snapshot that shares the damaged file)",
+					&cli.StringFlag{Name: "source", Usage: "source tree `DIR` that --repair copies from"}),
 				Action: publishVerifyAction,
 			},
 			gcCommand(),
@@ -109,23 +111,13 @@ func statusAction(c *cli.Context) error {
 }
 
 func publishVerifyAction(c *cli.Context) error {
-	e, err := newEnv(c)
-	if err != nil {
-		return err
+	need := ""
+	if c.String("source") == "" {
+		need = "--repair needs --source: the source tree to copy good files from"
 	}
-	w, err := e.workers()
-	if err != nil {
-		return err
-	}
-	r, err := e.existingRoot()
-	if err != nil {
-		return err
-	}
-	probs, n, err := verifyRoot(e, r, c.Uint64("snapshot"), w)
-	if err != nil {
-		return err
-	}
-	return reportVerify(e, n, probs)
+	return verifyAction(c, need, func(e *env, _ *export.Root) (snapshot.RepairSource, func(), error) {
+		return snapshot.FromSource(e.fs, c.String("source")), func() {}, nil
+	})
 }
 
 // gcAction prunes ROOT (publish gc and mirror-sync gc): it prints the

@@ -1,0 +1,56 @@
+package snapshot_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/seqmirror/seqmirror/testutil"
+)
+
+// Files moved away and back are linked from the older snapshot that has
+// them (under Force only if that file still hashes to its record); an older
+// snapshot whose manifest is corrupt is no link source, and no error.
+func TestPublishLinksFromOlder(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		force, corrupt  bool
+		damage          bool
+		linked, copied  int
+		linkedFromFirst bool
+	}{
+		{name: "plain", linked: 40, linkedFromFirst: true},
+		{name: "force", force: true, linked: 40, linkedFromFirst: true},
+		{name: "force with damage", force: true, damage: true, linked: 39, copied: 1},
+		{name: "corrupt older manifest", corrupt: true, linked: 34, copied: 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "src")
+			testutil.GenTree(t, src, 40, 1)
+			r := newRoot(t)
+			publish(t, r, src, fastOpts())
+			must(t, os.Rename(filepath.Join(src, "d01"), filepath.Join(src, "moved")))
+			publish(t, r, src, fastOpts())
+			must(t, os.Rename(filepath.Join(src, "moved"), filepath.Join(src, "d01")))
+			p := filepath.Join("d01", "s00", "f00001.dat")
+			if tc.damage {
+				testutil.CorruptInPlace(t, filepath.Join(r.SnapshotDir(1), p))
+			}
+			if tc.corrupt {
+				must(t, os.WriteFile(r.ManifestPath(1), []byte("seqmirror-manifest 1\nsnapshot 7\n"), 0o644))
+			}
+			opt := fastOpts()
+			opt.Force = tc.force
+			res := publish(t, r, src, opt)
+			if res.Snapshot != 3 || res.Linked != tc.linked || res.Copied != tc.copied {
+				t.Errorf("publish: %+v, want linked %d, copied %d", res, tc.linked, tc.copied)
+			}
+			if got := sameFile(t, filepath.Join(r.SnapshotDir(1), p), filepath.Join(r.SnapshotDir(3), p)); got != tc.linkedFromFirst {
+				t.Errorf("%s linked from snapshot 1: %v, want %v", p, got, tc.linkedFromFirst)
+			}
+			if probs := verifySnap(t, r, 3); len(probs) != 0 {
+				t.Errorf("snapshot 3: %v", probs)
+			}
+		})
+	}
+}
