@@ -112,14 +112,10 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	var begin uint64
 	for round := 0; round < opt.Rounds; round++ {
+		e1, n, err := readUpstream(ctx, up)
 		if res.Changed && ctx.Err() != nil {
 			break // stopped after serving a new snapshot: complete that one
 		}
-		e1, err := up.Seq(ctx, seqfile.End)
-		if err != nil {
-			return res, err
-		}
-		n, _, err := up.Current(ctx)
 		if err != nil {
 			return res, err
 		}
@@ -172,6 +168,15 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
 	return res, err
+}
+
+// readUpstream reads the upstream's seq/end, then the snapshot it serves.
+func readUpstream(ctx context.Context, up transport.Upstream) (end, n uint64, err error) {
+	if end, err = up.Seq(ctx, seqfile.End); err != nil {
+		return 0, 0, err
+	}
+	n, _, err = up.Current(ctx)
+	return end, n, err
 }
 
 // lockRoot creates root's directories if needed, takes its writer lock and

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/fsys"
@@ -24,6 +25,9 @@ func TestSyncStopped(t *testing.T) {
 	tests := []struct {
 		name    string
 		classic bool
+		// ctxAware: the upstream fails every call once the context is
+		// done, as the rsync transport does.
+		ctxAware bool
 		// setup makes the upstream at up (from the source src) and, for
 		// the incremental case, the mirror at mir.
 		setup func(tb testing.TB, src, up, mir string)
@@ -33,10 +37,16 @@ func TestSyncStopped(t *testing.T) {
 		}},
 		{name: "incremental", setup: func(tb testing.TB, src, up, mir string) {
 			publishTree(tb, src, up)
-			must(tb, syncLocal(context.Background(), fsys.OS(), up, mir))
+			must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
 			testutil.Touch(tb, src, "d01/s00/f00001.dat", "changed\n")
 			testutil.WriteTree(tb, src, map[string]string{"d09/new": "new\n"})
 			must(tb, os.Remove(filepath.Join(src, "d02/s00/f00002.dat")))
+			publishTree(tb, src, up)
+		}},
+		{name: "incremental, upstream checks the context", ctxAware: true, setup: func(tb testing.TB, src, up, mir string) {
+			publishTree(tb, src, up)
+			must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
+			testutil.Touch(tb, src, "d03/s00/f00003.dat", "changed\n")
 			publishTree(tb, src, up)
 		}},
 		{name: "classic", classic: true, setup: func(tb testing.TB, src, up, _ string) {
@@ -61,7 +71,7 @@ func TestSyncStopped(t *testing.T) {
 					if tt.classic {
 						return syncClassicLocal(ctx, f, up, mir)
 					}
-					return syncLocal(ctx, f, up, mir)
+					return syncLocal(ctx, f, up, mir, tt.ctxAware)
 				},
 				Points: 40,
 			})
@@ -96,13 +106,35 @@ func publishTree(tb testing.TB, src, up string) {
 	w.publish(tb)
 }
 
-func syncLocal(ctx context.Context, f fsys.FS, up, mir string) error {
-	u, err := transport.NewLocal(f, up)
+func syncLocal(ctx context.Context, f fsys.FS, up, mir string, ctxAware bool) error {
+	l, err := transport.NewLocal(f, up)
 	if err != nil {
 		return err
 	}
+	var u transport.Upstream = l
+	if ctxAware {
+		u = ctxUpstream{l}
+	}
 	_, err = mirror.Sync(ctx, export.New(f, mir), u, opts())
 	return err
+}
+
+// ctxUpstream is a local upstream whose calls fail once the context is
+// done, as the rsync transport's do.
+type ctxUpstream struct{ *transport.Local }
+
+func (u ctxUpstream) Seq(ctx context.Context, name string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return u.Local.Seq(ctx, name)
+}
+
+func (u ctxUpstream) Current(ctx context.Context) (uint64, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, time.Time{}, err
+	}
+	return u.Local.Current(ctx)
 }
 
 func syncClassicLocal(ctx context.Context, f fsys.FS, up, mir string) error {
