@@ -73,7 +73,8 @@ func TestSyncStopped(t *testing.T) {
 					}
 					return syncLocal(ctx, f, up, mir, tt.ctxAware)
 				},
-				Points: 40,
+				Points: 20,
+				Tail:   45,
 			})
 			t.Logf("%d stop points: %d stopped, %d completed", st.Points, st.Stopped, st.Done)
 		})

@@ -112,7 +112,8 @@ func TestPublishStopped(t *testing.T) {
 					_, err := snapshot.Publish(ctx, export.New(f, root), src, fastOpts())
 					return err
 				},
-				Points: 40,
+				Points: 20,
+				Tail:   45,
 			})
 			t.Logf("%d stop points: %d stopped, %d completed", st.Points, st.Stopped, st.Done)
 		})

@@ -25,6 +25,10 @@ type StopRun struct {
 	// Points is the most stop points to try (spread evenly over the run's
 	// operations); 0 tries every operation.
 	Points int
+	// Tail is how many of the run's last operations are each tried too:
+	// the commit steps (renames, the flip of current) and what follows
+	// them are there.
+	Tail int
 }
 
 // StopStats counts what a StopSweep saw.
@@ -52,7 +56,10 @@ func StopSweep(tb testing.TB, sr StopRun) StopStats {
 		step = n / sr.Points
 	}
 	var st StopStats
-	for k := 1; k <= n; k += step {
+	for k := 1; k <= n; k++ {
+		if (k-1)%step != 0 && k <= n-sr.Tail {
+			continue
+		}
 		root := sr.Setup(tb)
 		before := ReadServed(tb, root)
 		ctx, cancel := context.WithCancel(context.Background())
