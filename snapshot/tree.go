@@ -483,8 +483,8 @@ func (p *Pool) Wait() error {
 		return err
 	}
 	if p.lost.Load() {
-		// errgroup cancels its context once Wait returns, so the cause is
-		// the parent's (no job failed).
+		// No job failed, so the pool's context was cancelled by the
+		// caller's: its cause says why (e.g. the signal).
 		return fmt.Errorf("stopped before every job ran: %w", context.Cause(p.ctx))
 	}
 	return nil
