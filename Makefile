@@ -70,7 +70,8 @@ fuzz-short:
 # soak: the coherence torture for 5 minutes over the local and the rsync
 # transport (and the naive-rsync control), hostile upstreams over both,
 # readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
-# across publish and mirror-sync.
+# across publish and mirror-sync, and SIGTERM/SIGINT points (TestCrashSignal*)
+# for publish and mirror-sync over a path, over rsync and in classic mode.
 RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/
 soak: deps
 	$(RELIAB) -run 'TestCoherenceTorture|TestReadersNeverBlock|TestInjectedFaults|TestHostileUpstream'

@@ -246,7 +246,7 @@ func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetche
 	if err := fsys.WriteStream(f, manPath, 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
 		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
 	}
-	r, err := flip(root, n, manPath, work, res, opt)
+	r, err := flip(ctx, root, n, manPath, work, res, opt)
 	r.Changed = err == nil
 	return r, err
 }

@@ -117,6 +117,9 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	var begin uint64
 	for round := 0; round < opt.Rounds; round++ {
 		e1, n, err := poll(ctx, up, opt, true)
+		if res.Changed && ctx.Err() != nil {
+			break // stopped after serving a new snapshot: complete that one
+		}
 		if err != nil {
 			return res, err
 		}
@@ -137,6 +140,15 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		}
 		st, err := syncSnapshot(ctx, root, up, n, e1, res.Snapshot, opt)
 		res.Attempts += st.Attempts
+		if err != nil && res.Changed && ctx.Err() != nil {
+			// Stopped while following a newer snapshot: complete the one
+			// served (Cleanup drops the newer one's partial copy).
+			opt.Log.Warn("stopped while copying a newer snapshot", "snapshot", res.Snapshot, "err", err)
+			if err := root.Cleanup(); err != nil {
+				return res, err
+			}
+			break
+		}
 		if err != nil {
 			return res, err
 		}
@@ -531,7 +543,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 			if err := recheck(); err != nil {
 				return res, err
 			}
-			return flip(root, n, manPath, "", res, opt)
+			return flip(ctx, root, n, manPath, "", res, opt)
 		}
 		if n == cur {
 			return res, fmt.Errorf("served snapshot %d differs from the upstream's snapshot %d (run `mirror-sync verify --repair`)", n, n)
@@ -709,7 +721,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	phase("finish dirs")
 	res.Entries = entries
 	defer phase("flip")
-	return flip(root, n, manPath, work, res, opt)
+	return flip(ctx, root, n, manPath, work, res, opt)
 }
 
 // fetchWhole has sf copy all of snapshot n into work, then finishes the
@@ -740,7 +752,7 @@ func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFet
 		return res, err
 	}
 	res.Entries = entries
-	return flip(root, n, manPath, work, res, opt)
+	return flip(ctx, root, n, manPath, work, res, opt)
 }
 
 // join is filepath.Join for a clean base and a validated manifest path
@@ -845,8 +857,13 @@ var errDiffers = errors.New("manifests differ")
 
 // flip makes work (if not "") snapshots/n, with the manifest at manPath, and
 // points current at it.
-func flip(root *export.Root, n uint64, manPath, work string, res Result, opt Options) (Result, error) {
+func flip(ctx context.Context, root *export.Root, n uint64, manPath, work string, res Result, opt Options) (Result, error) {
 	f := root.FS
+	// A run stopped (SIGTERM, SIGINT) after the checks installs nothing:
+	// re-checked right before each commit step.
+	if err := snapshot.Stopped(ctx); err != nil {
+		return res, err
+	}
 	if work != "" {
 		if err := f.Chmod(manPath, 0o644); err != nil {
 			return res, fmt.Errorf("chmod manifest: %w", err)
@@ -876,6 +893,9 @@ func flip(root *export.Root, n uint64, manPath, work string, res Result, opt Opt
 	}
 	if opt.BeforeFlip != nil {
 		opt.BeforeFlip(n)
+	}
+	if err := snapshot.Stopped(ctx); err != nil {
+		return res, err
 	}
 	if err := root.Flip(n); err != nil {
 		return res, err

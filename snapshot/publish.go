@@ -554,6 +554,11 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, errM)
 	}
 	phase("manifest")
+	// A run stopped (SIGTERM, SIGINT) after the checks above installs
+	// nothing: the build is re-checked right before each commit step.
+	if err := Stopped(ctx); err != nil {
+		return res, err
+	}
 	if err := f.Rename(work, root.SnapshotDir(n)); err != nil {
 		return res, fmt.Errorf("move snapshot %d into place: %w", n, err)
 	}
@@ -563,6 +568,9 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if opt.BeforeFlip != nil {
 		opt.BeforeFlip(n)
 	}
+	if err := Stopped(ctx); err != nil {
+		return res, err
+	}
 	if err := root.Flip(n); err != nil {
 		return res, err
 	}
@@ -571,6 +579,17 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	res.Linked, res.Copied, res.Bytes = int(linked.Load()), int(copied.Load()), bytes.Load()
 	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
 	return res, nil
+}
+
+// Stopped returns an error wrapping ctx's cause if ctx is done: the check
+// a writer makes right before it commits (renames a built snapshot into
+// snapshots/, flips current), so that a run stopped after its last check
+// installs nothing.
+func Stopped(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("stopped before the commit: %w", context.Cause(ctx))
 }
 
 // confirmListing lists source again, streaming, and reports an *errChanged

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -459,11 +460,15 @@ func SetMeta(f fsys.FS, full string, e manifest.Entry) error {
 }
 
 // Pool runs file jobs on a fixed number of goroutines; the first error
-// cancels the rest.
+// cancels the rest. A job is either run or, once the pool's context is
+// cancelled (a job failed, or the caller's context was cancelled), skipped;
+// Wait then reports the cancellation, so that a pool that did not run every
+// job it was given never looks like one that did.
 type Pool struct {
 	g    *errgroup.Group
 	ctx  context.Context
 	jobs chan func(context.Context) error
+	lost atomic.Bool // a job was skipped or refused
 }
 
 // NewPool starts n workers.
@@ -474,6 +479,7 @@ func NewPool(ctx context.Context, n int) *Pool {
 		g.Go(func() error {
 			for job := range p.jobs {
 				if err := p.ctx.Err(); err != nil {
+					p.lost.Store(true)
 					continue // drain
 				}
 				if err := job(p.ctx); err != nil {
@@ -486,20 +492,32 @@ func NewPool(ctx context.Context, n int) *Pool {
 	return p
 }
 
-// Go queues job; it returns the pool's error if the pool has failed.
+// Go queues job; it returns the pool's error if the pool has failed (the
+// job is then not run, and Wait reports it too).
 func (p *Pool) Go(job func(context.Context) error) error {
 	select {
 	case p.jobs <- job:
 		return nil
 	case <-p.ctx.Done():
+		p.lost.Store(true)
 		return context.Cause(p.ctx)
 	}
 }
 
-// Wait waits for all queued jobs and returns the first error.
+// Wait waits for all queued jobs and returns the first error; if no job
+// failed but some were skipped or refused because the caller's context was
+// cancelled, it returns that context's cause.
 func (p *Pool) Wait() error {
 	close(p.jobs)
-	return p.g.Wait()
+	if err := p.g.Wait(); err != nil {
+		return err
+	}
+	if p.lost.Load() {
+		// No job failed, so the pool's context was cancelled by the
+		// caller's: its cause says why (e.g. the signal).
+		return fmt.Errorf("stopped before every job ran: %w", context.Cause(p.ctx))
+	}
+	return nil
 }
 
 // FinishDirs applies directory modes and mtimes deepest first, after all

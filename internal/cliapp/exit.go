@@ -30,7 +30,7 @@ const (
 	ExitRefused     = 6   // refused a rollback or a mass delete; needs an admin's decision
 	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current
 	ExitRefusedUp   = 8   // the upstream refused the request (configuration); not retried
-	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
+	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM before it served anything new
 )
 
 // ExitCodesHelp is appended to each app's description.
@@ -46,7 +46,8 @@ const ExitCodesHelp = `EXIT CODES:
         or a broken upstream
    8    the upstream refused the request: unknown module, refused option, permission
         denied (fix the configuration; not retried)
-   130  interrupted`
+   130  interrupted by SIGINT or SIGTERM; the served snapshot is unchanged
+        (a run that had already served its new snapshot exits as it would have)`
 
 // usageError marks bad flags or arguments.
 type usageError struct{ err error }
@@ -112,13 +113,16 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if errors.As(err, &plugin) { // check printed its one line
 		return plugin.code
 	}
+	if err != nil && ctx.Err() != nil {
+		// Stopped (a signal): whatever the run failed with, it installed
+		// nothing (writers re-check their context before each commit step).
+		// One line, even under --quiet: the run did not do its job.
+		fmt.Fprintf(app.ErrWriter, "%s: %s; the served snapshot is unchanged\n", app.Name, interruptedBy(ctx))
+		return ExitInterrupted
+	}
 	var quiet silentError
 	if err != nil && !errors.Is(err, errVerify) && !errors.As(err, &quiet) {
 		msg := err.Error()
-		if ctx.Err() != nil {
-			err = context.Canceled
-			msg = "interrupted: " + msg
-		}
 		fmt.Fprintf(app.ErrWriter, "%s: %s\n", app.Name, msg)
 		if h := hint(err); h != "" {
 			fmt.Fprintf(app.ErrWriter, "%s: hint: %s\n", app.Name, h)
@@ -154,9 +158,52 @@ func hint(err error) string {
 	return ""
 }
 
-// Main is the whole of a command's main function.
+// Interrupted is the cause of the context Main cancels on a signal.
+type Interrupted struct{ Signal os.Signal }
+
+func (i Interrupted) Error() string {
+	name := "SIGINT"
+	if i.Signal == syscall.SIGTERM {
+		name = "SIGTERM"
+	}
+	return "interrupted by " + name
+}
+
+// Unwrap makes an interruption a context.Canceled.
+func (i Interrupted) Unwrap() error { return context.Canceled }
+
+// interruptedBy says what stopped ctx: "interrupted by SIGTERM", or
+// "interrupted" for a context cancelled otherwise.
+func interruptedBy(ctx context.Context) string {
+	var i Interrupted
+	if errors.As(context.Cause(ctx), &i) {
+		return i.Error()
+	}
+	return "interrupted"
+}
+
+// notifyContext is signal.NotifyContext with the signal as the cause. After
+// the first signal the default action is restored: a second SIGINT or
+// SIGTERM kills the process at once (as safe as any crash).
+func notifyContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			cancel(Interrupted{Signal: sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(context.Canceled) }
+}
+
+// Main is the whole of a command's main function: SIGINT and SIGTERM
+// cancel the run's context, and a run they stop exits 130 (Run).
 func Main(build func(stdout, stderr io.Writer) *cli.App) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background())
 	code := Run(ctx, build(os.Stdout, os.Stderr), os.Args)
 	stop()
 	os.Exit(code)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -75,7 +77,19 @@ func TestRunInProcess(t *testing.T) {
 			cancel()
 			src, root := t.TempDir(), t.TempDir()
 			return cliapp.Run(ctx, cliapp.PublishApp(o, e), []string{"publish", "--root", root, "--source", src, "--quiet"})
-		}, code: cliapp.ExitInterrupted},
+		}, code: cliapp.ExitInterrupted, stderr: "publish: interrupted; the served snapshot is unchanged\n"},
+		// One line naming the signal, even under --quiet.
+		{name: "SIGTERM", app: func(o, e *bytes.Buffer) int {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(cliapp.Interrupted{Signal: syscall.SIGTERM})
+			src, root := t.TempDir(), t.TempDir()
+			return cliapp.Run(ctx, cliapp.PublishApp(o, e), []string{"publish", "--root", root, "--source", src, "--quiet"})
+		}, code: cliapp.ExitInterrupted, stderr: "publish: interrupted by SIGTERM; the served snapshot is unchanged\n"},
+		{name: "SIGINT", app: func(o, e *bytes.Buffer) int {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(cliapp.Interrupted{Signal: os.Interrupt})
+			return cliapp.Run(ctx, cliapp.MirrorApp(o, e), []string{"mirror-sync", "--upstream", t.TempDir(), "--root", t.TempDir(), "--quiet"})
+		}, code: cliapp.ExitInterrupted, stderr: "mirror-sync: interrupted by SIGINT; the served snapshot is unchanged\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,6 +90,8 @@ type FS struct {
 	injected []Event
 	trace    []Event
 	tracing  bool
+	callAt   int    // 0: never
+	call     func() // called at the callAt-th matching operation
 }
 
 // New wraps base. Until FailAt is called it counts Mutating operations and
@@ -105,6 +107,18 @@ func (f *FS) FailAt(k int, ops Op, err error) {
 	defer f.mu.Unlock()
 	f.filter, f.failAt, f.err, f.sticky = ops, k, err, false
 	f.count, f.injected, f.trace = 0, nil, nil
+	f.callAt, f.call = 0, nil
+}
+
+// CallAt is FailAt with nothing failing: fn runs once, just before the k-th
+// operation matching ops, which then goes ahead (counted from 1; k = 0
+// never). Tests pass a context's cancel function to stop a run at an exact
+// point, as a signal would.
+func (f *FS) CallAt(k int, ops Op, fn func()) {
+	f.FailAt(0, ops, nil)
+	f.mu.Lock()
+	f.callAt, f.call = k, fn
+	f.mu.Unlock()
 }
 
 // FailFrom is FailAt, but every matching operation from the k-th on fails
@@ -151,23 +165,37 @@ func (f *FS) Events() []Event {
 	return append([]Event(nil), f.trace...)
 }
 
-// hit counts op and reports the error to fail it with, or nil.
+// hit counts op, runs the CallAt function if this is its operation, and
+// reports the error to fail op with, or nil.
 func (f *FS) hit(op Op, path string) error {
+	call, err := f.count1(op, path)
+	if call != nil {
+		call()
+	}
+	return err
+}
+
+// count1 is hit under the lock, returning the function to call after it.
+func (f *FS) count1(op Op, path string) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.filter&op == 0 {
-		return nil
+		return nil, nil
 	}
 	f.count++
+	var call func()
+	if f.callAt == f.count {
+		call = f.call
+	}
 	ev := Event{N: f.count, Op: op, Path: path}
 	if f.tracing {
 		f.trace = append(f.trace, ev)
 	}
 	if f.failAt == 0 || f.count < f.failAt || (!f.sticky && f.count != f.failAt) {
-		return nil
+		return call, nil
 	}
 	f.injected = append(f.injected, ev)
-	return f.err
+	return call, f.err
 }
 
 func pathErr(op, path string, err error) error {

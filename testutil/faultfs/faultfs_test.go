@@ -104,3 +104,25 @@ func TestCountsAndSticky(t *testing.T) {
 		t.Fatalf("readdir err %v, want EIO", err)
 	}
 }
+
+// CallAt runs its function once, at the k-th matching operation, which
+// still happens.
+func TestCallAt(t *testing.T) {
+	dir := t.TempDir()
+	f := faultfs.New(fsys.OS())
+	calls := 0
+	f.CallAt(2, faultfs.OpMkdir, func() {
+		calls++
+		if _, err := os.Stat(filepath.Join(dir, "b")); !os.IsNotExist(err) {
+			t.Errorf("the function ran after its operation: stat b = %v", err)
+		}
+	})
+	for _, d := range []string{"a", "b", "c"} {
+		if err := f.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatalf("mkdir %s: %v", d, err)
+		}
+	}
+	if calls != 1 || f.Count() != 3 {
+		t.Fatalf("calls %d count %d, want 1 and 3", calls, f.Count())
+	}
+}
