@@ -391,7 +391,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 // limit) and returns the hash and length of what it wrote. dst is created
 // 0600; the caller sets mode and times.
 func CopyFile(srcFS fsys.FS, src string, dstFS fsys.FS, dst string, limit int64) (uint64, int64, error) {
-	in, err := srcFS.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	in, err := fsys.OpenRegular(srcFS, src)
 	if err != nil {
 		return 0, 0, fmt.Errorf("open %s: %w", src, err)
 	}
@@ -431,7 +431,7 @@ type readerOnly struct{ io.Reader }
 // HashFile returns the xxhash64 and size of the file at name (not following a
 // final symlink).
 func HashFile(f fsys.FS, name string) (uint64, int64, error) {
-	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	in, err := fsys.OpenRegular(f, name)
 	if err != nil {
 		return 0, 0, err
 	}
