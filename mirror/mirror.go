@@ -111,7 +111,8 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	if err := root.Cleanup(); err != nil {
 		return res, err
 	}
-	var begin uint64
+	var begin, lastEnd uint64
+	ahead := false
 	for round := 0; round < opt.Rounds; round++ {
 		e1, n, err := poll(ctx, up, opt, true)
 		if err != nil {
@@ -121,9 +122,22 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, fmt.Errorf("%w: %s (publish there first)", ErrNoSnapshot, up)
 		}
 		if n == res.Snapshot {
-			break // level: the O(1) no-op
+			if !res.Changed {
+				// Level by number: the O(1) no-op, once the manifests are
+				// known to be the same (checkSame).
+				if err := checkSame(ctx, root, up, n, e1, opt); err != nil {
+					return res, err
+				}
+			}
+			lastEnd = e1
+			break
 		}
 		if n < res.Snapshot && !opt.AllowRollback {
+			if why, ok := behind(root, up.String(), e1); ok && !res.Changed {
+				opt.Log.Warn("upstream is behind this mirror; nothing to do", "upstream", up.String(), "serves", n, "snapshot", res.Snapshot, "why", why)
+				ahead = true
+				break
+			}
 			return res, fmt.Errorf("%w: %s serves snapshot %d, %s serves %d; pass --allow-rollback to follow it", ErrRollback, up, n, root.Dir, res.Snapshot)
 		}
 		if begin == 0 {
@@ -137,13 +151,16 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, err
 		}
 		res.Snapshot, res.Changed = st.Snapshot, true
+		lastEnd = e1
 		res.Entries, res.Deleted = st.Entries, st.Deleted
 		res.Linked += st.Linked
 		res.Fetched += st.Fetched
 		res.Bytes += st.Bytes
 	}
 	if !res.Changed {
-		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
+		if !ahead {
+			opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
+		}
 		// A run killed after its flip left begin > end: repair it.
 		settled, err := root.Settle()
 		if err != nil {
@@ -162,6 +179,9 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		return res, err
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
+	if err == nil {
+		recordUpstream(root, up.String(), res.Snapshot, lastEnd, opt)
+	}
 	return res, err
 }
 
@@ -236,7 +256,7 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		if attempt >= opt.Retries {
 			return res, fmt.Errorf("%w: snapshot %d from %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, n, up, retry, attempt+1)
 		}
-		opt.Log.Warn("upstream changed during the copy; retrying", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
+		opt.Log.Warn("upstream moved or did not answer; copying again after a wait", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
