@@ -40,7 +40,12 @@ func openUpstream(e *env) (transport.Upstream, error) {
 	ru.Opts.Rsync = c.String("rsync")
 	ru.Opts.Rsh = c.String("rsh")
 	ru.Opts.Timeout, ru.Opts.ConTimeout = c.Duration("timeout"), c.Duration("contimeout")
+	if err := checkRsyncOpts(c.StringSlice("rsync-opt")); err != nil {
+		up.Close()
+		return nil, err
+	}
 	ru.Opts.Extra = c.StringSlice("rsync-opt")
+	applyPort(ru, ru.Opts.Extra)
 	ru.Opts.Workers = c.Int("workers")
 	if !c.Bool("quiet") && !c.Bool("json") {
 		ru.Opts.Progress = progress(c.App.ErrWriter)
