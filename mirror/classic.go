@@ -148,7 +148,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			// started and did not complete) until the next run settles it.
 			return res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, retry, attempt+1)
 		}
-		opt.Log.Warn("upstream moved or did not answer; copying again after a wait", "why", retry, "attempt", attempt+1, "wait", backoff)
+		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "why", retry, "attempt", attempt+1, "wait", backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

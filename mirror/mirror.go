@@ -90,6 +90,9 @@ type Result struct {
 	Deleted  int      `json:"deleted"`
 	Attempts int      `json:"attempts"`
 	Pruned   []uint64 `json:"pruned,omitempty"`
+	// UpstreamBehind: the upstream serves an older snapshot and is behind,
+	// not rolled back (see behind); nothing was changed.
+	UpstreamBehind bool `json:"upstream_behind,omitempty"`
 }
 
 // Sync brings root up to the snapshot up serves.
@@ -112,7 +115,6 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		return res, err
 	}
 	var begin, lastEnd uint64
-	ahead := false
 	for round := 0; round < opt.Rounds; round++ {
 		e1, n, err := poll(ctx, up, opt, true)
 		if err != nil {
@@ -135,7 +137,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		if n < res.Snapshot && !opt.AllowRollback {
 			if why, ok := behind(root, up.String(), e1); ok && !res.Changed {
 				opt.Log.Warn("upstream is behind this mirror; nothing to do", "upstream", up.String(), "serves", n, "snapshot", res.Snapshot, "why", why)
-				ahead = true
+				res.UpstreamBehind = true
 				break
 			}
 			return res, fmt.Errorf("%w: %s serves snapshot %d, %s serves %d; pass --allow-rollback to follow it", ErrRollback, up, n, root.Dir, res.Snapshot)
@@ -158,7 +160,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		res.Bytes += st.Bytes
 	}
 	if !res.Changed {
-		if !ahead {
+		if !res.UpstreamBehind {
 			opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
 		}
 		// A run killed after its flip left begin > end: repair it.
@@ -256,7 +258,7 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		if attempt >= opt.Retries {
 			return res, fmt.Errorf("%w: snapshot %d from %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, n, up, retry, attempt+1)
 		}
-		opt.Log.Warn("upstream moved or did not answer; copying again after a wait", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
+		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

@@ -157,7 +157,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 			if attempt >= opt.Retries {
 				return res, fmt.Errorf("%w (%s; gave up after %d attempts): publish when the source is quiet, or have its writer bump seq/begin and seq/end", ErrSourceChanging, ch.what, attempt+1)
 			}
-			opt.Log.Warn("source is changing; publishing again after a wait", "what", ch.what, "attempt", attempt+1, "wait", backoff)
+			opt.Log.Warn("source is changing; retrying after a wait", "what", ch.what, "attempt", attempt+1, "wait", backoff)
 			select {
 			case <-ctx.Done():
 				return res, ctx.Err()
