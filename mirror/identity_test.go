@@ -3,8 +3,11 @@ package mirror_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/export"
@@ -198,5 +201,39 @@ func TestBehindUpstream(t *testing.T) {
 				t.Fatalf("counters %+v", p)
 			}
 		})
+	}
+}
+
+// failFirstManifest fails its first manifest fetch as an upstream that did
+// not answer.
+type failFirstManifest struct {
+	transport.Upstream
+	calls int
+}
+
+func (f *failFirstManifest) FetchManifest(ctx context.Context, n uint64, dst string) error {
+	f.calls++
+	if f.calls == 1 {
+		return fmt.Errorf("fetch manifest: %w", transport.ErrUnavailable)
+	}
+	return f.Upstream.FetchManifest(ctx, n, dst)
+}
+
+// A retry that happens before any copy started does not claim the upstream
+// "changed during the copy".
+func TestRetryLogWording(t *testing.T) {
+	w := newWorld(t, baseFiles())
+	w.publish(t)
+	u, err := transport.NewLocal(fsys.OS(), w.up.Dir)
+	must(t, err)
+	defer u.Close()
+	logs := &testutil.SyncBuffer{}
+	opt := opts()
+	opt.Log = slog.New(slog.NewTextHandler(logs, nil))
+	if _, err := mirror.Sync(context.Background(), w.mir, &failFirstManifest{Upstream: u}, opt); err != nil {
+		t.Fatal(err)
+	}
+	if s := logs.String(); strings.Contains(s, "changed during the copy") || !strings.Contains(s, "upstream moved or did not answer; retrying the copy") {
+		t.Fatalf("retry log:\n%s", s)
 	}
 }
