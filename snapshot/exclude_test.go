@@ -203,3 +203,37 @@ func TestPublishRefusesMirrorRoot(t *testing.T) {
 	testutil.Touch(t, src, "a", "v3")
 	publish(t, r, src, fastOpts()) // a master's root now
 }
+
+// A path publish leaves out (an --exclude, git's transients) may change
+// while publish copies: that is no change to the snapshot, so the attempt
+// is not retried, whichever way the listing is confirmed.
+func TestPublishIgnoresChangesToLeftOutPaths(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	testutil.WriteTree(t, src, map[string]string{"keep.txt": "k", "logs/app.log": "line\n", "d/busy.log": "x"})
+	git(t, src, "init", "-q", "--bare", "repo.git")
+	r := newRoot(t)
+	x, err := snapshot.ParseExcludes([]string{"*.log"})
+	must(t, err)
+	opt := fastOpts()
+	opt.Exclude = x
+	attempts := 0
+	opt.AfterList = func() {
+		attempts++
+		// Written while publish copies: an excluded file, a new one, and
+		// a lock git takes in a repository.
+		f, err := os.OpenFile(filepath.Join(src, "logs", "app.log"), os.O_APPEND|os.O_WRONLY, 0)
+		must(t, err)
+		f.WriteString("another line\n")
+		f.Close()
+		testutil.Touch(t, src, "d/new.log", "new")
+		testutil.Touch(t, src, "repo.git/refs/heads/main.lock", "0000")
+	}
+	res := publish(t, r, src, opt)
+	if attempts != 1 || !res.Published {
+		t.Fatalf("%d attempts (want 1), %+v", attempts, res)
+	}
+	got := strings.Join(manifestPaths(t, r, res.Snapshot), " ")
+	if strings.Contains(got, ".log") || strings.Contains(got, ".lock") {
+		t.Fatalf("published a left-out path: %s", got)
+	}
+}

@@ -342,6 +342,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	defer pr.close()
 	watch := newChangeWatch()
 	defer watch.Close()
+	watch.leaveOut(source, skip)
 	var entries []manifest.Entry
 	var linkable []bool
 	err = walk(ctx, f, source, skip, watch, func(n int) {
