@@ -13,8 +13,9 @@ import (
 // the git directories of a source tree, so that publish leaves them out:
 // a push's quarantine (objects/tmp_objdir-incoming-*, mode 0700, which an
 // rsync daemon running as another user cannot read, and which git deletes
-// or migrates a moment later), temporary objects and packs, and lock files
-// (*.lock: a ref, packed-refs, config or index being rewritten).
+// or migrates a moment later), temporary objects and packs, a pushed pack's
+// .keep, and lock files (*.lock: a ref, packed-refs, config or index being
+// rewritten).
 //
 // A git directory is a directory holding HEAD, objects/ and refs/: a bare
 // repository (repo.git) or a working tree's .git. Only names inside one are
@@ -43,8 +44,11 @@ func (g *gitTransient) skip(rel string) bool {
 		return g.insideGitDir(dir)
 	case pname == "objects" && (strings.HasPrefix(name, "tmp_objdir-") || strings.HasPrefix(name, "incoming-")):
 		return g.gitDir(parent)
-	case pname == "pack" && strings.HasPrefix(name, "tmp_"):
-		// objects/pack/tmp_pack_*, tmp_idx_*, tmp_rev_*
+	case pname == "pack" && (strings.HasPrefix(name, "tmp_") || strings.HasSuffix(name, ".keep")):
+		// objects/pack/tmp_pack_*, tmp_idx_*, tmp_rev_*: being written;
+		// *.keep: receive-pack's (mode 0600) from the moment a pushed pack
+		// is moved in until the refs are updated. A .keep only steers a
+		// repack of the repository, which no reader of a snapshot does.
 		grand, gname := path.Split(parent)
 		return gname == "objects" && g.gitDir(strings.TrimSuffix(grand, "/"))
 	case len(pname) == 2 && strings.HasPrefix(name, "tmp_obj_"):
