@@ -153,7 +153,7 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 			// started and did not complete) until the next run settles it.
 			return res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, retry, attempt+1)
 		}
-		opt.Log.Warn("upstream changed during the copy; retrying", "why", retry, "attempt", attempt+1, "wait", backoff)
+		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "why", retry, "attempt", attempt+1, "wait", backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

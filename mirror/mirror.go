@@ -90,6 +90,9 @@ type Result struct {
 	Deleted  int      `json:"deleted"`
 	Attempts int      `json:"attempts"`
 	Pruned   []uint64 `json:"pruned,omitempty"`
+	// UpstreamBehind: the upstream serves an older snapshot and is behind,
+	// not rolled back (see behind); nothing was changed.
+	UpstreamBehind bool `json:"upstream_behind,omitempty"`
 }
 
 // Sync brings root up to the snapshot up serves.
@@ -114,7 +117,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	if err := root.Cleanup(); err != nil {
 		return res, err
 	}
-	var begin uint64
+	var begin, lastEnd uint64
 	for round := 0; round < opt.Rounds; round++ {
 		e1, n, err := poll(ctx, up, opt, true)
 		if res.Changed && ctx.Err() != nil {
@@ -128,9 +131,22 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		}
 		seen, seenAt = n, opt.Now()
 		if n == res.Snapshot {
-			break // level: the O(1) no-op
+			if !res.Changed {
+				// Level by number: the O(1) no-op, once the manifests are
+				// known to be the same (checkSame).
+				if err := checkSame(ctx, root, up, n, e1, opt); err != nil {
+					return res, err
+				}
+			}
+			lastEnd = e1
+			break
 		}
 		if n < res.Snapshot && !opt.AllowRollback {
+			if why, ok := behind(root, up.String(), e1); ok && !res.Changed {
+				opt.Log.Warn("upstream is behind this mirror; nothing to do", "upstream", up.String(), "serves", n, "snapshot", res.Snapshot, "why", why)
+				res.UpstreamBehind = true
+				break
+			}
 			return res, fmt.Errorf("%w: %s serves snapshot %d, %s serves %d; pass --allow-rollback to follow it", ErrRollback, up, n, root.Dir, res.Snapshot)
 		}
 		if begin == 0 {
@@ -153,13 +169,16 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 			return res, err
 		}
 		res.Snapshot, res.Changed = st.Snapshot, true
+		lastEnd = e1
 		res.Entries, res.Deleted = st.Entries, st.Deleted
 		res.Linked += st.Linked
 		res.Fetched += st.Fetched
 		res.Bytes += st.Bytes
 	}
 	if !res.Changed {
-		opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
+		if !res.UpstreamBehind {
+			opt.Log.Info("already serving the upstream's snapshot", "snapshot", res.Snapshot)
+		}
 		// A run killed after its flip left begin > end: repair it.
 		settled, err := root.Settle()
 		if err != nil {
@@ -178,6 +197,9 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		return res, err
 	}
 	res.Pruned, err = root.Finish(begin, up.String(), opt.Keep, opt.MinAge, opt.Now())
+	if err == nil {
+		recordUpstream(root, up.String(), res.Snapshot, lastEnd, opt)
+	}
 	return res, err
 }
 
@@ -252,7 +274,7 @@ func syncSnapshot(ctx context.Context, root *export.Root, up transport.Upstream,
 		if attempt >= opt.Retries {
 			return res, fmt.Errorf("%w: snapshot %d from %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, n, up, retry, attempt+1)
 		}
-		opt.Log.Warn("upstream changed during the copy; retrying", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
+		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "snapshot", n, "why", retry, "attempt", attempt+1, "wait", backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

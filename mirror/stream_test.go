@@ -47,7 +47,7 @@ func newFixture(tb testing.TB, n int) *fixture {
 
 func (fx *fixture) publish(tb testing.TB) snapshot.PublishResult {
 	tb.Helper()
-	r, err := snapshot.Publish(context.Background(), fx.upRoot, fx.src, snapshot.PublishOptions{Keep: 10})
+	r, err := snapshot.Publish(context.Background(), fx.upRoot, fx.src, snapshot.PublishOptions{Keep: 10, MaxDelete: 1})
 	if err != nil {
 		tb.Fatal(err)
 	}

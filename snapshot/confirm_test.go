@@ -102,7 +102,7 @@ func TestPublishSourceChangesAfterListing(t *testing.T) {
 				if fellBack := strings.Contains(logs.String(), walkFallback); fellBack == watched {
 					t.Fatalf("confirmed by walking = %v, want %v\n%s", fellBack, !watched, logs.String())
 				}
-				if calls != 2 || !strings.Contains(logs.String(), "source changed during publish, retrying") {
+				if calls != 2 || !strings.Contains(logs.String(), "source is changing; retrying after a wait") {
 					t.Fatalf("%d attempts, want 2 (the change noticed once)\n%s", calls, logs.String())
 				}
 				if !res.Published || res.Snapshot != 2 {

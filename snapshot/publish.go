@@ -23,6 +23,16 @@ import (
 // publish gave up after its retries without publishing.
 var ErrSourceChanging = errors.New("source changed while it was being published")
 
+// ErrTooManyDeletes means the new snapshot would delete more of the served
+// snapshot's files than PublishOptions.MaxDelete allows; nothing was
+// published.
+var ErrTooManyDeletes = errors.New("new snapshot would delete too many files")
+
+// ErrMirrorRoot means the root is written by mirror-sync (it records an
+// upstream): a snapshot published there would carry a number its upstream
+// will also use, for another tree. PublishOptions.TakeOver publishes anyway.
+var ErrMirrorRoot = errors.New("root is a mirror's, written by mirror-sync")
+
 // errChanged is one attempt's discovery that the source moved.
 type errChanged struct{ what string }
 
@@ -36,6 +46,18 @@ type PublishOptions struct {
 	Retries int           // attempts after the first when the source moves (0: default 3; negative: none)
 	Backoff time.Duration // wait before the first retry, doubled each time (default 1s)
 	Workers int           // parallel copy/hash/link workers (default Workers())
+	// MaxDelete refuses (ErrTooManyDeletes) a snapshot that leaves out more
+	// than this share of the served snapshot's files (0..1; 0: the default
+	// 0.5; 1: no limit). Force lifts it.
+	MaxDelete float64
+	// TakeOver publishes into a root that mirror-sync writes (otherwise
+	// ErrMirrorRoot), making it a master's: the first snapshot it publishes
+	// there ends the root's record of its upstream.
+	TakeOver bool
+	// Exclude leaves the matching paths out of the snapshot (nil: none).
+	// git's transient files inside git directories are always left out
+	// (gitTransient), as is the source's seq/ if it has valid counters.
+	Exclude *Excludes
 	// LockWait is how long to wait for the root's lock while another run
 	// holds it (0: fail at once with export.ErrLocked).
 	LockWait time.Duration
@@ -65,6 +87,9 @@ func (o *PublishOptions) defaults() {
 	if o.Workers == 0 {
 		o.Workers = Workers()
 	}
+	if o.MaxDelete == 0 {
+		o.MaxDelete = 0.5
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -82,6 +107,11 @@ type PublishResult struct {
 	Copied    int      `json:"copied"`
 	Bytes     int64    `json:"bytes_copied"`
 	Pruned    []uint64 `json:"pruned,omitempty"`
+	Deleted   int      `json:"deleted"` // the served snapshot's files the new one leaves out
+	// Unreadable counts the published entries other users cannot read (a
+	// file without o+r, a directory without o+rx): an rsync daemon running
+	// as another user cannot serve them.
+	Unreadable int `json:"unreadable,omitempty"`
 }
 
 // fileBatch bounds the files of one pool job.
@@ -106,6 +136,9 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		return res, err
 	}
 	defer lock.Unlock()
+	if up := root.MirroredFrom(); up != "" && !opt.TakeOver {
+		return res, fmt.Errorf("%w: %s mirrors %s; a snapshot published here would differ from the upstream's snapshot of the same number; nothing was published", ErrMirrorRoot, root.Dir, up)
+	}
 	defer root.RecordOutcome("", &err, opt.Now, opt.Log)
 	if err := root.Cleanup(); err != nil {
 		return res, err
@@ -124,7 +157,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 			if attempt >= opt.Retries {
 				return res, fmt.Errorf("%w (%s; gave up after %d attempts): publish when the source is quiet, or have its writer bump seq/begin and seq/end", ErrSourceChanging, ch.what, attempt+1)
 			}
-			opt.Log.Warn("source changed during publish, retrying", "what", ch.what, "attempt", attempt+1, "wait", backoff)
+			opt.Log.Warn("source is changing; retrying after a wait", "what", ch.what, "attempt", attempt+1, "wait", backoff)
 			select {
 			case <-ctx.Done():
 				return res, ctx.Err()
@@ -160,6 +193,11 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		res.Pruned, err = root.PruneIdle("", opt.Keep, opt.MinAge, opt.Now())
 		return res, err
 	}
+	if opt.TakeOver {
+		if err := root.FS.Remove(root.Path(export.UpstreamStateName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("take over %s: %w", root.Dir, err)
+		}
+	}
 	res.Pruned, err = root.Finish(begin, "", opt.Keep, opt.MinAge, opt.Now())
 	return res, err
 }
@@ -194,6 +232,9 @@ type pairer struct {
 	count int            // records read
 	n     int            // entries paired
 	same  bool           // every entry so far had its identical record
+	files int            // regular files in the served snapshot
+	del   int            // of which the new listing has no entry at the path
+	unr   unreadable     // entries other users cannot read
 }
 
 func openPairer(root *export.Root, prev uint64) (*pairer, error) {
@@ -213,12 +254,18 @@ func openPairer(root *export.Root, prev uint64) (*pairer, error) {
 func (pr *pairer) pair(e *manifest.Entry) bool {
 	pr.n++
 	for pr.perr == nil && manifest.Compare(pr.p.Path, e.Path) < 0 {
+		pr.deleted()
 		pr.advance()
 		pr.same = false
 	}
-	if pr.perr != nil || pr.p.Path != e.Path {
+	matched := pr.perr == nil && pr.p.Path == e.Path
+	pr.unr.note(e, matched && pr.p.Type == e.Type && !othersCanRead(pr.p))
+	if !matched {
 		pr.same = false
 		return false
+	}
+	if pr.p.Type == manifest.File {
+		pr.files++
 	}
 	defer pr.advance()
 	c := *e
@@ -229,6 +276,14 @@ func (pr *pairer) pair(e *manifest.Entry) bool {
 	}
 	e.Hash = pr.p.Hash
 	return true
+}
+
+// deleted counts the current record as left out of the new listing.
+func (pr *pairer) deleted() {
+	if pr.p.Type == manifest.File {
+		pr.files++
+		pr.del++
+	}
 }
 
 func (pr *pairer) advance() {
@@ -243,6 +298,7 @@ func (pr *pairer) finish() (same bool, err error) {
 		return false, nil
 	}
 	for pr.perr == nil {
+		pr.deleted()
 		pr.advance()
 	}
 	if pr.perr == io.EOF {
@@ -278,10 +334,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if hasSeq && !seqBefore.Idle() {
 		return res, &errChanged{fmt.Sprintf("source seq/begin=%d != seq/end=%d: its writer is busy", seqBefore.Begin, seqBefore.End)}
 	}
-	var skip func(string) bool
-	if hasSeq {
-		skip = func(rel string) bool { return rel == SourceSeqDir }
-	}
+	skip := sourceSkip(f, source, hasSeq, opt.Exclude)
 	// Pair each source entry with the previous snapshot's record at the
 	// same path as the listing hands them over, in order.
 	pr, err := openPairer(root, cur)
@@ -291,6 +344,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	defer pr.close()
 	watch := newChangeWatch()
 	defer watch.Close()
+	watch.leaveOut(source, skip)
 	var entries []manifest.Entry
 	var linkable []bool
 	err = walk(ctx, f, source, skip, watch, func(n int) {
@@ -314,6 +368,10 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	if same && !opt.Force {
 		opt.Log.Info("source unchanged since snapshot; nothing published", "snapshot", cur)
 		return res, nil
+	}
+	res.Deleted, res.Unreadable = pr.del, pr.unr.count
+	if err := checkDeletes(pr, opt); err != nil {
+		return res, err
 	}
 	// Files the served snapshot cannot give may be in an older one (moved
 	// away and back, restored): link those from there.
@@ -577,7 +635,8 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	phase("flip")
 	res.Snapshot, res.Published = n, true
 	res.Linked, res.Copied, res.Bytes = int(linked.Load()), int(copied.Load()), bytes.Load()
-	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes)
+	opt.Log.Info("published", "snapshot", n, "entries", len(entries), "linked", res.Linked, "copied", res.Copied, "bytes", res.Bytes, "deleted", res.Deleted)
+	pr.unr.log(opt.Log, n)
 	return res, nil
 }
 

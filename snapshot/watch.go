@@ -45,6 +45,10 @@ type changeWatch struct {
 	// maxLinked bounds linked, which check stats one by one; beyond it the
 	// watch gives up and the (parallel) second walk confirms the listing.
 	maxLinked int
+	// prefix and skip (see leaveOut) name the paths whose events are no
+	// change to the listing.
+	prefix string
+	skip   func(rel string) bool
 }
 
 // watchMask is every event that means a directory's listing changed.
@@ -167,8 +171,9 @@ func (w *changeWatch) notify(onChange func(error)) {
 				w.seen = err
 				w.mu.Unlock()
 				onChange(err)
+				return
 			}
-			return
+			// Only events about paths left out of the listing: go on.
 		}
 	}()
 }
@@ -196,7 +201,10 @@ func (w *changeWatch) read() error {
 		case err != nil:
 			return fmt.Errorf("read inotify events: %w", err)
 		case n >= unix.SizeofInotifyEvent:
-			return &errChanged{w.describe(buf[:n]) + " while copying"}
+			if ev := w.firstChange(buf[:n]); ev != nil {
+				return &errChanged{w.describe(ev) + " while copying"}
+			}
+			continue // every event was about a path left out
 		}
 		return nil
 	}

@@ -18,8 +18,8 @@ var (
 	quietFlag   = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors (for cron)"}
 	verboseFlag = &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"}
 	keepFlag    = &cli.IntFlag{Name: "keep", Value: 3, Usage: "keep the newest `K` snapshots (at least 1)"}
-	minAgeFlag  = &cli.DurationFlag{Name: "min-age", Value: time.Hour, Usage: "never prune a snapshot superseded less than `D` ago, so slow readers finish"}
-	workersFlag = &cli.IntFlag{Name: "workers", Usage: "parallel copy/hash/link workers (default: number of CPUs, at least 2)"}
+	minAgeFlag  = &cli.StringFlag{Name: "min-age", Value: "1h", DefaultText: "1h", Usage: "never prune a snapshot superseded less than `D` ago (e.g. 30m, 12h, 7d), so slow readers finish"}
+	workersFlag = &cli.IntFlag{Name: "workers", DefaultText: "number of CPUs, at least 2", Usage: "run `N` parallel copy/hash/link workers"}
 )
 
 // env is what every action needs.
@@ -80,12 +80,13 @@ func (e *env) existingRoot() (*export.Root, error) {
 }
 
 func (e *env) keep() (int, time.Duration, error) {
-	k, age := e.c.Int("keep"), e.c.Duration("min-age")
+	k := e.c.Int("keep")
 	if k < 1 {
 		return 0, 0, Usage("--keep must be at least 1 (the served snapshot is always kept), got %d", k)
 	}
-	if age < 0 {
-		return 0, 0, Usage("--min-age must not be negative, got %s", age)
+	age, err := minAge(e.c)
+	if err != nil {
+		return 0, 0, err
 	}
 	return k, age, nil
 }
@@ -118,7 +119,7 @@ func printStatus(w io.Writer, s export.Status) {
 		fmt.Fprintf(w, "updated    %s\n", s.Updated.Format(time.RFC3339))
 	}
 	if s.UpstreamSnapshot != nil {
-		fmt.Fprintf(w, "upstream   %s serves %d (behind by %d snapshots, %.0fs)\n", s.Upstream, *s.UpstreamSnapshot, *s.LagSnapshots, *s.LagSeconds)
+		fmt.Fprintf(w, "upstream   %s serves %d (%s)\n", s.Upstream, *s.UpstreamSnapshot, lagText(s))
 	} else if s.Upstream != "" {
 		fmt.Fprintf(w, "upstream   %s\n", s.Upstream)
 	}

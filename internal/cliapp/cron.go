@@ -37,7 +37,7 @@ func init() {
 }
 
 var (
-	waitFlag = &cli.DurationFlag{Name: "wait", Usage: "if another run holds ROOT's lock, wait up to `D` for it (a hook that must not fail because cron's run is in progress); default: exit 4 at once"}
+	waitFlag = &cli.DurationFlag{Name: "wait", DefaultText: "none: exit 4 at once", Usage: "if another run holds ROOT's lock, wait up to `D` for it (a hook that must not fail because cron's run is in progress)"}
 
 	reportAfterFlag = &cli.DurationFlag{Name: "report-after", Value: time.Hour, Usage: "with --quiet, keep a transient failure (exit 5: the upstream or source kept changing or did not answer) off stderr until failures have lasted `D` (tracked in status.json), then report it once"}
 )

@@ -27,8 +27,8 @@ const (
 	ExitVerify      = 3   // verify found differences
 	ExitLocked      = 4   // another run holds the root's lock; try later
 	ExitBusy        = 5   // the source or upstream kept changing, or is unreachable; try later
-	ExitRefused     = 6   // refused a rollback or a mass delete; needs an admin's decision
-	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current
+	ExitRefused     = 6   // refused a rollback, a mass delete, or publishing into a mirror's root; needs an admin's decision
+	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current; a snapshot diverged from the upstream's
 	ExitRefusedUp   = 8   // the upstream refused the request (configuration); not retried
 	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM before it served anything new
 )
@@ -41,9 +41,11 @@ const ExitCodesHelp = `EXIT CODES:
    3    verify found differences
    4    another run holds the root's lock (try later; not an error under cron)
    5    the source or upstream kept changing or did not answer (try later)
-   6    refused: a rollback or a mass delete (re-run with --allow-rollback / --force)
+   6    refused: a rollback, a mass delete, or publish into a mirror's root
+        (re-run with --allow-rollback / --force / --take-over)
    7    corrupt or hostile data (manifest, seq file, content hash, current symlink),
-        or a broken upstream
+        a broken upstream, or a served snapshot that differs from the
+        upstream's snapshot of the same number
    8    the upstream refused the request: unknown module, refused option, permission
         denied (fix the configuration; not retried)
    130  interrupted by SIGINT or SIGTERM; the served snapshot is unchanged
@@ -87,11 +89,13 @@ func ExitCode(err error) int {
 	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
 		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
 		return ExitBusy
-	case errors.Is(err, mirror.ErrRollback), errors.Is(err, mirror.ErrTooManyDeletes):
+	case errors.Is(err, mirror.ErrRollback), errors.Is(err, mirror.ErrTooManyDeletes),
+		errors.Is(err, snapshot.ErrTooManyDeletes), errors.Is(err, snapshot.ErrMirrorRoot):
 		return ExitRefused
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath),
 		errors.Is(err, seqfile.ErrCorrupt), errors.Is(err, snapshot.ErrHashMismatch),
-		errors.Is(err, export.ErrBadCurrent), errors.Is(err, mirror.ErrUpstreamBroken):
+		errors.Is(err, export.ErrBadCurrent), errors.Is(err, mirror.ErrUpstreamBroken),
+		errors.Is(err, mirror.ErrDiverged):
 		return ExitCorrupt
 	}
 	return ExitFailure
@@ -152,6 +156,12 @@ func hint(err error) string {
 		return "nothing was changed and the served snapshot is intact; tell the upstream's admin (publish --force there repairs it), or pick another upstream"
 	case errors.Is(err, seqfile.ErrExhausted), errors.Is(err, export.ErrNumbersExhausted):
 		return "nothing was changed; the counters or snapshot numbers cannot go higher: make a new root and have its mirrors follow it with --allow-rollback"
+	case errors.Is(err, snapshot.ErrTooManyDeletes):
+		return "nothing was published; check the source (a missing mount, a half-finished move), then, if the deletions are meant, run again with --force or a higher --max-delete"
+	case errors.Is(err, snapshot.ErrMirrorRoot):
+		return "publish into the master's root, not a mirror's; to make this root a master's (it stops being a mirror), run again with --take-over"
+	case errors.Is(err, mirror.ErrDiverged):
+		return "nothing was changed; this root's snapshot is not the upstream's (publish wrote into it, or the upstream is another master): sync into a fresh root (mirror-sync --root NEW ...) and serve that one; this root follows the upstream again from its next snapshot"
 	case errors.Is(err, mirror.ErrUpstreamHasSnapshots):
 		return "the upstream is a seqmirror export root: mirror it without --classic (snapshot mode copies only the served snapshot, links unchanged files and verifies them)"
 	}

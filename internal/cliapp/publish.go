@@ -26,7 +26,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{rootFlag,
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
-			&cli.IntFlag{Name: "retries", Value: 3, Usage: "attempts after the first while the source keeps changing"},
+			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
+			publishMaxDeleteFlag, excludeFlag, takeOverFlag,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag},
 		Action: publishAction,
 		Commands: []*cli.Command{
@@ -81,10 +82,14 @@ func publishAction(c *cli.Context) error {
 	if err := reportAfter(c); err != nil {
 		return err
 	}
-	res, err := snapshot.Publish(c.Context, r, src, snapshot.PublishOptions{
+	opt := snapshot.PublishOptions{
 		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries, LockWait: wait,
 		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
-	})
+	}
+	if err := publishSafety(c, &opt); err != nil {
+		return err
+	}
+	res, err := snapshot.Publish(c.Context, r, src, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
 	}

@@ -53,7 +53,12 @@ func openAddr(e *env, addr string) (transport.Upstream, error) {
 	ru.Opts.Rsync = c.String("rsync")
 	ru.Opts.Rsh = c.String("rsh")
 	ru.Opts.Timeout, ru.Opts.ConTimeout = c.Duration("timeout"), c.Duration("contimeout")
+	if err := checkRsyncOpts(c.StringSlice("rsync-opt")); err != nil {
+		up.Close()
+		return nil, err
+	}
 	ru.Opts.Extra = c.StringSlice("rsync-opt")
+	applyPort(ru, ru.Opts.Extra)
 	ru.Opts.Workers = c.Int("workers")
 	if !c.Bool("quiet") && !c.Bool("json") {
 		ru.Opts.Progress = progress(c.App.ErrWriter)

@@ -84,7 +84,7 @@ var rsyncdConfTmpl = template.Must(template.New("rsyncd").Parse(`
 	# current is a symlink to snapshots/N: it must reach clients as it is.
 	munge symlinks = no
 	# Work in progress and the writers' lock are never served.
-	exclude = /.work/ /.lock /{{.ClassicState}} /.*.tmp-* /seq/.*.tmp-* /snapshots/.*.tmp-*
+	exclude = /.work/ /.lock /{{.ClassicState}} /{{.UpstreamState}} /.*.tmp-* /seq/.*.tmp-* /snapshots/.*.tmp-*
 	# --checksum makes the server read every byte of every file it lists.
 	refuse options = checksum
 {{- end}}
@@ -126,7 +126,7 @@ func rsyncdConfAction(c *cli.Context) error {
 	}
 	return rsyncdConfTmpl.Execute(e.out, map[string]any{
 		"Root": abs, "Module": mod, "Comment": c.String("comment"), "User": c.String("user"), "Group": c.String("group"),
-		"Chroot": !c.Bool("no-chroot"), "MaxConn": c.Int("max-connections"), "ClassicState": mirror.ClassicStateName,
+		"Chroot": !c.Bool("no-chroot"), "MaxConn": c.Int("max-connections"), "ClassicState": mirror.ClassicStateName, "UpstreamState": export.UpstreamStateName,
 		"Classic": c.Bool("classic"),
 	})
 }

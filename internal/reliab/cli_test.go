@@ -29,7 +29,7 @@ func TestCLIMaxDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustRun(t, "publish", "--root", master, "--source", src, "-q")
+	mustRun(t, "publish", "--root", master, "--source", src, "-q", "--max-delete", "100")
 	tests := []struct {
 		name     string
 		args     []string

@@ -280,8 +280,13 @@ func hostileCases() []hostileCase {
 			})
 		}},
 		{name: rollbackCase, want: mirror.ErrRollback, exit: cliapp.ExitRefused, craft: func(h hostileUp) {
-			// The mirror will serve 2 (from a good upstream) first; see below.
-			h.write("seq/end", "1\n")
+			// The mirror will serve 2, synced from this upstream while it
+			// was good (see run). The upstream has updated since (its
+			// seq/end advanced) and serves an older snapshot: a rollback.
+			// (An upstream that is merely behind is skipped with no error:
+			// mirror.TestBehindUpstream.)
+			h.write("seq/begin", "9\n")
+			h.write("seq/end", "9\n")
 			os.Remove(filepath.Join(h.dir, "current"))
 			os.Symlink("snapshots/1", filepath.Join(h.dir, "current"))
 		}},
@@ -385,7 +390,8 @@ func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func
 	cp(t, fx.good, up)
 	cp(t, fx.goodMirror, root)
 	if tt.name == rollbackCase {
-		if err := syncOnce(fsys.OS(), root, fx.good); err != nil {
+		// Synced from this very upstream (same address), while it is good.
+		if err := sync(fsys.OS(), up, root); err != nil {
 			t.Fatal(err)
 		}
 	}
