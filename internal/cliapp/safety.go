@@ -129,4 +129,3 @@ func lagText(s export.Status) string {
 	}
 	return fmt.Sprintf("behind by %s, %.0fs", plural(*s.LagSnapshots, "snapshot"), *s.LagSeconds)
 }
-

@@ -54,7 +54,6 @@ func sizeAt(rel string, size int64) func(h hostileUp) {
 	}
 }
 
-
 func rsyncHostileCases() []rsyncHostileCase {
 	return []rsyncHostileCase{
 		{name: "fifo where a file is", craft: plantAt(addedFile, "fifo"), want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a fifo upstream"},

@@ -302,7 +302,10 @@ func TestCrashSignalFirstCopy(t *testing.T) {
 		for _, delay := range []time.Duration{50 * time.Millisecond} {
 			root := filepath.Join(base, fmt.Sprintf("root-%d-%v", i, delay))
 			s := signalAt(t, delay, syscall.SIGTERM, tt.tool, tt.args(root)...)
-			if s.code != 130 && s.code != 0 {
+			// 130, 0, or (on a loaded machine, when the signal lands before
+			// the runtime can catch it) death by the signal, a crash that
+			// checkSignalled judges as such.
+			if s.code != 130 && s.code != 0 && !(s.code == -1 && s.sent) {
 				t.Fatalf("%s: SIGTERM after %v: exit %d; stderr %q", tt.name, delay, s.code, s.stderr)
 			}
 			if _, err := os.Stat(root); err == nil {
