@@ -66,6 +66,40 @@ func TestAdminWalkthrough(t *testing.T) {
 	for _, l := range []string{pubLine, tier1Line, volLine, tier2Line, classicLine} {
 		w.cron(l)
 	}
+	// Bit rot on the master, size and mtime kept: verify finds it, a forced
+	// republish serves a snapshot that verifies, and the documented repair
+	// mends the older snapshots that share the damaged file; the tiers follow.
+	rotten := filepath.Join(w.path("export"), "current", "scm", "linux.git", "description")
+	testutil.CorruptInPlace(t, rotten)
+	if code, out := w.tool("publish", "verify", "--root", w.path("export")); code != 3 {
+		t.Fatalf("publish verify of a damaged snapshot: exit %d\n%s", code, out)
+	}
+	if out := w.mustTool("publish", "--root", w.path("export"), "--source", w.path("data"), "--force", "--quiet"); out != "" {
+		t.Fatalf("publish --force --quiet printed %q", out)
+	}
+	w.mustTool("publish", "verify", "--root", w.path("export"))
+	if code, _ := w.tool("publish", "verify", "--root", w.path("export"), "--all"); code != 3 {
+		t.Fatalf("older snapshots sharing the damaged file: verify --all exit %d, want 3", code)
+	}
+	w.mustTool("publish", "verify", "--root", w.path("export"), "--all", "--repair", "--source", w.path("data"))
+	w.mustTool("publish", "verify", "--root", w.path("export"), "--all")
+	for _, l := range []string{tier1Line, volLine, tier2Line} {
+		w.cron(l)
+	}
+	requireSameSnapshot(t, w.path("export"), w.path("mirror"), w.path("mirror2"), w.path("volunteer"))
+
+	// Bit rot on tier 1: its repair re-fetches from the master into every
+	// retained snapshot holding the damaged file.
+	testutil.CorruptInPlace(t, filepath.Join(w.path("mirror"), "current", "scm", "git.git", "description"))
+	if code, _ := w.tool("mirror-sync", "verify", "--root", w.path("mirror"), "--all"); code != 3 {
+		t.Fatalf("mirror-sync verify --all of a damaged tier 1: exit %d, want 3", code)
+	}
+	w.mustTool("mirror-sync", "verify", "--root", w.path("mirror"), "--all", "--repair", "--upstream", w.srv["rsync://master.example.org/pub"])
+	for _, root := range []string{w.path("export"), w.path("mirror"), w.path("mirror2"), w.path("volunteer")} {
+		w.mustTool("mirror-sync", "verify", "--root", root, "--all")
+		fsckServed(t, root, rels...)
+	}
+
 	// A client checks every tier, by path and over rsync, against its upstream.
 	master1 := w.srv["rsync://master.example.org/pub"]
 	for _, c := range []struct{ addr, against string }{
