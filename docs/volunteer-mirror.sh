@@ -21,11 +21,14 @@
 #   BACKOFF      seconds before the first retry, doubled each time (default: 30)
 #   QUIET        set to 1 to print only errors (for cron)
 #
-# crontab line (every 10 minutes, errors mailed by cron):
-#   */10 * * * *  QUIET=1 /usr/local/bin/volunteer-mirror.sh rsync://master.example.org/pub /srv/mirror
+# crontab line (every 5 minutes, a minute after the master; errors mailed
+# by cron; `make install` puts this script there):
+#   1-59/5 * * * *  QUIET=1 /usr/local/bin/seqmirror-volunteer-mirror rsync://master.example.org/pub /srv/volunteer
 #
 # Exit codes (as mirror-sync): 0 done or nothing to do, 1 failure, 2 usage,
-# 4 another run holds the lock, 5 the master kept changing or did not answer.
+# 4 another run holds the lock, 5 the master kept changing or did not answer,
+# 8 the master refused the request (unknown module, refused option,
+# permission denied: fix the configuration; not retried).
 #
 # What it does, in order:
 #   1. lock ROOT (flock(1) if present, else a mkdir lock);
@@ -117,15 +120,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# rsync with the common options; an exit code of rsync's that means "the
-# master did not answer" becomes our 5.
+# rsync with the common options. rsync's stderr is passed on; a refusal
+# (unknown module, auth, access denied, a refused option, a file the
+# daemon may not read) becomes our 8 at once, rsync quoted, since only a
+# change of configuration helps; an exit code that means "the master did
+# not answer" becomes our 5.
 run_rsync() {
+	errf=$root/.work/rsync-err.$$
 	# shellcheck disable=SC2086 # RSYNC_OPTS is split on purpose
-	if "$RSYNC" --timeout=300 $RSYNC_OPTS "$@"; then
-		return 0
+	if "$RSYNC" --timeout=300 $RSYNC_OPTS "$@" 2>"$errf"; then
+		rc=0
 	else
 		rc=$?
 	fi
+	cat "$errf" >&2
+	refusal=$(grep -m 1 -e '@ERROR: Unknown module' -e '@ERROR: auth failed' -e '@ERROR: access denied' \
+		-e 'configured to refuse' -e 'Permission denied (13)' "$errf" || :)
+	rm -f "$errf"
+	[ "$rc" -ne 0 ] || return 0
+	[ -z "$refusal" ] || die 8 "rsync exit $rc: the master refused the request ($refusal): fix the configuration; not retried"
 	case $rc in
 	5 | 10 | 12 | 30 | 35 | 255) die 5 "rsync exit $rc: the master did not answer; try later" ;;
 	esac

@@ -269,3 +269,34 @@ func checkStatusFile(tb testing.TB, root, up string) export.Status {
 	}
 	return readStatusFile(tb, root)
 }
+
+// A daemon that answers and refuses (an unknown module; a refused option)
+// needs a human: the volunteer script exits 8 at once, quoting rsync,
+// without its backoff (which took 30+60+120 s and then said the snapshot
+// "changed or vanished").
+func TestVolunteerRefusalsExit8(t *testing.T) {
+	src, master := t.TempDir(), t.TempDir()
+	testutil.WriteTree(t, src, map[string]string{"a": "1"})
+	publish(t, master, src, 3)
+	d := testutil.StartRsyncdConfig(t, fmt.Sprintf("\n[m]\n  path = %s\n  refuse options = checksum\n", master))
+	for _, tc := range []struct {
+		name  string
+		up    string
+		env   []string
+		quote string
+	}{
+		{name: "unknown module", up: d.URL("nope"), quote: "@ERROR: Unknown module"},
+		{name: "refused option", up: d.URL("m"), env: []string{"RSYNC_OPTS=--checksum"}, quote: "configured to refuse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			code, out := runVolunteer(t, tc.up, filepath.Join(t.TempDir(), "vol"), append(tc.env, "BACKOFF=5")...)
+			if code != 8 || !strings.Contains(out, tc.quote) || !strings.Contains(out, "refused the request") {
+				t.Fatalf("exit %d, want 8 quoting %q:\n%s", code, tc.quote, out)
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("took %s: a refusal must not be retried", d)
+			}
+		})
+	}
+}
