@@ -37,6 +37,15 @@ func openUpstream(e *env) (transport.Upstream, error) {
 
 // openAddr is openUpstream for the address addr.
 func openAddr(e *env, addr string) (transport.Upstream, error) {
+	c := e.c
+	// Checked whatever the address: a bad flag is a bad crontab line even
+	// while the upstream is a local path.
+	if c.Duration("timeout") < 0 || c.Duration("contimeout") < 0 {
+		return nil, Usage("--timeout and --contimeout must not be negative")
+	}
+	if err := checkRsyncOpts(c.StringSlice("rsync-opt")); err != nil {
+		return nil, err
+	}
 	up, err := transport.Open(addr, e.fs)
 	if err != nil {
 		return nil, err
@@ -45,18 +54,9 @@ func openAddr(e *env, addr string) (transport.Upstream, error) {
 	if !ok {
 		return up, nil
 	}
-	c := e.c
-	if c.Duration("timeout") < 0 || c.Duration("contimeout") < 0 {
-		up.Close()
-		return nil, Usage("--timeout and --contimeout must not be negative")
-	}
 	ru.Opts.Rsync = c.String("rsync")
 	ru.Opts.Rsh = c.String("rsh")
 	ru.Opts.Timeout, ru.Opts.ConTimeout = c.Duration("timeout"), c.Duration("contimeout")
-	if err := checkRsyncOpts(c.StringSlice("rsync-opt")); err != nil {
-		up.Close()
-		return nil, err
-	}
 	ru.Opts.Extra = c.StringSlice("rsync-opt")
 	applyPort(ru, ru.Opts.Extra)
 	ru.Opts.Workers = c.Int("workers")
