@@ -72,6 +72,9 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	if !ok {
 		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
 	}
+	if err := checkUpstream(root, up); err != nil {
+		return res, err
+	}
 	lock, cur, err := lockRoot(ctx, root, opt.LockWait)
 	if err != nil {
 		return res, err

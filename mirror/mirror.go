@@ -98,6 +98,9 @@ type Result struct {
 // Sync brings root up to the snapshot up serves.
 func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
 	opt.defaults()
+	if err := checkUpstream(root, up); err != nil {
+		return res, err
+	}
 	lock, cur, err := lockRoot(ctx, root, opt.LockWait)
 	if err != nil {
 		return res, err

@@ -76,7 +76,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap):
+	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
