@@ -13,10 +13,10 @@ type Relation int
 
 // The relations Relate reports.
 const (
-	Apart   Relation = iota // neither holds the other
-	Same                    // one directory
-	Inside                  // the first lies strictly below the second
-	Holds                   // the second lies strictly below the first
+	Apart  Relation = iota // neither holds the other
+	Same                   // one directory
+	Inside                 // the first lies strictly below the second
+	Holds                  // the second lies strictly below the first
 )
 
 // Relate tells how directories a and b lie relative to each other. On the
