@@ -275,12 +275,12 @@ func symlinkError(comp, full string, last bool) error {
 }
 
 func notRegularError(rel, full string, m fs.FileMode) error {
-	return fmt.Errorf("open %s: %w: %s is a %s", full, ErrNotRegular, rel, typeName(m))
+	return fmt.Errorf("open %s: %w: %s is a %s", full, ErrNotRegular, rel, TypeName(m))
 }
 
-// typeName names the type of an entry that is not a regular file, for
-// messages: "fifo", "character device", "directory" ...
-func typeName(m fs.FileMode) string {
+// TypeName names the type of a file for messages: "fifo", "character
+// device", "directory" ...
+func TypeName(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeNamedPipe != 0:
 		return "fifo"

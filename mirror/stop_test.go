@@ -59,7 +59,7 @@ func TestSyncStopped(t *testing.T) {
 			var up string
 			st := faultfs.StopSweep(t, faultfs.StopRun{
 				Setup: func(tb testing.TB) string {
-					d := faultfs.TempDir(tb)
+					d := testutil.FastDir(tb)
 					src, mir := filepath.Join(d, "src"), filepath.Join(d, "mirror")
 					up = filepath.Join(d, "up")
 					testutil.GenTree(tb, src, 70, 6)

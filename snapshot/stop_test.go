@@ -102,7 +102,7 @@ func TestPublishStopped(t *testing.T) {
 			var src string
 			st := faultfs.StopSweep(t, faultfs.StopRun{
 				Setup: func(tb testing.TB) string {
-					d := faultfs.TempDir(tb)
+					d := testutil.FastDir(tb)
 					src = stopSource(tb, d)
 					root := filepath.Join(d, "root")
 					tt.setup(tb, src, root)

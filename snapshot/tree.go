@@ -50,22 +50,11 @@ func EntryFromInfo(f fsys.FS, full, rel string, fi fs.FileInfo) (manifest.Entry,
 		}
 		e.Type, e.Target, e.Size, e.Mode = manifest.Symlink, t, int64(len(t)), 0o777
 	default:
-		return e, fmt.Errorf("%w: %s is a %s; a snapshot holds only files, directories and symlinks: remove it from the source or move it elsewhere", ErrUnsupportedType, full, typeName(m))
+		return e, fmt.Errorf("%w: %s is a %s; a snapshot holds only files, directories and symlinks: remove it from the source or move it elsewhere", ErrUnsupportedType, full, fsys.TypeName(m))
 	}
 	return e, nil
 }
 
-func typeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "fifo"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
-}
 
 // Walk lists the tree at dir in canonical order, without file hashes. skip,
 // if not nil, is asked about each relative path and prunes it when true; it

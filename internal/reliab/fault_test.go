@@ -3,6 +3,7 @@ package reliab
 import (
 	"context"
 	"errors"
+	"github.com/seqmirror/seqmirror/testutil"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -204,7 +205,7 @@ func syncOnce(f fsys.FS, root, upstream string) error {
 }
 
 func TestInjectedFaults(t *testing.T) {
-	base := fastDir(t)
+	base := testutil.FastDir(t)
 	v1, v2 := makeSources(t, base)
 	// Two master roots, built once and only read afterwards: A serves v1,
 	// B served v1 and now serves v2.

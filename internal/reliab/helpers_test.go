@@ -199,29 +199,4 @@ func listing(tb testing.TB, dir string) []string {
 	return out
 }
 
-// fastDir returns a fresh directory on a tmpfs (/dev/shm) when there is one,
-// else t.TempDir(): fault sweeps fsync thousands of times and test logic, not
-// disks. Crash tests use t.TempDir().
-func fastDir(tb testing.TB) string {
-	tb.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "seqmirror-reliab-"); err == nil {
-			tb.Cleanup(func() { chmodAll(d); os.RemoveAll(d) })
-			return d
-		}
-	}
-	return tb.TempDir()
-}
-
-// chmodAll makes every directory below d writable so it can be removed
-// (snapshot directories may be read-only).
-func chmodAll(d string) {
-	filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-}
-
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

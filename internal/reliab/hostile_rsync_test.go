@@ -85,7 +85,7 @@ func rsyncHostileCases() []rsyncHostileCase {
 // it), and the served snapshot is unchanged and verifies.
 func TestHostileUpstreamRsyncTypes(t *testing.T) {
 	testutil.RequireBinary(t, "rsync")
-	base := fastDir(t)
+	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
 	cases := rsyncHostileCases()
 	caseDir := func(i int) string { return filepath.Join(base, "rcase", fmt.Sprint(i)) }

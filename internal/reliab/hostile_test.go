@@ -88,7 +88,7 @@ func (h hostileUp) replace(rel string, plant func(p string)) {
 	h.tb.Helper()
 	p := filepath.Join(h.dir, filepath.FromSlash(rel))
 	os.Chmod(filepath.Dir(p), 0o755)
-	chmodAll(p)
+	testutil.MakeWritable(p)
 	if err := os.RemoveAll(p); err != nil {
 		h.tb.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func hostileCases() []hostileCase {
 			// new/dir is a directory in the manifest but a symlink to the
 			// sentinel upstream: reads go there, writes must not.
 			d := filepath.Join(h.dir, "snapshots", "2", "new", "dir")
-			chmodAll(filepath.Join(h.dir, "snapshots", "2"))
+			testutil.MakeWritable(filepath.Join(h.dir, "snapshots", "2"))
 			if err := os.RemoveAll(d); err != nil {
 				h.tb.Fatal(err)
 			}
@@ -295,7 +295,7 @@ func hostileCases() []hostileCase {
 			os.Symlink("/etc", filepath.Join(h.dir, "current"))
 		}},
 		{name: "upstream directory removed", want: transport.ErrUnavailable, exit: cliapp.ExitBusy, craft: func(h hostileUp) {
-			chmodAll(h.dir)
+			testutil.MakeWritable(h.dir)
 			if err := os.RemoveAll(h.dir); err != nil {
 				h.tb.Fatal(err)
 			}
@@ -441,7 +441,7 @@ func (fx hostileFixture) run(t *testing.T, dir string, tt hostileCase, sync func
 }
 
 func TestHostileUpstream(t *testing.T) {
-	base := fastDir(t)
+	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
 	for i, tt := range hostileCases() {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,7 +542,7 @@ func runWithin(tb testing.TB, d time.Duration, name string, args ...string) (std
 // so every later run exited 4), quote nothing of the secret, and sync once
 // the upstream is repaired.
 func TestHostileUpstreamCLI(t *testing.T) {
-	base := fastDir(t)
+	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
 	byName := map[string]hostileCase{}
 	for _, c := range hostileCases() {
@@ -579,7 +579,7 @@ func TestHostileUpstreamCLI(t *testing.T) {
 				}
 			}
 			checkNoLeak(t, root, nil)
-			chmodAll(up)
+			testutil.MakeWritable(up)
 			fatalIf(t, os.RemoveAll(up))
 			cp(t, fx.good, up)
 			if stderr, code := runWithin(t, 15*time.Second, "mirror-sync", args...); code != 0 {

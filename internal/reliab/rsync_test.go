@@ -49,7 +49,7 @@ func TestCoherenceTortureRsync(t *testing.T) {
 // the local one does.
 func TestHostileUpstreamRsync(t *testing.T) {
 	testutil.RequireBinary(t, "rsync")
-	base := fastDir(t)
+	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
 	byName := map[string]hostileCase{}
 	for _, c := range hostileCases() {

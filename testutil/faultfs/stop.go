@@ -87,30 +87,6 @@ func StopSweep(tb testing.TB, sr StopRun) StopStats {
 	return st
 }
 
-// TempDir returns a fresh directory on a tmpfs (/dev/shm) when there is
-// one, else tb.TempDir(): a stop sweep runs hundreds of runs, each flushing
-// the filesystem (syncfs), and tests logic, not disks.
-func TempDir(tb testing.TB) string {
-	tb.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "seqmirror-stop-"); err == nil {
-			tb.Cleanup(func() { chmodAll(d); os.RemoveAll(d) })
-			return d
-		}
-	}
-	return tb.TempDir()
-}
-
-// chmodAll makes every directory below d writable so it can be removed.
-func chmodAll(d string) {
-	filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-}
-
 // Served is what an export root serves: current's snapshot and the counters.
 type Served struct {
 	Cur uint64

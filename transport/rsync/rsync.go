@@ -184,7 +184,7 @@ func readCurrent(p string, skips []skip, name string) (uint64, time.Time, error)
 	}
 	t, err := os.Readlink(p)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: it is %s", export.ErrBadCurrent, typeName(fi.Mode()))
+		return 0, time.Time{}, fmt.Errorf("%w: upstream's current is not a symlink: it is %s", export.ErrBadCurrent, "a "+fsys.TypeName(fi.Mode()))
 	}
 	n, err := export.ParseCurrent(t)
 	if err != nil {
@@ -216,7 +216,7 @@ func readSeq(p string, isRoot bool, rerr error) (uint64, error) {
 	case err != nil:
 		return 0, err
 	case !fi.Mode().IsRegular():
-		return 0, fmt.Errorf("%w: it is %s upstream, not a regular file", seqfile.ErrCorrupt, typeName(fi.Mode()))
+		return 0, fmt.Errorf("%w: it is %s upstream, not a regular file", seqfile.ErrCorrupt, "a "+fsys.TypeName(fi.Mode()))
 	}
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
@@ -226,24 +226,6 @@ func readSeq(p string, isRoot bool, rerr error) (uint64, error) {
 	return seqfile.ReadFrom(f)
 }
 
-// typeName names a file type for a message.
-func typeName(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "a fifo"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
-}
 
 // maxStateAge bounds how long a value read by one rsync run may answer a
 // later call.
@@ -527,7 +509,7 @@ func install(from, abs string, e manifest.Entry, n uint64, u *Upstream) error {
 	if fi, err := os.Lstat(from); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
 	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: it is %s upstream, not a regular file", e.Path, n, u, snapshot.ErrHashMismatch, typeName(fi.Mode()))
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: it is %s upstream, not a regular file", e.Path, n, u, snapshot.ErrHashMismatch, "a "+fsys.TypeName(fi.Mode()))
 	}
 	if err := os.Rename(from, filepath.Join(abs, filepath.FromSlash(e.Path))); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
