@@ -55,7 +55,6 @@ func EntryFromInfo(f fsys.FS, full, rel string, fi fs.FileInfo) (manifest.Entry,
 	return e, nil
 }
 
-
 // Walk lists the tree at dir in canonical order, without file hashes. skip,
 // if not nil, is asked about each relative path and prunes it when true; it
 // may be called from several goroutines at once.

@@ -226,7 +226,6 @@ func readSeq(p string, isRoot bool, rerr error) (uint64, error) {
 	return seqfile.ReadFrom(f)
 }
 
-
 // maxStateAge bounds how long a value read by one rsync run may answer a
 // later call.
 const maxStateAge = 10 * time.Second
