@@ -536,6 +536,16 @@ func runWithin(tb testing.TB, d time.Duration, name string, args ...string) (std
 	return errb.String(), cmd.ProcessState.ExitCode()
 }
 
+// hostileCasesByName indexes hostileCases by name, for tests that run
+// some of them another way (the CLI, the rsync transport).
+func hostileCasesByName() map[string]hostileCase {
+	m := map[string]hostileCase{}
+	for _, c := range hostileCases() {
+		m[c.name] = c
+	}
+	return m
+}
+
 // TestHostileUpstreamCLI runs mirror-sync (the binary, which takes the
 // lock) against some of TestHostileUpstream's special files upstream: it
 // must exit 7 at once, twice (a run that blocked on a fifo held the lock,
@@ -544,10 +554,7 @@ func runWithin(tb testing.TB, d time.Duration, name string, args ...string) (std
 func TestHostileUpstreamCLI(t *testing.T) {
 	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
-	byName := map[string]hostileCase{}
-	for _, c := range hostileCases() {
-		byName[c.name] = c
-	}
+	byName := hostileCasesByName()
 	tests := []struct {
 		name string // a case of hostileCases
 	}{

@@ -51,10 +51,7 @@ func TestHostileUpstreamRsync(t *testing.T) {
 	testutil.RequireBinary(t, "rsync")
 	base := testutil.FastDir(t)
 	fx := newHostileFixture(t, base)
-	byName := map[string]hostileCase{}
-	for _, c := range hostileCases() {
-		byName[c.name] = c
-	}
+	byName := hostileCasesByName()
 	tests := []struct {
 		name string // a case of hostileCases
 	}{
