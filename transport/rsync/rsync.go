@@ -654,46 +654,132 @@ func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
 	return b, p, true
 }
 
-// FetchSnapshot implements transport.SnapshotFetcher: ONE recursive rsync
-// run copies snapshots/N/ (never current/) into the empty dir, then the tree
-// is checked against m: nothing more, nothing less, same types and symlink
-// targets, every regular file hashed (in parallel). Devices, specials and
-// owners are not copied (-rlpt, not -a).
-func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+// snapChunk is how many files and symlinks one rsync run of FetchSnapshot
+// pulls at most: rsync holds the whole list of a --files-from run (about
+// 100 bytes a name), so a huge snapshot comes in several runs.
+var snapChunk = 1 << 17
+
+// FetchSnapshot implements transport.SnapshotFetcher: rsync runs with
+// --files-from pull exactly the files and symlinks m lists (no -r: nothing
+// the manifest does not list is written, however much the upstream holds),
+// straight to their places below dir, whose directories exist; then the
+// tree is checked against m: nothing more, nothing less, same types and
+// symlink targets, every regular file hashed (in parallel). Devices,
+// specials and owners are not copied (-lpt, not -a).
+func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m transport.Records, dir string) error {
 	u.pending = nil
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	// A hostile upstream cannot send a file larger than the largest the
-	// manifest lists (rsync skips it; the check then refuses the tree).
-	var largest int64
-	for _, e := range m.Entries {
-		if e.Type == manifest.File {
-			largest = max(largest, e.Size)
-		}
-	}
-	args := []string{"-rlpt", fmt.Sprintf("--max-size=%d", largest+1)}
-	if u.Opts.Progress != nil {
-		args = append(args, "--no-inc-recursive") // a total known up front
-	}
-	args = append(args, u.srcDir(export.SnapshotsName+"/"+strconv.FormatUint(n, 10)), abs+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); err != nil {
-		return fmt.Errorf("fetch snapshot %d from %s: %w", n, u, vanished(err))
+	if err := u.pullListed(ctx, n, m, abs); err != nil {
+		return err
 	}
 	return u.checkTree(ctx, n, m, abs)
 }
 
-// hashStat is snapshot.HashFile that also returns the open file's stat.
+// pullListed runs rsync over the files and symlinks m lists, at most
+// snapChunk of them a run. With --files-from, rsync puts each file at its
+// path below the source base (the module root for a daemon; see
+// FilesFromBase), so abs moves to that place in a staging tree beside it
+// (on its filesystem, in the mirror's work directory) for the copy, and
+// back after.
+func (u *Upstream) pullListed(ctx context.Context, n uint64, m transport.Records, abs string) (err error) {
+	base, prefix := u.Addr.FilesFromBase()
+	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10)
+	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
+	list := stage + ".list"
+	inner := filepath.Join(stage, filepath.FromSlash(snap))
+	if err := u.enterStage(stage, list, inner, abs); err != nil {
+		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
+	}
+	defer func() {
+		if rerr := os.Rename(inner, abs); rerr != nil && err == nil {
+			err = fmt.Errorf("fetch snapshot %d: move the copy out of the staging dir: %w", n, rerr)
+		}
+		os.RemoveAll(stage)
+		os.Remove(list)
+	}()
+	it, err := m.Open()
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for {
+		count, largest, err := writeChunk(list, snap+"/", it)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
+		}
+		if count > 0 {
+			args := []string{"-lpt", "-W", "--inplace", "--no-implied-dirs", fmt.Sprintf("--max-size=%d", largest+1),
+				"--files-from=" + list, "--from0", base, stage + "/"}
+			if _, rerr := u.run(ctx, u.Opts.Progress, args...); rerr != nil {
+				return fmt.Errorf("fetch snapshot %d from %s: %w", n, u, vanished(rerr))
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// enterStage makes a fresh staging tree and moves abs to inner in it.
+func (u *Upstream) enterStage(stage, list, inner, abs string) error {
+	if err := os.RemoveAll(stage); err != nil {
+		return err
+	}
+	_ = os.Remove(list)
+	if err := os.MkdirAll(filepath.Dir(inner), 0o700); err != nil {
+		return err
+	}
+	return os.Rename(abs, inner)
+}
+
+// writeChunk writes the --files-from list of the next snapChunk files and
+// symlinks of it (their paths after prefix, the snapshot's path below the
+// source base) and returns how many it wrote and the largest file's size;
+// io.EOF when it reached the end.
+func writeChunk(list, prefix string, it manifest.Iterator) (count int, largest int64, err error) {
+	var end error
+	werr := fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		for count < snapChunk {
+			e, err := it.Next()
+			if err != nil {
+				end = err
+				break
+			}
+			if e.Type == manifest.Dir {
+				continue
+			}
+			if e.Type == manifest.File {
+				largest = max(largest, e.Size)
+			}
+			count++
+			bw.WriteString(prefix)
+			bw.WriteString(e.Path)
+			bw.WriteByte(0)
+		}
+		return bw.Flush()
+	})
+	if werr != nil {
+		return 0, 0, werr
+	}
+	return count, largest, end
+}
+
+// hashStat is snapshot.HashFile that also returns the open file's stat;
+// it hashes nothing if that is not a regular file.
 func hashStat(f fsys.FS, name string) (uint64, int64, fs.FileInfo, error) {
-	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: opening a FIFO does not wait for a writer.
+	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, 0, nil, err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
-	if err != nil {
-		return 0, 0, nil, err
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, 0, fi, err
 	}
 	bp := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(bp)
@@ -704,88 +790,159 @@ func hashStat(f fsys.FS, name string) (uint64, int64, fs.FileInfo, error) {
 
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// checkTree compares the tree at dir with m. Directories are read with
-// their entries' types (no lstat per file); each regular file is opened
-// without following symlinks and hashed by a worker pool.
-func (u *Upstream) checkTree(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
-	want := make(map[string]*manifest.Entry, len(m.Entries))
-	for i := range m.Entries {
-		want[m.Entries[i].Path] = &m.Entries[i]
+// checkTree compares the tree at dir with m in one streaming pass over m,
+// holding only the directories above the current record: each record's
+// path must hold the same type (directories are checked before what is
+// below them, so no path goes through a symlink), each symlink its target,
+// each regular file (opened without following symlinks, hashed by a worker
+// pool) its size and hash; and once m has listed all of a directory's
+// entries, the directory must hold that many, so it holds nothing else.
+func (u *Upstream) checkTree(ctx context.Context, n uint64, m transport.Records, dir string) error {
+	it, err := m.Open()
+	if err != nil {
+		return err
 	}
-	bad := func(p, why string) error {
-		return fmt.Errorf("fetch snapshot %d from %s: %s: %w: %s", n, u, p, snapshot.ErrHashMismatch, why)
-	}
+	defer it.Close()
 	w := u.Opts.Workers
 	if w <= 0 {
 		w = snapshot.Workers()
 	}
-	pool := snapshot.NewPool(ctx, w)
-	seen := 0
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
+	c := &treeCheck{u: u, n: n, dir: dir, pool: snapshot.NewPool(ctx, w), stack: []checkDir{{}}}
+	for err == nil {
+		var e manifest.Entry
+		if e, err = it.Next(); err == nil {
+			err = c.add(e)
 		}
-		for _, de := range ents {
-			p := de.Name()
-			if rel != "" {
-				p = rel + "/" + p
-			}
-			e := want[p]
-			if e == nil {
-				return bad(p, "not in the manifest")
-			}
-			seen++
-			switch t := de.Type(); {
-			case t.IsDir() && e.Type == manifest.Dir:
-				if err := walk(p); err != nil {
-					return err
-				}
-			case t&fs.ModeSymlink != 0 && e.Type == manifest.Symlink:
-				target, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(p)))
-				if err != nil {
-					return fmt.Errorf("check snapshot %d from %s: %w", n, u, err)
-				}
-				if target != e.Target {
-					return bad(p, fmt.Sprintf("symlink to %q, manifest says %q", target, e.Target))
-				}
-			case t.IsRegular() && e.Type == manifest.File:
-				if err := pool.Go(func(context.Context) error {
-					full := filepath.Join(dir, filepath.FromSlash(e.Path))
-					h, sz, fi, err := hashStat(u.local, full)
-					if err != nil {
-						return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
-					}
-					if sz != e.Size || h != e.Hash {
-						return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-							e.Path, n, u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
-					}
-					// rsync -pt normally left the manifest's mode and mtime.
-					if fi.Mode().Perm() != e.Mode || fi.ModTime().UnixNano() != e.MTime {
-						return snapshot.SetMeta(u.local, full, *e)
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-			default:
-				return bad(p, fmt.Sprintf("got type %s, manifest says %c", t.Type(), e.Type))
-			}
-		}
-		return nil
 	}
-	err := walk("")
-	if werr := pool.Wait(); err == nil {
+	if err == io.EOF {
+		err = c.popUntil("")
+	}
+	if werr := c.pool.Wait(); err == nil {
 		err = werr
 	}
-	if err == nil && seen != len(want) {
-		for _, e := range m.Entries {
-			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(e.Path))); err != nil {
-				return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
-			}
-		}
-		return bad(".", fmt.Sprintf("%d entries, manifest has %d", seen, len(want)))
-	}
 	return err
+}
+
+// treeCheck is one checkTree pass.
+type treeCheck struct {
+	u     *Upstream
+	n     uint64
+	dir   string
+	pool  *snapshot.Pool
+	stack []checkDir // the top directory ("") and those above the current record
+}
+
+// checkDir is a directory and the number of its entries listed so far.
+type checkDir struct {
+	path    string
+	entries int
+}
+
+func (c *treeCheck) bad(p, why string) error {
+	return fmt.Errorf("fetch snapshot %d from %s: %s: %w: %s", c.n, c.u, p, snapshot.ErrHashMismatch, why)
+}
+
+func (c *treeCheck) full(p string) string { return filepath.Join(c.dir, filepath.FromSlash(p)) }
+
+// add checks the next record, after the directories it is not below.
+func (c *treeCheck) add(e manifest.Entry) error {
+	if err := c.popUntil(e.Path); err != nil {
+		return err
+	}
+	c.stack[len(c.stack)-1].entries++
+	full := c.full(e.Path)
+	if e.Type == manifest.File { // opened without following symlinks
+		return c.pool.Go(func(context.Context) error { return c.file(full, e) })
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, c.n, c.u, err)
+	}
+	switch t := fi.Mode().Type(); {
+	case t == fs.ModeDir && e.Type == manifest.Dir:
+		c.stack = append(c.stack, checkDir{path: e.Path})
+	case t == fs.ModeSymlink && e.Type == manifest.Symlink:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return fmt.Errorf("check snapshot %d from %s: %w", c.n, c.u, err)
+		}
+		if target != e.Target {
+			return c.bad(e.Path, fmt.Sprintf("symlink to %q, manifest says %q", target, e.Target))
+		}
+	default:
+		return c.bad(e.Path, fmt.Sprintf("got type %s, manifest says %c", t, e.Type))
+	}
+	return nil
+}
+
+// file hashes the regular file at full and gives it e's mode and mtime.
+func (c *treeCheck) file(full string, e manifest.Entry) error {
+	h, sz, fi, err := hashStat(c.u.local, full)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, c.n, c.u, err)
+	case errors.Is(err, syscall.ELOOP):
+		return c.bad(e.Path, "got a symlink, manifest says f")
+	case err != nil:
+		return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, c.n, c.u, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return c.bad(e.Path, fmt.Sprintf("got type %s, manifest says %c", fi.Mode().Type(), e.Type))
+	}
+	if sz != e.Size || h != e.Hash {
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
+			e.Path, c.n, c.u, snapshot.ErrHashMismatch, sz, h, e.Size, e.Hash)
+	}
+	// rsync -pt normally left the manifest's mode and mtime.
+	if fi.Mode().Perm() != e.Mode || fi.ModTime().UnixNano() != e.MTime {
+		return snapshot.SetMeta(c.u.local, full, e)
+	}
+	return nil
+}
+
+// popUntil closes the directories on the stack that p is not below (all
+// but the top directory for ""; then that too): m has listed all their
+// entries, so each must hold exactly that many.
+func (c *treeCheck) popUntil(p string) error {
+	for len(c.stack) > 1 || p == "" {
+		d := c.stack[len(c.stack)-1]
+		if p != "" && len(p) > len(d.path) && p[len(d.path)] == '/' && p[:len(d.path)] == d.path {
+			return nil
+		}
+		if err := c.count(d); err != nil {
+			return err
+		}
+		if c.stack = c.stack[:len(c.stack)-1]; len(c.stack) == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// count checks that directory d holds exactly the entries m listed in it.
+func (c *treeCheck) count(d checkDir) error {
+	h, err := os.OpenFile(c.full(d.path), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("check snapshot %d from %s: %w", c.n, c.u, err)
+	}
+	defer h.Close()
+	got := 0
+	for {
+		names, err := h.Readdirnames(4096)
+		got += len(names)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("check snapshot %d from %s: %w", c.n, c.u, err)
+		}
+	}
+	if got != d.entries {
+		name := d.path
+		if name == "" {
+			name = "."
+		}
+		return c.bad(name, fmt.Sprintf("%d entries, manifest lists %d (not in the manifest)", got, d.entries))
+	}
+	return nil
 }
