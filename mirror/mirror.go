@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -776,6 +777,17 @@ func fetchWhole(ctx context.Context, b *build, sf transport.SnapshotFetcher, res
 		return res, err
 	}
 	if err := sf.FetchSnapshot(ctx, b.n, b, b.work); err != nil {
+		// Whatever came stays no longer than the run (it may be a hostile
+		// upstream's, as large as the disk allows).
+		rerr := fsys.RemoveAll(b.root.FS, b.work)
+		if rerr == nil {
+			if rerr = b.root.FS.Remove(b.manPath); errors.Is(rerr, fs.ErrNotExist) {
+				rerr = nil
+			}
+		}
+		if rerr != nil {
+			b.opt.Log.Warn("could not remove the failed copy", "dir", b.work, "err", rerr)
+		}
 		return res, err
 	}
 	if err := b.recheck(); err != nil {

@@ -62,13 +62,14 @@ type TreeFetcher interface {
 type SnapshotFetcher interface {
 	// FetchSnapshot fills dir, which holds exactly the directories of
 	// snapshot n (made by the caller, writable, nothing else in them),
-	// with the snapshot's files and symlinks, as m lists them. It reads m
-	// as a stream, as many times as it needs, so that memory does not grow
-	// with the snapshot; it writes only what m lists (a file no larger
-	// than the largest file m lists). On success dir holds exactly m's
-	// entries (same types, symlink targets, and every regular file's size
-	// and hash checked against its record), and every regular file has its
-	// record's mode and mtime (directories' are the caller's to set).
+	// with the snapshot's files and symlinks. It reads m, the snapshot's
+	// manifest, as a stream, as many times as it needs, so that memory
+	// does not grow with the snapshot; it writes little more than the
+	// total size of the files m lists, however much the upstream holds.
+	// On success dir holds exactly m's entries (same types, symlink
+	// targets, and every regular file's size and hash checked against its
+	// record), and every regular file has its record's mode and mtime
+	// (directories' are the caller's to set).
 	FetchSnapshot(ctx context.Context, n uint64, m Records, dir string) error
 }
 

@@ -391,14 +391,16 @@ func TestHashMismatch(t *testing.T) {
 	}
 }
 
-// A first copy pulls what the manifest lists: an entry there that the
-// manifest lists as another type is refused (an entry it does not list is
-// not pulled: TestFirstCopyWritesOnlyListed).
+// A first copy pulls the whole snapshot directory: anything there that its
+// manifest does not list (or lists as another type) is refused.
 func TestFirstCopyRefusesUnlisted(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, snap string)
 	}{
+		{"extra file", func(t *testing.T, snap string) {
+			testutil.WriteTree(t, snap, map[string]string{"d00/extra.txt": "not in the manifest"})
+		}},
 		{"file became symlink", func(t *testing.T, snap string) {
 			p := filepath.Join(snap, "odd")
 			os.Remove(p)
