@@ -349,10 +349,10 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 	return nm, om, nil, nil
 }
 
-// plan is what pass 1 learns: counts for the delete guard, the directories
-// to make and, when they are few enough to hold, the files to fetch and the
-// files and symlinks to make, so that pass 2 need not read the manifests
-// again.
+// plan is what pass 1 learns: counts for the delete guard and, when they
+// are few enough to hold, the directories to make, the files to fetch and
+// the files and symlinks to make, so that pass 2 need not read the
+// manifests again.
 type plan struct {
 	entries int   // records in the upstream's manifest
 	del     int   // files of the served snapshot the upstream no longer has
@@ -565,8 +565,8 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	}
 	phase("mkdirs")
 	// Pass 2: build the tree, from what pass 1 kept if it could keep it
-	// all, else streaming the diff again; memory grows only with the
-	// directories and the files to fetch.
+	// all, else streaming the diff again; memory is bounded by planCap,
+	// dirCap and fetchChunk records, whatever the size of the tree.
 	var oldIt, newIt manifest.Iterator
 	oldDir := ""
 	if cur > 0 {
