@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -397,16 +398,21 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 	return nm, om, nil, nil
 }
 
-// plan is what pass 1 learns: counts for the delete guard, the directories
-// to make and, when they are few enough to hold, the files to fetch and the
-// files and symlinks to make, so that pass 2 need not read the manifests
-// again.
+// plan is what pass 1 learns: counts for the delete guard and, when they
+// are few enough to hold, the directories to make, the files to fetch and
+// the files and symlinks to make, so that pass 2 need not read the
+// manifests again.
 type plan struct {
-	entries int // records in the upstream's manifest
-	del     int // files of the served snapshot the upstream no longer has
-	total   int // files of the served snapshot
-	removed int // records of the served snapshot not in the upstream's
-	dirs    []manifest.Entry
+	entries int   // records in the upstream's manifest
+	del     int   // files of the served snapshot the upstream no longer has
+	total   int   // files of the served snapshot
+	removed int   // records of the served snapshot not in the upstream's
+	files   int   // file records in the upstream's manifest
+	bytes   int64 // and their total size
+	// dirs lists the directories while there are at most dirCap of them
+	// (dirsKept); over that, the directory passes read the manifest again.
+	dirs     []manifest.Entry
+	dirsKept bool
 	// fetch lists the new and changed files while there are at most
 	// fetchChunk of them; nil over that (pass 2 streams them in chunks).
 	fetch []manifest.Entry
@@ -419,6 +425,10 @@ type plan struct {
 
 // planCap bounds the records pass 1 keeps for pass 2 (about 100 bytes each).
 var planCap = 1 << 18
+
+// dirCap bounds the directory records pass 1 keeps for the directory
+// passes (about 100 bytes each); a manifest with more is read again.
+var dirCap = 1 << 14
 
 // validate makes one streaming pass over the fetched manifest of n and the
 // served manifest of cur (O(depth) memory): it checks both completely, as
@@ -456,7 +466,7 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 		to = &tagged{it: oa}
 		oldIt = to
 	}
-	p := &plan{fetch: []manifest.Entry{}, whole: true}
+	p := &plan{fetch: []manifest.Entry{}, whole: true, dirsKept: true}
 	kept := 0
 	err := manifest.Diff(oldIt, tn, func(c manifest.Change) error {
 		if c.New == nil {
@@ -466,13 +476,21 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 			e := c.New
 			switch {
 			case e.Type == manifest.Dir:
-				p.dirs = append(p.dirs, *e)
+				if p.dirsKept && len(p.dirs) < dirCap {
+					p.dirs = append(p.dirs, *e)
+				} else {
+					p.dirs, p.dirsKept = nil, false
+				}
 			case e.Type == manifest.File && c.Old != nil && c.Same:
+				p.files++
+				p.bytes += e.Size
 				if p.whole {
 					p.links = append(p.links, e.Path)
 					kept++
 				}
 			case e.Type == manifest.File:
+				p.files++
+				p.bytes += e.Size
 				if p.fetch != nil {
 					if len(p.fetch) < fetchChunk {
 						p.fetch = append(p.fetch, *e)
@@ -545,7 +563,8 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err != nil {
 		return res, err
 	}
-	entries, dirs, pre := p.entries, p.dirs, p.fetch
+	entries, pre := p.entries, p.fetch
+	b := &build{root: root, n: n, manPath: manPath, work: work, p: p, opt: opt, recheck: recheck}
 	phase("validate")
 	// Delete guard.
 	if cur > 0 && !opt.Force && opt.MaxDelete < 1 {
@@ -587,16 +606,16 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if sf, ok := up.(transport.SnapshotFetcher); ok && cur == 0 {
 		// Nothing to link from (a first copy or a rebuild): the upstream
 		// copies the whole snapshot at once and checks it against the
-		// manifest, which is decoded whole for it.
-		return fetchWhole(ctx, root, sf, n, manPath, work, dirs, entries, res, opt, recheck)
+		// manifest, which it reads as a stream.
+		return fetchWhole(ctx, b, sf, res)
 	}
-	if err := snapshot.MakeDirs(ctx, f, work, dirs, opt.Workers); err != nil {
+	if err := b.makeDirs(ctx); err != nil {
 		return res, err
 	}
 	phase("mkdirs")
 	// Pass 2: build the tree, from what pass 1 kept if it could keep it
-	// all, else streaming the diff again; memory grows only with the
-	// directories and the files to fetch.
+	// all, else streaming the diff again; memory is bounded by planCap,
+	// dirCap and fetchChunk records, whatever the size of the tree.
 	var oldIt, newIt manifest.Iterator
 	oldDir := ""
 	if cur > 0 {
@@ -740,7 +759,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		return res, err
 	}
 	phase("links and fetch")
-	if err := snapshot.FinishDirsParallel(ctx, f, work, dirs, opt.Workers); err != nil {
+	if err := b.finishDirs(ctx); err != nil {
 		return res, err
 	}
 	phase("finish dirs")
@@ -749,35 +768,86 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	return flip(ctx, root, n, manPath, work, res, opt)
 }
 
-// fetchWhole has sf copy all of snapshot n into work, then finishes the
-// directories and flips to it.
-func fetchWhole(ctx context.Context, root *export.Root, sf transport.SnapshotFetcher, n uint64, manPath, work string, dirs []manifest.Entry, entries int, res Result, opt Options, recheck func() error) (Result, error) {
-	mf, err := root.FS.Open(manPath)
+// build is one attempt at snapshot n: its fetched manifest, its work
+// tree and what pass 1 learnt of them.
+type build struct {
+	root          *export.Root
+	n             uint64
+	manPath, work string
+	p             *plan
+	opt           Options
+	recheck       func() error
+}
+
+// Open implements transport.Records: a new pass over the fetched manifest
+// (validated by pass 1).
+func (b *build) Open() (transport.RecordIter, error) {
+	return openUpstreamManifest(b.root.FS, b.manPath, b.n)
+}
+
+// dirRecords yields the directories: pass 1's list if it kept them all,
+// else a new pass over the manifest (whose other records the directory
+// passes skip), so that memory does not grow with the directories.
+func (b *build) dirRecords() (transport.RecordIter, error) {
+	if b.p.dirsKept {
+		return sliceRecords{&manifest.SliceIterator{Entries: b.p.dirs}}, nil
+	}
+	return b.Open()
+}
+
+type sliceRecords struct{ *manifest.SliceIterator }
+
+func (sliceRecords) Close() error { return nil }
+
+// makeDirs makes the directories below work, mode 0700 until finishDirs.
+func (b *build) makeDirs(ctx context.Context) error {
+	it, err := b.dirRecords()
 	if err != nil {
-		return res, err
+		return err
 	}
-	m, err := manifest.Decode(mf)
-	mf.Close()
+	defer it.Close()
+	return snapshot.MakeDirsStream(ctx, b.root.FS, b.work, it, b.opt.Workers)
+}
+
+// finishDirs gives the directories below work their modes and mtimes.
+func (b *build) finishDirs(ctx context.Context) error {
+	it, err := b.dirRecords()
 	if err != nil {
-		return res, fmt.Errorf("manifest of snapshot %d: %w", n, err)
+		return err
 	}
-	if err := sf.FetchSnapshot(ctx, n, m, work); err != nil {
+	defer it.Close()
+	return snapshot.FinishDirsStream(ctx, b.root.FS, b.work, it, b.opt.Workers)
+}
+
+// fetchWhole makes the directories, has sf copy the files and symlinks of
+// snapshot n into them, then finishes the directories and flips to it.
+func fetchWhole(ctx context.Context, b *build, sf transport.SnapshotFetcher, res Result) (Result, error) {
+	if err := b.makeDirs(ctx); err != nil {
 		return res, err
 	}
-	if err := recheck(); err != nil {
-		return res, err
-	}
-	for _, e := range m.Entries {
-		if e.Type == manifest.File {
-			res.Fetched++
-			res.Bytes += e.Size
+	if err := sf.FetchSnapshot(ctx, b.n, b, b.work); err != nil {
+		// Whatever came stays no longer than the run (it may be a hostile
+		// upstream's, as large as the disk allows).
+		rerr := fsys.RemoveAll(b.root.FS, b.work)
+		if rerr == nil {
+			if rerr = b.root.FS.Remove(b.manPath); errors.Is(rerr, fs.ErrNotExist) {
+				rerr = nil
+			}
 		}
-	}
-	if err := snapshot.FinishDirsParallel(ctx, root.FS, work, dirs, opt.Workers); err != nil {
+		if rerr != nil {
+			b.opt.Log.Warn("could not remove the failed copy", "dir", b.work, "err", rerr)
+		}
 		return res, err
 	}
-	res.Entries = entries
-	return flip(ctx, root, n, manPath, work, res, opt)
+	if err := b.recheck(); err != nil {
+		return res, err
+	}
+	res.Fetched, res.Bytes = b.p.files, b.p.bytes
+	if err := b.finishDirs(ctx); err != nil {
+		return res, err
+	}
+	res.Entries = b.p.entries
+	return flip(ctx, b.root, b.n, b.manPath, b.work, res, b.opt)
 }
 
 // join is filepath.Join for a clean base and a validated manifest path

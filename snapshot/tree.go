@@ -535,16 +535,13 @@ func byDepth(dirs []manifest.Entry) [][]manifest.Entry {
 // dirBatch is how many directories one pool job handles.
 const dirBatch = 16
 
-// eachLevel runs fn on every directory, a level at a time (shallowest first,
-// or deepest first if reverse), with the directories of one level spread
-// over workers goroutines.
-func eachLevel(ctx context.Context, dirs []manifest.Entry, workers int, reverse bool, fn func(manifest.Entry) error) error {
-	levels := byDepth(dirs)
-	for k := range levels {
-		if reverse {
-			k = len(levels) - 1 - k
-		}
-		level := levels[k]
+// dirChunk is how many directories MakeDirsStream holds at a time.
+const dirChunk = 4096
+
+// eachLevel runs fn on every directory, a level at a time (shallowest
+// first), with the directories of one level spread over workers goroutines.
+func eachLevel(ctx context.Context, dirs []manifest.Entry, workers int, fn func(manifest.Entry) error) error {
+	for _, level := range byDepth(dirs) {
 		if len(level) <= dirBatch || workers < 2 {
 			for _, d := range level {
 				if err := fn(d); err != nil {
@@ -555,15 +552,7 @@ func eachLevel(ctx context.Context, dirs []manifest.Entry, workers int, reverse 
 		}
 		pool := NewPool(ctx, workers)
 		for i := 0; i < len(level); i += dirBatch {
-			batch := level[i:min(i+dirBatch, len(level))]
-			if pool.Go(func(context.Context) error {
-				for _, d := range batch {
-					if err := fn(d); err != nil {
-						return err
-					}
-				}
-				return nil
-			}) != nil {
+			if pool.Go(dirJob(level[i:min(i+dirBatch, len(level))], fn)) != nil {
 				break
 			}
 		}
@@ -574,26 +563,197 @@ func eachLevel(ctx context.Context, dirs []manifest.Entry, workers int, reverse 
 	return nil
 }
 
+// dirJob is a pool job running fn on each of batch.
+func dirJob(batch []manifest.Entry, fn func(manifest.Entry) error) func(context.Context) error {
+	return func(context.Context) error {
+		for _, d := range batch {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // MakeDirs creates the directories dirs (canonical order) below base, mode
 // 0700 until FinishDirs, parents before children, in parallel across
 // directories of one depth (mkdir on ext4 is costly: inode allocation).
 func MakeDirs(ctx context.Context, f fsys.FS, base string, dirs []manifest.Entry, workers int) error {
-	return eachLevel(ctx, dirs, workers, false, func(d manifest.Entry) error {
+	return MakeDirsStream(ctx, f, base, &manifest.SliceIterator{Entries: dirs}, workers)
+}
+
+// MakeDirsStream is MakeDirs for the directories among the records it
+// yields (canonical order; other types are skipped), holding at most
+// dirChunk of them at a time: a chunk's parents were made with an earlier
+// chunk or come at a shallower level of this one.
+func MakeDirsStream(ctx context.Context, f fsys.FS, base string, it manifest.Iterator, workers int) error {
+	mkdir := func(d manifest.Entry) error {
 		dst := filepath.Join(base, filepath.FromSlash(d.Path))
 		if err := f.Mkdir(dst, 0o700); err != nil {
 			return fmt.Errorf("mkdir %s: %w", dst, err)
 		}
 		return nil
-	})
+	}
+	chunk := make([]manifest.Entry, 0, dirChunk)
+	for {
+		e, err := it.Next()
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err == nil && e.Type == manifest.Dir {
+			chunk = append(chunk, e)
+		}
+		if len(chunk) == dirChunk || (err == io.EOF && len(chunk) > 0) {
+			if err := eachLevel(ctx, chunk, workers, mkdir); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
 }
 
-// FinishDirsParallel is FinishDirs with the directories of one depth done
-// in parallel (deepest level first; setting one directory's mode and mtime
-// does not change another's).
+// FinishDirsParallel is FinishDirs with directories done in parallel
+// (setting one directory's mode and mtime changes no other's).
 func FinishDirsParallel(ctx context.Context, f fsys.FS, base string, dirs []manifest.Entry, workers int) error {
-	return eachLevel(ctx, dirs, workers, true, func(d manifest.Entry) error {
-		return SetMeta(f, filepath.Join(base, filepath.FromSlash(d.Path)), d)
-	})
+	return FinishDirsStream(ctx, f, base, &manifest.SliceIterator{Entries: dirs}, workers)
+}
+
+// FinishDirsStream is FinishDirsParallel for the directories among the
+// records it yields (canonical order; other types are skipped), holding
+// only the directories above the current one (O(depth) memory).
+//
+// Directories are done in post-order, each after every directory below it:
+// the order of modes and mtimes matters only for a directory whose mode
+// takes away its owner's search (x) permission, after which nothing below
+// it can be reached; such a directory waits until the work below it is
+// done. Every other one goes to the workers as soon as it is complete.
+func FinishDirsStream(ctx context.Context, f fsys.FS, base string, it manifest.Iterator, workers int) error {
+	fin := &dirFinisher{ctx: ctx, f: f, base: base, workers: workers, pool: NewPool(ctx, workers)}
+	for {
+		e, err := it.Next()
+		if err == io.EOF {
+			return fin.close()
+		}
+		if err == nil && e.Type == manifest.Dir {
+			err = fin.add(e)
+		}
+		if err != nil {
+			fin.wait()
+			return err
+		}
+	}
+}
+
+// dirFinisher applies directory metadata in post-order (FinishDirsStream).
+type dirFinisher struct {
+	ctx     context.Context
+	f       fsys.FS
+	base    string
+	workers int
+	pool    *Pool
+	stack   []pendingDir // ancestors of the last directory added, and it
+	batch   []manifest.Entry
+}
+
+// pendingDir is a directory whose subtree is still being read.
+type pendingDir struct {
+	e    manifest.Entry
+	subs bool // a directory below it was seen
+}
+
+// add takes the next directory: the ones above that are not its ancestors
+// are complete.
+func (d *dirFinisher) add(e manifest.Entry) error {
+	if err := d.popUntil(e.Path); err != nil {
+		return err
+	}
+	if len(d.stack) > 0 {
+		d.stack[len(d.stack)-1].subs = true
+	}
+	d.stack = append(d.stack, pendingDir{e: e})
+	return nil
+}
+
+// popUntil completes the directories on the stack that are not ancestors
+// of p ("" completes them all), deepest first.
+func (d *dirFinisher) popUntil(p string) error {
+	for len(d.stack) > 0 {
+		top := d.stack[len(d.stack)-1]
+		if p != "" && len(p) > len(top.e.Path) && p[len(top.e.Path)] == '/' && p[:len(top.e.Path)] == top.e.Path {
+			return nil
+		}
+		d.stack = d.stack[:len(d.stack)-1]
+		if err := d.done(top); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *dirFinisher) set(e manifest.Entry) error {
+	return SetMeta(d.f, filepath.Join(d.base, filepath.FromSlash(e.Path)), e)
+}
+
+// done queues a complete directory, or, if its mode shuts its owner out
+// of what is below it, waits for the queued work and sets it at once.
+func (d *dirFinisher) done(o pendingDir) error {
+	if o.subs && o.e.Mode&0o100 == 0 {
+		if err := d.barrier(); err != nil {
+			return err
+		}
+		return d.set(o.e)
+	}
+	d.batch = append(d.batch, o.e)
+	if len(d.batch) < dirBatch {
+		return nil
+	}
+	return d.flush()
+}
+
+// flush hands the batch to the workers.
+func (d *dirFinisher) flush() error {
+	if len(d.batch) == 0 {
+		return nil
+	}
+	job := dirJob(d.batch, d.set)
+	d.batch = make([]manifest.Entry, 0, dirBatch)
+	return d.pool.Go(job)
+}
+
+// barrier waits until everything queued is done.
+func (d *dirFinisher) barrier() error {
+	err := d.flush()
+	if werr := d.wait(); err == nil {
+		err = werr
+	}
+	if err == nil {
+		d.pool = NewPool(d.ctx, d.workers)
+	}
+	return err
+}
+
+// wait waits for the workers once (nil after).
+func (d *dirFinisher) wait() error {
+	if d.pool == nil {
+		return nil
+	}
+	err := d.pool.Wait()
+	d.pool = nil
+	return err
+}
+
+func (d *dirFinisher) close() error {
+	err := d.popUntil("")
+	if err == nil {
+		err = d.flush()
+	}
+	if werr := d.wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // Problem is one difference found by Verify.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/seqmirror/seqmirror/fsys"
@@ -63,16 +64,33 @@ type TreeFetcher interface {
 }
 
 // SnapshotFetcher is implemented by upstreams that copy a whole snapshot
-// faster than Fetch copies the list of all its files (rsync: one recursive
-// run, no per-file list or staging). mirror.Sync uses it when it has nothing
-// to link from: a first copy or a rebuild.
+// faster than Fetch copies the list of all its files (rsync: no per-file
+// staging). mirror.Sync uses it when it has nothing to link from: a first
+// copy or a rebuild.
 type SnapshotFetcher interface {
-	// FetchSnapshot makes the empty directory dir a copy of snapshot n,
-	// whose manifest is m. On success dir holds exactly m's entries (same
-	// types, symlink targets, and every regular file's size and hash checked
-	// against its record), and every regular file has its record's mode and
-	// mtime (directories' are the caller's to set).
-	FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error
+	// FetchSnapshot fills dir, which holds exactly the directories of
+	// snapshot n (made by the caller, writable, nothing else in them),
+	// with the snapshot's files and symlinks. It reads m, the snapshot's
+	// manifest, as a stream, as many times as it needs, so that memory
+	// does not grow with the snapshot; it writes little more than the
+	// total size of the files m lists, however much the upstream holds.
+	// On success dir holds exactly m's entries (same types, symlink
+	// targets, and every regular file's size and hash checked against its
+	// record), and every regular file has its record's mode and mtime
+	// (directories' are the caller's to set).
+	FetchSnapshot(ctx context.Context, n uint64, m Records, dir string) error
+}
+
+// Records yields a validated manifest's records: each Open starts a new
+// pass, in canonical order, which the caller closes.
+type Records interface {
+	Open() (RecordIter, error)
+}
+
+// RecordIter is one pass over Records.
+type RecordIter interface {
+	manifest.Iterator
+	io.Closer
 }
 
 // Opener opens one kind of address; see Register.

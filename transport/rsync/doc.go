@@ -49,10 +49,16 @@
 //   - [Upstream.FetchSnapshot] (transport.SnapshotFetcher, used by mirror.Sync
 //     for a first copy or a rebuild) pulls snapshots/N/ whole in one
 //     recursive run (-rlpt: no owners, devices or specials) straight into
-//     the empty work dir, then reads the tree back: anything the manifest
-//     does not list, a type or symlink-target difference or a missing entry
-//     wraps snapshot.ErrHashMismatch, and every regular file is hashed (and
-//     its mode and mtime checked) by a worker pool before the flip.
+//     the work dir, whose directories the mirror made; the run is stopped
+//     once more than the manifest's total size plus 1 MiB has come
+//     (ErrUnlisted: a hostile upstream's extras cannot fill the disk). It
+//     then checks the tree in one streaming pass over the manifest (memory
+//     O(depth), whatever the snapshot's size): anything the manifest does
+//     not list (each directory must hold as many entries as the manifest
+//     lists in it: ErrUnlisted), a type or symlink-target difference or a
+//     missing entry wraps snapshot.ErrHashMismatch, and every regular file
+//     is hashed (and its mode and mtime checked) by a worker pool before
+//     the flip.
 //   - Daemon runs pass --sockopts=TCP_NODELAY: the protocol is a chain of
 //     small messages that Nagle would hold back (~40ms each).
 //   - rsync's exit codes are mapped: 24 (vanished files) and "No such file"

@@ -241,7 +241,7 @@ func (h *hookUpstream) Fetch(ctx context.Context, n uint64, files []manifest.Ent
 }
 
 // FetchSnapshot (a first copy) counts as a Fetch call too.
-func (h *hookUpstream) FetchSnapshot(ctx context.Context, n uint64, m *manifest.Manifest, dir string) error {
+func (h *hookUpstream) FetchSnapshot(ctx context.Context, n uint64, m transport.Records, dir string) error {
 	h.calls++
 	if h.beforeFetch != nil {
 		h.beforeFetch(h.calls)
