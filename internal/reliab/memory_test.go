@@ -81,7 +81,7 @@ func TestMemoryManyDirs(t *testing.T) {
 		if base, err = os.MkdirTemp(d, "seqmirror-mem-"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { chmodAll(base); os.RemoveAll(base) })
+		t.Cleanup(func() { testutil.MakeWritable(base); os.RemoveAll(base) })
 	}
 	up := filepath.Join(base, "up")
 	n := uint64(1)
@@ -112,7 +112,7 @@ func TestMemoryManyDirs(t *testing.T) {
 			own, _, took := runRSS(t, mirrorSync, "verify", "--root", mir)
 			t.Logf("mirror-sync verify, %d directory records: peak RSS %.0f MiB, %.1f s", dirs, float64(own)/(1<<20), took.Seconds())
 		}
-		chmodAll(mir)
+		testutil.MakeWritable(mir)
 		os.RemoveAll(mir)
 	}
 	if len(over) > 0 {
