@@ -213,7 +213,7 @@ func TestHostileEntriesNamed(t *testing.T) {
 	}{
 		{name: "fifo file", path: "snapshots/2/new.txt", plant: plant("fifo"), want: snapshot.ErrHashMismatch, says: "a fifo upstream"},
 		{name: "device file", path: "snapshots/2/new.txt", plant: plant("blockdev"), want: snapshot.ErrHashMismatch, says: "a block device upstream"},
-		{name: "symlink file", path: "snapshots/2/new.txt", plant: plant("symlink"), want: snapshot.ErrHashMismatch, says: "a symlink upstream", first: "got type L"},
+		{name: "symlink file", path: "snapshots/2/new.txt", plant: plant("symlink"), want: snapshot.ErrHashMismatch, says: "a symlink upstream", first: "got a symlink"},
 		{name: "oversized file", path: "snapshots/2/new.txt", plant: func(t *testing.T, p string) {
 			must(t, os.Truncate(p, 1<<20))
 		}, want: snapshot.ErrHashMismatch, says: "bytes"},
