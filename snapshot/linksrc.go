@@ -52,7 +52,7 @@ func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable
 		if m == cur || cands == nil {
 			continue
 		}
-		found, err := pairWith(root, m, entries, cands)
+		found, err := pairWith(root, m, entries, cands, sameButHash)
 		if err != nil {
 			log.Warn("not linking from snapshot", "snapshot", m, "err", err)
 			continue
@@ -95,38 +95,109 @@ func candidates(root *export.Root, m uint64, entries []manifest.Entry, todo []in
 	return cands
 }
 
-// pairWith streams snapshot m's manifest (whole, so that a corrupt one is
-// not used at all) against the entries at the indexes todo (canonical
-// order) and returns the recorded hash of each that it pairs.
-func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int) (map[int]uint64, error) {
+// sameButHash is publish's pairing rule: a source file (its hash not yet
+// known) and a record of an older snapshot pair when all but the hash match.
+func sameButHash(want, have *manifest.Entry) bool {
+	c := *want
+	c.Hash = have.Hash
+	return c.SameContent(*have)
+}
+
+// pairWith streams snapshot m's manifest of root (whole, and checks it, so
+// that nothing of a corrupt one is used) against the entries at the
+// indexes todo (in canonical order of their paths) and returns, for each
+// entry for which same(entry, record of the same path) holds, the index and
+// the record's hash. Memory grows with the pairs, not with the manifest.
+// Publish pairs by sameButHash; a mirror, which knows the hash, pairs by
+// manifest.Entry.SameContent with the same Pairer, over chunks.
+func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int, same func(want, have *manifest.Entry) bool) (map[int]uint64, error) {
 	ms, err := root.OpenManifest(m)
 	if err != nil {
 		return nil, err
 	}
 	defer ms.Close()
-	found := map[int]uint64{}
-	j := 0
-	for {
-		r, err := ms.Next()
-		if err == io.EOF {
-			return found, ms.Finish()
-		}
-		if err != nil {
-			return nil, err
-		}
-		for j < len(todo) && manifest.Compare(entries[todo[j]].Path, r.Path) < 0 {
-			j++
-		}
-		if j == len(todo) || entries[todo[j]].Path != r.Path {
-			continue
-		}
-		c := entries[todo[j]]
-		c.Hash = r.Hash
-		if c.SameContent(r) {
-			found[todo[j]] = r.Hash
-		}
-		j++
+	p := NewPairer(ms, same)
+	found, err := p.Pair(entries, todo)
+	if err == nil {
+		err = p.Drain()
 	}
+	if err == nil {
+		err = ms.Finish()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// Pairer merge-joins a manifest stream (canonical order) against
+// successive batches of entries, each in canonical order and after the
+// batch before, so that the stream is read once in all, whatever the
+// number of batches. It holds one record of the stream.
+type Pairer struct {
+	it   manifest.Iterator
+	same func(want, have *manifest.Entry) bool
+	head manifest.Entry
+	has  bool // head is a record not yet passed
+	eof  bool
+}
+
+// NewPairer pairs entries with the records of it by same.
+func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool) *Pairer {
+	return &Pairer{it: it, same: same}
+}
+
+// Pair returns the index of each entry at the indexes todo for which the
+// stream has a record of the same path and same(entry, record) holds, with
+// the record's hash.
+func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, error) {
+	found := map[int]uint64{}
+	for _, i := range todo {
+		e := &entries[i]
+		for {
+			if !p.has {
+				if err := p.next(); err != nil || p.eof {
+					return found, err
+				}
+			}
+			c := manifest.Compare(p.head.Path, e.Path)
+			if c < 0 {
+				p.has = false
+				continue
+			}
+			if c == 0 && p.same(e, &p.head) {
+				found[i] = p.head.Hash
+			}
+			break
+		}
+	}
+	return found, nil
+}
+
+// Drain reads the rest of the stream (so that it is checked whole).
+func (p *Pairer) Drain() error {
+	for !p.eof {
+		if err := p.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pairer) next() error {
+	if p.eof {
+		return nil
+	}
+	r, err := p.it.Next()
+	if err == io.EOF {
+		p.eof, p.has = true, false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.head, p.has = r, true
+	return nil
 }
 
 // forceLinkable is a forced republish's check before it links old, a file
