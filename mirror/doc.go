@@ -6,9 +6,11 @@
 //     small files and one symlink, whatever the size of the tree.
 //  2. Bump ROOT's own seq/begin.
 //  3. Fetch and check the manifest of N; diff it against ROOT's served
-//     manifest; build ROOT/.work/N with unchanged files hard-linked from the
-//     served snapshot and only new or changed files fetched, each verified
-//     against its manifest hash.
+//     manifest (or, if current is torn, the newest retained complete one);
+//     build ROOT/.work/N with unchanged files hard-linked from it, files it
+//     lacks hard-linked from another retained complete snapshot with an
+//     identical record (older, when that is cheaper than fetching), and only
+//     the rest fetched, each verified against its manifest hash.
 //  4. Re-read the upstream's seq/begin. If it moved since E1 and snapshot N is
 //     no longer served or listed upstream, discard and go back to 3 (bounded,
 //     with backoff). A copy whose every file verified against an intact

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 	var seenAt time.Time
 	defer func() { root.RecordPollOutcome(up.String(), seen, seenAt, res.Snapshot, opt.Log) }()
 	if cur > 0 && !root.Complete(cur) {
-		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream", "snapshot", cur)
+		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream, linking from the retained complete snapshots", "snapshot", cur)
 		cur = 0
 	}
 	res.Previous, res.Snapshot = cur, cur
@@ -404,9 +405,9 @@ func newAndOld(root *export.Root, manPath string, n, cur uint64) (*upstreamManif
 // manifests again.
 type plan struct {
 	entries int   // records in the upstream's manifest
-	del     int   // files of the served snapshot the upstream no longer has
-	total   int   // files of the served snapshot
-	removed int   // records of the served snapshot not in the upstream's
+	del     int   // files of the base snapshot the upstream no longer has
+	total   int   // files of the base snapshot (served, unless torn)
+	removed int   // records of the base snapshot not in the upstream's
 	files   int   // file records in the upstream's manifest
 	bytes   int64 // and their total size
 	// dirs lists the directories while there are at most dirCap of them
@@ -431,19 +432,20 @@ var planCap = 1 << 18
 var dirCap = 1 << 14
 
 // validate makes one streaming pass over the fetched manifest of n and the
-// served manifest of cur (O(depth) memory): it checks both completely, as
-// decoding them would, and counts what the delete guard needs. An error in the
-// upstream's manifest is reported before one in the served manifest.
-func validate(root *export.Root, up transport.Upstream, manPath string, n, cur uint64) (*plan, error) {
+// manifest of base, the snapshot to link from (O(depth) memory): it checks
+// both completely, as decoding them would, and counts what the delete guard
+// needs. An error in the upstream's manifest is reported before one in
+// base's (a *baseError).
+func validate(root *export.Root, up transport.Upstream, manPath string, n, base uint64) (*plan, error) {
 	upErr := func(err error) error { return fmt.Errorf("upstream %s: %w", up, err) }
 	servedErr := func(err error) error {
 		// The upstream's manifest is checked first, as a whole.
 		if _, nerr := checkUpstreamManifest(root.FS, manPath, n); nerr != nil {
 			return upErr(nerr)
 		}
-		return fmt.Errorf("served snapshot: %w (run `mirror-sync verify --repair`)", err)
+		return &baseError{err}
 	}
-	nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
+	nm, om, nerr, oerr := newAndOld(root, manPath, n, base)
 	if nerr != nil {
 		return nil, upErr(nerr)
 	}
@@ -540,8 +542,58 @@ func validate(root *export.Root, up transport.Upstream, manPath string, n, cur u
 	return p, nil
 }
 
+// baseError is an error in the manifest of the snapshot a build links from.
+type baseError struct{ err error }
+
+func (e *baseError) Error() string {
+	return fmt.Sprintf("served snapshot: %v (run `mirror-sync verify --repair`)", e.err)
+}
+
+func (e *baseError) Unwrap() error { return e.err }
+
+// linkBase returns the snapshot a build of n diffs against and links
+// unchanged files from: the served snapshot cur (0 if none, or torn),
+// else the newest retained complete snapshot below below other than n,
+// else 0 (nothing to link from). Only a build calls it: a no-op poll
+// never lists snapshots.
+func linkBase(root *export.Root, cur, n, below uint64, log *slog.Logger) uint64 {
+	if cur > 0 {
+		return cur
+	}
+	snaps, err := root.Snapshots()
+	if err != nil {
+		log.Warn("not linking from older snapshots", "err", err)
+		return 0
+	}
+	for k := len(snaps) - 1; k >= 0; k-- {
+		if snaps[k] != n && snaps[k] < below {
+			return snaps[k]
+		}
+	}
+	return 0
+}
+
+// validateBase is validate against the base linkBase picks. A base that is
+// not the served snapshot is only a link source: if its manifest is bad,
+// it warns and tries the next older one. It returns the base it used.
+func validateBase(root *export.Root, up transport.Upstream, manPath string, n, cur uint64, log *slog.Logger) (*plan, uint64, error) {
+	base := linkBase(root, cur, n, math.MaxUint64, log)
+	for {
+		p, err := validate(root, up, manPath, n, base)
+		var be *baseError
+		if !errors.As(err, &be) || base == cur {
+			return p, base, err
+		}
+		log.Warn("not linking from snapshot", "snapshot", base, "err", be.err)
+		base = linkBase(root, 0, n, base, log)
+	}
+}
+
 // buildOnce makes snapshot n in .work and, if recheck (called once nothing
-// more is to come from the upstream) passes, flips to it.
+// more is to come from the upstream) passes, flips to it. cur is the
+// served snapshot (0 if none or torn); unchanged files are linked from the
+// base linkBase picks, and files the base lacks from any other retained
+// complete snapshot that has them (older).
 func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n, cur uint64, opt Options, recheck func() error) (Result, error) {
 	f := root.FS
 	res := Result{Snapshot: cur}
@@ -559,15 +611,15 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	}
 	phase("fetch manifest")
 	// Pass 1: check both manifests whole before acting on either.
-	p, err := validate(root, up, manPath, n, cur)
+	p, base, err := validateBase(root, up, manPath, n, cur, opt.Log)
 	if err != nil {
 		return res, err
 	}
 	entries, pre := p.entries, p.fetch
 	b := &build{root: root, n: n, manPath: manPath, work: work, p: p, opt: opt, recheck: recheck}
 	phase("validate")
-	// Delete guard.
-	if cur > 0 && !opt.Force && opt.MaxDelete < 1 {
+	// Delete guard: against the served snapshot, or the base if it is torn.
+	if base > 0 && !opt.Force && opt.MaxDelete < 1 {
 		if p.total > 0 && float64(p.del) > opt.MaxDelete*float64(p.total) {
 			return res, fmt.Errorf("%w: snapshot %d deletes %d of %d files (more than --max-delete %.0f%%); check the upstream, then pass --force to accept",
 				ErrTooManyDeletes, n, p.del, p.total, opt.MaxDelete*100)
@@ -603,8 +655,9 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	if err := f.Mkdir(work, 0o755); err != nil {
 		return res, fmt.Errorf("make work dir: %w", err)
 	}
-	if sf, ok := up.(transport.SnapshotFetcher); ok && cur == 0 {
-		// Nothing to link from (a first copy or a rebuild): the upstream
+	if sf, ok := up.(transport.SnapshotFetcher); ok && base == 0 {
+		// Nothing to link from (a first copy, or a rebuild with no complete
+		// snapshot left): the upstream
 		// copies the whole snapshot at once and checks it against the
 		// manifest, which it reads as a stream.
 		return fetchWhole(ctx, b, sf, res)
@@ -618,11 +671,11 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	// dirCap and fetchChunk records, whatever the size of the tree.
 	var oldIt, newIt manifest.Iterator
 	oldDir := ""
-	if cur > 0 {
-		oldDir = root.SnapshotDir(cur)
+	if base > 0 {
+		oldDir = root.SnapshotDir(base)
 	}
 	if !p.whole {
-		nm, om, nerr, oerr := newAndOld(root, manPath, n, cur)
+		nm, om, nerr, oerr := newAndOld(root, manPath, n, base)
 		if nerr != nil {
 			return res, fmt.Errorf("upstream %s: %w", up, nerr)
 		}
@@ -665,8 +718,14 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 		fetch = fetch[:0]
 		return err
 	}
+	pool := snapshot.NewPool(ctx, opt.Workers)
+	others := &older{root: root, skip: [2]uint64{base, n}, pool: pool, work: work, log: opt.Log}
+	defer others.close()
 	var fetched chan error
 	if pre != nil {
+		if pre, err = others.link(pre); err != nil {
+			return res, errors.Join(err, pool.Wait())
+		}
 		fetched = make(chan error, 1)
 		go func() {
 			err := fetchList(pre)
@@ -676,7 +735,6 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 			fetched <- err
 		}()
 	}
-	pool := snapshot.NewPool(ctx, opt.Workers)
 	links := linker{f: f, pool: pool, src: oldDir, dst: work}
 	symlink := func(e *manifest.Entry) error {
 		dst := join(work, e.Path)
@@ -721,14 +779,24 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 				}
 				fetch = append(fetch, *e)
 				if len(fetch) >= fetchChunk {
+					var err error
+					if fetch, err = others.link(fetch); err != nil {
+						return err
+					}
 					return fetchSome()
 				}
 			}
 			return nil
 		})
 	}
+	if err == nil && pre == nil {
+		fetch, err = others.link(fetch)
+	}
 	if err == nil {
 		err = links.flush()
+	}
+	if err == nil {
+		err = others.flush()
 	}
 	phase("diff")
 	if pre == nil {
@@ -747,6 +815,7 @@ func buildOnce(ctx context.Context, root *export.Root, up transport.Upstream, n,
 	}
 	werr := pool.Wait()
 	ferr := <-fetched
+	res.Linked += others.linked
 	res.Fetched += int(fetchedFiles.Load())
 	res.Bytes += fetchedBytes.Load()
 	if err == nil {

@@ -66,7 +66,7 @@ type TreeFetcher interface {
 // SnapshotFetcher is implemented by upstreams that copy a whole snapshot
 // faster than Fetch copies the list of all its files (rsync: no per-file
 // staging). mirror.Sync uses it when it has nothing to link from: a first
-// copy or a rebuild.
+// copy, or a rebuild with no retained complete snapshot.
 type SnapshotFetcher interface {
 	// FetchSnapshot fills dir, which holds exactly the directories of
 	// snapshot n (made by the caller, writable, nothing else in them),
