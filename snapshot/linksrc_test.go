@@ -1,10 +1,13 @@
 package snapshot_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -52,5 +55,36 @@ func TestPublishLinksFromOlder(t *testing.T) {
 				t.Errorf("snapshot 3: %v", probs)
 			}
 		})
+	}
+}
+
+// A Pairer joins successive batches against one pass over the stream.
+func TestPairerBatches(t *testing.T) {
+	rec := func(p string, h uint64) manifest.Entry {
+		return manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644, Size: 1, Hash: h}
+	}
+	stream := []manifest.Entry{rec("a", 1), rec("b", 2), rec("b/x", 3), rec("c", 4), rec("e", 5)}
+	p := snapshot.NewPairer(&manifest.SliceIterator{Entries: stream}, func(w, h *manifest.Entry) bool { return w.SameContent(*h) })
+	tests := []struct {
+		name  string
+		batch []manifest.Entry
+		want  map[int]uint64
+	}{
+		{name: "first", batch: []manifest.Entry{rec("a", 1), rec("b", 9)}, want: map[int]uint64{0: 1}},
+		{name: "second", batch: []manifest.Entry{rec("b/x", 3), rec("d", 4), rec("e", 5)}, want: map[int]uint64{0: 3, 2: 5}},
+		{name: "past the end", batch: []manifest.Entry{rec("f", 6)}, want: map[int]uint64{}},
+	}
+	for _, tc := range tests {
+		todo := make([]int, len(tc.batch))
+		for i := range todo {
+			todo[i] = i
+		}
+		got, err := p.Pair(tc.batch, todo)
+		if err != nil || !maps.Equal(got, tc.want) {
+			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if err := p.Drain(); err != nil {
+		t.Fatal(err)
 	}
 }
