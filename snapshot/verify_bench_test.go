@@ -60,7 +60,7 @@ func benchCPU(b *testing.B, verify func() ([]Problem, error)) {
 			b.Fatalf("verify: %v %v", probs, err)
 		}
 	}
-	b.ReportMetric((cpuTime() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // cpuTime is the process's user and system time so far.

@@ -232,8 +232,12 @@ func TestVerifyManyDirsMemoryBounded(t *testing.T) {
 func makeDirs(tb testing.TB, r *export.Root, snap string) {
 	tb.Helper()
 	for _, pass := range []func(manifest.Iterator) error{
-		func(it manifest.Iterator) error { return snapshot.MakeDirsStream(context.Background(), r.FS, snap, it, 2) },
-		func(it manifest.Iterator) error { return snapshot.FinishDirsStream(context.Background(), r.FS, snap, it, 2) },
+		func(it manifest.Iterator) error {
+			return snapshot.MakeDirsStream(context.Background(), r.FS, snap, it, 2)
+		},
+		func(it manifest.Iterator) error {
+			return snapshot.FinishDirsStream(context.Background(), r.FS, snap, it, 2)
+		},
 	} {
 		ms, err := r.OpenManifest(1)
 		must(tb, err)
