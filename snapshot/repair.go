@@ -68,13 +68,36 @@ type damage struct {
 // (directories are never shared). Other differences (extra entries,
 // directories missing or of another type, symlinks) are not repaired: they
 // are returned in Failed.
+//
+// Repair reads the records of probs' paths from the manifest (a streaming
+// pass); RepairVerified takes them from the verification instead.
 func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, src RepairSource) (RepairResult, error) {
+	want := map[string]bool{}
+	for _, p := range probs {
+		want[p.Path] = true
+	}
+	recs, err := records(root, n, want)
+	if err != nil {
+		return RepairResult{}, err
+	}
+	return repair(ctx, root, n, probs, recs, src)
+}
+
+// RepairVerified is Repair of the differences v lists, where v is
+// VerifyStream's verification of snapshot n against its manifest: the
+// records of the damaged paths are those v kept, so the manifest is not
+// read again. Differences v did not list (More) are left for the next
+// verification.
+func RepairVerified(ctx context.Context, root *export.Root, n uint64, v Verification, src RepairSource) (RepairResult, error) {
+	return repair(ctx, root, n, v.Problems, v.records, src)
+}
+
+// repair is Repair with the records recs of probs' paths (those that
+// have one).
+func repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, recs map[string]manifest.Entry, src RepairSource) (RepairResult, error) {
 	var res RepairResult
 	var dirs []manifest.Entry
-	dmg, err := damaged(root, n, probs, &dirs, &res)
-	if err != nil {
-		return res, err
-	}
+	dmg := damaged(root, n, probs, recs, &dirs, &res)
 	if len(dmg) == 0 {
 		return res, repairDirs(root, n, dirs, &res)
 	}
@@ -124,18 +147,10 @@ func isRealDir(root *export.Root, n uint64, rel string) bool {
 	return err == nil && fi.IsDir() && realDirs(root.FS, dir, rel)
 }
 
-// damaged looks up the records of probs in snapshot n's manifest and notes
+// damaged looks up the records of probs in recs (snapshot n's) and notes
 // what is on disk at each file, adding directories whose mode differs to
 // dirs and what cannot be repaired to res.
-func damaged(root *export.Root, n uint64, probs []Problem, dirs *[]manifest.Entry, res *RepairResult) ([]*damage, error) {
-	want := map[string]bool{}
-	for _, p := range probs {
-		want[p.Path] = true
-	}
-	recs, err := records(root, n, want)
-	if err != nil {
-		return nil, err
-	}
+func damaged(root *export.Root, n uint64, probs []Problem, recs map[string]manifest.Entry, dirs *[]manifest.Entry, res *RepairResult) []*damage {
 	var dmg []*damage
 	for _, p := range probs {
 		rec, ok := recs[p.Path]
@@ -156,7 +171,7 @@ func damaged(root *export.Root, n uint64, probs []Problem, dirs *[]manifest.Entr
 		}
 		dmg = append(dmg, d)
 	}
-	return dmg, nil
+	return dmg
 }
 
 // records reads the records of snapshot n's manifest at the paths in want,

@@ -144,17 +144,29 @@ type walker struct {
 	// A snapshot never has them, so other walks (publish's of its source)
 	// keep only the permission bits, which is all a manifest records.
 	special bool
-	sem     chan struct{} // bounds the goroutines beyond the caller's
-	wg      sync.WaitGroup
+	// unsupported, if set, is told of each entry of an unsupported type
+	// (the error EntryFromInfo returns), which is then left out of the
+	// listing instead of ending it: Verify reports them and goes on.
+	unsupported func(error)
+	sem         chan struct{} // bounds the goroutines beyond the caller's
+	wg          sync.WaitGroup
 }
 
 // list fills d with the listing of rel; subdirectories are listed by new
 // goroutines while the semaphore allows, else inline.
 func (w *walker) list(d *walkDir, rel string) {
 	defer w.wg.Done()
+	d.err = w.readDir(rel, func(n int) { d.entries = make([]manifest.Entry, 0, n) }, func(e manifest.Entry) { w.add(d, e) })
+}
+
+// readDir reads the directory rel and hands each entry, lstat'ed, to add,
+// in name order, stopping at the first error (which it returns); sized,
+// before the first, learns how many names the directory holds. An entry
+// of an unsupported type is an error, or, if w.unsupported is set, told
+// to it and left out.
+func (w *walker) readDir(rel string, sized func(int), add func(manifest.Entry)) error {
 	if err := w.ctx.Err(); err != nil {
-		d.err = err
-		return
+		return err
 	}
 	full := filepath.Join(w.dir, rel)
 	// On the real filesystem, the directory is opened and read with plain
@@ -166,8 +178,7 @@ func (w *walker) list(d *walkDir, rel string) {
 	if fsys.IsOS(w.f) {
 		fd, err := openDir(full)
 		if err != nil {
-			d.err = fmt.Errorf("walk %s: %w", full, err)
-			return
+			return fmt.Errorf("walk %s: %w", full, err)
 		}
 		defer unix.Close(fd)
 		dirfd = fd
@@ -175,23 +186,20 @@ func (w *walker) list(d *walkDir, rel string) {
 			w.watch.addDir(fd, full)
 		}
 		if names, err = readDirNames(fd, full); err != nil {
-			d.err = fmt.Errorf("walk %s: %w", full, err)
-			return
+			return fmt.Errorf("walk %s: %w", full, err)
 		}
 	} else {
 		h, err := w.f.Open(full)
 		if err != nil {
-			d.err = fmt.Errorf("walk %s: %w", full, err)
-			return
+			return fmt.Errorf("walk %s: %w", full, err)
 		}
 		defer h.Close()
 		if names, err = h.Readdirnames(-1); err != nil {
-			d.err = fmt.Errorf("walk %s: %w", full, err)
-			return
+			return fmt.Errorf("walk %s: %w", full, err)
 		}
 	}
 	sort.Strings(names)
-	d.entries = make([]manifest.Entry, 0, len(names))
+	sized(len(names))
 	for _, name := range names {
 		r := name
 		if rel != "" {
@@ -203,8 +211,7 @@ func (w *walker) list(d *walkDir, rel string) {
 		if dirfd >= 0 {
 			e, nlink, ok, err := statAt(dirfd, name, r, w.special)
 			if err != nil {
-				d.err = fmt.Errorf("walk: %w", w.pathErr(err, r))
-				return
+				return fmt.Errorf("walk: %w", w.pathErr(err, r))
 			}
 			if ok {
 				if w.watch != nil && e.Type == manifest.File {
@@ -213,39 +220,49 @@ func (w *walker) list(d *walkDir, rel string) {
 				// rel was checked when it was listed; a name from the
 				// kernel has no '/', so checking it checks the path.
 				if err := manifest.CheckPath(name); err != nil {
-					d.err = fmt.Errorf("walk %s: %w", w.prefix+filepath.FromSlash(r), err)
-					return
+					return fmt.Errorf("walk %s: %w", w.prefix+filepath.FromSlash(r), err)
 				}
-				w.add(d, e, r)
+				add(e)
 				continue
 			}
 			// Not a file or directory: the general path below decides.
 		}
-		p := w.prefix + filepath.FromSlash(r) // filepath.Join(w.dir, r), without its Clean
-		fi, err := fsys.Lstat(w.f, p)
+		e, err := w.entry(r)
+		if w.unsupported != nil && errors.Is(err, ErrUnsupportedType) {
+			w.unsupported(err)
+			continue
+		}
 		if err != nil {
-			d.err = fmt.Errorf("walk: lstat %s: %w", p, err)
-			return
+			return err
 		}
-		e, err := EntryFromInfo(w.f, p, r, fi)
-		if err != nil {
-			d.err = err
-			return
-		}
-		if w.special && e.Type != manifest.Symlink {
-			e.Mode |= fi.Mode() & specialBits
-		}
-		if err := manifest.CheckPath(e.Path); err != nil {
-			d.err = fmt.Errorf("walk %s: %w", p, err)
-			return
-		}
-		w.add(d, e, r)
+		add(e)
 	}
+	return nil
+}
+
+// entry is the record of rel, lstat'ed by path.
+func (w *walker) entry(r string) (manifest.Entry, error) {
+	p := w.prefix + filepath.FromSlash(r) // filepath.Join(w.dir, r), without its Clean
+	fi, err := fsys.Lstat(w.f, p)
+	if err != nil {
+		return manifest.Entry{}, fmt.Errorf("walk: lstat %s: %w", p, err)
+	}
+	e, err := EntryFromInfo(w.f, p, r, fi)
+	if err != nil {
+		return e, err
+	}
+	if w.special && e.Type != manifest.Symlink {
+		e.Mode |= fi.Mode() & specialBits
+	}
+	if err := manifest.CheckPath(e.Path); err != nil {
+		return e, fmt.Errorf("walk %s: %w", p, err)
+	}
+	return e, nil
 }
 
 // add appends e to d and, for a directory, lists it (in a new goroutine if
 // the semaphore allows).
-func (w *walker) add(d *walkDir, e manifest.Entry, r string) {
+func (w *walker) add(d *walkDir, e manifest.Entry) {
 	d.entries = append(d.entries, e)
 	if e.Type == manifest.Dir {
 		for len(d.subs) < len(d.entries)-1 {
@@ -258,10 +275,10 @@ func (w *walker) add(d *walkDir, e manifest.Entry, r string) {
 		case w.sem <- struct{}{}:
 			go func() {
 				defer func() { <-w.sem }()
-				w.list(sub, r)
+				w.list(sub, e.Path)
 			}()
 		default:
-			w.list(sub, r)
+			w.list(sub, e.Path)
 		}
 	}
 }
@@ -754,93 +771,6 @@ func (d *dirFinisher) close() error {
 		err = werr
 	}
 	return err
-}
-
-// Problem is one difference found by Verify.
-type Problem struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-}
-
-func (p Problem) String() string { return p.Path + ": " + p.Reason }
-
-// Verify re-reads the tree at dir and compares it with m: every record must
-// exist with the same type, mode, size, mtime, content hash and target, and
-// nothing else may exist. A setuid, setgid or sticky bit on a file or
-// directory is a difference: a manifest records only permission bits and a
-// snapshot never has those. It returns the differences, sorted by path.
-func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, workers int) ([]Problem, error) {
-	var mu sync.Mutex
-	var probs []Problem
-	add := func(p, why string) {
-		mu.Lock()
-		probs = append(probs, Problem{p, why})
-		mu.Unlock()
-	}
-	got, err := verifyListing(ctx, f, dir)
-	if err != nil && !errors.Is(err, ErrUnsupportedType) {
-		return nil, err
-	}
-	if err != nil {
-		add(".", err.Error())
-	}
-	pool := NewPool(ctx, workers)
-	err = manifest.Diff(&manifest.SliceIterator{Entries: got}, m.Iter(), func(c manifest.Change) error {
-		switch {
-		case c.New == nil:
-			add(c.Old.Path, "not in manifest")
-		case c.Old == nil:
-			add(c.New.Path, "missing")
-		default:
-			have, want := *c.Old, *c.New
-			switch {
-			case have.Type != want.Type:
-				add(want.Path, fmt.Sprintf("is type %c, manifest says %c", have.Type, want.Type))
-			case have.Type == manifest.Symlink && have.Target != want.Target:
-				add(want.Path, fmt.Sprintf("symlink target %q, manifest says %q", have.Target, want.Target))
-			case have.Mode != want.Mode && have.Type != manifest.Symlink:
-				add(want.Path, fmt.Sprintf("mode %04o, manifest says %04o", unixMode(have.Mode), unixMode(want.Mode)))
-			case have.Size != want.Size:
-				add(want.Path, fmt.Sprintf("size %d, manifest says %d", have.Size, want.Size))
-			case have.Type == manifest.File:
-				if have.MTime != want.MTime {
-					add(want.Path, fmt.Sprintf("mtime %d, manifest says %d", have.MTime, want.MTime))
-					return nil
-				}
-				full := filepath.Join(dir, filepath.FromSlash(want.Path))
-				return pool.Go(func(context.Context) error {
-					h, _, err := HashFile(f, full)
-					if err != nil {
-						add(want.Path, err.Error())
-					} else if h != want.Hash {
-						add(want.Path, fmt.Sprintf("content hash %016x, manifest says %016x", h, want.Hash))
-					}
-					return nil
-				})
-			}
-		}
-		return nil
-	})
-	if werr := pool.Wait(); err == nil {
-		err = werr
-	}
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(probs, func(i, j int) bool { return manifest.Compare(probs[i].Path, probs[j].Path) < 0 })
-	return probs, nil
-}
-
-// verifyListing is Walk keeping the setuid, setgid and sticky bits.
-func verifyListing(ctx context.Context, f fsys.FS, dir string) ([]manifest.Entry, error) {
-	w, err := newWalker(ctx, f, dir, nil)
-	if err != nil {
-		return nil, err
-	}
-	w.special = true
-	var out []manifest.Entry
-	err = w.run(nil, func(e *manifest.Entry) { out = append(out, *e) })
-	return out, err
 }
 
 // specialPairs pairs each special mode bit of Go with stat(2)'s.

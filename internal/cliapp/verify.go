@@ -1,12 +1,10 @@
 package cliapp
 
 import (
-	"context"
 	"fmt"
 	"slices"
 
 	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -30,6 +28,7 @@ type snapshotReport struct {
 	Snapshot uint64                  `json:"snapshot"`
 	OK       bool                    `json:"ok"`
 	Problems []snapshot.Problem      `json:"problems"`
+	More     int                     `json:"more_problems,omitempty"` // differences beyond Problems, not listed
 	Repaired []snapshot.RepairedPath `json:"repaired,omitempty"`
 	Failed   []snapshot.RepairedPath `json:"repair_failed,omitempty"`
 }
@@ -128,40 +127,46 @@ type verifier struct {
 // check verifies snapshot n and, if asked and needed, repairs it and
 // verifies it again.
 func (v *verifier) check(n uint64, repair bool) (snapshotReport, error) {
-	probs, err := v.verify(n)
-	if err != nil || !repair || len(probs) == 0 {
-		return snapshotReport{Snapshot: n, OK: len(probs) == 0, Problems: probs}, err
+	res, err := v.verify(n)
+	if err != nil || !repair || len(res.Problems) == 0 {
+		return report(n, res), err
 	}
 	if v.src == nil {
 		if v.src, v.closer, err = v.open(v.e, v.r); err != nil {
 			return snapshotReport{}, err
 		}
 	}
-	res, err := snapshot.Repair(v.e.c.Context, v.r, n, probs, v.src)
-	v.printRepair(n, res)
+	fixed, err := snapshot.RepairVerified(v.e.c.Context, v.r, n, res, v.src)
+	v.printRepair(n, fixed)
 	if err != nil {
 		return snapshotReport{}, fmt.Errorf("repair snapshot %d: %w", n, err)
 	}
-	if probs, err = v.verify(n); err != nil {
+	if res, err = v.verify(n); err != nil {
 		return snapshotReport{}, err
 	}
-	return snapshotReport{Snapshot: n, OK: len(probs) == 0, Problems: probs, Repaired: res.Repaired, Failed: res.Failed}, nil
+	rep := report(n, res)
+	rep.Repaired, rep.Failed = fixed.Repaired, fixed.Failed
+	return rep, nil
 }
 
-// verify checks snapshot n against its manifest.
-func (v *verifier) verify(n uint64) ([]snapshot.Problem, error) {
-	m, err := v.r.ReadManifest(n)
+// report is the report of snapshot n verified as res.
+func report(n uint64, res snapshot.Verification) snapshotReport {
+	return snapshotReport{Snapshot: n, OK: len(res.Problems) == 0, Problems: res.Problems, More: res.More}
+}
+
+// verify checks snapshot n against its manifest, streamed: its memory
+// does not grow with the number of records (snapshot.VerifyStream).
+func (v *verifier) verify(n uint64) (snapshot.Verification, error) {
+	ms, err := v.r.OpenManifest(n)
 	if err != nil {
-		return nil, err
+		return snapshot.Verification{}, err
 	}
-	return verifySnapshot(v.e.c.Context, v.r, m, v.workers)
-}
-
-func verifySnapshot(ctx context.Context, r *export.Root, m *manifest.Manifest, workers int) ([]snapshot.Problem, error) {
-	if workers == 0 {
-		workers = snapshot.Workers()
+	defer ms.Close()
+	res, err := snapshot.VerifyStream(v.e.c.Context, v.r.FS, v.r.SnapshotDir(n), ms, snapshot.VerifyOptions{Workers: v.workers})
+	if err == nil {
+		err = ms.Finish()
 	}
-	return snapshot.Verify(ctx, r.FS, r.SnapshotDir(m.Snapshot), m, workers)
+	return res, err
 }
 
 // printRepair tells on stderr what a repair of snapshot n did.
@@ -222,6 +227,9 @@ func reportAll(e *env, reps []snapshotReport, all bool) error {
 			for _, p := range rep.Problems {
 				fmt.Fprintln(e.out, snapshotPrefix(rep.Snapshot, all)+p.String())
 			}
+			if rep.More > 0 {
+				fmt.Fprintf(e.out, "%s... and %d more\n", snapshotPrefix(rep.Snapshot, all), rep.More)
+			}
 			if rep.OK {
 				fmt.Fprintf(e.out, "snapshot %d OK\n", rep.Snapshot)
 			}
@@ -232,7 +240,7 @@ func reportAll(e *env, reps []snapshotReport, all bool) error {
 	}
 	for _, rep := range reps {
 		if !rep.OK {
-			fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %s from the manifest\n", e.c.App.Name, rep.Snapshot, count(len(rep.Problems), "path differs", "paths differ"))
+			fmt.Fprintf(e.c.App.ErrWriter, "%s: snapshot %d: %s from the manifest\n", e.c.App.Name, rep.Snapshot, count(len(rep.Problems)+rep.More, "path differs", "paths differ"))
 		}
 	}
 	if bad {

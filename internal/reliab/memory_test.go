@@ -64,14 +64,22 @@ func vmHWM(status []byte) int64 {
 // TestMemoryManyDirs runs mirror-sync over a manifest of many directory
 // records (testutil.ManyDirsUpstream: 20k, or 2M with SEQMIRROR_LONG) on
 // every path: a first copy and an incremental sync, over the local and the
-// rsync transport. Each run's peak RSS, its own and its rsync children's,
-// must stay under maxRSS. SEQMIRROR_MEM_MIRROR_SYNC names another
-// mirror-sync binary to measure (e.g. an older build, for
-// docs/performance.md); SEQMIRROR_MEM_DIR a directory to work in (the long
-// run makes up to 4M directories, more inodes than a tmpfs of a few GB has,
-// so by default it works on the disk below $TMPDIR).
+// rsync transport, then `mirror-sync verify` and `publish verify` of the
+// local mirror. Each run's peak RSS, its own and its rsync children's,
+// must stay under maxRSS. SEQMIRROR_MEM_MIRROR_SYNC and
+// SEQMIRROR_MEM_PUBLISH name other binaries to measure (e.g. an older
+// build, for docs/performance.md); SEQMIRROR_MEM_DIRS another number of
+// records; SEQMIRROR_MEM_DIR a directory to work in (the long run makes up
+// to 4M directories, more inodes than a tmpfs of a few GB has, so by
+// default it works on the disk below $TMPDIR).
 func TestMemoryManyDirs(t *testing.T) {
 	dirs := pick(20_000, 2_000_000)
+	if d := os.Getenv("SEQMIRROR_MEM_DIRS"); d != "" {
+		var err error
+		if dirs, err = strconv.Atoi(d); err != nil {
+			t.Fatalf("SEQMIRROR_MEM_DIRS: %v", err)
+		}
+	}
 	base := testutil.FastDir(t)
 	if long() {
 		base = t.TempDir()
@@ -107,10 +115,7 @@ func TestMemoryManyDirs(t *testing.T) {
 			}
 		}
 		if tr.name == "local" {
-			// Not bounded yet (it holds the manifest and the tree's listing):
-			// measured for docs/performance.md.
-			own, _, took := runRSS(t, mirrorSync, "verify", "--root", mir)
-			t.Logf("mirror-sync verify, %d directory records: peak RSS %.0f MiB, %.1f s", dirs, float64(own)/(1<<20), took.Seconds())
+			over = append(over, verifyRSS(t, mir, dirs)...)
 		}
 		testutil.MakeWritable(mir)
 		os.RemoveAll(mir)
@@ -118,4 +123,23 @@ func TestMemoryManyDirs(t *testing.T) {
 	if len(over) > 0 {
 		t.Fatalf("peak RSS over %d MiB: %v", maxRSS>>20, over)
 	}
+}
+
+// verifyRSS runs `mirror-sync verify` and `publish verify` of the mirror
+// root mir (its served snapshot of dirs directory records) and returns
+// those whose peak RSS is over maxRSS.
+func verifyRSS(tb testing.TB, mir string, dirs int) (over []string) {
+	tb.Helper()
+	for _, v := range []struct{ name, env string }{{"mirror-sync", "SEQMIRROR_MEM_MIRROR_SYNC"}, {"publish", "SEQMIRROR_MEM_PUBLISH"}} {
+		path := bin(v.name)
+		if b := os.Getenv(v.env); b != "" {
+			path = b
+		}
+		own, _, took := runRSS(tb, path, "verify", "--root", mir)
+		tb.Logf("%s verify, %d directory records: peak RSS %.0f MiB, %.1f s", v.name, dirs, float64(own)/(1<<20), took.Seconds())
+		if own > maxRSS {
+			over = append(over, fmt.Sprintf("%s verify: %d MiB", v.name, own>>20))
+		}
+	}
+	return over
 }
