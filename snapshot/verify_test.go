@@ -203,8 +203,9 @@ func TestVerifyManyDirsMemoryBounded(t *testing.T) {
 			t.Fatalf("%s: %d problems, %v", name, n, err)
 		}
 		t.Logf("%s: heap grew by %.1f MiB", name, float64(grew)/(1<<20))
-		// Holding the tree's listing costs ~15 MiB here.
-		if limit := uint64(4 << 20); grew > limit {
+		// Holding the tree's listing (or the decoded manifest) costs 22-29
+		// MiB here; streaming 0.5-1.6 MiB, up to ~4.5 under -race.
+		if limit := uint64(8 << 20); grew > limit {
 			t.Fatalf("%s: heap grew by %d bytes verifying %d directories (limit %d)", name, grew, manyDirs, limit)
 		}
 	}
