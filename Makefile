@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test test-short vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd test-race install
+.PHONY: bench-rsyncd test-race install mem
 
 all: build
 
@@ -78,6 +78,13 @@ soak: deps
 
 crash: deps
 	$(RELIAB) -run 'TestCrash'
+
+# Peak RSS of mirror-sync (every path) and of verify over a manifest of 2M
+# directory records, bounded at 100 MiB (~45 minutes; on disk, since the
+# test needs more inodes than /dev/shm has). SEQMIRROR_MEM_DIRS=N for
+# another count.
+mem: deps
+	$(RELIAB) -run 'TestMemoryManyDirs'
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
