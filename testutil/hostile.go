@@ -69,24 +69,35 @@ func Plant(tb testing.TB, p, kind string) {
 	if err := os.RemoveAll(p); err != nil {
 		tb.Fatal(err)
 	}
+	plant(tb, p, kind)
+}
+
+// plant makes the special file of kind at p, which must not exist: "fifo",
+// "chardev" (1,3: /dev/null), "zerodev" (1,5: /dev/zero, reads without
+// end), "blockdev" or "symlink". A device needs root: without it the test
+// is skipped.
+func plant(tb testing.TB, p, kind string) {
+	tb.Helper()
 	var err error
 	switch kind {
 	case "fifo":
 		err = unix.Mkfifo(p, 0o644)
 	case "chardev":
 		err = unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))
+	case "zerodev":
+		err = unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5)))
 	case "blockdev":
 		err = unix.Mknod(p, unix.S_IFBLK|0o666, int(unix.Mkdev(7, 0)))
 	case "symlink":
 		err = os.Symlink("/etc/passwd", p)
 	default:
-		tb.Fatalf("Plant: unknown kind %q", kind)
+		tb.Fatalf("plant: unknown kind %q", kind)
 	}
 	if errors.Is(err, syscall.EPERM) {
 		tb.Skipf("making a %s needs root (CAP_MKNOD): %v", kind, err)
 	}
 	if err != nil {
-		tb.Fatalf("Plant %s %s: %v", kind, p, err)
+		tb.Fatalf("plant %s %s: %v", kind, p, err)
 	}
 }
 

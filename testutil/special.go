@@ -3,8 +3,6 @@ package testutil
 import (
 	"os"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // Fifo replaces path by a named pipe: a file that blocks a reader opening
@@ -12,9 +10,7 @@ import (
 func Fifo(tb testing.TB, path string) {
 	tb.Helper()
 	os.Remove(path)
-	if err := unix.Mkfifo(path, 0o644); err != nil {
-		tb.Fatalf("mkfifo %s: %v", path, err)
-	}
+	plant(tb, path, "fifo")
 }
 
 // ZeroDevice replaces path by a character device node like /dev/zero (1,5):
@@ -23,11 +19,5 @@ func Fifo(tb testing.TB, path string) {
 func ZeroDevice(tb testing.TB, path string) {
 	tb.Helper()
 	os.Remove(path)
-	err := unix.Mknod(path, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5)))
-	if err == unix.EPERM && os.Geteuid() != 0 {
-		tb.Skipf("mknod %s: %v: a device node needs root", path, err)
-	}
-	if err != nil {
-		tb.Fatalf("mknod %s: %v", path, err)
-	}
+	plant(tb, path, "zerodev")
 }
