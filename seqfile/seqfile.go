@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 )
 
 // ErrCorrupt is wrapped by every error for a seq file whose content is not

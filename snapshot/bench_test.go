@@ -2,39 +2,13 @@ package snapshot
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
-
-// BenchmarkWalk10k lists a 10k-file tree (warm cache): the parallel Walk and
-// the sequential walk it replaced.
-func BenchmarkWalk10k(b *testing.B) {
-	dir := b.TempDir()
-	testutil.GenTree(b, dir, 10000, 1)
-	f := fsys.OS()
-	ctx := context.Background()
-	b.Run("parallel", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := Walk(ctx, f, dir, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("sequential", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := walkRef(ctx, f, dir, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
 
 // BenchmarkConfirm10k lists a 10k-file tree and confirms the listing, the
 // two ways publish can: through the inotify watch set up while listing
@@ -48,7 +22,7 @@ func BenchmarkConfirm10k(b *testing.B) {
 		for b.Loop() {
 			w := newChangeWatch()
 			var entries []manifest.Entry
-			err := walk(ctx, f, dir, nil, w, nil, func(e *manifest.Entry) { entries = append(entries, *e) })
+			err := tree.WalkWith(ctx, f, dir, tree.WalkOptions{Watch: w}, func(e *manifest.Entry) { entries = append(entries, *e) })
 			if err == nil {
 				err = w.check(f, dir)
 			}
@@ -60,7 +34,7 @@ func BenchmarkConfirm10k(b *testing.B) {
 	})
 	b.Run("second-walk", func(b *testing.B) {
 		for b.Loop() {
-			entries, err := Walk(ctx, f, dir, nil)
+			entries, err := tree.Walk(ctx, f, dir, nil)
 			if err == nil {
 				err = confirmListing(ctx, f, dir, nil, entries)
 			}
@@ -69,51 +43,4 @@ func BenchmarkConfirm10k(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkCopyFile copies (and hashes) one file per iteration.
-func BenchmarkCopyFile(b *testing.B) {
-	for _, size := range []int{16 << 10, 1 << 20, 16 << 20} {
-		b.Run(fmt.Sprintf("size=%dk", size>>10), func(b *testing.B) {
-			dir := b.TempDir()
-			src := filepath.Join(dir, "src")
-			data := make([]byte, size)
-			rand.Read(data)
-			if err := os.WriteFile(src, data, 0o644); err != nil {
-				b.Fatal(err)
-			}
-			f := fsys.OS()
-			b.SetBytes(int64(size))
-			i := 0
-			for b.Loop() {
-				dst := filepath.Join(dir, fmt.Sprint("dst", i%64))
-				os.Remove(dst)
-				if _, _, err := CopyFile(f, src, f, dst, -1); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-	}
-}
-
-// BenchmarkHashFile hashes one file per iteration from the page cache.
-func BenchmarkHashFile(b *testing.B) {
-	for _, size := range []int{16 << 10, 16 << 20} {
-		b.Run(fmt.Sprintf("size=%dk", size>>10), func(b *testing.B) {
-			p := filepath.Join(b.TempDir(), "f")
-			data := make([]byte, size)
-			rand.Read(data)
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				b.Fatal(err)
-			}
-			f := fsys.OS()
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				if _, _, err := HashFile(f, p); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }

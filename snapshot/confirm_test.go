@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
@@ -109,7 +110,7 @@ func TestPublishSourceChangesAfterListing(t *testing.T) {
 					t.Fatalf("Publish = %+v, want snapshot 2", res)
 				}
 				requireSameTree(t, src, r.SnapshotDir(2), nil)
-				if probs, err := snapshot.Verify(context.Background(), r.FS, r.SnapshotDir(2), readManifest(t, r, 2), 2); err != nil || len(probs) != 0 {
+				if probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(2), readManifest(t, r, 2), 2); err != nil || len(probs) != 0 {
 					t.Fatalf("Verify = %v, %v", probs, err)
 				}
 			})

@@ -1,4 +1,5 @@
-// Package snapshot builds and checks snapshot trees, and implements publish.
+// Package snapshot is the publisher: it makes a snapshot of a source tree
+// in an export root and serves it (publish), and repairs a damaged one.
 //
 // A snapshot is built in ROOT/.work/N and becomes visible only when the whole
 // tree is on disk: [Publish] (and package mirror) flush the filesystem, write
@@ -24,19 +25,6 @@
 // Copies hash while they copy (one pass over the data), and every file that
 // came from anywhere but a verified local snapshot is checked against its
 // manifest hash before the flip.
-//
-// [VerifyStream] (and [Verify], over a manifest in memory) checks a tree
-// against its manifest in memory bounded independently of the number of
-// records: it merges the manifest, read once as a stream in canonical
-// order, with the tree read lazily (a stack of the sorted listings of the
-// directories above the current path: O(depth x widest directory)),
-// hashes regular files in a bounded pool, and keeps the first
-// [DefaultMaxProblems] differences of the sorted whole, counting the rest
-// (Verification.More), so a tree that has nothing to do with its manifest
-// costs no more. The differences, and their wording, are those of a
-// complete listing compared record by record: "not in manifest" for each
-// entry below a directory the manifest does not name, "missing" for each
-// record below one the tree lacks.
 //
 // Snapshot trees are immutable once renamed into place; nothing here writes
 // into snapshots/N, with one exception: [Repair] replaces a damaged file of

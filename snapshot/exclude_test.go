@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -92,7 +93,7 @@ func TestPublishExclude(t *testing.T) {
 	testutil.WriteTree(t, src, map[string]string{"keep.txt": "k", "releases/big.iso": "x", "a/releases": "a file", "a/core": "c", "tmp/x": "t"})
 	must(t, syscall.Mkfifo(filepath.Join(src, "a", "fifo"), 0o644))
 	r := newRoot(t)
-	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, snapshot.ErrUnsupportedType) {
+	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, tree.ErrUnsupportedType) {
 		t.Fatalf("publish with a fifo = %v, want ErrUnsupportedType", err)
 	}
 	x, err := snapshot.ParseExcludes([]string{"fifo", "releases/", "/tmp", "core"})

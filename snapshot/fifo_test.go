@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -33,11 +34,11 @@ func TestCopyAndHashRefuseSpecialFiles(t *testing.T) {
 			tc.plant(p)
 			done := make(chan error, 2)
 			go func() {
-				_, _, err := snapshot.CopyFile(fsys.OS(), p, fsys.OS(), filepath.Join(dir, tc.name+".copy"), -1)
+				_, _, err := tree.CopyFile(fsys.OS(), p, fsys.OS(), filepath.Join(dir, tc.name+".copy"), -1)
 				done <- err
 			}()
 			go func() {
-				_, _, err := snapshot.HashFile(fsys.OS(), p)
+				_, _, err := tree.HashFile(fsys.OS(), p)
 				done <- err
 			}()
 			for i := 0; i < 2; i++ {
@@ -74,15 +75,15 @@ func TestVerifyFifoInSnapshot(t *testing.T) {
 	}
 	testutil.Fifo(t, filepath.Join(dir, "d", "b"))
 	done := make(chan error, 1)
-	var probs []snapshot.Problem
+	var probs []tree.Problem
 	go func() {
 		var err error
-		probs, err = snapshot.Verify(context.Background(), fsys.OS(), dir, m, 2)
+		probs, err = tree.Verify(context.Background(), fsys.OS(), dir, m, 2)
 		done <- err
 	}()
 	select {
 	case err := <-done:
-		if err != nil && !errors.Is(err, snapshot.ErrUnsupportedType) {
+		if err != nil && !errors.Is(err, tree.ErrUnsupportedType) {
 			t.Fatal(err)
 		}
 		if err == nil && len(probs) == 0 {

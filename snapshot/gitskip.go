@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 )
 
 // gitTransient recognises the files git keeps only while it works, inside

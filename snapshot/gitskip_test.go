@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 

@@ -2,11 +2,11 @@ package snapshot
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
@@ -109,14 +109,14 @@ func sameButHash(want, have *manifest.Entry) bool {
 // entry for which same(entry, record of the same path) holds, the index and
 // the record's hash. Memory grows with the pairs, not with the manifest.
 // Publish pairs by sameButHash; a mirror, which knows the hash, pairs by
-// manifest.Entry.SameContent with the same Pairer, over chunks.
+// manifest.Entry.SameContent with the same tree.Pairer, over chunks.
 func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int, same func(want, have *manifest.Entry) bool) (map[int]uint64, error) {
 	ms, err := root.OpenManifest(m)
 	if err != nil {
 		return nil, err
 	}
 	defer ms.Close()
-	p := NewPairer(ms, same)
+	p := tree.NewPairer(ms, same)
 	found, err := p.Pair(entries, todo)
 	if err == nil {
 		err = p.Drain()
@@ -130,76 +130,6 @@ func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int,
 	return found, nil
 }
 
-// Pairer merge-joins a manifest stream (canonical order) against
-// successive batches of entries, each in canonical order and after the
-// batch before, so that the stream is read once in all, whatever the
-// number of batches. It holds one record of the stream.
-type Pairer struct {
-	it   manifest.Iterator
-	same func(want, have *manifest.Entry) bool
-	head manifest.Entry
-	has  bool // head is a record not yet passed
-	eof  bool
-}
-
-// NewPairer pairs entries with the records of it by same.
-func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool) *Pairer {
-	return &Pairer{it: it, same: same}
-}
-
-// Pair returns the index of each entry at the indexes todo for which the
-// stream has a record of the same path and same(entry, record) holds, with
-// the record's hash.
-func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, error) {
-	found := map[int]uint64{}
-	for _, i := range todo {
-		e := &entries[i]
-		for {
-			if !p.has {
-				if err := p.next(); err != nil || p.eof {
-					return found, err
-				}
-			}
-			c := manifest.Compare(p.head.Path, e.Path)
-			if c < 0 {
-				p.has = false
-				continue
-			}
-			if c == 0 && p.same(e, &p.head) {
-				found[i] = p.head.Hash
-			}
-			break
-		}
-	}
-	return found, nil
-}
-
-// Drain reads the rest of the stream (so that it is checked whole).
-func (p *Pairer) Drain() error {
-	for !p.eof {
-		if err := p.next(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *Pairer) next() error {
-	if p.eof {
-		return nil
-	}
-	r, err := p.it.Next()
-	if err == io.EOF {
-		p.eof, p.has = true, false
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	p.head, p.has = r, true
-	return nil
-}
-
 // forceLinkable is a forced republish's check before it links old, a file
 // of a retained snapshot, for the source file src, listed as e with the
 // hash of old's record: the source must still have that content, and old
@@ -207,7 +137,7 @@ func (p *Pairer) next() error {
 // damaged in place (same size and mtime) is thus copied afresh from the
 // source rather than carried into the new snapshot.
 func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
-	h, _, err := HashFile(f, src)
+	h, _, err := tree.HashFile(f, src)
 	if err != nil {
 		return false, fmt.Errorf("hash %s: %w", src, err)
 	}
@@ -218,6 +148,6 @@ func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != e.Mode || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
 		return false, nil
 	}
-	h, size, err := HashFile(f, old)
+	h, size, err := tree.HashFile(f, old)
 	return err == nil && size == e.Size && h == e.Hash, nil
 }

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -64,7 +64,7 @@ func TestPairerBatches(t *testing.T) {
 		return manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644, Size: 1, Hash: h}
 	}
 	stream := []manifest.Entry{rec("a", 1), rec("b", 2), rec("b/x", 3), rec("c", 4), rec("e", 5)}
-	p := snapshot.NewPairer(&manifest.SliceIterator{Entries: stream}, func(w, h *manifest.Entry) bool { return w.SameContent(*h) })
+	p := tree.NewPairer(&manifest.SliceIterator{Entries: stream}, func(w, h *manifest.Entry) bool { return w.SameContent(*h) })
 	tests := []struct {
 		name  string
 		batch []manifest.Entry

@@ -13,8 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -45,7 +46,7 @@ type PublishOptions struct {
 	MinAge  time.Duration // never prune a snapshot superseded less than this ago
 	Retries int           // attempts after the first when the source moves (0: default 3; negative: none)
 	Backoff time.Duration // wait before the first retry, doubled each time (default 1s)
-	Workers int           // parallel copy/hash/link workers (default Workers())
+	Workers int           // parallel copy/hash/link workers (default tree.Workers())
 	// MaxDelete refuses (ErrTooManyDeletes) a snapshot that leaves out more
 	// than this share of the served snapshot's files (0..1; 0: the default
 	// 0.5; 1: no limit). Force lifts it.
@@ -85,7 +86,7 @@ func (o *PublishOptions) defaults() {
 		o.Backoff = time.Second
 	}
 	if o.Workers == 0 {
-		o.Workers = Workers()
+		o.Workers = tree.Workers()
 	}
 	if o.MaxDelete == 0 {
 		o.MaxDelete = 0.5
@@ -347,13 +348,13 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	watch.leaveOut(source, skip)
 	var entries []manifest.Entry
 	var linkable []bool
-	err = walk(ctx, f, source, skip, watch, func(n int) {
+	err = tree.WalkWith(ctx, f, source, tree.WalkOptions{Skip: skip, Watch: watch, Size: func(n int) {
 		entries, linkable = make([]manifest.Entry, 0, n), make([]bool, 0, n)
-	}, func(e *manifest.Entry) {
+	}}, func(e *manifest.Entry) {
 		entries = append(entries, *e)
 		linkable = append(linkable, pr.pair(&entries[len(entries)-1]))
 	})
-	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errSourceMissing) {
+	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, tree.ErrNoTree) {
 		return res, &errChanged{err.Error()} // something vanished mid-walk
 	}
 	if err != nil {
@@ -475,7 +476,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			// Link failed (e.g. too many links): fall back to a copy.
 		}
 	copyIt:
-		h, sz, err := CopyFile(f, src, f, dst, -1)
+		h, sz, err := tree.CopyFile(f, src, f, dst, -1)
 		if err != nil {
 			return err
 		}
@@ -489,7 +490,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		e.Hash = h
 		copied.Add(1)
 		bytes.Add(sz)
-		return SetMeta(f, dst, *e)
+		return tree.SetMeta(f, dst, *e)
 	}
 	var dirs []manifest.Entry
 	for _, e := range entries {
@@ -497,7 +498,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 			dirs = append(dirs, e)
 		}
 	}
-	if err := MakeDirs(actx, f, work, dirs, opt.Workers); err != nil {
+	if err := tree.MakeDirs(actx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
 	phase("mkdirs")
@@ -508,7 +509,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 	// directory's files, so workers work in different directories
 	// (creations in one directory serialise on its lock) and a job costs one
 	// channel send per batch.
-	pool := NewPool(actx, opt.Workers)
+	pool := tree.NewPool(actx, opt.Workers)
 	var batch []int
 	batchDir := ""
 	flush := func() error {
@@ -578,7 +579,7 @@ func publishOnce(ctx context.Context, root *export.Root, source string, cur uint
 		return res, err
 	}
 	phase("files")
-	if err := FinishDirsParallel(actx, f, work, dirs, opt.Workers); err != nil {
+	if err := tree.FinishDirsParallel(actx, f, work, dirs, opt.Workers); err != nil {
 		return res, err
 	}
 	phase("finish dirs")
@@ -655,7 +656,7 @@ func Stopped(ctx context.Context) error {
 // if it differs from entries in anything the snapshot records.
 func confirmListing(ctx context.Context, f fsys.FS, source string, skip func(string) bool, entries []manifest.Entry) error {
 	again, changed := 0, ""
-	err := WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
+	err := tree.WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
 		if again < len(entries) && changed == "" {
 			e := &entries[again]
 			if a.Path != e.Path || a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size ||

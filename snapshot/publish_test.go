@@ -18,8 +18,9 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -82,7 +83,7 @@ func publish(tb testing.TB, r *export.Root, src string, opt snapshot.PublishOpti
 
 func walk(tb testing.TB, dir string) []manifest.Entry {
 	tb.Helper()
-	es, err := snapshot.Walk(context.Background(), fsys.OS(), dir, nil)
+	es, err := tree.Walk(context.Background(), fsys.OS(), dir, nil)
 	if err != nil {
 		tb.Fatalf("Walk %s: %v", dir, err)
 	}
@@ -188,7 +189,7 @@ func TestPublishFirst(t *testing.T) {
 	if res.Copied != files || res.Linked != 0 {
 		t.Fatalf("copied %d linked %d, want %d and 0", res.Copied, res.Linked, files)
 	}
-	probs, err := snapshot.Verify(context.Background(), r.FS, snap, m, 2)
+	probs, err := tree.Verify(context.Background(), r.FS, snap, m, 2)
 	if err != nil || len(probs) != 0 {
 		t.Fatalf("Verify = %v, %v", probs, err)
 	}
@@ -258,7 +259,7 @@ func TestPublishOneChange(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(r.SnapshotDir(1), changed)); string(b) != "deep" {
 		t.Fatalf("snapshot 1 changed: %q", b)
 	}
-	if probs, err := snapshot.Verify(context.Background(), r.FS, r.SnapshotDir(1), readManifest(t, r, 1), 2); err != nil || len(probs) != 0 {
+	if probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(1), readManifest(t, r, 1), 2); err != nil || len(probs) != 0 {
 		t.Fatalf("Verify snapshot 1 = %v, %v", probs, err)
 	}
 }
@@ -371,7 +372,7 @@ func TestPublishUnsupportedType(t *testing.T) {
 				before := counters(t, r)
 				tt.make(t, filepath.Join(src, "d", "special"))
 				_, err := snapshot.Publish(context.Background(), r, src, fastOpts())
-				if !errors.Is(err, snapshot.ErrUnsupportedType) {
+				if !errors.Is(err, tree.ErrUnsupportedType) {
 					t.Fatalf("Publish = %v, want ErrUnsupportedType", err)
 				}
 				if !strings.Contains(err.Error(), "special") {
@@ -553,12 +554,12 @@ func TestVerify(t *testing.T) {
 			snap := r.SnapshotDir(1)
 			m := readManifest(t, r, 1)
 			tt.tamper(t, snap)
-			probs, err := snapshot.Verify(context.Background(), r.FS, snap, m, 2)
+			probs, err := tree.Verify(context.Background(), r.FS, snap, m, 2)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
 			re := regexp.MustCompile(tt.reason)
-			found := slices.ContainsFunc(probs, func(p snapshot.Problem) bool { return p.Path == tt.path && re.MatchString(p.Reason) })
+			found := slices.ContainsFunc(probs, func(p tree.Problem) bool { return p.Path == tt.path && re.MatchString(p.Reason) })
 			if !found || (tt.exact && len(probs) != 1) {
 				t.Fatalf("Verify problems = %v; want %s: /%s/ (only: %v)", probs, tt.path, tt.reason, tt.exact)
 			}
@@ -575,7 +576,7 @@ func TestVerifySorted(t *testing.T) {
 	for _, p := range []string{"zz", "a-b", "dir/x", "dir-x", "0"} {
 		must(t, os.WriteFile(filepath.Join(snap, p), nil, 0o644))
 	}
-	probs, err := snapshot.Verify(context.Background(), r.FS, snap, readManifest(t, r, 1), 2)
+	probs, err := tree.Verify(context.Background(), r.FS, snap, readManifest(t, r, 1), 2)
 	must(t, err)
 	var got []string
 	for _, p := range probs {

@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
@@ -51,7 +52,7 @@ type damage struct {
 	repair bool
 }
 
-// Repair replaces the damaged regular files of snapshot n, probs as Verify
+// Repair replaces the damaged regular files of snapshot n, probs as tree.Verify
 // reported them, by good copies from src; and in every other retained
 // snapshot, the same path where it holds the same damaged file (the same
 // inode, as hard links share it, or the same bad content). Call it only
@@ -71,7 +72,7 @@ type damage struct {
 //
 // Repair reads the records of probs' paths from the manifest (a streaming
 // pass); RepairVerified takes them from the verification instead.
-func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, src RepairSource) (RepairResult, error) {
+func Repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Problem, src RepairSource) (RepairResult, error) {
 	want := map[string]bool{}
 	for _, p := range probs {
 		want[p.Path] = true
@@ -88,13 +89,13 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, s
 // records of the damaged paths are those v kept, so the manifest is not
 // read again. Differences v did not list (More) are left for the next
 // verification.
-func RepairVerified(ctx context.Context, root *export.Root, n uint64, v Verification, src RepairSource) (RepairResult, error) {
-	return repair(ctx, root, n, v.Problems, v.records, src)
+func RepairVerified(ctx context.Context, root *export.Root, n uint64, v tree.Verification, src RepairSource) (RepairResult, error) {
+	return repair(ctx, root, n, v.Problems, v.Records(), src)
 }
 
 // repair is Repair with the records recs of probs' paths (those that
 // have one).
-func repair(ctx context.Context, root *export.Root, n uint64, probs []Problem, recs map[string]manifest.Entry, src RepairSource) (RepairResult, error) {
+func repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, src RepairSource) (RepairResult, error) {
 	var res RepairResult
 	var dirs []manifest.Entry
 	dmg := damaged(root, n, probs, recs, &dirs, &res)
@@ -150,12 +151,12 @@ func isRealDir(root *export.Root, n uint64, rel string) bool {
 // damaged looks up the records of probs in recs (snapshot n's) and notes
 // what is on disk at each file, adding directories whose mode differs to
 // dirs and what cannot be repaired to res.
-func damaged(root *export.Root, n uint64, probs []Problem, recs map[string]manifest.Entry, dirs *[]manifest.Entry, res *RepairResult) []*damage {
+func damaged(root *export.Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, dirs *[]manifest.Entry, res *RepairResult) []*damage {
 	var dmg []*damage
 	for _, p := range probs {
 		rec, ok := recs[p.Path]
 		if ok && rec.Type == manifest.Dir && isRealDir(root, n, rec.Path) {
-			*dirs = append(*dirs, rec) // Verify checks a directory's type, then its mode
+			*dirs = append(*dirs, rec) // tree.Verify checks a directory's type, then its mode
 			continue
 		}
 		if !ok || rec.Type != manifest.File {
@@ -165,7 +166,7 @@ func damaged(root *export.Root, n uint64, probs []Problem, recs map[string]manif
 		d := &damage{rec: rec}
 		full := filepath.Join(root.SnapshotDir(n), filepath.FromSlash(rec.Path))
 		if fi, err := fsys.Lstat(root.FS, full); err == nil && fi.Mode().IsRegular() {
-			if h, _, err := HashFile(root.FS, full); err == nil {
+			if h, _, err := tree.HashFile(root.FS, full); err == nil {
 				d.fi, d.bad = fi, h
 			}
 		}
@@ -215,7 +216,7 @@ func stage(ctx context.Context, f fsys.FS, tmp string, n uint64, dmg []*damage, 
 	}
 	for _, d := range dmg {
 		staged := filepath.Join(tmp, filepath.FromSlash(d.rec.Path))
-		if err := SetMeta(f, staged, d.rec); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := tree.SetMeta(f, staged, d.rec); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -232,7 +233,7 @@ func checkStaged(f fsys.FS, staged string, rec manifest.Entry) string {
 	if err != nil || !fi.Mode().IsRegular() {
 		return "no copy with the recorded content to repair it from"
 	}
-	h, size, err := HashFile(f, staged)
+	h, size, err := tree.HashFile(f, staged)
 	if err != nil {
 		return fmt.Sprintf("reading the good copy: %v", err)
 	}
@@ -376,7 +377,7 @@ func holdsDamage(f fsys.FS, full string, d *damage) bool {
 	if fi.Size() != d.fi.Size() {
 		return false
 	}
-	h, _, err := HashFile(f, full)
+	h, _, err := tree.HashFile(f, full)
 	return err == nil && h == d.bad && h != d.rec.Hash
 }
 
@@ -401,8 +402,8 @@ func FromSource(f fsys.FS, source string) RepairSource {
 				continue // nothing to repair from; Repair reports it
 			}
 			dst := filepath.Join(dir, filepath.FromSlash(e.Path))
-			if _, _, err := CopyFile(f, src, f, dst, e.Size); err != nil {
-				if errors.Is(err, ErrHashMismatch) {
+			if _, _, err := tree.CopyFile(f, src, f, dst, e.Size); err != nil {
+				if errors.Is(err, tree.ErrHashMismatch) {
 					_ = f.Remove(dst) // longer than recorded: not the content
 					continue
 				}

@@ -9,17 +9,18 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
 )
 
 // verifySnap verifies snapshot n of r.
-func verifySnap(tb testing.TB, r *export.Root, n uint64) []snapshot.Problem {
+func verifySnap(tb testing.TB, r *export.Root, n uint64) []tree.Problem {
 	tb.Helper()
-	probs, err := snapshot.Verify(context.Background(), r.FS, r.SnapshotDir(n), readManifest(tb, r, n), 2)
+	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), readManifest(tb, r, n), 2)
 	must(tb, err)
 	return probs
 }

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/fsys"
-	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
 )
@@ -51,7 +51,7 @@ func TestPublishDropsSpecialBits(t *testing.T) {
 			t.Errorf("published %s has mode %v, want %v", e.Path, got, w)
 		}
 	}
-	probs, err := snapshot.Verify(context.Background(), fsys.OS(), r.SnapshotDir(res.Snapshot), m, 2)
+	probs, err := tree.Verify(context.Background(), fsys.OS(), r.SnapshotDir(res.Snapshot), m, 2)
 	if err != nil || len(probs) > 0 {
 		t.Fatalf("verify: %v %v", probs, err)
 	}
@@ -88,7 +88,7 @@ func TestVerifyReportsSpecialBits(t *testing.T) {
 				os.Chmod(filepath.Dir(p), 0o755)
 				must(t, os.Chmod(p, tt.mode))
 				t.Cleanup(func() { os.Chmod(p, fi.Mode()&fs.ModePerm) })
-				probs, err := snapshot.Verify(context.Background(), f.fs, snap, m, 2)
+				probs, err := tree.Verify(context.Background(), f.fs, snap, m, 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -108,7 +108,7 @@ func TestVerifyReportsSpecialBits(t *testing.T) {
 func TestWalkKeepsPermissionBitsOnly(t *testing.T) {
 	src := specialTree(t)
 	for _, f := range []fsys.FS{fsys.OS(), faultfs.New(fsys.OS())} {
-		es, err := snapshot.Walk(context.Background(), f, src, nil)
+		es, err := tree.Walk(context.Background(), f, src, nil)
 		must(t, err)
 		for _, e := range es {
 			if e.Mode&^fs.ModePerm != 0 {

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
@@ -31,7 +32,7 @@ func TestPoolStoppedReportsCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			pool := snapshot.NewPool(ctx, 1)
+			pool := tree.NewPool(ctx, 1)
 			started, release := make(chan struct{}), make(chan struct{})
 			var ran atomic.Int64
 			must(t, pool.Go(func(context.Context) error {
@@ -57,7 +58,7 @@ func TestPoolStoppedReportsCancel(t *testing.T) {
 // TestPoolCompleteAfterCancel: a cancel after every job ran is no failure.
 func TestPoolCompleteAfterCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	pool := snapshot.NewPool(ctx, 2)
+	pool := tree.NewPool(ctx, 2)
 	var done sync.WaitGroup
 	for i := 0; i < 5; i++ {
 		done.Add(1)

@@ -8,7 +8,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -80,7 +81,7 @@ func newChangeWatch() *changeWatch {
 	return &changeWatch{fd: fd, dirs: map[int]string{}, maxLinked: 4096}
 }
 
-func (w *changeWatch) fail(err error) {
+func (w *changeWatch) Fail(err error) {
 	w.mu.Lock()
 	if w.failed == nil {
 		w.failed, w.linked = err, nil
@@ -99,17 +100,17 @@ func (w *changeWatch) why() error {
 
 // addDir watches the directory open as dirfd (full is its path, for
 // messages). Call it before reading the directory.
-func (w *changeWatch) addDir(dirfd int, full string) {
+func (w *changeWatch) AddDir(dirfd int, full string) {
 	if !w.ok() {
 		return
 	}
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(dirfd, &st); err != nil {
-		w.fail(fmt.Errorf("statfs %s: %w", full, err))
+		w.Fail(fmt.Errorf("statfs %s: %w", full, err))
 		return
 	}
 	if _, ok := localFS[int64(st.Type)]; !ok {
-		w.fail(fmt.Errorf("%s is on a filesystem (type %#x) whose changes may not raise inotify events", full, st.Type))
+		w.Fail(fmt.Errorf("%s is on a filesystem (type %#x) whose changes may not raise inotify events", full, st.Type))
 		return
 	}
 	// Through /proc, the watch lands on exactly the directory that is
@@ -119,7 +120,7 @@ func (w *changeWatch) addDir(dirfd int, full string) {
 		if errors.Is(err, unix.ENOSPC) {
 			err = fmt.Errorf("%w (the inotify watch limit, sysctl fs.inotify.max_user_watches, is too low for this tree)", err)
 		}
-		w.fail(fmt.Errorf("watch %s: %w", full, err))
+		w.Fail(fmt.Errorf("watch %s: %w", full, err))
 		return
 	}
 	w.mu.Lock()
@@ -128,7 +129,7 @@ func (w *changeWatch) addDir(dirfd int, full string) {
 }
 
 // noteFile records a regular file listed with nlink links.
-func (w *changeWatch) noteFile(e *manifest.Entry, nlink uint64) {
+func (w *changeWatch) NoteFile(e *manifest.Entry, nlink uint64) {
 	if nlink <= 1 {
 		return
 	}
@@ -233,7 +234,7 @@ func (w *changeWatch) check(f fsys.FS, dir string) error {
 		fi, err := fsys.Lstat(f, full)
 		var a manifest.Entry
 		if err == nil {
-			a, err = EntryFromInfo(f, full, e.Path, fi)
+			a, err = tree.EntryFromInfo(f, full, e.Path, fi)
 		}
 		if err != nil {
 			return &errChanged{fmt.Sprintf("%s: %v", e.Path, err)}

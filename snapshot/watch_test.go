@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 	"golang.org/x/sys/unix"
@@ -21,7 +22,7 @@ func watchTree(tb testing.TB, dir string) (*changeWatch, []manifest.Entry) {
 	w := newChangeWatch()
 	tb.Cleanup(w.Close)
 	var entries []manifest.Entry
-	if err := walk(context.Background(), fsys.OS(), dir, nil, w, nil, func(e *manifest.Entry) { entries = append(entries, *e) }); err != nil {
+	if err := tree.WalkWith(context.Background(), fsys.OS(), dir, tree.WalkOptions{Watch: w}, func(e *manifest.Entry) { entries = append(entries, *e) }); err != nil {
 		tb.Fatal(err)
 	}
 	return w, entries
@@ -135,7 +136,7 @@ func TestChangeWatchHardLinks(t *testing.T) {
 	w = newChangeWatch()
 	defer w.Close()
 	w.maxLinked = 2
-	if err := walk(context.Background(), fsys.OS(), dir, nil, w, nil, func(*manifest.Entry) {}); err != nil {
+	if err := tree.WalkWith(context.Background(), fsys.OS(), dir, tree.WalkOptions{Watch: w}, func(*manifest.Entry) {}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.why(); err == nil || !strings.Contains(err.Error(), "hard links") || w.linked != nil {
@@ -148,14 +149,14 @@ func TestChangeWatchHardLinks(t *testing.T) {
 func TestChangeWatchOnlyLocalFS(t *testing.T) {
 	for _, dir := range []string{"/proc/self", "/sys/kernel"} {
 		t.Run(dir, func(t *testing.T) {
-			fd, err := openDir(dir)
+			fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer unix.Close(fd)
 			w := newChangeWatch()
 			defer w.Close()
-			w.addDir(fd, dir)
+			w.AddDir(fd, dir)
 			if err := w.why(); err == nil || !strings.Contains(err.Error(), "filesystem (type") {
 				t.Fatalf("why = %v, want a refusal of the filesystem", err)
 			}

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
@@ -126,7 +126,7 @@ type verifyOut struct {
 	} `json:"problems"`
 }
 
-// verifyBoth runs the Python verify and snapshot.Verify on snapshot n and
+// verifyBoth runs the Python verify and tree.Verify on snapshot n and
 // checks they name the same paths; it returns the Python exit code and paths.
 func verifyBoth(t *testing.T, root string, n uint64, args ...string) (int, []string) {
 	t.Helper()
@@ -149,7 +149,7 @@ func verifyBoth(t *testing.T, root string, n uint64, args ...string) (int, []str
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "snapshots", fmt.Sprint(n))
-	problems, err := snapshot.Verify(context.Background(), fsys.OS(), dir, m, 2)
+	problems, err := tree.Verify(context.Background(), fsys.OS(), dir, m, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

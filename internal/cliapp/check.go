@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"github.com/seqmirror/seqmirror/transport"
 	"github.com/urfave/cli/v2"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/urfave/cli/v2"
 )
 

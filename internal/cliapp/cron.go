@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/urfave/cli/v2"
 )
 

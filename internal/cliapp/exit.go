@@ -10,12 +10,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/seqmirror/seqmirror/transport"
 	"github.com/urfave/cli/v2"
 )
 
@@ -93,7 +94,7 @@ func ExitCode(err error) int {
 		errors.Is(err, snapshot.ErrTooManyDeletes), errors.Is(err, snapshot.ErrMirrorRoot):
 		return ExitRefused
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath),
-		errors.Is(err, seqfile.ErrCorrupt), errors.Is(err, snapshot.ErrHashMismatch),
+		errors.Is(err, seqfile.ErrCorrupt), errors.Is(err, tree.ErrHashMismatch),
 		errors.Is(err, export.ErrBadCurrent), errors.Is(err, mirror.ErrUpstreamBroken),
 		errors.Is(err, mirror.ErrDiverged):
 		return ExitCorrupt
@@ -144,7 +145,7 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, seqfile.ErrCorrupt):
 		return "a seq file must hold one decimal number and a newline; if it is this root's, check the disk, then write the higher of begin/end into both (echo N > seq/end) and run again"
-	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, snapshot.ErrHashMismatch):
+	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, tree.ErrHashMismatch):
 		return "nothing was changed and the served snapshot is intact; if the upstream is at fault, tell its admin (or pick another upstream)"
 	case errors.Is(err, export.ErrLocked):
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"

@@ -9,13 +9,14 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/export"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/seqmirror/seqmirror/transport"
 )
 
 func TestExitCode(t *testing.T) {
@@ -43,11 +44,11 @@ func TestExitCode(t *testing.T) {
 		{name: "corrupt manifest", err: wrap(manifest.ErrCorrupt), want: cliapp.ExitCorrupt},
 		{name: "unsafe path", err: wrap(manifest.ErrUnsafePath), want: cliapp.ExitCorrupt},
 		{name: "corrupt seq", err: wrap(seqfile.ErrCorrupt), want: cliapp.ExitCorrupt},
-		{name: "hash mismatch", err: wrap(snapshot.ErrHashMismatch), want: cliapp.ExitCorrupt},
+		{name: "hash mismatch", err: wrap(tree.ErrHashMismatch), want: cliapp.ExitCorrupt},
 		{name: "bad current", err: wrap(export.ErrBadCurrent), want: cliapp.ExitCorrupt},
 		{name: "no snapshot", err: wrap(mirror.ErrNoSnapshot), want: cliapp.ExitFailure},
 		{name: "not root", err: wrap(export.ErrNotRoot), want: cliapp.ExitFailure},
-		{name: "unsupported type", err: wrap(snapshot.ErrUnsupportedType), want: cliapp.ExitFailure},
+		{name: "unsupported type", err: wrap(tree.ErrUnsupportedType), want: cliapp.ExitFailure},
 		// A lock conflict during a corrupt-data run is still "try later".
 		{name: "joined", err: errors.Join(export.ErrLocked, manifest.ErrCorrupt), want: cliapp.ExitLocked},
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/seqmirror/seqmirror/transport"
-	"github.com/seqmirror/seqmirror/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/mirror"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/urfave/cli/v2"
 )

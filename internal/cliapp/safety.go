@@ -2,14 +2,14 @@ package cliapp
 
 import (
 	"fmt"
-	"github.com/seqmirror/seqmirror/export"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/seqmirror/seqmirror/transport/rsync"
 	"github.com/urfave/cli/v2"
 )
 

@@ -7,9 +7,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/transport"
-	"github.com/seqmirror/seqmirror/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 )
 
 // printStatusRest prints the fields of s that printStatus does not, so

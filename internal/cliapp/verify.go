@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/seqmirror/seqmirror/export"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -27,7 +28,7 @@ type repairSource func(e *env, r *export.Root) (src snapshot.RepairSource, close
 type snapshotReport struct {
 	Snapshot uint64                  `json:"snapshot"`
 	OK       bool                    `json:"ok"`
-	Problems []snapshot.Problem      `json:"problems"`
+	Problems []tree.Problem          `json:"problems"`
 	More     int                     `json:"more_problems,omitempty"` // differences beyond Problems, not listed
 	Repaired []snapshot.RepairedPath `json:"repaired,omitempty"`
 	Failed   []snapshot.RepairedPath `json:"repair_failed,omitempty"`
@@ -150,19 +151,19 @@ func (v *verifier) check(n uint64, repair bool) (snapshotReport, error) {
 }
 
 // report is the report of snapshot n verified as res.
-func report(n uint64, res snapshot.Verification) snapshotReport {
+func report(n uint64, res tree.Verification) snapshotReport {
 	return snapshotReport{Snapshot: n, OK: len(res.Problems) == 0, Problems: res.Problems, More: res.More}
 }
 
 // verify checks snapshot n against its manifest, streamed: its memory
-// does not grow with the number of records (snapshot.VerifyStream).
-func (v *verifier) verify(n uint64) (snapshot.Verification, error) {
+// does not grow with the number of records (tree.VerifyStream).
+func (v *verifier) verify(n uint64) (tree.Verification, error) {
 	ms, err := v.r.OpenManifest(n)
 	if err != nil {
-		return snapshot.Verification{}, err
+		return tree.Verification{}, err
 	}
 	defer ms.Close()
-	res, err := snapshot.VerifyStream(v.e.c.Context, v.r.FS, v.r.SnapshotDir(n), ms, snapshot.VerifyOptions{Workers: v.workers})
+	res, err := tree.VerifyStream(v.e.c.Context, v.r.FS, v.r.SnapshotDir(n), ms, tree.VerifyOptions{Workers: v.workers})
 	if err == nil {
 		err = ms.Finish()
 	}
@@ -212,7 +213,7 @@ func reportAll(e *env, reps []snapshotReport, all bool) error {
 	bad := false
 	for i := range reps {
 		if reps[i].Problems == nil {
-			reps[i].Problems = []snapshot.Problem{}
+			reps[i].Problems = []tree.Problem{}
 		}
 		bad = bad || !reps[i].OK
 	}

@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/seqmirror/seqmirror/internal/cliapp"
-	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
 // verify of a snapshot with more differences than it lists prints the
-// first snapshot.DefaultMaxProblems and says how many more there are, and
+// first tree.DefaultMaxProblems and says how many more there are, and
 // counts them all.
 func TestVerifyListsBoundedProblems(t *testing.T) {
 	dir := testutil.FastDir(t)
@@ -28,26 +28,26 @@ func TestVerifyListsBoundedProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	const more = 6
-	for i := range snapshot.DefaultMaxProblems + more - 1 { // and extra itself
+	for i := range tree.DefaultMaxProblems + more - 1 { // and extra itself
 		if err := os.WriteFile(filepath.Join(extra, fmt.Sprint(i)), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	code, stdout, stderr := run(t, "publish", "verify", "--root", root)
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if code != cliapp.ExitVerify || len(lines) != snapshot.DefaultMaxProblems+1 || lines[0] != "extra: not in manifest" ||
+	if code != cliapp.ExitVerify || len(lines) != tree.DefaultMaxProblems+1 || lines[0] != "extra: not in manifest" ||
 		lines[len(lines)-1] != fmt.Sprintf("... and %d more", more) {
 		t.Fatalf("verify: exit %d, %d lines, first %q, last %q", code, len(lines), lines[0], lines[len(lines)-1])
 	}
-	if want := fmt.Sprintf("snapshot 1: %d paths differ", snapshot.DefaultMaxProblems+more); !strings.Contains(stderr, want) {
+	if want := fmt.Sprintf("snapshot 1: %d paths differ", tree.DefaultMaxProblems+more); !strings.Contains(stderr, want) {
 		t.Fatalf("stderr %q, want %q", stderr, want)
 	}
 	_, stdout, _ = run(t, "publish", "verify", "--root", root, "--json")
 	var rep struct {
-		Problems []snapshot.Problem `json:"problems"`
-		More     int                `json:"more_problems"`
+		Problems []tree.Problem `json:"problems"`
+		More     int            `json:"more_problems"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Problems) != snapshot.DefaultMaxProblems || rep.More != more {
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Problems) != tree.DefaultMaxProblems || rep.More != more {
 		t.Fatalf("--json: %d problems, more %d, %v", len(rep.Problems), rep.More, err)
 	}
 }

@@ -3,7 +3,6 @@ package reliab
 import (
 	"context"
 	"errors"
-	"github.com/seqmirror/seqmirror/testutil"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,13 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/seqmirror/seqmirror/testutil"
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
-	"github.com/seqmirror/seqmirror/transport"
 )
 
 // errnoFor picks a plausible errno for an operation kind.

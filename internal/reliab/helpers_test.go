@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -71,7 +71,7 @@ func verifyCurrent(tb testing.TB, dir string) *manifest.Manifest {
 	if err != nil {
 		tb.Fatalf("%s: served snapshot %d: %v", dir, cur, err)
 	}
-	probs, err := snapshot.Verify(context.Background(), fsys.OS(), r.SnapshotDir(cur), m, 2)
+	probs, err := tree.Verify(context.Background(), fsys.OS(), r.SnapshotDir(cur), m, 2)
 	if err != nil {
 		tb.Fatalf("%s: verify snapshot %d: %v", dir, cur, err)
 	}

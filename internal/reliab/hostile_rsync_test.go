@@ -12,16 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
-	"github.com/seqmirror/seqmirror/transport"
-	"github.com/seqmirror/seqmirror/transport/rsync"
 )
 
 // rsyncHostileCase is an upstream crafted against the rsync transport (the
@@ -56,10 +56,10 @@ func sizeAt(rel string, size int64) func(h hostileUp) {
 
 func rsyncHostileCases() []rsyncHostileCase {
 	return []rsyncHostileCase{
-		{name: "fifo where a file is", craft: plantAt(addedFile, "fifo"), want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a fifo upstream"},
-		{name: "block device where a file is", craft: plantAt(addedFile, "blockdev"), want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a block device upstream"},
-		{name: "symlink where a file is", craft: plantAt(addedFile, "symlink"), want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a symlink upstream"},
-		{name: "file larger than its record", craft: sizeAt(addedFile, 1<<20), want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "1048576 bytes upstream"},
+		{name: "fifo where a file is", craft: plantAt(addedFile, "fifo"), want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a fifo upstream"},
+		{name: "block device where a file is", craft: plantAt(addedFile, "blockdev"), want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a block device upstream"},
+		{name: "symlink where a file is", craft: plantAt(addedFile, "symlink"), want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "a symlink upstream"},
+		{name: "file larger than its record", craft: sizeAt(addedFile, 1<<20), want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "1048576 bytes upstream"},
 		{name: "fifo manifest", craft: plantAt("snapshots/2.manifest", "fifo"), want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "a fifo upstream"},
 		{name: "device manifest", craft: plantAt("snapshots/2.manifest", "chardev"), want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "a character device upstream"},
 		{name: "sparse manifest larger than the disk", craft: sizeAt("snapshots/2.manifest", 200<<20), free: 64 << 20,

@@ -15,15 +15,15 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/mirror"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
-	"github.com/seqmirror/seqmirror/transport"
 	"github.com/spf13/afero"
 )
 
@@ -217,7 +217,7 @@ func hostileCases() []hostileCase {
 				return append(r, fmt.Sprintf("l 0777 %d 0 - zzz %s", len(t), t), "d 0755 0 1 - zzz/sub", "f 0644 1 1 0000000000000000 zzz/sub/pwned")
 			})
 		}},
-		{name: "symlink in the upstream tree where the manifest has a file", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
+		{name: "symlink in the upstream tree where the manifest has a file", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			// A file the mirror must fetch (new in snapshot 2), not link.
 			p := filepath.Join(h.dir, "snapshots", "2", "new", "dir", "added.txt")
 			os.Remove(p)
@@ -225,7 +225,7 @@ func hostileCases() []hostileCase {
 				h.tb.Fatal(err)
 			}
 		}},
-		{name: "symlinked directory in the upstream tree", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
+		{name: "symlinked directory in the upstream tree", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			// new/dir is a directory in the manifest but a symlink to the
 			// sentinel upstream: reads go there, writes must not.
 			d := filepath.Join(h.dir, "snapshots", "2", "new", "dir")
@@ -238,7 +238,7 @@ func hostileCases() []hostileCase {
 				h.tb.Fatal(err)
 			}
 		}},
-		{name: "content does not match hash", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
+		{name: "content does not match hash", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			// Same size, same mtime, other bytes: only the hash can tell.
 			p := filepath.Join(h.dir, "snapshots", "2", "new", "dir", "added.txt")
 			fi, _ := os.Stat(p)
@@ -268,7 +268,7 @@ func hostileCases() []hostileCase {
 		{name: "huge seq end", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.write("seq/end", strings.Repeat("9", 1<<16)+"\n")
 		}},
-		{name: "size claim bigger than the file", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
+		{name: "size claim bigger than the file", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string { return setSize(r, "new/dir/added.txt", 1000000) })
 		}},
 		{name: "size claim beyond MaxSize", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
@@ -307,7 +307,7 @@ func hostileCases() []hostileCase {
 			}},
 		// Special files and symlinks upstream (issue 10 item 2): each must be
 		// refused at once, without blocking, reading a device or following.
-		{name: "fifo where a file should be", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
+		{name: "fifo where a file should be", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
 			h.replace(addedFile, func(p string) { testutil.Fifo(h.tb, p) })
 		}},
 		{name: "fifo as the manifest", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
@@ -319,23 +319,23 @@ func hostileCases() []hostileCase {
 		{name: "fifo as seq/begin", want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a fifo", craft: func(h hostileUp) {
 			h.replace("seq/begin", func(p string) { testutil.Fifo(h.tb, p) })
 		}},
-		{name: "character device where a file should be", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a character device", craft: func(h hostileUp) {
+		{name: "character device where a file should be", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a character device", craft: func(h hostileUp) {
 			h.replace(addedFile, func(p string) { testutil.ZeroDevice(h.tb, p) })
 		}},
 		{name: "character device as the manifest", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a character device", craft: func(h hostileUp) {
 			h.replace("snapshots/2.manifest", func(p string) { testutil.ZeroDevice(h.tb, p) })
 		}},
-		{name: "symlinked directory to a right copy outside", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+		{name: "symlinked directory to a right copy outside", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
 			h.moveOut("snapshots/2/new/dir", "dir")
 		}},
-		{name: "symlinked directory to a secret", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+		{name: "symlinked directory to a secret", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
 			// A size claim above the secret's, so that a read through the
 			// link gets to hash it all.
 			h.editRecords(func(r []string) []string { return setSize(r, "new/dir/added.txt", 1000) })
 			writeFile(h.tb, filepath.Join(h.sentinel, "added.txt"), secret)
 			h.symlink("snapshots/2/new/dir", h.sentinel)
 		}},
-		{name: "symlinked snapshot directory", want: snapshot.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
+		{name: "symlinked snapshot directory", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {
 			h.moveOut("snapshots/2", "2")
 		}},
 		{name: "symlinked snapshots directory", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "is a symlink", craft: func(h hostileUp) {

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
-	"github.com/seqmirror/seqmirror/mirror"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
+	_ "github.com/seqmirror/seqmirror/internal/transport/rsync" // rsync:// addresses for transport.Open
 	"github.com/seqmirror/seqmirror/testutil"
-	"github.com/seqmirror/seqmirror/transport"
-	_ "github.com/seqmirror/seqmirror/transport/rsync" // rsync:// addresses for transport.Open
 )
 
 // serveRoot serves the export root at root through a real rsync daemon

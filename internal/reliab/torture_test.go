@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -73,7 +73,7 @@ func treeDigest(dir string) (uint64, error) {
 			}
 			lines = append(lines, "l "+rel+" "+target)
 		default:
-			h, _, err := snapshot.HashFile(fsys.OS(), p)
+			h, _, err := tree.HashFile(fsys.OS(), p)
 			if err != nil {
 				return err
 			}
@@ -340,7 +340,7 @@ func checkTortureMirror(t testing.TB, name string, res tortureResult, mirror str
 		if err != nil {
 			t.Fatal(err)
 		}
-		if probs, err := snapshot.Verify(context.Background(), fsys.OS(), mr.SnapshotDir(n), mf, 2); err != nil || len(probs) > 0 {
+		if probs, err := tree.Verify(context.Background(), fsys.OS(), mr.SnapshotDir(n), mf, 2); err != nil || len(probs) > 0 {
 			t.Fatalf("mirror snapshot %d after the torture: %v %v", n, err, probs)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/spf13/afero"
 )
 

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/export"
-	"github.com/seqmirror/seqmirror/fsys"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"github.com/seqmirror/seqmirror/snapshot"
 )
 
 // StopRun is a writer run (publish, mirror-sync) to stop at many points, as
@@ -158,7 +158,7 @@ func VerifyServed(tb testing.TB, root string) {
 	if err != nil {
 		tb.Fatalf("%s: manifest of served snapshot %d: %v", root, cur, err)
 	}
-	probs, err := snapshot.Verify(context.Background(), fsys.OS(), r.SnapshotDir(cur), m, 2)
+	probs, err := tree.Verify(context.Background(), fsys.OS(), r.SnapshotDir(cur), m, 2)
 	if err != nil {
 		tb.Fatalf("%s: verify snapshot %d: %v", root, cur, err)
 	}
