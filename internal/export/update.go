@@ -1,0 +1,311 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/seqfile"
+)
+
+// UpdateOptions tunes an Update. Values are taken as given: the callers
+// (publish, mirror-sync) hold the defaults.
+type UpdateOptions struct {
+	// Upstream is what the root mirrors ("" for a master); status.json
+	// records it.
+	Upstream string
+	// LockWait is how long Begin waits for the lock another run holds
+	// (0: fail at once with ErrLocked).
+	LockWait time.Duration
+	// Keep and MinAge are the pruning rule Done applies (see Prune).
+	Keep   int
+	MinAge time.Duration
+	// Check, if set, runs once the lock is held and before anything is
+	// written; its error ends Begin and is not recorded in status.json
+	// (a refusal, such as publishing into a mirror's root).
+	Check func() error
+	// BeforeFlip, if set, runs in Install after the snapshot is in
+	// snapshots/ and before current flips (tests check crash points there).
+	BeforeFlip func(n uint64)
+	Now        func() time.Time // nil: time.Now
+	Log        *slog.Logger     // nil: discard
+}
+
+// An Update is one writer run on a root: the begin/end protocol as a type.
+// Begin takes the lock and cleans up what a killed run left; Start bumps
+// seq/begin before the first write a reader could notice; Install is the
+// one commit step (make a built snapshot durable, rename it into
+// snapshots/, flip current); Done completes the run (end = begin, status,
+// prune) or records its failure, and releases the lock. Every writer
+// (publish, mirror-sync in both modes) goes through it:
+//
+//	u, err := root.Begin(ctx, opt)
+//	if err != nil {
+//		return err
+//	}
+//	defer func() { pruned, err = u.Done(err) }()
+//
+// An Update is used by one goroutine.
+type Update struct {
+	root      *Root
+	opt       UpdateOptions
+	lock      *Lock
+	served    uint64 // current at Begin
+	begin     uint64 // seq/begin this run set; 0 until Start
+	installed bool   // Install flipped current
+	onDone    []func() error
+}
+
+// Begin starts an update of r: it creates the root's directories if
+// needed, takes the writer lock (waiting up to opt.LockWait), runs
+// opt.Check, reads current and removes what a killed run left (work files,
+// temp files, orphans). Errors after Check are recorded in status.json.
+func (r *Root) Begin(ctx context.Context, opt UpdateOptions) (*Update, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := r.Init(); err != nil {
+		return nil, err
+	}
+	lock, err := r.LockWait(ctx, opt.LockWait)
+	if err != nil {
+		return nil, err
+	}
+	u := &Update{root: r, opt: opt, lock: lock}
+	if opt.Check != nil {
+		if err := opt.Check(); err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+	}
+	if u.served, err = r.Current(); err == nil {
+		err = r.Cleanup()
+	}
+	if err != nil {
+		_, err = u.Done(err)
+		return nil, err
+	}
+	return u, nil
+}
+
+// Root is the root being updated.
+func (u *Update) Root() *Root { return u.root }
+
+// Served is the snapshot current named when the update began (0: none).
+func (u *Update) Served() uint64 { return u.served }
+
+// Start bumps seq/begin, once per update: call it before the first write
+// of a new snapshot (Work calls it).
+func (u *Update) Start() error {
+	if u.begin != 0 {
+		return nil
+	}
+	b, err := seqfile.StartUpdate(u.root.FS, u.root.SeqDir())
+	if err != nil {
+		return err
+	}
+	u.begin = b
+	return nil
+}
+
+// Work starts the update (Start) and returns ROOT/.work/N, made fresh and
+// empty, to build snapshot n in.
+func (u *Update) Work(n uint64) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	if err := u.root.FS.Mkdir(work, 0o755); err != nil {
+		return "", fmt.Errorf("make work dir: %w", err)
+	}
+	return work, nil
+}
+
+// Discard removes everything an attempt left in ROOT/.work, so the next
+// attempt starts clean.
+func (u *Update) Discard() error {
+	if err := fsys.RemoveAll(u.root.FS, u.root.WorkDir()); err != nil {
+		return fmt.Errorf("discard the copy: %w", err)
+	}
+	if err := u.root.FS.MkdirAll(u.root.WorkDir(), 0o755); err != nil {
+		return fmt.Errorf("discard the copy: %w", err)
+	}
+	return nil
+}
+
+// Built is a snapshot ready to install.
+type Built struct {
+	N uint64
+	// Tree is the built tree, in ROOT/.work; "" when snapshots/N is
+	// complete already (Install only flips to it).
+	Tree string
+	// Manifest is the path of its manifest, in ROOT/.work.
+	Manifest string
+	// Encode, if set, writes the manifest: Install writes it to Manifest
+	// while the filesystem flushes the tree. If nil, Manifest exists
+	// (fetched), and Install stamps it with the time of install: its mtime
+	// says when this root completed the snapshot (Prune's MinAge counts
+	// from it, and so does a lower tier's lag).
+	Encode func(io.Writer) error
+}
+
+// Install is the one commit step of every writer; docs/design.md's crash
+// table follows it step by step:
+//
+//  1. a run stopped (SIGTERM, SIGINT) before here installs nothing;
+//  2. the manifest is made durable and the whole tree flushed (syncfs);
+//  3. the manifest is renamed into snapshots/, then fsync(snapshots/);
+//  4. the tree is renamed to snapshots/N, then fsync(snapshots/);
+//  5. a run stopped before here still installs nothing (snapshots/N is
+//     complete but not served: the next run flips to it or prunes it);
+//  6. current flips to snapshots/N (a durable symlink replace).
+//
+// A crash anywhere leaves the served snapshot untouched; seq/end is bumped
+// only by Done. With b.Tree == "" only steps 5 and 6 run.
+func (u *Update) Install(ctx context.Context, b Built) error {
+	if err := Stopped(ctx); err != nil {
+		return err
+	}
+	if b.Tree != "" {
+		if err := u.durable(b); err != nil {
+			return err
+		}
+		if err := u.rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
+			return fmt.Errorf("move manifest of snapshot %d into place: %w", b.N, err)
+		}
+		if err := u.rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
+			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
+		}
+	}
+	if u.opt.BeforeFlip != nil {
+		u.opt.BeforeFlip(b.N)
+	}
+	if err := Stopped(ctx); err != nil {
+		return err
+	}
+	if err := u.root.Flip(b.N); err != nil {
+		return err
+	}
+	u.installed = true
+	return nil
+}
+
+// durable is Install's step 2: the manifest written (or stamped) and the
+// tree flushed, the two at once when the manifest is written here.
+func (u *Update) durable(b Built) error {
+	f := u.root.FS
+	if b.Encode == nil {
+		if err := f.Chmod(b.Manifest, 0o644); err != nil {
+			return fmt.Errorf("chmod manifest: %w", err)
+		}
+		now := u.opt.Now()
+		if err := f.Chtimes(b.Manifest, now, now); err != nil {
+			return fmt.Errorf("stamp manifest of snapshot %d: %w", b.N, err)
+		}
+		if err := f.SyncFS(b.Tree); err != nil {
+			return fmt.Errorf("flush snapshot %d: %w", b.N, err)
+		}
+		return nil
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- f.SyncFS(b.Tree) }()
+	errM := fsys.WriteStream(f, b.Manifest, 0o644, b.Encode)
+	if err := <-synced; err != nil {
+		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
+	}
+	if errM != nil {
+		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
+	}
+	return nil
+}
+
+// rename moves from to to (both in ROOT) and makes the move durable.
+func (u *Update) rename(from, to string) error {
+	if err := u.root.FS.Rename(from, to); err != nil {
+		return err
+	}
+	return fsys.SyncDir(u.root.FS, filepath.Dir(to))
+}
+
+// OnDone registers a write Done makes, under the lock, after it completed
+// a successful run (a mirror's record of its upstream).
+func (u *Update) OnDone(fn func() error) { u.onDone = append(u.onDone, fn) }
+
+// Done ends the update and releases the lock. With err == nil it completes
+// the run: if Install flipped current, seq/end = seq/begin, status.json
+// rewritten, old snapshots pruned; otherwise (nothing new) it repairs what
+// a killed run left (begin > end), clears a recorded failure and prunes
+// what aged out, writing nothing when there is nothing to do. Then the
+// writes OnDone registered. An error (err, or one of completing) is
+// recorded in status.json and returned. It returns the snapshots pruned.
+func (u *Update) Done(err error) (pruned []uint64, _ error) {
+	defer u.lock.Unlock()
+	if err == nil {
+		pruned, err = u.complete()
+	}
+	for i := 0; err == nil && i < len(u.onDone); i++ {
+		err = u.onDone[i]()
+	}
+	if err != nil {
+		if rerr := u.root.RecordFailure(u.opt.Upstream, err, u.opt.Now()); rerr != nil {
+			u.opt.Log.Error("could not record the failure in status.json", "err", rerr)
+		}
+		return pruned, err
+	}
+	return pruned, nil
+}
+
+// complete is Done's success path.
+func (u *Update) complete() ([]uint64, error) {
+	r := u.root
+	if u.installed {
+		if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), u.begin); err != nil {
+			return nil, err
+		}
+		if err := r.RecordStatus(u.opt.Upstream); err != nil {
+			return nil, err
+		}
+		return r.Prune(u.opt.Keep, u.opt.MinAge, u.opt.Now())
+	}
+	if u.begin != 0 {
+		// An attempt started and was given up (nothing new after all).
+		if err := r.Cleanup(); err != nil {
+			return nil, err
+		}
+	}
+	settled, err := r.Settle()
+	if err != nil {
+		return nil, err
+	}
+	if settled {
+		u.opt.Log.Info("completed the counters of an interrupted run")
+		err = r.RecordStatus(u.opt.Upstream)
+	} else {
+		err = r.ClearFailure(u.opt.Upstream)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.PruneIdle(u.opt.Upstream, u.opt.Keep, u.opt.MinAge, u.opt.Now())
+}
+
+// Stopped returns an error wrapping ctx's cause if ctx is done: the check
+// a writer makes right before each commit step, so that a run stopped
+// after its last check installs nothing.
+func Stopped(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("stopped before the commit: %w", context.Cause(ctx))
+}
