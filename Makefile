@@ -38,7 +38,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing $(DEPS_PKG) (missing:$$missing)" >&2; \
 	    apt-get update -qq && apt-get install -y -qq $(DEPS_PKG) >/dev/null; \
-	  else echo "make test needs$$missing: run 'apt-get install $(DEPS_PKG)' as root, then make test again" >&2; exit 1; fi; fi
+	  else echo "make $(MAKECMDGOALS) needs$$missing: run 'apt-get install $(DEPS_PKG)' as root, then make again" >&2; exit 1; fi; fi
 
 demo: build
 	./scripts/demo.sh
