@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build demo test test-short vet fuzz-short bench bench-1m bench-go soak crash clean deps
+.PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
 .PHONY: bench-rsyncd test-race install mem
 
 all: build
@@ -38,12 +38,15 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing $(DEPS_PKG) (missing:$$missing)" >&2; \
 	    apt-get update -qq && apt-get install -y -qq $(DEPS_PKG) >/dev/null; \
-	  else echo "make test needs$$missing: run 'apt-get install $(DEPS_PKG)' as root, then make test again" >&2; exit 1; fi; fi
+	  else echo "make $(MAKECMDGOALS) needs$$missing: run 'apt-get install $(DEPS_PKG)' as root, then make again" >&2; exit 1; fi; fi
 
 demo: build
 	./scripts/demo.sh
 
+# scripts/check-make.sh: every .PHONY name has a rule, no sudo in the
+# Makefile or scripts, nothing refers to a directory outside the repository.
 vet:
+	./scripts/check-make.sh
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -89,8 +92,9 @@ mem: deps
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# seqmirror vs rsync side by side on a generated tree; prints one table of
-# ratios (docs/performance.md). Not part of `make test`. BENCH_N files.
+# seqmirror vs rsync side by side on a tree made by scripts/gentree.py;
+# prints one table of ratios (docs/performance.md). Not part of `make test`.
+# BENCH_N files.
 BENCH_N ?= 100000
 bench: deps
 	./scripts/bench.sh $(BENCH_N)
@@ -102,8 +106,9 @@ bench-1m: deps
 	REPS=$${REPS:-1} NOOP_REPS=$${NOOP_REPS:-3} RSYNC_INITIAL=$${RSYNC_INITIAL:-0} RSYNC_NOSYNC=$${RSYNC_NOSYNC:-0} ./scripts/bench.sh 1000000
 
 clean:
-	rm -rf $(BIN) demo bench-out
+	rm -rf $(BIN) demo
 
-# issue 3: mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1 (N files, default 100000).
-bench-rsyncd: build
-	./scripts/bench-rsyncd.sh $(N)
+# mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1, on BENCH_N
+# files (or N=...; docs/performance.md).
+bench-rsyncd: deps
+	./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-rsyncd.sh [N] — issue 3: mirror-sync over a stock `rsync --daemon`
+# bench-rsyncd.sh [N] — mirror-sync over a stock `rsync --daemon`
 # against plain rsync from the same daemon, on one tree of N files (default
 # 100000), and print a table of ratios (rsync time / mirror-sync time; > 1
 # means mirror-sync is faster).
@@ -29,7 +29,7 @@
 # next 60 s (see discard in bench.sh).
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
-# KEEP=1), REPEAT, GENTREE (default /work/shared/bench/gentree.py), GO, and
+# KEEP=1), REPEAT, GENTREE (default scripts/gentree.py), GO, and
 # DAEMON_SOCKOPTS (default none, a stock daemon): the daemon's global
 # "socket options", e.g. TCP_NODELAY (docs/performance.md).
 set -euo pipefail
@@ -37,12 +37,14 @@ set -euo pipefail
 N=${1:-100000}
 REPEAT=${REPEAT:-3}
 B=${BENCH_DIR:-/tmp/benchrsync}
-GENTREE=${GENTREE:-$(cd "$(dirname "$0")/.." && pwd)/../shared/bench/gentree.py}
-[ -f "$GENTREE" ] || GENTREE=/work/shared/bench/gentree.py
+GENTREE=${GENTREE:-$(cd "$(dirname "$0")/.." && pwd)/scripts/gentree.py}
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
 
 command -v rsync >/dev/null || { echo "bench-rsyncd: rsync not installed (make deps)" >&2; exit 1; }
+for b in python3 bc; do
+	command -v $b >/dev/null || { echo "bench-rsyncd: $b is missing: run 'apt-get install $b' as root" >&2; exit 1; }
+done
 [ -f "$GENTREE" ] || { echo "bench-rsyncd: $GENTREE not found (set GENTREE)" >&2; exit 1; }
 
 rm -rf "$B"

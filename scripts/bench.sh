@@ -12,7 +12,10 @@
 #   RSYNC_INITIAL=0  skip the rsync side of the two initial copies (saves disk
 #                    and time at 1M files; the row then shows "-")
 #   RSYNC_NOSYNC=0   skip the extra rsync run without the final flush
-#   GENTREE=path     tree generator (default ../shared/bench/gentree.py)
+#   GENTREE=path     tree generator (default scripts/gentree.py)
+#   TRASH=1          move discarded trees aside and wait 61 s between scenarios
+#                    (see discard below); TRASH=0 deletes at once, for quick
+#                    trial runs
 #
 # Every timed operation starts with the page cache warm and no dirty data
 # (`sync` before each), and every operation that creates a tree pays for
@@ -34,8 +37,7 @@ N=${1:-${N:-100000}}
 REPS=${REPS:-3}
 NOOP_REPS=${NOOP_REPS:-7}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-GENTREE=${GENTREE:-$HERE/../shared/bench/gentree.py}
-[ -f "$GENTREE" ] || GENTREE=/work/shared/bench/gentree.py
+GENTREE=${GENTREE:-$HERE/scripts/gentree.py}
 D=${BENCH_DIR:-/tmp/perf/bench-$N}
 SCENARIOS=${SCENARIOS:-"publish_initial sync_initial noop publish_1pct sync_1pct"}
 RSYNC_INITIAL=${RSYNC_INITIAL:-1}
@@ -49,7 +51,12 @@ log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 command -v rsync >/dev/null || die "rsync is missing (make deps)"
-[ -x $TIMEV ] || { log "installing GNU time"; apt-get install -y -qq time >/dev/null || die "need /usr/bin/time"; }
+command -v python3 >/dev/null || die "python3 is missing (the tree generator): run 'apt-get install python3' as root"
+[ -f "$GENTREE" ] || die "$GENTREE not found (set GENTREE)"
+if [ ! -x $TIMEV ]; then
+	[ "$(id -u)" = 0 ] || die "GNU time ($TIMEV) is missing: run 'apt-get install time' as root"
+	log "installing GNU time"; apt-get install -y -qq time >/dev/null || die "need $TIMEV (apt-get install time)"
+fi
 
 # ---------- helpers ----------
 
@@ -69,7 +76,6 @@ timed() {
 
 # seqm VAR RSSVAR cmd...: timed run of a seqmirror command under GNU time,
 # RSSVAR gets its peak RSS in KiB.
-LAST_RSS=0
 seqm() {
 	local __v=$1 __r=$2; shift 2
 	timed "$__v" $TIMEV -f %M -o "$D/time.out" "$@"
@@ -90,7 +96,7 @@ rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
 # around is not free either (every cached dentry lengthens the kernel's
 # lookup chains: linkat and fstatat slowed by ~25% with ~40 trees kept), so
 # the trash lives for one scenario only. Real publishes and syncs run
-# minutes apart. TRASH=0 deletes at once (the old behaviour); at N > 200000
+# minutes apart. TRASH=0 deletes at once and does not wait; at N > 200000
 # the trees are too large to keep and are deleted at once anyway.
 TRASH=${TRASH:-1}
 discard() {
@@ -284,8 +290,9 @@ else "$MSYNC" -q --upstream "$UP" --root "$M" >/dev/null; fi
 if has noop; then scenario_noop "$UP" "$UP/snapshots/1/"; fi
 ln -sfn snapshots/2 "$UP/current"
 if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
-# (issue 3) rsync-daemon transport: start a daemon exporting $UP and call
-# scenario_sync_1pct / scenario_noop with the rsync:// address and a label.
+# The rsync daemon transport has its own script (scripts/bench-rsyncd.sh);
+# to add it here, start a daemon exporting $UP and call scenario_sync_1pct /
+# scenario_noop with the rsync:// address and a label.
 
 print_table
 if [ "${KEEP:-0}" != 1 ]; then rm -rf "$D/trash" "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN"; fi

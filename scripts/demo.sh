@@ -10,10 +10,10 @@ rm -rf "$D"; mkdir -p "$D"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "1. a sample source tree (2000 files from gentree, a git repository, a symlink)"
-GENTREE=../shared/bench/gentree.py
-if [ -f "$GENTREE" ] && command -v python3 >/dev/null; then
+GENTREE=${GENTREE:-$PWD/scripts/gentree.py}
+if command -v python3 >/dev/null; then
   python3 "$GENTREE" "$D/src" 2000 --seed 1
-else # embedded fallback: a small deterministic tree
+else # without python3: a small deterministic tree
   for i in $(seq 0 1999); do d="$D/src/d$((i % 50))"; mkdir -p "$d"; head -c $((100 + i % 4000)) /dev/zero | tr '\0' "x" > "$d/f$i.dat"; done
 fi
 if command -v git >/dev/null; then
@@ -36,7 +36,7 @@ say "4. a no-op poll costs O(1): the mirror already serves the upstream's snapsh
 "$BIN/mirror-sync" --upstream "$D/master" --root "$D/mirror" --min-age 0
 
 say "5. change 2% of the tree and publish again: unchanged files are hard-linked, not copied"
-if [ -f "$GENTREE" ] && command -v python3 >/dev/null; then
+if command -v python3 >/dev/null; then
   python3 "$GENTREE" "$D/src" 2000 --mutate 2 --seed 7
 else
   for i in $(seq 0 49 1999); do echo changed >> "$D/src/d$((i % 50))/f$i.dat"; done
