@@ -8,7 +8,6 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -160,7 +159,7 @@ func mirrorVerifyAction(c *cli.Context) error {
 	if c.String("upstream") == "" {
 		need = "--repair needs --upstream: the place to fetch good copies from"
 	}
-	return verifyAction(c, need, func(e *env, r *export.Root) (snapshot.RepairSource, func(), error) {
+	return verifyAction(c, need, func(e *env, r *export.Root) (export.RepairSource, func(), error) {
 		up, err := openUpstream(e)
 		if err != nil {
 			return nil, nil, err

@@ -120,8 +120,8 @@ func publishVerifyAction(c *cli.Context) error {
 	if c.String("source") == "" {
 		need = "--repair needs --source: the source tree to copy good files from"
 	}
-	return verifyAction(c, need, func(e *env, _ *export.Root) (snapshot.RepairSource, func(), error) {
-		return snapshot.FromSource(e.fs, c.String("source")), func() {}, nil
+	return verifyAction(c, need, func(e *env, _ *export.Root) (export.RepairSource, func(), error) {
+		return export.FromSource(e.fs, c.String("source")), func() {}, nil
 	})
 }
 
