@@ -11,8 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-var timeNow = time.Now
-
 var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], or host:path (over ssh)"}
 
 // MirrorApp builds the mirror-sync command.
@@ -143,7 +141,7 @@ func mirrorStatusAction(c *cli.Context) error {
 			return err
 		}
 		defer up.Close()
-		if err := compareUpstream(c.Context, r, up, &s); err != nil {
+		if err := compareUpstream(c.Context, r, up, &s, e.now()); err != nil {
 			return err
 		}
 	}

@@ -153,7 +153,7 @@ func gcAction(c *cli.Context) error {
 	if err := r.Cleanup(); err != nil {
 		return err
 	}
-	deleted, err := r.PruneIdle("", keep, age, timeNow())
+	deleted, err := r.PruneIdle("", keep, age, e.now())
 	if err != nil {
 		return err
 	}
