@@ -31,7 +31,7 @@ type ExitCodeInfo struct {
 
 // ExitCodes is the one table of the exit codes of publish and mirror-sync
 // (mirror-sync check has its own, the monitoring plugins'). Everything else
-// is made from it or tested against it: exitcodes.go (the Exit* constants
+// is made from it or tested against it: exitcodes_gen.go (the Exit* constants
 // and ExitCodesHelp, which --help and the man pages show) is generated from
 // it by TestExitCodesGenerated, and TestExitCodesDoc checks that
 // docs/operating.md's table ("Exit codes") is this one, cell for cell. To
