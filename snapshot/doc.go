@@ -1,5 +1,5 @@
 // Package snapshot is the publisher: it makes a snapshot of a source tree
-// in an export root and serves it (publish), and repairs a damaged one.
+// in an export root and serves it (publish).
 //
 // A snapshot is built in ROOT/.work/N and becomes visible only when the whole
 // tree is on disk: [Publish] (and package mirror) flush the filesystem, write
@@ -27,10 +27,7 @@
 // manifest hash before the flip.
 //
 // Snapshot trees are immutable once renamed into place; nothing here writes
-// into snapshots/N, with one exception: [Repair] replaces a damaged file of
-// a snapshot, and the same damaged file in every other retained snapshot,
-// by renaming a fresh, checked and flushed copy over it (never by writing
-// into the file, whose inode other snapshots may share); docs/design.md
-// ("Repair") gives the rules. Functions are safe for concurrent use on
-// distinct roots; one root is serialised by its lock (package export).
+// into snapshots/N (the one exception, repair, is package export's).
+// Functions are safe for concurrent use on distinct roots; one root is
+// serialised by its lock (package export).
 package snapshot

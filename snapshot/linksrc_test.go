@@ -1,15 +1,25 @@
 package snapshot_test
 
 import (
+	"context"
 	"maps"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
+
+// verifySnap verifies snapshot n of r.
+func verifySnap(tb testing.TB, r *export.Root, n uint64) []tree.Problem {
+	tb.Helper()
+	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), readManifest(tb, r, n), 2)
+	must(tb, err)
+	return probs
+}
 
 // Files moved away and back are linked from the older snapshot that has
 // them (under Force only if that file still hashes to its record); an older

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
-	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/urfave/cli/v2"
@@ -144,7 +143,7 @@ func checkAction(c *cli.Context) error {
 	if err != nil {
 		return checkUnknown(c, "usage: %v", err)
 	}
-	e := &env{c: c, fs: fsys.OS(), out: c.App.Writer}
+	e := envFor(c)
 	rep := probeAddr(c.Context, e, c.Args().First())
 	if rep.code != PluginCritical && c.String("against") != "" {
 		rep.compare(c.Context, e, c.String("against"))
@@ -198,7 +197,7 @@ func (r *checkReport) raise(code int, format string, a ...any) {
 
 // probeAddr reads the state of the root at addr.
 func probeAddr(ctx context.Context, e *env, addr string) *checkReport {
-	r := &checkReport{addr: addr, now: timeNow()}
+	r := &checkReport{addr: addr, now: e.now()}
 	up, err := openAddr(e, addr)
 	if err != nil {
 		r.state = "unreachable"

@@ -27,6 +27,7 @@ type env struct {
 	c   *cli.Context
 	fs  fsys.FS
 	out io.Writer
+	now func() time.Time // the app's clock (appOptions)
 }
 
 // newEnv starts an action: it refuses stray arguments (a usage error).
@@ -34,7 +35,12 @@ func newEnv(c *cli.Context) (*env, error) {
 	if err := noArgs(c); err != nil {
 		return nil, err
 	}
-	return &env{c: c, fs: fsys.OS(), out: c.App.Writer}, nil
+	return envFor(c), nil
+}
+
+// envFor is the env of the action c runs, with its app's options.
+func envFor(c *cli.Context) *env {
+	return &env{c: c, fs: fsys.OS(), out: c.App.Writer, now: optionsOf(c).now}
 }
 
 func noArgs(c *cli.Context) error {

@@ -72,7 +72,7 @@ func quietOutcome(c *cli.Context, r *export.Root, err error) error {
 	if serr != nil || st.FailingSince == nil {
 		return err
 	}
-	now := timeNow()
+	now := optionsOf(c).now()
 	lasted := now.Sub(*st.FailingSince)
 	if lasted < c.Duration("report-after") || st.FailureReported != nil {
 		return silentError{err}

@@ -20,37 +20,48 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes, documented in --help and docs/operating.md.
-const (
-	ExitOK          = 0   // success, including "nothing to do"
-	ExitFailure     = 1   // any other failure
-	ExitUsage       = 2   // bad flags or arguments
-	ExitVerify      = 3   // verify found differences
-	ExitLocked      = 4   // another run holds the root's lock; try later
-	ExitBusy        = 5   // the source or upstream kept changing, or is unreachable; try later
-	ExitRefused     = 6   // refused a rollback, a mass delete, or publishing into a mirror's root; needs an admin's decision
-	ExitCorrupt     = 7   // corrupt or hostile data: manifest, seq file, content hash, current; a snapshot diverged from the upstream's
-	ExitRefusedUp   = 8   // the upstream refused the request (configuration); not retried
-	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM before it served anything new
-)
+// ExitCodeInfo is one exit code of publish and mirror-sync: a row of
+// ExitCodes.
+type ExitCodeInfo struct {
+	Code    int
+	Name    string // the constant is "Exit" + Name
+	Meaning string // when a run exits with it (markdown: `code` spans)
+	Cron    string // what to do about it under cron ("": nothing)
+}
 
-// ExitCodesHelp is appended to each app's description.
-const ExitCodesHelp = `EXIT CODES:
-   0    success, including "nothing to do"
-   1    failure
-   2    bad flags or arguments
-   3    verify found differences
-   4    another run holds the root's lock (try later; not an error under cron)
-   5    the source or upstream kept changing or did not answer (try later)
-   6    refused: a rollback, a mass delete, or publish into a mirror's root
-        (re-run with --allow-rollback / --force / --take-over)
-   7    corrupt or hostile data (manifest, seq file, content hash, current symlink),
-        a broken upstream, or a served snapshot that differs from the
-        upstream's snapshot of the same number
-   8    the upstream refused the request: unknown module, refused option, permission
-        denied (fix the configuration; not retried)
-   130  interrupted by SIGINT or SIGTERM; the served snapshot is unchanged
-        (a run that had already served its new snapshot exits as it would have)`
+// ExitCodes is the one table of the exit codes of publish and mirror-sync
+// (mirror-sync check has its own, the monitoring plugins'). Everything else
+// is made from it or tested against it: exitcodes_gen.go (the Exit* constants
+// and ExitCodesHelp, which --help and the man pages show) is generated from
+// it by TestExitCodesGenerated, and TestExitCodesDoc checks that
+// docs/operating.md's table ("Exit codes") is this one, cell for cell. To
+// change a code: edit it here, run
+//
+//	go test ./internal/cliapp -run TestExitCodesGenerated -update-exit-codes
+//
+// and copy the row into docs/operating.md.
+func ExitCodes() []ExitCodeInfo {
+	return []ExitCodeInfo{
+		{0, "OK", `success, including "nothing to do"`, ""},
+		{1, "Failure", "failure", "look at the message"},
+		{2, "Usage", "bad flags or arguments", "fix the crontab"},
+		{3, "Verify", "verify found differences",
+			"`mirror-sync verify --repair --upstream ...`; on the master `publish verify --repair --source ...`, else `publish --force`"},
+		{4, "Locked", "another run holds the root's lock", "harmless: try later"},
+		{5, "Busy", "the source or upstream kept changing or did not answer", "harmless if rare: try later"},
+		{6, "Refused", "refused: a rollback, a mass delete (mirror-sync or publish), or publish into a mirror's root",
+			"an admin decides: `--allow-rollback` / `--force` / `--take-over`"},
+		{7, "Corrupt", "corrupt or hostile data (manifest, seq file, content hash, current symlink), " +
+			"a broken upstream (its `current` names a snapshot it does not have while it is idle), " +
+			"or a served snapshot that differs from the upstream's snapshot of the same number",
+			"investigate the upstream, or who published into the mirror's root"},
+		{8, "RefusedUp", "the upstream refused the request: unknown module, refused option, permission denied",
+			"fix the configuration; not retried"},
+		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
+			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
+			"harmless: the served snapshot is unchanged and the next run cleans up"},
+	}
+}
 
 // usageError marks bad flags or arguments.
 type usageError struct{ err error }

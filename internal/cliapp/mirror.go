@@ -8,11 +8,8 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
-
-var timeNow = time.Now
 
 var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], or host:path (over ssh)"}
 
@@ -144,7 +141,7 @@ func mirrorStatusAction(c *cli.Context) error {
 			return err
 		}
 		defer up.Close()
-		if err := compareUpstream(c.Context, r, up, &s); err != nil {
+		if err := compareUpstream(c.Context, r, up, &s, e.now()); err != nil {
 			return err
 		}
 	}
@@ -160,7 +157,7 @@ func mirrorVerifyAction(c *cli.Context) error {
 	if c.String("upstream") == "" {
 		need = "--repair needs --upstream: the place to fetch good copies from"
 	}
-	return verifyAction(c, need, func(e *env, r *export.Root) (snapshot.RepairSource, func(), error) {
+	return verifyAction(c, need, func(e *env, r *export.Root) (export.RepairSource, func(), error) {
 		up, err := openUpstream(e)
 		if err != nil {
 			return nil, nil, err

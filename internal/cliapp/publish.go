@@ -120,8 +120,8 @@ func publishVerifyAction(c *cli.Context) error {
 	if c.String("source") == "" {
 		need = "--repair needs --source: the source tree to copy good files from"
 	}
-	return verifyAction(c, need, func(e *env, _ *export.Root) (snapshot.RepairSource, func(), error) {
-		return snapshot.FromSource(e.fs, c.String("source")), func() {}, nil
+	return verifyAction(c, need, func(e *env, _ *export.Root) (export.RepairSource, func(), error) {
+		return export.FromSource(e.fs, c.String("source")), func() {}, nil
 	})
 }
 
@@ -153,7 +153,7 @@ func gcAction(c *cli.Context) error {
 	if err := r.Cleanup(); err != nil {
 		return err
 	}
-	deleted, err := r.PruneIdle("", keep, age, timeNow())
+	deleted, err := r.PruneIdle("", keep, age, e.now())
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/tree"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -22,21 +21,21 @@ func verifyFlags(repairUsage string, from cli.Flag) []cli.Flag {
 
 // repairSource opens where --repair fetches good copies from; close
 // releases it.
-type repairSource func(e *env, r *export.Root) (src snapshot.RepairSource, close func(), err error)
+type repairSource func(e *env, r *export.Root) (src export.RepairSource, close func(), err error)
 
 // snapshotReport is one snapshot's verify outcome (--json).
 type snapshotReport struct {
-	Snapshot uint64                  `json:"snapshot"`
-	OK       bool                    `json:"ok"`
-	Problems []tree.Problem          `json:"problems"`
-	More     int                     `json:"more_problems,omitempty"` // differences beyond Problems, not listed
-	Repaired []snapshot.RepairedPath `json:"repaired,omitempty"`
-	Failed   []snapshot.RepairedPath `json:"repair_failed,omitempty"`
+	Snapshot uint64                `json:"snapshot"`
+	OK       bool                  `json:"ok"`
+	Problems []tree.Problem        `json:"problems"`
+	More     int                   `json:"more_problems,omitempty"` // differences beyond Problems, not listed
+	Repaired []export.RepairedPath `json:"repaired,omitempty"`
+	Failed   []export.RepairedPath `json:"repair_failed,omitempty"`
 }
 
 // verifyAction is verify of both tools: it checks the snapshots chosen by
 // --snapshot or --all (default: the served one) and, with --repair,
-// repairs each that differs (snapshot.Repair, under the root's lock) and
+// repairs each that differs (export.Repair, under the root's lock) and
 // checks it again. Exit 3 if any difference is left.
 func verifyAction(c *cli.Context, needRepair string, open repairSource) error {
 	e, err := newEnv(c)
@@ -121,7 +120,7 @@ type verifier struct {
 	r       *export.Root
 	workers int
 	open    repairSource
-	src     snapshot.RepairSource
+	src     export.RepairSource
 	closer  func()
 }
 
@@ -137,7 +136,7 @@ func (v *verifier) check(n uint64, repair bool) (snapshotReport, error) {
 			return snapshotReport{}, err
 		}
 	}
-	fixed, err := snapshot.RepairVerified(v.e.c.Context, v.r, n, res, v.src)
+	fixed, err := export.RepairVerified(v.e.c.Context, v.r, n, res, v.src)
 	v.printRepair(n, fixed)
 	if err != nil {
 		return snapshotReport{}, fmt.Errorf("repair snapshot %d: %w", n, err)
@@ -171,7 +170,7 @@ func (v *verifier) verify(n uint64) (tree.Verification, error) {
 }
 
 // printRepair tells on stderr what a repair of snapshot n did.
-func (v *verifier) printRepair(n uint64, res snapshot.RepairResult) {
+func (v *verifier) printRepair(n uint64, res export.RepairResult) {
 	w, name := v.e.c.App.ErrWriter, v.e.c.App.Name
 	here := 0
 	for _, p := range res.Repaired {

@@ -22,4 +22,14 @@
 //     no lock and never block writers.
 //   - [Root.Prune] never deletes the served snapshot, keeps the newest K, and
 //     keeps any snapshot superseded less than the grace period ago.
+//   - A snapshot is immutable once renamed into snapshots/N: writers put a
+//     tree there only whole (the commit step, [Update.Install]) and never
+//     write into it after, with one exception, [Repair]. Repair
+//     (under the lock) replaces a damaged regular file of a snapshot, and the
+//     same damaged file in every other retained snapshot, by renaming a
+//     staged, checked and flushed good copy over it, never by writing into
+//     the file (its inode may be shared by hard links with other snapshots);
+//     and it gives a directory whose mode differs its recorded mode. A reader
+//     sees the damaged file or the good one, never a mix; the manifest and
+//     the seq files do not change. docs/design.md ("Repair") gives the rules.
 package export

@@ -1,4 +1,4 @@
-package snapshot_test
+package export_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
@@ -17,10 +18,49 @@ import (
 	"github.com/seqmirror/seqmirror/testutil/faultfs"
 )
 
+// The repair tests damage snapshots that the publisher made, so that the
+// damage is shared the way publish shares files (hard links between
+// snapshots); publishRoot and publishSrc are their only use of snapshot.
+
+// publishRoot returns a root, not yet made, in a temp dir.
+func publishRoot(tb testing.TB) *export.Root {
+	tb.Helper()
+	return export.New(fsys.OS(), filepath.Join(tb.TempDir(), "root"))
+}
+
+// publishSrc publishes src into r as its next snapshot, unchanged files
+// hard-linked from the served one.
+func publishSrc(tb testing.TB, r *export.Root, src string) {
+	tb.Helper()
+	opt := snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100}
+	if _, err := snapshot.Publish(context.Background(), r, src, opt); err != nil {
+		tb.Fatalf("Publish: %v", err)
+	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// sameFile reports whether a and b are the same inode.
+func sameFile(tb testing.TB, a, b string) bool {
+	tb.Helper()
+	fa, err := os.Lstat(a)
+	must(tb, err)
+	fb, err := os.Lstat(b)
+	must(tb, err)
+	return os.SameFile(fa, fb)
+}
+
 // verifySnap verifies snapshot n of r.
 func verifySnap(tb testing.TB, r *export.Root, n uint64) []tree.Problem {
 	tb.Helper()
-	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), readManifest(tb, r, n), 2)
+	m, err := r.ReadManifest(n)
+	must(tb, err)
+	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), m, 2)
 	must(tb, err)
 	return probs
 }
@@ -40,10 +80,10 @@ func TestRepair(t *testing.T) {
 	})
 	must(t, os.Chmod(filepath.Join(src, "ro/deep.txt"), 0o444))
 	must(t, os.Chmod(filepath.Join(src, "ro"), 0o555))
-	r := newRoot(t)
-	publish(t, r, src, fastOpts())
+	r := publishRoot(t)
+	publishSrc(t, r, src)
 	testutil.Touch(t, src, "changes-once.txt", "version two")
-	publish(t, r, src, fastOpts())
+	publishSrc(t, r, src)
 	s1, s2 := r.SnapshotDir(1), r.SnapshotDir(2)
 
 	for _, p := range []string{"linked.txt", "copied.txt", "ro/deep.txt"} {
@@ -66,7 +106,7 @@ func TestRepair(t *testing.T) {
 	if len(probs) != 5 {
 		t.Fatalf("verify of the damage: %v", probs)
 	}
-	res, err := snapshot.Repair(context.Background(), r, 2, probs, snapshot.FromSource(r.FS, src))
+	res, err := export.Repair(context.Background(), r, 2, probs, export.FromSource(r.FS, src))
 	must(t, err)
 	var got []string
 	for _, p := range res.Repaired {
@@ -106,11 +146,11 @@ func TestRepair(t *testing.T) {
 func TestRepairSourceChanged(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	testutil.WriteTree(t, src, map[string]string{"a.txt": "the recorded content"})
-	r := newRoot(t)
-	publish(t, r, src, fastOpts())
+	r := publishRoot(t)
+	publishSrc(t, r, src)
 	testutil.CorruptInPlace(t, filepath.Join(r.SnapshotDir(1), "a.txt"))
 	testutil.Touch(t, src, "a.txt", "the recorded content, edited")
-	res, err := snapshot.Repair(context.Background(), r, 1, verifySnap(t, r, 1), snapshot.FromSource(r.FS, src))
+	res, err := export.Repair(context.Background(), r, 1, verifySnap(t, r, 1), export.FromSource(r.FS, src))
 	must(t, err)
 	if len(res.Repaired) != 0 || len(res.Failed) != 1 || res.Failed[0].Path != "a.txt" {
 		t.Fatalf("repair from a changed source: %+v", res)
@@ -125,15 +165,15 @@ func TestRepairSourceChanged(t *testing.T) {
 func TestRepairRefusesSymlinkedDir(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	testutil.WriteTree(t, src, map[string]string{"sub/x.txt": "recorded content"})
-	r := newRoot(t)
-	publish(t, r, src, fastOpts())
+	r := publishRoot(t)
+	publishSrc(t, r, src)
 	outside := filepath.Join(t.TempDir(), "outside")
 	must(t, os.MkdirAll(outside, 0o755))
 	must(t, os.WriteFile(filepath.Join(outside, "x.txt"), []byte("not the snapshot's"), 0o644))
 	sub := filepath.Join(r.SnapshotDir(1), "sub")
 	must(t, os.RemoveAll(sub))
 	must(t, os.Symlink(outside, sub))
-	res, err := snapshot.Repair(context.Background(), r, 1, verifySnap(t, r, 1), snapshot.FromSource(r.FS, src))
+	res, err := export.Repair(context.Background(), r, 1, verifySnap(t, r, 1), export.FromSource(r.FS, src))
 	must(t, err)
 	if len(res.Repaired) != 0 || len(res.Failed) != 2 {
 		t.Fatalf("repair through a symlinked directory: %+v", res)
@@ -155,10 +195,10 @@ func damagedRoot(tb testing.TB, f fsys.FS) (*export.Root, string) {
 		"change.txt": "version one",
 	})
 	must(tb, os.Chmod(filepath.Join(src, "ro"), 0o555))
-	r := newRoot(tb)
-	publish(tb, r, src, fastOpts())
+	r := publishRoot(tb)
+	publishSrc(tb, r, src)
 	testutil.Touch(tb, src, "change.txt", "version two")
-	publish(tb, r, src, fastOpts())
+	publishSrc(tb, r, src)
 	for _, p := range []string{"a.txt", "ro/b.txt"} {
 		testutil.CorruptInPlace(tb, filepath.Join(r.SnapshotDir(2), p))
 	}
@@ -172,7 +212,7 @@ func TestRepairFaults(t *testing.T) {
 	ffs := faultfs.New(fsys.OS())
 	r, src := damagedRoot(t, ffs)
 	ffs.FailAt(0, faultfs.Mutating, nil)
-	if _, err := snapshot.Repair(context.Background(), r, 2, verifySnap(t, r, 2), snapshot.FromSource(r.FS, src)); err != nil {
+	if _, err := export.Repair(context.Background(), r, 2, verifySnap(t, r, 2), export.FromSource(r.FS, src)); err != nil {
 		t.Fatal(err)
 	}
 	total := ffs.Count()
@@ -180,7 +220,7 @@ func TestRepairFaults(t *testing.T) {
 	for k := 1; k <= total; k++ {
 		r, src := damagedRoot(t, ffs)
 		ffs.FailAt(k, faultfs.Mutating, syscall.EIO)
-		_, err := snapshot.Repair(context.Background(), r, 2, verifySnap(t, r, 2), snapshot.FromSource(r.FS, src))
+		_, err := export.Repair(context.Background(), r, 2, verifySnap(t, r, 2), export.FromSource(r.FS, src))
 		ffs.Disarm()
 		if err == nil && len(ffs.Injected()) > 0 && !slices.ContainsFunc(ffs.Injected(), func(e faultfs.Event) bool { return e.Op == faultfs.OpRemove }) {
 			t.Errorf("fault %v: no error", ffs.Injected())
@@ -193,7 +233,7 @@ func TestRepairFaults(t *testing.T) {
 			}
 		}
 		for _, n := range []uint64{2, 1} {
-			if _, err := snapshot.Repair(context.Background(), r, n, verifySnap(t, r, n), snapshot.FromSource(r.FS, src)); err != nil {
+			if _, err := export.Repair(context.Background(), r, n, verifySnap(t, r, n), export.FromSource(r.FS, src)); err != nil {
 				t.Fatalf("fault %v: repair again: %v", ffs.Injected(), err)
 			}
 		}

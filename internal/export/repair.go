@@ -1,4 +1,4 @@
-package snapshot
+package export
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -72,7 +71,7 @@ type damage struct {
 //
 // Repair reads the records of probs' paths from the manifest (a streaming
 // pass); RepairVerified takes them from the verification instead.
-func Repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Problem, src RepairSource) (RepairResult, error) {
+func Repair(ctx context.Context, root *Root, n uint64, probs []tree.Problem, src RepairSource) (RepairResult, error) {
 	want := map[string]bool{}
 	for _, p := range probs {
 		want[p.Path] = true
@@ -89,13 +88,13 @@ func Repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Probl
 // records of the damaged paths are those v kept, so the manifest is not
 // read again. Differences v did not list (More) are left for the next
 // verification.
-func RepairVerified(ctx context.Context, root *export.Root, n uint64, v tree.Verification, src RepairSource) (RepairResult, error) {
+func RepairVerified(ctx context.Context, root *Root, n uint64, v tree.Verification, src RepairSource) (RepairResult, error) {
 	return repair(ctx, root, n, v.Problems, v.Records(), src)
 }
 
 // repair is Repair with the records recs of probs' paths (those that
 // have one).
-func repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, src RepairSource) (RepairResult, error) {
+func repair(ctx context.Context, root *Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, src RepairSource) (RepairResult, error) {
 	var res RepairResult
 	var dirs []manifest.Entry
 	dmg := damaged(root, n, probs, recs, &dirs, &res)
@@ -118,7 +117,7 @@ func repair(ctx context.Context, root *export.Root, n uint64, probs []tree.Probl
 
 // replaceStaged renames each good copy staged in tmp over its damaged file
 // in snapshot n, or says in res why it cannot.
-func replaceStaged(root *export.Root, n uint64, tmp string, dmg []*damage, res *RepairResult) error {
+func replaceStaged(root *Root, n uint64, tmp string, dmg []*damage, res *RepairResult) error {
 	dir := root.SnapshotDir(n)
 	for _, d := range dmg {
 		staged := filepath.Join(tmp, filepath.FromSlash(d.rec.Path))
@@ -142,7 +141,7 @@ func replaceStaged(root *export.Root, n uint64, tmp string, dmg []*damage, res *
 
 // isRealDir reports whether rel in snapshot n is a directory reached
 // through directories only.
-func isRealDir(root *export.Root, n uint64, rel string) bool {
+func isRealDir(root *Root, n uint64, rel string) bool {
 	dir := root.SnapshotDir(n)
 	fi, err := fsys.Lstat(root.FS, filepath.Join(dir, filepath.FromSlash(rel)))
 	return err == nil && fi.IsDir() && realDirs(root.FS, dir, rel)
@@ -151,7 +150,7 @@ func isRealDir(root *export.Root, n uint64, rel string) bool {
 // damaged looks up the records of probs in recs (snapshot n's) and notes
 // what is on disk at each file, adding directories whose mode differs to
 // dirs and what cannot be repaired to res.
-func damaged(root *export.Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, dirs *[]manifest.Entry, res *RepairResult) []*damage {
+func damaged(root *Root, n uint64, probs []tree.Problem, recs map[string]manifest.Entry, dirs *[]manifest.Entry, res *RepairResult) []*damage {
 	var dmg []*damage
 	for _, p := range probs {
 		rec, ok := recs[p.Path]
@@ -177,7 +176,7 @@ func damaged(root *export.Root, n uint64, probs []tree.Problem, recs map[string]
 
 // records reads the records of snapshot n's manifest at the paths in want,
 // streaming it whole (a corrupt manifest is an error).
-func records(root *export.Root, n uint64, want map[string]bool) (map[string]manifest.Entry, error) {
+func records(root *Root, n uint64, want map[string]bool) (map[string]manifest.Entry, error) {
 	ms, err := root.OpenManifest(n)
 	if err != nil {
 		return nil, err
@@ -276,7 +275,7 @@ func replace(f fsys.FS, from, to string) (err error) {
 // repairDirs gives the directories of dirs (records of snapshot n whose
 // directory differs only in its mode) their recorded mode. Directories are
 // never shared between snapshots, so this changes no other snapshot.
-func repairDirs(root *export.Root, n uint64, dirs []manifest.Entry, res *RepairResult) error {
+func repairDirs(root *Root, n uint64, dirs []manifest.Entry, res *RepairResult) error {
 	for _, d := range dirs {
 		full := filepath.Join(root.SnapshotDir(n), filepath.FromSlash(d.Path))
 		if err := root.FS.Chmod(full, d.Mode); err != nil {
@@ -289,7 +288,7 @@ func repairDirs(root *export.Root, n uint64, dirs []manifest.Entry, res *RepairR
 
 // repairShared repairs, in every other retained snapshot, the paths of dmg
 // that hold the damaged file.
-func repairShared(root *export.Root, n uint64, dmg []*damage, res *RepairResult) error {
+func repairShared(root *Root, n uint64, dmg []*damage, res *RepairResult) error {
 	snaps, err := root.Snapshots()
 	if err != nil {
 		return err
@@ -306,7 +305,7 @@ func repairShared(root *export.Root, n uint64, dmg []*damage, res *RepairResult)
 }
 
 // repairOther repairs the damage dmg recorded in snapshot m.
-func repairOther(root *export.Root, m uint64, dmg []*damage, res *RepairResult) error {
+func repairOther(root *Root, m uint64, dmg []*damage, res *RepairResult) error {
 	dir := root.SnapshotDir(m)
 	hit := map[string]*damage{}
 	for _, d := range dmg {

@@ -1,0 +1,40 @@
+package cliapp
+
+import (
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// appOptions is what an app is built with besides its writers. The mains
+// take the defaults (PublishApp, MirrorApp); a test builds its app with
+// newApp to set them. No package variable stands in for any of them.
+type appOptions struct {
+	// now is the clock: snapshots' ages for pruning, how long a failure
+	// streak has lasted, a mirror's lag. Default time.Now.
+	now func() time.Time
+}
+
+// appOptionsKey is where an app keeps its appOptions (cli.App.Metadata,
+// which every action reaches through its cli.Context).
+const appOptionsKey = "seqmirror/cliapp.appOptions"
+
+// newApp builds an app as build does and gives it o.
+func newApp(build func(stdout, stderr io.Writer) *cli.App, stdout, stderr io.Writer, o appOptions) *cli.App {
+	app := build(stdout, stderr)
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[appOptionsKey] = o
+	return app
+}
+
+// optionsOf returns the options of c's app, defaults filled in.
+func optionsOf(c *cli.Context) appOptions {
+	o, _ := c.App.Metadata[appOptionsKey].(appOptions)
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o
+}
