@@ -1,4 +1,4 @@
-package tree
+package tree_test
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"testing"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
-// BenchmarkWalk10k lists a 10k-file tree (warm cache): the parallel Walk and
+// BenchmarkWalk10k lists a 10k-file tree (warm cache): the parallel tree.Walk and
 // the sequential walk it replaced.
 func BenchmarkWalk10k(b *testing.B) {
 	dir := b.TempDir()
@@ -21,7 +22,7 @@ func BenchmarkWalk10k(b *testing.B) {
 	ctx := context.Background()
 	b.Run("parallel", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := Walk(ctx, f, dir, nil); err != nil {
+			if _, err := tree.Walk(ctx, f, dir, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -52,7 +53,7 @@ func BenchmarkCopyFile(b *testing.B) {
 			for b.Loop() {
 				dst := filepath.Join(dir, fmt.Sprint("dst", i%64))
 				os.Remove(dst)
-				if _, _, err := CopyFile(f, src, f, dst, -1); err != nil {
+				if _, _, err := tree.CopyFile(f, src, f, dst, -1); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -74,7 +75,7 @@ func BenchmarkHashFile(b *testing.B) {
 			f := fsys.OS()
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				if _, _, err := HashFile(f, p); err != nil {
+				if _, _, err := tree.HashFile(f, p); err != nil {
 					b.Fatal(err)
 				}
 			}

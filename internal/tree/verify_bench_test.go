@@ -1,4 +1,4 @@
-package tree
+package tree_test
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -20,25 +21,25 @@ import (
 // time (user and system), steadier than the wall time on a shared machine.
 func BenchmarkVerify100k(b *testing.B) {
 	dir := testutil.FastDir(b)
-	tree := filepath.Join(dir, "t")
-	testutil.GenTree(b, tree, 100_000, 1)
+	src := filepath.Join(dir, "t")
+	testutil.GenTree(b, src, 100_000, 1)
 	f := fsys.OS()
-	m := benchManifest(b, f, tree)
+	m := benchManifest(b, f, src)
 	file := filepath.Join(dir, "manifest")
 	if err := fsys.WriteStream(f, file, 0o644, m.Encode); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	b.Run("memory", func(b *testing.B) {
-		benchCPU(b, func() ([]Problem, error) { return Verify(ctx, f, tree, m, Workers()) })
+		benchCPU(b, func() ([]tree.Problem, error) { return tree.Verify(ctx, f, src, m, tree.Workers()) })
 	})
 	b.Run("file", func(b *testing.B) {
-		benchCPU(b, func() ([]Problem, error) { return verifyFile(ctx, f, tree, file) })
+		benchCPU(b, func() ([]tree.Problem, error) { return verifyFile(ctx, f, src, file) })
 	})
 }
 
 // verifyFile verifies the tree at dir against the manifest in file.
-func verifyFile(ctx context.Context, f fsys.FS, dir, file string) ([]Problem, error) {
+func verifyFile(ctx context.Context, f fsys.FS, dir, file string) ([]tree.Problem, error) {
 	h, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -48,12 +49,12 @@ func verifyFile(ctx context.Context, f fsys.FS, dir, file string) ([]Problem, er
 	if err != nil {
 		return nil, err
 	}
-	v, err := VerifyStream(ctx, f, dir, r, VerifyOptions{Workers: Workers()})
+	v, err := tree.VerifyStream(ctx, f, dir, r, tree.VerifyOptions{Workers: tree.Workers()})
 	return v.List(), err
 }
 
 // benchCPU runs verify b.N times, reporting CPU seconds per run.
-func benchCPU(b *testing.B, verify func() ([]Problem, error)) {
+func benchCPU(b *testing.B, verify func() ([]tree.Problem, error)) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		if probs, err := verify(); err != nil || len(probs) > 0 {
@@ -70,16 +71,16 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchManifest is the manifest of the tree at dir (Walk, files hashed).
+// benchManifest is the manifest of the tree at dir (tree.Walk, files hashed).
 func benchManifest(tb testing.TB, f fsys.FS, dir string) *manifest.Manifest {
 	tb.Helper()
-	es, err := Walk(context.Background(), f, dir, nil)
+	es, err := tree.Walk(context.Background(), f, dir, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for i := range es {
 		if es[i].Type == manifest.File {
-			if es[i].Hash, _, err = HashFile(f, filepath.Join(dir, es[i].Path)); err != nil {
+			if es[i].Hash, _, err = tree.HashFile(f, filepath.Join(dir, es[i].Path)); err != nil {
 				tb.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package tree
+package tree_test
 
 import (
 	"context"
@@ -12,11 +12,12 @@ import (
 	"testing"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
-// The parallel Walk returns what a sequential depth-first walk returns,
+// The parallel tree.Walk returns what a sequential depth-first walk returns,
 // including the partial listing and the error when it stops early.
 func TestWalkMatchesSequential(t *testing.T) {
 	dir := t.TempDir()
@@ -26,7 +27,7 @@ func TestWalkMatchesSequential(t *testing.T) {
 	ctx := context.Background()
 	skip := func(rel string) bool { return rel == "d03" || rel == "d01/s02" }
 	for _, sk := range []func(string) bool{nil, skip} {
-		got, err := Walk(ctx, f, dir, sk)
+		got, err := tree.Walk(ctx, f, dir, sk)
 		want, werr := walkRef(ctx, f, dir, sk)
 		if err != nil || werr != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Walk: %d entries, %v; sequential: %d entries, %v", len(got), err, len(want), werr)
@@ -38,16 +39,16 @@ func TestWalkMatchesSequential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := Walk(ctx, f, dir, nil)
+	got, err := tree.Walk(ctx, f, dir, nil)
 	want, werr := walkRef(ctx, f, dir, nil)
-	if !errors.Is(err, ErrUnsupportedType) || fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+	if !errors.Is(err, tree.ErrUnsupportedType) || fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Walk: %d entries, %v; sequential: %d entries, %v", len(got), err, len(want), werr)
 	}
 	// An unreadable directory (not for root, who reads anything).
 	if os.Getuid() != 0 {
 		os.Chmod(filepath.Join(dir, "d05"), 0)
 		defer os.Chmod(filepath.Join(dir, "d05"), 0o755)
-		_, err := Walk(ctx, f, dir, nil)
+		_, err := tree.Walk(ctx, f, dir, nil)
 		_, werr := walkRef(ctx, f, dir, nil)
 		if fmt.Sprint(err) != fmt.Sprint(werr) {
 			t.Fatalf("Walk: %v; sequential: %v", err, werr)
@@ -55,7 +56,7 @@ func TestWalkMatchesSequential(t *testing.T) {
 	}
 }
 
-// walkRef is the sequential walk Walk replaced, kept as its reference.
+// walkRef is the sequential walk tree.Walk replaced, kept as its reference.
 func walkRef(ctx context.Context, f fsys.FS, dir string, skip func(rel string) bool) ([]manifest.Entry, error) {
 	var out []manifest.Entry
 	var walk func(rel string) error
@@ -87,7 +88,7 @@ func walkRef(ctx context.Context, f fsys.FS, dir string, skip func(rel string) b
 			if err != nil {
 				return fmt.Errorf("walk: lstat %s: %w", p, err)
 			}
-			e, err := EntryFromInfo(f, p, r, fi)
+			e, err := tree.EntryFromInfo(f, p, r, fi)
 			if err != nil {
 				return err
 			}
@@ -105,10 +106,10 @@ func walkRef(ctx context.Context, f fsys.FS, dir string, skip func(rel string) b
 	}
 	fi, err := f.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", ErrNoTree, dir, err)
+		return nil, fmt.Errorf("%w %s: %w (give an existing directory)", tree.ErrNoTree, dir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory", ErrNoTree, dir)
+		return nil, fmt.Errorf("%w: %s is not a directory", tree.ErrNoTree, dir)
 	}
 	err = walk("") // before reading out: operand order in a return is unspecified
 	return out, err
