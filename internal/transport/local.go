@@ -149,9 +149,8 @@ func (l *Local) fetchOne(up *fsys.BeneathDir, src string, e manifest.Entry, dir 
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", e.Path, err)
 	}
-	if sz != e.Size || h != e.Hash {
-		return fmt.Errorf("fetch %s from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-			e.Path, l.root.Dir, tree.ErrHashMismatch, sz, h, e.Size, e.Hash)
+	if err := tree.CheckHash(e, sz, h); err != nil {
+		return fmt.Errorf("fetch %s from %s: %w", e.Path, l.root.Dir, err)
 	}
 	return nil
 }

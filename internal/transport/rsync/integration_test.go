@@ -252,7 +252,13 @@ func (h *hookUpstream) FetchSnapshot(ctx context.Context, n uint64, m transport.
 
 func openRsync(tb testing.TB, addr string) *rsync.Upstream {
 	tb.Helper()
-	up, err := transport.Open(addr, fsys.OS())
+	return openRsyncWith(tb, addr, transport.Options{})
+}
+
+// openRsyncWith is openRsync with options.
+func openRsyncWith(tb testing.TB, addr string, opt transport.Options) *rsync.Upstream {
+	tb.Helper()
+	up, err := transport.Open(addr, fsys.OS(), opt)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -670,8 +676,7 @@ func TestPollCaching(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u := openRsync(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port))
-			u.Opts.Rsync = rsyncBin
+			u := openRsyncWith(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port), transport.Options{Rsync: transport.RsyncOptions{Binary: rsyncBin}})
 			before := runs()
 			for _, c := range tc.calls {
 				var err error
