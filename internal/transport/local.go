@@ -114,7 +114,14 @@ func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
 }
 
 // Fetch implements Upstream: copies and hashes in one pass, in parallel.
+// A record whose path is not clean and relative is refused, as the rsync
+// transport refuses it, before anything is copied.
 func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	for _, e := range files {
+		if err := manifest.CheckPath(e.Path); err != nil {
+			return fmt.Errorf("fetch snapshot %d: %w", n, err)
+		}
+	}
 	up, err := l.beneath()
 	if err != nil {
 		return err

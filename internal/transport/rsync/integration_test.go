@@ -626,13 +626,7 @@ func TestShellTransport(t *testing.T) {
 	src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
 	testutil.GenTree(t, src, 12, 7)
 	publish(t, master, src, 3)
-	fakeSSH := filepath.Join(tmp, "fake-ssh")
-	// rsync runs: RSH [-l user] host rsync --server ...; ssh would hand the
-	// joined command to the remote shell.
-	script := "#!/bin/sh\nwhile [ \"$1\" = -l ]; do shift 2; done\nshift\nexec sh -c \"$*\"\n"
-	if err := os.WriteFile(fakeSSH, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fakeSSH := testutil.FakeSSH(t)
 	code, out, errs := runMirror(t, "--upstream", "mirror@localhost:"+master, "--rsh", fakeSSH, "--root", mir)
 	if code != 0 || strings.TrimSpace(out) != "1" {
 		t.Fatalf("host:path sync: exit %d %s %s", code, out, errs)
