@@ -9,8 +9,9 @@
 // package transport, which re-exports these names; nothing here does I/O.
 //
 // What the contract promises (see each method): an Upstream never writes
-// outside the directories it is given and its Options.ScratchDir, and
-// makes every write it makes itself through the fsys.FS it was opened with
+// outside the directories it is given (but for a staging directory beside
+// one, removed before it returns) and its Options.ScratchDir, and makes
+// every write it makes itself through the fsys.FS it was opened with
 // (a subprocess such as rsync writes where it is told, into directories
 // made through that FS); the files Upstream.Fetch leaves have been checked
 // against their manifest records (a mismatch wraps tree.ErrHashMismatch);
