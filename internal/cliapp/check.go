@@ -198,7 +198,7 @@ func (r *checkReport) raise(code int, format string, a ...any) {
 // probeAddr reads the state of the root at addr.
 func probeAddr(ctx context.Context, e *env, addr string) *checkReport {
 	r := &checkReport{addr: addr, now: e.now()}
-	up, err := openAddr(e, addr)
+	up, err := openAddr(e, addr, "")
 	if err != nil {
 		r.state = "unreachable"
 		r.raise(PluginCritical, "cannot open %s: %v", addr, err)
@@ -311,7 +311,7 @@ func (r *checkReport) fromPoll() {
 // compare reads the upstream at addr and takes the lag from it.
 func (r *checkReport) compare(ctx context.Context, e *env, addr string) {
 	r.upAddr = addr
-	up, err := openAddr(e, addr)
+	up, err := openAddr(e, addr, "")
 	if err != nil {
 		r.raise(PluginUnknown, "cannot open upstream %s: %v", addr, err)
 		return

@@ -98,12 +98,11 @@ func mirrorAction(c *cli.Context) error {
 	if err := reportAfter(c); err != nil {
 		return err
 	}
-	up, err := openUpstream(e)
+	up, err := openUpstream(e, r.WorkDir())
 	if err != nil {
 		return err
 	}
 	defer up.Close()
-	scratchIn(up, r.WorkDir())
 	maxDel := md / 100
 	if md == 0 {
 		maxDel = 1e-9 // refuse any delete
@@ -136,7 +135,7 @@ func mirrorStatusAction(c *cli.Context) error {
 		return err
 	}
 	if c.String("upstream") != "" {
-		up, err := openUpstream(e)
+		up, err := openUpstream(e, "")
 		if err != nil {
 			return err
 		}
@@ -158,11 +157,10 @@ func mirrorVerifyAction(c *cli.Context) error {
 		need = "--repair needs --upstream: the place to fetch good copies from"
 	}
 	return verifyAction(c, need, func(e *env, r *export.Root) (export.RepairSource, func(), error) {
-		up, err := openUpstream(e)
+		up, err := openUpstream(e, r.WorkDir())
 		if err != nil {
 			return nil, nil, err
 		}
-		scratchIn(up, r.WorkDir())
 		return up.Fetch, func() { up.Close() }, nil
 	})
 }

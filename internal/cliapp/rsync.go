@@ -21,49 +21,35 @@ var rsyncFlags = []cli.Flag{
 	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon upstreams: give up on a daemon that has not answered (connected and greeted) after `D`"},
 }
 
-// scratchIn makes an rsync upstream keep its private files in dir: the
-// .work of the root the run holds the lock of, which the next run empties.
-func scratchIn(up transport.Upstream, dir string) {
-	if ru, ok := up.(*rsync.Upstream); ok {
-		ru.Opts.TempDir = dir
-	}
-}
-
-// openUpstream opens --upstream and applies the rsync flags (where the
-// command has them) and, on a terminal without --quiet, a progress bar.
-func openUpstream(e *env) (transport.Upstream, error) {
-	return openAddr(e, e.c.String("upstream"))
+// openUpstream opens --upstream with the rsync flags (where the command has
+// them) and, on a terminal without --quiet, a progress bar. scratch, if not
+// "", is where the upstream keeps its private files: the .work of the root
+// the run holds the lock of, which the next run empties.
+func openUpstream(e *env, scratch string) (transport.Upstream, error) {
+	return openAddr(e, e.c.String("upstream"), scratch)
 }
 
 // openAddr is openUpstream for the address addr.
-func openAddr(e *env, addr string) (transport.Upstream, error) {
+func openAddr(e *env, addr, scratch string) (transport.Upstream, error) {
 	c := e.c
 	// Checked whatever the address: a bad flag is a bad crontab line even
 	// while the upstream is a local path.
 	if c.Duration("timeout") < 0 || c.Duration("contimeout") < 0 {
 		return nil, Usage("--timeout and --contimeout must not be negative")
 	}
-	if err := checkRsyncOpts(c.StringSlice("rsync-opt")); err != nil {
+	extra := c.StringSlice("rsync-opt")
+	if err := checkRsyncOpts(extra); err != nil {
 		return nil, err
 	}
-	up, err := transport.Open(addr, e.fs)
-	if err != nil {
-		return nil, err
+	opt := transport.Options{
+		Timeout: c.Duration("timeout"), ConTimeout: c.Duration("contimeout"),
+		Workers: c.Int("workers"), ScratchDir: scratch,
+		Rsync: transport.RsyncOptions{Binary: c.String("rsync"), Rsh: c.String("rsh"), Extra: extra, Port: rsyncPort(extra)},
 	}
-	ru, ok := up.(*rsync.Upstream)
-	if !ok {
-		return up, nil
-	}
-	ru.Opts.Rsync = c.String("rsync")
-	ru.Opts.Rsh = c.String("rsh")
-	ru.Opts.Timeout, ru.Opts.ConTimeout = c.Duration("timeout"), c.Duration("contimeout")
-	ru.Opts.Extra = c.StringSlice("rsync-opt")
-	applyPort(ru, ru.Opts.Extra)
-	ru.Opts.Workers = c.Int("workers")
 	if !c.Bool("quiet") && !c.Bool("json") {
-		ru.Opts.Progress = progress(c.App.ErrWriter)
+		opt.Progress = progress(c.App.ErrWriter)
 	}
-	return up, nil
+	return transport.Open(addr, e.fs, opt)
 }
 
 // progress returns a progress callback drawing a bar on w if w is a

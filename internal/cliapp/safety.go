@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
-	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
@@ -111,14 +110,6 @@ func rsyncPort(opts []string) int {
 		}
 	}
 	return port
-}
-
-// applyPort makes the address of a daemon upstream show (and use) the
-// port given with --rsync-opt=--port=N, if the address names none.
-func applyPort(u *rsync.Upstream, opts []string) {
-	if p := rsyncPort(opts); p != 0 && u.Addr.Kind == rsync.Daemon && u.Addr.Port == 0 {
-		u.Addr.Port = p
-	}
 }
 
 // lagText describes how a mirror compares with its upstream, for status.

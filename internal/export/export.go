@@ -101,12 +101,17 @@ type Lock struct{ f *os.File }
 // Lock takes the root's exclusive writer lock without waiting. It returns an
 // error wrapping ErrLocked if another process holds it. The kernel drops the
 // lock when the process exits, however it exits.
+//
+// The root directory is made through the seam (r.FS); the lock file is the
+// one file opened outside it: flock(2) and the reserve's fallocate(2) need
+// the real file descriptor, which a wrapping FS (a test's fault injector)
+// does not expose, and the lock file is never served.
 func (r *Root) Lock() (*Lock, error) {
-	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+	if err := r.FS.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", r.Dir, err)
 	}
 	p := r.Path(LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644) // outside the seam: see above
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
@@ -135,7 +140,8 @@ func reserveSpace(f *os.File) {
 }
 
 // freeReserve gives the lock file's reserved room back to the filesystem;
-// the next Lock allocates it again.
+// the next Lock allocates it again. Like the lock file, outside the seam:
+// it must make room even when every write through the seam fails.
 func (r *Root) freeReserve() bool {
 	return os.Truncate(r.Path(LockName), 0) == nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	_ "github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -56,7 +55,7 @@ func (w *linkWorld) step(tb testing.TB) mirror.Result {
 
 func (w *linkWorld) sync(tb testing.TB) mirror.Result {
 	tb.Helper()
-	u, err := transport.Open(w.addr, fsys.OS())
+	u, err := transport.Open(w.addr, fsys.OS(), transport.Options{})
 	must(tb, err)
 	defer u.Close()
 	res, err := mirror.Sync(context.Background(), w.mir, u, w.keepOpts)
@@ -154,7 +153,7 @@ func TestSyncTornDeleteGuard(t *testing.T) {
 	must(t, os.RemoveAll(filepath.Join(w.src, "d04")))
 	_, err := snapshot.Publish(context.Background(), w.up, w.src, snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100, MaxDelete: 1})
 	must(t, err)
-	u, err := transport.Open(w.addr, fsys.OS())
+	u, err := transport.Open(w.addr, fsys.OS(), transport.Options{})
 	must(t, err)
 	defer u.Close()
 	if _, err := mirror.Sync(context.Background(), w.mir, u, w.keepOpts); !errors.Is(err, mirror.ErrTooManyDeletes) {

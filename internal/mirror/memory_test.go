@@ -20,7 +20,7 @@ const manyDirs = 100_000
 func TestManyDirsMemoryBounded(t *testing.T) {
 	dir := testutil.FastDir(t)
 	upDir, mDir := filepath.Join(dir, "up"), filepath.Join(dir, "m")
-	up, err := transport.Open(upDir, fsys.OS())
+	up, err := transport.Open(upDir, fsys.OS(), transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func newFixture(tb testing.TB, n int) *fixture {
 	f := fsys.OS()
 	fx.upRoot, fx.mRoot = export.New(f, fx.up), export.New(f, fx.m)
 	fx.publish(tb)
-	up, err := transport.Open(fx.up, f)
+	up, err := transport.Open(fx.up, f, transport.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

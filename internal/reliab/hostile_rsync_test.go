@@ -17,7 +17,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -149,13 +148,12 @@ func noSpecials(tb testing.TB, dir string) {
 // syncThrough runs one mirror.Sync of root from the rsync address addr, its
 // scratch in ROOT/.work as mirror-sync's.
 func syncThrough(f fsys.FS, addr, root string) error {
-	u, err := transport.Open(addr, f)
+	r := export.New(f, root)
+	u, err := transport.Open(addr, f, transport.Options{ScratchDir: r.WorkDir()})
 	if err != nil {
 		return err
 	}
 	defer u.Close()
-	r := export.New(f, root)
-	u.(*rsync.Upstream).Opts.TempDir = r.WorkDir()
 	_, err = mirror.Sync(context.Background(), r, u, mirror.Options{Retries: 1, Backoff: time.Millisecond})
 	return err
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	_ "github.com/seqmirror/seqmirror/internal/transport/rsync" // rsync:// addresses for transport.Open
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -79,7 +78,7 @@ func TestHostileUpstreamRsync(t *testing.T) {
 				t.Fatalf("case %q needs a local filesystem", tt.name)
 			}
 			fx.run(t, caseDir(i), hc, func(f fsys.FS, _, root string) error {
-				u, err := transport.Open(d.URL(fmt.Sprint("c", i)), f)
+				u, err := transport.Open(d.URL(fmt.Sprint("c", i)), f, transport.Options{})
 				if err != nil {
 					return err
 				}

@@ -9,11 +9,20 @@
 // start over from reading the seq files. [ErrUnavailable] marks transient
 // failures worth a retry with backoff.
 //
-// [Open] picks the implementation from the address: kinds registered with
-// [Register] first (package transport/rsync: rsync://, host::module,
-// host:path), else a path, read directly (local disk or NFS). Upstreams
+// [Open] picks the implementation from the address (package
+// transport/rsync for rsync://, host::module and host:path; else a path,
+// read directly from local disk or NFS: [Local]) and opens it with all its
+// [Options]: nothing is set on an upstream after Open. The interfaces,
+// errors and Options are defined in the leaf package transport/upstream,
+// which transport packages implement, and re-exported here; a new
+// transport joins with one case in Open and one row in the conformance
+// suite (conformance_test.go), which every transport passes. Upstreams
 // that can also copy a plain tree with no snapshots (classic mode)
 // implement [TreeFetcher]. Upstreams are not safe for concurrent use.
+//
+// Every write an upstream makes itself goes through the fsys.FS it was
+// opened with (the seam fault injection wraps); what an rsync subprocess
+// writes, it writes into directories made through it.
 //
 // A path upstream ([Local]) may be hostile: every file it reads (seq files,
 // manifests, snapshot files, classic copies) is opened with fsys.OpenBeneath,

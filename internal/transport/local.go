@@ -114,7 +114,14 @@ func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
 }
 
 // Fetch implements Upstream: copies and hashes in one pass, in parallel.
+// A record whose path is not clean and relative is refused, as the rsync
+// transport refuses it, before anything is copied.
 func (l *Local) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	for _, e := range files {
+		if err := manifest.CheckPath(e.Path); err != nil {
+			return fmt.Errorf("fetch snapshot %d: %w", n, err)
+		}
+	}
 	up, err := l.beneath()
 	if err != nil {
 		return err
@@ -149,9 +156,8 @@ func (l *Local) fetchOne(up *fsys.BeneathDir, src string, e manifest.Entry, dir 
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", e.Path, err)
 	}
-	if sz != e.Size || h != e.Hash {
-		return fmt.Errorf("fetch %s from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-			e.Path, l.root.Dir, tree.ErrHashMismatch, sz, h, e.Size, e.Hash)
+	if err := tree.CheckHash(e, sz, h); err != nil {
+		return fmt.Errorf("fetch %s from %s: %w", e.Path, l.root.Dir, err)
 	}
 	return nil
 }

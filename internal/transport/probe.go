@@ -8,34 +8,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 )
 
-// PathInfo is what a Prober reports about one path of an upstream root.
-type PathInfo struct {
-	Dir     bool // a directory (not a symlink to one)
-	Regular bool // a regular file (not a symlink to one)
-	Size    int64
-	ModTime time.Time // to the second over rsync
-}
-
-// SmallFile is a small file read by a Prober.
-type SmallFile struct {
-	Data    []byte
-	ModTime time.Time
-}
-
-// Prober is implemented by upstreams that can look at a few named paths
-// of the root in one round trip and read small files, which a monitor
-// (`mirror-sync check`) and the lag computation need. Both are separate
-// from Upstream, which is what a sync needs.
-type Prober interface {
-	// Stat reports on each of names (slash-separated, relative to the
-	// root) that exists, without following symlinks; names that do not
-	// exist are absent from the map.
-	Stat(ctx context.Context, names []string) (map[string]PathInfo, error)
-	// ReadSmall reads each of names that is a regular file of at most max
-	// bytes; the others are absent from the map.
-	ReadSmall(ctx context.Context, names []string, max int64) (map[string]SmallFile, error)
-}
-
 // LagWindow is how many snapshot numbers below its current NewerSince
 // looks at (an upstream keeps far fewer snapshots than that).
 const LagWindow = 1024

@@ -1,118 +1,72 @@
 package transport
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
-	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 )
 
+// The contract, defined in the leaf package transport/upstream so that
+// transport packages can implement it and Open can open them.
+type (
+	// Upstream is a readable export root; see upstream.Upstream.
+	Upstream = upstream.Upstream
+	// Options is what an upstream is opened with; see upstream.Options.
+	Options = upstream.Options
+	// RsyncOptions are Options.Rsync; see upstream.RsyncOptions.
+	RsyncOptions = upstream.RsyncOptions
+	// TreeFetcher copies a plain tree (classic mode); see upstream.TreeFetcher.
+	TreeFetcher = upstream.TreeFetcher
+	// SnapshotFetcher copies a whole snapshot; see upstream.SnapshotFetcher.
+	SnapshotFetcher = upstream.SnapshotFetcher
+	// Records yields a manifest's records; see upstream.Records.
+	Records = upstream.Records
+	// RecordIter is one pass over Records.
+	RecordIter = upstream.RecordIter
+	// Prober looks at a few paths of the root; see upstream.Prober.
+	Prober = upstream.Prober
+	// PathInfo is what a Prober reports about one path.
+	PathInfo = upstream.PathInfo
+	// SmallFile is a small file read by a Prober.
+	SmallFile = upstream.SmallFile
+)
+
+// The errors upstreams return; see package upstream.
 var (
-	// ErrVanished means the snapshot being copied disappeared upstream.
-	ErrVanished = errors.New("snapshot vanished upstream")
-	// ErrUnavailable means the upstream did not answer; retry later.
-	ErrUnavailable = errors.New("upstream unavailable")
-	// ErrTimedOut (with ErrUnavailable) means the upstream already timed
-	// out in this run: the connect and I/O timeouts bound the whole run,
-	// so no retry of the same run waits for it again.
-	ErrTimedOut = errors.New("upstream timed out")
-	// ErrBadAddress means the upstream address could not be understood.
-	ErrBadAddress = errors.New("bad upstream address")
-	// ErrRefused means the upstream answered and refused the request (an
-	// unknown module, an option its server refuses, permission denied):
-	// a configuration problem that needs a human, not a retry.
-	ErrRefused = errors.New("upstream refused the request")
+	ErrVanished    = upstream.ErrVanished
+	ErrUnavailable = upstream.ErrUnavailable
+	ErrTimedOut    = upstream.ErrTimedOut
+	ErrBadAddress  = upstream.ErrBadAddress
+	ErrRefused     = upstream.ErrRefused
 )
 
 // MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).
-const MaxManifestSize = 4 << 30
+const MaxManifestSize = upstream.MaxManifestSize
 
-// Upstream is a readable export root.
-type Upstream interface {
-	// String names the upstream for logs and status.
-	String() string
-	// Seq reads the upstream's seq/begin or seq/end ("begin" or "end").
-	Seq(ctx context.Context, name string) (uint64, error)
-	// Current returns the snapshot the upstream serves (0 if none) and when
-	// it started serving it (zero if unknown).
-	Current(ctx context.Context) (uint64, time.Time, error)
-	// FetchManifest copies snapshots/N.manifest to the new local file dst.
-	FetchManifest(ctx context.Context, n uint64, dst string) error
-	// Fetch copies the listed files of snapshot n into dir, at their
-	// relative paths (whose directories exist), verifying each. A mirror
-	// sync calls it several times for one snapshot, with chunks of at most
-	// a few ten thousand files, as its streaming diff finds them.
-	Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error
-	// Close releases resources.
-	Close() error
-}
-
-// TreeFetcher is implemented by upstreams that can copy a plain tree with no
-// snapshots, as classic mode (mirror.SyncClassic) needs. It is a separate
-// interface so that Upstream stays what snapshot mode needs.
-type TreeFetcher interface {
-	// FetchTree makes dir (which exists and is empty) a copy of the
-	// upstream's whole tree except its top-level seq/ directory. A file
-	// identical (same size, mtime and mode) to the one at the same path
-	// below linkDest, if linkDest is not "", may be hard-linked from there
-	// instead of copied. The caller verifies nothing: it hashes what it got.
-	FetchTree(ctx context.Context, dir, linkDest string) error
-}
-
-// SnapshotFetcher is implemented by upstreams that copy a whole snapshot
-// faster than Fetch copies the list of all its files (rsync: no per-file
-// staging). mirror.Sync uses it when it has nothing to link from: a first
-// copy, or a rebuild with no retained complete snapshot.
-type SnapshotFetcher interface {
-	// FetchSnapshot fills dir, which holds exactly the directories of
-	// snapshot n (made by the caller, writable, nothing else in them),
-	// with the snapshot's files and symlinks. It reads m, the snapshot's
-	// manifest, as a stream, as many times as it needs, so that memory
-	// does not grow with the snapshot; it writes little more than the
-	// total size of the files m lists, however much the upstream holds.
-	// On success dir holds exactly m's entries (same types, symlink
-	// targets, and every regular file's size and hash checked against its
-	// record), and every regular file has its record's mode and mtime
-	// (directories' are the caller's to set).
-	FetchSnapshot(ctx context.Context, n uint64, m Records, dir string) error
-}
-
-// Records yields a validated manifest's records: each Open starts a new
-// pass, in canonical order, which the caller closes.
-type Records interface {
-	Open() (RecordIter, error)
-}
-
-// RecordIter is one pass over Records.
-type RecordIter interface {
-	manifest.Iterator
-	io.Closer
-}
-
-// Opener opens one kind of address; see Register.
-type Opener func(addr string, local fsys.FS) (Upstream, bool, error)
-
-var openers []Opener
-
-// Register adds an address kind (an Opener returns ok=false for addresses
-// that are not its kind). Transport packages call it from init.
-func Register(o Opener) { openers = append(openers, o) }
-
-// Open returns the upstream for addr. local is the filesystem the mirror
-// writes to (and reads local upstreams from).
-func Open(addr string, local fsys.FS) (Upstream, error) {
-	if addr == "" {
+// Open returns the upstream at addr, opened with opt: an rsync address
+// (rsync://, host::module, host:path; see rsync.ParseAddress), else a path
+// read directly (local disk or NFS). local is the filesystem the mirror
+// writes to, through which the upstream makes its own writes (and from
+// which a path upstream is read). A new transport joins with one case here.
+func Open(addr string, local fsys.FS, opt Options) (Upstream, error) {
+	switch {
+	case addr == "":
 		return nil, fmt.Errorf("%w: empty; give --upstream PATH or rsync://host/module", ErrBadAddress)
-	}
-	for _, o := range openers {
-		u, ok, err := o(addr, local)
-		if ok || err != nil {
-			return u, err
+	case rsync.IsAddress(addr):
+		u, err := rsync.Open(addr, local, opt)
+		if err != nil {
+			return nil, err // not a nil *rsync.Upstream in an interface
 		}
+		return u, nil
 	}
-	return NewLocal(local, addr)
+	l, err := NewLocal(local, addr)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Workers > 0 {
+		l.Workers = opt.Workers
+	}
+	return l, nil
 }

@@ -471,6 +471,52 @@ func HashFile(f fsys.FS, name string) (uint64, int64, error) {
 	return h.Sum64(), n, err
 }
 
+// CheckHash is the one "content matches its record" comparison: nil if
+// size and hash (of a file just copied or hashed) are want's, else an error
+// wrapping ErrHashMismatch that gives both. It does not name the file:
+// callers say which record and from where.
+func CheckHash(want manifest.Entry, size int64, hash uint64) error {
+	if size == want.Size && hash == want.Hash {
+		return nil
+	}
+	return fmt.Errorf("%w (got %d bytes hash %016x, manifest says %d bytes hash %016x)", ErrHashMismatch, size, hash, want.Size, want.Hash)
+}
+
+// CheckFile is the one "file matches its record" check: the file at name,
+// opened without following a final symlink and without waiting on a fifo,
+// must be a regular file whose size and xxhash64 are want's (CheckHash).
+// It returns the open file's info (nil if it could not be opened), so that
+// a caller may compare mode and mtime too. Anything but a regular file
+// wraps ErrHashMismatch and says what it got; so does a size or hash that
+// differs; an error opening or reading it is returned as is (a missing
+// file wraps fs.ErrNotExist). Like CheckHash, the error does not name the
+// file.
+func CheckFile(f fsys.FS, name string, want manifest.Entry) (fs.FileInfo, error) {
+	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%w: got a symlink, manifest says %c", ErrHashMismatch, manifest.File)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return fi, fmt.Errorf("%w: got type %s, manifest says %c", ErrHashMismatch, fi.Mode().Type(), manifest.File)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	h := xxhash.New()
+	n, err := io.CopyBuffer(h, readerOnly{in}, *bp)
+	if err != nil {
+		return fi, fmt.Errorf("read %s: %w", name, err)
+	}
+	return fi, CheckHash(want, n, h.Sum64())
+}
+
 // SetMeta applies e's permission bits and mtime to the file or directory at
 // full. Symlinks carry neither.
 func SetMeta(f fsys.FS, full string, e manifest.Entry) error {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 )
 
 // Kind is how rsync reaches the upstream.
@@ -33,7 +33,7 @@ var errNotRsync = errors.New("not an rsync address")
 
 // ParseAddress parses an rsync address. It returns an error wrapping
 // errNotRsync (see IsAddress) for a plain local path, and one wrapping
-// transport.ErrBadAddress for an rsync address it refuses.
+// upstream.ErrBadAddress for an rsync address it refuses.
 //
 // Accepted forms, as rsync itself reads them:
 //
@@ -208,7 +208,7 @@ func checkName(m string) error {
 }
 
 func bad(s, why string) error {
-	return fmt.Errorf("%w: %q: %s", transport.ErrBadAddress, s, why)
+	return fmt.Errorf("%w: %q: %s", upstream.ErrBadAddress, s, why)
 }
 
 // IsAddress reports whether s is meant as an rsync address (whether or not

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -54,7 +54,7 @@ func TestParseAddress(t *testing.T) {
 				}
 				return
 			case tc.bad:
-				if !errors.Is(err, transport.ErrBadAddress) || !IsAddress(tc.in) {
+				if !errors.Is(err, upstream.ErrBadAddress) || !IsAddress(tc.in) {
 					t.Fatalf("ParseAddress(%q) = %+v, %v; want ErrBadAddress", tc.in, got, err)
 				}
 				return
@@ -84,7 +84,7 @@ func FuzzParseAddress(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseAddress(s)
 		if err != nil {
-			if !errors.Is(err, errNotRsync) && !errors.Is(err, transport.ErrBadAddress) {
+			if !errors.Is(err, errNotRsync) && !errors.Is(err, upstream.ErrBadAddress) {
 				t.Fatalf("ParseAddress(%q): unexpected error kind %v", s, err)
 			}
 			return

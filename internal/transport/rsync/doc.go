@@ -1,12 +1,13 @@
 // Package rsync reads an upstream export root through the system rsync
 // binary, run as a subprocess (it never speaks the rsync protocol itself).
 //
-// It registers itself with transport.Register for these addresses (see
-// [ParseAddress]):
+// transport.Open opens it (through [Open]) for these addresses (see
+// [ParseAddress]), with upstream.Options (Options.Rsync: binary, remote
+// shell, extra options, default daemon port):
 //
 //	rsync://[user@]host[:port]/module[/path]   rsync daemon
 //	[user@]host::module[/path]                 rsync daemon
-//	[user@]host:path                           remote shell (Options.Rsh, default ssh)
+//	[user@]host:path                           remote shell (Options.Rsync.Rsh, default ssh)
 //
 // # Contract
 //
@@ -18,14 +19,14 @@
 //     a timeout every later call fails at once, so a run waits for a
 //     silent upstream once, not once per step or retry.
 //   - rsync never creates what a snapshot may not hold: every run ends its
-//     options, after Options.Extra, with --no-devices --no-specials
+//     options, after Options.Rsync.Extra, with --no-devices --no-specials
 //     --chmod=ugo-s,-t. What rsync reports skipping (--info=nonreg1,skip1:
 //     a device, fifo or socket; a symlink where -l was not given; a file
 //     over --max-size) is an error that says what the entry is upstream
 //     (asked with --list-only), never a later "no such file".
 //   - The cheap poll: [Upstream.Seq] fetches seq/begin, seq/end and the
 //     current symlink (not what it points to) in ONE rsync run into a fresh
-//     private dir below Options.TempDir (mirror-sync: ROOT/.work), and
+//     private dir below Options.ScratchDir (mirror-sync: ROOT/.work), and
 //     remembers the values it did not return. The same run asks for the
 //     snapshots/ entry alone: a root that has it reads a missing seq file
 //     as 0. A seq file that is not a regular file, or over 21 bytes, is
@@ -75,7 +76,11 @@
 //     nanosecond); a device or special file upstream refuses the copy
 //     (tree.ErrUnsupportedType).
 //   - Nothing is written outside the directories the caller names and the
-//     poll's scratch dir, removed after each poll.
+//     poll's scratch dir, removed after each poll. Every write of this
+//     package's own (scratch and staging directories, file lists, the
+//     renames out of the stage, mode and mtime fixes) goes through the
+//     fsys.FS the upstream was opened with; rsync itself writes only into
+//     directories made through it.
 //
 // An Upstream is not safe for concurrent use.
 package rsync

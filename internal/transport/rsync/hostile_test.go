@@ -138,7 +138,7 @@ func TestManifestSizeCheckedFirst(t *testing.T) {
 	// 200 MB of sparse garbage: the mirror's disk has 64 MiB free.
 	must(t, os.Truncate(filepath.Join(master, "snapshots", "1.manifest"), 200<<20))
 	port := testutil.StartRsyncd(t, map[string]string{"master": master})
-	up, err := transport.Open(fmt.Sprintf("rsync://127.0.0.1:%d/master", port), testutil.NewSmallDisk(64<<20))
+	up, err := transport.Open(fmt.Sprintf("rsync://127.0.0.1:%d/master", port), testutil.NewSmallDisk(64<<20), transport.Options{})
 	must(t, err)
 	defer up.Close()
 	dst := filepath.Join(t.TempDir(), "1.manifest")
@@ -186,7 +186,7 @@ func TestMissingSeqReadsZero(t *testing.T) {
 			}
 			port := testutil.StartRsyncd(t, map[string]string{"master": master})
 			for _, up := range []string{master, fmt.Sprintf("rsync://127.0.0.1:%d/master", port)} {
-				u, err := transport.Open(up, fsys.OS())
+				u, err := transport.Open(up, fsys.OS(), transport.Options{})
 				must(t, err)
 				defer u.Close()
 				for name, want := range map[string]uint64{seqfile.End: tt.end, seqfile.Begin: tt.begin} {
@@ -286,7 +286,7 @@ func plant(kind string) func(t *testing.T, p string) {
 
 // syncRsync runs one mirror.Sync of root from the rsync address up.
 func syncRsync(up, root string) (mirror.Result, error) {
-	u, err := transport.Open(up, fsys.OS())
+	u, err := transport.Open(up, fsys.OS(), transport.Options{})
 	if err != nil {
 		return mirror.Result{}, err
 	}
@@ -332,8 +332,7 @@ func TestSilentServer(t *testing.T) {
 // After a timeout the Upstream does not wait again: a run's later steps
 // and retries fail at once.
 func TestTimeoutOncePerRun(t *testing.T) {
-	u := openRsync(t, "rsync://"+testutil.SilentServer(t)+"/m")
-	u.Opts.ConTimeout, u.Opts.Timeout = time.Second, 20*time.Second
+	u := openRsyncWith(t, "rsync://"+testutil.SilentServer(t)+"/m", transport.Options{ConTimeout: time.Second, Timeout: 20 * time.Second})
 	for i, bound := range []time.Duration{4 * time.Second, 200 * time.Millisecond, 200 * time.Millisecond} {
 		start := time.Now()
 		_, err := u.Seq(context.Background(), seqfile.End)

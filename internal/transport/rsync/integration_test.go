@@ -252,7 +252,13 @@ func (h *hookUpstream) FetchSnapshot(ctx context.Context, n uint64, m transport.
 
 func openRsync(tb testing.TB, addr string) *rsync.Upstream {
 	tb.Helper()
-	up, err := transport.Open(addr, fsys.OS())
+	return openRsyncWith(tb, addr, transport.Options{})
+}
+
+// openRsyncWith is openRsync with options.
+func openRsyncWith(tb testing.TB, addr string, opt transport.Options) *rsync.Upstream {
+	tb.Helper()
+	up, err := transport.Open(addr, fsys.OS(), opt)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -620,13 +626,7 @@ func TestShellTransport(t *testing.T) {
 	src, master, mir := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "mirror")
 	testutil.GenTree(t, src, 12, 7)
 	publish(t, master, src, 3)
-	fakeSSH := filepath.Join(tmp, "fake-ssh")
-	// rsync runs: RSH [-l user] host rsync --server ...; ssh would hand the
-	// joined command to the remote shell.
-	script := "#!/bin/sh\nwhile [ \"$1\" = -l ]; do shift 2; done\nshift\nexec sh -c \"$*\"\n"
-	if err := os.WriteFile(fakeSSH, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fakeSSH := testutil.FakeSSH(t)
 	code, out, errs := runMirror(t, "--upstream", "mirror@localhost:"+master, "--rsh", fakeSSH, "--root", mir)
 	if code != 0 || strings.TrimSpace(out) != "1" {
 		t.Fatalf("host:path sync: exit %d %s %s", code, out, errs)
@@ -670,8 +670,7 @@ func TestPollCaching(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u := openRsync(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port))
-			u.Opts.Rsync = rsyncBin
+			u := openRsyncWith(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port), transport.Options{Rsync: transport.RsyncOptions{Binary: rsyncBin}})
 			before := runs()
 			for _, c := range tc.calls {
 				var err error

@@ -12,16 +12,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/spf13/afero"
 )
 
-// This file is the transport.Prober side of the rsync upstream: one
+// This file is the upstream.Prober side of the rsync upstream: one
 // rsync --list-only run for Stat, one small fetch for ReadSmall, each
 // limited to the names asked for (--files-from), so a hostile upstream
 // cannot make either produce more than those names.
 
-var _ transport.Prober = (*Upstream)(nil)
+var _ upstream.Prober = (*Upstream)(nil)
 
 // maxProbeNames bounds the names one Stat or ReadSmall may ask for.
 const maxProbeNames = 4096
@@ -47,8 +48,8 @@ func (u *Upstream) probeList(names []string) (dir, list, base, prefix string, er
 		b.WriteString(prefix + n + "\x00")
 	}
 	list = filepath.Join(dir, "list")
-	if err := os.WriteFile(list, b.Bytes(), 0o600); err != nil {
-		os.RemoveAll(dir)
+	if err := afero.WriteFile(u.local, list, b.Bytes(), 0o600); err != nil {
+		u.local.RemoveAll(dir)
 		return "", "", "", "", fmt.Errorf("rsync file list: %w", err)
 	}
 	return dir, list, base, prefix, nil
@@ -64,17 +65,17 @@ func partial(err error) error {
 	return err
 }
 
-// Stat implements transport.Prober with one rsync --list-only run.
-func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transport.PathInfo, error) {
+// Stat implements upstream.Prober with one rsync --list-only run.
+func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]upstream.PathInfo, error) {
 	u.pending = nil
 	if len(names) == 0 {
-		return map[string]transport.PathInfo{}, nil
+		return map[string]upstream.PathInfo{}, nil
 	}
 	dir, list, base, prefix, err := u.probeList(names)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer u.local.RemoveAll(dir)
 	// --ignore-missing-args: a missing name is no error, so rsync exits 0
 	// and its listing of the others comes back.
 	out, err := u.execInto(ctx, &output{allLines: true}, []string{"--list-only", "--no-implied-dirs", "--ignore-missing-args", "--files-from=" + list, "--from0", base, filepath.Join(dir, "dst") + "/"})
@@ -85,7 +86,7 @@ func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transpo
 	for _, n := range names {
 		want[prefix+n] = true
 	}
-	infos := map[string]transport.PathInfo{}
+	infos := map[string]upstream.PathInfo{}
 	for _, line := range out.lines {
 		name, fi, ok := ParseListLine(line)
 		if ok && want[name] {
@@ -99,37 +100,37 @@ func (u *Upstream) Stat(ctx context.Context, names []string) (map[string]transpo
 // "-rw-r--r--          1,234 2026/11/28 05:10:02 snapshots/3.manifest",
 // whose time is in the local time zone. Only names without blanks, which
 // are all Stat asks for, parse.
-func ParseListLine(line string) (string, transport.PathInfo, bool) {
+func ParseListLine(line string) (string, upstream.PathInfo, bool) {
 	f := strings.Fields(line)
 	if len(f) != 5 || len(f[0]) != 10 {
-		return "", transport.PathInfo{}, false
+		return "", upstream.PathInfo{}, false
 	}
 	size, err := strconv.ParseInt(strings.ReplaceAll(f[1], ",", ""), 10, 64)
 	if err != nil {
-		return "", transport.PathInfo{}, false
+		return "", upstream.PathInfo{}, false
 	}
 	t, err := time.ParseInLocation("2006/01/02 15:04:05", f[2]+" "+f[3], time.Local)
 	if err != nil {
-		return "", transport.PathInfo{}, false
+		return "", upstream.PathInfo{}, false
 	}
-	return f[4], transport.PathInfo{Dir: f[0][0] == 'd', Regular: f[0][0] == '-', Size: size, ModTime: t}, true
+	return f[4], upstream.PathInfo{Dir: f[0][0] == 'd', Regular: f[0][0] == '-', Size: size, ModTime: t}, true
 }
 
-// ReadSmall implements transport.Prober: one rsync run copies the named
+// ReadSmall implements upstream.Prober: one rsync run copies the named
 // files that exist (at most max bytes each, symlinks as symlinks, mtimes
 // kept) into a private temp dir, which it then reads.
-func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (map[string]transport.SmallFile, error) {
+func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (map[string]upstream.SmallFile, error) {
 	u.pending = nil
 	if len(names) == 0 {
-		return map[string]transport.SmallFile{}, nil
+		return map[string]upstream.SmallFile{}, nil
 	}
 	dir, list, base, prefix, err := u.probeList(names)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer u.local.RemoveAll(dir)
 	dst := filepath.Join(dir, "got")
-	if err := os.Mkdir(dst, 0o700); err != nil {
+	if err := u.local.Mkdir(dst, 0o700); err != nil {
 		return nil, err
 	}
 	// exec, not run: an entry rsync skips (too large, not a regular file)
@@ -138,7 +139,7 @@ func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (ma
 	if err := partial(err); err != nil {
 		return nil, fmt.Errorf("read %s: %w", u, err)
 	}
-	files := map[string]transport.SmallFile{}
+	files := map[string]upstream.SmallFile{}
 	for _, n := range names {
 		p := filepath.Join(dst, filepath.FromSlash(prefix+n))
 		if !dirsBelow(dst, filepath.Dir(p)) {
@@ -152,7 +153,7 @@ func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (ma
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", u, err)
 		}
-		files[n] = transport.SmallFile{Data: b, ModTime: fi.ModTime()}
+		files[n] = upstream.SmallFile{Data: b, ModTime: fi.ModTime()}
 	}
 	return files, nil
 }

@@ -59,7 +59,7 @@ func TestProbeThroughDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := testutil.StartRsyncd(t, map[string]string{"mod": root})
-	up, err := transport.Open("rsync://127.0.0.1:"+strconv.Itoa(port)+"/mod", fsys.OS())
+	up, err := transport.Open("rsync://127.0.0.1:"+strconv.Itoa(port)+"/mod", fsys.OS(), transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

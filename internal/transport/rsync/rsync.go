@@ -12,76 +12,60 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
-	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
 
-// Defaults for Options.
+// Defaults for upstream.Options.Timeout and ConTimeout.
 const (
 	DefaultTimeout    = 300 * time.Second
 	DefaultConTimeout = 30 * time.Second
 )
 
-func init() {
-	transport.Register(func(addr string, local fsys.FS) (transport.Upstream, bool, error) {
-		a, err := ParseAddress(addr)
-		if errors.Is(err, errNotRsync) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, true, err
-		}
-		return New(a, local, Options{}), true, nil
-	})
-}
-
-// Options tunes how rsync is run. The zero value is usable.
-type Options struct {
-	Rsync      string        // rsync binary (default: "rsync" from PATH)
-	Rsh        string        // remote shell for host:path addresses (rsync -e; default: rsync's, i.e. ssh)
-	Timeout    time.Duration // rsync --timeout: give up when no data moves for this long (default 300s)
-	ConTimeout time.Duration // give up on a daemon that has not answered (TCP connect and greeting) after this (default 30s)
-	Extra      []string      // extra rsync options (e.g. --bwlimit=10m), placed before the paths
-	Workers    int           // parallel hashing of fetched files (default tree.Workers())
-	// Progress, if set, receives rsync's --info=progress2 reports during
-	// Fetch and FetchTree: bytes transferred so far and percent done.
-	Progress func(bytes int64, percent int)
-	// TempDir holds the small private directory each poll copies seq/ and
-	// current into (default: the system temp dir). mirror-sync sets
-	// ROOT/.work, which the next run empties, so that a killed run leaves
-	// nothing outside ROOT.
-	TempDir string
-}
-
 // Upstream is an export root (or, for classic mode, a plain tree) read
 // through the rsync binary.
 type Upstream struct {
 	Addr Address
-	Opts Options
 
+	opt     upstream.Options
 	local   fsys.FS
 	pending *state // values fetched by the last Seq and not yet returned
 	dead    error  // set when the upstream timed out: later runs fail at once
 }
 
-// New returns the upstream at a. local is the filesystem Fetch writes to.
-func New(a Address, local fsys.FS, opt Options) *Upstream {
-	return &Upstream{Addr: a, Opts: opt, local: local}
+// Open parses addr (see ParseAddress) and returns the upstream there,
+// opened with opt. local is the filesystem Fetch writes to and through
+// which every write of the upstream's own goes.
+func Open(addr string, local fsys.FS, opt upstream.Options) (*Upstream, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	return New(a, local, opt), nil
+}
+
+// New returns the upstream at a, opened with opt (the fields that concern
+// rsync: Timeout, ConTimeout, Workers, Progress, ScratchDir and Rsync).
+// A daemon address that names no port takes opt.Rsync.Port.
+func New(a Address, local fsys.FS, opt upstream.Options) *Upstream {
+	if a.Kind == Daemon && a.Port == 0 && opt.Rsync.Port > 0 {
+		a.Port = opt.Rsync.Port
+	}
+	return &Upstream{Addr: a, opt: opt, local: local}
 }
 
 func (u *Upstream) String() string { return u.Addr.String() }
 
-// Close implements transport.Upstream; it has nothing to release.
+// Close implements upstream.Upstream; it has nothing to release.
 func (u *Upstream) Close() error { return nil }
 
 // srcDir is the rsync source argument for directory rel, with a trailing
@@ -108,13 +92,13 @@ type state struct {
 
 const curKey = "current"
 
-// tempDir makes a fresh private scratch directory below Options.TempDir
+// tempDir makes a fresh private scratch directory below Options.ScratchDir
 // (ROOT/.work for mirror-sync, which the next run empties).
 func (u *Upstream) tempDir() (string, error) {
-	dir, err := os.MkdirTemp(u.Opts.TempDir, "seqmirror-rsync-")
-	if errors.Is(err, fs.ErrNotExist) && u.Opts.TempDir != "" { // a retry emptied ROOT/.work
-		if err = os.MkdirAll(u.Opts.TempDir, 0o755); err == nil {
-			dir, err = os.MkdirTemp(u.Opts.TempDir, "seqmirror-rsync-")
+	dir, err := afero.TempDir(u.local, u.opt.ScratchDir, "seqmirror-rsync-")
+	if errors.Is(err, fs.ErrNotExist) && u.opt.ScratchDir != "" { // a retry emptied ROOT/.work
+		if err = u.local.MkdirAll(u.opt.ScratchDir, 0o755); err == nil {
+			dir, err = afero.TempDir(u.local, u.opt.ScratchDir, "seqmirror-rsync-")
 		}
 	}
 	if err != nil {
@@ -125,7 +109,7 @@ func (u *Upstream) tempDir() (string, error) {
 
 // fetchState runs ONE rsync that copies seq/begin, seq/end and the current
 // symlink itself (-l: not what it points to) into a fresh private dir below
-// Options.TempDir. It also asks for the snapshots/ directory (the entry
+// Options.ScratchDir. It also asks for the snapshots/ directory (the entry
 // alone, no contents): a root that has it reads a missing seq file as 0, as
 // docs/protocol.md section 2 and the local transport do.
 func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
@@ -133,16 +117,16 @@ func (u *Upstream) fetchState(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer u.local.RemoveAll(dir)
 	list := filepath.Join(dir, "list")
 	base, prefix := u.Addr.FilesFromBase()
 	names := []string{prefix + export.SeqName + "/" + seqfile.End, prefix + export.SeqName + "/" + seqfile.Begin,
 		prefix + export.CurrentName, prefix + export.SnapshotsName}
-	if err := os.WriteFile(list, []byte(strings.Join(names, "\x00")+"\x00"), 0o600); err != nil {
+	if err := afero.WriteFile(u.local, list, []byte(strings.Join(names, "\x00")+"\x00"), 0o600); err != nil {
 		return nil, fmt.Errorf("rsync file list: %w", err)
 	}
 	dst := filepath.Join(dir, "got")
-	if err := os.Mkdir(dst, 0o700); err != nil {
+	if err := u.local.Mkdir(dst, 0o700); err != nil {
 		return nil, err
 	}
 	// -l copies current as a symlink; -t keeps its mtime (when the upstream
@@ -247,7 +231,7 @@ func (u *Upstream) take(ctx context.Context, key string, fresh bool) (*state, er
 	return st, nil
 }
 
-// Seq implements transport.Upstream. Seq "end" starts a poll: it runs
+// Seq implements upstream.Upstream. Seq "end" starts a poll: it runs
 // rsync once, reading begin, end and current together; a Seq "begin" or
 // Current call that follows with nothing else in between is answered from
 // that run, as if all three had been read at once. The one exception: a Seq
@@ -276,7 +260,7 @@ func (u *Upstream) Seq(ctx context.Context, name string) (uint64, error) {
 	return n, nil
 }
 
-// Current implements transport.Upstream (see Seq).
+// Current implements upstream.Upstream (see Seq).
 func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
 	st, err := u.take(ctx, curKey, false)
 	if err != nil {
@@ -288,7 +272,7 @@ func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
 	return st.cur, st.curTime, nil
 }
 
-// FetchManifest implements transport.Upstream. rsync skips (--max-size) a
+// FetchManifest implements upstream.Upstream. rsync skips (--max-size) a
 // manifest larger than the 4 GiB cap or half the space free where dst goes,
 // before copying a byte of it, and any entry that is not a regular file.
 func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
@@ -318,7 +302,7 @@ func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) erro
 // that cannot fit beside the snapshot it describes is of no use). free is
 // that space (-1 if unknown).
 func (u *Upstream) manifestLimit(dir string) (limit, free int64) {
-	limit, free = int64(transport.MaxManifestSize), -1
+	limit, free = int64(upstream.MaxManifestSize), -1
 	if f, err := freeSpace(u.local, dir); err == nil {
 		free = f
 		limit = min(limit, max(free/2, 1))
@@ -332,8 +316,8 @@ func (u *Upstream) manifestSkipped(n uint64, s skip, free int64) error {
 	switch {
 	case !s.big:
 		return fmt.Errorf("%s: %w: %s", what, manifest.ErrCorrupt, s.what())
-	case s.size > int64(transport.MaxManifestSize) || free < 0 || s.limit == int64(transport.MaxManifestSize):
-		return fmt.Errorf("%s: %w: %s (a manifest may be at most %d bytes)", what, manifest.ErrCorrupt, s.what(), int64(transport.MaxManifestSize))
+	case s.size > int64(upstream.MaxManifestSize) || free < 0 || s.limit == int64(upstream.MaxManifestSize):
+		return fmt.Errorf("%s: %w: %s (a manifest may be at most %d bytes)", what, manifest.ErrCorrupt, s.what(), int64(upstream.MaxManifestSize))
 	}
 	return fmt.Errorf("%s: %s, but only %d bytes are free here: refused before copying it; make room and run again", what, s.what(), free)
 }
@@ -357,7 +341,7 @@ func freeSpace(f fsys.FS, dir string) (int64, error) {
 	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
 }
 
-// Fetch implements transport.Upstream: rsync runs with --files-from pull
+// Fetch implements upstream.Upstream: rsync runs with --files-from pull
 // the listed files of snapshots/N/ into a staging directory beside dir,
 // they are renamed into dir, then each is hashed and checked.
 //
@@ -381,13 +365,13 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	}
 	// The stage is on dir's filesystem, so moving files out is a rename.
 	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
-	if err := os.RemoveAll(stage); err != nil {
+	if err := u.local.RemoveAll(stage); err != nil {
 		return fmt.Errorf("fetch snapshot %d: %w", n, err)
 	}
-	if err := os.Mkdir(stage, 0o700); err != nil {
+	if err := u.local.Mkdir(stage, 0o700); err != nil {
 		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
 	}
-	defer os.RemoveAll(stage)
+	defer u.local.RemoveAll(stage)
 	seen := make(map[string]bool, len(files))
 	var flat, deep []manifest.Entry
 	for _, e := range files {
@@ -400,14 +384,23 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		}
 	}
 	base, prefix := u.Addr.FilesFromBase()
-	snap := prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/"
-	if err := u.fetchFlat(ctx, n, flat, base, snap, stage, abs); err != nil {
+	b := batch{n: n, base: base, snap: prefix + export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/", stage: stage, abs: abs}
+	if err := u.fetchFlat(ctx, b, flat); err != nil {
 		return err
 	}
-	if err := u.fetchDeep(ctx, n, deep, base, snap, stage, abs); err != nil {
+	if err := u.fetchDeep(ctx, b, deep); err != nil {
 		return err
 	}
 	return u.check(ctx, n, files, abs)
+}
+
+// batch is where the files of one Fetch call come from and go.
+type batch struct {
+	n     uint64 // the snapshot
+	base  string // the rsync source base, which --files-from names are below
+	snap  string // snapshots/N/ below base
+	stage string // the staging directory beside abs, on its filesystem
+	abs   string // the directory the files go to
 }
 
 // fetchArgs are the rsync arguments for pulling the files of list.
@@ -458,8 +451,8 @@ func (u *Upstream) batchSkipped(ctx context.Context, n uint64, files []manifest.
 }
 
 // writeList writes the --files-from list of files (paths below the module).
-func writeList(list, snap string, files []manifest.Entry) error {
-	return fsys.WriteStream(fsys.OS(), list, 0o600, func(w io.Writer) error {
+func (u *Upstream) writeList(list, snap string, files []manifest.Entry) error {
+	return fsys.WriteStream(u.local, list, 0o600, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		for _, e := range files {
 			bw.WriteString(snap + e.Path)
@@ -469,24 +462,24 @@ func writeList(list, snap string, files []manifest.Entry) error {
 	})
 }
 
-// fetchFlat pulls files, whose base names are distinct, from snap (their
-// directory below the rsync source base) into stage/flat and renames each
-// into place below abs.
-func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Entry, base, snap, stage, abs string) error {
+// fetchFlat pulls files, whose base names are distinct, from b.snap into
+// b.stage/flat and renames each into place below b.abs.
+func (u *Upstream) fetchFlat(ctx context.Context, b batch, files []manifest.Entry) error {
 	if len(files) == 0 {
 		return nil
 	}
-	into := filepath.Join(stage, "flat")
-	if err := os.Mkdir(into, 0o700); err != nil {
+	n, snap := b.n, b.snap
+	into := filepath.Join(b.stage, "flat")
+	if err := u.local.Mkdir(into, 0o700); err != nil {
 		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
 	}
-	list := filepath.Join(stage, "flat.list")
-	if err := writeList(list, snap, files); err != nil {
+	list := filepath.Join(b.stage, "flat.list")
+	if err := u.writeList(list, snap, files); err != nil {
 		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
 	}
 	// --no-relative: each file lands in into/ under its base name.
-	args := append(fetchArgs(files, list), "--no-relative", base, into+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); errors.As(err, new(*skipError)) {
+	args := append(fetchArgs(files, list), "--no-relative", b.base, into+"/")
+	if _, err := u.run(ctx, u.opt.Progress, args...); errors.As(err, new(*skipError)) {
 		return u.batchSkipped(ctx, n, files, snap, err)
 	} else if err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
@@ -495,36 +488,38 @@ func (u *Upstream) fetchFlat(ctx context.Context, n uint64, files []manifest.Ent
 		return fmt.Errorf("fetch snapshot %d from %s: staging directory %s was replaced: %w", n, u, into, manifest.ErrUnsafePath)
 	}
 	for _, e := range files {
-		if err := install(filepath.Join(into, path.Base(e.Path)), abs, e, n, u); err != nil {
+		if err := u.install(filepath.Join(into, path.Base(e.Path)), b, e); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// install renames the fetched copy of e at from to its place below abs,
+// install renames the fetched copy of e at from to its place below b.abs,
 // if it is a regular file.
-func install(from, abs string, e manifest.Entry, n uint64, u *Upstream) error {
-	if fi, err := os.Lstat(from); err != nil {
+func (u *Upstream) install(from string, b batch, e manifest.Entry) error {
+	n := b.n
+	if fi, err := fsys.Lstat(u.local, from); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, n, u, err)
 	} else if !fi.Mode().IsRegular() {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: %w: it is %s upstream, not a regular file", e.Path, n, u, tree.ErrHashMismatch, "a "+fsys.TypeName(fi.Mode()))
 	}
-	if err := os.Rename(from, filepath.Join(abs, filepath.FromSlash(e.Path))); err != nil {
+	if err := u.local.Rename(from, filepath.Join(b.abs, filepath.FromSlash(e.Path))); err != nil {
 		return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
 	}
 	return nil
 }
 
-// fetchDeep pulls files into a staging tree below stage/deep that mirrors
-// their paths and renames each into place below abs.
-func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Entry, base, snap, stage, abs string) error {
+// fetchDeep pulls files into a staging tree below b.stage/deep that
+// mirrors their paths and renames each into place below b.abs.
+func (u *Upstream) fetchDeep(ctx context.Context, b batch, files []manifest.Entry) error {
 	if len(files) == 0 {
 		return nil
 	}
-	into := filepath.Join(stage, "deep")
+	n, snap := b.n, b.snap
+	into := filepath.Join(b.stage, "deep")
 	made := map[string]bool{into: true} // every staging directory, ancestors included
-	if err := os.Mkdir(into, 0o700); err != nil {
+	if err := u.local.Mkdir(into, 0o700); err != nil {
 		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
 	}
 	for _, e := range files {
@@ -532,20 +527,20 @@ func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Ent
 		if made[d] {
 			continue
 		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := u.local.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
 		}
 		for ; d != into && !made[d]; d = filepath.Dir(d) {
 			made[d] = true
 		}
 	}
-	list := filepath.Join(stage, "deep.list")
-	if err := writeList(list, snap, files); err != nil {
+	list := filepath.Join(b.stage, "deep.list")
+	if err := u.writeList(list, snap, files); err != nil {
 		return fmt.Errorf("fetch snapshot %d: file list: %w", n, err)
 	}
 	// --no-implied-dirs: the staging directories exist and stay ours.
-	args := append(fetchArgs(files, list), "--no-implied-dirs", base, into+"/")
-	if _, err := u.run(ctx, u.Opts.Progress, args...); errors.As(err, new(*skipError)) {
+	args := append(fetchArgs(files, list), "--no-implied-dirs", b.base, into+"/")
+	if _, err := u.run(ctx, u.opt.Progress, args...); errors.As(err, new(*skipError)) {
 		return u.batchSkipped(ctx, n, files, snap, err)
 	} else if err != nil {
 		return fmt.Errorf("fetch %d files of snapshot %d from %s: %w", len(files), n, u, vanished(err))
@@ -558,7 +553,7 @@ func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Ent
 		}
 	}
 	for _, e := range files {
-		if err := install(filepath.Join(into, filepath.FromSlash(snap), filepath.FromSlash(e.Path)), abs, e, n, u); err != nil {
+		if err := u.install(filepath.Join(into, filepath.FromSlash(snap), filepath.FromSlash(e.Path)), b, e); err != nil {
 			return err
 		}
 	}
@@ -567,20 +562,19 @@ func (u *Upstream) fetchDeep(ctx context.Context, n uint64, files []manifest.Ent
 
 // check hashes every fetched file and compares it with its record.
 func (u *Upstream) check(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
-	w := u.Opts.Workers
+	w := u.opt.Workers
 	if w <= 0 {
 		w = tree.Workers()
 	}
 	pool := tree.NewPool(ctx, w)
 	for _, e := range files {
 		if err := pool.Go(func(context.Context) error {
-			h, sz, err := tree.HashFile(u.local, filepath.Join(dir, filepath.FromSlash(e.Path)))
-			if err != nil {
+			_, err := tree.CheckFile(u.local, filepath.Join(dir, filepath.FromSlash(e.Path)), e)
+			switch {
+			case errors.Is(err, tree.ErrHashMismatch):
+				return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, n, u, err)
+			case err != nil:
 				return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, n, u, err)
-			}
-			if sz != e.Size || h != e.Hash {
-				return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-					e.Path, n, u, tree.ErrHashMismatch, sz, h, e.Size, e.Hash)
 			}
 			return nil
 		}); err != nil {
@@ -590,7 +584,7 @@ func (u *Upstream) check(ctx context.Context, n uint64, files []manifest.Entry, 
 	return pool.Wait()
 }
 
-// FetchTree implements transport.TreeFetcher (classic mode): -rlpt, not
+// FetchTree implements upstream.TreeFetcher (classic mode): -rlpt, not
 // -a: no owners, and (safetyArgs) no devices, specials or setuid, setgid
 // and sticky bits. A device or special file upstream is refused, as the
 // local transport refuses it, rather than left out.
@@ -611,11 +605,11 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 		}
 		args = append(args, "--link-dest="+ld)
 	}
-	if u.Opts.Progress != nil {
+	if u.opt.Progress != nil {
 		args = append(args, "--no-inc-recursive") // a total known up front
 	}
 	args = append(args, u.srcDir(""), abs+"/")
-	_, err = u.run(ctx, u.Opts.Progress, args...)
+	_, err = u.run(ctx, u.opt.Progress, args...)
 	var se *skipError
 	if errors.As(err, &se) {
 		return fmt.Errorf("copy tree from %s: %w: %s: %s; a snapshot holds only files, directories and symlinks",
@@ -627,13 +621,13 @@ func (u *Upstream) FetchTree(ctx context.Context, dir, linkDest string) error {
 	return nil
 }
 
-// vanished adds transport.ErrVanished to an rsync failure that says a
+// vanished adds upstream.ErrVanished to an rsync failure that says a
 // snapshot file or directory is not there (exit 23 or 3, "No such file"):
 // the snapshot was pruned upstream.
 func vanished(err error) error {
 	var xe *ExitError
 	if errors.As(err, &xe) && (xe.Code == 23 || xe.Code == 3) && strings.Contains(xe.Stderr, "No such file or directory") {
-		return fmt.Errorf("%w: %w", transport.ErrVanished, err)
+		return fmt.Errorf("%w: %w", upstream.ErrVanished, err)
 	}
 	return err
 }
@@ -674,19 +668,19 @@ var refusals = []string{
 }
 
 // Unwrap maps the exit code: a refusal quoted in rsync's stderr is
-// transport.ErrRefused; 24 is transport.ErrVanished; codes that mean the
-// upstream did not answer properly are transport.ErrUnavailable.
+// upstream.ErrRefused; 24 is upstream.ErrVanished; codes that mean the
+// upstream did not answer properly are upstream.ErrUnavailable.
 func (e *ExitError) Unwrap() error {
 	for _, r := range refusals {
 		if strings.Contains(e.Stderr, r) {
-			return transport.ErrRefused
+			return upstream.ErrRefused
 		}
 	}
 	switch e.Code {
 	case 24:
-		return transport.ErrVanished
+		return upstream.ErrVanished
 	case 5, 10, 12, 30, 35, 255:
-		return transport.ErrUnavailable
+		return upstream.ErrUnavailable
 	}
 	return nil
 }
@@ -722,7 +716,7 @@ func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
 	return b, p, true
 }
 
-// FetchSnapshot implements transport.SnapshotFetcher: ONE recursive rsync
+// FetchSnapshot implements upstream.SnapshotFetcher: ONE recursive rsync
 // run copies snapshots/N/ (never current/) into dir, whose directories the
 // caller made, then the tree is checked against m: nothing more, nothing
 // less, same types and symlink targets, every regular file hashed (in
@@ -736,7 +730,7 @@ func ParseProgressLine(line string) (bytes int64, percent int, ok bool) {
 // (A --files-from run by m's list would write nothing unlisted, but a
 // daemon serves --files-from names several times slower than a recursive
 // run: 8x for 20k small files here.)
-func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m transport.Records, dir string) error {
+func (u *Upstream) FetchSnapshot(ctx context.Context, n uint64, m upstream.Records, dir string) error {
 	u.pending = nil
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -772,12 +766,12 @@ func (u *Upstream) pullWhole(ctx context.Context, n uint64, largest, total int64
 		if b > limit {
 			cancel(over)
 		}
-		if u.Opts.Progress != nil {
-			u.Opts.Progress(b, pct)
+		if u.opt.Progress != nil {
+			u.opt.Progress(b, pct)
 		}
 	}
 	args := []string{"-rlpt", fmt.Sprintf("--max-size=%d", largest+1)}
-	if u.Opts.Progress != nil {
+	if u.opt.Progress != nil {
 		args = append(args, "--no-inc-recursive") // a total known up front
 	}
 	args = append(args, u.srcDir(export.SnapshotsName+"/"+strconv.FormatUint(n, 10)), abs+"/")
@@ -788,7 +782,7 @@ func (u *Upstream) pullWhole(ctx context.Context, n uint64, largest, total int64
 }
 
 // fileSizes returns the largest and the total size of m's files.
-func fileSizes(m transport.Records) (largest, total int64, err error) {
+func fileSizes(m upstream.Records) (largest, total int64, err error) {
 	it, err := m.Open()
 	if err != nil {
 		return 0, 0, err
@@ -808,28 +802,6 @@ func fileSizes(m transport.Records) (largest, total int64, err error) {
 	}
 }
 
-// hashStat is tree.HashFile that also returns the open file's stat;
-// it hashes nothing if that is not a regular file.
-func hashStat(f fsys.FS, name string) (uint64, int64, fs.FileInfo, error) {
-	// O_NONBLOCK: opening a FIFO does not wait for a writer.
-	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, 0, fi, err
-	}
-	bp := hashBufs.Get().(*[]byte)
-	defer hashBufs.Put(bp)
-	h := xxhash.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{in}, *bp)
-	return h.Sum64(), n, fi, err
-}
-
-var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // checkTree compares the tree at dir with m in one streaming pass over m,
 // holding only the directories above the current record: each record's
 // path must hold the same type (directories are checked before what is
@@ -837,13 +809,13 @@ var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 // each regular file (opened without following symlinks, hashed by a worker
 // pool) its size and hash; and once m has listed all of a directory's
 // entries, the directory must hold that many, so it holds nothing else.
-func (u *Upstream) checkTree(ctx context.Context, n uint64, m transport.Records, dir string) error {
+func (u *Upstream) checkTree(ctx context.Context, n uint64, m upstream.Records, dir string) error {
 	it, err := m.Open()
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	w := u.Opts.Workers
+	w := u.opt.Workers
 	if w <= 0 {
 		w = tree.Workers()
 	}
@@ -917,21 +889,14 @@ func (c *treeCheck) add(e manifest.Entry) error {
 
 // file hashes the regular file at full and gives it e's mode and mtime.
 func (c *treeCheck) file(full string, e manifest.Entry) error {
-	h, sz, fi, err := hashStat(c.u.local, full)
+	fi, err := tree.CheckFile(c.u.local, full, e)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch %s of snapshot %d from %s: not transferred: %w", e.Path, c.n, c.u, err)
-	case errors.Is(err, syscall.ELOOP):
-		return c.bad(e.Path, "got a symlink, manifest says f")
+	case errors.Is(err, tree.ErrHashMismatch):
+		return fmt.Errorf("fetch %s of snapshot %d from %s: %w", e.Path, c.n, c.u, err)
 	case err != nil:
 		return fmt.Errorf("check %s of snapshot %d from %s: %w", e.Path, c.n, c.u, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return c.bad(e.Path, fmt.Sprintf("got type %s, manifest says %c", fi.Mode().Type(), e.Type))
-	}
-	if sz != e.Size || h != e.Hash {
-		return fmt.Errorf("fetch %s of snapshot %d from %s: %w (got %d bytes hash %016x, manifest says %d bytes hash %016x)",
-			e.Path, c.n, c.u, tree.ErrHashMismatch, sz, h, e.Size, e.Hash)
 	}
 	// rsync -pt normally left the manifest's mode and mtime.
 	if fi.Mode().Perm() != e.Mode || fi.ModTime().UnixNano() != e.MTime {

@@ -16,14 +16,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
 )
 
 // safetyArgs keep rsync from making anything a snapshot may not hold,
 // whatever the upstream sends: devices and specials (fifos, sockets) are
 // skipped, never created, and no setuid, setgid or sticky bit is set. They
-// come after Options.Extra, so an extra option cannot undo them. The --info
+// come after Options.Rsync.Extra, so an extra option cannot undo them. The --info
 // flags make rsync report what it skipped (see skip).
 var safetyArgs = []string{"--no-devices", "--no-specials", "--chmod=ugo-s,-t", "--info=nonreg1,skip1"}
 
@@ -33,7 +33,7 @@ const connectedMarker = "(Client) Protocol versions:"
 
 // durations returns the I/O and connect timeouts, defaults applied.
 func (u *Upstream) durations() (to, cto time.Duration) {
-	to, cto = u.Opts.Timeout, u.Opts.ConTimeout
+	to, cto = u.opt.Timeout, u.opt.ConTimeout
 	if to <= 0 {
 		to = DefaultTimeout
 	}
@@ -58,10 +58,10 @@ func (u *Upstream) baseArgs() []string {
 		// of a poll's time. --rsync-opt=--sockopts=... overrides it.
 		args = append(args, "--contimeout="+seconds(cto), "--sockopts=TCP_NODELAY")
 	}
-	if u.Addr.Kind == Shell && u.Opts.Rsh != "" {
-		args = append(args, "--rsh="+u.Opts.Rsh)
+	if u.Addr.Kind == Shell && u.opt.Rsync.Rsh != "" {
+		args = append(args, "--rsh="+u.opt.Rsync.Rsh)
 	}
-	args = append(append(args, u.Opts.Extra...), safetyArgs...)
+	args = append(append(args, u.opt.Rsync.Extra...), safetyArgs...)
 	if u.watchConnect() {
 		args = append(args, "--debug=proto")
 	}
@@ -75,7 +75,7 @@ func (u *Upstream) watchConnect() bool {
 	if u.Addr.Kind != Daemon {
 		return false
 	}
-	for _, a := range u.Opts.Extra {
+	for _, a := range u.opt.Rsync.Extra {
 		if a == "--quiet" || (len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsRune(a, 'q') && !strings.Contains(a, "=")) {
 			return false
 		}
@@ -283,7 +283,7 @@ func (u *Upstream) execInto(ctx context.Context, out *output, args []string) (*o
 	if u.dead != nil {
 		return out, fmt.Errorf("%w (not waiting for it again in this run)", u.dead)
 	}
-	bin := u.Opts.Rsync
+	bin := u.opt.Rsync.Binary
 	if bin == "" {
 		bin = "rsync"
 	}
@@ -334,14 +334,14 @@ func (u *Upstream) runError(ctx context.Context, bin string, err error, fired bo
 	}
 	if fired {
 		_, cto := u.durations()
-		u.dead = fmt.Errorf("%w (%w): %s did not answer within the connect timeout (%s)", transport.ErrUnavailable, transport.ErrTimedOut, u, cto)
+		u.dead = fmt.Errorf("%w (%w): %s did not answer within the connect timeout (%s)", upstream.ErrUnavailable, upstream.ErrTimedOut, u, cto)
 		return u.dead
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() > 0 {
 		xe := &ExitError{Code: ee.ExitCode(), Stderr: string(stderr.b)}
 		if xe.Code == 30 || xe.Code == 35 {
-			u.dead = fmt.Errorf("%w (%w)", xe, transport.ErrTimedOut)
+			u.dead = fmt.Errorf("%w (%w)", xe, upstream.ErrTimedOut)
 			return u.dead
 		}
 		return xe
