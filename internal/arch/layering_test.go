@@ -29,10 +29,8 @@ import (
 // pattern that matches no finding any more fails the test: remove it.
 // Once the list is empty, delete it and allow().
 var flagErrAllowed = []string{
-	"snapshot/*.go",                 // publish.go: `publish --force`, `publish verify`
-	"internal/mirror/*.go",          // mirror.go, classic.go: --allow-rollback, --max-delete, --force, `mirror-sync verify`
-	"internal/transport/*.go",       // transport.go: --upstream
-	"internal/transport/rsync/*.go", // run.go: --rsync
+	"snapshot/*.go",        // publish.go: `publish --force`, `publish verify`
+	"internal/mirror/*.go", // mirror.go, classic.go: --allow-rollback, --max-delete, --force, `mirror-sync verify`
 }
 
 // file is what the rules need of one .go file.

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -162,6 +164,12 @@ func hint(err error) string {
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
 	case errors.Is(err, transport.ErrRefused):
 		return "the upstream refused the request (rsync's words are above): check the module name, --rsync-opt, and the daemon's config and file permissions; the served snapshot is unchanged"
+	case errors.Is(err, exec.ErrNotFound):
+		return "install rsync (apt-get install rsync), or give the path of its binary with --rsync"
+	case rsyncConfigError(err):
+		return "check --upstream, --rsync and --rsync-opt, and the daemon's config"
+	case errors.Is(err, transport.ErrBadAddress):
+		return "give --upstream a local path, rsync://host[:port]/module[/path], host::module[/path] or host:path"
 	case errors.Is(err, transport.ErrUnavailable):
 		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
 	case errors.Is(err, mirror.ErrUpstreamBroken):
@@ -178,6 +186,14 @@ func hint(err error) string {
 		return "the upstream is a seqmirror export root: mirror it without --classic (snapshot mode copies only the served snapshot, links unchanged files and verifies them)"
 	}
 	return ""
+}
+
+// rsyncConfigError reports whether err is rsync's own exit code 1 to 4
+// (usage, protocol, file selection, unsupported action): a configuration
+// problem rather than a failure of the upstream.
+func rsyncConfigError(err error) bool {
+	var xe *rsync.ExitError
+	return errors.As(err, &xe) && xe.Code >= 1 && xe.Code <= 4
 }
 
 // Interrupted is the cause of the context Main cancels on a signal.

@@ -53,7 +53,7 @@ const MaxManifestSize = upstream.MaxManifestSize
 func Open(addr string, local fsys.FS, opt Options) (Upstream, error) {
 	switch {
 	case addr == "":
-		return nil, fmt.Errorf("%w: empty; give --upstream PATH or rsync://host/module", ErrBadAddress)
+		return nil, fmt.Errorf("%w: empty; give a local path or rsync://host/module", ErrBadAddress)
 	case rsync.IsAddress(addr):
 		u, err := rsync.Open(addr, local, opt)
 		if err != nil {

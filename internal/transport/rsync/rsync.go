@@ -652,7 +652,7 @@ var exitMeaning = map[int]string{
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("rsync exited with code %d (%s)", e.Code, exitMeaning[e.Code])
 	if e.Code >= 1 && e.Code <= 4 {
-		msg += " — a configuration problem: check the address, --rsync, --rsync-opt and the daemon's config"
+		msg += " — a configuration problem: check the address, the rsync binary and its options, and the daemon's config"
 	}
 	if s := strings.TrimSpace(e.Stderr); s != "" {
 		msg += ": " + s

@@ -347,7 +347,7 @@ func (u *Upstream) runError(ctx context.Context, bin string, err error, fired bo
 		return xe
 	}
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("run %s: %w (install rsync, or give its path with --rsync)", bin, err)
+		return fmt.Errorf("run %s: %w (install rsync, or give the path of its binary)", bin, err)
 	}
 	return fmt.Errorf("run %s: %w: %s", bin, err, strings.TrimSpace(string(stderr.b)))
 }
