@@ -59,7 +59,8 @@ func TestSyncClassicLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := export.New(fsys.OS(), mir)
-	opt := mirror.Options{Backoff: time.Millisecond}
+	opt := mirror.DefaultOptions()
+	opt.Backoff = time.Millisecond
 	ctx := context.Background()
 
 	tests := []struct {

@@ -80,7 +80,7 @@ func checkSame(ctx context.Context, root *export.Root, up upstreamReader, n, e1 
 	if err := up.FetchManifest(ctx, n, tmp); err != nil {
 		return err
 	}
-	if _, err := checkUpstreamManifest(root.FS, tmp, n); err != nil {
+	if err := checkFetched(root.FS, tmp, n); err != nil {
 		return fmt.Errorf("upstream %s: %w", up, err)
 	}
 	theirs, err := export.ManifestID(root.FS, tmp)

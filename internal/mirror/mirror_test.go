@@ -60,7 +60,9 @@ func (w *world) publish(tb testing.TB) uint64 {
 }
 
 func opts() mirror.Options {
-	return mirror.Options{Backoff: time.Millisecond, Workers: 2, Keep: 100}
+	o := mirror.DefaultOptions()
+	o.Backoff, o.Workers, o.Keep = time.Millisecond, 2, 100
+	return o
 }
 
 func syncFrom(tb testing.TB, up, mir *export.Root, opt mirror.Options) (mirror.Result, error) {
@@ -548,14 +550,14 @@ func TestSyncRebuildsDanglingCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := export.New(fsys.OS(), mir)
-	if _, err := mirror.Sync(context.Background(), root, up, mirror.Options{}); err != nil {
+	if _, err := mirror.Sync(context.Background(), root, up, mirror.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	// Someone deletes the served tree: a no-op poll must not call that level.
 	if err := fsys.RemoveAll(fsys.OS(), root.SnapshotDir(1)); err != nil {
 		t.Fatal(err)
 	}
-	res, err := mirror.Sync(context.Background(), root, up, mirror.Options{})
+	res, err := mirror.Sync(context.Background(), root, up, mirror.DefaultOptions())
 	if err != nil || !res.Changed || res.Snapshot != 1 {
 		t.Fatalf("sync over a dangling current = %+v, %v; want a rebuild of snapshot 1", res, err)
 	}

@@ -156,7 +156,7 @@ func syncThrough(f fsys.FS, addr, root string) error {
 	defer u.Close()
 	r := export.New(f, root)
 	u.(*rsync.Upstream).Opts.TempDir = r.WorkDir()
-	_, err = mirror.Sync(context.Background(), r, u, mirror.Options{Retries: 1, Backoff: time.Millisecond})
+	_, err = mirror.Sync(context.Background(), r, u, oneRetry())
 	return err
 }
 
