@@ -179,7 +179,7 @@ func (c *classicRun) copyOnce(ctx context.Context, e1 uint64) (Result, error) {
 	if b2 != e1 {
 		return res, retry.Againf("upstream seq/begin moved from %d to %d during the copy", e1, b2)
 	}
-	entries, linked, fetched, err := hashTree(ctx, c.root.FS, work, linkDest, c.old, c.opt.Workers)
+	entries, linked, fetched, err := c.hashTree(ctx, work, linkDest)
 	if err != nil {
 		return res, err
 	}
@@ -216,10 +216,11 @@ func countFiles(entries []manifest.Entry) int {
 }
 
 // hashTree lists dir and hashes its files. A file that is the same inode
-// as the file at its path below linkDest takes its hash from old (snapshot
+// as the file at its path below linkDest takes its hash from c.old (snapshot
 // files are immutable), and counts as linked; the others were copied, and
 // their sizes add up to the bytes fetched.
-func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifest.Manifest, workers int) (entries []manifest.Entry, linked int, fetched int64, err error) {
+func (c *classicRun) hashTree(ctx context.Context, dir, linkDest string) (entries []manifest.Entry, linked int, fetched int64, err error) {
+	f, old := c.root.FS, c.old
 	entries, err = tree.Walk(ctx, f, dir, nil)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("list copied tree: %w", err)
@@ -233,7 +234,7 @@ func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifes
 		}
 	}
 	var mu sync.Mutex
-	pool := tree.NewPool(ctx, workers)
+	pool := tree.NewPool(ctx, c.opt.Workers)
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != manifest.File {

@@ -234,7 +234,7 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 		if !s.res.Changed {
 			// Level by number: the O(1) no-op, once the manifests are
 			// known to be the same (checkSame).
-			if err := checkSame(ctx, s.root, s.up, n, e1, s.opt); err != nil {
+			if err := s.checkSame(ctx, n, e1); err != nil {
 				return false, err
 			}
 		}
