@@ -156,6 +156,14 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 // hint says what to do about an error, where there is something to say.
 func hint(err error) string {
 	switch {
+	case errors.Is(err, mirror.ErrServedDamaged): // before the manifest errors it may wrap
+		return "nothing was changed; run `mirror-sync verify` to see what is damaged, then `mirror-sync verify --repair --upstream ...` to fetch good copies (snapshot mode)"
+	case errors.Is(err, mirror.ErrNoSnapshot):
+		return "publish there first; if the upstream is a plain tree with only seq/begin and seq/end, pass --classic"
+	case errors.Is(err, mirror.ErrRollback):
+		return "nothing was changed; if the upstream went back on purpose, pass --allow-rollback to follow it"
+	case errors.Is(err, mirror.ErrTooManyDeletes):
+		return "nothing was changed; check the upstream, then pass --force to accept (or a higher --max-delete)"
 	case errors.Is(err, seqfile.ErrCorrupt):
 		return "a seq file must hold one decimal number and a newline; if it is this root's, check the disk, then write the higher of begin/end into both (echo N > seq/end) and run again"
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, tree.ErrHashMismatch):

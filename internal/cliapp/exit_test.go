@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
+	"github.com/urfave/cli/v2"
 )
 
 func TestExitCode(t *testing.T) {
@@ -47,6 +49,8 @@ func TestExitCode(t *testing.T) {
 		{name: "hash mismatch", err: wrap(tree.ErrHashMismatch), want: cliapp.ExitCorrupt},
 		{name: "bad current", err: wrap(export.ErrBadCurrent), want: cliapp.ExitCorrupt},
 		{name: "no snapshot", err: wrap(mirror.ErrNoSnapshot), want: cliapp.ExitFailure},
+		{name: "served snapshot damaged", err: wrap(mirror.ErrServedDamaged), want: cliapp.ExitFailure},
+		{name: "served manifest corrupt", err: errors.Join(mirror.ErrServedDamaged, manifest.ErrCorrupt), want: cliapp.ExitCorrupt},
 		{name: "not root", err: wrap(export.ErrNotRoot), want: cliapp.ExitFailure},
 		{name: "unsupported type", err: wrap(tree.ErrUnsupportedType), want: cliapp.ExitFailure},
 		// A lock conflict during a corrupt-data run is still "try later".
@@ -56,6 +60,33 @@ func TestExitCode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := cliapp.ExitCode(tt.err); got != tt.want {
 				t.Fatalf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// The mirror's library errors name no flags; the hint line says what to do.
+func TestMirrorHints(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("sync: %w", err) }
+	tests := []struct {
+		name string
+		err  error
+		want string // the hint line
+	}{
+		{name: "no snapshot", err: wrap(mirror.ErrNoSnapshot), want: "publish there first; if the upstream is a plain tree with only seq/begin and seq/end, pass --classic"},
+		{name: "rollback", err: wrap(mirror.ErrRollback), want: "pass --allow-rollback to follow it"},
+		{name: "too many deletes", err: wrap(mirror.ErrTooManyDeletes), want: "pass --force to accept (or a higher --max-delete)"},
+		{name: "served snapshot damaged", err: wrap(mirror.ErrServedDamaged), want: "`mirror-sync verify --repair"},
+		{name: "served manifest corrupt", err: errors.Join(mirror.ErrServedDamaged, manifest.ErrCorrupt), want: "`mirror-sync verify --repair"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			app := &cli.App{Name: "mirror-sync", Writer: &o, ErrWriter: &e, Action: func(*cli.Context) error { return tt.err }}
+			cliapp.Run(context.Background(), app, []string{"mirror-sync"})
+			want := "mirror-sync: " + tt.err.Error()
+			if !strings.HasPrefix(e.String(), want) || !strings.Contains(e.String(), "\nmirror-sync: hint: ") || !strings.Contains(e.String(), tt.want) {
+				t.Fatalf("stderr %q, want %q and a hint with %q", e.String(), want, tt.want)
 			}
 		})
 	}

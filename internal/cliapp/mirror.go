@@ -1,8 +1,6 @@
 package cliapp
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -84,7 +82,7 @@ func mirrorAction(c *cli.Context) error {
 	if !(md >= 0 && md <= 100) { // also refuses NaN, which compares false to everything
 		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
 	}
-	nretries, err := retries(c)
+	nretries, err := retryCount(c)
 	if err != nil {
 		return err
 	}
@@ -103,26 +101,30 @@ func mirrorAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
-	maxDel := md / 100
-	if md == 0 {
-		maxDel = 1e-9 // refuse any delete
+	opt := mirror.DefaultOptions()
+	opt.AllowRollback, opt.Force, opt.MaxDelete = c.Bool("allow-rollback"), c.Bool("force"), md/100
+	opt.Keep, opt.MinAge, opt.Retries, opt.Backoff, opt.LockWait = keep, age, nretries, c.Duration("backoff"), wait
+	if workers > 0 {
+		opt.Workers = workers
 	}
+	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
 	sync := mirror.Sync
 	if c.Bool("classic") {
 		sync = mirror.SyncClassic
 	}
-	res, err := sync(c.Context, r, up, mirror.Options{
-		AllowRollback: c.Bool("allow-rollback"), MaxDelete: maxDel, Force: c.Bool("force"),
-		Keep: keep, MinAge: age, Workers: workers, Retries: nretries, Backoff: c.Duration("backoff"), LockWait: wait,
-		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
-	})
-	if errors.Is(err, mirror.ErrNoSnapshot) && !c.Bool("classic") {
-		return fmt.Errorf("%w; if the upstream is a plain tree with only seq/begin and seq/end, pass --classic", err)
-	}
+	res, err := sync(c.Context, r, up, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
 	}
 	return printResult(e, res.Snapshot, res)
+}
+
+// retryCount reads --retries as given (0: no retries).
+func retryCount(c *cli.Context) (int, error) {
+	if _, err := retries(c); err != nil { // the one range check
+		return 0, err
+	}
+	return c.Int("retries"), nil
 }
 
 func mirrorStatusAction(c *cli.Context) error {

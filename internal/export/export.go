@@ -313,14 +313,14 @@ func (r *Root) NextNumber() (uint64, error) {
 	return hi + 1, nil
 }
 
-// ManifestStream is a manifest of a root opened for streaming: records come
-// from Next (validated as they come, errors worded as ReadManifest's), and
-// Close releases the file. Finish checks what ReadManifest checks after the
-// last record (the snapshot number); call it after Next returned io.EOF.
+// ManifestStream is a manifest opened for streaming: records come from
+// Next (validated as they come, errors worded as ReadManifest's), and Close
+// releases the file. Finish checks what ReadManifest checks after the last
+// record (the snapshot number); call it after Next returned io.EOF.
 type ManifestStream struct {
 	r    *manifest.Reader
 	f    io.Closer
-	path string
+	name string // how errors call it: "manifest PATH"
 	n    uint64
 }
 
@@ -332,19 +332,35 @@ func (r *Root) OpenManifest(n uint64) (*ManifestStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open manifest of snapshot %d: %w", n, err)
 	}
+	return newManifestStream(f, n, "manifest "+r.ManifestPath(n))
+}
+
+// OpenManifestFile opens the manifest file at path (anywhere: one fetched
+// into ROOT/.work, say), which should record snapshot n, for one streaming
+// pass. name is how its errors call it ("manifest of snapshot 2"); an
+// error opening the file is returned as is.
+func OpenManifestFile(f fsys.FS, path string, n uint64, name string) (*ManifestStream, error) {
+	h, err := f.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return newManifestStream(h, n, name)
+}
+
+func newManifestStream(f afero.File, n uint64, name string) (*ManifestStream, error) {
 	mr, err := manifest.NewReader(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("manifest %s: %w", r.ManifestPath(n), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &ManifestStream{r: mr, f: f, path: r.ManifestPath(n), n: n}, nil
+	return &ManifestStream{r: mr, f: f, name: name, n: n}, nil
 }
 
 // Next implements manifest.Iterator.
 func (m *ManifestStream) Next() (manifest.Entry, error) {
 	e, err := m.r.Next()
 	if err != nil && err != io.EOF {
-		err = fmt.Errorf("manifest %s: %w", m.path, err)
+		err = fmt.Errorf("%s: %w", m.name, err)
 	}
 	return e, err
 }
@@ -352,9 +368,25 @@ func (m *ManifestStream) Next() (manifest.Entry, error) {
 // Finish reports a manifest that records another snapshot than its name.
 func (m *ManifestStream) Finish() error {
 	if m.r.Snapshot() != m.n {
-		return fmt.Errorf("manifest %s: %w: records snapshot %d", m.path, manifest.ErrCorrupt, m.r.Snapshot())
+		return fmt.Errorf("%s: %w: records snapshot %d", m.name, manifest.ErrCorrupt, m.r.Snapshot())
 	}
 	return nil
+}
+
+// Drain reads the records left and calls Finish: it checks a manifest
+// whole. It returns how many records it read.
+func (m *ManifestStream) Drain() (int, error) {
+	count := 0
+	for {
+		_, err := m.Next()
+		if err == io.EOF {
+			return count, m.Finish()
+		}
+		if err != nil {
+			return count, err
+		}
+		count++
+	}
 }
 
 // Close closes the file.

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -29,27 +28,6 @@ const ClassicStateName = ".classic-end"
 // plain tree it would take every snapshot, none linked to the last copy.
 var ErrUpstreamHasSnapshots = errors.New("upstream publishes snapshots")
 
-// errMoved is one attempt's discovery that the upstream moved under the
-// copy: discard it and copy again.
-type errMoved struct{ why string }
-
-func (e *errMoved) Error() string { return e.why }
-
-// retryable reports whether err means "copy again" (the upstream moved,
-// files vanished, or it did not answer) and why.
-func retryable(err error) (string, bool) {
-	var moved *errMoved
-	switch {
-	case errors.Is(err, transport.ErrTimedOut):
-		return "", false // the timeouts bound the whole run: do not wait again
-	case errors.As(err, &moved):
-		return moved.why, true
-	case errors.Is(err, transport.ErrVanished), errors.Is(err, transport.ErrUnavailable):
-		return err.Error(), true
-	}
-	return "", false
-}
-
 // SyncClassic mirrors a "classic" upstream: a plain tree updated in place
 // whose writer bumps seq/begin before and seq/end after each change, with no
 // snapshots of its own (see docs/classic.md). Each run:
@@ -63,11 +41,13 @@ func retryable(err error) (string, bool) {
 //  3. re-reads the upstream's seq/begin B2; if B2 != E1 an update ran during
 //     the copy: discard and retry;
 //  4. hashes every file (re-using the hash of a file hard-linked from the
-//     served snapshot), writes the manifest and flips exactly as Sync does.
+//     served snapshot), writes the manifest and installs it as Sync does.
 //
 // A copy that turns out identical to the served snapshot makes no new one.
 func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
-	opt.defaults()
+	if err := opt.check(); err != nil {
+		return res, err
+	}
 	tf, ok := up.(transport.TreeFetcher)
 	if !ok {
 		return res, fmt.Errorf("classic mode: upstream %s cannot copy a whole tree (use an rsync address or a path)", up)
@@ -75,109 +55,92 @@ func SyncClassic(ctx context.Context, root *export.Root, up transport.Upstream, 
 	if err := checkUpstream(root, up); err != nil {
 		return res, err
 	}
-	lock, cur, err := lockRoot(ctx, root, opt.LockWait)
+	u, err := begin(ctx, root, up, opt)
 	if err != nil {
 		return res, err
 	}
-	defer lock.Unlock()
-	defer root.RecordOutcome(up.String(), &err, opt.Now, opt.Log)
-	res.Previous, res.Snapshot = cur, cur
-	var old *manifest.Manifest
-	if cur > 0 {
-		if old, err = root.ReadManifest(cur); err != nil {
-			return res, fmt.Errorf("served snapshot: %w (run `mirror-sync verify`)", err)
+	c := &classicRun{root: root, up: up, tf: tf, opt: opt, u: u, cur: u.Served()}
+	defer func() {
+		c.res.Pruned, err = u.Done(err)
+		res = c.res
+	}()
+	c.res.Previous, c.res.Snapshot = c.cur, c.cur
+	if c.cur > 0 {
+		if c.old, err = root.ReadManifest(c.cur); err != nil {
+			return c.res, &baseError{err}
 		}
 	}
-	statePath := root.Path(ClassicStateName)
-	last, lastErr := seqfile.Read(root.FS, statePath)
-	var begin, copiedAt uint64
-	backoff := opt.Backoff
-	for attempt := 0; ; attempt++ {
-		res.Attempts++
-		e1, _, err := poll(ctx, up, opt, false)
+	c.last, c.lastErr = seqfile.Read(root.FS, root.Path(ClassicStateName))
+	policy := opt.policy(func(why string, attempt int, wait time.Duration) {
+		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "why", why, "attempt", attempt, "wait", wait)
+	})
+	err = retry.Do(ctx, policy, c.attempt(ctx))
+	var ex *retry.Exhausted
+	if errors.As(err, &ex) {
+		// As in snapshot mode, begin stays above end (an update was
+		// started and did not complete) until the next run settles it.
+		return c.res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, ex.Why, ex.Attempts)
+	}
+	return c.res, err
+}
+
+// classicRun is one SyncClassic.
+type classicRun struct {
+	root    *export.Root
+	up      transport.Upstream
+	tf      transport.TreeFetcher
+	opt     Options
+	u       *export.Update
+	cur     uint64             // the served snapshot
+	old     *manifest.Manifest // its manifest (nil: none)
+	last    uint64             // the upstream's seq/end it was copied at (ClassicStateName) ...
+	lastErr error              // ... unless this is not nil
+	res     Result
+}
+
+// attempt returns one attempt of the run, for retry.Do.
+func (c *classicRun) attempt(ctx context.Context) func(int) error {
+	return func(attempt int) error {
+		c.res.Attempts = attempt + 1
+		e1, _, err := poll(ctx, c.up, c.opt, false)
 		if err != nil {
-			return res, err
+			return final{err}
 		}
-		b1, err := up.Seq(ctx, seqfile.Begin)
+		b1, err := c.up.Seq(ctx, seqfile.Begin)
 		if err != nil {
-			return res, err
+			return final{err}
 		}
-		if err := notSnapshotUpstream(ctx, up); err != nil {
-			return res, err
+		if err := notSnapshotUpstream(ctx, c.up); err != nil {
+			return final{err}
 		}
-		var retry string
 		if b1 != e1 {
-			retry = fmt.Sprintf("upstream seq/begin=%d != seq/end=%d: its writer is busy", b1, e1)
-		} else if cur > 0 && lastErr == nil && last == e1 {
-			opt.Log.Info("upstream unchanged since the served snapshot", "snapshot", cur, "upstream_end", e1)
-			// Still repair what a killed or failed run left behind.
-			if err := root.Cleanup(); err != nil {
-				return res, err
-			}
-			if _, err := root.Settle(); err != nil {
-				return res, err
-			}
-			if err := root.ClearFailure(up.String()); err != nil {
-				return res, err
-			}
-			res.Pruned, err = root.PruneIdle(up.String(), opt.Keep, opt.MinAge, opt.Now())
-			return res, err
-		} else {
-			if begin == 0 {
-				if err := root.Cleanup(); err != nil {
-					return res, err
-				}
-				if begin, err = seqfile.StartUpdate(root.FS, root.SeqDir()); err != nil {
-					return res, err
-				}
-			}
-			r, err := classicOnce(ctx, root, tf, up, e1, cur, old, opt)
-			var again bool
-			retry, again = retryable(err)
-			switch {
-			case again:
-			case err != nil:
-				// Refused: keep nothing the upstream sent.
-				_ = fsys.RemoveAll(root.FS, root.WorkDir())
-				_ = root.FS.MkdirAll(root.WorkDir(), 0o755)
-				return res, err
-			default:
-				r.Attempts, r.Previous = res.Attempts, res.Previous
-				res, copiedAt = r, e1
-			}
+			_ = c.u.Discard()
+			return retry.Againf("upstream seq/begin=%d != seq/end=%d: its writer is busy", b1, e1)
 		}
-		if retry == "" {
-			break
+		if c.cur > 0 && c.lastErr == nil && c.last == e1 {
+			// Done repairs what a killed or failed run left behind.
+			c.opt.Log.Info("upstream unchanged since the served snapshot", "snapshot", c.cur, "upstream_end", e1)
+			return nil
 		}
-		_ = fsys.RemoveAll(root.FS, root.WorkDir())
-		_ = root.FS.MkdirAll(root.WorkDir(), 0o755)
-		if attempt >= opt.Retries {
-			// As in snapshot mode, begin stays above end (an update was
-			// started and did not complete) until the next run settles it.
-			return res, fmt.Errorf("%w: %s: %s (gave up after %d attempts; try again later)", ErrUpstreamBusy, up, retry, attempt+1)
+		if err := c.u.Start(); err != nil {
+			return final{err}
 		}
-		opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "why", retry, "attempt", attempt+1, "wait", backoff)
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(backoff):
+		r, err := c.copyOnce(ctx, e1)
+		if err != nil {
+			// Retried or refused: keep nothing the upstream sent.
+			_ = c.u.Discard()
+			return err
 		}
-		backoff *= 2
+		r.Attempts, r.Previous = c.res.Attempts, c.res.Previous
+		c.res = r
+		c.u.OnDone(func() error {
+			if err := seqfile.Write(c.root.FS, c.root.Path(ClassicStateName), e1); err != nil {
+				return fmt.Errorf("record upstream seq/end: %w", err)
+			}
+			return nil
+		})
+		return nil
 	}
-	if err := seqfile.FinishUpdate(root.FS, root.SeqDir(), begin); err != nil {
-		return res, err
-	}
-	if err := seqfile.Write(root.FS, statePath, copiedAt); err != nil {
-		return res, fmt.Errorf("record upstream seq/end: %w", err)
-	}
-	if !res.Changed {
-		return res, nil
-	}
-	if err := root.RecordStatus(up.String()); err != nil {
-		return res, err
-	}
-	res.Pruned, err = root.Prune(opt.Keep, opt.MinAge, opt.Now())
-	return res, err
 }
 
 // notSnapshotUpstream fails with ErrUpstreamHasSnapshots if up serves a
@@ -190,75 +153,74 @@ func notSnapshotUpstream(ctx context.Context, up transport.Upstream) error {
 	return nil
 }
 
-// classicOnce copies the tree once and, if the upstream stayed at e1,
-// makes it the served snapshot.
-func classicOnce(ctx context.Context, root *export.Root, tf transport.TreeFetcher, up transport.Upstream, e1, cur uint64, old *manifest.Manifest, opt Options) (Result, error) {
-	f := root.FS
-	res := Result{Snapshot: cur}
-	n, err := root.NextNumber()
+// copyOnce copies the tree once and, if the upstream stayed at e1, makes
+// it the served snapshot (unless it is the same as the served one).
+func (c *classicRun) copyOnce(ctx context.Context, e1 uint64) (Result, error) {
+	res := Result{Snapshot: c.cur}
+	n, err := c.root.NextNumber()
 	if err != nil {
 		return res, err
 	}
-	name := strconv.FormatUint(n, 10)
-	work := filepath.Join(root.WorkDir(), name)
-	manPath := work + export.ManifestExt
-	if err := fsys.RemoveAll(f, work); err != nil {
+	work, err := c.u.Work(n)
+	if err != nil {
 		return res, err
-	}
-	if err := f.Mkdir(work, 0o755); err != nil {
-		return res, fmt.Errorf("make work dir: %w", err)
 	}
 	linkDest := ""
-	if cur > 0 {
-		linkDest = root.SnapshotDir(cur)
+	if c.cur > 0 {
+		linkDest = c.root.SnapshotDir(c.cur)
 	}
-	if err := tf.FetchTree(ctx, work, linkDest); err != nil {
+	if err := c.tf.FetchTree(ctx, work, linkDest); err != nil {
 		return res, err
 	}
-	b2, err := up.Seq(ctx, seqfile.Begin)
+	b2, err := c.up.Seq(ctx, seqfile.Begin)
 	if err != nil {
 		return res, err
 	}
 	if b2 != e1 {
-		return res, &errMoved{fmt.Sprintf("upstream seq/begin moved from %d to %d during the copy", e1, b2)}
+		return res, retry.Againf("upstream seq/begin moved from %d to %d during the copy", e1, b2)
 	}
-	entries, linked, fetched, err := hashTree(ctx, f, work, linkDest, old, opt.Workers)
+	entries, linked, fetched, err := c.hashTree(ctx, work, linkDest)
 	if err != nil {
 		return res, err
 	}
 	m := &manifest.Manifest{Snapshot: n, Entries: entries}
+	if c.old != nil {
+		if sameEntries(c.old.Entries, entries) {
+			c.opt.Log.Info("upstream tree identical to the served snapshot; nothing new", "snapshot", c.cur)
+			return res, fsys.RemoveAll(c.root.FS, work)
+		}
+		del, total := countDeletes(c.old, m)
+		if err := c.opt.tooManyDeletes(n, del, total); err != nil {
+			return res, err
+		}
+		res.Deleted = del
+	}
+	res.Linked, res.Fetched, res.Bytes, res.Entries = linked, countFiles(entries)-linked, fetched, len(entries)
+	if err := c.u.Install(ctx, export.Built{N: n, Tree: work, Manifest: work + export.ManifestExt, Encode: m.Encode}); err != nil {
+		return res, err
+	}
+	res.Snapshot, res.Changed = n, true
+	res.logServing(c.opt.Log)
+	return res, nil
+}
+
+// countFiles counts the regular files among entries.
+func countFiles(entries []manifest.Entry) int {
 	files := 0
 	for _, e := range entries {
 		if e.Type == manifest.File {
 			files++
 		}
 	}
-	if old != nil {
-		if sameEntries(old.Entries, entries) {
-			opt.Log.Info("upstream tree identical to the served snapshot; nothing new", "snapshot", cur)
-			return res, fsys.RemoveAll(f, work)
-		}
-		del, total := countDeletes(old, m)
-		if !opt.Force && opt.MaxDelete < 1 && total > 0 && float64(del) > opt.MaxDelete*float64(total) {
-			return res, fmt.Errorf("%w: snapshot %d deletes %d of %d files (more than --max-delete %.0f%%); check the upstream, then pass --force to accept",
-				ErrTooManyDeletes, n, del, total, opt.MaxDelete*100)
-		}
-		res.Deleted = del
-	}
-	res.Linked, res.Fetched, res.Bytes, res.Entries = linked, files-linked, fetched, len(entries)
-	if err := fsys.WriteStream(f, manPath, 0o644, func(w io.Writer) error { return m.Encode(w) }); err != nil {
-		return res, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
-	}
-	r, err := flip(ctx, root, n, manPath, work, res, opt)
-	r.Changed = err == nil
-	return r, err
+	return files
 }
 
 // hashTree lists dir and hashes its files. A file that is the same inode
-// as the file at its path below linkDest takes its hash from old (snapshot
+// as the file at its path below linkDest takes its hash from c.old (snapshot
 // files are immutable), and counts as linked; the others were copied, and
 // their sizes add up to the bytes fetched.
-func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifest.Manifest, workers int) (entries []manifest.Entry, linked int, fetched int64, err error) {
+func (c *classicRun) hashTree(ctx context.Context, dir, linkDest string) (entries []manifest.Entry, linked int, fetched int64, err error) {
+	f, old := c.root.FS, c.old
 	entries, err = tree.Walk(ctx, f, dir, nil)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("list copied tree: %w", err)
@@ -272,7 +234,7 @@ func hashTree(ctx context.Context, f fsys.FS, dir, linkDest string, old *manifes
 		}
 	}
 	var mu sync.Mutex
-	pool := tree.NewPool(ctx, workers)
+	pool := tree.NewPool(ctx, c.opt.Workers)
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != manifest.File {

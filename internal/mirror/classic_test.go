@@ -59,7 +59,8 @@ func TestSyncClassicLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := export.New(fsys.OS(), mir)
-	opt := mirror.Options{Backoff: time.Millisecond}
+	opt := mirror.DefaultOptions()
+	opt.Backoff = time.Millisecond
 	ctx := context.Background()
 
 	tests := []struct {
@@ -90,6 +91,9 @@ func TestSyncClassicLocal(t *testing.T) {
 			setSeq(t, master, 4, 4)
 		}, moves: 1, want: 3, changed: true},
 		{name: "busy master", change: func() { setSeq(t, master, 200, 104) }, want: 3, err: mirror.ErrUpstreamBusy},
+		// The identical copy ends as every run does (export.Update.Done):
+		// counters idle, the failure recorded above cleared.
+		{name: "idle again, tree same, after a failure", change: func() { setSeq(t, master, 201, 201) }, want: 3},
 		{name: "mass delete refused", change: func() {
 			for _, p := range paths[2:] {
 				os.Remove(filepath.Join(master, p))
@@ -135,6 +139,9 @@ func TestSyncClassicLocal(t *testing.T) {
 			st, err := root.Status()
 			if err != nil || st.Begin != st.End {
 				t.Fatalf("mirror counters not idle: %+v %v", st, err)
+			}
+			if st.LastError != "" {
+				t.Fatalf("a good run left last_error %q", st.LastError)
 			}
 		})
 	}

@@ -1,23 +1,31 @@
 // Package mirror implements one mirror-sync run: the kernel.org begin/end loop
-// on top of immutable snapshots.
+// on top of immutable snapshots. A run is an export.Update (Begin, Start,
+// Install, Done): the lock, the cleanup of what a killed run left, the
+// counters, the one commit sequence and the status record are export's; this
+// package decides what to copy and checks it.
 //
-//  1. Lock ROOT. Read the upstream's seq/end (E1) and the snapshot N its
-//     current serves. If ROOT already serves N, stop: a no-op poll reads two
-//     small files and one symlink, whatever the size of the tree.
-//  2. Bump ROOT's own seq/begin.
+//  1. Begin (lock ROOT, clean up). Read the upstream's seq/end (E1) and the
+//     snapshot N its current serves. If ROOT already serves N, stop: a no-op
+//     poll reads two small files and one symlink, whatever the size of the
+//     tree.
+//  2. Start: bump ROOT's own seq/begin.
 //  3. Fetch and check the manifest of N; diff it against ROOT's served
 //     manifest (or, if current is torn, the newest retained complete one);
 //     build ROOT/.work/N with unchanged files hard-linked from it, files it
 //     lacks hard-linked from another retained complete snapshot with an
 //     identical record (older, when that is cheaper than fetching), and only
-//     the rest fetched, each verified against its manifest hash.
+//     the rest fetched, each verified against its manifest hash. The build
+//     is a struct whose phases run in order: plan (pass 1), lay (pass 2:
+//     links and fetches), commit.
 //  4. Re-read the upstream's seq/begin. If it moved since E1 and snapshot N is
 //     no longer served or listed upstream, discard and go back to 3 (bounded,
-//     with backoff). A copy whose every file verified against an intact
-//     manifest is coherent even if the upstream has since published N+1.
-//  5. Flush, move the manifest and the tree into snapshots/, flip current; if
-//     the upstream has moved on, go round again at once (bounded); then set
-//     ROOT's seq/end, write status.json and prune.
+//     with backoff: retry.Do). A copy whose every file verified against an
+//     intact manifest is coherent even if the upstream has since published
+//     N+1.
+//  5. Install (flush, move the manifest and the tree into snapshots/, flip
+//     current); if the upstream has moved on, go round again at once
+//     (bounded); then Done sets ROOT's seq/end, writes status.json and
+//     prunes, or records the run's failure.
 //
 // A crash at any point leaves ROOT serving its previous snapshot, with
 // begin > end until the next run, which cleans up and completes. Runs on one
@@ -26,5 +34,8 @@
 // [SyncClassic] follows an upstream with no snapshots, a tree updated in
 // place with only seq/begin and seq/end (docs/classic.md): it copies the
 // whole tree with link-dest (transport.TreeFetcher), discards the copy if
-// the upstream's begin moved, then numbers, hashes and flips it as above.
+// the upstream's begin moved, then numbers, hashes and installs it as above.
+//
+// Options are taken as given (start from [DefaultOptions]); errors name no
+// command-line flags (the CLI adds its hints, keyed by the sentinels here).
 package mirror

@@ -1,17 +1,17 @@
 package mirror
 
-// SetFetchChunk makes Fetch calls carry at most n files until the returned
-// function restores the default.
-func SetFetchChunk(n int) func() {
-	old := fetchChunk
-	fetchChunk = n
-	return func() { fetchChunk = old }
-}
-
-// SetPlanCap makes pass 1 keep at most n records for pass 2 until the
-// returned function restores the default.
-func SetPlanCap(n int) func() {
-	old := planCap
-	planCap = n
-	return func() { planCap = old }
+// WithLimits returns o with Fetch calls carrying at most fetchChunk files
+// and pass 1 keeping at most planCap records for pass 2 (0: unchanged), so
+// that a small tree takes the streamed paths.
+func (o Options) WithLimits(fetchChunk, planCap int) Options {
+	if o.lim == (limits{}) {
+		o.lim = defaultLimits()
+	}
+	if fetchChunk > 0 {
+		o.lim.fetchChunk = fetchChunk
+	}
+	if planCap > 0 {
+		o.lim.planCap = planCap
+	}
+	return o
 }

@@ -69,7 +69,8 @@ func recordUpstream(root *export.Root, up string, n, e1 uint64, opt Options) {
 // upstream serves (seen at seq/end e1), is the same snapshot on both: from
 // the record if it vouches for exactly this, else by fetching the
 // upstream's manifest and comparing identities. ErrDiverged if not.
-func checkSame(ctx context.Context, root *export.Root, up upstreamReader, n, e1 uint64, opt Options) error {
+func (s *syncRun) checkSame(ctx context.Context, n, e1 uint64) error {
+	root, up, opt := s.root, s.up, s.opt
 	st, ok := readUpstreamState(root)
 	if ok && st.Upstream == up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1 {
 		return nil
@@ -80,7 +81,7 @@ func checkSame(ctx context.Context, root *export.Root, up upstreamReader, n, e1 
 	if err := up.FetchManifest(ctx, n, tmp); err != nil {
 		return err
 	}
-	if _, err := checkUpstreamManifest(root.FS, tmp, n); err != nil {
+	if err := checkFetched(root.FS, tmp, n); err != nil {
 		return fmt.Errorf("upstream %s: %w", up, err)
 	}
 	theirs, err := export.ManifestID(root.FS, tmp)
@@ -97,12 +98,6 @@ func checkSame(ctx context.Context, root *export.Root, up upstreamReader, n, e1 
 	opt.Log.Info("checked that the served snapshot is the upstream's (same manifest)", "snapshot", n, "upstream", up.String())
 	recordUpstream(root, up.String(), n, e1, opt)
 	return nil
-}
-
-// upstreamReader is what checkSame needs of a transport.Upstream.
-type upstreamReader interface {
-	String() string
-	FetchManifest(ctx context.Context, n uint64, dst string) error
 }
 
 // behind reports whether an upstream that serves snapshot n, older than

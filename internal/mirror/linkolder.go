@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"io"
 	"log/slog"
 
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -152,13 +151,8 @@ func checkManifest(root *export.Root, m uint64) error {
 		return err
 	}
 	defer ms.Close()
-	for {
-		if _, err := ms.Next(); err == io.EOF {
-			return ms.Finish()
-		} else if err != nil {
-			return err
-		}
-	}
+	_, err = ms.Drain()
+	return err
 }
 
 // drop stops using s.

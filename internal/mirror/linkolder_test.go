@@ -41,7 +41,8 @@ func newLinkWorld(tb testing.TB, rsync bool) *linkWorld {
 	if rsync {
 		w.addr = testutil.StartRsyncdServer(tb, map[string]string{"pub": w.up.Dir}).URL("pub")
 	}
-	w.keepOpts = mirror.Options{Backoff: time.Millisecond, Workers: 2, Keep: 100, MinAge: time.Hour}
+	w.keepOpts = mirror.DefaultOptions()
+	w.keepOpts.Backoff, w.keepOpts.Workers, w.keepOpts.Keep, w.keepOpts.MinAge = time.Millisecond, 2, 100, time.Hour
 	return w
 }
 
@@ -117,11 +118,10 @@ func TestSyncLinksMovedBack(t *testing.T) {
 		{name: "local, streamed", streamed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.streamed {
-				defer mirror.SetFetchChunk(2)()
-				defer mirror.SetPlanCap(3)()
-			}
 			w := newLinkWorld(t, tc.rsync)
+			if tc.streamed {
+				w.keepOpts = w.keepOpts.WithLimits(2, 3)
+			}
 			w.step(t)
 			must(t, os.Rename(filepath.Join(w.src, "d01"), filepath.Join(w.src, "moved")))
 			w.step(t)

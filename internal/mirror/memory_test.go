@@ -25,6 +25,8 @@ func TestManyDirsMemoryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := export.New(fsys.OS(), mDir)
+	keep2 := mirror.DefaultOptions()
+	keep2.Keep = 2
 	for _, tt := range []struct {
 		name string
 		n    uint64
@@ -36,7 +38,7 @@ func TestManyDirsMemoryBounded(t *testing.T) {
 			testutil.ManyDirsUpstream(t, upDir, tt.n, manyDirs, tt.name)
 			var res mirror.Result
 			grew := testutil.PeakHeap(func() {
-				res, err = mirror.Sync(context.Background(), root, up, mirror.Options{Keep: 2})
+				res, err = mirror.Sync(context.Background(), root, up, keep2)
 			})
 			if err != nil || res.Snapshot != tt.n || res.Entries != manyDirs+1 {
 				t.Fatalf("sync: %+v %v", res, err)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,7 +62,9 @@ func (w *world) publish(tb testing.TB) uint64 {
 }
 
 func opts() mirror.Options {
-	return mirror.Options{Backoff: time.Millisecond, Workers: 2, Keep: 100}
+	o := mirror.DefaultOptions()
+	o.Backoff, o.Workers, o.Keep = time.Millisecond, 2, 100
+	return o
 }
 
 func syncFrom(tb testing.TB, up, mir *export.Root, opt mirror.Options) (mirror.Result, error) {
@@ -548,14 +552,14 @@ func TestSyncRebuildsDanglingCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := export.New(fsys.OS(), mir)
-	if _, err := mirror.Sync(context.Background(), root, up, mirror.Options{}); err != nil {
+	if _, err := mirror.Sync(context.Background(), root, up, mirror.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	// Someone deletes the served tree: a no-op poll must not call that level.
 	if err := fsys.RemoveAll(fsys.OS(), root.SnapshotDir(1)); err != nil {
 		t.Fatal(err)
 	}
-	res, err := mirror.Sync(context.Background(), root, up, mirror.Options{})
+	res, err := mirror.Sync(context.Background(), root, up, mirror.DefaultOptions())
 	if err != nil || !res.Changed || res.Snapshot != 1 {
 		t.Fatalf("sync over a dangling current = %+v, %v; want a rebuild of snapshot 1", res, err)
 	}
@@ -701,5 +705,68 @@ func TestLastErrorRecordedAndCleared(t *testing.T) {
 				t.Fatalf("status.json after the mending sync still has last_error %q", s.LastError)
 			}
 		})
+	}
+}
+
+// Options are taken as given: nonsense is refused before anything is
+// written, and DefaultOptions are mirror-sync's documented defaults.
+func TestOptionsRefused(t *testing.T) {
+	def := mirror.DefaultOptions()
+	if def.MaxDelete != 0.5 || def.Keep != 3 || def.Retries != 4 || def.Backoff != 2*time.Second || def.Rounds != 3 || def.Workers < 1 || def.Log == nil || def.Now == nil {
+		t.Fatalf("DefaultOptions = %+v", def)
+	}
+	tests := []struct {
+		name string
+		set  func(o *mirror.Options)
+	}{
+		{name: "keep 0", set: func(o *mirror.Options) { o.Keep = 0 }},
+		{name: "rounds 0", set: func(o *mirror.Options) { o.Rounds = 0 }},
+		{name: "workers 0", set: func(o *mirror.Options) { o.Workers = 0 }},
+		{name: "negative retries", set: func(o *mirror.Options) { o.Retries = -1 }},
+		{name: "negative backoff", set: func(o *mirror.Options) { o.Backoff = -time.Second }},
+		{name: "max delete over 1", set: func(o *mirror.Options) { o.MaxDelete = 1.5 }},
+		{name: "max delete NaN", set: func(o *mirror.Options) { o.MaxDelete = math.NaN() }},
+	}
+	for _, tt := range tests {
+		for _, classic := range []bool{false, true} {
+			t.Run(fmt.Sprint(tt.name, " classic=", classic), func(t *testing.T) {
+				w := newWorld(t, map[string]string{"a.txt": "a"})
+				w.publish(t)
+				opt := opts()
+				tt.set(&opt)
+				up, err := transport.NewLocal(fsys.OS(), w.up.Dir)
+				must(t, err)
+				defer up.Close()
+				sync := mirror.Sync
+				if classic {
+					sync = mirror.SyncClassic
+				}
+				if _, err := sync(context.Background(), w.mir, up, opt); !errors.Is(err, mirror.ErrOptions) {
+					t.Fatalf("err = %v, want ErrOptions", err)
+				}
+				if _, err := os.Stat(w.mir.Dir); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("refused options wrote %s (%v)", w.mir.Dir, err)
+				}
+			})
+		}
+	}
+}
+
+// MaxDelete 0 is taken literally: any delete is refused (unless Force).
+func TestMaxDeleteZero(t *testing.T) {
+	w := newWorld(t, map[string]string{"a.txt": "a", "b.txt": "b"})
+	w.publish(t)
+	_, err := w.sync(t, opts())
+	must(t, err)
+	must(t, os.Remove(filepath.Join(w.src, "b.txt")))
+	w.publish(t)
+	opt := opts()
+	opt.MaxDelete = 0
+	if _, err := w.sync(t, opt); !errors.Is(err, mirror.ErrTooManyDeletes) {
+		t.Fatalf("err = %v, want ErrTooManyDeletes", err)
+	}
+	opt.Force = true
+	if res, err := w.sync(t, opt); err != nil || res.Snapshot != 2 {
+		t.Fatalf("forced: %+v %v", res, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -13,23 +14,27 @@ import (
 // mode) the snapshot its current names. An upstream that does not answer
 // (transport.ErrUnavailable) is retried with the run's backoff and retries,
 // as a busy one is: a short outage of the upstream, or of the network, is
-// not a failure.
+// not a failure. When the retries are spent, the last error is returned.
 func poll(ctx context.Context, up transport.Upstream, opt Options, withCurrent bool) (e1, n uint64, err error) {
-	backoff := opt.Backoff
-	for attempt := 0; ; attempt++ {
-		e1, err = up.Seq(ctx, seqfile.End)
-		if err == nil && withCurrent {
+	policy := retry.Policy{Retries: opt.Retries, Backoff: opt.Backoff,
+		Retryable: func(err error) (string, bool) {
+			return err.Error(), errors.Is(err, transport.ErrUnavailable) && !errors.Is(err, transport.ErrTimedOut)
+		},
+		OnRetry: func(why string, attempt int, wait time.Duration) {
+			opt.Log.Warn("upstream did not answer; retrying", "upstream", up.String(), "err", why, "attempt", attempt, "wait", wait)
+		},
+	}
+	err = retry.Do(ctx, policy, func(int) error {
+		var err error
+		e1, n = 0, 0
+		if e1, err = up.Seq(ctx, seqfile.End); err == nil && withCurrent {
 			n, _, err = up.Current(ctx)
 		}
-		if !errors.Is(err, transport.ErrUnavailable) || errors.Is(err, transport.ErrTimedOut) || attempt >= opt.Retries {
-			return e1, n, err
-		}
-		opt.Log.Warn("upstream did not answer; retrying", "upstream", up.String(), "err", err, "attempt", attempt+1, "wait", backoff)
-		select {
-		case <-ctx.Done():
-			return 0, 0, context.Cause(ctx)
-		case <-time.After(backoff):
-		}
-		backoff *= 2
+		return err
+	})
+	var ex *retry.Exhausted
+	if errors.As(err, &ex) {
+		err = ex.Err
 	}
+	return e1, n, err
 }

@@ -42,7 +42,7 @@ func newFixture(tb testing.TB, n int) *fixture {
 		tb.Fatal(err)
 	}
 	fx.upstream = up
-	fx.sync(tb, mirror.Options{})
+	fx.sync(tb, keep10())
 	return fx
 }
 
@@ -55,11 +55,27 @@ func (fx *fixture) publish(tb testing.TB) snapshot.PublishResult {
 	return r
 }
 
+// keep10 is the fixture's options: the defaults, keeping 10 snapshots.
+func keep10() mirror.Options {
+	o := mirror.DefaultOptions()
+	o.Keep = 10
+	return o
+}
+
+// forced is o with the delete guard off.
+func forced(o mirror.Options) mirror.Options {
+	o.Force = true
+	return o
+}
+
+// retryFast is o with one retry after a millisecond.
+func retryFast(o mirror.Options) mirror.Options {
+	o.Retries, o.Backoff = 1, time.Millisecond
+	return o
+}
+
 func (fx *fixture) sync(tb testing.TB, opt mirror.Options) mirror.Result {
 	tb.Helper()
-	if opt.Keep == 0 {
-		opt.Keep = 10
-	}
 	r, err := mirror.Sync(context.Background(), fx.mRoot, fx.upstream, opt)
 	if err != nil {
 		tb.Fatal(err)
@@ -119,7 +135,7 @@ func TestSyncIncremental(t *testing.T) {
 	verifyServed(t, fx.mRoot)
 	changed, deleted, added := fx.mutate(t)
 	fx.publish(t)
-	r := fx.sync(t, mirror.Options{})
+	r := fx.sync(t, keep10())
 	if r.Snapshot != 2 || !r.Changed {
 		t.Fatalf("result %+v, want snapshot 2", r)
 	}
@@ -138,7 +154,7 @@ func TestSyncIncremental(t *testing.T) {
 	if string(a) != string(b) {
 		t.Fatal("mirror's manifest differs from the upstream's")
 	}
-	if r2 := fx.sync(t, mirror.Options{}); r2.Changed {
+	if r2 := fx.sync(t, keep10()); r2.Changed {
 		t.Fatalf("second sync changed something: %+v", r2)
 	}
 }
@@ -149,14 +165,14 @@ func TestSyncDeleteGuard(t *testing.T) {
 		os.Remove(filepath.Join(fx.src, filepath.FromSlash(p)))
 	}
 	fx.publish(t)
-	_, err := mirror.Sync(context.Background(), fx.mRoot, fx.upstream, mirror.Options{Keep: 10})
+	_, err := mirror.Sync(context.Background(), fx.mRoot, fx.upstream, keep10())
 	if !errors.Is(err, mirror.ErrTooManyDeletes) || !strings.Contains(err.Error(), "deletes 150 of 200 files") {
 		t.Fatalf("got %v, want the delete guard", err)
 	}
 	if n, _ := fx.mRoot.Current(); n != 1 {
 		t.Fatalf("serving %d after a refused sync", n)
 	}
-	fx.sync(t, mirror.Options{Force: true})
+	fx.sync(t, forced(keep10()))
 	verifyServed(t, fx.mRoot)
 }
 
@@ -174,7 +190,7 @@ func TestSyncServedManifestCorrupt(t *testing.T) {
 	if err := os.WriteFile(p, []byte(strings.Replace(string(b), "d00", "d0X", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = mirror.Sync(context.Background(), fx.mRoot, fx.upstream, mirror.Options{Keep: 10, Retries: 1, Backoff: time.Millisecond})
+	_, err = mirror.Sync(context.Background(), fx.mRoot, fx.upstream, retryFast(keep10()))
 	if !errors.Is(err, manifest.ErrCorrupt) && !errors.Is(err, manifest.ErrUnsafePath) || !strings.Contains(err.Error(), "served snapshot: manifest ") {
 		t.Fatalf("got %v, want a served-manifest error", err)
 	}
@@ -196,7 +212,7 @@ func TestSyncUpstreamManifestCorrupt(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = mirror.Sync(context.Background(), fx.mRoot, fx.upstream, mirror.Options{Keep: 10})
+	_, err = mirror.Sync(context.Background(), fx.mRoot, fx.upstream, keep10())
 	if !errors.Is(err, manifest.ErrCorrupt) || !strings.Contains(err.Error(), "manifest of snapshot 2: ") {
 		t.Fatalf("got %v, want an upstream-manifest error", err)
 	}
@@ -218,7 +234,7 @@ func BenchmarkSyncIncremental(b *testing.B) {
 				b.StopTimer()
 				resetTo(b, fx.mRoot, 1)
 				b.StartTimer()
-				if r := fx.sync(b, mirror.Options{}); r.Snapshot != 2 {
+				if r := fx.sync(b, keep10()); r.Snapshot != 2 {
 					b.Fatalf("synced to %d", r.Snapshot)
 				}
 			}
@@ -249,12 +265,11 @@ func resetTo(tb testing.TB, root *export.Root, n uint64) {
 // Fetches go to the upstream in chunks while the diff streams; the result
 // is the same tree.
 func TestSyncChunkedFetch(t *testing.T) {
-	defer mirror.SetFetchChunk(7)()
 	fx := newFixture(t, 300)
 	verifyServed(t, fx.mRoot)
 	changed, _, added := fx.mutate(t)
 	fx.publish(t)
-	if r := fx.sync(t, mirror.Options{}); r.Fetched != changed+added {
+	if r := fx.sync(t, keep10().WithLimits(7, 0)); r.Fetched != changed+added {
 		t.Fatalf("fetched %d, want %d", r.Fetched, changed+added)
 	}
 	verifyServed(t, fx.mRoot)
@@ -274,17 +289,11 @@ func TestSyncPlanModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.fetchChunk > 0 {
-				defer mirror.SetFetchChunk(tt.fetchChunk)()
-			}
-			if tt.cap_ > 0 {
-				defer mirror.SetPlanCap(tt.cap_)()
-			}
 			fx := newFixture(t, 400)
 			files := len(fx.paths)
 			changed, deleted, added := fx.mutate(t)
 			fx.publish(t)
-			r := fx.sync(t, mirror.Options{Force: true})
+			r := fx.sync(t, forced(keep10()).WithLimits(tt.fetchChunk, tt.cap_))
 			if r.Fetched != changed+added {
 				t.Errorf("fetched %d, want %d", r.Fetched, changed+added)
 			}

@@ -191,8 +191,17 @@ func currentManifest(tb testing.TB, root string) *manifest.Manifest {
 	return m
 }
 
+// oneRetry is mirror-sync's defaults with one retry after a millisecond.
+func oneRetry() mirror.Options {
+	o := mirror.DefaultOptions()
+	o.Retries, o.Backoff = 1, time.Millisecond
+	return o
+}
+
 func mirrorOpts() mirror.Options {
-	return mirror.Options{Workers: 1, Keep: 3, Backoff: time.Millisecond, Retries: 1}
+	o := mirror.DefaultOptions()
+	o.Workers, o.Keep, o.Backoff, o.Retries = 1, 3, time.Millisecond, 1
+	return o
 }
 
 func syncOnce(f fsys.FS, root, upstream string) error {

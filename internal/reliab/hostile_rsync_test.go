@@ -154,7 +154,7 @@ func syncThrough(f fsys.FS, addr, root string) error {
 		return err
 	}
 	defer u.Close()
-	_, err = mirror.Sync(context.Background(), r, u, mirror.Options{Retries: 1, Backoff: time.Millisecond})
+	_, err = mirror.Sync(context.Background(), r, u, oneRetry())
 	return err
 }
 

@@ -82,7 +82,7 @@ func TestFirstCopyBoundedByManifest(t *testing.T) {
 	up := openRsync(t, fmt.Sprintf("rsync://127.0.0.1:%d/master", port))
 
 	stop := watchBytes(mir)
-	_, err := mirror.Sync(context.Background(), export.New(fsys.OS(), mir), up, mirror.Options{})
+	_, err := mirror.Sync(context.Background(), export.New(fsys.OS(), mir), up, mirror.DefaultOptions())
 	peak := stop()
 	if !errors.Is(err, rsync.ErrUnlisted) || !errors.Is(err, tree.ErrHashMismatch) {
 		t.Fatalf("first copy: %v, want %v", err, rsync.ErrUnlisted)
@@ -124,7 +124,7 @@ func TestManyDirsMemoryBoundedRsync(t *testing.T) {
 			var res mirror.Result
 			var err error
 			grew := testutil.PeakHeap(func() {
-				res, err = mirror.Sync(context.Background(), root, up, mirror.Options{Keep: 2})
+				res, err = mirror.Sync(context.Background(), root, up, mirrorOpts(func(o *mirror.Options) { o.Keep = 2 }))
 			})
 			if err != nil || res.Snapshot != tt.n || res.Entries != dirs+1 {
 				t.Fatalf("sync: %+v %v", res, err)
@@ -135,4 +135,11 @@ func TestManyDirsMemoryBoundedRsync(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mirrorOpts is mirror-sync's defaults changed by set.
+func mirrorOpts(set func(o *mirror.Options)) mirror.Options {
+	o := mirror.DefaultOptions()
+	set(&o)
+	return o
 }

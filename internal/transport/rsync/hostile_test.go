@@ -291,7 +291,7 @@ func syncRsync(up, root string) (mirror.Result, error) {
 		return mirror.Result{}, err
 	}
 	defer u.Close()
-	return mirror.Sync(context.Background(), export.New(fsys.OS(), root), u, mirror.Options{Retries: 1, Backoff: time.Millisecond})
+	return mirror.Sync(context.Background(), export.New(fsys.OS(), root), u, mirrorOpts(func(o *mirror.Options) { o.Retries, o.Backoff = 1, time.Millisecond }))
 }
 
 // copyTree copies a tree as cp -a does.

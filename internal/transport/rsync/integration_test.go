@@ -274,7 +274,7 @@ func TestDaemonStoppedMidTransfer(t *testing.T) {
 	d := testutil.StartRsyncdServer(t, map[string]string{"master": master}, "--bwlimit=2000")
 	root := export.New(fsys.OS(), mir)
 	up := openRsync(t, d.URL("master"))
-	if _, err := mirror.Sync(context.Background(), root, up, mirror.Options{}); err != nil {
+	if _, err := mirror.Sync(context.Background(), root, up, mirror.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	// Snapshot 2 has a big file; the fetch is slowed down and the daemon
@@ -296,8 +296,9 @@ func TestDaemonStoppedMidTransfer(t *testing.T) {
 	}}
 	var log testutil.SyncBuffer
 	start := time.Now()
-	_, err := mirror.Sync(context.Background(), root, h, mirror.Options{Retries: 2, Backoff: 50 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(&log, nil))})
+	_, err := mirror.Sync(context.Background(), root, h, mirrorOpts(func(o *mirror.Options) {
+		o.Retries, o.Backoff, o.Log = 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(&log, nil))
+	}))
 	if !killed || err == nil {
 		t.Fatalf("sync with a dying daemon: killed=%v err=%v", killed, err)
 	}
@@ -382,7 +383,7 @@ func TestSnapshotPrunedMidTransfer(t *testing.T) {
 			}
 		}
 	}}
-	res, err := mirror.Sync(context.Background(), export.New(fsys.OS(), mir), h, mirror.Options{Backoff: 10 * time.Millisecond})
+	res, err := mirror.Sync(context.Background(), export.New(fsys.OS(), mir), h, mirrorOpts(func(o *mirror.Options) { o.Backoff = 10 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +554,7 @@ func TestClassicThroughDaemon(t *testing.T) {
 			}
 			return fetch()
 		}}
-		res, err := mirror.SyncClassic(context.Background(), export.New(fsys.OS(), mir), h, mirror.Options{Backoff: 10 * time.Millisecond})
+		res, err := mirror.SyncClassic(context.Background(), export.New(fsys.OS(), mir), h, mirrorOpts(func(o *mirror.Options) { o.Backoff = 10 * time.Millisecond }))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -104,7 +104,7 @@ func TestVolunteerScript(t *testing.T) {
 	}
 
 	// The volunteer's root is a proper export root: mirror-sync reads it.
-	res, err := mirror.Sync(context.Background(), export.New(fsys.OS(), filepath.Join(tmp, "tier3")), openLocal(t, vol), mirror.Options{})
+	res, err := mirror.Sync(context.Background(), export.New(fsys.OS(), filepath.Join(tmp, "tier3")), openLocal(t, vol), mirror.DefaultOptions())
 	if err != nil || res.Snapshot != 2 {
 		t.Fatalf("mirror-sync from the volunteer: %+v %v", res, err)
 	}
