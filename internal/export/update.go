@@ -289,7 +289,10 @@ func (u *Update) complete() ([]uint64, error) {
 		return nil, err
 	}
 	if settled {
-		u.opt.Log.Info("completed the counters of an interrupted run")
+		if u.begin == 0 {
+			// This run bumped nothing: the counters were a killed run's.
+			u.opt.Log.Info("completed the counters of an interrupted run")
+		}
 		err = r.RecordStatus(u.opt.Upstream)
 	} else {
 		err = r.ClearFailure(u.opt.Upstream)

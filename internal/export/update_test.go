@@ -224,3 +224,28 @@ func TestUpdateDoneAfterInstall(t *testing.T) {
 		t.Errorf("seq = %+v, want 1/1", got)
 	}
 }
+
+// A run that started and found nothing new completes its own counters: no
+// word of an interrupted run.
+func TestUpdateStartedNothingNewLogsNoInterruption(t *testing.T) {
+	r := newRoot(t)
+	var logs strings.Builder
+	opt := updateOpts()
+	opt.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	u, err := r.Begin(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Done(nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "interrupted") {
+		t.Errorf("Done logged an interruption:\n%s", logs.String())
+	}
+	if got := counters(t, r); got.Begin != got.End {
+		t.Errorf("seq = %+v, want begin = end", got)
+	}
+}
