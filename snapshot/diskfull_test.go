@@ -21,7 +21,8 @@ func TestDiskFullFailureIsRecorded(t *testing.T) {
 	src := t.TempDir()
 	testutil.WriteTree(t, src, map[string]string{"a": "first"})
 	r := export.New(fsys.OS(), filepath.Join(mnt, "pub"))
-	opt := snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2}
+	opt := snapshot.DefaultOptions()
+	opt.Backoff, opt.Workers = time.Millisecond, 2
 	if _, err := snapshot.Publish(context.Background(), r, src, opt); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,17 @@
 // in an export root and serves it (publish).
 //
 // A snapshot is built in ROOT/.work/N and becomes visible only when the whole
-// tree is on disk: [Publish] (and package mirror) flush the filesystem, write
-// the manifest durably, rename the work directory to ROOT/snapshots/N, flip
-// current, and only then bump seq/end. A crash at any step leaves the served
-// snapshot untouched; docs/design.md walks through each step.
+// tree is on disk. [Publish] is one export.Update of the root (Begin: lock,
+// cleanup; Done: seq/end, status, prune, or the failure recorded), made of
+// attempts in four phases (attempt: list, confirm, build, commit); commit
+// installs through export.Update.Install, the one commit step of every
+// writer (flush the tree and the manifest, rename both into snapshots/,
+// flip current). A crash at any step leaves the served snapshot untouched;
+// docs/design.md walks through each step.
+//
+// Options are taken as given ([DefaultOptions] holds the defaults), and
+// errors name no command-line flags: the CLI (internal/cliapp) adds what to
+// run, keyed by the sentinel errors.
 //
 // Unchanged files are hard-linked from the served snapshot rather than
 // copied, and files it lacks from another retained complete snapshot that

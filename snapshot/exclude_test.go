@@ -116,10 +116,11 @@ func TestPublishMaxDelete(t *testing.T) {
 		force     bool
 		wantErr   bool
 	}{
-		{name: "default refuses", wantErr: true},
+		{name: "default refuses", maxDelete: snapshot.DefaultOptions().MaxDelete, wantErr: true},
 		{name: "strict refuses", maxDelete: 0.1, wantErr: true},
+		{name: "zero refuses any delete", maxDelete: 0, wantErr: true},
 		{name: "loose accepts", maxDelete: 0.9},
-		{name: "force accepts", force: true},
+		{name: "force accepts", maxDelete: snapshot.DefaultOptions().MaxDelete, force: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,7 +61,9 @@ func TestVerifyFifoInSnapshot(t *testing.T) {
 	src := t.TempDir()
 	testutil.WriteTree(t, src, map[string]string{"a": "1", "d/b": "2"})
 	r := export.New(fsys.OS(), filepath.Join(t.TempDir(), "pub"))
-	res, err := snapshot.Publish(context.Background(), r, src, snapshot.PublishOptions{Workers: 2})
+	opt := snapshot.DefaultOptions()
+	opt.Workers = 2
+	res, err := snapshot.Publish(context.Background(), r, src, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -69,7 +70,9 @@ func newRoot(tb testing.TB) *export.Root {
 }
 
 func fastOpts() snapshot.PublishOptions {
-	return snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100}
+	opt := snapshot.DefaultOptions()
+	opt.Backoff, opt.Workers, opt.Keep = time.Millisecond, 2, 100
+	return opt
 }
 
 func publish(tb testing.TB, r *export.Root, src string, opt snapshot.PublishOptions) snapshot.PublishResult {
@@ -434,6 +437,54 @@ func TestPublishSourceBusy(t *testing.T) {
 	}
 }
 
+// Options are taken as given: DefaultOptions holds the defaults, values
+// that mean nothing are refused before anything is written, and 0 retries
+// is one attempt.
+func TestPublishOptions(t *testing.T) {
+	if d := snapshot.DefaultOptions(); d.Keep != 3 || d.Retries != 3 || d.Backoff != time.Second ||
+		d.Workers != tree.Workers() || d.MaxDelete != 0.5 || d.Log == nil || d.Now == nil {
+		t.Fatalf("DefaultOptions() = %+v", d)
+	}
+	tests := []struct {
+		name string
+		set  func(o *snapshot.PublishOptions)
+	}{
+		{name: "keep 0", set: func(o *snapshot.PublishOptions) { o.Keep = 0 }},
+		{name: "negative retries", set: func(o *snapshot.PublishOptions) { o.Retries = -1 }},
+		{name: "negative backoff", set: func(o *snapshot.PublishOptions) { o.Backoff = -time.Second }},
+		{name: "no workers", set: func(o *snapshot.PublishOptions) { o.Workers = 0 }},
+		{name: "max delete above 1", set: func(o *snapshot.PublishOptions) { o.MaxDelete = 1.5 }},
+		{name: "max delete NaN", set: func(o *snapshot.PublishOptions) { o.MaxDelete = math.NaN() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "s")
+			testutil.WriteTree(t, src, map[string]string{"a": "a"})
+			r := newRoot(t)
+			opt := fastOpts()
+			tt.set(&opt)
+			if _, err := snapshot.Publish(context.Background(), r, src, opt); !errors.Is(err, snapshot.ErrBadOptions) {
+				t.Fatalf("Publish = %v, want ErrBadOptions", err)
+			}
+			if _, err := os.Lstat(r.Dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("refused options wrote the root: %v", err)
+			}
+		})
+	}
+	t.Run("no retries", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "s")
+		testutil.WriteTree(t, src, map[string]string{"a": "a", "seq/begin": "2\n", "seq/end": "1\n"})
+		warns := 0
+		opt := fastOpts()
+		opt.Retries = 0
+		opt.Log = slog.New(countingHandler{slog.DiscardHandler, &warns})
+		_, err := snapshot.Publish(context.Background(), newRoot(t), src, opt)
+		if !errors.Is(err, snapshot.ErrSourceChanging) || !strings.Contains(err.Error(), "gave up after 1 attempts") || warns != 0 {
+			t.Fatalf("Publish = %v after %d retries, want ErrSourceChanging after one attempt", err, warns)
+		}
+	})
+}
+
 func TestPublishSourceCounters(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "s")
 	testutil.WriteTree(t, src, map[string]string{"a": "a", "seq/begin": "5\n", "seq/end": "5\n"})
@@ -675,8 +726,9 @@ func TestPublishCorruptServedManifest(t *testing.T) {
 					testutil.Touch(t, src, "dir/sub/deep.txt", "deeper")
 				}
 				_, err = snapshot.Publish(context.Background(), r, src, fastOpts())
-				if !errors.Is(err, manifest.ErrCorrupt) || !strings.Contains(err.Error(), "publish verify") {
-					t.Fatalf("Publish = %v, want manifest.ErrCorrupt and advice to run publish verify", err)
+				// ErrServedManifest is what the CLI's hint (run publish verify) is keyed by.
+				if !errors.Is(err, manifest.ErrCorrupt) || !errors.Is(err, snapshot.ErrServedManifest) {
+					t.Fatalf("Publish = %v, want manifest.ErrCorrupt and ErrServedManifest (the advice to run publish verify)", err)
 				}
 				if p := counters(t, r); p != (seqfile.Pair{Begin: 1, End: 1}) {
 					t.Fatalf("counters = %+v, want 1/1 (nothing started)", p)

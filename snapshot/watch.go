@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sys/unix"
@@ -189,7 +190,7 @@ func (w *changeWatch) halt() {
 	}
 }
 
-// read returns an *errChanged for the first queued event, nil if none is.
+// read returns a retry.Error for the first queued event, nil if none is.
 func (w *changeWatch) read() error {
 	buf := make([]byte, unix.SizeofInotifyEvent+unix.NAME_MAX+1)
 	for {
@@ -203,7 +204,7 @@ func (w *changeWatch) read() error {
 			return fmt.Errorf("read inotify events: %w", err)
 		case n >= unix.SizeofInotifyEvent:
 			if ev := w.firstChange(buf[:n]); ev != nil {
-				return &errChanged{w.describe(ev) + " while copying"}
+				return retry.Again(w.describe(ev) + " while copying")
 			}
 			continue // every event was about a path left out
 		}
@@ -212,7 +213,7 @@ func (w *changeWatch) read() error {
 }
 
 // check reports whether anything changed since each directory was
-// watched: an *errChanged if an event is queued or a hard-linked file
+// watched: a retry.Error if an event is queued or a hard-linked file
 // (path relative to dir, on f) stats differently, another error if the
 // watch cannot tell (then confirm by walking). It stops notify.
 func (w *changeWatch) check(f fsys.FS, dir string) error {
@@ -237,10 +238,10 @@ func (w *changeWatch) check(f fsys.FS, dir string) error {
 			a, err = tree.EntryFromInfo(f, full, e.Path, fi)
 		}
 		if err != nil {
-			return &errChanged{fmt.Sprintf("%s: %v", e.Path, err)}
+			return retry.Againf("%s: %v", e.Path, err)
 		}
 		if a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size || a.MTime != e.MTime {
-			return &errChanged{e.Path + " changed while copying"}
+			return retry.Again(e.Path + " changed while copying")
 		}
 	}
 	return nil

@@ -104,7 +104,7 @@ func published(t *testing.T) (root string, n uint64) {
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		testutil.Touch(t, src, "changes", fmt.Sprint("round ", i))
-		res, err := snapshot.Publish(ctx, export.New(fsys.OS(), root), src, snapshot.PublishOptions{})
+		res, err := snapshot.Publish(ctx, export.New(fsys.OS(), root), src, snapshot.DefaultOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -116,19 +116,6 @@ func TestRulesCatch(t *testing.T) {
 	}
 }
 
-// The allowlist passes the findings of the files it matches, fails the
-// others, and reports its patterns that match nothing.
-func TestAllow(t *testing.T) {
-	found := []finding{{"snapshot/publish.go", "a"}, {"internal/mirror/mirror.go", "b"}, {"internal/tree/tree.go", "c"}}
-	fail, stale := allow(found, []string{"snapshot/*.go", "internal/mirror/*.go", "internal/transport/*.go"})
-	if len(fail) != 1 || fail[0].file != "internal/tree/tree.go" {
-		t.Errorf("fail %v, want internal/tree/tree.go only", fail)
-	}
-	if !slices.Equal(stale, []string{"internal/transport/*.go"}) {
-		t.Errorf("stale %v, want internal/transport/*.go", stale)
-	}
-}
-
 // The loader reads imports and the literals of error calls from real
 // files, skips testdata, and names packages by the module path.
 func TestLoadModule(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,17 +20,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/cliapp"
 	"github.com/urfave/cli/v2"
 )
-
-// flagErrAllowed lists (as path.Match patterns) the files whose errors
-// still named a CLI flag or command when this test was written, while
-// issue 12 moves those words into internal/cliapp's hint table (publish,
-// mirror-sync, the transports). Their findings are logged, not failed. A
-// pattern that matches no finding any more fails the test: remove it.
-// Once the list is empty, delete it and allow().
-var flagErrAllowed = []string{
-	"snapshot/*.go",        // publish.go: `publish --force`, `publish verify`
-	"internal/mirror/*.go", // mirror.go, classic.go: --allow-rollback, --max-delete, --force, `mirror-sync verify`
-}
 
 // file is what the rules need of one .go file.
 type file struct {
@@ -275,26 +263,6 @@ func flagErrors(m *module, words *regexp.Regexp) []finding {
 	return out
 }
 
-// allow splits findings into those of files no pattern of allowed
-// matches, which fail, and reports the patterns that match none (stale).
-func allow(findings []finding, allowed []string) (fail []finding, stale []string) {
-	hit := map[string]bool{}
-	for _, f := range findings {
-		i := slices.IndexFunc(allowed, func(pat string) bool { ok, _ := path.Match(pat, f.file); return ok })
-		if i < 0 {
-			fail = append(fail, f)
-			continue
-		}
-		hit[allowed[i]] = true
-	}
-	for _, a := range allowed {
-		if !hit[a] {
-			stale = append(stale, a)
-		}
-	}
-	return fail, stale
-}
-
 // appFlags returns the long flag names (and aliases) of both apps and
 // all their commands.
 func appFlags() []string {
@@ -442,22 +410,8 @@ func TestLayering(t *testing.T) {
 	}
 	for _, r := range rules(flags) {
 		t.Run(r.name, func(t *testing.T) {
-			found := r.check(m)
-			var allowed []string
-			if r.name == flagRule {
-				allowed = flagErrAllowed
-			}
-			fail, stale := allow(found, allowed)
-			for _, f := range found {
-				if !slices.Contains(fail, f) {
-					t.Logf("allowed for now (flagErrAllowed): %s", f)
-				}
-			}
-			for _, f := range fail {
+			for _, f := range r.check(m) {
 				t.Error(f)
-			}
-			for _, s := range stale {
-				t.Errorf("%s no longer breaks the rule: remove it from flagErrAllowed", s)
 			}
 		})
 	}

@@ -142,15 +142,11 @@ func printStatus(w io.Writer, s export.Status) {
 // retries already span years.
 const maxRetries = 30
 
-// retries maps the --retries flag to the library option, where 0 means
-// "the default" and a negative number means none.
-func retries(c *cli.Context) (int, error) {
+// retryCount reads --retries: the attempts after the first, as given.
+func retryCount(c *cli.Context) (int, error) {
 	n := c.Int("retries")
-	switch {
-	case n < 0 || n > maxRetries:
+	if n < 0 || n > maxRetries {
 		return 0, Usage("--retries must be between 0 and %d, got %d", maxRetries, n)
-	case n == 0:
-		return -1, nil
 	}
 	return n, nil
 }

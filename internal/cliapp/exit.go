@@ -142,7 +142,7 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if err != nil && !errors.Is(err, errVerify) && !errors.As(err, &quiet) {
 		msg := err.Error()
 		fmt.Fprintf(app.ErrWriter, "%s: %s\n", app.Name, msg)
-		if h := hint(err); h != "" {
+		if h := hint(app.Name, err); h != "" {
 			fmt.Fprintf(app.ErrWriter, "%s: hint: %s\n", app.Name, h)
 		}
 		var u usageError
@@ -153,8 +153,10 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	return ExitCode(err)
 }
 
-// hint says what to do about an error, where there is something to say.
-func hint(err error) string {
+// hint says what to do about an error of command app (publish,
+// mirror-sync), where there is something to say. Library errors name no
+// flags or commands: what to run is said here.
+func hint(app string, err error) string {
 	switch {
 	case errors.Is(err, mirror.ErrServedDamaged): // before the manifest errors it may wrap
 		return "nothing was changed; run `mirror-sync verify` to see what is damaged, then `mirror-sync verify --repair --upstream ...` to fetch good copies (snapshot mode)"
@@ -164,6 +166,10 @@ func hint(err error) string {
 		return "nothing was changed; if the upstream went back on purpose, pass --allow-rollback to follow it"
 	case errors.Is(err, mirror.ErrTooManyDeletes):
 		return "nothing was changed; check the upstream, then pass --force to accept (or a higher --max-delete)"
+	case errors.Is(err, snapshot.ErrServedManifest):
+		return "nothing was published; run `publish verify` to check the served snapshot against its manifest"
+	case app == "publish" && errors.Is(err, export.ErrBadCurrent):
+		return "nothing was published; repair with `publish --force` after checking the root's current symlink (it must point to snapshots/N; remove it if it does not)"
 	case errors.Is(err, seqfile.ErrCorrupt):
 		return "a seq file must hold one decimal number and a newline; if it is this root's, check the disk, then write the higher of begin/end into both (echo N > seq/end) and run again"
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, tree.ErrHashMismatch):

@@ -24,7 +24,7 @@ func TestHintNamesTheFlag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := hint(tt.err)
+			got := hint("mirror-sync", tt.err)
 			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 				t.Fatalf("hint(%v) = %q, want one naming %q", tt.err, got, tt.want)
 			}

@@ -119,14 +119,6 @@ func mirrorAction(c *cli.Context) error {
 	return printResult(e, res.Snapshot, res)
 }
 
-// retryCount reads --retries as given (0: no retries).
-func retryCount(c *cli.Context) (int, error) {
-	if _, err := retries(c); err != nil { // the one range check
-		return 0, err
-	}
-	return c.Int("retries"), nil
-}
-
 func mirrorStatusAction(c *cli.Context) error {
 	e, r, err := openRoot(c)
 	if err != nil {

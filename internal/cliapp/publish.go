@@ -71,7 +71,7 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	nretries, err := retries(c)
+	nretries, err := retryCount(c)
 	if err != nil {
 		return err
 	}
@@ -82,10 +82,12 @@ func publishAction(c *cli.Context) error {
 	if err := reportAfter(c); err != nil {
 		return err
 	}
-	opt := snapshot.PublishOptions{
-		Force: c.Bool("force"), Keep: keep, MinAge: age, Workers: workers, Retries: nretries, LockWait: wait,
-		Log: newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose")),
+	opt := snapshot.DefaultOptions()
+	opt.Force, opt.Keep, opt.MinAge, opt.Retries, opt.LockWait = c.Bool("force"), keep, age, nretries, wait
+	if workers != 0 { // --workers not given (or 0): the default
+		opt.Workers = workers
 	}
+	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
 	if err := publishSafety(c, &opt); err != nil {
 		return err
 	}

@@ -68,10 +68,7 @@ func publishSafety(c *cli.Context, opt *snapshot.PublishOptions) error {
 	if !(md >= 0 && md <= 100) { // also refuses NaN
 		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
 	}
-	opt.MaxDelete = md / 100
-	if md == 0 {
-		opt.MaxDelete = 1e-9 // refuse any delete
-	}
+	opt.MaxDelete = md / 100 // 0: any delete is refused
 	x, err := snapshot.ParseExcludes(c.StringSlice("exclude"))
 	if err != nil {
 		return Usage("--exclude: %v", err)

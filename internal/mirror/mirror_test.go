@@ -544,7 +544,7 @@ func TestSyncRebuildsDanglingCurrent(t *testing.T) {
 	dir := t.TempDir()
 	src, master, mir := filepath.Join(dir, "src"), filepath.Join(dir, "master"), filepath.Join(dir, "mirror")
 	testutil.GenTree(t, src, 20, 3)
-	if _, err := snapshot.Publish(context.Background(), export.New(fsys.OS(), master), src, snapshot.PublishOptions{}); err != nil {
+	if _, err := snapshot.Publish(context.Background(), export.New(fsys.OS(), master), src, snapshot.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	up, err := transport.NewLocal(fsys.OS(), master)

@@ -48,7 +48,9 @@ func newFixture(tb testing.TB, n int) *fixture {
 
 func (fx *fixture) publish(tb testing.TB) snapshot.PublishResult {
 	tb.Helper()
-	r, err := snapshot.Publish(context.Background(), fx.upRoot, fx.src, snapshot.PublishOptions{Keep: 10, MaxDelete: 1})
+	opt := snapshot.DefaultOptions()
+	opt.Keep, opt.MaxDelete = 10, 1
+	r, err := snapshot.Publish(context.Background(), fx.upRoot, fx.src, opt)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -170,7 +170,9 @@ func strs(evs []faultfs.Event) []string {
 }
 
 func publishOpts() snapshot.PublishOptions {
-	return snapshot.PublishOptions{Workers: 1, Keep: 3, Backoff: time.Millisecond}
+	opt := snapshot.DefaultOptions()
+	opt.Workers, opt.Keep, opt.Backoff = 1, 3, time.Millisecond
+	return opt
 }
 
 func publish(tb testing.TB, f fsys.FS, root, src string) uint64 {

@@ -30,7 +30,9 @@ import (
 // publish publishes src into the export root at dir and returns the snapshot.
 func publish(tb testing.TB, dir, src string, keep int) uint64 {
 	tb.Helper()
-	res, err := snapshot.Publish(context.Background(), export.New(fsys.OS(), dir), src, snapshot.PublishOptions{Keep: keep})
+	opt := snapshot.DefaultOptions()
+	opt.Keep = keep
+	res, err := snapshot.Publish(context.Background(), export.New(fsys.OS(), dir), src, opt)
 	if err != nil {
 		tb.Fatalf("publish %s: %v", src, err)
 	}
