@@ -17,6 +17,16 @@
 //     orphan manifest, which [Root.Cleanup] removes.
 //   - current is replaced atomically ([Root.Flip]); readers that resolve it
 //     once see one complete snapshot.
+//   - Every writer run is one [Update] ([Root.Begin], [Update.Start],
+//     [Update.Install], [Update.Done]): the begin/end protocol as a type.
+//     Begin takes the lock and removes a killed run's leftovers; Start bumps
+//     seq/begin before the first write of a new snapshot; Install is the one
+//     commit sequence (manifest and tree durable, both renamed into
+//     snapshots/, current flipped), checking before each visible step that
+//     the run was not stopped; Done sets seq/end = seq/begin and prunes, or
+//     records the failure in status.json, and releases the lock. A crash
+//     between any two steps leaves the served snapshot whole and at worst
+//     begin > end, which the next run's Done settles.
 //   - Writers hold [Root.Lock] (an flock, released by the kernel when the
 //     process dies, so a killed run never leaves a stale lock). Readers take
 //     no lock and never block writers.
