@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
@@ -62,7 +61,9 @@ func (a *attempt) build() error {
 // per batch.
 func (a *attempt) files() error {
 	pool := tree.NewPool(a.actx, a.opt.Workers)
-	batch, batchDir := make([]int, 0, fileBatch), ""
+	batches := &tree.Batcher[int]{Pool: pool, Max: fileBatch, Job: func(_ context.Context, dir string, b []int) error {
+		return a.batch(b, dir)
+	}}
 	for i := range a.entries {
 		e := &a.entries[i]
 		switch e.Type {
@@ -76,26 +77,12 @@ func (a *attempt) files() error {
 			}
 			continue
 		}
-		d := e.Path[:max(strings.LastIndexByte(e.Path, '/'), 0)]
-		if len(batch) >= fileBatch || (len(batch) > 0 && d != batchDir) {
-			err := a.send(pool, batch, batchDir)
-			batch = make([]int, 0, fileBatch)
-			if err != nil {
-				break // the pool is stopping: Wait says why
-			}
+		if batches.Add(e.Path, i) != nil {
+			break // the pool is stopping: Wait says why
 		}
-		batchDir = d
-		batch = append(batch, i)
 	}
-	if len(batch) > 0 {
-		a.send(pool, batch, batchDir)
-	}
+	batches.Flush()
 	return pool.Wait()
-}
-
-// send hands the pool a batch: the files (indexes of entries) of dir.
-func (a *attempt) send(pool *tree.Pool, batch []int, dir string) error {
-	return pool.Go(func(context.Context) error { return a.batch(batch, dir) })
 }
 
 // batch links or copies the files (indexes of entries) of directory dir
@@ -134,8 +121,7 @@ func (a *attempt) linkAll(b []int, dir string) []int {
 	var rest []int
 	for _, i := range b {
 		if a.fromServed(i) {
-			p := a.entries[i].Path
-			names = append(names, p[strings.LastIndexByte(p, '/')+1:])
+			names = append(names, tree.Base(a.entries[i].Path))
 		} else {
 			rest = append(rest, i)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
@@ -21,7 +20,7 @@ import (
 type layer struct {
 	b      *build
 	pool   *tree.Pool
-	links  linker
+	links  *linker
 	others *older
 	// listed: pass 1 listed every file to fetch (b.p.fetch), which are
 	// fetched from the start; otherwise the diff queues them and they are
@@ -48,7 +47,7 @@ func (b *build) lay(ctx context.Context) error {
 	pool := tree.NewPool(ctx, b.s.opt.Workers)
 	l := &layer{
 		b: b, pool: pool, listed: b.p.fetch != nil,
-		links:  linker{f: root.FS, pool: pool, src: oldDir, dst: b.work},
+		links:  newLinker(root.FS, pool, oldDir, b.work),
 		others: &older{root: root, skip: [2]uint64{b.base, b.n}, pool: pool, work: b.work, log: b.s.opt.Log},
 	}
 	defer l.others.close()
@@ -211,50 +210,25 @@ func join(base, rel string) string {
 	return base + "/" + rel
 }
 
-// linker hard-links unchanged files from the served snapshot, in batches of
-// one directory's files, so that the pool's workers work in different
-// directories (links into one directory serialise on its lock) and a job
-// costs one channel send per batch rather than per file.
-type linker struct {
-	f        fsys.FS
-	pool     *tree.Pool
-	src, dst string
-	dir      string
-	batch    []string
-}
+// linker hard-links unchanged files from src to dst (the served or an
+// older snapshot to the work tree), in batches of one directory's files
+// (tree.Batcher), each linked by name relative to the two directories.
+type linker struct{ tree.Batcher[string] }
 
 const linkBatch = 256
 
-func (l *linker) add(rel string) error {
-	d := rel[:max(strings.LastIndexByte(rel, '/'), 0)]
-	if len(l.batch) >= linkBatch || (len(l.batch) > 0 && d != l.dir) {
-		if err := l.flush(); err != nil {
-			return err
+func newLinker(f fsys.FS, pool *tree.Pool, src, dst string) *linker {
+	return &linker{tree.Batcher[string]{Pool: pool, Max: linkBatch, Job: func(_ context.Context, dir string, names []string) error {
+		if dir == "" {
+			return fsys.LinkAll(f, src, dst, names)
 		}
-	}
-	l.dir = d
-	l.batch = append(l.batch, rel)
-	return nil
+		return fsys.LinkAll(f, join(src, dir), join(dst, dir), names)
+	}}}
 }
 
-func (l *linker) flush() error {
-	if len(l.batch) == 0 {
-		return nil
-	}
-	// One directory per batch: link by name relative to the two directories.
-	names := l.batch
-	for i, rel := range names {
-		names[i] = rel[strings.LastIndexByte(rel, '/')+1:]
-	}
-	l.batch = make([]string, 0, linkBatch)
-	f, src, dst := l.f, join(l.src, l.dir), join(l.dst, l.dir)
-	if l.dir == "" {
-		src, dst = l.src, l.dst
-	}
-	return l.pool.Go(func(ctx context.Context) error {
-		return fsys.LinkAll(f, src, dst, names)
-	})
-}
+func (l *linker) add(rel string) error { return l.Add(rel, tree.Base(rel)) }
+
+func (l *linker) flush() error { return l.Flush() }
 
 // setMeta applies the modes and mtimes of fetched files, in parallel.
 func setMeta(ctx context.Context, f fsys.FS, work string, files []manifest.Entry, workers int) error {

@@ -140,7 +140,7 @@ func (o *older) ready(s *source, files []manifest.Entry, todo []int) bool {
 		return false
 	}
 	s.ms, s.pairs = ms, tree.NewPairer(ms, sameRecord)
-	s.l = &linker{f: o.root.FS, pool: o.pool, src: o.root.SnapshotDir(s.m), dst: o.work}
+	s.l = newLinker(o.root.FS, o.pool, o.root.SnapshotDir(s.m), o.work)
 	return true
 }
 

@@ -4,9 +4,11 @@
 // ([HashFile]) and checking one against its record ([CheckFile]), setting a
 // record's mode and mtime ([SetMeta]), making and finishing directories in
 // parallel ([MakeDirs], [MakeDirsStream], [FinishDirsParallel],
-// [FinishDirsStream]), a bounded worker [Pool], a [Pairer] that merges
-// batches of entries with a manifest stream, and verification of a tree
-// against its manifest ([VerifyStream], [Verify]).
+// [FinishDirsStream]), a bounded worker [Pool] fed in batches of one
+// directory's items by a [Batcher] (the links and copies of publish and
+// mirror-sync), a [Pairer] that merges batches of entries with a manifest
+// stream, and verification of a tree against its manifest ([VerifyStream],
+// [Verify]).
 //
 // Nothing here knows of export roots, seq files or snapshots' lifecycle:
 // callers build in a work directory of their own, and package export
