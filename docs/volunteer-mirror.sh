@@ -2,7 +2,7 @@
 # volunteer-mirror.sh - mirror a seqmirror master with nothing but rsync, cron
 # and a POSIX shell. The result is an export root laid out like the master's
 # (current -> snapshots/N, snapshots/N/, snapshots/N.manifest, seq/begin,
-# seq/end), so readers never see a torn tree and others can mirror you.
+# seq/end, seq/current), so readers never see a torn tree and others can mirror you.
 #
 # Usage: volunteer-mirror.sh UPSTREAM ROOT
 #   UPSTREAM  the master's export root: rsync://host[:port]/module[/path],
@@ -40,8 +40,8 @@
 #   4. re-read the master's seq/begin: if it moved since E1, discard and
 #      retry (bounded, with backoff);
 #   5. flush, move the manifest and the tree into ROOT/snapshots/, flip
-#      ROOT/current atomically (ln -s to a temp name, then mv -T), set
-#      ROOT/seq/end, and prune old snapshots (also on a run with nothing
+#      ROOT/current atomically (ln -s to a temp name, then mv -T), write
+#      ROOT/seq/current (N, for HTTP clients), set ROOT/seq/end, and prune old snapshots (also on a run with nothing
 #      new), then write ROOT/status.json (docs/protocol.md section 5).
 # A run that fails once it holds the lock notes why in status.json
 # (last_error, last_error_at); the next good run removes the note.
@@ -296,6 +296,9 @@ read_master
 if [ "$N" = "$cur" ]; then
 	say "already serving snapshot $N"
 	served=$cur
+	# seq/current names the served snapshot for HTTP clients (a root from
+	# before it existed, or a run killed after its flip, gets it here).
+	[ "$cur" = 0 ] || [ "$(number "$root/seq/current" 2>/dev/null)" = "$cur" ] || put "$root/seq/current" "$cur"
 	prune
 	# A no-op run writes status.json only to remove a failure's note.
 	! grep -q '"last_error"' "$root/status.json" 2>/dev/null || write_status
@@ -362,6 +365,7 @@ mv "$work" "$root/snapshots/$n"
 sync
 ln -s "snapshots/$n" "$root/.current.tmp.$$"
 mv -T "$root/.current.tmp.$$" "$root/current"
+put "$root/seq/current" "$n"
 put "$root/seq/end" "$seq"
 say "now serving snapshot $n"
 

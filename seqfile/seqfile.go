@@ -24,10 +24,15 @@ var ErrExhausted = errors.New("seq counter exhausted")
 // MaxLen is the largest valid seq file: 20 digits and a newline.
 const MaxLen = 21
 
-// Names of the two counters inside ROOT/seq.
+// Names of the two counters inside ROOT/seq, and of the snapshot pointer
+// beside them: seq/current holds, in the same format, the number N of the
+// snapshot current points to (snapshots/N), for clients that cannot read a
+// symlink (HTTP). A writer rewrites it right after the flip of current and
+// before it sets end; while begin != end it may lag current by one update.
 const (
-	Begin = "begin"
-	End   = "end"
+	Begin   = "begin"
+	End     = "end"
+	Current = "current"
 )
 
 // Parse parses the content of a seq file. Its errors describe what is wrong

@@ -228,6 +228,37 @@ func (r *Root) Flip(n uint64) error {
 	return nil
 }
 
+// PointerPath is ROOT/seq/current, the snapshot pointer (seqfile.Current).
+func (r *Root) PointerPath() string { return r.Path(SeqName, seqfile.Current) }
+
+// WritePointer durably writes n to ROOT/seq/current.
+func (r *Root) WritePointer(n uint64) error {
+	if err := seqfile.Write(r.FS, r.PointerPath(), n); err != nil {
+		return fmt.Errorf("write the snapshot pointer: %w", err)
+	}
+	return nil
+}
+
+// SyncPointer makes ROOT/seq/current name the snapshot current points to
+// (0 if none), writing only when it does not already: a root written
+// before the pointer existed gets it from its next run, a no-op included.
+func (r *Root) SyncPointer() error {
+	cur, err := r.Current()
+	if err != nil {
+		return err
+	}
+	if p, err := seqfile.Read(r.FS, r.PointerPath()); err == nil && p == cur {
+		return nil
+	}
+	if cur == 0 {
+		if err := r.FS.Remove(r.PointerPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the snapshot pointer: %w", err)
+		}
+		return nil
+	}
+	return r.WritePointer(cur)
+}
+
 // listing of snapshots/: complete snapshots plus orphans.
 type listing struct {
 	complete       []uint64

@@ -169,7 +169,8 @@ type Built struct {
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/);
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
-//  6. current flips to snapshots/N (a durable symlink replace).
+//  6. current flips to snapshots/N (a durable symlink replace), then
+//     seq/current (the pointer HTTP clients read) says N, durably.
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
 // only by Done. With b.Tree == "" only steps 5 and 6 run.
@@ -198,7 +199,7 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		return err
 	}
 	u.installed = true
-	return nil
+	return u.root.WritePointer(b.N)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
@@ -269,6 +270,11 @@ func (u *Update) Done(err error) (pruned []uint64, _ error) {
 // complete is Done's success path.
 func (u *Update) complete() ([]uint64, error) {
 	r := u.root
+	// A run killed between the flip and the pointer left seq/current
+	// behind current: it is set before end, which says the update is over.
+	if err := r.SyncPointer(); err != nil {
+		return nil, err
+	}
 	if u.installed {
 		if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), u.begin); err != nil {
 			return nil, err

@@ -249,3 +249,36 @@ func TestUpdateStartedNothingNewLogsNoInterruption(t *testing.T) {
 		t.Errorf("seq = %+v, want begin = end", got)
 	}
 }
+
+// Install writes the snapshot pointer (seq/current) right after the flip;
+// Done repairs a pointer a killed run left behind current, before end.
+func TestUpdatePointer(t *testing.T) {
+	r := newRoot(t)
+	u, err := r.Begin(context.Background(), updateOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Done(u.Install(context.Background(), build(t, u, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := seqfile.Read(r.FS, r.PointerPath()); err != nil || p != 1 {
+		t.Fatalf("seq/current = %d, %v after install; want 1", p, err)
+	}
+	// As if killed between the flip to 2 and the pointer.
+	addSnapshot(t, r, 2, time.Time{})
+	flip(t, r, 2)
+	setSeq(t, r, 2, 1)
+	u, err = r.Begin(context.Background(), updateOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Done(nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := seqfile.Read(r.FS, r.PointerPath()); err != nil || p != 2 {
+		t.Fatalf("seq/current = %d, %v after the next run; want 2", p, err)
+	}
+	if got := counters(t, r); got != (seqfile.Pair{Begin: 2, End: 2}) {
+		t.Errorf("seq = %+v, want 2/2", got)
+	}
+}

@@ -83,11 +83,23 @@ func TestVolunteerScript(t *testing.T) {
 		}
 	}
 	checkSeq(1)
+	checkPointer := func(want uint64) {
+		t.Helper()
+		if p, err := seqfile.Read(fsys.OS(), filepath.Join(vol, "seq", seqfile.Current)); err != nil || p != want {
+			t.Fatalf("volunteer seq/current = %d, %v; want %d", p, err, want)
+		}
+	}
+	checkPointer(1)
 
+	// A root from before seq/current gets it from its next run, a no-op.
+	if err := os.Remove(filepath.Join(vol, "seq", seqfile.Current)); err != nil {
+		t.Fatal(err)
+	}
 	if code, out := runVolunteer(t, up, vol, "QUIET=1"); code != 0 || out != "" {
 		t.Fatalf("no-op run: exit %d, output %q", code, out)
 	}
 	checkSeq(1)
+	checkPointer(1)
 
 	testutil.Touch(t, src, paths[1], "changed")
 	publish(t, master, src, 3)
@@ -98,6 +110,7 @@ func TestVolunteerScript(t *testing.T) {
 		t.Fatalf("serves %d", n)
 	}
 	checkSeq(2)
+	checkPointer(2)
 	same := filepath.Join("d00", "s00", "f00000.dat")
 	if inode(t, filepath.Join(vol, "snapshots/1", same)) != inode(t, filepath.Join(vol, "snapshots/2", same)) {
 		t.Error("unchanged file not hard-linked (--link-dest)")
