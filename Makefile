@@ -29,12 +29,12 @@ install: build
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Installs what a fresh Debian machine lacks for the tests (the real peers
-# rsync and git; flock; shellcheck for the documented scripts); as a user
+# rsync, git and nginx; flock; shellcheck for the documented scripts); as a user
 # other than root it says what to install instead.
-DEPS_BIN := rsync git flock shellcheck
-DEPS_PKG := rsync git util-linux shellcheck
+DEPS_BIN := rsync git flock shellcheck nginx
+DEPS_PKG := rsync git util-linux shellcheck nginx
 deps:
-	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing $(DEPS_PKG) (missing:$$missing)" >&2; \
 	    apt-get update -qq && apt-get install -y -qq $(DEPS_PKG) >/dev/null; \
