@@ -165,8 +165,11 @@ type Built struct {
 //
 //  1. a run stopped (SIGTERM, SIGINT) before here installs nothing;
 //  2. the manifest is made durable and the whole tree flushed (syncfs);
-//  3. the manifest is renamed into snapshots/, then fsync(snapshots/);
-//  4. the tree is renamed to snapshots/N, then fsync(snapshots/);
+//  3. the manifest is renamed into snapshots/;
+//  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
+//     both renames durable (before it, a crash may keep either, both or
+//     neither: an orphan manifest or directory is not a complete snapshot,
+//     and Begin removes it);
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
 //  6. current flips to snapshots/N (a durable symlink replace), then
@@ -182,11 +185,14 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		if err := u.durable(b); err != nil {
 			return err
 		}
-		if err := u.rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
+		if err := u.root.FS.Rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
 			return fmt.Errorf("move manifest of snapshot %d into place: %w", b.N, err)
 		}
-		if err := u.rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
+		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
+		}
+		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+			return err
 		}
 	}
 	if u.opt.BeforeFlip != nil {
@@ -229,14 +235,6 @@ func (u *Update) durable(b Built) error {
 		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
 	}
 	return nil
-}
-
-// rename moves from to to (both in ROOT) and makes the move durable.
-func (u *Update) rename(from, to string) error {
-	if err := u.root.FS.Rename(from, to); err != nil {
-		return err
-	}
-	return fsys.SyncDir(u.root.FS, filepath.Dir(to))
 }
 
 // OnDone registers a write Done makes, under the lock, after it completed
