@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd test-race install mem
+.PHONY: bench-rsyncd bench-http test-race install mem
 
 all: build
 
@@ -112,3 +112,11 @@ clean:
 # files (or N=...; docs/performance.md).
 bench-rsyncd: deps
 	./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
+
+# mirror-sync over HTTP from a stock nginx serving the master's export root
+# vs plain rsync from a daemon, on BENCH_N files; then the no-op poll over
+# rsync at 1M files (NOOP_1M=0 to leave it out: it needs ~20 GB and ~40 min).
+NOOP_1M ?= 1
+bench-http: deps build
+	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
+	if [ "$(NOOP_1M)" = 1 ]; then CASES=a REPEAT=$${REPEAT:-1} ./scripts/bench-rsyncd.sh 1000000; fi

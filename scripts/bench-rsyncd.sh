@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench-rsyncd.sh [N] — mirror-sync over a stock `rsync --daemon`
-# against plain rsync from the same daemon, on one tree of N files (default
+# bench-rsyncd.sh [N] — mirror-sync over a stock `rsync --daemon` (or, with
+# VIA=http, over HTTP from a stock nginx serving the same export root)
+# against plain rsync from the daemon, on one tree of N files (default
 # 100000), and print a table of ratios (rsync time / mirror-sync time; > 1
-# means mirror-sync is faster).
+# means mirror-sync is faster). `make bench-rsyncd` and `make bench-http`.
 #
 #   (a) no-op poll:   mirror-sync on a level mirror
 #                     vs rsync -a --delete rsync://.../plain/ DST/ on an up-to-date copy
@@ -29,13 +30,17 @@
 # next 60 s (see discard in bench.sh).
 #
 # Environment: BENCH_DIR (default /tmp/benchrsync; removed at the end unless
-# KEEP=1), REPEAT, GENTREE (default scripts/gentree.py), GO, and
+# KEEP=1), REPEAT, GENTREE (default scripts/gentree.py), GO,
 # DAEMON_SOCKOPTS (default none, a stock daemon): the daemon's global
-# "socket options", e.g. TCP_NODELAY (docs/performance.md).
+# "socket options", e.g. TCP_NODELAY (docs/performance.md), VIA (rsync or
+# http: how mirror-sync reaches the master) and CASES (default "c a b"; the
+# no-op poll alone, "a", still makes the mirror's first copy, untimed).
 set -euo pipefail
 
 N=${1:-100000}
 REPEAT=${REPEAT:-3}
+VIA=${VIA:-rsync}
+CASES=${CASES:-c a b}
 B=${BENCH_DIR:-/tmp/benchrsync}
 GENTREE=${GENTREE:-$(cd "$(dirname "$0")/.." && pwd)/scripts/gentree.py}
 GO=${GO:-go}
@@ -49,9 +54,10 @@ done
 
 rm -rf "$B"
 mkdir -p "$B"
-DPID=
+DPID="" NPID=""
 cleanup() {
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	[ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$B"
 }
 trap cleanup EXIT
@@ -62,6 +68,32 @@ $GO build -o "$B/bin/" ./cmd/...
 PUBLISH=$B/bin/publish
 MSYNC=$B/bin/mirror-sync
 SRC=$B/src MASTER=$B/master MIR=$B/mirror
+
+# start_nginx: Debian's nginx serving the master's export root on a free
+# port, as a plain process with its config in $B/nginx; sets UP.
+start_nginx() {
+	local nx=/usr/sbin/nginx d=$B/nginx port
+	command -v nginx >/dev/null && nx=$(command -v nginx)
+	[ -x "$nx" ] || { echo "bench-rsyncd: VIA=http needs nginx (make deps)" >&2; exit 1; }
+	mkdir -p "$d"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	{
+		[ "$(id -u)" != 0 ] || echo "user root root;"
+		echo "daemon off; worker_processes 2; pid $d/nginx.pid; error_log $d/error.log;"
+		echo "events { worker_connections 1024; }"
+		echo "http { access_log off; sendfile on; keepalive_requests 1000000;"
+		echo "  client_body_temp_path $d/cb; proxy_temp_path $d/px; fastcgi_temp_path $d/fc; uwsgi_temp_path $d/uw; scgi_temp_path $d/sc;"
+		echo "  server { listen 127.0.0.1:$port; root $MASTER;"
+		echo "    location ~ (^/\.work(/|\$)|^/\.lock\$|/\.tmp-) { return 404; } } }"
+	} >"$d/nginx.conf"
+	"$nx" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+	NPID=$!
+	for _ in $(seq 100); do
+		curl -fsS "http://127.0.0.1:$port/seq/end" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	UP=http://127.0.0.1:$port/
+}
 
 log "gentree: $N files"
 python3 "$GENTREE" "$SRC" "$N"
@@ -98,6 +130,7 @@ for _ in $(seq 100); do
 done
 UP=rsync://127.0.0.1:$PORT/mod
 PLAIN=rsync://127.0.0.1:$PORT/plain/
+[ "$VIA" = http ] && start_nginx
 
 # warm: read the served snapshot's metadata and data into the page cache.
 warm() { find -L "$MASTER/current/" -type f -print0 | xargs -0 cat >/dev/null; }
@@ -134,9 +167,12 @@ verify_mirror() {
 	[ "$(served "$MIR")" = "$(served "$MASTER")" ] || { echo "bench-rsyncd: mirror serves $(served "$MIR"), master $(served "$MASTER")" >&2; exit 1; }
 }
 
+has() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
 # (c) initial copy.
 declare -a cs cb
-for i in $(seq "$REPEAT"); do
+has c || { log "(c) skipped: the mirror's first copy, untimed"; mirror; rsync_durable "$B" -a "$PLAIN" "$B/base/"; }
+for i in $(seq "$(has c && echo "$REPEAT" || echo 0)"); do
 	discard "$MIR" "$B/base"
 	log "(c) initial copy, run $i"
 	if [ $((i % 2)) = 1 ]; then
@@ -152,7 +188,7 @@ empty_trash
 
 # (a) no-op poll.
 declare -a as ab
-for i in $(seq $((2 * REPEAT + 1))); do
+for i in $(seq "$(has a && echo $((2 * REPEAT + 1)) || echo 0)"); do
 	log "(a) no-op poll, run $i"
 	if [ $((i % 2)) = 1 ]; then
 		as+=("$(timeit mirror)")
@@ -162,16 +198,20 @@ for i in $(seq $((2 * REPEAT + 1))); do
 		as+=("$(timeit mirror)")
 	fi
 done
-# The no-op poll must be one rsync run: count them through a wrapper.
-printf '#!/bin/sh\necho run >>"%s"\nexec rsync "$@"\n' "$B/runs" >"$B/bin/rsync-count"
-chmod +x "$B/bin/rsync-count"
-mirror --rsync "$B/bin/rsync-count" >/dev/null
-RUNS=$(wc -l <"$B/runs")
+# The no-op poll must be one rsync run: count them through a wrapper (over
+# HTTP: count nginx's requests instead).
+RUNS=n/a
+if [ "$VIA" = rsync ]; then
+	printf '#!/bin/sh\necho run >>"%s"\nexec rsync "$@"\n' "$B/runs" >"$B/bin/rsync-count"
+	chmod +x "$B/bin/rsync-count"
+	mirror --rsync "$B/bin/rsync-count" >/dev/null
+	RUNS=$(wc -l <"$B/runs")
+fi
 
 # (b) 1% change, REPEAT rounds: each mutates, publishes, then both sides sync.
 declare -a bs bb
 prev=$B/base
-for i in $(seq "$REPEAT"); do
+for i in $(seq "$(has b && echo "$REPEAT" || echo 0)"); do
 	log "(b) 1% change, run $i"
 	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed $((100 + i))
 	"$PUBLISH" --root "$MASTER" --source "$SRC" --quiet >/dev/null
@@ -187,7 +227,7 @@ for i in $(seq "$REPEAT"); do
 	[ "$prev" = "$B/base" ] || discard "$prev"
 	prev=$new
 done
-diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
+! has b || diff -r "$MIR/current/" "$prev/" >/dev/null || { echo "bench-rsyncd: mirror and rsync copies differ" >&2; exit 1; }
 
 ratio() { printf '%.1f' "$(echo "scale=3; $1 / $2" | bc)"; }
 # pairs "s1 s2 ..." "b1 b2 ...": the median of the per-run ratios b_i/s_i.
@@ -199,11 +239,12 @@ paired() {
 }
 row() { # name seqmirror-runs rsync-runs target
 	local s1 s2
+	[ -n "$2" ] || return 0
 	s1=$(median $2) s2=$(median $3)
 	printf '| %-24s | %11.3f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
 }
 echo
-echo "rsync daemon benchmark: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
+echo "mirror-sync over $VIA vs rsync from a daemon: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
 echo
 echo "| case                     | seqmirror s |   rsync s |    ratio | ratio of  | target  |"
 echo "|                          |    (median) |  (median) | (paired) |  medians  |         |"
@@ -214,5 +255,5 @@ row "(c) initial copy" "${cs[*]}" "${cb[*]}" ">= 1.0x"
 echo
 echo "ratio = rsync time / mirror-sync time (> 1: mirror-sync faster). paired: the median of the"
 echo "ratios of the two commands run back to back in each run; ratio of medians: the medians alone."
-echo "no-op poll rsync runs: $RUNS (want 1)"
+[ "$VIA" != rsync ] || echo "no-op poll rsync runs: $RUNS (want 1)"
 echo "runs (s): a=${as[*]} / ${ab[*]}; b=${bs[*]} / ${bb[*]}; c=${cs[*]} / ${cb[*]}"
