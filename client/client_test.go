@@ -19,6 +19,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -44,16 +45,39 @@ type server struct {
 	addr func(rel string) string // the address of the root base/rel
 }
 
-// servers returns the transports every case runs over: a path, and an
-// rsync daemon (one, shared) whose module is base.
-func servers(tb testing.TB) []server {
+// servers returns the transports every case runs over: a path, an rsync
+// daemon whose module is base, and nginx serving base as static files
+// once transport.Open reads http:// addresses (httpTransport), and ngx.
+func servers(tb testing.TB) ([]server, *testutil.Nginx) {
 	tb.Helper()
 	base := tb.TempDir()
 	port := testutil.StartRsyncd(tb, map[string]string{"pub": base})
-	return []server{
+	ngx := testutil.StartNginx(tb, "root "+base+";")
+	srvs := []server{
 		{name: "local", base: base, addr: func(rel string) string { return filepath.Join(base, rel) }},
 		{name: "rsync", base: base, addr: func(rel string) string { return fmt.Sprintf("rsync://127.0.0.1:%d/pub/%s", port, rel) }},
 	}
+	if httpTransport(tb, ngx.URL("/")) {
+		srvs = append(srvs, server{name: "http", base: base, addr: func(rel string) string { return ngx.URL("/" + rel) }})
+	} else {
+		tb.Logf("transport.Open reads %s as an rsync address: no HTTP transport in this build, no http row", ngx.URL("/"))
+	}
+	return srvs, ngx
+}
+
+// httpTransport reports whether transport.Open has the HTTP transport
+// (issue 13, merged separately): before it, an http:// address parses as
+// rsync's host:path. Once it is merged this is always true and the
+// condition can go.
+func httpTransport(tb testing.TB, url string) bool {
+	tb.Helper()
+	up, err := transport.Open(url, fsys.OS(), transport.Options{})
+	if err != nil {
+		return true // refused as an HTTP address: let the row say why
+	}
+	defer up.Close()
+	_, isRsync := up.(*rsync.Upstream)
+	return !isRsync
 }
 
 // env is one test's export root, the source it publishes from, and the
@@ -148,7 +172,8 @@ func TestClient(t *testing.T) {
 		{name: "closed", run: testClosed},
 		{name: "concurrent reads", run: testConcurrent},
 	}
-	for _, srv := range servers(t) {
+	srvs, _ := servers(t)
+	for _, srv := range srvs {
 		for _, tc := range cases {
 			t.Run(srv.name+"/"+tc.name, func(t *testing.T) { tc.run(t, srv) })
 		}
@@ -373,15 +398,17 @@ func testOpenRefused(t *testing.T, srv server) {
 		empty  bool
 		damage func(t *testing.T, e *env)
 		want   []error
-		local  []error // wanted too over a path (rsync says only that it is missing)
+		local  []error // wanted too over a path (others may say only that it is missing)
 	}{
 		{name: "no snapshot", empty: true, want: []error{client.ErrNoSnapshot}},
 		{name: "current dangling", damage: func(t *testing.T, e *env) {
 			must(t, e.root.Flip(9))
+			must(t, e.root.WritePointer(9))
 		}, want: []error{client.ErrCorrupt}},
 		{name: "current not a symlink", damage: func(t *testing.T, e *env) {
 			must(t, os.Remove(e.root.Path(export.CurrentName)))
 			must(t, os.WriteFile(e.root.Path(export.CurrentName), []byte("snapshots/1\n"), 0o644))
+			must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
 		}, want: []error{client.ErrCorrupt}},
 		{name: "corrupt manifest", damage: func(t *testing.T, e *env) {
 			testutil.CorruptInPlace(t, e.root.ManifestPath(1))
@@ -402,9 +429,6 @@ func testOpenRefused(t *testing.T, srv server) {
 				tc.want = append(tc.want, tc.local...)
 			}
 			wantErr(t, "Open", err, tc.want...)
-			if len(tc.want) == 0 && errors.Is(err, client.ErrNoSnapshot) {
-				t.Fatalf("Open: %v, want an error other than ErrNoSnapshot", err)
-			}
 			if s != nil {
 				t.Fatal("Open returned a snapshot with its error")
 			}

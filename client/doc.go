@@ -41,11 +41,15 @@
 //     snapshot included); a caller that wants to follow one resolves the
 //     target against the link's directory and Opens the result.
 //   - [Snapshot.Check] and [Snapshot.Close] ask the upstream whether it
-//     still holds snapshot N (serves it, or still keeps it complete:
-//     snapshots/N.manifest is there, the same size): if it was pruned
-//     meanwhile the error wraps [ErrSnapshotGone]. Close also removes the
-//     scratch directory and closes the upstream. A file read fails with
-//     ErrSnapshotGone too when the snapshot disappeared before its fetch.
+//     still holds snapshot N, served or not: snapshots/N.manifest is still
+//     there and still the one read at open (pruning removes it first). A
+//     transport that can stat (path, rsync) compares its size, in one
+//     call; another one fetches it again and compares its footer, whose
+//     checksum covers the rest. If it was pruned (or another snapshot took
+//     its number, a rollback) the error wraps [ErrSnapshotGone]. Close
+//     also removes the scratch directory and closes the upstream. A file
+//     read fails with ErrSnapshotGone too when the snapshot disappeared
+//     before its fetch.
 //   - Errors wrap sentinels: [ErrNotFound] (the path has no record; it also
 //     matches fs.ErrNotExist), [ErrNotFile], [ErrNotDir], [ErrNoSnapshot],
 //     [ErrSnapshotGone], [ErrCorrupt] (a damaged file, manifest, seq file

@@ -131,9 +131,8 @@ func TestShellRecipesLint(t *testing.T) {
 func TestShellRecipes(t *testing.T) {
 	sh := testutil.RequireBinary(t, "sh")
 	testutil.RequireBinary(t, "curl")
-	srvs := servers(t)
+	srvs, ngx := servers(t)
 	local := srvs[0]
-	ngx := testutil.StartNginx(t, "root "+local.base+";")
 	addrs := map[string]func(rel string) string{
 		"local": local.addr, "rsync": srvs[1].addr,
 		"http": func(rel string) string { return ngx.URL("/" + rel) },

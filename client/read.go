@@ -147,25 +147,18 @@ func (s *Snapshot) Close() error {
 
 // check is Check with the lock held.
 func (s *Snapshot) check(ctx context.Context) error {
-	cur, _, err := s.up.Current(ctx)
-	if err != nil {
-		return fmt.Errorf("check snapshot %d of %s: %w", s.n, s.addr, classify(err))
-	}
-	if _, probe := s.up.(transport.Prober); cur == s.n && !probe {
-		return nil // served; without a Prober, not worth a manifest fetch
-	}
 	if err := s.held(ctx); err != nil {
-		return fmt.Errorf("check snapshot %d of %s (current is %d): %w", s.n, s.addr, cur, err)
+		return fmt.Errorf("check snapshot %d of %s: %w", s.n, s.addr, err)
 	}
 	return nil
 }
 
 // held reports whether the upstream still keeps the pinned snapshot
-// complete: its manifest is there, and the same (pruning removes the
-// manifest first). A Prober looks at the manifest's size (so a snapshot
-// served under the same number after a rollback is caught when its
-// manifest's size differs); otherwise the manifest is fetched again and
-// its footer, whose checksum covers the rest, compared.
+// complete, served or not: its manifest is there, and the same (pruning
+// removes the manifest first; a rollback may serve another snapshot under
+// the same number). A Prober (path, rsync) looks at the manifest's type
+// and size in one call; otherwise the manifest is fetched again and its
+// footer, whose checksum covers the rest, compared.
 func (s *Snapshot) held(ctx context.Context) error {
 	name := export.SnapshotsName + "/" + strconv.FormatUint(s.n, 10) + export.ManifestExt
 	p, ok := s.up.(transport.Prober)
