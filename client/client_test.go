@@ -175,7 +175,10 @@ func TestClient(t *testing.T) {
 	srvs, _ := servers(t)
 	for _, srv := range srvs {
 		for _, tc := range cases {
-			t.Run(srv.name+"/"+tc.name, func(t *testing.T) { tc.run(t, srv) })
+			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel() // own roots; the servers are shared
+				tc.run(t, srv)
+			})
 		}
 	}
 }
@@ -243,28 +246,51 @@ func testRead(t *testing.T, srv server) {
 	}
 }
 
-// testDamaged: a file damaged in the served snapshot (same size and mtime)
-// is refused with ErrCorrupt (the transport's ErrHashMismatch wrapped) and
-// no reader and no bytes; the other files still read.
+// testDamaged: a file damaged in the served snapshot is refused with
+// ErrCorrupt (the transport's ErrHashMismatch wrapped), no reader and no
+// bytes, however it was damaged: in place (same size and mtime), grown,
+// cut short, or replaced by a symlink to a file outside the snapshot. The
+// other files still read.
 func testDamaged(t *testing.T, srv server) {
-	e := srv.newEnv(t, false)
-	s := e.open(t, client.Options{})
-	testutil.CorruptInPlace(t, e.snapFile(1, "hello.txt"))
-	r, err := s.Open("hello.txt")
-	wantErr(t, "Open of a damaged file", err, client.ErrCorrupt, tree.ErrHashMismatch)
-	if r != nil {
-		t.Fatal("Open of a damaged file returned a reader")
+	outside := filepath.Join(t.TempDir(), "secret")
+	must(t, os.WriteFile(outside, []byte("not the mirror's bytes\n"), 0o644))
+	damages := []struct {
+		name   string
+		damage func(t *testing.T, p string)
+	}{
+		{name: "in place", damage: func(t *testing.T, p string) { testutil.CorruptInPlace(t, p) }},
+		{name: "grown", damage: func(t *testing.T, p string) {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			_, err = f.WriteString("and more\n")
+			must(t, errors.Join(err, f.Close()))
+		}},
+		{name: "cut short", damage: func(t *testing.T, p string) { must(t, os.Truncate(p, 3)) }},
+		{name: "symlink", damage: func(t *testing.T, p string) {
+			must(t, os.Remove(p))
+			must(t, os.Symlink(outside, p))
+		}},
 	}
-	b, err := s.ReadFile("hello.txt")
-	wantErr(t, "ReadFile of a damaged file", err, client.ErrCorrupt)
-	if b != nil {
-		t.Fatalf("ReadFile of a damaged file returned %q", b)
-	}
-	if b, err := s.ReadFile("docs/README"); err != nil || string(b) != fixture["docs/README"] {
-		t.Fatalf("ReadFile(docs/README) beside a damaged file: %q, %v", b, err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			e := srv.newEnv(t, false)
+			s := e.open(t, client.Options{})
+			d.damage(t, e.snapFile(1, "hello.txt"))
+			r, err := s.Open("hello.txt")
+			wantErr(t, "Open of a damaged file", err, client.ErrCorrupt, tree.ErrHashMismatch)
+			if r != nil {
+				t.Fatal("Open of a damaged file returned a reader")
+			}
+			b, err := s.ReadFile("hello.txt")
+			wantErr(t, "ReadFile of a damaged file", err, client.ErrCorrupt)
+			if b != nil {
+				t.Fatalf("ReadFile of a damaged file returned %q", b)
+			}
+			if b, err := s.ReadFile("docs/README"); err != nil || string(b) != fixture["docs/README"] {
+				t.Fatalf("ReadFile(docs/README) beside a damaged file: %q, %v", b, err)
+			}
+			must(t, s.Close())
+		})
 	}
 }
 

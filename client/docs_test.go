@@ -158,6 +158,7 @@ func TestShellRecipes(t *testing.T) {
 	for _, r := range recipes {
 		for _, tc := range cases {
 			t.Run(r.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel() // own roots; the servers are shared
 				e := local.newEnv(t, tc.empty)
 				if tc.damage != nil {
 					tc.damage(t, e)
