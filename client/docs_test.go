@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -110,16 +111,20 @@ func (r recipe) script(tb testing.TB, addr, more string) string {
 func TestShellRecipesLint(t *testing.T) {
 	sh := testutil.RequireBinary(t, "sh")
 	sc := testutil.RequireBinary(t, "shellcheck") // make test installs it
+	scripts := map[string]string{"state http": testutil.DocBlock(t, "docs/clients.md", "state http")}
 	for _, r := range recipes {
+		scripts[r.label] = r.script(t, r.addr, "")
+	}
+	for label, script := range scripts {
 		p := filepath.Join(t.TempDir(), "script")
-		if err := os.WriteFile(p, []byte(r.script(t, r.addr, "")), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := exec.Command(sh, "-n", p).CombinedOutput(); err != nil {
-			t.Errorf("%s: sh -n: %v\n%s", r.label, err, out)
+			t.Errorf("%s: sh -n: %v\n%s", label, err, out)
 		}
 		if out, err := exec.Command(sc, "-s", "sh", p).CombinedOutput(); err != nil {
-			t.Errorf("%s: shellcheck: %v\n%s", r.label, err, out)
+			t.Errorf("%s: shellcheck: %v\n%s", label, err, out)
 		}
 	}
 }
@@ -179,5 +184,68 @@ func TestShellRecipes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStateRecipe runs docs/clients.md's `state http` as written against
+// roots served by nginx: each state prints its name first.
+func TestStateRecipe(t *testing.T) {
+	sh := testutil.RequireBinary(t, "sh")
+	testutil.RequireBinary(t, "curl")
+	srvs, ngx := servers(t)
+	local := srvs[0]
+	published := func(t *testing.T, n int) string { // a root serving snapshot n, as an upstream
+		e := local.newEnv(t, false)
+		for i := 2; i <= n; i++ {
+			testutil.Touch(t, e.src, "hello.txt", fmt.Sprintf("hello %d\n", i))
+			e.publish(t, 3)
+		}
+		return ngx.URL("/" + filepath.Base(e.root.Dir))
+	}
+	cases := []struct {
+		name     string
+		empty    bool
+		damage   func(t *testing.T, e *env)
+		upstream func(t *testing.T) string
+		unreach  bool
+		want     string // the start of the line printed
+	}{
+		{name: "fresh", want: "fresh, serving snapshot 1"},
+		{name: "empty", empty: true, want: "empty"},
+		{name: "torn", damage: func(t *testing.T, e *env) { must(t, e.root.WritePointer(9)) }, want: "torn (snapshot 9"},
+		{name: "pointer corrupt", damage: func(t *testing.T, e *env) {
+			must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
+		}, want: "torn (seq/current"},
+		{name: "updating", damage: func(t *testing.T, e *env) {
+			must(t, os.WriteFile(e.root.Path(export.SeqName, "begin"), []byte("2\n"), 0o644))
+		}, want: "updating (begin 2, end 1)"},
+		{name: "stale", upstream: func(t *testing.T) string { return published(t, 2) }, want: "stale: serving snapshot 1, the upstream serves 2"},
+		{name: "level with its upstream", upstream: func(t *testing.T) string { return published(t, 1) }, want: "fresh"},
+		{name: "unreachable", unreach: true, want: "unreachable"},
+	}
+	body := testutil.DocBlock(t, "docs/clients.md", "state http")
+	env := recipeEnv(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := local.newEnv(t, tc.empty)
+			if tc.damage != nil {
+				tc.damage(t, e)
+			}
+			url, upstream := ngx.URL("/"+filepath.Base(e.root.Dir)), ""
+			if tc.unreach {
+				url = "http://127.0.0.1:1/pub"
+			}
+			if tc.upstream != nil {
+				upstream = tc.upstream(t)
+			}
+			script := strings.Replace(strings.Replace(body, "https://mirror.example.org/pub", url, 1), "https://master.example.org/pub", upstream, 1)
+			cmd := exec.Command(sh, "-c", script)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, &stderr, env
+			err := cmd.Run()
+			if !strings.HasPrefix(stdout.String(), tc.want) || (err != nil) != tc.unreach {
+				t.Fatalf("state http: %v, printed %q, want %q\n%s", err, stdout.String(), tc.want, stderr.String())
+			}
+		})
 	}
 }
