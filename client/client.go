@@ -125,7 +125,7 @@ func (s *Snapshot) pin(ctx context.Context) error {
 		case n == 0:
 			return s.nothingServed(ctx)
 		case n == prev:
-			return fmt.Errorf("open %s: %w: current names snapshot %d, which is not complete (torn): %w", s.addr, ErrCorrupt, n, err)
+			return fmt.Errorf("open %s: %w: current names snapshot %d, whose manifest is missing (torn)", s.addr, ErrCorrupt, n)
 		}
 		if err = s.load(ctx, n); !errors.Is(err, ErrSnapshotGone) {
 			return err
