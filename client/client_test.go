@@ -571,3 +571,68 @@ func must(tb testing.TB, err error) {
 		tb.Fatal(err)
 	}
 }
+
+// lyingUpstream is a broken transport: its Fetch reports success and
+// leaves, at the file's path, what lie puts there.
+type lyingUpstream struct {
+	transport.Upstream
+	lie func(p string) error
+}
+
+func (l lyingUpstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error {
+	if err := l.Upstream.Fetch(ctx, n, files, dir); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := l.lie(filepath.Join(dir, filepath.FromSlash(f.Path))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestLyingTransport: the client checks a fetched file itself, so a
+// transport that leaves wrong bytes (or none, or a symlink) and reports
+// success still gives the reader an error and no reader.
+func TestLyingTransport(t *testing.T) {
+	srv := server{name: "local", base: t.TempDir()}
+	srv.addr = func(rel string) string { return filepath.Join(srv.base, rel) }
+	outside := filepath.Join(t.TempDir(), "outside")
+	must(t, os.WriteFile(outside, []byte(fixture["hello.txt"]), 0o644))
+	lies := []struct {
+		name string
+		lie  func(p string) error
+		want []error
+	}{
+		{name: "same size, other bytes", lie: func(p string) error {
+			return os.WriteFile(p, []byte(strings.ToUpper(fixture["hello.txt"])), 0o644)
+		}, want: []error{client.ErrCorrupt, tree.ErrHashMismatch}},
+		{name: "longer", lie: func(p string) error {
+			return os.WriteFile(p, []byte(fixture["hello.txt"]+"more"), 0o644)
+		}, want: []error{client.ErrCorrupt, tree.ErrHashMismatch}},
+		{name: "shorter", lie: func(p string) error {
+			return os.WriteFile(p, []byte("hel"), 0o644)
+		}, want: []error{client.ErrCorrupt, tree.ErrHashMismatch}},
+		{name: "nothing", lie: os.Remove, want: []error{fs.ErrNotExist}},
+		{name: "a symlink to the right bytes", lie: func(p string) error {
+			return errors.Join(os.Remove(p), os.Symlink(outside, p))
+		}},
+	}
+	for _, tc := range lies {
+		t.Run(tc.name, func(t *testing.T) {
+			e := srv.newEnv(t, false)
+			up, err := transport.Open(e.addr, fsys.OS(), transport.Options{})
+			must(t, err)
+			scratch, err := os.MkdirTemp(t.TempDir(), "scratch-")
+			must(t, err)
+			s, err := client.OpenUpstream(context.Background(), e.addr, lyingUpstream{up, tc.lie}, scratch)
+			must(t, err)
+			defer s.Close()
+			r, err := s.Open("hello.txt")
+			wantErr(t, "Open through a lying transport", err, tc.want...)
+			if r != nil {
+				t.Fatal("Open through a lying transport returned a reader")
+			}
+		})
+	}
+}

@@ -28,9 +28,11 @@
 //     snapshot has no record: List("") lists it.
 //   - [Snapshot.Open] (and [Snapshot.ReadFile]) hands out bytes only after
 //     they were checked: the whole file is fetched through the transport
-//     into a private scratch directory, checked against its record's size
-//     and xxhash64, and only then opened for the caller (the scratch name is
-//     removed at once; the open file stays readable). A reader gets an error
+//     into a private scratch directory (the transport checks it), then
+//     opened and checked again against its record's size and xxhash64
+//     through the very descriptor handed out, rewound (so the guarantee
+//     does not rest on the transport); the scratch name is removed at
+//     once, the open file stays readable. A reader gets an error
 //     wrapping [ErrCorrupt], never wrong bytes, and never a part of a file.
 //     A file costs its size in scratch space until its reader is closed,
 //     and a local path is copied, not read in place (an in-place read could

@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
@@ -91,24 +93,42 @@ func (s *Snapshot) fetch(ctx context.Context, e manifest.Entry, dir string) erro
 	return nil
 }
 
-// openChecked opens the fetched file p, which the transport checked
-// against e; a file that is not regular or not e's size (which a
-// transport never leaves) is refused all the same.
+// openChecked opens the fetched file p and checks it against e once more
+// through the descriptor it returns, rewound: the transport checked it
+// already, and this check makes the guarantee the client's own, whatever
+// the transport (the re-read comes from the page cache).
 func openChecked(p string, e manifest.Entry) (*os.File, error) {
 	_ = os.Chmod(p, 0o400) // a record may have mode 0000; the copy is ours
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && (!fi.Mode().IsRegular() || fi.Size() != e.Size) {
-		err = fmt.Errorf("%w: the fetched copy is not a regular file of %d bytes", ErrCorrupt, e.Size)
-	}
-	if err != nil {
+	if err := checkOpen(f, e); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// checkOpen hashes the regular file f against e and rewinds it.
+func checkOpen(f *os.File, e manifest.Entry) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %w: the fetched copy is not a regular file", ErrCorrupt, tree.ErrHashMismatch)
+	}
+	h := xxhash.New()
+	n, err := io.Copy(h, io.LimitReader(f, e.Size+1))
+	if err != nil {
+		return err
+	}
+	if err := tree.CheckHash(e, n, h.Sum64()); err != nil {
+		return fmt.Errorf("%w: the fetched copy: %w", ErrCorrupt, err)
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
 // Check reports whether the upstream still holds the pinned snapshot:
