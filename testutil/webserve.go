@@ -26,10 +26,14 @@ func NginxExportRoot(dir string) string {
 // a directory is 404 (a fifo would block http.Dir). It returns the base URL.
 func StartFileServer(tb testing.TB, dir string) string {
 	tb.Helper()
-	s := httptest.NewServer(http.FileServer(regularDir(dir)))
+	s := httptest.NewServer(FileHandler(dir))
 	tb.Cleanup(s.Close)
 	return s.URL
 }
+
+// FileHandler is StartFileServer's handler, for a test server that
+// misbehaves on some requests and passes the others on.
+func FileHandler(dir string) http.Handler { return http.FileServer(regularDir(dir)) }
 
 // regularDir is http.Dir serving only regular files and directories.
 type regularDir string

@@ -33,7 +33,8 @@
 //     by a seqmirror that predates the pointer: [ErrNoPointer].
 //   - [Upstream.FetchManifest] streams snapshots/N.manifest into the new
 //     file it is given, refusing more than upstream.MaxManifestSize bytes
-//     (manifest.ErrCorrupt; nothing is left behind); 404 is
+//     (manifest.ErrCorrupt) or half the space free there (an endless body
+//     does not fill the disk); nothing is left behind; 404 is
 //     upstream.ErrVanished.
 //   - [Upstream.Fetch] GETs the listed files of snapshots/N/ in parallel
 //     (Options.Workers), each streamed straight into its place while it is

@@ -7,14 +7,17 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"golang.org/x/sys/unix"
 )
 
 // fileRetries is how many more times one file (or manifest) is asked for
@@ -125,20 +128,61 @@ func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, dst string) 
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	const limit = int64(upstream.MaxManifestSize)
+	limit, free := u.manifestLimit(filepath.Dir(dst))
 	if resp.ContentLength > limit {
-		return fmt.Errorf("%s: %w: Content-Length %d, more than %d", what, manifest.ErrCorrupt, resp.ContentLength, limit)
+		return u.tooLarge(what, fmt.Sprintf("Content-Length %d", resp.ContentLength), limit, free)
 	}
 	_, size, err := tree.CopyFrom(resp.Body, u.local, dst, limit)
 	switch {
-	case errors.Is(err, tree.ErrHashMismatch):
-		return fmt.Errorf("%s: %w: more than %d bytes", what, manifest.ErrCorrupt, limit)
+	case errors.Is(err, tree.ErrHashMismatch): // more than limit came
+		return u.tooLarge(what, fmt.Sprintf("more than %d bytes", limit), limit, free)
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
 	case size == 0:
 		return fmt.Errorf("%s: %w: empty%s", what, manifest.ErrCorrupt, htmlHint(resp.Header))
 	}
 	return nil
+}
+
+// manifestLimit is the largest manifest FetchManifest accepts into dir:
+// the 4 GiB cap, or half the space free there if that is less (a manifest
+// that cannot fit beside the snapshot it describes is of no use; an
+// endless body must not fill the disk). free is that space (-1 if unknown).
+func (u *Upstream) manifestLimit(dir string) (limit, free int64) {
+	limit, free = int64(upstream.MaxManifestSize), -1
+	if f, err := freeSpace(u.local, dir); err == nil {
+		free = f
+		limit = min(limit, max(free/2, 1))
+	}
+	return limit, free
+}
+
+// tooLarge is the error for a manifest over limit (got says by how much):
+// corrupt above the cap, else too large for the space free.
+func (u *Upstream) tooLarge(what, got string, limit, free int64) error {
+	if limit >= int64(upstream.MaxManifestSize) || free < 0 {
+		return fmt.Errorf("%s: %w: %s (a manifest may be at most %d bytes)", what, manifest.ErrCorrupt, got, int64(upstream.MaxManifestSize))
+	}
+	return fmt.Errorf("%s: %s, but only %d bytes are free here: refused; make room and run again: %w", what, got, free, syscall.ENOSPC)
+}
+
+// freeSpacer is a filesystem that reports the space free for new files
+// below dir (tests wrap fsys.OS() with one to simulate a small disk).
+type freeSpacer interface {
+	FreeSpace(dir string) (int64, error)
+}
+
+// freeSpace is the space an unprivileged writer may still use on the
+// filesystem of dir (statfs(2) f_bavail), asked of f if it knows.
+func freeSpace(f fsys.FS, dir string) (int64, error) {
+	if fs, ok := f.(freeSpacer); ok {
+		return fs.FreeSpace(dir)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
 }
 
 // Fetch implements upstream.Upstream: the files are fetched in parallel,

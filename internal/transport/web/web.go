@@ -86,7 +86,7 @@ func Open(addr string, local fsys.FS, opt upstream.Options) (*Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &Upstream{base: base, local: local, opt: opt, timeout: opt.Timeout, backoff: 250 * time.Millisecond}
+	u := &Upstream{base: base, local: local, opt: opt, timeout: opt.Timeout, backoff: 100 * time.Millisecond}
 	if u.timeout <= 0 {
 		u.timeout = DefaultTimeout
 	}
