@@ -94,6 +94,7 @@ func TestMirrorOverHTTP(t *testing.T) {
 		t.Fatalf("1%% change: %v", res)
 	}
 	ts.sameAsMaster(t, "2")
+	ts.repairOverHTTP(t)
 
 	before := len(strings.Split(ts.nginx.AccessLog(), "\n"))
 	if res = ts.sync(t); res["snapshot"] != 2.0 || res["changed"] != false {
@@ -110,6 +111,24 @@ func TestMirrorOverHTTP(t *testing.T) {
 		}
 	}
 	ts.checkOverHTTP(t)
+}
+
+// repairOverHTTP damages a file of the mirror's served snapshot and has
+// verify --repair fetch a good copy over HTTP.
+func (ts *httpTiers) repairOverHTTP(t *testing.T) {
+	t.Helper()
+	victim := filepath.Join(ts.mirror, "current", filepath.FromSlash(ts.paths[7]))
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("bit rot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "mirror-sync", "verify", "--root", ts.mirror, "--repair", "--upstream", ts.nginx.URL("/master/"))
+	if code != 0 || !strings.Contains(stderr, "repaired 1 path") {
+		t.Fatalf("repair over HTTP: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	ts.sameAsMaster(t, "2")
 }
 
 // checkOverHTTP runs check and status --upstream against the roots over

@@ -12,7 +12,10 @@
 //     (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), TLS with the system roots plus
 //     the PEM certificates of Options.HTTP.CAFile. Every request asks for
 //     `Accept-Encoding: identity`; a response with any other
-//     Content-Encoding is refused ([ErrEncoding]), never decoded.
+//     Content-Encoding is refused ([ErrEncoding]), never decoded. Requests
+//     for what changes in place (seq files, status.json) carry
+//     `Cache-Control: no-cache`, so that a caching proxy revalidates them;
+//     snapshot files and manifests are immutable and may come from a cache.
 //   - Timeouts: a request on which no byte moves for Options.Timeout (the
 //     response header included), or a connection not made (TLS handshake
 //     included) within Options.ConTimeout, fails with

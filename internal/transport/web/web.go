@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -230,6 +231,11 @@ func (u *Upstream) send(ctx context.Context, client *http.Client, method, rel st
 	}
 	req.Header.Set("Accept-Encoding", "identity")
 	req.Header.Set("User-Agent", "seqmirror")
+	if !strings.HasPrefix(rel, export.SnapshotsName+"/") {
+		// seq files, the pointer, status.json change in place: a cache on
+		// the way (a proxy) must ask the server, not answer from its copy.
+		req.Header.Set("Cache-Control", "no-cache")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		timer.Stop()
