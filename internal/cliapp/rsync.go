@@ -65,7 +65,7 @@ func progress(w io.Writer) func(int64, int) {
 	var bar *progressbar.ProgressBar
 	return func(_ int64, percent int) {
 		if bar == nil {
-			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("rsync"),
+			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("fetch"),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
 				progressbar.OptionSetPredictTime(false), progressbar.OptionShowElapsedTimeOnFinish())
 		}

@@ -47,6 +47,8 @@
 //     (tree.ErrHashMismatch); a failed file is removed. A transient failure
 //     (upstream.ErrUnavailable, not a timeout) is retried per file with
 //     backoff; 404 wraps upstream.ErrVanished (a pruned snapshot).
+//   - Options.Progress hears of each Fetch call's bytes as its files
+//     complete (from one goroutine at a time).
 //   - It implements upstream.Prober (HEAD requests, and GETs of small
 //     files) for `mirror-sync check` and the lag: a directory is what
 //     answers with a redirect to the same path plus "/"; a server follows

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -195,19 +196,54 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		}
 	}
 	pool := tree.NewPool(ctx, u.workers())
+	p := u.newProgress(files)
 	for _, e := range files {
 		if e.Type != manifest.File {
 			continue
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(e.Path))
 		err := pool.Go(func(ctx context.Context) error {
-			return u.again(ctx, func() error { return u.fetchFile(ctx, n, e, dst) })
+			if err := u.again(ctx, func() error { return u.fetchFile(ctx, n, e, dst) }); err != nil {
+				return err
+			}
+			p.done(e.Size)
+			return nil
 		})
 		if err != nil {
 			break
 		}
 	}
 	return pool.Wait()
+}
+
+// progress reports a Fetch call's bytes to Options.Progress, one call at
+// a time, as its files complete.
+type progress struct {
+	mu           sync.Mutex
+	report       func(bytes int64, percent int)
+	bytes, total int64
+}
+
+func (u *Upstream) newProgress(files []manifest.Entry) *progress {
+	p := &progress{report: u.opt.Progress}
+	for _, e := range files {
+		p.total += e.Size
+	}
+	return p
+}
+
+func (p *progress) done(size int64) {
+	if p.report == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bytes += size
+	pct := 100
+	if p.total > 0 {
+		pct = int(p.bytes * 100 / p.total)
+	}
+	p.report(p.bytes, pct)
 }
 
 // fetchFile fetches the file of record e of snapshot n into the new file

@@ -96,15 +96,16 @@ func Open(addr string, local fsys.FS, opt upstream.Options) (*Upstream, error) {
 		con = DefaultConTimeout
 	}
 	u.tr = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: con, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   con,
-		ResponseHeaderTimeout: u.timeout,
-		MaxIdleConnsPerHost:   max(u.workers(), 8) + 2,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: con, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    con,
+		ResponseHeaderTimeout:  u.timeout,
+		MaxResponseHeaderBytes: 64 << 10, // a static file's headers are small
+		MaxIdleConnsPerHost:    max(u.workers(), 8) + 2,
+		IdleConnTimeout:        90 * time.Second,
+		DisableCompression:     true,
 	}
 	u.follow = &http.Client{Transport: u.tr, CheckRedirect: sameHost}
 	u.noFollow = &http.Client{Transport: u.tr, CheckRedirect: func(*http.Request, []*http.Request) error {

@@ -219,3 +219,21 @@ func TestPollRequests(t *testing.T) {
 		t.Fatalf("requests %v, want %s", paths, want)
 	}
 }
+
+// Fetch reports its bytes to Options.Progress as files complete, ending
+// at 100%.
+func TestFetchProgress(t *testing.T) {
+	s, recs := served(t, nil)
+	var last [2]int64
+	calls := 0
+	u := open(t, s.URL+"/", upstream.Options{Workers: 2, Progress: func(b int64, pct int) {
+		calls++
+		last = [2]int64{b, int64(pct)}
+	}})
+	if _, err := fetchAll(t, u, recs); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || last != [2]int64{int64(len("alpha\nbravo\n")), 100} {
+		t.Fatalf("%d progress calls, last %v", calls, last)
+	}
+}
