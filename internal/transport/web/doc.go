@@ -40,8 +40,8 @@
 //     does not fill the disk); nothing is left behind; 404 is
 //     upstream.ErrVanished.
 //   - [Upstream.Fetch] GETs the listed files of snapshots/N/ in parallel
-//     (Options.Workers), each streamed straight into its place while it is
-//     hashed. Content-Length is never trusted: a body longer than the
+//     (Options.Workers, default [DefaultWorkers]), each streamed straight
+//     into its place while it is hashed. Content-Length is never trusted: a body longer than the
 //     record's size is refused as soon as one byte too many has come, a
 //     shorter one or one whose xxhash64 differs is refused after it
 //     (tree.ErrHashMismatch); a failed file is removed. A transient failure

@@ -184,11 +184,16 @@ func (u *Upstream) Close() error {
 	return nil
 }
 
+// DefaultWorkers is how many files Fetch asks for at once when
+// Options.Workers is 0: more than the CPUs, since a fetch mostly waits
+// for the network (hashing a file as it comes costs little).
+func DefaultWorkers() int { return max(8, 2*tree.Workers()) }
+
 func (u *Upstream) workers() int {
 	if u.opt.Workers > 0 {
 		return u.opt.Workers
 	}
-	return tree.Workers()
+	return DefaultWorkers()
 }
 
 // url is the URL of rel (slash-separated, below the root), each segment
