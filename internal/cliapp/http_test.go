@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/cliapp"
 	"github.com/seqmirror/seqmirror/testutil"
@@ -96,11 +99,11 @@ func TestMirrorOverHTTP(t *testing.T) {
 	ts.sameAsMaster(t, "2")
 	ts.repairOverHTTP(t)
 
-	before := len(strings.Split(ts.nginx.AccessLog(), "\n"))
+	before := ts.logLines(0)
 	if res = ts.sync(t); res["snapshot"] != 2.0 || res["changed"] != false {
 		t.Fatalf("no-op: %v", res)
 	}
-	lines := strings.Split(strings.TrimSpace(ts.nginx.AccessLog()), "\n")[before-1:]
+	lines := ts.logLines(len(before))[len(before):]
 	if len(lines) != 2 || !strings.Contains(lines[0], "GET /master/seq/end ") || !strings.Contains(lines[1], "GET /master/seq/current ") {
 		t.Fatalf("the no-op poll made %d requests, want GET seq/end and seq/current:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -111,6 +114,24 @@ func TestMirrorOverHTTP(t *testing.T) {
 		}
 	}
 	ts.checkOverHTTP(t)
+}
+
+// logLines returns nginx's access log lines once it has at least n and
+// nothing more comes for a moment (nginx logs a request after answering
+// it, so the last lines may lag the client).
+func (ts *httpTiers) logLines(n int) []string {
+	var lines []string
+	for deadline, quiet := time.Now().Add(5*time.Second), 0; time.Now().Before(deadline) && quiet < 3; {
+		got := strings.Split(strings.TrimSpace(ts.nginx.AccessLog()), "\n")
+		if len(got) == len(lines) && len(got) >= n {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		lines = got
+		time.Sleep(30 * time.Millisecond)
+	}
+	return lines
 }
 
 // repairOverHTTP damages a file of the mirror's served snapshot and has
@@ -173,7 +194,9 @@ func TestMirrorOverHTTPSWithCAFile(t *testing.T) {
 	if code, _, stderr := run(t, "publish", "--root", master, "--source", src, "--quiet"); code != 0 {
 		t.Fatalf("publish: %d %s", code, stderr)
 	}
-	s := httptest.NewTLSServer(testutil.FileHandler(master))
+	s := httptest.NewUnstartedServer(testutil.FileHandler(master))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	s.StartTLS()
 	t.Cleanup(s.Close)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}), 0o644); err != nil {
