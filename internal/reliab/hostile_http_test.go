@@ -89,6 +89,12 @@ func htmlErrorPage(w http.ResponseWriter, _ *http.Request, _ string) {
 	fmt.Fprint(w, errorPage)
 }
 
+// endlessManifest starts as a manifest does, then never ends.
+func endlessManifest(w http.ResponseWriter, r *http.Request, up string) {
+	fmt.Fprint(w, manifest.Magic+"\nsnapshot 2\n")
+	endlessBody(w, r, up)
+}
+
 func endlessBody(w http.ResponseWriter, r *http.Request, _ string) {
 	chunk := []byte(strings.Repeat("x", 32<<10))
 	for r.Context().Err() == nil {
@@ -141,14 +147,16 @@ func webHostileCases() []webHostileCase {
 		{name: "HTML error page with 200 for the pointer", path: "seq/current", do: htmlErrorPage,
 			want: export.ErrBadCurrent, exit: cliapp.ExitCorrupt, says: "HTML page"},
 		{name: "HTML error page with 200 for the manifest", path: "snapshots/2.manifest", do: htmlErrorPage,
-			want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt},
+			want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "HTML page"},
 		{name: "redirect to another host", path: addedFile, do: offsite,
 			want: web.ErrRedirect, exit: cliapp.ExitRefusedUp, says: "another host"},
 		{name: "endless body", path: addedFile, do: endlessBody,
 			want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "more than the 6 bytes"},
 		{name: "endless seq/end", path: "seq/end", do: endlessBody,
 			want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt},
-		{name: "endless manifest on a small disk", path: "snapshots/2.manifest", do: endlessBody, free: 8 << 20,
+		{name: "endless garbage as the manifest", path: "snapshots/2.manifest", do: endlessBody,
+			want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "does not start with"},
+		{name: "endless manifest on a small disk", path: "snapshots/2.manifest", do: endlessManifest, free: 8 << 20,
 			want: syscall.ENOSPC, exit: cliapp.ExitFailure, says: "only 8388608 bytes are free here"},
 		{name: "truncated body", path: addedFile, do: truncatedBody,
 			want: mirror.ErrUpstreamBusy, exit: cliapp.ExitBusy, says: "ended before its Content-Length"},

@@ -37,8 +37,9 @@
 //   - [Upstream.FetchManifest] streams snapshots/N.manifest into the new
 //     file it is given, refusing more than upstream.MaxManifestSize bytes
 //     (manifest.ErrCorrupt) or half the space free there (an endless body
-//     does not fill the disk); nothing is left behind; 404 is
-//     upstream.ErrVanished.
+//     does not fill the disk), and a body that does not start as a
+//     manifest does (an HTML error page sent with status 200) before a
+//     byte is written; nothing is left behind; 404 is upstream.ErrVanished.
 //   - [Upstream.Fetch] GETs the listed files of snapshots/N/ in parallel
 //     (Options.Workers, default [DefaultWorkers]), each streamed straight
 //     into its place while it is hashed. Content-Length is never trusted: a body longer than the

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -133,14 +134,19 @@ func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, dst string) 
 	if resp.ContentLength > limit {
 		return u.tooLarge(what, fmt.Sprintf("Content-Length %d", resp.ContentLength), limit, free)
 	}
-	_, size, err := tree.CopyFrom(resp.Body, u.local, dst, limit)
+	// What is not a manifest at all (an error page sent with status 200)
+	// is refused before it is written, saying what it looks like; the
+	// caller validates the rest.
+	body := bufio.NewReader(resp.Body)
+	if head, _ := body.Peek(len(manifest.Magic) + 1); string(head) != manifest.Magic+"\n" {
+		return fmt.Errorf("%s: %w: it does not start with %q%s", what, manifest.ErrCorrupt, manifest.Magic, htmlHint(resp.Header))
+	}
+	_, _, err = tree.CopyFrom(body, u.local, dst, limit)
 	switch {
 	case errors.Is(err, tree.ErrHashMismatch): // more than limit came
 		return u.tooLarge(what, fmt.Sprintf("more than %d bytes", limit), limit, free)
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
-	case size == 0:
-		return fmt.Errorf("%s: %w: empty%s", what, manifest.ErrCorrupt, htmlHint(resp.Header))
 	}
 	return nil
 }
