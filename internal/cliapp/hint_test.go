@@ -26,6 +26,7 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "untrusted certificate", err: fmt.Errorf("GET x: %w: x509", web.ErrCertificate), want: "--ca-file"},
 		{name: "redirect to another host", err: fmt.Errorf("fetch: %w", web.ErrRedirect), want: "give --upstream"},
 		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
+		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
 		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {

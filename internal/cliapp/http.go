@@ -16,6 +16,8 @@ func webHint(err error) string {
 	switch {
 	case errors.Is(err, web.ErrNoPointer):
 		return "the upstream's root has no seq/current, which HTTP mirrors read (its seqmirror is older): ask its admin to run publish (or mirror-sync) there once with a current seqmirror (a no-op run writes it); meanwhile mirror it over rsync or a path"
+	case errors.Is(err, web.ErrNotRoot):
+		return "give --upstream the URL of the export root, the directory that holds seq/ and snapshots/ (e.g. https://host/pub/)"
 	case errors.Is(err, web.ErrCertificate):
 		return "the server's certificate is not signed by a CA this system trusts: give that CA's certificate (PEM) with --ca-file, or install it in the system's store"
 	case errors.Is(err, web.ErrRedirect):

@@ -33,7 +33,9 @@
 //     its Last-Modified is when the upstream started serving it. So a
 //     no-op poll is two small GETs over one kept-alive connection. A root
 //     that has published (seq/end > 0) but has no seq/current was written
-//     by a seqmirror that predates the pointer: [ErrNoPointer].
+//     by a seqmirror that predates the pointer: [ErrNoPointer]. One with
+//     neither seq files, pointer nor snapshots/ (a HEAD answers 404) is no
+//     export root at all: [ErrNotRoot].
 //   - [Upstream.FetchManifest] streams snapshots/N.manifest into the new
 //     file it is given, refusing more than upstream.MaxManifestSize bytes
 //     (manifest.ErrCorrupt) or half the space free there (an endless body

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -79,11 +80,27 @@ func (u *Upstream) noPointer(ctx context.Context) (uint64, time.Time, error) {
 		return 0, time.Time{}, err
 	}
 	if end == 0 {
-		return 0, time.Time{}, nil
+		return 0, time.Time{}, u.isRoot(ctx)
 	}
 	return 0, time.Time{}, fmt.Errorf("%w: %s has published (seq/end is %d) but has no %s: its seqmirror predates the snapshot pointer, "+
 		"which HTTP clients read instead of the current symlink; one run there of a seqmirror that writes it (a no-op run does) adds it",
 		ErrNoPointer, u, end, pointerRel)
+}
+
+// isRoot tells a root that serves nothing yet (it has snapshots/) from an
+// address where there is no export root at all (a mistyped path): a
+// static server answers snapshots/ with a listing, 403 or a redirect if it
+// is there, 404 if not.
+func (u *Upstream) isRoot(ctx context.Context) error {
+	resp, err := u.send(ctx, u.noFollow, http.MethodHead, export.SnapshotsName+"/")
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if c := resp.StatusCode; c == http.StatusNotFound || c == http.StatusGone {
+		return fmt.Errorf("%w: %s: neither seq/end, seq/current nor snapshots/ is there (%s)", ErrNotRoot, u, resp.Status)
+	}
+	return nil
 }
 
 // transient reports whether a failed request is worth another attempt:

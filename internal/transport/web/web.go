@@ -41,6 +41,8 @@ var (
 	// it was written by a seqmirror that predates the snapshot pointer,
 	// which HTTP clients need (they cannot read the current symlink).
 	ErrNoPointer = fmt.Errorf("%w: the upstream serves no snapshot pointer (seq/current)", upstream.ErrRefused)
+	// ErrNotRoot means there is no export root at the address.
+	ErrNotRoot = fmt.Errorf("%w: no export root at this address", upstream.ErrRefused)
 
 	errStalled = errors.New("no data moved")
 )

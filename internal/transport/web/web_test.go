@@ -240,3 +240,24 @@ func TestFetchProgress(t *testing.T) {
 		t.Fatalf("%d progress calls, last %v", calls, last)
 	}
 }
+
+// An address where no export root is (a mistyped path) says so, rather
+// than that the upstream serves nothing yet; a root that serves nothing
+// yet is 0.
+func TestNotARoot(t *testing.T) {
+	s, _ := served(t, nil)
+	_, _, err := open(t, s.URL+"/typo/", upstream.Options{}).Current(context.Background())
+	if !errors.Is(err, web.ErrNotRoot) {
+		t.Fatalf("err = %v, want ErrNotRoot", err)
+	}
+	t.Logf("refused: %v", err)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "snapshots"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	empty := httptest.NewServer(testutil.FileHandler(dir))
+	t.Cleanup(empty.Close)
+	if n, _, err := open(t, empty.URL+"/", upstream.Options{}).Current(context.Background()); err != nil || n != 0 {
+		t.Fatalf("a root serving nothing yet: Current = %d, %v", n, err)
+	}
+}
