@@ -19,7 +19,7 @@ import (
 var FixtureMTime = time.Unix(1_600_000_000, 0)
 
 // SnapshotRoot makes dir an export root serving snapshot n (seq/begin and
-// seq/end n, current flipped to it) whose tree holds files (slash path ->
+// seq/end n, current flipped to it, seq/current n) whose tree holds files (slash path ->
 // content; directories are implied), files 0644 and directories 0755, all
 // with mtime FixtureMTime, and whose manifest lists exactly that, as a
 // publish would leave it but without the publisher (transport tests need
@@ -57,6 +57,9 @@ func SnapshotRoot(tb testing.TB, dir string, n uint64, files map[string]string) 
 		}
 	}
 	if err := r.Flip(n); err != nil {
+		tb.Fatal(err)
+	}
+	if err := r.WritePointer(n); err != nil {
 		tb.Fatal(err)
 	}
 	return entries

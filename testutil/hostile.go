@@ -102,7 +102,7 @@ func plant(tb testing.TB, p, kind string) {
 }
 
 // SmallDisk is the OS filesystem reporting only Free bytes free (to the
-// rsync transport, which asks before copying a manifest).
+// rsync and HTTP transports, which ask before copying a manifest).
 type SmallDisk struct {
 	fsys.FS
 	Free int64
@@ -111,5 +111,5 @@ type SmallDisk struct {
 // NewSmallDisk returns fsys.OS() reporting free bytes free.
 func NewSmallDisk(free int64) *SmallDisk { return &SmallDisk{FS: fsys.OS(), Free: free} }
 
-// FreeSpace implements the rsync transport's free-space question.
+// FreeSpace implements the transports' free-space question.
 func (d *SmallDisk) FreeSpace(string) (int64, error) { return d.Free, nil }

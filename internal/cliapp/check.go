@@ -34,8 +34,9 @@ func (p pluginResult) Error() string { return "check: " + pluginNames[p.code] }
 
 // CheckHelp is the check command's description.
 const CheckHelp = `Reads ADDR's seq/begin, seq/end, current, status.json and seq/checked, over the
-same transport as --upstream (a local path, or rsync: nothing else is needed on
-the client), and prints ONE line in the monitoring-plugin format, with perfdata:
+same transport as --upstream (a local path, rsync, or http(s)://, where current
+is read from seq/current: nothing else is needed on the client), and prints ONE
+line in the monitoring-plugin format, with perfdata:
 
    SEQMIRROR OK - serves 12, fresh, lag 0 snapshots 0s | snapshot=12 lag_snapshots=0 lag_seconds=0s;3600;21600 ...
 
@@ -63,7 +64,7 @@ To clone a git repository from a mirror on this machine, resolve current first:
 
 func checkCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "against", Usage: "measure the lag against this upstream `ADDR` (path or rsync address)"},
+		&cli.StringFlag{Name: "against", Usage: "measure the lag against this upstream `ADDR` (path, rsync or http(s) address)"},
 		&cli.StringSliceFlag{Name: "warn-lag", Value: cli.NewStringSlice("1h"), Usage: "WARNING at this lag: `N` snapshots or a duration (repeatable)"},
 		&cli.StringSliceFlag{Name: "crit-lag", Value: cli.NewStringSlice("6h"), Usage: "CRITICAL at this lag: `N` snapshots or a duration (repeatable)"},
 		&cli.DurationFlag{Name: "warn-updating", Value: time.Hour, Usage: "WARNING when an update has run (or died) for `D`"},
@@ -74,8 +75,9 @@ func checkCommand() *cli.Command {
 		&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH`"},
 		&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` (repeatable), e.g. --rsync-opt=--port=8873"},
 		&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path addresses"},
-		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "rsync: give up when no data moves for `D`"},
-		&cli.DurationFlag{Name: "contimeout", Value: 10 * time.Second, Usage: "rsync daemons: give up connecting after `D`"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "rsync and http(s): give up when no data moves for `D`"},
+		&cli.DurationFlag{Name: "contimeout", Value: 10 * time.Second, Usage: "rsync daemons and http(s): give up connecting after `D`"},
+		caFileFlag,
 	}
 	return &cli.Command{
 		Name:         "check",
@@ -137,7 +139,7 @@ func checkThresholds(c *cli.Context) (warn, crit thresholds, err error) {
 
 func checkAction(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return checkUnknown(c, "usage: mirror-sync check ADDR [flags] (one address, a path or rsync://host/module)")
+		return checkUnknown(c, "usage: mirror-sync check ADDR [flags] (one address, a path, rsync://host/module or https://host/path)")
 	}
 	warn, crit, err := checkThresholds(c)
 	if err != nil {

@@ -157,6 +157,9 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 // mirror-sync), where there is something to say. Library errors name no
 // flags or commands: what to run is said here.
 func hint(app string, err error) string {
+	if h := webHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.Is(err, mirror.ErrServedDamaged): // before the manifest errors it may wrap
 		return "nothing was changed; run `mirror-sync verify` to see what is damaged, then `mirror-sync verify --repair --upstream ...` to fetch good copies (snapshot mode)"
@@ -183,7 +186,7 @@ func hint(app string, err error) string {
 	case rsyncConfigError(err):
 		return "check --upstream, --rsync and --rsync-opt, and the daemon's config"
 	case errors.Is(err, transport.ErrBadAddress):
-		return "give --upstream a local path, rsync://host[:port]/module[/path], host::module[/path] or host:path"
+		return "give --upstream a local path, rsync://host[:port]/module[/path], host::module[/path], host:path, or http(s)://host[:port]/path"
 	case errors.Is(err, transport.ErrUnavailable):
 		return "the upstream did not answer; the served snapshot is unchanged; the next run retries"
 	case errors.Is(err, mirror.ErrUpstreamBroken):

@@ -8,6 +8,8 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/transport/web"
+	"github.com/seqmirror/seqmirror/internal/tree"
 )
 
 // The flags to use live in the CLI's hints, not in the libraries' errors.
@@ -21,6 +23,11 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "rsync usage error", err: fmt.Errorf("fetch: %w", &rsync.ExitError{Code: 1}), want: "--rsync-opt"},
 		{name: "rsync transfer error is no configuration", err: &rsync.ExitError{Code: 23}, want: ""},
 		{name: "empty address", err: fmt.Errorf("%w: empty", transport.ErrBadAddress), want: "give --upstream"},
+		{name: "untrusted certificate", err: fmt.Errorf("GET x: %w: x509", web.ErrCertificate), want: "--ca-file"},
+		{name: "redirect to another host", err: fmt.Errorf("fetch: %w", web.ErrRedirect), want: "give --upstream"},
+		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
+		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
+		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

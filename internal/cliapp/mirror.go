@@ -9,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], or host:path (over ssh)"}
+var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], host:path (over ssh), or http(s)://host[:port]/path (snapshot mode only)"}
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {

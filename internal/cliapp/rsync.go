@@ -12,13 +12,15 @@ import (
 	"golang.org/x/term"
 )
 
-// Flags for rsync upstreams (rsync://host/module, host::module, host:path).
+// Flags for remote upstreams: rsync (rsync://host/module, host::module,
+// host:path) and HTTP(S) (--timeout, --contimeout, --ca-file).
 var rsyncFlags = []cli.Flag{
 	&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH` for rsync upstreams"},
 	&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` for rsync upstreams (repeatable), e.g. --rsync-opt=--bwlimit=10m"},
 	&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path upstreams (rsync -e), e.g. 'ssh -i /etc/mirror/key'"},
-	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync upstreams: give up when no data moves for `D` (once per run: a run that timed out does not wait again)"},
-	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon upstreams: give up on a daemon that has not answered (connected and greeted) after `D`"},
+	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync and http(s) upstreams: give up when no data moves for `D` (once per run: a run that timed out does not wait again)"},
+	&cli.DurationFlag{Name: "contimeout", Value: rsync.DefaultConTimeout, Usage: "rsync daemon and http(s) upstreams: give up on a server that has not answered (connected and greeted, TLS included) after `D`"},
+	caFileFlag,
 }
 
 // openUpstream opens --upstream with the rsync flags (where the command has
@@ -45,6 +47,7 @@ func openAddr(e *env, addr, scratch string) (transport.Upstream, error) {
 		Timeout: c.Duration("timeout"), ConTimeout: c.Duration("contimeout"),
 		Workers: c.Int("workers"), ScratchDir: scratch,
 		Rsync: transport.RsyncOptions{Binary: c.String("rsync"), Rsh: c.String("rsh"), Extra: extra, Port: rsyncPort(extra)},
+		HTTP:  transport.HTTPOptions{CAFile: c.String("ca-file")},
 	}
 	if !c.Bool("quiet") && !c.Bool("json") {
 		opt.Progress = progress(c.App.ErrWriter)
@@ -62,7 +65,7 @@ func progress(w io.Writer) func(int64, int) {
 	var bar *progressbar.ProgressBar
 	return func(_ int64, percent int) {
 		if bar == nil {
-			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("rsync"),
+			bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("fetch"),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
 				progressbar.OptionSetPredictTime(false), progressbar.OptionShowElapsedTimeOnFinish())
 		}

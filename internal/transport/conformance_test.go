@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/web"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -24,14 +26,20 @@ import (
 // reached through transport.Open: addr is the address of the export root
 // at dir (below w.base), down that of a server that does not answer. A new
 // transport joins with one row (and its server, if any, in newWorld).
+// A web transport reads the root as a web server serves it (web: true):
+// through seq/current, not the current symlink, and what the server does
+// not serve as a file (a fifo) is not there (404).
 var conformanceTransports = []struct {
 	name string
 	addr func(w *world, dir string) string
 	down func(w *world) string
+	web  bool
 }{
 	{name: "local", addr: func(_ *world, dir string) string { return dir }, down: func(w *world) string { return filepath.Join(w.base, "unmounted") }},
 	{name: "rsync daemon", addr: func(w *world, dir string) string { return w.rsyncd.URL("all") + "/" + w.rel(dir) }, down: func(w *world) string { return w.deadRsyncd }},
 	{name: "rsync remote shell", addr: func(_ *world, dir string) string { return "mirror@localhost:" + dir }, down: func(*world) string { return testutil.UnreachableHost + ":/srv/pub" }},
+	{name: "http nginx", addr: func(w *world, dir string) string { return w.url(w.nginx.URL(""), dir) }, down: func(w *world) string { return w.deadHTTP }, web: true},
+	{name: "http go file server", addr: func(w *world, dir string) string { return w.url(w.fileServer, dir) }, down: func(w *world) string { return w.deadHTTP }, web: true},
 }
 
 // confFiles is snapshot 1 of every case's root: two files share a base
@@ -46,10 +54,13 @@ var confFiles = map[string]string{
 // conformanceCases is what every transport must do. damage changes the
 // fresh root (serving snapshot 1 of confFiles) before the upstream is
 // opened; run checks the behaviour.
+// pointer, if set, is the same fault as a web transport sees it (in
+// seq/current rather than the current symlink), applied after damage.
 var conformanceCases = []struct {
-	name   string
-	damage func(tb testing.TB, root string)
-	run    func(t *testing.T, c *confCase)
+	name    string
+	damage  func(tb testing.TB, root string)
+	pointer func(tb testing.TB, root string)
+	run     func(t *testing.T, c *confCase)
 }{
 	// Seq reads.
 	{name: "seq begin and end", run: func(t *testing.T, c *confCase) {
@@ -71,7 +82,13 @@ var conformanceCases = []struct {
 		wantErr(t, err, seqfile.ErrCorrupt)
 	}},
 	{name: "seq not a regular file", damage: plant("seq/end", "fifo"), run: func(t *testing.T, c *confCase) {
-		_, err := c.up.Seq(c.ctx, seqfile.End)
+		n, err := c.up.Seq(c.ctx, seqfile.End)
+		if c.web { // not served: missing, 0
+			if err != nil || n != 0 {
+				t.Fatalf("Seq = %d, %v; want 0 (a fifo is not served)", n, err)
+			}
+			return
+		}
 		wantErr(t, err, seqfile.ErrCorrupt)
 	}},
 	// Current.
@@ -80,18 +97,30 @@ var conformanceCases = []struct {
 			t.Fatalf("Current = %d, %v, %v; want 1 since a known time", n, since, err)
 		}
 	}},
-	{name: "current none", damage: removeAll("current"), run: func(t *testing.T, c *confCase) {
+	{name: "current none", damage: removeAll("current"), pointer: removeAll("seq/current", "seq/begin", "seq/end"), run: func(t *testing.T, c *confCase) {
 		if n, _, err := c.up.Current(c.ctx); err != nil || n != 0 {
 			t.Fatalf("Current = %d, %v; want 0", n, err)
 		}
 	}},
-	{name: "current bad target", damage: symlink("current", "snapshots/01"), run: func(t *testing.T, c *confCase) {
+	{name: "current bad target", damage: symlink("current", "snapshots/01"), pointer: writeFile("seq/current", "01\n"), run: func(t *testing.T, c *confCase) {
 		_, _, err := c.up.Current(c.ctx)
 		wantErr(t, err, export.ErrBadCurrent)
 	}},
-	{name: "current not a symlink", damage: writeFile("current", "snapshots/1"), run: func(t *testing.T, c *confCase) {
+	{name: "current not a symlink", damage: writeFile("current", "snapshots/1"), pointer: writeFile("seq/current", "snapshots/1"), run: func(t *testing.T, c *confCase) {
 		_, _, err := c.up.Current(c.ctx)
 		wantErr(t, err, export.ErrBadCurrent)
+	}},
+	// A root written before seq/current existed: readable over local and
+	// rsync; a web client is told the upstream must write the pointer.
+	{name: "published root without the pointer", damage: removeAll("seq/current"), run: func(t *testing.T, c *confCase) {
+		n, _, err := c.up.Current(c.ctx)
+		if c.web {
+			wantErr(t, err, web.ErrNoPointer)
+			return
+		}
+		if err != nil || n != 1 {
+			t.Fatalf("Current = %d, %v; want 1", n, err)
+		}
 	}},
 	// Manifest fetch.
 	{name: "manifest", run: func(t *testing.T, c *confCase) {
@@ -112,7 +141,7 @@ var conformanceCases = []struct {
 		wantErr(t, c.up.FetchManifest(c.ctx, 1, filepath.Join(c.work, "1.manifest")), transport.ErrVanished)
 	}},
 	{name: "manifest not a regular file", damage: plant("snapshots/1.manifest", "fifo"), run: func(t *testing.T, c *confCase) {
-		wantErr(t, c.up.FetchManifest(c.ctx, 1, filepath.Join(c.work, "1.manifest")), manifest.ErrCorrupt)
+		wantErr(t, c.up.FetchManifest(c.ctx, 1, filepath.Join(c.work, "1.manifest")), c.unserved(manifest.ErrCorrupt))
 	}},
 	{name: "manifest oversized", damage: truncate("snapshots/1.manifest", transport.MaxManifestSize+1), run: func(t *testing.T, c *confCase) {
 		dst := filepath.Join(c.work, "1.manifest")
@@ -139,7 +168,7 @@ var conformanceCases = []struct {
 	}},
 	// Hostile content.
 	{name: "fifo where a file should be", damage: plant("snapshots/1/d/b.txt", "fifo"), run: func(t *testing.T, c *confCase) {
-		wantErr(t, c.up.Fetch(c.ctx, 1, c.files(), c.dst), tree.ErrHashMismatch)
+		wantErr(t, c.up.Fetch(c.ctx, 1, c.files(), c.dst), c.unserved(tree.ErrHashMismatch))
 	}},
 	{name: "symlink where a file should be", damage: symlink("snapshots/1/d/b.txt", "../a.txt"), run: func(t *testing.T, c *confCase) {
 		wantErr(t, c.up.Fetch(c.ctx, 1, c.files(), c.dst), tree.ErrHashMismatch)
@@ -193,6 +222,9 @@ func TestConformance(t *testing.T) {
 					if tc.damage != nil {
 						tc.damage(t, c.root)
 					}
+					if c.web = tr.web; c.web && tc.pointer != nil {
+						tc.pointer(t, c.root)
+					}
 					c.up = w.open(t, tr.addr(w, c.root))
 					tc.run(t, c)
 					c.checkNothingElse(t)
@@ -214,6 +246,9 @@ type world struct {
 	opt        transport.Options
 	rsyncd     *testutil.Rsyncd // module "all" is base
 	deadRsyncd string           // an rsync:// address nothing listens at
+	nginx      *testutil.Nginx  // serves base
+	fileServer string           // http://127.0.0.1:PORT, Go's file server of base
+	deadHTTP   string           // an http:// address nothing listens at
 }
 
 func newWorld(t *testing.T) *world {
@@ -226,7 +261,10 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.deadRsyncd = "rsync://" + l.Addr().String() + "/all"
+	w.deadHTTP = "http://" + l.Addr().String() + "/all/"
 	l.Close()
+	w.nginx = testutil.StartNginx(t, testutil.NginxExportRoot(w.base))
+	w.fileServer = testutil.StartFileServer(t, w.base)
 	return w
 }
 
@@ -237,6 +275,16 @@ func (w *world) rel(dir string) string {
 		panic(err)
 	}
 	return filepath.ToSlash(r)
+}
+
+// url is the address of dir below server (http://HOST:PORT, which serves
+// the base), each segment escaped.
+func (w *world) url(server, dir string) string {
+	segs := strings.Split(w.rel(dir), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return server + "/" + strings.Join(segs, "/") + "/"
 }
 
 // open opens addr with the world's options; the upstream is closed when
@@ -259,6 +307,16 @@ type confCase struct {
 	recs []manifest.Entry // snapshot 1's records
 	work string           // holds dst and nothing else, unless a case says
 	dst  string           // Fetch's directory, its directories made
+	web  bool             // read as a web server serves it
+}
+
+// unserved is the error for an entry that is not a regular file upstream:
+// want, but over a web server, which does not serve it, ErrVanished.
+func (c *confCase) unserved(want error) error {
+	if c.web {
+		return transport.ErrVanished
+	}
+	return want
 }
 
 func (w *world) newCase(tb testing.TB, name string) *confCase {

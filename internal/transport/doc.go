@@ -9,7 +9,8 @@
 // start over from reading the seq files. [ErrUnavailable] marks transient
 // failures worth a retry with backoff.
 //
-// [Open] picks the implementation from the address (package
+// [Open] picks the implementation from the address (package transport/web
+// for http:// and https://, package
 // transport/rsync for rsync://, host::module and host:path; else a path,
 // read directly from local disk or NFS: [Local]) and opens it with all its
 // [Options]: nothing is set on an upstream after Open. The interfaces,

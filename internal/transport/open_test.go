@@ -29,6 +29,11 @@ func TestOpen(t *testing.T) {
 		{name: "daemon port from the options", addr: "host::mod", opt: port, want: "rsync://host:8873/mod"},
 		{name: "the address's own port wins", addr: "rsync://host:99/mod", opt: port, want: "rsync://host:99/mod"},
 		{name: "remote shell takes no port", addr: "host:/srv/pub", opt: port, want: "host:/srv/pub"},
+		{name: "http", addr: "http://host:8080/pub", want: "http://host:8080/pub/"},
+		{name: "https, scheme in capitals", addr: "HTTPS://host/", want: "https://host/"},
+		{name: "http without a host", addr: "http:///srv", err: transport.ErrBadAddress},
+		{name: "http with credentials", addr: "https://u:p@host/pub", err: transport.ErrBadAddress},
+		{name: "http with a query", addr: "https://host/pub?x=1", err: transport.ErrBadAddress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
+	"github.com/seqmirror/seqmirror/internal/transport/web"
 )
 
 // The contract, defined in the leaf package transport/upstream so that
@@ -17,6 +18,8 @@ type (
 	Options = upstream.Options
 	// RsyncOptions are Options.Rsync; see upstream.RsyncOptions.
 	RsyncOptions = upstream.RsyncOptions
+	// HTTPOptions are Options.HTTP; see upstream.HTTPOptions.
+	HTTPOptions = upstream.HTTPOptions
 	// TreeFetcher copies a plain tree (classic mode); see upstream.TreeFetcher.
 	TreeFetcher = upstream.TreeFetcher
 	// SnapshotFetcher copies a whole snapshot; see upstream.SnapshotFetcher.
@@ -45,15 +48,22 @@ var (
 // MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).
 const MaxManifestSize = upstream.MaxManifestSize
 
-// Open returns the upstream at addr, opened with opt: an rsync address
-// (rsync://, host::module, host:path; see rsync.ParseAddress), else a path
+// Open returns the upstream at addr, opened with opt: an http:// or
+// https:// address (the URL of an export root; see package web), an rsync
+// address (rsync://, host::module, host:path; see rsync.ParseAddress), else a path
 // read directly (local disk or NFS). local is the filesystem the mirror
 // writes to, through which the upstream makes its own writes (and from
 // which a path upstream is read). A new transport joins with one case here.
 func Open(addr string, local fsys.FS, opt Options) (Upstream, error) {
 	switch {
 	case addr == "":
-		return nil, fmt.Errorf("%w: empty; give a local path or rsync://host/module", ErrBadAddress)
+		return nil, fmt.Errorf("%w: empty; give a local path, rsync://host/module or https://host/path", ErrBadAddress)
+	case web.IsAddress(addr): // before rsync's: http://host reads as host:path
+		u, err := web.Open(addr, local, opt)
+		if err != nil {
+			return nil, err // not a nil *web.Upstream in an interface
+		}
+		return u, nil
 	case rsync.IsAddress(addr):
 		u, err := rsync.Open(addr, local, opt)
 		if err != nil {

@@ -3,8 +3,7 @@
 // [SnapshotFetcher], [Prober]), the errors they return ([ErrVanished],
 // [ErrUnavailable], ...) and the [Options] they are opened with.
 //
-// It is a leaf: transport packages (transport/rsync, and the HTTP transport
-// to come) import it to implement the contract, and package transport
+// It is a leaf: transport packages (transport/rsync, transport/web) import it to implement the contract, and package transport
 // imports them to open one by address (transport.Open). Everyone else uses
 // package transport, which re-exports these names; nothing here does I/O.
 //

@@ -51,6 +51,15 @@ type Options struct {
 	ScratchDir string
 	// Rsync tunes the rsync transport (rsync://, host::module, host:path).
 	Rsync RsyncOptions
+	// HTTP tunes the HTTP(S) transport (http://, https://).
+	HTTP HTTPOptions
+}
+
+// HTTPOptions are the options only the HTTP(S) transport reads.
+type HTTPOptions struct {
+	// CAFile is a file of PEM certificates trusted, beside the system's
+	// roots, to sign the server's certificate ("": the system's only).
+	CAFile string
 }
 
 // RsyncOptions are the options only the rsync transport reads.

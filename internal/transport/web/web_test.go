@@ -1,0 +1,263 @@
+package web_test
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
+	"github.com/seqmirror/seqmirror/internal/transport/web"
+	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/seqmirror/seqmirror/testutil"
+)
+
+var files = map[string]string{"a.txt": "alpha\n", "d/b.txt": "bravo\n"}
+
+// served is an export root serving snapshot 1 of files, and Go's file
+// server of it behind wrap (which may misbehave before passing on).
+func served(tb testing.TB, wrap func(next http.Handler) http.Handler) (*httptest.Server, []manifest.Entry) {
+	tb.Helper()
+	dir := tb.TempDir()
+	recs := testutil.SnapshotRoot(tb, dir, 1, files)
+	var h http.Handler = http.FileServer(http.Dir(dir))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	s := httptest.NewServer(h)
+	tb.Cleanup(s.Close)
+	return s, recs
+}
+
+func open(tb testing.TB, addr string, opt upstream.Options) *web.Upstream {
+	tb.Helper()
+	u, err := web.Open(addr, fsys.OS(), opt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { u.Close() })
+	return u
+}
+
+// fetchAll fetches the regular files of recs into a fresh directory with
+// its directories made, which it returns.
+func fetchAll(tb testing.TB, u *web.Upstream, recs []manifest.Entry) (string, error) {
+	tb.Helper()
+	dst := tb.TempDir()
+	var fs []manifest.Entry
+	for _, e := range recs {
+		switch e.Type {
+		case manifest.Dir:
+			if err := os.MkdirAll(filepath.Join(dst, e.Path), 0o755); err != nil {
+				tb.Fatal(err)
+			}
+		case manifest.File:
+			fs = append(fs, e)
+		}
+	}
+	return dst, u.Fetch(context.Background(), 1, fs, dst)
+}
+
+func TestSameHostRedirectFollowed(t *testing.T) {
+	s, recs := served(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, ok := strings.CutPrefix(r.URL.Path, "/old/"); ok {
+				http.Redirect(w, r, "/"+p, http.StatusMovedPermanently)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	u := open(t, s.URL+"/old/", upstream.Options{})
+	if n, _, err := u.Current(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Current = %d, %v", n, err)
+	}
+	if _, err := fetchAll(t, u, recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A 503 (or a dropped connection) is retried for that file alone.
+func TestTransientFailureRetriedPerFile(t *testing.T) {
+	var failed atomic.Int32
+	s, recs := served(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/b.txt") && failed.Add(1) <= 2 {
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	u := open(t, s.URL+"/", upstream.Options{})
+	dst, err := fetchAll(t, u, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "d", "b.txt")); err != nil || string(b) != "bravo\n" {
+		t.Fatalf("d/b.txt = %q, %v", b, err)
+	}
+	if failed.Load() != 3 {
+		t.Fatalf("b.txt asked for %d times, want 3", failed.Load())
+	}
+}
+
+// A server that sends nothing times the request out once: the next call
+// fails at once, without waiting again.
+func TestStallTimesOutOnce(t *testing.T) {
+	release := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); s.Close() })
+	u := open(t, s.URL+"/", upstream.Options{Timeout: 200 * time.Millisecond})
+	_, err := u.Seq(context.Background(), seqfile.End)
+	if !errors.Is(err, upstream.ErrTimedOut) || !errors.Is(err, upstream.ErrUnavailable) {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	start := time.Now()
+	_, _, err = u.Current(context.Background())
+	if !errors.Is(err, upstream.ErrTimedOut) || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("second call: %v after %v, want the timeout at once", err, time.Since(start))
+	}
+}
+
+// HTTPS with the server's certificate trusted through a CA file, over
+// HTTP/2 as the server offers it; without the CA file the certificate is
+// refused clearly.
+func TestHTTPSCAFile(t *testing.T) {
+	dir := t.TempDir()
+	testutil.SnapshotRoot(t, dir, 1, files)
+	var h1 atomic.Int32
+	fileServer := http.FileServer(http.Dir(dir))
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			h1.Add(1)
+		}
+		fileServer.ServeHTTP(w, r)
+	}))
+	s.EnableHTTP2 = true
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := open(t, s.URL+"/", upstream.Options{HTTP: upstream.HTTPOptions{CAFile: ca}})
+	if n, since, err := u.Current(context.Background()); err != nil || n != 1 || since.IsZero() {
+		t.Fatalf("Current = %d, %v, %v", n, since, err)
+	}
+	if h1.Load() != 0 {
+		t.Errorf("%d requests over HTTP/1, want HTTP/2", h1.Load())
+	}
+	_, err := open(t, s.URL+"/", upstream.Options{}).Seq(context.Background(), seqfile.End)
+	if !errors.Is(err, web.ErrCertificate) || !errors.Is(err, upstream.ErrRefused) {
+		t.Fatalf("without the CA: err = %v, want ErrCertificate", err)
+	}
+	t.Logf("refused: %v", err)
+	if _, err := web.Open(s.URL, fsys.OS(), upstream.Options{HTTP: upstream.HTTPOptions{CAFile: filepath.Join(dir, "seq", "end")}}); err == nil {
+		t.Fatal("a CA file with no certificate was accepted")
+	}
+}
+
+// Prober: a file has its size and Last-Modified, a directory answers
+// with a redirect to its slash, a missing path is absent; ReadSmall reads
+// files up to max, not directories.
+func TestProber(t *testing.T) {
+	s, _ := served(t, nil)
+	u := open(t, s.URL+"/", upstream.Options{})
+	ctx := context.Background()
+	infos, err := u.Stat(ctx, []string{"snapshots/1", "snapshots/1.manifest", "seq/begin", "snapshots/2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !infos["snapshots/1"].Dir || !infos["snapshots/1.manifest"].Regular || infos["seq/begin"].Size != 2 || infos["seq/begin"].ModTime.IsZero() {
+		t.Fatalf("Stat = %+v", infos)
+	}
+	if _, ok := infos["snapshots/2"]; ok {
+		t.Fatal("a missing path is present")
+	}
+	got, err := u.ReadSmall(ctx, []string{"seq/end", "snapshots/1", "snapshots/1.manifest", "nothere"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got["seq/end"].Data) != "1\n" {
+		t.Fatalf("ReadSmall = %v", got)
+	}
+}
+
+// The poll is one small GET per call: Seq "end" then Current.
+func TestPollRequests(t *testing.T) {
+	var paths []string
+	s, _ := served(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			paths = append(paths, r.Method+" "+r.URL.Path)
+			next.ServeHTTP(w, r)
+		})
+	})
+	u := open(t, s.URL+"/", upstream.Options{})
+	if _, err := u.Seq(context.Background(), seqfile.End); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := u.Current(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "GET /seq/end,GET /seq/current"; strings.Join(paths, ",") != want {
+		t.Fatalf("requests %v, want %s", paths, want)
+	}
+}
+
+// Fetch reports its bytes to Options.Progress as files complete, ending
+// at 100%.
+func TestFetchProgress(t *testing.T) {
+	s, recs := served(t, nil)
+	var last [2]int64
+	calls := 0
+	u := open(t, s.URL+"/", upstream.Options{Workers: 2, Progress: func(b int64, pct int) {
+		calls++
+		last = [2]int64{b, int64(pct)}
+	}})
+	if _, err := fetchAll(t, u, recs); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || last != [2]int64{int64(len("alpha\nbravo\n")), 100} {
+		t.Fatalf("%d progress calls, last %v", calls, last)
+	}
+}
+
+// An address where no export root is (a mistyped path) says so, rather
+// than that the upstream serves nothing yet; a root that serves nothing
+// yet is 0.
+func TestNotARoot(t *testing.T) {
+	s, _ := served(t, nil)
+	_, _, err := open(t, s.URL+"/typo/", upstream.Options{}).Current(context.Background())
+	if !errors.Is(err, web.ErrNotRoot) {
+		t.Fatalf("err = %v, want ErrNotRoot", err)
+	}
+	t.Logf("refused: %v", err)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "snapshots"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	empty := httptest.NewServer(testutil.FileHandler(dir))
+	t.Cleanup(empty.Close)
+	if n, _, err := open(t, empty.URL+"/", upstream.Options{}).Current(context.Background()); err != nil || n != 0 {
+		t.Fatalf("a root serving nothing yet: Current = %d, %v", n, err)
+	}
+}
