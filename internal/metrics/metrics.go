@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,8 +13,9 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 )
 
-// The metric names. The root is implied by the file (one file per root and
-// tool); every series carries only the label tool.
+// The metric names. Every series carries the labels tool and root (Labels):
+// node_exporter merges the files of its directory, so two roots' files on
+// one host must differ by a label, not only by file name.
 const (
 	LastRun          = "seqmirror_last_run_timestamp_seconds"
 	LastSuccess      = "seqmirror_last_success_timestamp_seconds"
@@ -60,7 +62,8 @@ func WriteFile(fs fsys.FS, path string, run Run) error {
 	unlock := lockDir(fs, path)
 	defer unlock()
 	removeStaleTemps(fs, path)
-	reg, err := newRegistry(run, readPrevious(fs, path, run.Tool))
+	labels := Labels(run)
+	reg, err := newRegistry(run, labels, readPrevious(fs, path, labels))
 	if err != nil {
 		return err
 	}
@@ -78,10 +81,24 @@ func WriteFile(fs fsys.FS, path string, run Run) error {
 	})
 }
 
+// Labels are the labels of every series of run: tool, and root, the
+// absolute path of its root ("" if it had none). One series per root and
+// tool, whatever the number of runs: the cardinality is that of the roots.
+func Labels(run Run) prometheus.Labels {
+	root := ""
+	if run.Root != nil {
+		root = run.Root.Dir
+		if abs, err := filepath.Abs(root); err == nil {
+			root = abs
+		}
+	}
+	return prometheus.Labels{"tool": run.Tool, "root": root}
+}
+
 // newRegistry is a fresh registry holding run's metrics, prev's values
 // carried over.
-func newRegistry(run Run, prev previous) (*prometheus.Registry, error) {
-	b := &builder{reg: prometheus.NewRegistry(), labels: prometheus.Labels{"tool": run.Tool}}
+func newRegistry(run Run, labels prometheus.Labels, prev previous) (*prometheus.Registry, error) {
+	b := &builder{reg: prometheus.NewRegistry(), labels: labels}
 	ok := run.ExitCode == 0
 	end := unixSeconds(run.End)
 	lastSuccess := prev.lastSuccess

@@ -38,7 +38,7 @@ func write(tb testing.TB, path string, r metrics.Run) testutil.Metrics {
 
 func want(tb testing.TB, m testutil.Metrics, v float64, name string, labels ...string) {
 	tb.Helper()
-	got, ok := m.Get(name, append([]string{"tool", "publish"}, labels...)...)
+	got, ok := m.Get(name, append([]string{"tool", "publish", "root", ""}, labels...)...)
 	if !ok || got != v {
 		tb.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, v)
 	}
@@ -77,7 +77,7 @@ func TestWriteFileCarriesOver(t *testing.T) {
 			for _, k := range kinds {
 				want(t, m, st.failures[k], metrics.Failures, "kind", k)
 			}
-			if _, ok := m.Get(metrics.Served, "tool", "publish"); ok {
+			if _, ok := m.Get(metrics.Served, "tool", "publish", "root", ""); ok {
 				t.Errorf("a run without a root reports a served snapshot")
 			}
 		})
@@ -97,6 +97,7 @@ func TestWriteFileBadPrevious(t *testing.T) {
 		{name: "garbage", prev: "this is { not metrics\n"},
 		{name: "half a file", prev: "# TYPE seqmirror_failures_total counter\nseqmirror_failures_total{kind=\"busy\",tool=\"publish\"} 4\nseqmirror_last_success_timestamp_seco"},
 		{name: "another tool's", prev: "seqmirror_failures_total{kind=\"busy\",tool=\"mirror-sync\"} 4\nseqmirror_last_success_timestamp_seconds{tool=\"mirror-sync\"} 1.7e9\n"},
+		{name: "another root's", prev: "seqmirror_failures_total{kind=\"busy\",root=\"/srv/other\",tool=\"publish\"} 4\nseqmirror_last_success_timestamp_seconds{root=\"/srv/other\",tool=\"publish\"} 1.7e9\n"},
 		{name: "negative and NaN", prev: "# TYPE seqmirror_failures_total counter\nseqmirror_failures_total{kind=\"busy\",tool=\"publish\"} -4\nseqmirror_last_success_timestamp_seconds{tool=\"publish\"} NaN\n"},
 		{name: "too large", prev: "seqmirror_failures_total{kind=\"busy\",tool=\"publish\"} 4\n" + strings.Repeat("# padding\n", 200_000)},
 	}
@@ -152,7 +153,7 @@ func TestWriteFileRoot(t *testing.T) {
 			rn.Root = r
 			m := write(t, filepath.Join(dir, "m.prom"), rn)
 			for name, v := range tt.want {
-				got, ok := m.Get(name, "tool", "publish")
+				got, ok := m.Get(name, "tool", "publish", "root", root)
 				if v == -1 && ok || v != -1 && (!ok || got != v) {
 					t.Errorf("%s = %v (present %v), want %v (-1: absent)", name, got, ok, v)
 				}
@@ -187,7 +188,7 @@ func TestWriteFileAtomic(t *testing.T) {
 		ffs.FailAt(k, faultfs.Mutating, errors.New("injected"))
 		err := metrics.WriteFile(ffs, path, run(t0.Add(time.Hour), 7, "corrupt"))
 		// Whole, old or new: ReadMetrics fails the test on a partial file.
-		got, _ := testutil.ReadMetrics(t, path).Get(metrics.LastRun, "tool", "publish")
+		got, _ := testutil.ReadMetrics(t, path).Get(metrics.LastRun, "tool", "publish", "root", "")
 		switch {
 		case got != float64(t0.Unix()) && got != float64(t0.Add(time.Hour).Unix()):
 			t.Errorf("op %d (%v): last run %v, neither the old file's nor the new one's", k, ffs.Injected(), got)
@@ -226,7 +227,7 @@ func TestWriteFileReaderNeverSeesPart(t *testing.T) {
 				return
 			}
 			m := testutil.ParseMetrics(t, b)
-			if _, ok := m.Get(metrics.Success, "tool", "publish"); !ok || !bytes.HasSuffix(b, []byte("\n")) {
+			if _, ok := m.Get(metrics.Success, "tool", "publish", "root", ""); !ok || !bytes.HasSuffix(b, []byte("\n")) {
 				t.Errorf("a partial file:\n%s", b)
 				return
 			}

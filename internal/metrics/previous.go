@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -23,10 +24,10 @@ type previous struct {
 	failures    map[string]float64 // by kind
 }
 
-// readPrevious reads the values of tool that the metrics file at path
-// carries over. A missing, oversized or unparsable file, or one of another
-// tool, carries nothing.
-func readPrevious(fs fsys.FS, path, tool string) previous {
+// readPrevious reads the values that the metrics file at path carries over
+// to a run with labels. A missing, oversized or unparsable file, or one of
+// another tool or root, carries nothing.
+func readPrevious(fs fsys.FS, path string, labels prometheus.Labels) previous {
 	prev := previous{failures: map[string]float64{}}
 	fi, err := fsys.Lstat(fs, path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxPrevious {
@@ -44,7 +45,7 @@ func readPrevious(fs fsys.FS, path, tool string) previous {
 	}
 	if mf := mfs[LastSuccess]; mf != nil && mf.GetType() == dto.MetricType_GAUGE {
 		for _, m := range mf.GetMetric() {
-			if v := m.GetGauge().GetValue(); labelOf(m, "tool") == tool && valid(v) {
+			if v := m.GetGauge().GetValue(); ours(m, labels) && valid(v) {
 				prev.lastSuccess = v
 			}
 		}
@@ -52,7 +53,7 @@ func readPrevious(fs fsys.FS, path, tool string) previous {
 	if mf := mfs[Failures]; mf != nil && mf.GetType() == dto.MetricType_COUNTER {
 		for _, m := range mf.GetMetric() {
 			kind := labelOf(m, "kind")
-			if v := m.GetCounter().GetValue(); labelOf(m, "tool") == tool && kind != "" && valid(v) {
+			if v := m.GetCounter().GetValue(); ours(m, labels) && kind != "" && valid(v) {
 				prev.failures[kind] = v
 			}
 		}
@@ -63,6 +64,16 @@ func readPrevious(fs fsys.FS, path, tool string) previous {
 // valid reports whether v can be carried over: a finite value, not
 // negative.
 func valid(v float64) bool { return v >= 0 && !math.IsInf(v, 0) && !math.IsNaN(v) }
+
+// ours reports whether m has labels' values.
+func ours(m *dto.Metric, labels prometheus.Labels) bool {
+	for name, v := range labels {
+		if labelOf(m, name) != v {
+			return false
+		}
+	}
+	return true
+}
 
 // labelOf is the value of m's label name ("" if it has none).
 func labelOf(m *dto.Metric, name string) string {
