@@ -275,3 +275,23 @@ func assertTypes(tb testing.TB, path string, types map[string]dto.MetricType) {
 		}
 	}
 }
+
+// Runs that end together (under cron: one that found the root locked and
+// the one holding the lock) lose no failure: writers of one directory take
+// turns.
+func TestWriteFileConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.prom")
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := metrics.WriteFile(fsys.OS(), path, run(time.Unix(1_800_000_000+int64(i), 0), 4, "locked")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	want(t, testutil.ReadMetrics(t, path), n, metrics.Failures, "kind", "locked")
+}

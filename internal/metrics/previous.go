@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -85,13 +86,18 @@ func labelOf(m *dto.Metric, name string) string {
 	return ""
 }
 
+// lockWait bounds how long lockDir waits for another writer: a write
+// holds the lock for milliseconds, so one held longer is not a writer of
+// this package and is not waited for.
+const lockWait = 10 * time.Second
+
 // lockDir takes an exclusive flock(2) on the directory of path, where the
 // temp file is made, and returns its release: the read of the previous file
 // and the rename of the new one are then one step for every writer of that
 // directory (a run that found its root locked and the run holding the lock
-// finish together under cron). Best effort: without the real filesystem, or
-// if the directory cannot be opened (the write then fails and says why), it
-// locks nothing.
+// finish together under cron). Best effort: without the real filesystem,
+// if the directory cannot be opened (the write then fails and says why) or
+// after lockWait, it goes on without the lock.
 func lockDir(fs fsys.FS, path string) func() {
 	if !fsys.IsOS(fs) {
 		return func() {}
@@ -100,9 +106,9 @@ func lockDir(fs fsys.FS, path string) func() {
 	if err != nil {
 		return func() {}
 	}
-	for {
-		err = unix.Flock(int(d.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
+	for deadline := time.Now().Add(lockWait); ; time.Sleep(10 * time.Millisecond) {
+		err = unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil || (err != unix.EWOULDBLOCK && err != unix.EINTR) || time.Now().After(deadline) {
 			break
 		}
 	}
