@@ -13,7 +13,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 )
 
-// The metric names. Every series carries the labels tool and root (Labels):
+// The metric names. Every series carries the labels tool and root (labelsOf):
 // node_exporter merges the files of its directory, so two roots' files on
 // one host must differ by a label, not only by file name.
 const (
@@ -62,7 +62,7 @@ func WriteFile(fs fsys.FS, path string, run Run) error {
 	unlock := lockDir(fs, path)
 	defer unlock()
 	removeStaleTemps(fs, path)
-	labels := Labels(run)
+	labels := labelsOf(run)
 	reg, err := newRegistry(run, labels, readPrevious(fs, path, labels))
 	if err != nil {
 		return err
@@ -81,10 +81,10 @@ func WriteFile(fs fsys.FS, path string, run Run) error {
 	})
 }
 
-// Labels are the labels of every series of run: tool, and root, the
+// labelsOf are the labels of every series of run: tool, and root, the
 // absolute path of its root ("" if it had none). One series per root and
 // tool, whatever the number of runs: the cardinality is that of the roots.
-func Labels(run Run) prometheus.Labels {
+func labelsOf(run Run) prometheus.Labels {
 	root := ""
 	if run.Root != nil {
 		root = run.Root.Dir
