@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,4 +295,58 @@ func TestWriteFileConcurrentWriters(t *testing.T) {
 	}
 	wg.Wait()
 	want(t, testutil.ReadMetrics(t, path), n, metrics.Failures, "kind", "locked")
+}
+
+// docs/operating.md's section 9 lists every metric a mirror's file holds,
+// with its type, and its alert rules use no other name.
+func TestMetricsDoc(t *testing.T) {
+	b, err := os.ReadFile(testutil.RepoFile("docs/operating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "## 9. Metrics")
+	sec, _, ok2 := strings.Cut(sec, "\n## ")
+	if !ok || !ok2 {
+		t.Fatal("docs/operating.md has no section 9. Metrics")
+	}
+	name := regexp.MustCompile(`seqmirror_[a-z_]+`)
+	documented := map[string]string{} // name -> type
+	for _, l := range strings.Split(sec, "\n") {
+		cells := strings.Split(l, "|")
+		if len(cells) > 3 && strings.HasPrefix(strings.TrimSpace(cells[1]), "`seqmirror_") {
+			for _, n := range name.FindAllString(cells[1], -1) {
+				documented[n] = strings.TrimSpace(cells[2])
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	testutil.SnapshotRoot(t, root, 2, map[string]string{"a": "x"})
+	r := export.New(fsys.OS(), root)
+	poll(t, r, 3, time.Now(), 2)
+	rn := run(time.Now(), 0, "")
+	rn.Root = r
+	path := filepath.Join(dir, "m.prom")
+	write(t, path, rn)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, mf := range mfs {
+		if typ := strings.ToLower(mf.GetType().String()); documented[n] != typ {
+			t.Errorf("%s (%s) is documented as %q", n, typ, documented[n])
+		}
+	}
+	for _, n := range name.FindAllString(sec, -1) {
+		if mfs[n] == nil {
+			t.Errorf("the section names %s, which no file holds", n)
+		}
+	}
 }
