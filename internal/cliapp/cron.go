@@ -93,8 +93,9 @@ func reportAfter(c *cli.Context) error {
 }
 
 // printResult prints a run's result on stdout: the served snapshot number,
-// or with --json the whole result, and keeps its counts for --metrics-file. --quiet prints nothing (cron mails any
-// output), unless --json asks for it explicitly.
+// or with --json the whole result. --quiet prints nothing (cron mails any
+// output), unless --json asks for it explicitly. It keeps the result's
+// counts for --metrics-file (withMetrics).
 func printResult(e *env, snapshot uint64, res any) error {
 	noteTransfer(e.c, res) // for --metrics-file
 	switch {
