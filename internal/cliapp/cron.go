@@ -94,8 +94,10 @@ func reportAfter(c *cli.Context) error {
 
 // printResult prints a run's result on stdout: the served snapshot number,
 // or with --json the whole result. --quiet prints nothing (cron mails any
-// output), unless --json asks for it explicitly.
+// output), unless --json asks for it explicitly. It keeps the result's
+// counts for --metrics-file (withMetrics).
 func printResult(e *env, snapshot uint64, res any) error {
+	noteTransfer(e.c, res) // for --metrics-file
 	switch {
 	case e.c.Bool("json"):
 		return e.printJSON(res)

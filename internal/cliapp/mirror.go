@@ -36,8 +36,8 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "retries", Value: 4, Usage: "make up to `N` more attempts while the upstream keeps changing or does not answer"},
 			&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait `D` before the first retry, doubled each time"},
 			&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
-			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
-		Action: mirrorAction,
+			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
+		Action: withMetrics(mirrorAction),
 		Commands: []*cli.Command{
 			{
 				Name:   "status",

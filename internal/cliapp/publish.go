@@ -28,8 +28,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag,
-			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, jsonFlag, quietFlag, verboseFlag},
-		Action: publishAction,
+			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag},
+		Action: withMetrics(publishAction),
 		Commands: []*cli.Command{
 			{
 				Name:   "status",
