@@ -19,7 +19,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -46,8 +45,8 @@ type server struct {
 }
 
 // servers returns the transports every case runs over: a path, an rsync
-// daemon whose module is base, and nginx serving base as static files
-// once transport.Open reads http:// addresses (httpTransport), and ngx.
+// daemon whose module is base, and nginx serving base as static files;
+// and the nginx.
 func servers(tb testing.TB) ([]server, *testutil.Nginx) {
 	tb.Helper()
 	base := tb.TempDir()
@@ -56,28 +55,9 @@ func servers(tb testing.TB) ([]server, *testutil.Nginx) {
 	srvs := []server{
 		{name: "local", base: base, addr: func(rel string) string { return filepath.Join(base, rel) }},
 		{name: "rsync", base: base, addr: func(rel string) string { return fmt.Sprintf("rsync://127.0.0.1:%d/pub/%s", port, rel) }},
-	}
-	if httpTransport(tb, ngx.URL("/")) {
-		srvs = append(srvs, server{name: "http", base: base, addr: func(rel string) string { return ngx.URL("/" + rel) }})
-	} else {
-		tb.Logf("transport.Open reads %s as an rsync address: no HTTP transport in this build, no http row", ngx.URL("/"))
+		{name: "http", base: base, addr: func(rel string) string { return ngx.URL("/" + rel) }},
 	}
 	return srvs, ngx
-}
-
-// httpTransport reports whether transport.Open has the HTTP transport
-// (issue 13, merged separately): before it, an http:// address parses as
-// rsync's host:path. Once it is merged this is always true and the
-// condition can go.
-func httpTransport(tb testing.TB, url string) bool {
-	tb.Helper()
-	up, err := transport.Open(url, fsys.OS(), transport.Options{})
-	if err != nil {
-		return true // refused as an HTTP address: let the row say why
-	}
-	defer up.Close()
-	_, isRsync := up.(*rsync.Upstream)
-	return !isRsync
 }
 
 // env is one test's export root, the source it publishes from, and the
