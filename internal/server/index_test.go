@@ -1,0 +1,52 @@
+package server
+
+import (
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/seqmirror/seqmirror/testutil"
+)
+
+// The cache keeps at most Indexes snapshots' indexes, and a snapshot
+// number whose manifest was replaced (a rollback reused it) gets a new one.
+func TestIndexCacheBounded(t *testing.T) {
+	dir := t.TempDir()
+	for n := uint64(1); n <= 4; n++ {
+		testutil.SnapshotRoot(t, dir, n, map[string]string{"f": string(rune('a' + n))})
+	}
+	h, err := NewHandler(Options{Root: dir, Indexes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	get := func(p string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d", p, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	for _, p := range []string{"/snapshots/1/f", "/snapshots/2/f", "/snapshots/3/f", "/snapshots/4/f", "/snapshots/1/f"} {
+		get(p)
+		if len(h.idx.entries) > 2 {
+			t.Fatalf("after %s: %d indexes kept", p, len(h.idx.entries))
+		}
+	}
+	if h.idx.entries[0].n != 1 || h.idx.entries[1].n != 4 {
+		t.Fatalf("kept %d and %d, want 1 and 4", h.idx.entries[0].n, h.idx.entries[1].n)
+	}
+	// Snapshot 4 made anew with other content: a new index, a new ETag.
+	old := h.idx.entries[1]
+	if err := os.RemoveAll(h.root.SnapshotDir(4)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.SnapshotRoot(t, dir, 4, map[string]string{"f": "longer content"})
+	if got := get("/snapshots/4/f"); got != "longer content" {
+		t.Fatalf("renewed snapshot 4: %q", got)
+	}
+	if h.idx.entries[0] == old || h.idx.entries[0].n != 4 {
+		t.Fatalf("snapshot 4's index was not rebuilt")
+	}
+}
