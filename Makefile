@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd test-race install mem
+.PHONY: bench-rsyncd test-race install mem bench-serve
 
 all: build
 
@@ -112,3 +112,11 @@ clean:
 # files (or N=...; docs/performance.md).
 bench-rsyncd: deps
 	./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
+
+# seqmirror's serve against nginx (the block serve nginx-config prints) on
+# one export root of BENCH_SERVE_N small files, the same Go load generator
+# on both (internal/tools/loadgen): req/s and p99 in one table
+# (docs/performance.md). SECS, CONC, ROUNDS tune it. Not part of `make test`.
+BENCH_SERVE_N ?= 20000
+bench-serve: deps
+	./scripts/bench-serve.sh $(BENCH_SERVE_N)

@@ -37,6 +37,7 @@
 // or directory (the xxhash64 of the path, the content hash, the size) plus
 // the snapshot's symlinks, so a 1M-file snapshot costs ~24 MB. A snapshot
 // is immutable, so an index never goes stale; the manifest's identity
-// (device, inode, size, mtime) is checked on every use so that a number
-// reused after a rollback gets a new index.
+// (device, inode, size, mtime) is checked again when an index is used a
+// second or more after the last check, so that a number reused after a
+// rollback gets a new index.
 package server

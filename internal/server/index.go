@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -172,11 +173,12 @@ func statID(name string) (fileID, error) {
 
 // indexEntry is one cached index; done is closed once ix or err is set.
 type indexEntry struct {
-	n    uint64
-	id   fileID
-	done chan struct{}
-	ix   *snapIndex
-	err  error
+	n       uint64
+	id      fileID
+	checked time.Time // when id was last found to be the manifest's (under the cache's mu)
+	done    chan struct{}
+	ix      *snapIndex
+	err     error
 }
 
 // indexCache keeps the indexes of the last max snapshots used.
@@ -192,33 +194,67 @@ type indexCache struct {
 // errNoSnapshot means the snapshot is not complete (no manifest).
 var errNoSnapshot = errors.New("no such snapshot")
 
+// recheck is how long an index is used without checking that its
+// manifest is still the same file (a stat per request would cost more
+// than the lookup).
+const recheck = time.Second
+
 // get returns the index of snapshot n, building it if need be.
 func (c *indexCache) get(n uint64) (*snapIndex, error) {
-	id, err := statID(c.root.ManifestPath(n))
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %d: %w", n, errNoSnapshot)
-	}
-	e, build := c.entry(n, id)
-	if build {
-		e.ix, e.err = buildIndex(c.dir, n)
-		close(e.done)
+	now := time.Now()
+	e := c.fresh(n, now)
+	if e == nil {
+		id, err := statID(c.root.ManifestPath(n))
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %d: %w", n, errNoSnapshot)
+		}
+		var build bool
+		e, build = c.entry(n, id, now)
+		if build {
+			e.ix, e.err = buildIndex(c.dir, n)
+			close(e.done)
+		}
 	}
 	<-e.done
 	return e.ix, e.err
 }
 
-// entry finds or adds the entry of (n, id); build says the caller builds it.
-func (c *indexCache) entry(n uint64, id fileID) (*indexEntry, bool) {
+// fresh returns the entry of n if its manifest was checked less than
+// recheck before now.
+func (c *indexCache) fresh(n uint64, now time.Time) *indexEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.entries {
+		if e.n == n && now.Sub(e.checked) < recheck {
+			c.touch(i)
+			return e
+		}
+	}
+	return nil
+}
+
+// touch makes entry i the most recently used.
+func (c *indexCache) touch(i int) {
+	if i > 0 {
+		e := c.entries[i]
+		copy(c.entries[1:i+1], c.entries[:i])
+		c.entries[0] = e
+	}
+}
+
+// entry finds or adds the entry of (n, id), checked at now; build says
+// the caller builds it.
+func (c *indexCache) entry(n uint64, id fileID, now time.Time) (*indexEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, e := range c.entries {
 		if e.n == n && e.id == id {
-			copy(c.entries[1:i+1], c.entries[:i])
-			c.entries[0] = e
+			e.checked = now
+			c.touch(i)
 			return e, false
 		}
 	}
-	e := &indexEntry{n: n, id: id, done: make(chan struct{})}
+	e := &indexEntry{n: n, id: id, checked: now, done: make(chan struct{})}
 	c.entries = slices.DeleteFunc(c.entries, func(old *indexEntry) bool { return old.n == n })
 	c.entries = slices.Insert(c.entries, 0, e)
 	if len(c.entries) > c.max {
