@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -108,5 +109,26 @@ func TestNginxConfigRefusesUnsafePaths(t *testing.T) {
 				t.Fatalf("NginxConfig(%q, %q): %v, want ErrConfigPath", tc.root, tc.loc, err)
 			}
 		})
+	}
+}
+
+// docs/operating.md shows the block nginx-config prints, as it prints it.
+func TestNginxConfigDoc(t *testing.T) {
+	b, err := os.ReadFile(testutil.RepoFile("docs/operating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "`nginx-config`:")
+	_, rest, ok2 := strings.Cut(rest, "```nginx\n")
+	doc, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/operating.md: no nginx block after `nginx-config`:")
+	}
+	want, err := server.NginxConfig("/srv/export", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc != want {
+		t.Errorf("docs/operating.md's nginx block is not what NginxConfig prints; it prints:\n%s", want)
 	}
 }
