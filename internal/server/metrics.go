@@ -1,19 +1,21 @@
 package server
 
 import (
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/seqmirror/seqmirror/internal/export"
-	"net/http"
 )
 
 // metrics are the handler's Prometheus metrics, in a registry of its own.
 type metrics struct {
 	requests *prometheus.CounterVec // class, code
 	bytes    *prometheus.CounterVec // class
+	series   sync.Map               // seriesKey -> series
 	handler  http.Handler
 }
 
@@ -34,11 +36,25 @@ func newMetrics(root *export.Root, now func() time.Time) *metrics {
 	return m
 }
 
+// series are the counters of one class and code, looked up once.
+type series struct{ requests, bytes prometheus.Counter }
+
+type seriesKey struct {
+	class string
+	code  int
+}
+
 // observe counts one answered request.
 func (m *metrics) observe(class string, code int, n int64) {
-	m.requests.WithLabelValues(class, strconv.Itoa(code)).Inc()
+	k := seriesKey{class, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, series{m.requests.WithLabelValues(class, strconv.Itoa(code)), m.bytes.WithLabelValues(class)})
+	}
+	s := v.(series)
+	s.requests.Inc()
 	if n > 0 {
-		m.bytes.WithLabelValues(class).Add(float64(n))
+		s.bytes.Add(float64(n))
 	}
 }
 
