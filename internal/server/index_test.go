@@ -1,8 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/seqmirror/seqmirror/testutil"
@@ -52,4 +55,36 @@ func TestIndexCacheBounded(t *testing.T) {
 	if h.idx.entries[0] == old || h.idx.entries[0].n != 4 {
 		t.Fatalf("snapshot 4's index was not rebuilt")
 	}
+}
+
+// Requests for several snapshots at once, more than the cache keeps:
+// every answer is right while indexes are built, shared and evicted (run
+// under -race by make test-race).
+func TestIndexCacheConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	for n := uint64(1); n <= 3; n++ {
+		testutil.SnapshotRoot(t, dir, n, map[string]string{"f": strings.Repeat("x", int(n)), "d/g": "g"})
+	}
+	h, err := NewHandler(Options{Root: dir, Indexes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				n := 1 + (w+i)%3
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/snapshots/%d/f", n), nil))
+				if rec.Code != 200 || rec.Body.String() != strings.Repeat("x", n) {
+					t.Errorf("snapshot %d: %d %q", n, rec.Code, rec.Body.String())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
