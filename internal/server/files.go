@@ -112,28 +112,23 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 	case rec.size == sizeDir:
 		return redirect(w, r, snapshotURL(n, rel)+"/", http.StatusMovedPermanently, cacheImmutable)
 	}
-	f, err := h.dir.Open(snapshotRel(n, rel))
+	c, err := h.openContent(snapshotRel(n, rel))
 	if err != nil {
 		h.fail(w, r, err)
 		return classFile
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		h.fail(w, r, err)
-		return classFile
-	}
+	defer c.close()
 	hd := w.Header()
 	if rec.size != sizeAmbiguous {
-		if fi.Size() != rec.size {
-			h.fail(w, r, fmt.Errorf("snapshot %d: %s has %d bytes, its manifest records %d: damaged", n, rel, fi.Size(), rec.size))
+		if c.size != rec.size {
+			h.fail(w, r, fmt.Errorf("snapshot %d: %s has %d bytes, its manifest records %d: damaged", n, rel, c.size, rec.size))
 			return classFile
 		}
 		hd.Set("ETag", fmt.Sprintf(`"%016x-%d"`, rec.hash, rec.size))
 	}
 	hd.Set("Cache-Control", cacheImmutable)
 	hd.Set("Content-Type", contentType(rel))
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	http.ServeContent(w, r, "", c.mtime, c.reader())
 	return classFile
 }
 

@@ -52,7 +52,8 @@ type Options struct {
 type Handler struct {
 	root    *export.Root
 	dir     *fsys.BeneathDir // files below the root
-	rootfd  int              // the root, O_PATH, for directories
+	rootfd  int              // the root, O_PATH, for openat2
+	openat2 bool             // the kernel has openat2 (else files through dir)
 	idx     *indexCache
 	log     *slog.Logger
 	metrics *metrics
@@ -82,7 +83,7 @@ func NewHandler(o Options) (*Handler, error) {
 		dir.Close()
 		return nil, &fs.PathError{Op: "open", Path: root.Dir, Err: err}
 	}
-	h := &Handler{root: root, dir: dir, rootfd: rootfd, log: o.Log,
+	h := &Handler{root: root, dir: dir, rootfd: rootfd, openat2: hasOpenat2(rootfd), log: o.Log,
 		idx: &indexCache{root: root, dir: dir, max: o.Indexes}}
 	h.metrics = newMetrics(root, o.Now)
 	return h, nil
@@ -207,7 +208,7 @@ func (h *Handler) served() (uint64, error) {
 // not there or refused (a symlink, a special file), else 500, logged.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoSnapshot) || fsys.Refused(err) ||
-		errors.Is(err, fs.ErrInvalid) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		errors.Is(err, fs.ErrInvalid) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
 		http.NotFound(w, r)
 		return
 	}

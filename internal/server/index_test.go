@@ -88,3 +88,28 @@ func TestIndexCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Where the kernel has no openat2, files are opened the fsys way: the
+// same answers.
+func TestWithoutOpenat2(t *testing.T) {
+	dir := t.TempDir()
+	testutil.SnapshotRoot(t, dir, 1, map[string]string{"f": "content", "d/g": "g"})
+	if err := os.Symlink("/etc/passwd", h2path(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.openat2 = false
+	for p, want := range map[string]int{"/snapshots/1/f": 200, "/snapshots/1/d/g": 200, "/snapshots/1/l": 404, "/snapshots/1/d/": 200} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", p, rec.Code, want)
+		}
+	}
+}
+
+func h2path(root, rel string) string { return root + "/snapshots/1/" + rel }

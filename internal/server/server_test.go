@@ -45,7 +45,7 @@ func serve(tb testing.TB, h http.Handler, o server.ServerOptions) (string, conte
 func TestServeBigFileAndShutdown(t *testing.T) {
 	dir := t.TempDir()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (9<<20)/16+3)
-	testutil.SnapshotRoot(t, dir, 1, map[string]string{"big": string(big), "small": "s"})
+	testutil.SnapshotRoot(t, dir, 1, map[string]string{"big": string(big), "small": strings.Repeat("small file ", 300)})
 	h, err := server.NewHandler(server.Options{Root: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +71,34 @@ func TestServeBigFileAndShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 206 || !bytes.Equal(b, big[5000000:]) {
 		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	small := strings.Repeat("small file ", 300) // read whole, written from memory
+	for _, c := range []struct {
+		rng, want string
+		code      int
+	}{
+		{"", small, 200},
+		{"bytes=6-9", small[6:10], 206},
+		{"bytes=-5", small[len(small)-5:], 206},
+		{"bytes=0-0,5-6", "multipart", 206},
+	} {
+		req, _ := http.NewRequest("GET", base+"/snapshots/1/small", nil)
+		if c.rng != "" {
+			req.Header.Set("Range", c.rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := string(b)
+		if c.want == "multipart" && strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") {
+			got = "multipart"
+		}
+		if resp.StatusCode != c.code || got != c.want {
+			t.Errorf("small file, Range %q: %d %q", c.rng, resp.StatusCode, b)
+		}
 	}
 	stop()
 	select {

@@ -72,6 +72,13 @@ func (w *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	if lr, ok := src.(*io.LimitedReader); ok {
 		inner, left = lr.R, lr.N
 	}
+	if m, ok := inner.(*memReader); ok { // a small file: one buffered write
+		if left < 0 {
+			left = int64(len(m.data))
+		}
+		n, err := w.Write(m.next(left))
+		return int64(n), err
+	}
 	var total int64
 	for left != 0 {
 		chunk := int64(sendChunk)
