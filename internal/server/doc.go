@@ -14,8 +14,11 @@
 // files (names holding fsys.TempMarker) anywhere, and any request path that is
 // not clean (no "." or ".." segment, no empty segment, no NUL).
 //
-// Files are opened below the root with fsys.BeneathDir (openat2 with
-// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): no symlink is followed on disk. A
+// Files and directories are opened below the root with openat2
+// (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, non-blocking, regular files only),
+// or fsys.BeneathDir's walk where the kernel has no openat2: no symlink is
+// followed on disk. Files up to 32 KiB are read whole and written with the
+// headers in one write; larger ones go out by sendfile. A
 // symlink of a snapshot (its manifest's record) whose target stays inside
 // the snapshot is answered with a redirect to the target; one that leaves it
 // is 404.
