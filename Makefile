@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve test-race install mem
 
 all: build
 
@@ -59,11 +59,12 @@ test: deps vet fuzz-short
 	$(MAKE) test-race
 
 # The library packages again under the race detector (publish and
-# mirror-sync run walks, links, fetches and manifest decoding concurrently).
+# mirror-sync run walks, links, fetches and manifest decoding concurrently;
+# serve answers requests concurrently).
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./client/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:
@@ -120,3 +121,11 @@ NOOP_1M ?= 1
 bench-http: deps build
 	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
 	if [ "$(NOOP_1M)" = 1 ]; then CASES=a REPEAT=$${REPEAT:-1} ./scripts/bench-rsyncd.sh 1000000; fi
+
+# seqmirror's serve against nginx (the block serve nginx-config prints) on
+# one export root of BENCH_SERVE_N small files, the same Go load generator
+# on both (internal/tools/loadgen): req/s and p99 in one table
+# (docs/performance.md). SECS, CONC, ROUNDS tune it. Not part of `make test`.
+BENCH_SERVE_N ?= 20000
+bench-serve: deps
+	./scripts/bench-serve.sh $(BENCH_SERVE_N)

@@ -54,6 +54,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			},
 			gcCommand(),
 			checkCommand(),
+			serveCommand(),
 		},
 	}
 }

@@ -46,6 +46,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			},
 			gcCommand(),
 			rsyncdConfCommand,
+			serveCommand(),
 		},
 	}
 }

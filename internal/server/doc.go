@@ -1,0 +1,46 @@
+// Package server serves an export root read-only over HTTP: the handler
+// behind `serve`, its server (timeouts, a connection limit, graceful
+// shutdown), its Prometheus metrics, and the nginx configuration that
+// serves a root the same way.
+//
+// # What is served
+//
+// Only what a client of the export layout needs, and nothing else: seq/begin,
+// seq/end, seq/current (the snapshot pointer), status.json,
+// snapshots/N.manifest and snapshots/N/... of complete snapshots, HTML
+// listings of directories for people, /current/PATH (a 302 redirect to
+// /snapshots/N/PATH for the N served at that moment) and /metrics. Everything
+// else is 404: .work/, .lock, the current symlink itself, seq/checked, temp
+// files (names holding fsys.TempMarker) anywhere, and any request path that is
+// not clean (no "." or ".." segment, no empty segment, no NUL).
+//
+// Files and directories are opened below the root with openat2
+// (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, non-blocking, regular files only),
+// or fsys.BeneathDir's walk where the kernel has no openat2: no symlink is
+// followed on disk. Files up to 32 KiB are read whole and written with the
+// headers in one write; larger ones go out by sendfile. A
+// symlink of a snapshot (its manifest's record) whose target stays inside
+// the snapshot is answered with a redirect to the target; one that leaves it
+// is 404.
+//
+// # Caching
+//
+// Snapshot files get a strong ETag from their manifest record,
+// "<xxhash64>-<size>", Cache-Control "public, max-age=31536000, immutable",
+// and http.ServeContent's Range, HEAD and conditional requests. A file whose
+// size differs from its record is refused (500), never served with the
+// record's ETag. Manifests are immutable too (ETag from their footer's hash);
+// the seq files, the pointer and status.json are "no-cache" with an ETag of
+// their content, so a poller's conditional GET costs a 304.
+//
+// The records are looked up in a per-snapshot index built lazily from the
+// manifest on the first request for a file of that snapshot (concurrent
+// requests wait for the one build) and kept for at most Options.Indexes
+// snapshots, least recently used first out. An index holds 24 bytes per file
+// or directory (the xxhash64 of the path, the content hash, the size) plus
+// the snapshot's symlinks, so a 1M-file snapshot costs ~24 MB. A snapshot
+// is immutable, so an index never goes stale; the manifest's identity
+// (device, inode, size, mtime) is checked again when an index is used a
+// second or more after the last check, so that a number reused after a
+// rollback gets a new index.
+package server

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/seqfile"
+)
+
+// maxSmall bounds the seq files, the pointer and status.json.
+const maxSmall = 1 << 20
+
+// small serves a small no-cache file of the root (rel below it) with an
+// ETag of its content.
+func (h *Handler) small(w http.ResponseWriter, r *http.Request, rel, ctype, class string) string {
+	f, err := h.dir.Open(rel)
+	if err != nil {
+		h.fail(w, r, err)
+		return class
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		h.fail(w, r, err)
+		return class
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSmall+1))
+	if err == nil && len(b) > maxSmall {
+		err = fmt.Errorf("%s: larger than %d bytes", rel, maxSmall)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return class
+	}
+	serveBytes(w, r, b, fi.ModTime(), ctype)
+	return class
+}
+
+// serveBytes serves b, no-cache, with an ETag of its content.
+func serveBytes(w http.ResponseWriter, r *http.Request, b []byte, mtime time.Time, ctype string) {
+	hd := w.Header()
+	hd.Set("Cache-Control", cacheNone)
+	hd.Set("Content-Type", ctype)
+	hd.Set("ETag", fmt.Sprintf(`"%016x"`, xxhash.Sum64(b)))
+	http.ServeContent(w, r, "", mtime, bytes.NewReader(b))
+}
+
+// pointer serves seq/current; a root written before the pointer existed
+// gets one made from its current symlink.
+func (h *Handler) pointer(w http.ResponseWriter, r *http.Request) string {
+	rel := export.SeqName + "/" + seqfile.Current
+	if _, err := h.root.FS.Stat(h.root.PointerPath()); !errors.Is(err, fs.ErrNotExist) {
+		return h.small(w, r, rel, "text/plain; charset=utf-8", classPointer)
+	}
+	n, err := h.root.Current()
+	if err != nil || n == 0 {
+		w.Header().Set("Cache-Control", cacheNone)
+		http.NotFound(w, r)
+		return classPointer
+	}
+	b := append(seqfile.Format(n), '\n')
+	serveBytes(w, r, b, time.Time{}, "text/plain; charset=utf-8")
+	return classPointer
+}
+
+// snapshot serves rest, the path below /snapshots/: N.manifest, N/ or
+// N/PATH.
+func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request, rest string) string {
+	num, rel, slash := strings.Cut(rest, "/")
+	if m, ok := strings.CutSuffix(num, export.ManifestExt); ok && !slash {
+		if n, ok := parseNumber(m); ok {
+			return h.manifestFile(w, r, n)
+		}
+	}
+	n, ok := parseNumber(num)
+	if !ok || isTemp(rel) {
+		http.NotFound(w, r)
+		return classOther
+	}
+	if !slash {
+		return redirect(w, r, "/snapshots/"+num+"/", http.StatusMovedPermanently, cacheImmutable)
+	}
+	if rel == "" || strings.HasSuffix(rel, "/") {
+		return h.snapshotListing(w, r, n, strings.TrimSuffix(rel, "/"))
+	}
+	return h.snapshotFile(w, r, n, rel)
+}
+
+// snapshotFile serves rel, a file of snapshot n, with the ETag of its
+// manifest record.
+func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64, rel string) string {
+	ix, err := h.idx.get(n)
+	if err != nil {
+		h.fail(w, r, err)
+		return classFile
+	}
+	rec, ok := ix.lookup(rel)
+	switch {
+	case !ok:
+		return h.followLink(w, r, n, ix, rel, false)
+	case rec.size == sizeDir:
+		return redirect(w, r, snapshotURL(n, rel)+"/", http.StatusMovedPermanently, cacheImmutable)
+	}
+	c, err := h.openContent(snapshotRel(n, rel))
+	if err != nil {
+		h.fail(w, r, err)
+		return classFile
+	}
+	defer c.close()
+	hd := w.Header()
+	if rec.size != sizeAmbiguous {
+		if c.size != rec.size {
+			h.fail(w, r, fmt.Errorf("snapshot %d: %s has %d bytes, its manifest records %d: damaged", n, rel, c.size, rec.size))
+			return classFile
+		}
+		hd.Set("ETag", fmt.Sprintf(`"%016x-%d"`, rec.hash, rec.size))
+	}
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("Content-Type", contentType(rel))
+	http.ServeContent(w, r, "", c.mtime, c.reader())
+	return classFile
+}
+
+// followLink answers a path of snapshot n that is no file or directory of
+// its manifest: a redirect if a component is a symlink whose target stays
+// inside the snapshot, else 404.
+func (h *Handler) followLink(w http.ResponseWriter, r *http.Request, n uint64, ix *snapIndex, rel string, dir bool) string {
+	to, ok := ix.resolveLink(rel)
+	if !ok {
+		http.NotFound(w, r)
+		return classOther
+	}
+	u := snapshotURL(n, to)
+	if dir {
+		u += "/"
+	}
+	return redirect(w, r, u, http.StatusFound, cacheImmutable)
+}
+
+// snapshotRel is the path of rel of snapshot n below the root.
+func snapshotRel(n uint64, rel string) string {
+	return export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/" + rel
+}
+
+// snapshotURL is the escaped URL path of rel of snapshot n.
+func snapshotURL(n uint64, rel string) string {
+	segs := strings.Split(rel, "/")
+	for i, s := range segs {
+		segs[i] = escapeSegment(s)
+	}
+	return "/snapshots/" + strconv.FormatUint(n, 10) + "/" + strings.Join(segs, "/")
+}
+
+// contentType is the type of a file by its extension, or
+// application/octet-stream (as nginx's default_type): no sniffing.
+func contentType(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// manifestFile serves snapshots/N.manifest, immutable, with an ETag of
+// its footer's hash.
+func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64) string {
+	f, err := h.dir.Open(export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt)
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	hd := w.Header()
+	if tag := manifestTag(f, fi.Size()); tag != "" {
+		hd.Set("ETag", tag)
+	}
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+	return classManifest
+}
+
+// manifestTag reads the footer ("end COUNT HASH\n") at the end of a
+// manifest of size bytes and makes an ETag of it; "" if there is none.
+func manifestTag(f io.ReaderAt, size int64) string {
+	const tail = 64
+	off := max(0, size-tail)
+	buf := make([]byte, size-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return ""
+	}
+	s, ok := strings.CutSuffix(string(buf), "\n")
+	if !ok {
+		return ""
+	}
+	fields := strings.Fields(s[strings.LastIndexByte(s, '\n')+1:])
+	if len(fields) != 3 || fields[0] != "end" || len(fields[2]) != 16 {
+		return ""
+	}
+	if _, err := strconv.ParseUint(fields[2], 16, 64); err != nil {
+		return ""
+	}
+	return fmt.Sprintf(`"m%s-%d"`, fields[2], size)
+}

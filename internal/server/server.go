@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ServerOptions configures Serve.
+type ServerOptions struct {
+	// TLSCert and TLSKey are PEM files; both empty: plain HTTP. With TLS,
+	// HTTP/2 is offered.
+	TLSCert, TLSKey string
+	// MaxConns bounds the open connections (0: DefaultMaxConns); a client
+	// beyond it waits in the kernel's accept queue.
+	MaxConns int
+	// ShutdownTimeout is how long Serve lets requests in flight finish once
+	// ctx is done before it closes their connections (0: 10s).
+	ShutdownTimeout time.Duration
+}
+
+// DefaultMaxConns is the connection limit when ServerOptions gives none.
+const DefaultMaxConns = 1024
+
+// Timeouts against slow clients. Writes have a deadline per write (see
+// countingWriter), not for the whole response, so big files still go out.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second // a GET has no body
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Serve serves h on ln until ctx is done, then shuts down gracefully:
+// no new connections, requests in flight get o.ShutdownTimeout to finish.
+// It returns nil after a shutdown, or the error that stopped it.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions) error {
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+	ln = LimitListener(ln, o.MaxConns)
+	done := make(chan error, 1)
+	go func() {
+		if o.TLSCert != "" || o.TLSKey != "" {
+			done <- srv.ServeTLS(ln, o.TLSCert, o.TLSKey)
+		} else {
+			done <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// LimitListener returns a listener that accepts at most n connections at
+// once (golang.org/x/net/netutil's, which the module does not otherwise
+// need): Accept waits for a slot.
+func LimitListener(l net.Listener, n int) net.Listener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
