@@ -64,7 +64,7 @@ trap cleanup EXIT
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-$GO build -o "$B/bin/" ./cmd/...
+CGO_ENABLED=0 $GO build -tags urfave_cli_no_docs -o "$B/bin/" ./cmd/... # as make build
 PUBLISH=$B/bin/publish
 MSYNC=$B/bin/mirror-sync
 SRC=$B/src MASTER=$B/master MIR=$B/mirror

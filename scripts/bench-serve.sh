@@ -45,7 +45,7 @@ log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 log "building"
-CGO_ENABLED=0 $GO build -o "$B/bin/" ./cmd/publish ./internal/tools/loadgen
+CGO_ENABLED=0 $GO build -tags urfave_cli_no_docs -o "$B/bin/" ./cmd/publish ./internal/tools/loadgen
 log "generating $N files"
 python3 "$GENTREE" "$B/src" "$N"
 "$B/bin/publish" --root "$B/root" --source "$B/src" --quiet >/dev/null

@@ -258,7 +258,7 @@ scenario_sync_1pct() {
 # ---------- main ----------
 log "building"
 mkdir -p "$D" "$BIN"
-(cd "$HERE" && CGO_ENABLED=0 go build -o "$BIN/" ./cmd/...) # as make build
+(cd "$HERE" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$BIN/" ./cmd/...) # as make build
 log "commit $(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty)"
 # The pristine tree is cached (marker outside the tree) and copied for the run
 # when small; at large N it is used in place and regenerated next time.
