@@ -233,7 +233,7 @@ func testRead(t *testing.T, srv server) {
 // other files still read.
 func testDamaged(t *testing.T, srv server) {
 	outside := filepath.Join(t.TempDir(), "secret")
-	must(t, os.WriteFile(outside, []byte("not the mirror's bytes\n"), 0o644))
+	testutil.Must(t, os.WriteFile(outside, []byte("not the mirror's bytes\n"), 0o644))
 	damages := []struct {
 		name   string
 		damage func(t *testing.T, p string)
@@ -241,14 +241,14 @@ func testDamaged(t *testing.T, srv server) {
 		{name: "in place", damage: func(t *testing.T, p string) { testutil.CorruptInPlace(t, p) }},
 		{name: "grown", damage: func(t *testing.T, p string) {
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			must(t, err)
+			testutil.Must(t, err)
 			_, err = f.WriteString("and more\n")
-			must(t, errors.Join(err, f.Close()))
+			testutil.Must(t, errors.Join(err, f.Close()))
 		}},
-		{name: "cut short", damage: func(t *testing.T, p string) { must(t, os.Truncate(p, 3)) }},
+		{name: "cut short", damage: func(t *testing.T, p string) { testutil.Must(t, os.Truncate(p, 3)) }},
 		{name: "symlink", damage: func(t *testing.T, p string) {
-			must(t, os.Remove(p))
-			must(t, os.Symlink(outside, p))
+			testutil.Must(t, os.Remove(p))
+			testutil.Must(t, os.Symlink(outside, p))
 		}},
 	}
 	for _, d := range damages {
@@ -269,7 +269,7 @@ func testDamaged(t *testing.T, srv server) {
 			if b, err := s.ReadFile("docs/README"); err != nil || string(b) != fixture["docs/README"] {
 				t.Fatalf("ReadFile(docs/README) beside a damaged file: %q, %v", b, err)
 			}
-			must(t, s.Close())
+			testutil.Must(t, s.Close())
 		})
 	}
 }
@@ -408,19 +408,19 @@ func testOpenRefused(t *testing.T, srv server) {
 	}{
 		{name: "no snapshot", empty: true, want: []error{client.ErrNoSnapshot}},
 		{name: "current dangling", damage: func(t *testing.T, e *env) {
-			must(t, e.root.Flip(9))
-			must(t, e.root.WritePointer(9))
+			testutil.Must(t, e.root.Flip(9))
+			testutil.Must(t, e.root.WritePointer(9))
 		}, want: []error{client.ErrCorrupt}},
 		{name: "current not a symlink", damage: func(t *testing.T, e *env) {
-			must(t, os.Remove(e.root.Path(export.CurrentName)))
-			must(t, os.WriteFile(e.root.Path(export.CurrentName), []byte("snapshots/1\n"), 0o644))
-			must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
+			testutil.Must(t, os.Remove(e.root.Path(export.CurrentName)))
+			testutil.Must(t, os.WriteFile(e.root.Path(export.CurrentName), []byte("snapshots/1\n"), 0o644))
+			testutil.Must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
 		}, want: []error{client.ErrCorrupt}},
 		{name: "corrupt manifest", damage: func(t *testing.T, e *env) {
 			testutil.CorruptInPlace(t, e.root.ManifestPath(1))
 		}, want: []error{client.ErrCorrupt, manifest.ErrCorrupt}},
 		{name: "no such root", damage: func(t *testing.T, e *env) {
-			must(t, fsys.RemoveAll(fsys.OS(), e.root.Dir))
+			testutil.Must(t, fsys.RemoveAll(fsys.OS(), e.root.Dir))
 		}, local: []error{client.ErrUnavailable}},
 	}
 	for _, tc := range cases {
@@ -520,7 +520,7 @@ func TestCheckWithoutProber(t *testing.T) {
 			e.publish(t, 1)
 		}, want: client.ErrSnapshotGone},
 		{name: "another snapshot 1", change: func(t *testing.T, e *env) {
-			must(t, fsys.RemoveAll(fsys.OS(), e.root.Dir))
+			testutil.Must(t, fsys.RemoveAll(fsys.OS(), e.root.Dir))
 			testutil.WriteTree(t, e.src, map[string]string{"new.txt": "a new file\n"})
 			e.publish(t, 3)
 			testutil.Touch(t, e.src, "hello.txt", "hello again, mirror\n")
@@ -531,24 +531,17 @@ func TestCheckWithoutProber(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := srv.newEnv(t, false)
 			up, err := transport.Open(e.addr, fsys.OS(), transport.Options{})
-			must(t, err)
+			testutil.Must(t, err)
 			scratch, err := os.MkdirTemp(t.TempDir(), "scratch-")
-			must(t, err)
+			testutil.Must(t, err)
 			s, err := client.OpenUpstream(context.Background(), e.addr, noProber{up}, scratch)
-			must(t, err)
+			testutil.Must(t, err)
 			tc.change(t, e)
 			err = s.Close()
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("Close: %v, want %v", err, tc.want)
 			}
 		})
-	}
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
 	}
 }
 
@@ -578,7 +571,7 @@ func TestLyingTransport(t *testing.T) {
 	srv := server{name: "local", base: t.TempDir()}
 	srv.addr = func(rel string) string { return filepath.Join(srv.base, rel) }
 	outside := filepath.Join(t.TempDir(), "outside")
-	must(t, os.WriteFile(outside, []byte(fixture["hello.txt"]), 0o644))
+	testutil.Must(t, os.WriteFile(outside, []byte(fixture["hello.txt"]), 0o644))
 	lies := []struct {
 		name string
 		lie  func(p string) error
@@ -602,11 +595,11 @@ func TestLyingTransport(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := srv.newEnv(t, false)
 			up, err := transport.Open(e.addr, fsys.OS(), transport.Options{})
-			must(t, err)
+			testutil.Must(t, err)
 			scratch, err := os.MkdirTemp(t.TempDir(), "scratch-")
-			must(t, err)
+			testutil.Must(t, err)
 			s, err := client.OpenUpstream(context.Background(), e.addr, lyingUpstream{up, tc.lie}, scratch)
-			must(t, err)
+			testutil.Must(t, err)
 			defer s.Close()
 			r, err := s.Open("hello.txt")
 			wantErr(t, "Open through a lying transport", err, tc.want...)

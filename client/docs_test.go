@@ -212,12 +212,12 @@ func TestStateRecipe(t *testing.T) {
 	}{
 		{name: "fresh", want: "fresh, serving snapshot 1"},
 		{name: "empty", empty: true, want: "empty"},
-		{name: "torn", damage: func(t *testing.T, e *env) { must(t, e.root.WritePointer(9)) }, want: "torn (snapshot 9"},
+		{name: "torn", damage: func(t *testing.T, e *env) { testutil.Must(t, e.root.WritePointer(9)) }, want: "torn (snapshot 9"},
 		{name: "pointer corrupt", damage: func(t *testing.T, e *env) {
-			must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
+			testutil.Must(t, os.WriteFile(e.root.PointerPath(), []byte("snapshots/1\n"), 0o644))
 		}, want: "torn (seq/current"},
 		{name: "updating", damage: func(t *testing.T, e *env) {
-			must(t, os.WriteFile(e.root.Path(export.SeqName, "begin"), []byte("2\n"), 0o644))
+			testutil.Must(t, os.WriteFile(e.root.Path(export.SeqName, "begin"), []byte("2\n"), 0o644))
 		}, want: "updating (begin 2, end 1)"},
 		{name: "stale", upstream: func(t *testing.T) string { return published(t, 2) }, want: "stale: serving snapshot 1, the upstream serves 2"},
 		{name: "level with its upstream", upstream: func(t *testing.T) string { return published(t, 1) }, want: "fresh"},

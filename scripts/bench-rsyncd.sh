@@ -171,7 +171,10 @@ has() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # (c) initial copy.
 declare -a cs cb
-has c || { log "(c) skipped: the mirror's first copy, untimed"; mirror; rsync_durable "$B" -a "$PLAIN" "$B/base/"; }
+# Without (c), the first copies are untimed: the mirror's by mirror-sync,
+# rsync's a hard-linked copy of the served snapshot (same metadata, so
+# rsync's next run is its no-op; and no third copy of a large tree on disk).
+has c || { log "(c) skipped: the first copies, untimed"; mirror; mkdir -p "$B/base"; cp -al "$MASTER/current/." "$B/base/"; }
 for i in $(seq "$(has c && echo "$REPEAT" || echo 0)"); do
 	discard "$MIR" "$B/base"
 	log "(c) initial copy, run $i"

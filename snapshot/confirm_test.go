@@ -27,7 +27,7 @@ const walkFallback = "confirming the listing by listing the source again"
 func onLocalFS(tb testing.TB, dir string) bool {
 	tb.Helper()
 	var st unix.Statfs_t
-	must(tb, unix.Statfs(dir, &st))
+	testutil.Must(tb, unix.Statfs(dir, &st))
 	if _, ok := snapshot.LocalFS[int64(st.Type)]; ok {
 		return true
 	}
@@ -52,17 +52,17 @@ func TestPublishSourceChangesAfterListing(t *testing.T) {
 			testutil.Touch(t, src, "dir/sub/new.txt", "new")
 		}},
 		{name: "remove a file", change: func(t *testing.T, src, _ string) {
-			must(t, os.Remove(filepath.Join(src, "dir/sub/deep.txt")))
+			testutil.Must(t, os.Remove(filepath.Join(src, "dir/sub/deep.txt")))
 		}},
 		{name: "chmod a file", change: func(t *testing.T, src, _ string) {
-			must(t, os.Chmod(filepath.Join(src, "empty"), 0o600))
+			testutil.Must(t, os.Chmod(filepath.Join(src, "empty"), 0o600))
 		}},
 		{name: "rename a directory", change: func(t *testing.T, src, _ string) {
-			must(t, os.Rename(filepath.Join(src, "dir/sub"), filepath.Join(src, "dir/moved")))
+			testutil.Must(t, os.Rename(filepath.Join(src, "dir/sub"), filepath.Join(src, "dir/moved")))
 		}},
 		{name: "replace a symlink", change: func(t *testing.T, src, _ string) {
-			must(t, os.Remove(filepath.Join(src, "link")))
-			must(t, os.Symlink("empty", filepath.Join(src, "link")))
+			testutil.Must(t, os.Remove(filepath.Join(src, "link")))
+			testutil.Must(t, os.Symlink("empty", filepath.Join(src, "link")))
 		}},
 		{name: "write a hard link from outside the tree", change: func(t *testing.T, _, outside string) {
 			testutil.Touch(t, filepath.Dir(outside), filepath.Base(outside), "SHARED")
@@ -78,7 +78,7 @@ func TestPublishSourceChangesAfterListing(t *testing.T) {
 				// shared has a second link outside the tree.
 				outside := filepath.Join(t.TempDir(), "shared")
 				testutil.Touch(t, src, "shared", "shared")
-				must(t, os.Link(filepath.Join(src, "shared"), outside))
+				testutil.Must(t, os.Link(filepath.Join(src, "shared"), outside))
 				var f fsys.FS = fsys.OS()
 				if mode == "walk" {
 					f = faultfs.New(fsys.OS()) // not the OS filesystem itself: no inotify

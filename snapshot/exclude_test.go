@@ -49,7 +49,7 @@ func TestExcludeMatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			x, err := snapshot.ParseExcludes([]string{tt.pattern})
-			must(t, err)
+			testutil.Must(t, err)
 			if got := x.Match(tt.path, func() bool { return tt.dir }); got != tt.want {
 				t.Fatalf("%q matches %q (dir %v) = %v, want %v", tt.pattern, tt.path, tt.dir, got, tt.want)
 			}
@@ -91,13 +91,13 @@ func FuzzExcludes(f *testing.F) {
 func TestPublishExclude(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	testutil.WriteTree(t, src, map[string]string{"keep.txt": "k", "releases/big.iso": "x", "a/releases": "a file", "a/core": "c", "tmp/x": "t"})
-	must(t, syscall.Mkfifo(filepath.Join(src, "a", "fifo"), 0o644))
+	testutil.Must(t, syscall.Mkfifo(filepath.Join(src, "a", "fifo"), 0o644))
 	r := newRoot(t)
 	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, tree.ErrUnsupportedType) {
 		t.Fatalf("publish with a fifo = %v, want ErrUnsupportedType", err)
 	}
 	x, err := snapshot.ParseExcludes([]string{"fifo", "releases/", "/tmp", "core"})
-	must(t, err)
+	testutil.Must(t, err)
 	opt := fastOpts()
 	opt.Exclude = x
 	res := publish(t, r, src, opt)
@@ -133,7 +133,7 @@ func TestPublishMaxDelete(t *testing.T) {
 			r := newRoot(t)
 			first := publish(t, r, src, fastOpts())
 			for _, p := range []string{"a", "b", "c", "d", "e", "f"} {
-				must(t, os.Remove(filepath.Join(src, "d", p)))
+				testutil.Must(t, os.Remove(filepath.Join(src, "d", p)))
 			}
 			opt := fastOpts()
 			opt.MaxDelete, opt.Force = tt.maxDelete, tt.force
@@ -147,7 +147,7 @@ func TestPublishMaxDelete(t *testing.T) {
 				}
 				return
 			}
-			must(t, err)
+			testutil.Must(t, err)
 			if !res.Published || res.Deleted != 6 {
 				t.Fatalf("publish = %+v, want published with 6 deleted", res)
 			}
@@ -161,8 +161,8 @@ func TestPublishMaxDelete(t *testing.T) {
 func TestPublishWarnsUnreadable(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	testutil.WriteTree(t, src, map[string]string{"ok.txt": "ok", "secret": "s", "priv/x": "x"})
-	must(t, os.Chmod(filepath.Join(src, "secret"), 0o600))
-	must(t, os.Chmod(filepath.Join(src, "priv"), 0o700))
+	testutil.Must(t, os.Chmod(filepath.Join(src, "secret"), 0o600))
+	testutil.Must(t, os.Chmod(filepath.Join(src, "priv"), 0o700))
 	r := newRoot(t)
 	logs := &testutil.SyncBuffer{}
 	opt := fastOpts()
@@ -190,9 +190,9 @@ func TestPublishRefusesMirrorRoot(t *testing.T) {
 	publish(t, r, src, fastOpts())
 	// What mirror-sync leaves: status.json naming its upstream.
 	st, err := r.Status()
-	must(t, err)
+	testutil.Must(t, err)
 	st.Upstream = "rsync://master.example.org/pub"
-	must(t, r.WriteStatus(st))
+	testutil.Must(t, r.WriteStatus(st))
 	testutil.Touch(t, src, "a", "v2")
 	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, snapshot.ErrMirrorRoot) {
 		t.Fatalf("publish into a mirror's root = %v, want ErrMirrorRoot", err)
@@ -215,7 +215,7 @@ func TestPublishIgnoresChangesToLeftOutPaths(t *testing.T) {
 	git(t, src, "init", "-q", "--bare", "repo.git")
 	r := newRoot(t)
 	x, err := snapshot.ParseExcludes([]string{"*.log"})
-	must(t, err)
+	testutil.Must(t, err)
 	opt := fastOpts()
 	opt.Exclude = x
 	attempts := 0
@@ -224,7 +224,7 @@ func TestPublishIgnoresChangesToLeftOutPaths(t *testing.T) {
 		// Written while publish copies: an excluded file, a new one, and
 		// a lock git takes in a repository.
 		f, err := os.OpenFile(filepath.Join(src, "logs", "app.log"), os.O_APPEND|os.O_WRONLY, 0)
-		must(t, err)
+		testutil.Must(t, err)
 		f.WriteString("another line\n")
 		f.Close()
 		testutil.Touch(t, src, "d/new.log", "new")

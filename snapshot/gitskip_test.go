@@ -32,7 +32,7 @@ func git(tb testing.TB, dir string, args ...string) {
 func manifestPaths(tb testing.TB, r *export.Root, n uint64) []string {
 	tb.Helper()
 	m, err := r.ReadManifest(n)
-	must(tb, err)
+	testutil.Must(tb, err)
 	var out []string
 	for _, e := range m.Entries {
 		out = append(out, e.Path)
@@ -111,7 +111,7 @@ func TestPublishDuringPush(t *testing.T) {
 			d := t.TempDir()
 			src := filepath.Join(d, "src")
 			bare := filepath.Join(src, "scm", "repo.git")
-			must(t, os.MkdirAll(bare, 0o755))
+			testutil.Must(t, os.MkdirAll(bare, 0o755))
 			git(t, bare, "init", "-q", "--bare", "-b", "main")
 			git(t, bare, "config", "receive.unpackLimit", "1") // a pack (and its .keep), not loose objects
 			work := testutil.GitRepo(t, filepath.Join(d, "work"), 3)
@@ -166,13 +166,13 @@ func holdPush(t *testing.T, d, bare, work, hook, when string) *heldPush {
 		cond = `[ "$1" = ` + when + ` ]`
 	}
 	script := "#!/bin/sh\nif " + cond + "; then\n  touch '" + held + "'\n  while [ ! -e '" + release + "' ]; do sleep 0.02; done\nfi\ncat >/dev/null\nexit 0\n"
-	must(t, os.WriteFile(filepath.Join(bare, "hooks", hook), []byte(script), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(bare, "hooks", hook), []byte(script), 0o755))
 	testutil.Touch(t, work, "new.txt", "pushed while publishing")
 	git(t, work, "add", "-A")
 	git(t, work, "commit", "-q", "-m", "in flight")
 	p := &heldPush{cmd: gitRun(t, work, "push", "-q", bare, "main"), out: &testutil.SyncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	must(t, p.cmd.Start())
+	testutil.Must(t, p.cmd.Start())
 	var once bool
 	p.release = func() {
 		if !once {

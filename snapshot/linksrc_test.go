@@ -17,7 +17,7 @@ import (
 func verifySnap(tb testing.TB, r *export.Root, n uint64) []tree.Problem {
 	tb.Helper()
 	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), readManifest(tb, r, n), 2)
-	must(tb, err)
+	testutil.Must(tb, err)
 	return probs
 }
 
@@ -42,15 +42,15 @@ func TestPublishLinksFromOlder(t *testing.T) {
 			testutil.GenTree(t, src, 40, 1)
 			r := newRoot(t)
 			publish(t, r, src, fastOpts())
-			must(t, os.Rename(filepath.Join(src, "d01"), filepath.Join(src, "moved")))
+			testutil.Must(t, os.Rename(filepath.Join(src, "d01"), filepath.Join(src, "moved")))
 			publish(t, r, src, fastOpts())
-			must(t, os.Rename(filepath.Join(src, "moved"), filepath.Join(src, "d01")))
+			testutil.Must(t, os.Rename(filepath.Join(src, "moved"), filepath.Join(src, "d01")))
 			p := filepath.Join("d01", "s00", "f00001.dat")
 			if tc.damage {
 				testutil.CorruptInPlace(t, filepath.Join(r.SnapshotDir(1), p))
 			}
 			if tc.corrupt {
-				must(t, os.WriteFile(r.ManifestPath(1), []byte("seqmirror-manifest 1\nsnapshot 7\n"), 0o644))
+				testutil.Must(t, os.WriteFile(r.ManifestPath(1), []byte("seqmirror-manifest 1\nsnapshot 7\n"), 0o644))
 			}
 			opt := fastOpts()
 			opt.Force = tc.force
@@ -58,7 +58,7 @@ func TestPublishLinksFromOlder(t *testing.T) {
 			if res.Snapshot != 3 || res.Linked != tc.linked || res.Copied != tc.copied {
 				t.Errorf("publish: %+v, want linked %d, copied %d", res, tc.linked, tc.copied)
 			}
-			if got := sameFile(t, filepath.Join(r.SnapshotDir(1), p), filepath.Join(r.SnapshotDir(3), p)); got != tc.linkedFromFirst {
+			if got := testutil.SameFile(t, filepath.Join(r.SnapshotDir(1), p), filepath.Join(r.SnapshotDir(3), p)); got != tc.linkedFromFirst {
 				t.Errorf("%s linked from snapshot 1: %v, want %v", p, got, tc.linkedFromFirst)
 			}
 			if probs := verifySnap(t, r, 3); len(probs) != 0 {

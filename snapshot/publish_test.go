@@ -45,23 +45,16 @@ func richTree(tb testing.TB) string {
 		"abs":                     "->/etc/passwd",
 		"name with space %\t.txt": "odd name",
 	})
-	must(tb, os.Mkdir(filepath.Join(src, "emptydir"), 0o755))
-	must(tb, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
-	must(tb, os.Chmod(filepath.Join(src, "ro.txt"), 0o444))
-	must(tb, os.Chmod(filepath.Join(src, "dir/sub"), 0o750))
+	testutil.Must(tb, os.Mkdir(filepath.Join(src, "emptydir"), 0o755))
+	testutil.Must(tb, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
+	testutil.Must(tb, os.Chmod(filepath.Join(src, "ro.txt"), 0o444))
+	testutil.Must(tb, os.Chmod(filepath.Join(src, "dir/sub"), 0o750))
 	testutil.GitRepo(tb, filepath.Join(src, "repo"), 4)
 	// Distinct, old mtimes so that the mtime comparison means something.
 	old := time.Date(2020, 1, 2, 3, 4, 5, 6789, time.UTC)
-	must(tb, os.Chtimes(filepath.Join(src, "README"), old, old))
-	must(tb, os.Chtimes(filepath.Join(src, "dir"), old, old))
+	testutil.Must(tb, os.Chtimes(filepath.Join(src, "README"), old, old))
+	testutil.Must(tb, os.Chtimes(filepath.Join(src, "dir"), old, old))
 	return src
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
 }
 
 func newRoot(tb testing.TB) *export.Root {
@@ -121,7 +114,7 @@ func requireSameTree(tb testing.TB, want, got string, skip func(string) bool) {
 func counters(tb testing.TB, r *export.Root) seqfile.Pair {
 	tb.Helper()
 	p, err := seqfile.Counters(r.FS, r.SeqDir())
-	must(tb, err)
+	testutil.Must(tb, err)
 	return p
 }
 
@@ -130,25 +123,16 @@ func mtimes(tb testing.TB, paths ...string) []time.Time {
 	var out []time.Time
 	for _, p := range paths {
 		fi, err := os.Stat(p)
-		must(tb, err)
+		testutil.Must(tb, err)
 		out = append(out, fi.ModTime())
 	}
 	return out
 }
 
-func sameFile(tb testing.TB, a, b string) bool {
-	tb.Helper()
-	fa, err := os.Lstat(a)
-	must(tb, err)
-	fb, err := os.Lstat(b)
-	must(tb, err)
-	return os.SameFile(fa, fb)
-}
-
 func readManifest(tb testing.TB, r *export.Root, n uint64) *manifest.Manifest {
 	tb.Helper()
 	m, err := r.ReadManifest(n)
-	must(tb, err)
+	testutil.Must(tb, err)
 	return m
 }
 
@@ -179,9 +163,9 @@ func TestPublishFirst(t *testing.T) {
 		if e.Type == manifest.File {
 			files++
 			data, err := os.ReadFile(filepath.Join(src, e.Path))
-			must(t, err)
+			testutil.Must(t, err)
 			want.Hash = xxhash.Sum64(data)
-			if sameFile(t, filepath.Join(src, e.Path), filepath.Join(snap, e.Path)) {
+			if testutil.SameFile(t, filepath.Join(src, e.Path), filepath.Join(snap, e.Path)) {
 				t.Fatalf("%s: snapshot shares the source's inode; source edits would change it", e.Path)
 			}
 		}
@@ -250,7 +234,7 @@ func TestPublishOneChange(t *testing.T) {
 			continue
 		}
 		files++
-		linked := sameFile(t, filepath.Join(r.SnapshotDir(1), e.Path), filepath.Join(r.SnapshotDir(2), e.Path))
+		linked := testutil.SameFile(t, filepath.Join(r.SnapshotDir(1), e.Path), filepath.Join(r.SnapshotDir(2), e.Path))
 		if linked == (e.Path == changed) {
 			t.Errorf("%s: hard-linked to snapshot 1 = %v", e.Path, linked)
 		}
@@ -272,20 +256,20 @@ func TestPublishDetectsMetadataChanges(t *testing.T) {
 		name   string
 		change func(t *testing.T, src string)
 	}{
-		{name: "chmod", change: func(t *testing.T, src string) { must(t, os.Chmod(filepath.Join(src, "README"), 0o600)) }},
+		{name: "chmod", change: func(t *testing.T, src string) { testutil.Must(t, os.Chmod(filepath.Join(src, "README"), 0o600)) }},
 		{name: "mtime", change: func(t *testing.T, src string) {
 			tm := time.Date(2021, 1, 1, 0, 0, 0, 1, time.UTC)
-			must(t, os.Chtimes(filepath.Join(src, "README"), tm, tm))
+			testutil.Must(t, os.Chtimes(filepath.Join(src, "README"), tm, tm))
 		}},
 		{name: "retarget symlink", change: func(t *testing.T, src string) {
-			must(t, os.Remove(filepath.Join(src, "link")))
-			must(t, os.Symlink("empty", filepath.Join(src, "link")))
+			testutil.Must(t, os.Remove(filepath.Join(src, "link")))
+			testutil.Must(t, os.Symlink("empty", filepath.Join(src, "link")))
 		}},
-		{name: "remove file", change: func(t *testing.T, src string) { must(t, os.Remove(filepath.Join(src, "empty"))) }},
-		{name: "add empty dir", change: func(t *testing.T, src string) { must(t, os.Mkdir(filepath.Join(src, "dir", "new"), 0o755)) }},
+		{name: "remove file", change: func(t *testing.T, src string) { testutil.Must(t, os.Remove(filepath.Join(src, "empty"))) }},
+		{name: "add empty dir", change: func(t *testing.T, src string) { testutil.Must(t, os.Mkdir(filepath.Join(src, "dir", "new"), 0o755)) }},
 		{name: "file becomes dir", change: func(t *testing.T, src string) {
-			must(t, os.Remove(filepath.Join(src, "empty")))
-			must(t, os.Mkdir(filepath.Join(src, "empty"), 0o755))
+			testutil.Must(t, os.Remove(filepath.Join(src, "empty")))
+			testutil.Must(t, os.Mkdir(filepath.Join(src, "empty"), 0o755))
 		}},
 	}
 	for _, tt := range tests {
@@ -311,9 +295,9 @@ func TestPublishForce(t *testing.T) {
 	publish(t, r, src, fastOpts())
 	p := filepath.Join(src, "README")
 	fi, err := os.Stat(p)
-	must(t, err)
-	must(t, os.WriteFile(p, []byte("HELLO"), 0o644))
-	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(p, []byte("HELLO"), 0o644))
+	testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 
 	if res := publish(t, r, src, fastOpts()); res.Published {
 		t.Fatalf("quick check saw a same-size same-mtime edit: %+v", res)
@@ -327,10 +311,10 @@ func TestPublishForce(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(r.SnapshotDir(2), "README")); string(b) != "HELLO" {
 		t.Fatalf("snapshot 2 README = %q", b)
 	}
-	if sameFile(t, filepath.Join(r.SnapshotDir(1), "README"), filepath.Join(r.SnapshotDir(2), "README")) {
+	if testutil.SameFile(t, filepath.Join(r.SnapshotDir(1), "README"), filepath.Join(r.SnapshotDir(2), "README")) {
 		t.Fatal("edited file hard-linked from the old snapshot")
 	}
-	if !sameFile(t, filepath.Join(r.SnapshotDir(1), "dir/sub/deep.txt"), filepath.Join(r.SnapshotDir(2), "dir/sub/deep.txt")) {
+	if !testutil.SameFile(t, filepath.Join(r.SnapshotDir(1), "dir/sub/deep.txt"), filepath.Join(r.SnapshotDir(2), "dir/sub/deep.txt")) {
 		t.Fatal("unchanged file not hard-linked under --force")
 	}
 	m := readManifest(t, r, 2)
@@ -351,10 +335,10 @@ func TestPublishUnsupportedType(t *testing.T) {
 		name string
 		make func(t *testing.T, p string)
 	}{
-		{name: "fifo", make: func(t *testing.T, p string) { must(t, syscall.Mkfifo(p, 0o644)) }},
+		{name: "fifo", make: func(t *testing.T, p string) { testutil.Must(t, syscall.Mkfifo(p, 0o644)) }},
 		{name: "socket", make: func(t *testing.T, p string) {
 			l, err := net.Listen("unix", p)
-			must(t, err)
+			testutil.Must(t, err)
 			t.Cleanup(func() { l.Close() })
 		}},
 	}
@@ -543,9 +527,9 @@ func TestPublishLocked(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "s")
 	testutil.WriteTree(t, src, map[string]string{"a": "a"})
 	r := newRoot(t)
-	must(t, r.Init())
+	testutil.Must(t, r.Init())
 	l, err := r.Lock()
-	must(t, err)
+	testutil.Must(t, err)
 	defer l.Unlock()
 	if _, err := snapshot.Publish(context.Background(), r, src, fastOpts()); !errors.Is(err, export.ErrLocked) {
 		t.Fatalf("Publish while locked = %v, want ErrLocked", err)
@@ -563,38 +547,38 @@ func TestVerify(t *testing.T) {
 		{name: "same-size edit", tamper: func(t *testing.T, snap string) {
 			p := filepath.Join(snap, "README")
 			fi, _ := os.Stat(p)
-			must(t, os.WriteFile(p, []byte("jello"), 0o644))
-			must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+			testutil.Must(t, os.WriteFile(p, []byte("jello"), 0o644))
+			testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 		}, path: "README", reason: `^content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}$`, exact: true},
 		{name: "append", tamper: func(t *testing.T, snap string) {
-			must(t, os.WriteFile(filepath.Join(snap, "dir/sub/deep.txt"), []byte("deeper"), 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(snap, "dir/sub/deep.txt"), []byte("deeper"), 0o644))
 		}, path: "dir/sub/deep.txt", reason: `^size 6, manifest says 4$`, exact: true},
 		{name: "touch", tamper: func(t *testing.T, snap string) {
 			tm := time.Unix(1, 0)
-			must(t, os.Chtimes(filepath.Join(snap, "README"), tm, tm))
+			testutil.Must(t, os.Chtimes(filepath.Join(snap, "README"), tm, tm))
 		}, path: "README", reason: `^mtime 1000000000, manifest says \d+$`, exact: true},
 		{name: "extra file", tamper: func(t *testing.T, snap string) {
-			must(t, os.WriteFile(filepath.Join(snap, "dir", "extra"), nil, 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(snap, "dir", "extra"), nil, 0o644))
 		}, path: "dir/extra", reason: `^not in manifest$`, exact: true},
 		{name: "missing file", tamper: func(t *testing.T, snap string) {
-			must(t, os.Remove(filepath.Join(snap, "dir/sub/deep.txt")))
+			testutil.Must(t, os.Remove(filepath.Join(snap, "dir/sub/deep.txt")))
 		}, path: "dir/sub/deep.txt", reason: `^missing$`, exact: true},
 		{name: "chmod", tamper: func(t *testing.T, snap string) {
-			must(t, os.Chmod(filepath.Join(snap, "ro.txt"), 0o644))
+			testutil.Must(t, os.Chmod(filepath.Join(snap, "ro.txt"), 0o644))
 		}, path: "ro.txt", reason: `^mode 0644, manifest says 0444$`, exact: true},
 		{name: "chmod dir", tamper: func(t *testing.T, snap string) {
-			must(t, os.Chmod(filepath.Join(snap, "dir/sub"), 0o777))
+			testutil.Must(t, os.Chmod(filepath.Join(snap, "dir/sub"), 0o777))
 		}, path: "dir/sub", reason: `^mode 0777, manifest says 0750$`, exact: true},
 		{name: "symlink retargeted", tamper: func(t *testing.T, snap string) {
-			must(t, os.Remove(filepath.Join(snap, "link")))
-			must(t, os.Symlink("empty", filepath.Join(snap, "link")))
+			testutil.Must(t, os.Remove(filepath.Join(snap, "link")))
+			testutil.Must(t, os.Symlink("empty", filepath.Join(snap, "link")))
 		}, path: "link", reason: `^symlink target "empty", manifest says "README"$`, exact: true},
 		{name: "file replaced by dir", tamper: func(t *testing.T, snap string) {
-			must(t, os.Remove(filepath.Join(snap, "empty")))
-			must(t, os.Mkdir(filepath.Join(snap, "empty"), 0o755))
+			testutil.Must(t, os.Remove(filepath.Join(snap, "empty")))
+			testutil.Must(t, os.Mkdir(filepath.Join(snap, "empty"), 0o755))
 		}, path: "empty", reason: `^is type d, manifest says f$`, exact: true},
 		{name: "fifo added", tamper: func(t *testing.T, snap string) {
-			must(t, syscall.Mkfifo(filepath.Join(snap, "zz-fifo"), 0o644))
+			testutil.Must(t, syscall.Mkfifo(filepath.Join(snap, "zz-fifo"), 0o644))
 		}, path: ".", reason: `unsupported file type`},
 	}
 	for _, tt := range tests {
@@ -625,10 +609,10 @@ func TestVerifySorted(t *testing.T) {
 	publish(t, r, src, fastOpts())
 	snap := r.SnapshotDir(1)
 	for _, p := range []string{"zz", "a-b", "dir/x", "dir-x", "0"} {
-		must(t, os.WriteFile(filepath.Join(snap, p), nil, 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(snap, p), nil, 0o644))
 	}
 	probs, err := tree.Verify(context.Background(), r.FS, snap, readManifest(t, r, 1), 2)
-	must(t, err)
+	testutil.Must(t, err)
 	var got []string
 	for _, p := range probs {
 		got = append(got, p.Path)
@@ -703,7 +687,7 @@ func TestPublishCorruptServedManifest(t *testing.T) {
 	testutil.Touch(t, src0, "README", "changed")
 	publish(t, r0, src0, fastOpts())
 	other, err := os.ReadFile(r0.ManifestPath(2))
-	must(t, err)
+	testutil.Must(t, err)
 	tests := []struct {
 		name   string
 		mangle func([]byte) []byte
@@ -720,8 +704,8 @@ func TestPublishCorruptServedManifest(t *testing.T) {
 				r := newRoot(t)
 				publish(t, r, src, fastOpts())
 				b, err := os.ReadFile(r.ManifestPath(1))
-				must(t, err)
-				must(t, os.WriteFile(r.ManifestPath(1), tc.mangle(b), 0o644))
+				testutil.Must(t, err)
+				testutil.Must(t, os.WriteFile(r.ManifestPath(1), tc.mangle(b), 0o644))
 				if changed {
 					testutil.Touch(t, src, "dir/sub/deep.txt", "deeper")
 				}

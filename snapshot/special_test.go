@@ -22,7 +22,7 @@ func specialTree(tb testing.TB) string {
 	testutil.WriteTree(tb, src, map[string]string{"bin/suid": "#!/bin/sh\n", "bin/sgid": "x", "shared/f": "y", "tmp/f": "z"})
 	for p, mode := range map[string]fs.FileMode{"bin/suid": 0o755 | fs.ModeSetuid, "bin/sgid": 0o755 | fs.ModeSetgid,
 		"shared": 0o755 | fs.ModeSetgid, "tmp": 0o777 | fs.ModeSticky} {
-		must(tb, os.Chmod(filepath.Join(src, p), mode))
+		testutil.Must(tb, os.Chmod(filepath.Join(src, p), mode))
 	}
 	return src
 }
@@ -84,9 +84,9 @@ func TestVerifyReportsSpecialBits(t *testing.T) {
 			t.Run(tt.name+"/"+f.name, func(t *testing.T) {
 				p := filepath.Join(snap, tt.path)
 				fi, err := os.Lstat(p)
-				must(t, err)
+				testutil.Must(t, err)
 				os.Chmod(filepath.Dir(p), 0o755)
-				must(t, os.Chmod(p, tt.mode))
+				testutil.Must(t, os.Chmod(p, tt.mode))
 				t.Cleanup(func() { os.Chmod(p, fi.Mode()&fs.ModePerm) })
 				probs, err := tree.Verify(context.Background(), f.fs, snap, m, 2)
 				if err != nil {
@@ -109,7 +109,7 @@ func TestWalkKeepsPermissionBitsOnly(t *testing.T) {
 	src := specialTree(t)
 	for _, f := range []fsys.FS{fsys.OS(), faultfs.New(fsys.OS())} {
 		es, err := tree.Walk(context.Background(), f, src, nil)
-		must(t, err)
+		testutil.Must(t, err)
 		for _, e := range es {
 			if e.Mode&^fs.ModePerm != 0 {
 				t.Errorf("%s: Walk over %s gave mode %v, beyond the permission bits", e.Path, f.Name(), e.Mode)

@@ -35,7 +35,7 @@ func TestPoolStoppedReportsCancel(t *testing.T) {
 			pool := tree.NewPool(ctx, 1)
 			started, release := make(chan struct{}), make(chan struct{})
 			var ran atomic.Int64
-			must(t, pool.Go(func(context.Context) error {
+			testutil.Must(t, pool.Go(func(context.Context) error {
 				close(started)
 				<-release
 				ran.Add(1)
@@ -62,7 +62,7 @@ func TestPoolCompleteAfterCancel(t *testing.T) {
 	var done sync.WaitGroup
 	for i := 0; i < 5; i++ {
 		done.Add(1)
-		must(t, pool.Go(func(context.Context) error { done.Done(); return nil }))
+		testutil.Must(t, pool.Go(func(context.Context) error { done.Done(); return nil }))
 	}
 	done.Wait()
 	cancel()
@@ -95,7 +95,7 @@ func TestPublishStopped(t *testing.T) {
 			publish(tb, export.New(fsys.OS(), root), src, fastOpts())
 			testutil.Touch(tb, src, "d01/s00/f00001.dat", "changed\n")
 			testutil.WriteTree(tb, src, map[string]string{"d09/new": "new\n"})
-			must(tb, os.Remove(filepath.Join(src, "d02/s00/f00002.dat")))
+			testutil.Must(tb, os.Remove(filepath.Join(src, "d02/s00/f00002.dat")))
 		}},
 	}
 	for _, tt := range tests {

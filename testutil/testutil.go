@@ -151,3 +151,21 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Must fails the test at once if err is not nil.
+func Must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// SameFile reports whether a and b (not followed if symlinks) are the same inode.
+func SameFile(tb testing.TB, a, b string) bool {
+	tb.Helper()
+	fa, err := os.Lstat(a)
+	Must(tb, err)
+	fb, err := os.Lstat(b)
+	Must(tb, err)
+	return os.SameFile(fa, fb)
+}

@@ -38,30 +38,13 @@ func publishSrc(tb testing.TB, r *export.Root, src string) {
 	}
 }
 
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// sameFile reports whether a and b are the same inode.
-func sameFile(tb testing.TB, a, b string) bool {
-	tb.Helper()
-	fa, err := os.Lstat(a)
-	must(tb, err)
-	fb, err := os.Lstat(b)
-	must(tb, err)
-	return os.SameFile(fa, fb)
-}
-
 // verifySnap verifies snapshot n of r.
 func verifySnap(tb testing.TB, r *export.Root, n uint64) []tree.Problem {
 	tb.Helper()
 	m, err := r.ReadManifest(n)
-	must(tb, err)
+	testutil.Must(tb, err)
 	probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(n), m, 2)
-	must(tb, err)
+	testutil.Must(tb, err)
 	return probs
 }
 
@@ -78,8 +61,8 @@ func TestRepair(t *testing.T) {
 		"gone.txt":         "removed from snapshot 2",
 		"changes-once.txt": "version one",
 	})
-	must(t, os.Chmod(filepath.Join(src, "ro/deep.txt"), 0o444))
-	must(t, os.Chmod(filepath.Join(src, "ro"), 0o555))
+	testutil.Must(t, os.Chmod(filepath.Join(src, "ro/deep.txt"), 0o444))
+	testutil.Must(t, os.Chmod(filepath.Join(src, "ro"), 0o555))
 	r := publishRoot(t)
 	publishSrc(t, r, src)
 	testutil.Touch(t, src, "changes-once.txt", "version two")
@@ -91,15 +74,15 @@ func TestRepair(t *testing.T) {
 	}
 	// Snapshot 1's copied.txt: a separate inode with the same bad bytes.
 	bad, err := os.ReadFile(filepath.Join(s2, "copied.txt"))
-	must(t, err)
+	testutil.Must(t, err)
 	fi, err := os.Stat(filepath.Join(s1, "copied.txt"))
-	must(t, err)
+	testutil.Must(t, err)
 	tmp := filepath.Join(t.TempDir(), "copy")
-	must(t, os.WriteFile(tmp, bad, fi.Mode().Perm()))
-	must(t, os.Chtimes(tmp, fi.ModTime(), fi.ModTime()))
-	must(t, os.Rename(tmp, filepath.Join(s1, "copied.txt")))
-	must(t, os.Remove(filepath.Join(s2, "gone.txt")))
-	must(t, os.WriteFile(filepath.Join(s2, "extra.txt"), []byte("not in the manifest"), 0o644))
+	testutil.Must(t, os.WriteFile(tmp, bad, fi.Mode().Perm()))
+	testutil.Must(t, os.Chtimes(tmp, fi.ModTime(), fi.ModTime()))
+	testutil.Must(t, os.Rename(tmp, filepath.Join(s1, "copied.txt")))
+	testutil.Must(t, os.Remove(filepath.Join(s2, "gone.txt")))
+	testutil.Must(t, os.WriteFile(filepath.Join(s2, "extra.txt"), []byte("not in the manifest"), 0o644))
 	damagedLinked := testutil.Inode(t, filepath.Join(s2, "linked.txt"))
 
 	probs := verifySnap(t, r, 2)
@@ -107,7 +90,7 @@ func TestRepair(t *testing.T) {
 		t.Fatalf("verify of the damage: %v", probs)
 	}
 	res, err := export.Repair(context.Background(), r, 2, probs, export.FromSource(r.FS, src))
-	must(t, err)
+	testutil.Must(t, err)
 	var got []string
 	for _, p := range res.Repaired {
 		got = append(got, fmt.Sprintf("%d/%s", p.Snapshot, p.Path))
@@ -127,7 +110,7 @@ func TestRepair(t *testing.T) {
 		t.Errorf("snapshot 1 after the repair: %v", probs)
 	}
 	for _, p := range []string{"linked.txt", "copied.txt", "ro/deep.txt"} {
-		if !sameFile(t, filepath.Join(s1, p), filepath.Join(s2, p)) {
+		if !testutil.SameFile(t, filepath.Join(s1, p), filepath.Join(s2, p)) {
 			t.Errorf("%s: the two snapshots do not share the repaired file", p)
 		}
 	}
@@ -151,7 +134,7 @@ func TestRepairSourceChanged(t *testing.T) {
 	testutil.CorruptInPlace(t, filepath.Join(r.SnapshotDir(1), "a.txt"))
 	testutil.Touch(t, src, "a.txt", "the recorded content, edited")
 	res, err := export.Repair(context.Background(), r, 1, verifySnap(t, r, 1), export.FromSource(r.FS, src))
-	must(t, err)
+	testutil.Must(t, err)
 	if len(res.Repaired) != 0 || len(res.Failed) != 1 || res.Failed[0].Path != "a.txt" {
 		t.Fatalf("repair from a changed source: %+v", res)
 	}
@@ -168,13 +151,13 @@ func TestRepairRefusesSymlinkedDir(t *testing.T) {
 	r := publishRoot(t)
 	publishSrc(t, r, src)
 	outside := filepath.Join(t.TempDir(), "outside")
-	must(t, os.MkdirAll(outside, 0o755))
-	must(t, os.WriteFile(filepath.Join(outside, "x.txt"), []byte("not the snapshot's"), 0o644))
+	testutil.Must(t, os.MkdirAll(outside, 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(outside, "x.txt"), []byte("not the snapshot's"), 0o644))
 	sub := filepath.Join(r.SnapshotDir(1), "sub")
-	must(t, os.RemoveAll(sub))
-	must(t, os.Symlink(outside, sub))
+	testutil.Must(t, os.RemoveAll(sub))
+	testutil.Must(t, os.Symlink(outside, sub))
 	res, err := export.Repair(context.Background(), r, 1, verifySnap(t, r, 1), export.FromSource(r.FS, src))
-	must(t, err)
+	testutil.Must(t, err)
 	if len(res.Repaired) != 0 || len(res.Failed) != 2 {
 		t.Fatalf("repair through a symlinked directory: %+v", res)
 	}
@@ -194,7 +177,7 @@ func damagedRoot(tb testing.TB, f fsys.FS) (*export.Root, string) {
 		"ro/b.txt":   "in a read-only directory",
 		"change.txt": "version one",
 	})
-	must(tb, os.Chmod(filepath.Join(src, "ro"), 0o555))
+	testutil.Must(tb, os.Chmod(filepath.Join(src, "ro"), 0o555))
 	r := publishRoot(tb)
 	publishSrc(tb, r, src)
 	testutil.Touch(tb, src, "change.txt", "version two")

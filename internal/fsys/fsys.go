@@ -209,3 +209,22 @@ func RemoveTemps(fsys FS, dir string) error {
 	}
 	return nil
 }
+
+// FreeSpacer is a filesystem that reports the space free for new files
+// below dir (tests wrap OS() with one to simulate a small disk).
+type FreeSpacer interface {
+	FreeSpace(dir string) (int64, error)
+}
+
+// FreeSpace is the space an unprivileged writer may still use on the
+// filesystem of dir (statfs(2) f_bavail), asked of f if it knows.
+func FreeSpace(f FS, dir string) (int64, error) {
+	if fs, ok := f.(FreeSpacer); ok {
+		return fs.FreeSpace(dir)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
+}

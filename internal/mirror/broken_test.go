@@ -8,6 +8,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 // An idle upstream whose current names a snapshot it does not have (its
@@ -18,10 +19,10 @@ func TestUpstreamMissingServedSnapshotIsBroken(t *testing.T) {
 		name    string
 		corrupt func(w *world, n uint64)
 	}{
-		{"manifest missing", func(w *world, n uint64) { must(t, os.Remove(w.up.ManifestPath(n))) }},
+		{"manifest missing", func(w *world, n uint64) { testutil.Must(t, os.Remove(w.up.ManifestPath(n))) }},
 		{"file missing", func(w *world, n uint64) {
-			must(t, os.Chmod(w.up.SnapshotDir(n), 0o755))
-			must(t, os.Remove(w.up.SnapshotDir(n)+"/b"))
+			testutil.Must(t, os.Chmod(w.up.SnapshotDir(n), 0o755))
+			testutil.Must(t, os.Remove(w.up.SnapshotDir(n)+"/b"))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,7 +31,7 @@ func TestUpstreamMissingServedSnapshotIsBroken(t *testing.T) {
 			if _, err := w.sync(t, opts()); err != nil {
 				t.Fatal(err)
 			}
-			must(t, os.WriteFile(w.src+"/b", []byte("changed"), 0o644))
+			testutil.Must(t, os.WriteFile(w.src+"/b", []byte("changed"), 0o644))
 			n2 := w.publish(t)
 			tc.corrupt(w, n2)
 			before := counters(t, w.mir)

@@ -24,9 +24,9 @@ import (
 func rollBack(tb testing.TB, r *export.Root, n uint64) {
 	tb.Helper()
 	b, err := seqfile.StartUpdate(r.FS, r.SeqDir())
-	must(tb, err)
-	must(tb, r.Flip(n))
-	must(tb, seqfile.FinishUpdate(r.FS, r.SeqDir(), b))
+	testutil.Must(tb, err)
+	testutil.Must(tb, r.Flip(n))
+	testutil.Must(tb, seqfile.FinishUpdate(r.FS, r.SeqDir(), b))
 }
 
 // countingUpstream counts manifest fetches.
@@ -43,7 +43,7 @@ func (c *countingUpstream) FetchManifest(ctx context.Context, n uint64, dst stri
 func syncCounting(tb testing.TB, up, mir *export.Root, opt mirror.Options) (mirror.Result, int, error) {
 	tb.Helper()
 	u, err := transport.NewLocal(fsys.OS(), up.Dir)
-	must(tb, err)
+	testutil.Must(tb, err)
 	defer u.Close()
 	cu := &countingUpstream{Upstream: u}
 	res, err := mirror.Sync(context.Background(), mir, cu, opt)
@@ -54,7 +54,7 @@ func syncCounting(tb testing.TB, up, mir *export.Root, opt mirror.Options) (mirr
 func publishTo(tb testing.TB, r *export.Root, src string) uint64 {
 	tb.Helper()
 	res, err := snapshot.Publish(context.Background(), r, src, snapshot.PublishOptions{Workers: 2, Keep: 100, MaxDelete: 1, TakeOver: true})
-	must(tb, err)
+	testutil.Must(tb, err)
 	return res.Snapshot
 }
 
@@ -97,7 +97,7 @@ func TestDivergedSameNumber(t *testing.T) {
 			w := newWorld(t, baseFiles())
 			n := w.publish(t)
 			_, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			up := tt.diverge(t, w)
 			cur := current(t, w.mir)
 			if upn := current(t, up); upn != cur {
@@ -125,21 +125,21 @@ func TestSameNumberNoopStaysCheap(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	w.publish(t)
 	_, fetched, err := syncCounting(t, w.up, w.mir, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if fetched != 1 {
 		t.Fatalf("first sync fetched %d manifests, want 1", fetched)
 	}
 	for i := 0; i < 2; i++ {
 		res, fetched, err := syncCounting(t, w.up, w.mir, opts())
-		must(t, err)
+		testutil.Must(t, err)
 		if res.Changed || fetched != 0 {
 			t.Fatalf("no-op poll %d: changed=%v, fetched %d manifests, want none", i, res.Changed, fetched)
 		}
 	}
-	must(t, os.Remove(w.mir.Path(export.UpstreamStateName)))
+	testutil.Must(t, os.Remove(w.mir.Path(export.UpstreamStateName)))
 	for i, want := range []int{1, 0} {
 		res, fetched, err := syncCounting(t, w.up, w.mir, opts())
-		must(t, err)
+		testutil.Must(t, err)
 		if res.Changed || fetched != want {
 			t.Fatalf("poll %d without a record: changed=%v, fetched %d manifests, want %d", i, res.Changed, fetched, want)
 		}
@@ -161,11 +161,11 @@ func TestBehindUpstream(t *testing.T) {
 			behind: func(t testing.TB, w *world) *export.Root {
 				peer := export.New(fsys.OS(), filepath.Join(t.TempDir(), "peer"))
 				_, err := syncFrom(t, w.up, peer, opts())
-				must(t, err)
+				testutil.Must(t, err)
 				testutil.Touch(t, w.src, "README", "v2")
 				w.publish(t)
 				_, err = w.sync(t, opts())
-				must(t, err)
+				testutil.Must(t, err)
 				return peer
 			},
 		},
@@ -176,8 +176,8 @@ func TestBehindUpstream(t *testing.T) {
 				testutil.Touch(t, w.src, "README", "v2")
 				w.publish(t)
 				_, err := w.sync(t, opts())
-				must(t, err)
-				must(t, w.up.Flip(n1))
+				testutil.Must(t, err)
+				testutil.Must(t, w.up.Flip(n1))
 				return w.up
 			},
 		},
@@ -187,7 +187,7 @@ func TestBehindUpstream(t *testing.T) {
 			w := newWorld(t, baseFiles())
 			w.publish(t)
 			_, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			up := tt.behind(t, w)
 			cur := current(t, w.mir)
 			res, err := syncFrom(t, up, w.mir, opts())
@@ -225,7 +225,7 @@ func TestRetryLogWording(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	w.publish(t)
 	u, err := transport.NewLocal(fsys.OS(), w.up.Dir)
-	must(t, err)
+	testutil.Must(t, err)
 	defer u.Close()
 	logs := &testutil.SyncBuffer{}
 	opt := opts()

@@ -36,7 +36,7 @@ func newLinkWorld(tb testing.TB, rsync bool) *linkWorld {
 		mir: export.New(fsys.OS(), filepath.Join(d, "mirror")),
 	}
 	w.upFiles = len(testutil.GenTree(tb, w.src, 40, 1))
-	must(tb, os.MkdirAll(w.up.Dir, 0o755))
+	testutil.Must(tb, os.MkdirAll(w.up.Dir, 0o755))
 	w.addr = w.up.Dir
 	if rsync {
 		w.addr = testutil.StartRsyncdServer(tb, map[string]string{"pub": w.up.Dir}).URL("pub")
@@ -50,17 +50,17 @@ func newLinkWorld(tb testing.TB, rsync bool) *linkWorld {
 func (w *linkWorld) step(tb testing.TB) mirror.Result {
 	tb.Helper()
 	_, err := snapshot.Publish(context.Background(), w.up, w.src, snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100, MaxDelete: 1})
-	must(tb, err)
+	testutil.Must(tb, err)
 	return w.sync(tb)
 }
 
 func (w *linkWorld) sync(tb testing.TB) mirror.Result {
 	tb.Helper()
 	u, err := transport.Open(w.addr, fsys.OS(), transport.Options{})
-	must(tb, err)
+	testutil.Must(tb, err)
 	defer u.Close()
 	res, err := mirror.Sync(context.Background(), w.mir, u, w.keepOpts)
-	must(tb, err)
+	testutil.Must(tb, err)
 	return res
 }
 
@@ -90,9 +90,9 @@ func TestSyncTornLinksFromRetained(t *testing.T) {
 					t.Fatalf("sync: %+v", r)
 				}
 			}
-			must(t, os.Remove(w.mir.ManifestPath(3)))
+			testutil.Must(t, os.Remove(w.mir.ManifestPath(3)))
 			if tc.corruptBase {
-				must(t, os.WriteFile(w.mir.ManifestPath(2), []byte("seqmirror-manifest 1\nsnapshot 7\n"), 0o644))
+				testutil.Must(t, os.WriteFile(w.mir.ManifestPath(2), []byte("seqmirror-manifest 1\nsnapshot 7\n"), 0o644))
 			}
 			testutil.Touch(t, w.src, "d02/s00/f00002.dat", "changed again")
 			r := w.step(t)
@@ -123,15 +123,15 @@ func TestSyncLinksMovedBack(t *testing.T) {
 				w.keepOpts = w.keepOpts.WithLimits(2, 3)
 			}
 			w.step(t)
-			must(t, os.Rename(filepath.Join(w.src, "d01"), filepath.Join(w.src, "moved")))
+			testutil.Must(t, os.Rename(filepath.Join(w.src, "d01"), filepath.Join(w.src, "moved")))
 			w.step(t)
-			must(t, os.Rename(filepath.Join(w.src, "moved"), filepath.Join(w.src, "d01")))
+			testutil.Must(t, os.Rename(filepath.Join(w.src, "moved"), filepath.Join(w.src, "d01")))
 			r := w.step(t)
 			if r.Snapshot != 3 || r.Fetched != 0 || r.Linked != w.upFiles {
 				t.Errorf("sync of the moved-back tree: %+v, want fetched 0, linked %d", r, w.upFiles)
 			}
 			p := filepath.Join("d01", "s00", "f00001.dat")
-			if !sameFile(t, filepath.Join(w.mir.SnapshotDir(1), p), filepath.Join(w.mir.SnapshotDir(3), p)) {
+			if !testutil.SameFile(t, filepath.Join(w.mir.SnapshotDir(1), p), filepath.Join(w.mir.SnapshotDir(3), p)) {
 				t.Errorf("%s not linked from snapshot 1", p)
 			}
 			requireMirrors(t, w.up, w.mir, 3)
@@ -146,15 +146,15 @@ func TestSyncTornDeleteGuard(t *testing.T) {
 	w.step(t)
 	testutil.Touch(t, w.src, "d00/s00/f00000.dat", "changed")
 	w.step(t)
-	must(t, os.Remove(w.mir.ManifestPath(2)))
-	must(t, os.RemoveAll(filepath.Join(w.src, "d01")))
-	must(t, os.RemoveAll(filepath.Join(w.src, "d02")))
-	must(t, os.RemoveAll(filepath.Join(w.src, "d03")))
-	must(t, os.RemoveAll(filepath.Join(w.src, "d04")))
+	testutil.Must(t, os.Remove(w.mir.ManifestPath(2)))
+	testutil.Must(t, os.RemoveAll(filepath.Join(w.src, "d01")))
+	testutil.Must(t, os.RemoveAll(filepath.Join(w.src, "d02")))
+	testutil.Must(t, os.RemoveAll(filepath.Join(w.src, "d03")))
+	testutil.Must(t, os.RemoveAll(filepath.Join(w.src, "d04")))
 	_, err := snapshot.Publish(context.Background(), w.up, w.src, snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100, MaxDelete: 1})
-	must(t, err)
+	testutil.Must(t, err)
 	u, err := transport.Open(w.addr, fsys.OS(), transport.Options{})
-	must(t, err)
+	testutil.Must(t, err)
 	defer u.Close()
 	if _, err := mirror.Sync(context.Background(), w.mir, u, w.keepOpts); !errors.Is(err, mirror.ErrTooManyDeletes) {
 		t.Fatalf("sync deleting most of the base's files over a torn current: %v, want %v", err, mirror.ErrTooManyDeletes)

@@ -27,13 +27,6 @@ import (
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // world is a source, its publishing root and a mirror root.
 type world struct {
 	src string
@@ -49,7 +42,7 @@ func newWorld(tb testing.TB, files map[string]string) *world {
 		up:  export.New(fsys.OS(), filepath.Join(d, "up")),
 		mir: export.New(fsys.OS(), filepath.Join(d, "mirror")),
 	}
-	must(tb, os.MkdirAll(w.src, 0o755))
+	testutil.Must(tb, os.MkdirAll(w.src, 0o755))
 	testutil.WriteTree(tb, w.src, files)
 	return w
 }
@@ -57,7 +50,7 @@ func newWorld(tb testing.TB, files map[string]string) *world {
 func (w *world) publish(tb testing.TB) uint64 {
 	tb.Helper()
 	res, err := snapshot.Publish(context.Background(), w.up, w.src, snapshot.PublishOptions{Backoff: time.Millisecond, Workers: 2, Keep: 100, MaxDelete: 1})
-	must(tb, err)
+	testutil.Must(tb, err)
 	return res.Snapshot
 }
 
@@ -70,7 +63,7 @@ func opts() mirror.Options {
 func syncFrom(tb testing.TB, up, mir *export.Root, opt mirror.Options) (mirror.Result, error) {
 	tb.Helper()
 	u, err := transport.NewLocal(fsys.OS(), up.Dir)
-	must(tb, err)
+	testutil.Must(tb, err)
 	defer u.Close()
 	return mirror.Sync(context.Background(), mir, u, opt)
 }
@@ -83,14 +76,14 @@ func (w *world) sync(tb testing.TB, opt mirror.Options) (mirror.Result, error) {
 func current(tb testing.TB, r *export.Root) uint64 {
 	tb.Helper()
 	n, err := r.Current()
-	must(tb, err)
+	testutil.Must(tb, err)
 	return n
 }
 
 func counters(tb testing.TB, r *export.Root) seqfile.Pair {
 	tb.Helper()
 	p, err := seqfile.Counters(r.FS, r.SeqDir())
-	must(tb, err)
+	testutil.Must(tb, err)
 	return p
 }
 
@@ -102,22 +95,22 @@ func requireMirrors(tb testing.TB, up, mir *export.Root, n uint64) {
 		tb.Fatalf("mirror serves %d, want %d", got, n)
 	}
 	a, err := os.ReadFile(up.ManifestPath(n))
-	must(tb, err)
+	testutil.Must(tb, err)
 	b, err := os.ReadFile(mir.ManifestPath(n))
-	must(tb, err)
+	testutil.Must(tb, err)
 	if !bytes.Equal(a, b) {
 		tb.Fatalf("manifest of snapshot %d differs", n)
 	}
 	ctx := context.Background()
 	wu, err := tree.Walk(ctx, fsys.OS(), up.SnapshotDir(n), nil)
-	must(tb, err)
+	testutil.Must(tb, err)
 	wm, err := tree.Walk(ctx, fsys.OS(), mir.SnapshotDir(n), nil)
-	must(tb, err)
+	testutil.Must(tb, err)
 	if !slices.Equal(wu, wm) {
 		tb.Fatalf("snapshot %d trees differ:\n up %+v\nmir %+v", n, wu, wm)
 	}
 	m, err := mir.ReadManifest(n)
-	must(tb, err)
+	testutil.Must(tb, err)
 	probs, err := tree.Verify(ctx, fsys.OS(), mir.SnapshotDir(n), m, 2)
 	if err != nil || len(probs) != 0 {
 		tb.Fatalf("mirror snapshot %d does not verify: %v %v", n, probs, err)
@@ -125,15 +118,6 @@ func requireMirrors(tb testing.TB, up, mir *export.Root, n uint64) {
 	if p := counters(tb, mir); !p.Idle() {
 		tb.Fatalf("mirror counters %+v not idle", p)
 	}
-}
-
-func sameFile(tb testing.TB, a, b string) bool {
-	tb.Helper()
-	fa, err := os.Lstat(a)
-	must(tb, err)
-	fb, err := os.Lstat(b)
-	must(tb, err)
-	return os.SameFile(fa, fb)
 }
 
 func baseFiles() map[string]string {
@@ -148,7 +132,7 @@ func TestFirstSync(t *testing.T) {
 	testutil.GitRepo(t, filepath.Join(w.src, "repo"), 3)
 	n := w.publish(t)
 	res, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if !res.Changed || res.Snapshot != n || res.Previous != 0 || res.Linked != 0 || res.Fetched == 0 {
 		t.Fatalf("first sync = %+v", res)
 	}
@@ -158,7 +142,7 @@ func TestFirstSync(t *testing.T) {
 	}
 	testutil.GitFsck(t, filepath.Join(w.mir.SnapshotDir(n), "repo"))
 	st, err := w.mir.Status()
-	must(t, err)
+	testutil.Must(t, err)
 	if st.State != export.StateFresh || st.Snapshot != n {
 		t.Fatalf("mirror status %+v", st)
 	}
@@ -168,19 +152,19 @@ func TestIncrementalSync(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	n1 := w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	testutil.Touch(t, w.src, "a/b/c.txt", "changed")
 	testutil.Touch(t, w.src, "new/file", "new")
-	must(t, os.Remove(filepath.Join(w.src, "x", "5")))
+	testutil.Must(t, os.Remove(filepath.Join(w.src, "x", "5")))
 	n2 := w.publish(t)
 	res, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Snapshot != n2 || res.Previous != n1 || res.Fetched != 2 || res.Deleted != 1 {
 		t.Fatalf("incremental sync = %+v, want 2 fetched, 1 deleted", res)
 	}
 	requireMirrors(t, w.up, w.mir, n2)
 	m, err := w.mir.ReadManifest(n2)
-	must(t, err)
+	testutil.Must(t, err)
 	linked := 0
 	for _, e := range m.Entries {
 		if e.Type != manifest.File {
@@ -190,7 +174,7 @@ func TestIncrementalSync(t *testing.T) {
 		if _, err := os.Lstat(old); err != nil {
 			continue // new file
 		}
-		same := sameFile(t, old, filepath.Join(w.mir.SnapshotDir(n2), e.Path))
+		same := testutil.SameFile(t, old, filepath.Join(w.mir.SnapshotDir(n2), e.Path))
 		if same == (e.Path == "a/b/c.txt") {
 			t.Errorf("%s: linked to the previous mirror snapshot = %v", e.Path, same)
 		}
@@ -202,7 +186,7 @@ func TestIncrementalSync(t *testing.T) {
 		t.Fatalf("%d files linked, result says %d", linked, res.Linked)
 	}
 	// The mirror never links into the upstream's tree.
-	if sameFile(t, filepath.Join(w.up.SnapshotDir(n2), "README"), filepath.Join(w.mir.SnapshotDir(n2), "README")) {
+	if testutil.SameFile(t, filepath.Join(w.up.SnapshotDir(n2), "README"), filepath.Join(w.mir.SnapshotDir(n2), "README")) {
 		t.Fatal("mirror shares an inode with the upstream")
 	}
 }
@@ -211,7 +195,7 @@ func TestNoOpSyncWritesNothing(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	n := w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	watch := []string{
 		filepath.Join(w.mir.SeqDir(), seqfile.Begin), filepath.Join(w.mir.SeqDir(), seqfile.End),
 		w.mir.Path(export.StatusName), w.mir.ManifestPath(n), w.mir.Path(export.SnapshotsName), w.mir.Dir, w.mir.SeqDir(),
@@ -220,17 +204,17 @@ func TestNoOpSyncWritesNothing(t *testing.T) {
 		var out []time.Time
 		for _, p := range watch {
 			fi, err := os.Lstat(p)
-			must(t, err)
+			testutil.Must(t, err)
 			out = append(out, fi.ModTime())
 		}
 		fi, err := os.Lstat(w.mir.Path(export.CurrentName))
-		must(t, err)
+		testutil.Must(t, err)
 		return append(out, fi.ModTime())
 	}
 	before := stat()
 	time.Sleep(10 * time.Millisecond)
 	res, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Changed || res.Snapshot != n || res.Fetched != 0 {
 		t.Fatalf("no-op sync = %+v", res)
 	}
@@ -245,7 +229,7 @@ func TestRollback(t *testing.T) {
 	testutil.Touch(t, w.src, "README", "v2")
 	n2 := w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	// The upstream's admin points current back at the old snapshot,
 	// bumping its counters (a flip that leaves seq/end alone looks like an
 	// upstream that is behind: TestBehindUpstream).
@@ -263,7 +247,7 @@ func TestRollback(t *testing.T) {
 	opt := opts()
 	opt.AllowRollback = true
 	res, err := w.sync(t, opt)
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Snapshot != n1 || !res.Changed {
 		t.Fatalf("allowed rollback = %+v", res)
 	}
@@ -291,9 +275,9 @@ func TestMaxDelete(t *testing.T) {
 			w := newWorld(t, baseFiles()) // 9 regular files
 			n1 := w.publish(t)
 			_, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			for _, p := range []string{"x/1", "x/2", "x/3", "x/4", "x/5"} {
-				must(t, os.Remove(filepath.Join(w.src, p)))
+				testutil.Must(t, os.Remove(filepath.Join(w.src, p)))
 			}
 			n2 := w.publish(t) // deletes 5 of 9 files
 			opt := opts()
@@ -311,7 +295,7 @@ func TestMaxDelete(t *testing.T) {
 				}
 				return
 			}
-			must(t, err)
+			testutil.Must(t, err)
 			requireMirrors(t, w.up, w.mir, n2)
 		})
 	}
@@ -322,17 +306,17 @@ func TestNoSnapshotUpstream(t *testing.T) {
 		name  string
 		setup func(t *testing.T, up *export.Root)
 	}{
-		{name: "initialised only", setup: func(t *testing.T, up *export.Root) { must(t, up.Init()) }},
+		{name: "initialised only", setup: func(t *testing.T, up *export.Root) { testutil.Must(t, up.Init()) }},
 		{name: "update never finished", setup: func(t *testing.T, up *export.Root) {
-			must(t, up.Init())
+			testutil.Must(t, up.Init())
 			_, err := seqfile.StartUpdate(up.FS, up.SeqDir())
-			must(t, err)
+			testutil.Must(t, err)
 		}},
 		{name: "idle counters", setup: func(t *testing.T, up *export.Root) {
-			must(t, up.Init())
+			testutil.Must(t, up.Init())
 			b, err := seqfile.StartUpdate(up.FS, up.SeqDir())
-			must(t, err)
-			must(t, seqfile.FinishUpdate(up.FS, up.SeqDir(), b))
+			testutil.Must(t, err)
+			testutil.Must(t, seqfile.FinishUpdate(up.FS, up.SeqDir(), b))
 		}},
 	}
 	for _, tt := range tests {
@@ -373,14 +357,14 @@ func TestHashMismatch(t *testing.T) {
 			w := newWorld(t, baseFiles())
 			n1 := w.publish(t)
 			_, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			testutil.Touch(t, w.src, "new/file", "new!")
 			n2 := w.publish(t)
 			p := filepath.Join(w.up.SnapshotDir(n2), "new", "file")
 			fi, err := os.Stat(p)
-			must(t, err)
-			must(t, os.WriteFile(p, []byte(tt.tamper), 0o644))
-			must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+			testutil.Must(t, err)
+			testutil.Must(t, os.WriteFile(p, []byte(tt.tamper), 0o644))
+			testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 
 			_, err = w.sync(t, opts())
 			if !errors.Is(err, tree.ErrHashMismatch) {
@@ -398,10 +382,10 @@ func TestHashMismatch(t *testing.T) {
 				t.Fatalf("counters %+v look idle after a failed update", p)
 			}
 			// Once the upstream is repaired, the next run completes.
-			must(t, os.WriteFile(p, []byte("new!"), 0o644))
-			must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+			testutil.Must(t, os.WriteFile(p, []byte("new!"), 0o644))
+			testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 			_, err = w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			requireMirrors(t, w.up, w.mir, n2)
 		})
 	}
@@ -411,7 +395,7 @@ func TestHashMismatch(t *testing.T) {
 func requireMirrorsServed(tb testing.TB, mir *export.Root, n uint64) {
 	tb.Helper()
 	m, err := mir.ReadManifest(n)
-	must(tb, err)
+	testutil.Must(tb, err)
 	probs, err := tree.Verify(context.Background(), fsys.OS(), mir.SnapshotDir(n), m, 2)
 	if err != nil || len(probs) != 0 {
 		tb.Fatalf("served snapshot %d: %v %v", n, probs, err)
@@ -422,8 +406,8 @@ func TestCorruptUpstreamManifest(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	n := w.publish(t)
 	b, err := os.ReadFile(w.up.ManifestPath(n))
-	must(t, err)
-	must(t, os.WriteFile(w.up.ManifestPath(n), bytes.Replace(b, []byte("README"), []byte("../../x"), 1), 0o644))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(w.up.ManifestPath(n), bytes.Replace(b, []byte("README"), []byte("../../x"), 1), 0o644))
 	_, err = w.sync(t, opts())
 	if !errors.Is(err, manifest.ErrUnsafePath) && !errors.Is(err, manifest.ErrCorrupt) {
 		t.Fatalf("sync with a hostile manifest = %v, want ErrUnsafePath or ErrCorrupt", err)
@@ -458,7 +442,7 @@ func TestHostileManifest(t *testing.T) {
 			n := w.publish(t)
 			body := fmt.Sprintf("%s\nsnapshot %d\n%s", manifest.Magic, n, tt.records)
 			body += fmt.Sprintf("end %d %016x\n", strings.Count(tt.records, "\n"), xxhash.Sum64String(body))
-			must(t, os.WriteFile(w.up.ManifestPath(n), []byte(body), 0o644))
+			testutil.Must(t, os.WriteFile(w.up.ManifestPath(n), []byte(body), 0o644))
 			_, err := w.sync(t, opts())
 			if !errors.Is(err, manifest.ErrUnsafePath) {
 				t.Fatalf("sync = %v, want ErrUnsafePath", err)
@@ -481,9 +465,9 @@ func TestTier2(t *testing.T) {
 	tier2 := export.New(fsys.OS(), filepath.Join(t.TempDir(), "tier2"))
 	n1 := w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	res, err := syncFrom(t, w.mir, tier2, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Snapshot != n1 {
 		t.Fatalf("tier 2 sync = %+v", res)
 	}
@@ -497,14 +481,14 @@ func TestTier2(t *testing.T) {
 		t.Fatalf("tier 2 sync before tier 1 = %+v, %v", res, err)
 	}
 	_, err = w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	res, err = syncFrom(t, w.mir, tier2, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Snapshot != n2 || res.Fetched != 1 {
 		t.Fatalf("incremental tier 2 sync = %+v, want 1 fetched", res)
 	}
 	requireMirrors(t, w.up, tier2, n2)
-	if !sameFile(t, filepath.Join(tier2.SnapshotDir(n1), "README"), filepath.Join(tier2.SnapshotDir(n2), "README")) {
+	if !testutil.SameFile(t, filepath.Join(tier2.SnapshotDir(n1), "README"), filepath.Join(tier2.SnapshotDir(n2), "README")) {
 		t.Fatal("tier 2 did not link an unchanged file")
 	}
 	testutil.GitFsck(t, filepath.Join(tier2.SnapshotDir(n2), "repo"))
@@ -513,9 +497,9 @@ func TestTier2(t *testing.T) {
 func TestSyncLocked(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	w.publish(t)
-	must(t, w.mir.Init())
+	testutil.Must(t, w.mir.Init())
 	l, err := w.mir.Lock()
-	must(t, err)
+	testutil.Must(t, err)
 	defer l.Unlock()
 	if _, err := w.sync(t, opts()); !errors.Is(err, export.ErrLocked) {
 		t.Fatalf("sync while locked = %v, want ErrLocked", err)
@@ -530,10 +514,10 @@ func TestSyncPrunes(t *testing.T) {
 		testutil.Touch(t, w.src, "README", strings.Repeat("v", i+1))
 		w.publish(t)
 		_, err := w.sync(t, opt)
-		must(t, err)
+		testutil.Must(t, err)
 	}
 	snaps, err := w.mir.Snapshots()
-	must(t, err)
+	testutil.Must(t, err)
 	if !slices.Equal(snaps, []uint64{3, 4}) {
 		t.Fatalf("mirror keeps %v, want [3 4]", snaps)
 	}
@@ -603,15 +587,15 @@ func TestNoFlipToSnapshotPrunedDuringCopy(t *testing.T) {
 		t.Fatalf("published %d", n)
 	}
 	local, err := transport.NewLocal(fsys.OS(), w.up.Dir)
-	must(t, err)
+	testutil.Must(t, err)
 	defer local.Close()
 	up := &hookUp{Local: local, after: func() {
 		testutil.WriteTree(t, w.src, map[string]string{"a.txt": "third"})
 		if n := w.publish(t); n != 3 {
 			t.Fatalf("published %d", n)
 		}
-		must(t, os.Remove(w.up.ManifestPath(2)))
-		must(t, fsys.RemoveAll(fsys.OS(), w.up.SnapshotDir(2)))
+		testutil.Must(t, os.Remove(w.up.ManifestPath(2)))
+		testutil.Must(t, fsys.RemoveAll(fsys.OS(), w.up.SnapshotDir(2)))
 	}}
 	var flips []uint64
 	opt := opts()
@@ -633,9 +617,9 @@ func TestNoFlipToSnapshotPrunedDuringCopy(t *testing.T) {
 func recorded(tb testing.TB, r *export.Root) export.Status {
 	tb.Helper()
 	b, err := os.ReadFile(r.Path(export.StatusName))
-	must(tb, err)
+	testutil.Must(tb, err)
 	var s export.Status
-	must(tb, json.Unmarshal(b, &s))
+	testutil.Must(tb, json.Unmarshal(b, &s))
 	return s
 }
 
@@ -653,14 +637,14 @@ func TestLastErrorRecordedAndCleared(t *testing.T) {
 			name:   "rollback refused, then a no-op poll",
 			break_: func(t testing.TB, w *world) { rollBack(t, w.up, 2) },
 			want:   mirror.ErrRollback,
-			mend:   func(t testing.TB, w *world) { must(t, w.up.Flip(3)) },
+			mend:   func(t testing.TB, w *world) { testutil.Must(t, w.up.Flip(3)) },
 			noop:   true,
 		},
 		{
 			name: "too many deletes, then a good snapshot",
 			break_: func(t testing.TB, w *world) {
 				for _, p := range []string{"x/1", "x/2", "x/3", "x/4", "x/5", "a/b/c.txt", "a/b/d.txt"} {
-					must(t, os.Remove(filepath.Join(w.src, p)))
+					testutil.Must(t, os.Remove(filepath.Join(w.src, p)))
 				}
 				w.publish(t)
 			},
@@ -679,7 +663,7 @@ func TestLastErrorRecordedAndCleared(t *testing.T) {
 				w.publish(t)
 			}
 			_, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			if s := recorded(t, w.mir); s.LastError != "" || s.LastErrorAt != nil {
 				t.Fatalf("status.json after a good sync: %+v", s)
 			}
@@ -697,7 +681,7 @@ func TestLastErrorRecordedAndCleared(t *testing.T) {
 			}
 			tt.mend(t, w)
 			res, err := w.sync(t, opts())
-			must(t, err)
+			testutil.Must(t, err)
 			if res.Changed == tt.noop {
 				t.Fatalf("mending sync changed=%v, want %v", res.Changed, !tt.noop)
 			}
@@ -735,7 +719,7 @@ func TestOptionsRefused(t *testing.T) {
 				opt := opts()
 				tt.set(&opt)
 				up, err := transport.NewLocal(fsys.OS(), w.up.Dir)
-				must(t, err)
+				testutil.Must(t, err)
 				defer up.Close()
 				sync := mirror.Sync
 				if classic {
@@ -757,8 +741,8 @@ func TestMaxDeleteZero(t *testing.T) {
 	w := newWorld(t, map[string]string{"a.txt": "a", "b.txt": "b"})
 	w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
-	must(t, os.Remove(filepath.Join(w.src, "b.txt")))
+	testutil.Must(t, err)
+	testutil.Must(t, os.Remove(filepath.Join(w.src, "b.txt")))
 	w.publish(t)
 	opt := opts()
 	opt.MaxDelete = 0

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 // An upstream that does not answer at the first poll is retried with the
@@ -13,7 +15,7 @@ func TestFirstPollRetriedWhileUpstreamUnavailable(t *testing.T) {
 	w := newWorld(t, map[string]string{"a": "1"})
 	n := w.publish(t)
 	away := w.up.Dir + ".away"
-	must(t, os.Rename(w.up.Dir, away)) // the upstream's filesystem is not mounted yet
+	testutil.Must(t, os.Rename(w.up.Dir, away)) // the upstream's filesystem is not mounted yet
 	done := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -22,7 +24,7 @@ func TestFirstPollRetriedWhileUpstreamUnavailable(t *testing.T) {
 	opt := opts()
 	opt.Retries, opt.Backoff = 4, 100*time.Millisecond
 	res, err := w.sync(t, opt)
-	must(t, <-done)
+	testutil.Must(t, <-done)
 	if err != nil {
 		t.Fatalf("sync: %v", err)
 	}
@@ -41,20 +43,20 @@ func TestNoOpPollPrunes(t *testing.T) {
 	now := time.Now()
 	opt.Now = func() time.Time { return now }
 	for i := 0; i < 3; i++ {
-		must(t, os.WriteFile(w.src+"/a", []byte{byte('a' + i)}, 0o644))
+		testutil.Must(t, os.WriteFile(w.src+"/a", []byte{byte('a' + i)}, 0o644))
 		w.publish(t)
 		if _, err := w.sync(t, opt); err != nil {
 			t.Fatal(err)
 		}
 	}
 	snaps, err := w.mir.Snapshots()
-	must(t, err)
+	testutil.Must(t, err)
 	if len(snaps) != 3 {
 		t.Fatalf("before aging: %v, want 3 snapshots kept by --min-age", snaps)
 	}
 	now = now.Add(2 * time.Hour) // the two older snapshots age past --min-age
 	res, err := w.sync(t, opt)   // a no-op poll
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Changed {
 		t.Fatal("the poll was not a no-op")
 	}
@@ -65,9 +67,9 @@ func TestNoOpPollPrunes(t *testing.T) {
 		t.Fatalf("Pruned = %v, want 2 snapshots", res.Pruned)
 	}
 	st, err := w.mir.Status()
-	must(t, err)
+	testutil.Must(t, err)
 	b, err := os.ReadFile(w.mir.Path("status.json"))
-	must(t, err)
+	testutil.Must(t, err)
 	if len(st.Snapshots) != 1 || !strings.Contains(string(b), "\"snapshots\": [\n    3\n  ]") {
 		t.Fatalf("status.json not rewritten after the prune:\n%s", b)
 	}

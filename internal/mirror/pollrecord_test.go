@@ -9,6 +9,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 // clock is a settable time source for Options.Now.
@@ -36,17 +37,17 @@ func TestPollRecorded(t *testing.T) {
 	opt := opts()
 	opt.Now = clk.now
 	_, err := w.sync(t, opt)
-	must(t, err)
+	testutil.Must(t, err)
 	p := lastPoll(t, w.mir)
 	if p.UpstreamSnapshot != n1 || p.Snapshot != n1 || p.BehindSince != nil || !p.Checked.Equal(clk.t) || p.Upstream != w.up.Dir {
 		t.Fatalf("after the first sync: %+v", p)
 	}
 	content, err := os.ReadFile(w.mir.CheckedPath())
-	must(t, err)
+	testutil.Must(t, err)
 
 	clk.t = clk.t.Add(time.Hour) // a no-op poll: same content, new mtime
 	res, err := w.sync(t, opt)
-	must(t, err)
+	testutil.Must(t, err)
 	if res.Changed {
 		t.Fatal("not a no-op")
 	}
@@ -54,13 +55,13 @@ func TestPollRecorded(t *testing.T) {
 		t.Fatalf("no-op poll at %s left checked at %s", clk.t, p.Checked)
 	}
 	again, err := os.ReadFile(w.mir.CheckedPath())
-	must(t, err)
+	testutil.Must(t, err)
 	if string(again) != string(content) {
 		t.Fatalf("no-op poll rewrote the record: %q -> %q", content, again)
 	}
 
 	for _, f := range []string{"x/1", "x/2", "x/3", "x/4", "x/5"} {
-		must(t, os.Remove(filepath.Join(w.src, f)))
+		testutil.Must(t, os.Remove(filepath.Join(w.src, f)))
 	}
 	n2 := w.publish(t) // refused by --max-delete: the mirror stays behind
 	behind := clk.t.Add(time.Minute)
@@ -76,7 +77,7 @@ func TestPollRecorded(t *testing.T) {
 	}
 	opt.Force = true
 	_, err = w.sync(t, opt)
-	must(t, err)
+	testutil.Must(t, err)
 	if p := lastPoll(t, w.mir); p.Snapshot != n2 || p.BehindSince != nil {
 		t.Fatalf("after catching up: %+v", p)
 	}
@@ -87,9 +88,9 @@ func TestPollNotRecordedWithoutUpstream(t *testing.T) {
 	w := newWorld(t, baseFiles())
 	w.publish(t)
 	_, err := w.sync(t, opts())
-	must(t, err)
+	testutil.Must(t, err)
 	before := lastPoll(t, w.mir)
-	must(t, os.Rename(w.up.Dir, w.up.Dir+".gone"))
+	testutil.Must(t, os.Rename(w.up.Dir, w.up.Dir+".gone"))
 	time.Sleep(10 * time.Millisecond)
 	if _, err := w.sync(t, opts()); err == nil {
 		t.Fatal("sync from a missing upstream succeeded")
@@ -106,7 +107,7 @@ func BenchmarkSyncNoop(b *testing.B) {
 	w := newWorld(b, baseFiles())
 	w.publish(b)
 	_, err := w.sync(b, opts())
-	must(b, err)
+	testutil.Must(b, err)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if res, err := w.sync(b, opts()); err != nil || res.Changed {

@@ -37,20 +37,20 @@ func TestSyncStopped(t *testing.T) {
 		}},
 		{name: "incremental", setup: func(tb testing.TB, src, up, mir string) {
 			publishTree(tb, src, up)
-			must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
+			testutil.Must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
 			testutil.Touch(tb, src, "d01/s00/f00001.dat", "changed\n")
 			testutil.WriteTree(tb, src, map[string]string{"d09/new": "new\n"})
-			must(tb, os.Remove(filepath.Join(src, "d02/s00/f00002.dat")))
+			testutil.Must(tb, os.Remove(filepath.Join(src, "d02/s00/f00002.dat")))
 			publishTree(tb, src, up)
 		}},
 		{name: "incremental, upstream checks the context", ctxAware: true, setup: func(tb testing.TB, src, up, mir string) {
 			publishTree(tb, src, up)
-			must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
+			testutil.Must(tb, syncLocal(context.Background(), fsys.OS(), up, mir, false))
 			testutil.Touch(tb, src, "d03/s00/f00003.dat", "changed\n")
 			publishTree(tb, src, up)
 		}},
 		{name: "classic", classic: true, setup: func(tb testing.TB, src, up, _ string) {
-			must(tb, os.Rename(src, up))
+			testutil.Must(tb, os.Rename(src, up))
 			setSeq(tb, up, 1, 1)
 		}},
 	}
@@ -89,7 +89,7 @@ func TestSyncStoppedBeforeFlip(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	u, err := transport.NewLocal(fsys.OS(), w.up.Dir)
-	must(t, err)
+	testutil.Must(t, err)
 	opt := opts()
 	opt.BeforeFlip = func(uint64) { cancel() }
 	_, err = mirror.Sync(ctx, w.mir, u, opt)

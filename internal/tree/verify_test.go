@@ -26,8 +26,8 @@ func verifyTree(tb testing.TB) string {
 	dir := filepath.Join(tb.TempDir(), "t")
 	deep := strings.Repeat("n/", 40) + "leaf"
 	testutil.WriteTree(tb, dir, map[string]string{"a": "a", "b": "bb", "d/e": "e", "d/f/g": "g", "m": "m", "z": "z", deep: "leaf"})
-	must(tb, os.Symlink("a", filepath.Join(dir, "l")))
-	must(tb, os.Chmod(filepath.Join(dir, "m"), 0o755))
+	testutil.Must(tb, os.Symlink("a", filepath.Join(dir, "l")))
+	testutil.Must(tb, os.Chmod(filepath.Join(dir, "m"), 0o755))
 	return dir
 }
 
@@ -35,11 +35,11 @@ func verifyTree(tb testing.TB) string {
 func manifestOf(tb testing.TB, dir string) *manifest.Manifest {
 	tb.Helper()
 	es, err := tree.Walk(context.Background(), fsys.OS(), dir, nil)
-	must(tb, err)
+	testutil.Must(tb, err)
 	for i := range es {
 		if es[i].Type == manifest.File {
 			es[i].Hash, _, err = tree.HashFile(fsys.OS(), filepath.Join(dir, es[i].Path))
-			must(tb, err)
+			testutil.Must(tb, err)
 		}
 	}
 	return &manifest.Manifest{Snapshot: 1, Entries: es}
@@ -61,48 +61,48 @@ func TestVerifyMerge(t *testing.T) {
 	}{
 		{name: "none", tamper: func(*testing.T, string) {}, want: func(string) []string { return nil }},
 		{name: "extra file", tamper: func(t *testing.T, dir string) {
-			must(t, os.WriteFile(filepath.Join(dir, "d/x"), nil, 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(dir, "d/x"), nil, 0o644))
 		}, want: lit("d/x: not in manifest")},
 		{name: "extra dir with contents", tamper: func(t *testing.T, dir string) {
 			testutil.WriteTree(t, dir, map[string]string{"c/1": "", "c/2/3": ""})
 		}, want: lit("c: not in manifest", "c/1: not in manifest", "c/2: not in manifest", "c/2/3: not in manifest")},
 		{name: "missing file", tamper: func(t *testing.T, dir string) {
-			must(t, os.Remove(filepath.Join(dir, "b")))
+			testutil.Must(t, os.Remove(filepath.Join(dir, "b")))
 		}, want: lit("b: missing")},
 		{name: "missing subtree", tamper: func(t *testing.T, dir string) {
-			must(t, os.RemoveAll(filepath.Join(dir, "d")))
+			testutil.Must(t, os.RemoveAll(filepath.Join(dir, "d")))
 		}, want: lit("d: missing", "d/e: missing", "d/f: missing", "d/f/g: missing")},
 		{name: "file became dir", tamper: func(t *testing.T, dir string) {
-			must(t, os.Remove(filepath.Join(dir, "b")))
+			testutil.Must(t, os.Remove(filepath.Join(dir, "b")))
 			testutil.WriteTree(t, dir, map[string]string{"b/in": ""})
 		}, want: lit("b: is type d, manifest says f", "b/in: not in manifest")},
 		{name: "dir became file", tamper: func(t *testing.T, dir string) {
-			must(t, os.RemoveAll(filepath.Join(dir, "d")))
-			must(t, os.WriteFile(filepath.Join(dir, "d"), nil, 0o644))
+			testutil.Must(t, os.RemoveAll(filepath.Join(dir, "d")))
+			testutil.Must(t, os.WriteFile(filepath.Join(dir, "d"), nil, 0o644))
 		}, want: lit("d: is type f, manifest says d", "d/e: missing", "d/f: missing", "d/f/g: missing")},
 		{name: "file became symlink", tamper: func(t *testing.T, dir string) {
-			must(t, os.Remove(filepath.Join(dir, "z")))
-			must(t, os.Symlink("a", filepath.Join(dir, "z")))
+			testutil.Must(t, os.Remove(filepath.Join(dir, "z")))
+			testutil.Must(t, os.Symlink("a", filepath.Join(dir, "z")))
 		}, want: lit("z: is type l, manifest says f")},
 		{name: "mode", tamper: func(t *testing.T, dir string) {
-			must(t, os.Chmod(filepath.Join(dir, "m"), 0o700))
+			testutil.Must(t, os.Chmod(filepath.Join(dir, "m"), 0o700))
 		}, want: lit("m: mode 0700, manifest says 0755")},
 		{name: "setuid", tamper: func(t *testing.T, dir string) {
-			must(t, os.Chmod(filepath.Join(dir, "m"), 0o755|fs.ModeSetuid))
+			testutil.Must(t, os.Chmod(filepath.Join(dir, "m"), 0o755|fs.ModeSetuid))
 		}, want: lit("m: mode 4755, manifest says 0755")},
 		{name: "size", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, "b"), "bbb")
 		}, want: lit("b: size 3, manifest says 2")},
 		{name: "mtime", tamper: func(t *testing.T, dir string) {
 			tm := time.Unix(7, 0)
-			must(t, os.Chtimes(filepath.Join(dir, "a"), tm, tm))
+			testutil.Must(t, os.Chtimes(filepath.Join(dir, "a"), tm, tm))
 		}, want: lit("a: mtime 7000000000, manifest says [0-9]+")},
 		{name: "content", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, "b"), "cc")
 		}, want: lit("b: content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}")},
 		{name: "symlink target", tamper: func(t *testing.T, dir string) {
-			must(t, os.Remove(filepath.Join(dir, "l")))
-			must(t, os.Symlink("b", filepath.Join(dir, "l")))
+			testutil.Must(t, os.Remove(filepath.Join(dir, "l")))
+			testutil.Must(t, os.Symlink("b", filepath.Join(dir, "l")))
 		}, want: lit(`l: symlink target "b", manifest says "a"`)},
 		{name: "fifo added", tamper: func(t *testing.T, dir string) {
 			testutil.Fifo(t, filepath.Join(dir, "c"))
@@ -116,7 +116,7 @@ func TestVerifyMerge(t *testing.T) {
 		}, want: func(dir string) []string { return []string{unsupported(dir, "c"), unsupported(dir, "y")} }},
 		{name: "deep", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, deep), "LEAF")
-			must(t, os.WriteFile(filepath.Join(dir, strings.Repeat("n/", 20)+"x"), nil, 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(dir, strings.Repeat("n/", 20)+"x"), nil, 0o644))
 		}, want: lit(deep+": content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}", strings.Repeat("n/", 20)+"x: not in manifest")},
 	}
 	for _, tt := range tests {
@@ -129,7 +129,7 @@ func TestVerifyMerge(t *testing.T) {
 				m := manifestOf(t, dir)
 				tt.tamper(t, dir)
 				probs, err := tree.Verify(context.Background(), f.fs, dir, m, 2)
-				must(t, err)
+				testutil.Must(t, err)
 				checkProblems(t, probs, tt.want(dir))
 			})
 		}
@@ -143,9 +143,9 @@ func lit(want ...string) func(string) []string { return func(string) []string { 
 func rewrite(tb testing.TB, p, content string) {
 	tb.Helper()
 	fi, err := os.Stat(p)
-	must(tb, err)
-	must(tb, os.WriteFile(p, []byte(content), 0o644))
-	must(tb, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+	testutil.Must(tb, err)
+	testutil.Must(tb, os.WriteFile(p, []byte(content), 0o644))
+	testutil.Must(tb, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 }
 
 // checkProblems fails unless probs match want (regexps), one for one.
@@ -171,7 +171,7 @@ func TestVerifyProblemsCapped(t *testing.T) {
 	}
 	testutil.WriteTree(t, dir, files)
 	v, err := tree.VerifyStream(context.Background(), fsys.OS(), dir, m.Iter(), tree.VerifyOptions{Workers: 2, MaxProblems: 4})
-	must(t, err)
+	testutil.Must(t, err)
 	checkProblems(t, v.Problems, lit("x: not in manifest", "x/00: not in manifest", "x/01: not in manifest", "x/02: not in manifest")(""))
 	if v.More != 47 {
 		t.Fatalf("More = %d, want 47", v.More)
@@ -195,7 +195,7 @@ func TestVerifyManyDirsMemoryBounded(t *testing.T) {
 	snap := r.SnapshotDir(1)
 	makeDirs(t, r, snap)
 	m, err := r.ReadManifest(1)
-	must(t, err)
+	testutil.Must(t, err)
 	check := func(name string, verify func() (int, error)) {
 		var n int
 		grew := testutil.PeakHeap(func() { n, err = verify() })
@@ -241,16 +241,9 @@ func makeDirs(tb testing.TB, r *export.Root, snap string) {
 		},
 	} {
 		ms, err := r.OpenManifest(1)
-		must(tb, err)
+		testutil.Must(tb, err)
 		err = pass(ms)
 		ms.Close()
-		must(tb, err)
-	}
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
+		testutil.Must(tb, err)
 	}
 }

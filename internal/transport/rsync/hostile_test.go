@@ -56,14 +56,14 @@ func TestSetuidNotServed(t *testing.T) {
 	tmp := t.TempDir()
 	src, master, classic := filepath.Join(tmp, "src"), filepath.Join(tmp, "master"), filepath.Join(tmp, "classic")
 	testutil.WriteTree(t, src, map[string]string{"bin/tool": "#!/bin/sh\n", "dir/f": "x"})
-	must(t, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
+	testutil.Must(t, os.Chmod(filepath.Join(src, "bin/tool"), 0o755))
 	publish(t, master, src, 3)
 	// Planted behind the manifest's back (publish never records it).
-	must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/bin/tool"), 0o4755))
-	must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/dir"), 0o2755))
+	testutil.Must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/bin/tool"), 0o4755))
+	testutil.Must(t, syscall.Chmod(filepath.Join(master, "snapshots/1/dir"), 0o2755))
 	testutil.WriteTree(t, classic, map[string]string{"bin/tool": "#!/bin/sh\n", "dir/f": "x"})
-	must(t, syscall.Chmod(filepath.Join(classic, "bin/tool"), 0o4755))
-	must(t, syscall.Chmod(filepath.Join(classic, "dir"), 0o3777))
+	testutil.Must(t, syscall.Chmod(filepath.Join(classic, "bin/tool"), 0o4755))
+	testutil.Must(t, syscall.Chmod(filepath.Join(classic, "dir"), 0o3777))
 	writeSeq(t, classic, "begin", 1)
 	writeSeq(t, classic, "end", 1)
 	d := testutil.StartRsyncdServer(t, map[string]string{"master": master, "classic": classic})
@@ -90,13 +90,6 @@ func TestSetuidNotServed(t *testing.T) {
 				t.Fatalf("mirror-sync verify: exit %d\n%s%s", code, out, errs)
 			}
 		})
-	}
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
 	}
 }
 
@@ -136,10 +129,10 @@ func TestManifestSizeCheckedFirst(t *testing.T) {
 	testutil.GenTree(t, src, 3, 9)
 	publish(t, master, src, 3)
 	// 200 MB of sparse garbage: the mirror's disk has 64 MiB free.
-	must(t, os.Truncate(filepath.Join(master, "snapshots", "1.manifest"), 200<<20))
+	testutil.Must(t, os.Truncate(filepath.Join(master, "snapshots", "1.manifest"), 200<<20))
 	port := testutil.StartRsyncd(t, map[string]string{"master": master})
 	up, err := transport.Open(fmt.Sprintf("rsync://127.0.0.1:%d/master", port), testutil.NewSmallDisk(64<<20), transport.Options{})
-	must(t, err)
+	testutil.Must(t, err)
 	defer up.Close()
 	dst := filepath.Join(t.TempDir(), "1.manifest")
 	err = up.FetchManifest(context.Background(), 1, dst)
@@ -153,7 +146,7 @@ func TestManifestSizeCheckedFirst(t *testing.T) {
 		t.Errorf("exit code %d, want %d (not corrupt: the mirror lacks room)", code, cliapp.ExitFailure)
 	}
 	// Over the 4 GiB cap it is corrupt, whatever the free space.
-	must(t, os.Truncate(filepath.Join(master, "snapshots", "1.manifest"), int64(transport.MaxManifestSize)+1))
+	testutil.Must(t, os.Truncate(filepath.Join(master, "snapshots", "1.manifest"), int64(transport.MaxManifestSize)+1))
 	err = up.FetchManifest(context.Background(), 1, dst)
 	if !errors.Is(err, manifest.ErrCorrupt) || !strings.Contains(err.Error(), "4294967297 bytes upstream") {
 		t.Fatalf("FetchManifest of a manifest over the cap: %v", err)
@@ -182,12 +175,12 @@ func TestMissingSeqReadsZero(t *testing.T) {
 			publish(t, master, src, 3)
 			for _, p := range tt.remove {
 				os.Chmod(filepath.Join(master, p), 0o755)
-				must(t, os.RemoveAll(filepath.Join(master, p)))
+				testutil.Must(t, os.RemoveAll(filepath.Join(master, p)))
 			}
 			port := testutil.StartRsyncd(t, map[string]string{"master": master})
 			for _, up := range []string{master, fmt.Sprintf("rsync://127.0.0.1:%d/master", port)} {
 				u, err := transport.Open(up, fsys.OS(), transport.Options{})
-				must(t, err)
+				testutil.Must(t, err)
 				defer u.Close()
 				for name, want := range map[string]uint64{seqfile.End: tt.end, seqfile.Begin: tt.begin} {
 					n, err := u.Seq(context.Background(), name)
@@ -215,12 +208,12 @@ func TestHostileEntriesNamed(t *testing.T) {
 		{name: "device file", path: "snapshots/2/new.txt", plant: plant("blockdev"), want: tree.ErrHashMismatch, says: "a block device upstream"},
 		{name: "symlink file", path: "snapshots/2/new.txt", plant: plant("symlink"), want: tree.ErrHashMismatch, says: "a symlink upstream", first: "got a symlink"},
 		{name: "oversized file", path: "snapshots/2/new.txt", plant: func(t *testing.T, p string) {
-			must(t, os.Truncate(p, 1<<20))
+			testutil.Must(t, os.Truncate(p, 1<<20))
 		}, want: tree.ErrHashMismatch, says: "bytes"},
 		{name: "fifo manifest", path: "snapshots/2.manifest", plant: plant("fifo"), want: manifest.ErrCorrupt, says: "a fifo upstream"},
 		{name: "device manifest", path: "snapshots/2.manifest", plant: plant("chardev"), want: manifest.ErrCorrupt, says: "a character device upstream"},
 		{name: "huge seq/end", path: "seq/end", plant: func(t *testing.T, p string) {
-			must(t, os.Truncate(p, 1<<30))
+			testutil.Must(t, os.Truncate(p, 1<<30))
 		}, want: seqfile.ErrCorrupt, says: "1073741824 bytes upstream"},
 		{name: "fifo seq/end", path: "seq/end", plant: plant("fifo"), want: seqfile.ErrCorrupt, says: "a fifo upstream"},
 		{name: "symlink seq/end", path: "seq/end", plant: plant("symlink"), want: seqfile.ErrCorrupt, says: "a symlink upstream"},

@@ -20,7 +20,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
-	"golang.org/x/sys/unix"
 )
 
 // fileRetries is how many more times one file (or manifest) is asked for
@@ -174,7 +173,7 @@ func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, dst string) 
 // endless body must not fill the disk). free is that space (-1 if unknown).
 func (u *Upstream) manifestLimit(dir string) (limit, free int64) {
 	limit, free = int64(upstream.MaxManifestSize), -1
-	if f, err := freeSpace(u.local, dir); err == nil {
+	if f, err := fsys.FreeSpace(u.local, dir); err == nil {
 		free = f
 		limit = min(limit, max(free/2, 1))
 	}
@@ -188,25 +187,6 @@ func (u *Upstream) tooLarge(what, got string, limit, free int64) error {
 		return fmt.Errorf("%s: %w: %s (a manifest may be at most %d bytes)", what, manifest.ErrCorrupt, got, int64(upstream.MaxManifestSize))
 	}
 	return fmt.Errorf("%s: %s, but only %d bytes are free here: refused; make room and run again: %w", what, got, free, syscall.ENOSPC)
-}
-
-// freeSpacer is a filesystem that reports the space free for new files
-// below dir (tests wrap fsys.OS() with one to simulate a small disk).
-type freeSpacer interface {
-	FreeSpace(dir string) (int64, error)
-}
-
-// freeSpace is the space an unprivileged writer may still use on the
-// filesystem of dir (statfs(2) f_bavail), asked of f if it knows.
-func freeSpace(f fsys.FS, dir string) (int64, error) {
-	if fs, ok := f.(freeSpacer); ok {
-		return fs.FreeSpace(dir)
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
 }
 
 // Fetch implements upstream.Upstream: the files are fetched in parallel,
