@@ -119,7 +119,8 @@ bench-rsyncd: deps
 
 # mirror-sync over HTTP from a stock nginx serving the master's export root
 # vs plain rsync from a daemon, on BENCH_N files; then the no-op poll over
-# rsync at 1M files (NOOP_1M=0 to leave it out: it needs ~20 GB and ~40 min).
+# rsync at 1M files (NOOP_1M=0 to leave it out: it needs ~40 GB free and
+# ~12 min).
 NOOP_1M ?= 1
 bench-http: deps build
 	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))

@@ -174,7 +174,16 @@ declare -a cs cb
 # Without (c), the first copies are untimed: the mirror's by mirror-sync,
 # rsync's a hard-linked copy of the served snapshot (same metadata, so
 # rsync's next run is its no-op; and no third copy of a large tree on disk).
-has c || { log "(c) skipped: the first copies, untimed"; mirror; mkdir -p "$B/base"; cp -al "$MASTER/current/." "$B/base/"; }
+# ... and without (b), which mutates it, the source is not needed: it goes
+# first, so that a large tree is on disk twice, not three times.
+if ! has c; then
+	log "(c) skipped: the first copies, untimed"
+	SRC_SIZE=$(du -sh --apparent-size "$SRC" | cut -f1)
+	has b || rm -rf "$SRC"
+	mirror
+	mkdir -p "$B/base"
+	cp -al "$MASTER/current/." "$B/base/"
+fi
 for i in $(seq "$(has c && echo "$REPEAT" || echo 0)"); do
 	discard "$MIR" "$B/base"
 	log "(c) initial copy, run $i"
@@ -247,7 +256,7 @@ row() { # name seqmirror-runs rsync-runs target
 	printf '| %-24s | %11.3f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
 }
 echo
-echo "mirror-sync over $VIA vs rsync from a daemon: N=$N files ($(du -sh --apparent-size "$SRC" | cut -f1)), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
+echo "mirror-sync over $VIA vs rsync from a daemon: N=$N files (${SRC_SIZE:-$(du -sh --apparent-size "$SRC" | cut -f1)}), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"
 echo
 echo "| case                     | seqmirror s |   rsync s |    ratio | ratio of  | target  |"
 echo "|                          |    (median) |  (median) | (paired) |  medians  |         |"
