@@ -104,20 +104,36 @@ func localRel(root, rel string) (clean, full string, err error) {
 	return clean, full, nil
 }
 
-// Flags of the final open: never block on a fifo, never take a terminal.
-const readFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// ReadFlags are the flags of a file opened to read it beneath a root:
+// never block on a fifo, never take a terminal, never follow a symlink.
+const ReadFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
 func openBeneathFd(dfd int, rel, full string) (afero.File, error) {
-	fd, err := openat2(dfd, rel, full)
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		// No openat2 (ENOSYS, or EPERM from a seccomp filter), or a
-		// symlink on the way (ELOOP): the walk finds which, and says so.
-		fd, err = openWalk(dfd, rel, full)
-	}
+	fd, err := openAt(dfd, rel, full, ReadFlags)
 	if err != nil {
 		return nil, err
 	}
 	return regularFile(fd, rel, full)
+}
+
+// OpenatBeneath opens rel (clean, relative) below the directory dfd with
+// flags, following no symlink on the way or at the end, and returns the
+// raw descriptor, for callers that read with pread or sendfile (serve).
+// Errors are those of OpenBeneath.
+func OpenatBeneath(dfd int, rel string, flags int) (int, error) {
+	return openAt(dfd, rel, rel, flags)
+}
+
+// openAt is openat2 with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or the
+// O_NOFOLLOW walk where the kernel has no openat2 (ENOSYS, or EPERM from a
+// seccomp filter) or a symlink is on the way (ELOOP: the walk finds which,
+// and says so).
+func openAt(dfd int, rel, full string, flags int) (int, error) {
+	fd, err := openat2(dfd, rel, full, flags)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		fd, err = openWalk(dfd, rel, full, flags)
+	}
+	return fd, err
 }
 
 func openRoot(root string) (int, error) {
@@ -131,12 +147,18 @@ func openRoot(root string) (int, error) {
 }
 
 // openat2 opens rel below dfd in one system call, refusing any symlink.
-func openat2(dfd int, rel, full string) (int, error) {
+func openat2(dfd int, rel, full string, flags int) (int, error) {
 	how := &unix.OpenHow{
-		Flags:   readFlags,
+		Flags:   uint64(flags),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	fd, err := retryEINTR(func() (int, error) { return unix.Openat2(dfd, rel, how) })
+	fd, err := retryEINTR(func() (int, error) {
+		fd, err := unix.Openat2(dfd, rel, how)
+		if errors.Is(err, unix.EAGAIN) {
+			err = unix.EINTR // a rename raced the resolution: again
+		}
+		return fd, err
+	})
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: full, Err: err}
 	}
@@ -145,7 +167,7 @@ func openat2(dfd int, rel, full string) (int, error) {
 
 // openWalk opens rel below dfd one component at a time, each with
 // O_NOFOLLOW, and says which component is a symlink if one is.
-func openWalk(dfd int, rel, full string) (int, error) {
+func openWalk(dfd int, rel, full string, flags int) (int, error) {
 	parts := strings.Split(rel, string(filepath.Separator))
 	cur := dfd
 	defer func() {
@@ -155,11 +177,11 @@ func openWalk(dfd int, rel, full string) (int, error) {
 	}()
 	for i, name := range parts {
 		last := i == len(parts)-1
-		flags := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		fl := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 		if last {
-			flags = readFlags
+			fl = flags
 		}
-		fd, err := retryEINTR(func() (int, error) { return unix.Openat(cur, name, flags, 0) })
+		fd, err := retryEINTR(func() (int, error) { return unix.Openat(cur, name, fl, 0) })
 		if err != nil {
 			return -1, describeOpenError(cur, name, strings.Join(parts[:i+1], "/"), full, last, err)
 		}
@@ -222,7 +244,7 @@ func openBeneathLstat(f FS, root, rel, full string) (afero.File, error) {
 	if err := checkComponents(f, root, rel, full); err != nil {
 		return nil, err
 	}
-	h, err := f.OpenFile(full, readFlags, 0)
+	h, err := f.OpenFile(full, ReadFlags, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, symlinkError(rel, full, true)
 	}
@@ -338,7 +360,7 @@ func retryEINTR(open func() (int, error)) (int, error) {
 // seqmirror writes or an admin names, not for an upstream.
 func OpenRegular(f FS, name string) (afero.File, error) {
 	if IsOS(f) {
-		fd, err := retryEINTR(func() (int, error) { return unix.Open(name, readFlags, 0) })
+		fd, err := retryEINTR(func() (int, error) { return unix.Open(name, ReadFlags, 0) })
 		if errors.Is(err, unix.ELOOP) {
 			return nil, symlinkError(filepath.Base(name), name, true)
 		}
@@ -347,7 +369,7 @@ func OpenRegular(f FS, name string) (afero.File, error) {
 		}
 		return regularFile(fd, filepath.Base(name), name)
 	}
-	h, err := f.OpenFile(name, readFlags, 0)
+	h, err := f.OpenFile(name, ReadFlags, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, symlinkError(filepath.Base(name), name, true)
 	}

@@ -36,7 +36,7 @@ var beneathOpeners = []struct {
 			return nil, err
 		}
 		defer unix.Close(dfd)
-		fd, err := openWalk(dfd, rel, full)
+		fd, err := openWalk(dfd, rel, full, ReadFlags)
 		if err != nil {
 			return nil, err
 		}

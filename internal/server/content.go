@@ -109,32 +109,24 @@ func (c *content) readWhole(fd int, rel string) error {
 	return nil
 }
 
-// readFlags: never block on a fifo, never take a terminal, never follow.
-const readFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-
-// openRegular opens rel below the root with openat2, refusing any
-// symlink and anything but a regular file, and returns it with its stat.
+// openRegular opens rel below the root (fsys.OpenatBeneath), refusing
+// any symlink and anything but a regular file, and returns it with its
+// stat.
 func (h *Handler) openRegular(rel string) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	how := &unix.OpenHow{Flags: readFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-	for {
-		fd, err := unix.Openat2(h.rootfd, rel, how)
-		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-			continue // EAGAIN: a rename raced the resolution
-		}
-		if err != nil {
-			return -1, st, &fs.PathError{Op: "open", Path: rel, Err: err}
-		}
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return -1, st, &fs.PathError{Op: "fstat", Path: rel, Err: err}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
-			return -1, st, fmt.Errorf("open %s: %w", rel, fsys.ErrNotRegular)
-		}
-		return fd, st, nil
+	fd, err := fsys.OpenatBeneath(h.rootfd, rel, fsys.ReadFlags)
+	if err != nil {
+		return -1, st, err
 	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, &fs.PathError{Op: "fstat", Path: rel, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, st, fmt.Errorf("open %s: %w", rel, fsys.ErrNotRegular)
+	}
+	return fd, st, nil
 }
 
 // hasOpenat2 reports whether the kernel has openat2 (Linux 5.6) and lets

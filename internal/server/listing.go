@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"golang.org/x/sys/unix"
 )
@@ -100,7 +101,7 @@ func (h *Handler) snapshotListing(w http.ResponseWriter, r *http.Request, n uint
 		full += "/" + rel
 	}
 	ents, err := h.readDir(full)
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTDIR) {
+	if errors.Is(err, fsys.ErrSymlink) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTDIR) {
 		// A symlink on the way (ENOTDIR: the last component, opened with
 		// O_NOFOLLOW|O_DIRECTORY), or a file: the manifest says which.
 		ix, err := h.idx.get(n)
@@ -143,39 +144,8 @@ func (h *Handler) readDir(rel string) ([]listEntry, error) {
 	return ents, nil
 }
 
-// openDir opens directory rel below the root, refusing any symlink on the
-// way (ELOOP), with openat2, or an O_NOFOLLOW walk where the kernel has
-// no openat2.
+// openDir opens directory rel below the root, following no symlink
+// (fsys.OpenatBeneath).
 func (h *Handler) openDir(rel string) (int, error) {
-	how := &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	fd, err := unix.Openat2(h.rootfd, rel, how)
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		return h.openDirWalk(rel)
-	}
-	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: rel, Err: err}
-	}
-	return fd, nil
-}
-
-func (h *Handler) openDirWalk(rel string) (int, error) {
-	cur := h.rootfd
-	for name := range strings.SplitSeq(rel, "/") {
-		fd, err := unix.Openat(cur, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		var st unix.Stat_t
-		if err != nil && unix.Fstatat(cur, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			err = unix.ELOOP
-		}
-		if cur != h.rootfd {
-			unix.Close(cur)
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: rel, Err: err}
-		}
-		cur = fd
-	}
-	return cur, nil
+	return fsys.OpenatBeneath(h.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 }
