@@ -239,14 +239,11 @@ func (r *Root) WritePointer(n uint64) error {
 	return nil
 }
 
-// SyncPointer makes ROOT/seq/current name the snapshot current points to
-// (0 if none), writing only when it does not already: a root written
-// before the pointer existed gets it from its next run, a no-op included.
-func (r *Root) SyncPointer() error {
-	cur, err := r.Current()
-	if err != nil {
-		return err
-	}
+// SyncPointer makes ROOT/seq/current name cur, the snapshot current
+// points to (0 if none), writing only when it does not already: a root
+// written before the pointer existed gets it from its next run, a no-op
+// included. The caller holds the lock, so current cannot move meanwhile.
+func (r *Root) SyncPointer(cur uint64) error {
 	if p, err := seqfile.Read(r.FS, r.PointerPath()); err == nil && p == cur {
 		return nil
 	}

@@ -52,13 +52,14 @@ type UpdateOptions struct {
 //
 // An Update is used by one goroutine.
 type Update struct {
-	root      *Root
-	opt       UpdateOptions
-	lock      *Lock
-	served    uint64 // current at Begin
-	begin     uint64 // seq/begin this run set; 0 until Start
-	installed bool   // Install flipped current
-	onDone    []func() error
+	root       *Root
+	opt        UpdateOptions
+	lock       *Lock
+	served     uint64 // current at Begin
+	begin      uint64 // seq/begin this run set; 0 until Start
+	installed  bool   // Install flipped current
+	installedN uint64 // to snapshot installedN
+	onDone     []func() error
 }
 
 // Begin starts an update of r: it creates the root's directories if
@@ -204,7 +205,7 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := u.root.Flip(b.N); err != nil {
 		return err
 	}
-	u.installed = true
+	u.installed, u.installedN = true, b.N
 	return u.root.WritePointer(b.N)
 }
 
@@ -270,7 +271,11 @@ func (u *Update) complete() ([]uint64, error) {
 	r := u.root
 	// A run killed between the flip and the pointer left seq/current
 	// behind current: it is set before end, which says the update is over.
-	if err := r.SyncPointer(); err != nil {
+	cur := u.served // current does not move under the lock but by Install
+	if u.installed {
+		cur = u.installedN
+	}
+	if err := r.SyncPointer(cur); err != nil {
 		return nil, err
 	}
 	if u.installed {
