@@ -63,9 +63,21 @@ func (l *Local) beneath() (*fsys.BeneathDir, error) {
 
 // Seq implements Upstream.
 func (l *Local) Seq(_ context.Context, name string) (uint64, error) {
-	n, err := seqfile.ReadBeneath(l.root.FS, l.root.Dir, filepath.Join(export.SeqName, name))
-	if errors.Is(err, fs.ErrNotExist) && l.root.Exists() == nil {
-		return 0, nil // a root never updated: a missing counter is 0, as in seqfile.Counters
+	read := func() (uint64, error) {
+		return seqfile.ReadBeneath(l.root.FS, l.root.Dir, filepath.Join(export.SeqName, name))
+	}
+	n, err := read()
+	if errors.Is(err, fs.ErrNotExist) {
+		if rerr := l.root.Exists(); rerr != nil {
+			return 0, fmt.Errorf("%w: read upstream seq %s: %w", ErrUnavailable, l.root.Dir, rerr)
+		}
+		// The root is there now. It may have just appeared (mounted
+		// between the read and the check), so read once more: still
+		// missing means a root never updated, whose counter is 0, as
+		// in seqfile.Counters.
+		if n, err = read(); errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read upstream seq %s: %w", l.root.Dir, l.wrap(err))
