@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -33,7 +34,9 @@ var rsyncdConfCommand = &cli.Command{
 	Action: rsyncdConfAction,
 }
 
-var rsyncdConfTmpl = template.Must(template.New("rsyncd").Parse(`
+// rsyncdConfTmpl is parsed on first use, not at every start of the tools.
+var rsyncdConfTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("rsyncd").Parse(`
 {{- if .Classic -}}
 # seqmirror classic master {{.Root}} (a tree updated in place, with
 # seq/begin and seq/end), served read-only.
@@ -96,6 +99,7 @@ var rsyncdConfTmpl = template.Must(template.New("rsyncd").Parse(`
 	# Already compressed: compressing again only burns the server's CPU.
 	dont compress = *.gz *.tgz *.bz2 *.tbz *.tbz2 *.xz *.txz *.zst *.lz *.lzma *.lz4 *.zip *.7z *.rar *.jar *.pack *.deb *.udeb *.rpm *.apk *.iso *.img *.squashfs *.jpg *.jpeg *.png *.gif *.webp *.mp3 *.mp4 *.mkv *.webm *.ogg *.flac *.pdf
 `))
+})
 
 func rsyncdConfAction(c *cli.Context) error {
 	e, r, err := openServedRoot(c)
@@ -124,7 +128,7 @@ func rsyncdConfAction(c *cli.Context) error {
 	if c.Int("max-connections") < 0 {
 		return Usage("--max-connections must not be negative")
 	}
-	return rsyncdConfTmpl.Execute(e.out, map[string]any{
+	return rsyncdConfTmpl().Execute(e.out, map[string]any{
 		"Root": abs, "Module": mod, "Comment": c.String("comment"), "User": c.String("user"), "Group": c.String("group"),
 		"Chroot": !c.Bool("no-chroot"), "MaxConn": c.Int("max-connections"), "ClassicState": mirror.ClassicStateName, "UpstreamState": export.UpstreamStateName,
 		"Classic": c.Bool("classic"),

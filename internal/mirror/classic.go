@@ -102,7 +102,7 @@ type classicRun struct {
 func (c *classicRun) attempt(ctx context.Context) func(int) error {
 	return func(attempt int) error {
 		c.res.Attempts = attempt + 1
-		e1, _, err := poll(ctx, c.up, c.opt, false)
+		e1, _, err := poll(ctx, c.up, c.opt, false, nil)
 		if err != nil {
 			return final{err}
 		}

@@ -173,11 +173,17 @@ func TestBehindUpstream(t *testing.T) {
 			name: "the same upstream, restored (seq/end not advanced)",
 			behind: func(t testing.TB, w *world) *export.Root {
 				n1 := current(t, w.up)
+				end1 := counters(t, w.up).End
 				testutil.Touch(t, w.src, "README", "v2")
 				w.publish(t)
 				_, err := w.sync(t, opts())
 				testutil.Must(t, err)
+				// Restored from a backup taken at snapshot n1: current and
+				// the seq files as they were then.
 				testutil.Must(t, w.up.Flip(n1))
+				for _, name := range []string{seqfile.Begin, seqfile.End} {
+					testutil.Must(t, seqfile.Write(fsys.OS(), w.up.Path("seq", name), end1))
+				}
 				return w.up
 			},
 		},

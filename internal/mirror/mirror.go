@@ -219,7 +219,7 @@ func (s *syncRun) follow(ctx context.Context) error {
 // round polls the upstream and, if it serves another snapshot, makes that
 // one served. It reports whether to poll again.
 func (s *syncRun) round(ctx context.Context) (bool, error) {
-	e1, n, err := poll(ctx, s.up, s.opt, true)
+	e1, n, err := poll(ctx, s.up, s.opt, true, s.recorded)
 	if s.res.Changed && ctx.Err() != nil {
 		return false, nil // stopped after serving a new snapshot: complete that one
 	}
@@ -270,6 +270,20 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	s.res.Fetched += st.Fetched
 	s.res.Bytes += st.Bytes
 	return true, nil
+}
+
+// recorded vouches for the snapshot ROOT serves when the upstream's
+// seq/end is still e1, the one recorded when that snapshot was last synced
+// or checked from this upstream: the upstream has completed no update since,
+// so it serves the same snapshot. Only on the first round: a round after a
+// new snapshot reads current again.
+func (s *syncRun) recorded(e1 uint64) (uint64, bool) {
+	if s.res.Changed {
+		return 0, false
+	}
+	st, ok := readUpstreamState(s.root)
+	n := s.res.Snapshot
+	return n, ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1
 }
 
 // syncSnapshot makes snapshot n (first seen when upstream end was e1)

@@ -15,7 +15,13 @@ import (
 // (transport.ErrUnavailable) is retried with the run's backoff and retries,
 // as a busy one is: a short outage of the upstream, or of the network, is
 // not a failure. When the retries are spent, the last error is returned.
-func poll(ctx context.Context, up transport.Upstream, opt Options, withCurrent bool) (e1, n uint64, err error) {
+//
+// level, when not nil, may vouch for the snapshot the upstream serves at
+// seq/end e1 (the record of the last sync or check says so); then current
+// is not read and the poll is the one small request of seq/end. An upstream
+// that has flipped current but not yet bumped seq/end is mid-update: the
+// next poll sees the update complete.
+func poll(ctx context.Context, up transport.Upstream, opt Options, withCurrent bool, level func(e1 uint64) (uint64, bool)) (e1, n uint64, err error) {
 	policy := retry.Policy{Retries: opt.Retries, Backoff: opt.Backoff,
 		Retryable: func(err error) (string, bool) {
 			return err.Error(), errors.Is(err, transport.ErrUnavailable) && !errors.Is(err, transport.ErrTimedOut)
@@ -27,9 +33,16 @@ func poll(ctx context.Context, up transport.Upstream, opt Options, withCurrent b
 	err = retry.Do(ctx, policy, func(int) error {
 		var err error
 		e1, n = 0, 0
-		if e1, err = up.Seq(ctx, seqfile.End); err == nil && withCurrent {
-			n, _, err = up.Current(ctx)
+		if e1, err = up.Seq(ctx, seqfile.End); err != nil || !withCurrent {
+			return err
 		}
+		if level != nil {
+			if known, ok := level(e1); ok {
+				n = known
+				return nil
+			}
+		}
+		n, _, err = up.Current(ctx)
 		return err
 	})
 	var ex *retry.Exhausted

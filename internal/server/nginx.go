@@ -6,15 +6,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // ErrConfigPath means a root or location cannot be written safely into a
 // web server's configuration (a quote, a space, a "$" ...).
 var ErrConfigPath = errors.New("path not usable in a server configuration")
 
+// Compiled on first use, not at every start of the tools.
 var (
-	safeRoot     = regexp.MustCompile(`^/[A-Za-z0-9._~+@/-]*$`)
-	safeLocation = regexp.MustCompile(`^/([A-Za-z0-9._~-]+/)*$`)
+	safeRoot     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._~+@/-]*$`) })
+	safeLocation = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/([A-Za-z0-9._~-]+/)*$`) })
 )
 
 // NginxConfig returns an nginx location block that serves the export root
@@ -29,10 +31,10 @@ func NginxConfig(root, location string) (string, error) {
 		location += "/"
 	}
 	root = filepath.Clean(root)
-	if !safeRoot.MatchString(root) || strings.Contains(root, "/../") {
+	if !safeRoot().MatchString(root) || strings.Contains(root, "/../") {
 		return "", fmt.Errorf("%w: root %q (absolute, letters, digits and ._~+@/- only)", ErrConfigPath, root)
 	}
-	if !safeLocation.MatchString(location) || strings.Contains(location, "/../") || strings.Contains(location, "/./") {
+	if !safeLocation().MatchString(location) || strings.Contains(location, "/../") || strings.Contains(location, "/./") {
 		return "", fmt.Errorf("%w: location %q (/ or /a/b/, letters, digits and ._~- only)", ErrConfigPath, location)
 	}
 	r := strings.NewReplacer("@LOC@", location, "@RE@", regexp.QuoteMeta(location),
