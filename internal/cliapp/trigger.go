@@ -300,7 +300,7 @@ func (p *notifyPlan) send(e *env, n uint64) []trigger.Delivery {
 	if p == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(e.c.Context, p.timeout)
+	ctx, cancel := context.WithTimeoutCause(e.c.Context, p.timeout, fmt.Errorf("%w: no answer within %s", trigger.ErrUnreachable, p.timeout))
 	defer cancel()
 	out := trigger.Broadcast(ctx, nil, p.urls, p.secret, trigger.Message{Snapshot: n, Origin: p.origin})
 	for _, d := range out {
