@@ -369,3 +369,24 @@ func TestReadSecret(t *testing.T) {
 		t.Fatalf("a directory: %v", err)
 	}
 }
+
+// A new secret (a configuration re-read) applies at once; the nonces seen
+// under the old one are still refused.
+func TestSetSecret(t *testing.T) {
+	v := NewVerifier(secret, newClock(t0).now)
+	m := msg(1, t0)
+	if _, err := v.Verify(request(t, secret, m)); err != nil {
+		t.Fatal(err)
+	}
+	next := []byte("the next secret, long enough")
+	v.SetSecret(next)
+	if _, err := v.Verify(request(t, secret, msg(2, t0))); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("old secret: %v", err)
+	}
+	if _, err := v.Verify(request(t, next, msg(2, t0))); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	if _, err := v.Verify(request(t, next, m)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a nonce seen before the change: %v", err)
+	}
+}
