@@ -13,6 +13,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -59,6 +60,9 @@ func ExitCodes() []ExitCodeInfo {
 			"investigate the upstream, or who published into the mirror's root"},
 		{8, "RefusedUp", "the upstream refused the request: unknown module, refused option, permission denied",
 			"fix the configuration; not retried"},
+		{9, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
+			"(or the wait was interrupted); the snapshot stays published, the mirrors that are behind are listed on stderr and in status.json",
+			"the late mirrors catch up on their next poll or trigger; look at the ones listed"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -92,6 +96,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap):
 		return ExitUsage
+	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
+		return ExitNoQuorum
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, errVerify):
@@ -131,7 +137,7 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if errors.As(err, &plugin) { // check printed its one line
 		return plugin.code
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, quorum.ErrNotReached) {
 		// Stopped (a signal): whatever the run failed with, it installed
 		// nothing (writers re-check their context before each commit step).
 		// One line, even under --quiet: the run did not do its job.
@@ -158,6 +164,9 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 // flags or commands: what to run is said here.
 func hint(app string, err error) string {
 	if h := webHint(err); h != "" {
+		return h
+	}
+	if h := quorumHint(err); h != "" {
 		return h
 	}
 	switch {

@@ -35,6 +35,13 @@ const (
 	// refused option, permission denied (fix the configuration; not
 	// retried).
 	ExitRefusedUp = 8
+	// ExitNoQuorum: publish --quorum K: fewer than K of the --mirror
+	// addresses served the new snapshot within --quorum-timeout (or the
+	// wait was interrupted); the snapshot stays published, the mirrors
+	// that are behind are listed on stderr and in status.json (the late
+	// mirrors catch up on their next poll or trigger; look at the ones
+	// listed).
+	ExitNoQuorum = 9
 	// ExitInterrupted: interrupted by SIGTERM or SIGINT before it served
 	// anything new: one line on stderr, even with --quiet; a run that
 	// had already flipped current completes and exits with its real
@@ -65,6 +72,11 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        who published into the mirror's root)\n" +
 	"   8    the upstream refused the request: unknown module, refused option,\n" +
 	"        permission denied (fix the configuration; not retried)\n" +
+	"   9    publish --quorum K: fewer than K of the --mirror addresses served the\n" +
+	"        new snapshot within --quorum-timeout (or the wait was interrupted);\n" +
+	"        the snapshot stays published, the mirrors that are behind are listed\n" +
+	"        on stderr and in status.json (the late mirrors catch up on their next\n" +
+	"        poll or trigger; look at the ones listed)\n" +
 	"   130  interrupted by SIGTERM or SIGINT before it served anything new: one\n" +
 	"        line on stderr, even with --quiet; a run that had already flipped\n" +
 	"        current completes and exits with its real outcome (harmless: the\n" +

@@ -106,9 +106,9 @@ func Wait(ctx context.Context, s Spec) (Result, error) {
 	case res.Got >= s.K:
 		return res, nil
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("%w: %d of %d mirrors serve snapshot %d, %d wanted: %w", ErrNotReached, res.Got, len(s.Mirrors), s.Target, s.K, context.Cause(ctx))
+		return res, fmt.Errorf("%w: %w", ErrNotReached, context.Cause(ctx))
 	}
-	return res, fmt.Errorf("%w: %d of %d mirrors serve snapshot %d after %s, %d wanted", ErrNotReached, res.Got, len(s.Mirrors), s.Target, s.Timeout, s.K)
+	return res, fmt.Errorf("%w within %s", ErrNotReached, s.Timeout)
 }
 
 func (s Spec) withDefaults() (Spec, error) {
