@@ -12,9 +12,9 @@ import (
 // PublishApp builds the publish command.
 func PublishApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:      "publish",
-		Version:   version(),
-		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
+		Name:    "publish",
+		Version: version(),
+		Usage:   "publish a source tree as an immutable, numbered snapshot and serve it atomically",
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n" +
 			"   publish --root ROOT --source DIR --quorum K --mirror ADDR... [--quorum-timeout D]\n" +
 			"   publish status|verify|gc|rsyncd-conf --root ROOT ...",
