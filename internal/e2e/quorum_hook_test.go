@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,10 +26,7 @@ func TestQuorumHook(t *testing.T) {
 		testutil.RequireBinary(t, b)
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/seqmirror/seqmirror/cmd/publish", "github.com/seqmirror/seqmirror/cmd/mirror-sync").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTools(t)
 	root, src, bare := filepath.Join(tmp, "export"), filepath.Join(tmp, "data"), filepath.Join(tmp, "data.git")
 	mirrors := []string{filepath.Join(tmp, "m1"), filepath.Join(tmp, "m2")}
 	web := filepath.Join(tmp, "m3") // served over HTTP, never synced
@@ -111,6 +110,52 @@ func TestQuorumHook(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(m, "current", "file2.txt")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("mirror %s still serves the file the push deleted: %v", m, err)
 		}
+	}
+}
+
+// buildTools builds publish and mirror-sync into a temporary directory,
+// which it returns.
+func buildTools(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/seqmirror/seqmirror/cmd/publish", "github.com/seqmirror/seqmirror/cmd/mirror-sync").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestQuorumWaitInterrupted: a SIGTERM during the wait, after the flip
+// (publish printed N), ends it as a quorum not reached (exit 9, recorded),
+// not as "interrupted, the served snapshot is unchanged" (exit 130).
+func TestQuorumWaitInterrupted(t *testing.T) {
+	bin, tmp := buildTools(t), t.TempDir()
+	root, src := filepath.Join(tmp, "export"), filepath.Join(tmp, "src")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	cmd := exec.Command(filepath.Join(bin, "publish"), "--root", root, "--source", src, "--quorum", "1",
+		"--mirror", filepath.Join(tmp, "m1"), "--quorum-timeout", "1m")
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	testutil.Must(t, err)
+	testutil.Must(t, cmd.Start())
+	line := make([]byte, 2)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "1\n" {
+		t.Fatalf("publish printed %q, %v; want snapshot 1", line, err)
+	}
+	testutil.Must(t, cmd.Process.Signal(syscall.SIGTERM))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 {
+		t.Fatalf("publish: %v, want exit 9; stderr:\n%s", err, errb.String())
+	}
+	want := "publish: snapshot 1 is published; only 0 of 1 mirrors have it (1 wanted): quorum not reached: interrupted by SIGTERM\n"
+	if !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "the served snapshot is unchanged") {
+		t.Errorf("stderr:\n%s\nwant the line %q", errb.String(), want)
+	}
+	st, err := os.ReadFile(filepath.Join(root, "status.json"))
+	testutil.Must(t, err)
+	if !strings.Contains(string(st), `"reached": false`) {
+		t.Errorf("status.json records no quorum:\n%s", st)
 	}
 }
 
