@@ -62,13 +62,20 @@ func mirrors(tb testing.TB, n int) []string {
 // syncMirror runs mirror.Sync of dir from the root at up.
 func syncMirror(tb testing.TB, up, dir string) {
 	tb.Helper()
+	testutil.Must(tb, syncErr(up, dir))
+}
+
+// syncErr is syncMirror for a goroutine: it returns the error.
+func syncErr(up, dir string) error {
 	u, err := transport.NewLocal(fsys.OS(), up)
-	testutil.Must(tb, err)
+	if err != nil {
+		return err
+	}
 	defer u.Close()
 	opt := mirror.DefaultOptions()
 	opt.Backoff, opt.Workers, opt.Keep = time.Millisecond, 2, 10
 	_, err = mirror.Sync(context.Background(), export.New(fsys.OS(), dir), u, opt)
-	testutil.Must(tb, err)
+	return err
 }
 
 func spec(tb testing.TB, k int, addrs []string, n uint64, id string, timeout time.Duration) quorum.Spec {
@@ -100,15 +107,13 @@ func TestReachedWhileMirrorsSync(t *testing.T) {
 	testutil.Must(t, os.MkdirAll(dirs[1], 0o755))
 	web := testutil.StartNginx(t, testutil.NginxExportRoot(dirs[1]))
 	list := []string{dirs[0], web.URL("/"), dirs[2]}
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
 		time.Sleep(300 * time.Millisecond)
-		syncMirror(t, m.root.Dir, dirs[0])
-		syncMirror(t, m.root.Dir, dirs[1])
+		done <- errors.Join(syncErr(m.root.Dir, dirs[0]), syncErr(m.root.Dir, dirs[1]))
 	}()
 	res, err := quorum.Wait(context.Background(), spec(t, 2, list, n, id, 30*time.Second))
-	<-done
+	testutil.Must(t, <-done)
 	if err != nil {
 		t.Fatalf("Wait: %v (%+v)", err, res)
 	}
