@@ -17,6 +17,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -60,7 +61,13 @@ func ExitCodes() []ExitCodeInfo {
 			"investigate the upstream, or who published into the mirror's root"},
 		{8, "RefusedUp", "the upstream refused the request: unknown module, refused option, permission denied",
 			"fix the configuration; not retried"},
-		{9, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
+		{9, "Rejected", "`mirror-sync trigger`: the receiver refused the trigger: 401 for another secret, clocks more than 5 minutes apart or a replay, " +
+			"another 4xx for no trigger endpoint at that URL",
+			"check both sides' secret files, their clocks (NTP) and the URL; not retried"},
+		{10, "Unreachable", "`mirror-sync trigger`: no receiver took the trigger after a few quick retries (no answer, a 5xx); " +
+			"as an ssh forced command: no daemon answers for the root",
+			"harmless if rare: the mirror's next poll syncs; start its daemon"},
+		{11, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
 			"(or the wait was interrupted); the snapshot stays published, the mirrors that are behind are listed on stderr and in status.json",
 			"the late mirrors catch up on their next poll or trigger; look at the ones listed"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
@@ -94,7 +101,8 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap):
+	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap),
+		errors.Is(err, errSSHCommand):
 		return ExitUsage
 	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
 		return ExitNoQuorum
@@ -106,6 +114,10 @@ func ExitCode(err error) int {
 		return ExitLocked
 	case errors.Is(err, transport.ErrRefused):
 		return ExitRefusedUp
+	case errors.Is(err, trigger.ErrRejected):
+		return ExitRejected
+	case errors.Is(err, trigger.ErrUnreachable):
+		return ExitUnreachable
 	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
 		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
 		return ExitBusy
@@ -167,6 +179,9 @@ func hint(app string, err error) string {
 		return h
 	}
 	if h := quorumHint(err); h != "" {
+		return h
+	}
+	if h := triggerHint(err); h != "" {
 		return h
 	}
 	switch {

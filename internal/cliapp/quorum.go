@@ -12,14 +12,13 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
 // The flags of publish's quorum wait (docs/operating.md, "Quorum publish").
 var (
 	quorumFlag = &cli.IntFlag{Name: "quorum", DefaultText: "none: no wait", Usage: "after the flip, wait until `K` of the --mirror addresses serve the snapshot " +
-		"(idle, current >= N, the master's manifest of N); exit 9 if they do not within --quorum-timeout: the snapshot stays published (0: no wait)"}
+		"(idle, current >= N, the master's manifest of N); exit 11 if they do not within --quorum-timeout: the snapshot stays published (0: no wait)"}
 	mirrorFlag = &cli.StringSliceFlag{Name: "mirror", Usage: "a mirror `ADDR` that counts for --quorum (repeatable): " +
 		"any address mirror-sync takes as --upstream (path, rsync://, host::module, http(s)://)"}
 	quorumTimeoutFlag = &cli.DurationFlag{Name: "quorum-timeout", Value: quorum.DefaultTimeout, Usage: "give up waiting for the --quorum after `D`"}
@@ -68,11 +67,11 @@ func openMirror(e *env, addr string, timeout time.Duration) (transport.Upstream,
 	return transport.Open(addr, e.fs, opt)
 }
 
-// publishQuorum runs after the flip (and the notifications): it waits for
+// publishQuorum runs after the flip and the triggers (--notify): it waits for
 // the quorum of plan for snapshot n of r, records the outcome in
 // status.json and prints the result. The snapshot stays published
 // whatever happens: a quorum not reached is an error naming it.
-func publishQuorum(e *env, r *export.Root, res snapshot.PublishResult, plan quorumPlan, log *slog.Logger) error {
+func publishQuorum(e *env, r *export.Root, res publishOutput, plan quorumPlan, log *slog.Logger) error {
 	c := e.c
 	if !c.Bool("json") {
 		if err := printResult(e, res.Snapshot, res); err != nil { // N first: the flip is done
@@ -135,11 +134,11 @@ func recordQuorum(c *cli.Context, r *export.Root, rec export.Quorum, log *slog.L
 // printQuorum prints the outcome on stdout: with --json one object, the
 // publish result with its "quorum"; otherwise, if it was reached and not
 // --quiet, one line after N.
-func printQuorum(e *env, res snapshot.PublishResult, rec export.Quorum, reached bool) error {
+func printQuorum(e *env, res publishOutput, rec export.Quorum, reached bool) error {
 	if e.c.Bool("json") {
 		noteTransfer(e.c, res) // for --metrics-file
 		return e.printJSON(struct {
-			snapshot.PublishResult
+			publishOutput
 			Quorum export.Quorum `json:"quorum"`
 		}{res, rec})
 	}

@@ -18,7 +18,7 @@ import (
 
 // TestQuorumHook pushes with real `git push` to a bare repository whose
 // post-receive hook is docs/hooks/post-receive, running the built publish:
-// the pusher sees the quorum failure (exit 9) in its remote: lines while
+// the pusher sees the quorum failure (exit 11) in its remote: lines while
 // the push is accepted and the snapshot served; then, with two mirrors
 // synced by mirror-sync while the hook waits, the quorum is reached.
 func TestQuorumHook(t *testing.T) {
@@ -59,7 +59,7 @@ func TestQuorumHook(t *testing.T) {
 		`(?m)^remote: publish: mirror ` + regexp.QuoteMeta(mirrors[0]) + ` is behind: unreachable: `,
 		`(?m)^remote: publish: mirror ` + regexp.QuoteMeta(webURL) + ` is behind: `,
 		`(?m)^remote: publish: snapshot 1 is published; only 0 of 3 mirrors have it \(2 wanted\): quorum not reached within 1s`,
-		`(?m)^remote: seqmirror: QUORUM NOT REACHED \(publish exit 9\): your push is accepted and snapshot 1 is served`,
+		`(?m)^remote: seqmirror: QUORUM NOT REACHED \(publish exit 11\): your push is accepted and snapshot 1 is served`,
 	} {
 		if !regexp.MustCompile(want).MatchString(stderr) {
 			t.Errorf("the pusher's stderr does not match %s:\n%s", want, stderr)
@@ -125,7 +125,7 @@ func buildTools(t *testing.T) string {
 }
 
 // TestQuorumWaitInterrupted: a SIGTERM during the wait, after the flip
-// (publish printed N), ends it as a quorum not reached (exit 9, recorded),
+// (publish printed N), ends it as a quorum not reached (exit 11, recorded),
 // not as "interrupted, the served snapshot is unchanged" (exit 130).
 func TestQuorumWaitInterrupted(t *testing.T) {
 	bin, tmp := buildTools(t), t.TempDir()
@@ -145,8 +145,8 @@ func TestQuorumWaitInterrupted(t *testing.T) {
 	testutil.Must(t, cmd.Process.Signal(syscall.SIGTERM))
 	err = cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 9 {
-		t.Fatalf("publish: %v, want exit 9; stderr:\n%s", err, errb.String())
+	if !errors.As(err, &ee) || ee.ExitCode() != 11 {
+		t.Fatalf("publish: %v, want exit 11; stderr:\n%s", err, errb.String())
 	}
 	want := "publish: snapshot 1 is published; only 0 of 1 mirrors have it (1 wanted): quorum not reached: interrupted by SIGTERM\n"
 	if !strings.Contains(errb.String(), want) || strings.Contains(errb.String(), "the served snapshot is unchanged") {
