@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -178,4 +182,48 @@ func gitPush(t *testing.T, work string) (int, string) {
 	}
 	t.Fatalf("git push: %v", err)
 	return 0, ""
+}
+
+// TestQuorumAfterNotify: publish sends its triggers before it waits. The
+// only way the mirrors get the snapshot is the trigger: each receiver (the
+// verifying handler a daemon serves) runs mirror-sync when triggered. Had
+// publish waited first, the wait would time out before any trigger.
+func TestQuorumAfterNotify(t *testing.T) {
+	bin, tmp := buildTools(t), t.TempDir()
+	root, src := filepath.Join(tmp, "export"), filepath.Join(tmp, "src")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	secretFile := filepath.Join(tmp, "secret")
+	testutil.Must(t, os.WriteFile(secretFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600))
+	secret, err := trigger.ReadSecret(fsys.OS(), secretFile)
+	testutil.Must(t, err)
+	args := []string{"--root", root, "--source", src, "--quorum", "2", "--quorum-timeout", "20s", "--secret-file", secretFile}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, name := range []string{"m1", "m2", "m3"} {
+		m := filepath.Join(tmp, name)
+		args = append(args, "--mirror", m)
+		if name == "m3" {
+			continue // not triggered: late
+		}
+		accept := func(_ context.Context, msg trigger.Message) error {
+			wg.Add(1)
+			go func() { // a daemon only enqueues
+				defer wg.Done()
+				_ = exec.Command(filepath.Join(bin, "mirror-sync"), "--root", m, "--upstream", root, "--quiet").Run()
+			}()
+			return nil
+		}
+		srv := httptest.NewServer(trigger.NewVerifier(secret, time.Now).Handler(accept, nil))
+		t.Cleanup(srv.Close)
+		args = append(args, "--notify", srv.URL)
+	}
+	cmd := exec.Command(filepath.Join(bin, "publish"), args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("publish: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	if !regexp.MustCompile(`(?m)^quorum 2 of 3 after [0-9.]+s: \S+/m1 \S+/m2$`).MatchString(out.String()) {
+		t.Errorf("stdout:\n%s\nwant the quorum of m1 and m2", out.String())
+	}
 }
