@@ -178,14 +178,16 @@ func TestNotCounted(t *testing.T) {
 	}
 }
 
-// TestTimeoutTwoOfFive: 2 of 5 mirrors synced, K=3: not reached, the
-// three others listed as behind, each with why.
+// TestTimeoutTwoOfFive: 2 of 5 mirrors synced (one checked over an rsync
+// daemon), K=3: not reached, the three others listed as behind, each with
+// why.
 func TestTimeoutTwoOfFive(t *testing.T) {
 	m := newMaster(t, "master", map[string]string{"a.txt": "alpha"})
 	n, id := m.publish(t)
 	dirs := mirrors(t, 5)
 	syncMirror(t, m.root.Dir, dirs[1])
 	syncMirror(t, m.root.Dir, dirs[3])
+	dirs[3] = testutil.StartRsyncdServer(t, map[string]string{"m": dirs[3]}).URL("m")
 	start := time.Now()
 	res, err := quorum.Wait(context.Background(), spec(t, 3, dirs, n, id, 500*time.Millisecond))
 	if !errors.Is(err, quorum.ErrNotReached) {
