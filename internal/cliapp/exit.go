@@ -149,7 +149,7 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if errors.As(err, &plugin) { // check printed its one line
 		return plugin.code
 	}
-	if err != nil && ctx.Err() != nil && !errors.Is(err, quorum.ErrNotReached) {
+	if stoppedBySignal(ctx, err) {
 		// Stopped (a signal): whatever the run failed with, it installed
 		// nothing (writers re-check their context before each commit step).
 		// One line, even under --quiet: the run did not do its job.
@@ -169,6 +169,14 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 		}
 	}
 	return ExitCode(err)
+}
+
+// stoppedBySignal reports whether the run that ended with err was stopped
+// by ctx (a signal) before it served anything new: exit 130. A quorum wait
+// stopped so is not: its snapshot was published, and its outcome is the
+// quorum's (ExitNoQuorum).
+func stoppedBySignal(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && !errors.Is(err, quorum.ErrNotReached)
 }
 
 // hint says what to do about an error of command app (publish,
