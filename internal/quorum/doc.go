@@ -3,8 +3,8 @@
 // transport.Open accepts) until K of them serve N or a newer snapshot, or
 // until a deadline.
 //
-// A mirror counts when one check (one rule: [Spec] and the check in
-// check.go) reads, in this order, its seq/end E and seq/begin equal to E (not
+// A mirror counts when one check (the one rule: check, in check.go)
+// reads, in this order, its seq/end E and seq/begin equal to E (not
 // mid-update), a current of N or more, the identity (export.ManifestID) of
 // its snapshot N's manifest equal to the master's, and seq/begin still E (it
 // did not start an update while it was read). A mirror's seq counters are
@@ -22,7 +22,9 @@
 // the other polls are cancelled; [Wait] returns when every goroutine has.
 //
 // Nothing here writes anything but the fetched manifests, in a private
-// directory below [Spec.ScratchDir] that Wait removes before it returns;
+// directory below [Spec.ScratchDir] that Wait removes before it returns
+// (and whatever scratch files the transports Open makes keep, such as
+// rsync's copies of seq/);
 // it never changes the master's root or a mirror. A crash leaves at most
 // that directory. A failure to reach the quorum is [ErrNotReached]; the
 // [Result] says which mirrors counted and what each other one served or
