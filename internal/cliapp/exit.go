@@ -13,6 +13,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -66,6 +67,9 @@ func ExitCodes() []ExitCodeInfo {
 		{10, "Unreachable", "`mirror-sync trigger`: no receiver took the trigger after a few quick retries (no answer, a 5xx); " +
 			"as an ssh forced command: no daemon answers for the root",
 			"harmless if rare: the mirror's next poll syncs; start its daemon"},
+		{11, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
+			"(or the wait was interrupted); the snapshot stays published, the mirrors that are behind are listed on stderr and in status.json",
+			"the late mirrors catch up on their next poll or trigger; look at the ones listed"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -100,6 +104,8 @@ func ExitCode(err error) int {
 	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap),
 		errors.Is(err, errSSHCommand):
 		return ExitUsage
+	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
+		return ExitNoQuorum
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, errVerify):
@@ -143,7 +149,7 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if errors.As(err, &plugin) { // check printed its one line
 		return plugin.code
 	}
-	if err != nil && ctx.Err() != nil {
+	if stoppedBySignal(ctx, err) {
 		// Stopped (a signal): whatever the run failed with, it installed
 		// nothing (writers re-check their context before each commit step).
 		// One line, even under --quiet: the run did not do its job.
@@ -165,11 +171,22 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	return ExitCode(err)
 }
 
+// stoppedBySignal reports whether the run that ended with err was stopped
+// by ctx (a signal) before it served anything new: exit 130. A quorum wait
+// stopped so is not: its snapshot was published, and its outcome is the
+// quorum's (ExitNoQuorum).
+func stoppedBySignal(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && !errors.Is(err, quorum.ErrNotReached)
+}
+
 // hint says what to do about an error of command app (publish,
 // mirror-sync), where there is something to say. Library errors name no
 // flags or commands: what to run is said here.
 func hint(app string, err error) string {
 	if h := webHint(err); h != "" {
+		return h
+	}
+	if h := quorumHint(err); h != "" {
 		return h
 	}
 	if h := triggerHint(err); h != "" {

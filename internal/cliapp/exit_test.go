@@ -13,6 +13,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/cliapp"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -52,6 +53,9 @@ func TestExitCode(t *testing.T) {
 		{name: "served snapshot damaged", err: wrap(mirror.ErrServedDamaged), want: cliapp.ExitFailure},
 		{name: "served manifest corrupt", err: errors.Join(mirror.ErrServedDamaged, manifest.ErrCorrupt), want: cliapp.ExitCorrupt},
 		{name: "not root", err: wrap(export.ErrNotRoot), want: cliapp.ExitFailure},
+		{name: "quorum not reached", err: wrap(quorum.ErrNotReached), want: cliapp.ExitNoQuorum},
+		// The flip was done: an interrupted quorum wait is its real outcome.
+		{name: "quorum wait interrupted", err: wrap(fmt.Errorf("%w: %w", quorum.ErrNotReached, context.Canceled)), want: cliapp.ExitNoQuorum},
 		{name: "unsupported type", err: wrap(tree.ErrUnsupportedType), want: cliapp.ExitFailure},
 		// A lock conflict during a corrupt-data run is still "try later".
 		{name: "joined", err: errors.Join(export.ErrLocked, manifest.ErrCorrupt), want: cliapp.ExitLocked},

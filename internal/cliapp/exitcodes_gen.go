@@ -46,6 +46,13 @@ const (
 	// command: no daemon answers for the root (harmless if rare: the
 	// mirror's next poll syncs; start its daemon).
 	ExitUnreachable = 10
+	// ExitNoQuorum: publish --quorum K: fewer than K of the --mirror
+	// addresses served the new snapshot within --quorum-timeout (or the
+	// wait was interrupted); the snapshot stays published, the mirrors
+	// that are behind are listed on stderr and in status.json (the late
+	// mirrors catch up on their next poll or trigger; look at the ones
+	// listed).
+	ExitNoQuorum = 11
 	// ExitInterrupted: interrupted by SIGTERM or SIGINT before it served
 	// anything new: one line on stderr, even with --quiet; a run that
 	// had already flipped current completes and exits with its real
@@ -84,6 +91,11 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        retries (no answer, a 5xx); as an ssh forced command: no daemon\n" +
 	"        answers for the root (harmless if rare: the mirror's next poll syncs;\n" +
 	"        start its daemon)\n" +
+	"   11   publish --quorum K: fewer than K of the --mirror addresses served the\n" +
+	"        new snapshot within --quorum-timeout (or the wait was interrupted);\n" +
+	"        the snapshot stays published, the mirrors that are behind are listed\n" +
+	"        on stderr and in status.json (the late mirrors catch up on their next\n" +
+	"        poll or trigger; look at the ones listed)\n" +
 	"   130  interrupted by SIGTERM or SIGINT before it served anything new: one\n" +
 	"        line on stderr, even with --quiet; a run that had already flipped\n" +
 	"        current completes and exits with its real outcome (harmless: the\n" +

@@ -86,7 +86,7 @@ func noteTransfer(c *cli.Context, res any) {
 // err under ctx: 130 for any failure once ctx is cancelled (a signal), else
 // ExitCode.
 func outcomeCode(ctx context.Context, err error) int {
-	if err != nil && ctx.Err() != nil {
+	if stoppedBySignal(ctx, err) {
 		return ExitInterrupted
 	}
 	return ExitCode(err)

@@ -12,14 +12,19 @@ import (
 // PublishApp builds the publish command.
 func PublishApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:      "publish",
-		Version:   version(),
-		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
-		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D] [--notify URL... --secret-file F]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
+		Name:    "publish",
+		Version: version(),
+		Usage:   "publish a source tree as an immutable, numbered snapshot and serve it atomically",
+		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D] [--notify URL... --secret-file F]\n" +
+			"   publish --root ROOT --source DIR [--notify URL... --secret-file F] --quorum K --mirror ADDR... [--quorum-timeout D]\n" +
+			"   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
-			"If DIR has not changed, publishes nothing and exits 0.\n\n" + ExitCodesHelp,
+			"If DIR has not changed, publishes nothing and exits 0.\n" +
+			"With --quorum K it then waits until K of the --mirror addresses serve the snapshot it serves (idle, current\n" +
+			"at least N, the same manifest of N), prints a second line \"quorum K of M after Ss: ADDR...\", and exits 11 with\n" +
+			"the mirrors that are behind on stderr if they do not within --quorum-timeout: the snapshot stays published.\n\n" + ExitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -28,7 +33,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, notifyTimeout,
-			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag},
+			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
+			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag},
 		Action: withMetrics(publishAction),
 		Commands: []*cli.Command{
 			{
@@ -83,6 +89,10 @@ func publishAction(c *cli.Context) error {
 	if err := reportAfter(c); err != nil {
 		return err
 	}
+	plan, err := quorumFlags(e)
+	if err != nil {
+		return err
+	}
 	opt := snapshot.DefaultOptions()
 	opt.Force, opt.Keep, opt.MinAge, opt.Retries, opt.LockWait = c.Bool("force"), keep, age, nretries, wait
 	if workers != 0 { // --workers not given (or 0): the default
@@ -106,7 +116,13 @@ func publishAction(c *cli.Context) error {
 	} else if !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "publish: %s unchanged since snapshot %d; nothing published (use --force to republish)\n", src, res.Snapshot)
 	}
-	return printResult(e, res.Snapshot, out)
+	// Order: flip (above), notify (above: the mirrors start syncing at
+	// once), then the quorum wait. An unchanged source notifies nobody but
+	// still waits: the served snapshot is the one to replicate.
+	if plan.k == 0 {
+		return printResult(e, res.Snapshot, out)
+	}
+	return publishQuorum(e, r, out, plan, opt.Log)
 }
 
 func statusAction(c *cli.Context) error {

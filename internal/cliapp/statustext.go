@@ -27,6 +27,16 @@ func printStatusRest(w io.Writer, s export.Status) {
 	if s.BehindSince != nil {
 		fmt.Fprintf(w, "behind     since %s\n", s.BehindSince.Format(time.RFC3339))
 	}
+	if q := s.Quorum; q != nil {
+		outcome := "reached"
+		if !q.Reached {
+			outcome = "NOT reached"
+		}
+		fmt.Fprintf(w, "quorum     %s for snapshot %d at %s: %d of %d mirrors, %d wanted\n", outcome, q.Snapshot, q.At.Format(time.RFC3339), q.Got, q.Got+len(q.Behind), q.Wanted)
+		for _, m := range q.Behind {
+			fmt.Fprintf(w, "late       %s: %s\n", m.Mirror, m.Why)
+		}
+	}
 }
 
 // localRoot refuses a --root that is an rsync address (a usage error),

@@ -584,6 +584,34 @@ type Status struct {
 	Checked         *time.Time `json:"checked,omitempty"`
 	CheckedUpstream *uint64    `json:"checked_upstream_snapshot,omitempty"`
 	BehindSince     *time.Time `json:"behind_since,omitempty"`
+	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
+	// the next run that rewrites status.json from the live state drops it.
+	Quorum *Quorum `json:"quorum,omitempty"`
+}
+
+// Quorum is what status.json records of publish's wait for its mirrors
+// (package quorum): whether Wanted mirrors served Snapshot by Deadline.
+type Quorum struct {
+	Snapshot uint64         `json:"snapshot"`
+	Wanted   int            `json:"wanted"`
+	Got      int            `json:"got"`
+	Reached  bool           `json:"reached"`
+	Counted  []QuorumMirror `json:"counted"`
+	Behind   []QuorumMirror `json:"behind"`
+	Started  time.Time      `json:"started"`
+	Deadline time.Time      `json:"deadline"`
+	At       time.Time      `json:"at"` // when the wait ended
+	Seconds  float64        `json:"seconds"`
+}
+
+// QuorumMirror is one mirror of a Quorum: what it served at its last
+// check, and why it does not count (Behind) or how long after the start
+// of the wait it did (Counted).
+type QuorumMirror struct {
+	Mirror   string   `json:"mirror"`
+	Snapshot uint64   `json:"snapshot"`
+	Why      string   `json:"why,omitempty"`
+	After    *float64 `json:"after_seconds,omitempty"`
 }
 
 // Status reads the live state of the root (seq files, current, snapshots),
@@ -594,6 +622,7 @@ func (r *Root) Status() (Status, error) {
 		if rec, ok := r.recordedStatus(); ok {
 			s.LastError, s.LastErrorAt = rec.LastError, rec.LastErrorAt
 			s.FailingSince, s.FailureReported = rec.FailingSince, rec.FailureReported
+			s.Quorum = rec.Quorum
 		}
 		if p, ok := r.LastPoll(); ok {
 			s.AddPoll(p)
@@ -761,6 +790,24 @@ func (r *Root) RecordStatus(upstream string) error {
 	st, err := r.live() // without the failure status.json may record: cleared
 	if err == nil {
 		st.Upstream = upstream
+		err = r.WriteStatus(st)
+	}
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// RecordQuorum durably notes q in ROOT/status.json, with the live state
+// and the failure status.json records, if any. The caller holds the lock.
+func (r *Root) RecordQuorum(q Quorum) error {
+	st, err := r.live()
+	if err == nil {
+		if rec, ok := r.recordedStatus(); ok {
+			st.Upstream, st.LastError, st.LastErrorAt = rec.Upstream, rec.LastError, rec.LastErrorAt
+			st.FailingSince, st.FailureReported = rec.FailingSince, rec.FailureReported
+		}
+		st.Quorum = &q
 		err = r.WriteStatus(st)
 	}
 	if err != nil {

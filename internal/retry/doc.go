@@ -1,7 +1,8 @@
 // Package retry is the one retry loop of seqmirror: publish retrying a
 // source that changed while it was copied, mirror-sync retrying an upstream
-// that moved or did not answer, both with a bounded number of attempts and
-// a doubling backoff ([Do], [Policy]).
+// that moved or did not answer, publish's quorum wait polling its mirrors
+// until a deadline, all with a bounded number of attempts and a doubling
+// backoff, optionally capped ([Do], [Policy]).
 //
 // An attempt that should be made again returns an [*Error] ([Again]); a
 // policy may widen what is retried ([Policy.Retryable]). When the retries

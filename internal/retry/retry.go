@@ -52,6 +52,9 @@ type Policy struct {
 	// Backoff is the wait before the first retry, doubled before each
 	// next one.
 	Backoff time.Duration
+	// MaxBackoff, if not 0, caps the doubled wait (a poll that keeps
+	// asking until a deadline: publish's quorum wait).
+	MaxBackoff time.Duration
 	// Retryable reports whether an attempt's error is worth another
 	// attempt, and why; nil means Reason (an *Error anywhere in the chain).
 	Retryable func(error) (why string, ok bool)
@@ -88,6 +91,9 @@ func Do(ctx context.Context, p Policy, op func(attempt int) error) error {
 			return err
 		}
 		wait *= 2
+		if p.MaxBackoff > 0 && wait > p.MaxBackoff {
+			wait = p.MaxBackoff
+		}
 	}
 }
 

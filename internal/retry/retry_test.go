@@ -89,3 +89,19 @@ func TestDoCancelledDuringWait(t *testing.T) {
 		t.Fatalf("err = %v after %v, want the cancel cause at once", err, time.Since(start))
 	}
 }
+
+func TestMaxBackoffCapsTheWait(t *testing.T) {
+	var waits []time.Duration
+	p := retry.Policy{Retries: 5, Backoff: time.Microsecond, MaxBackoff: 4 * time.Microsecond,
+		OnRetry: func(_ string, _ int, wait time.Duration) { waits = append(waits, wait) }}
+	_ = retry.Do(context.Background(), p, func(int) error { return retry.Again("not yet") })
+	want := []time.Duration{1, 2, 4, 4, 4}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v, want %d of them", waits, len(want))
+	}
+	for i, w := range want {
+		if waits[i] != w*time.Microsecond {
+			t.Errorf("wait %d = %v, want %v", i, waits[i], w*time.Microsecond)
+		}
+	}
+}
