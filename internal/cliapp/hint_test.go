@@ -2,10 +2,12 @@ package cliapp
 
 import (
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/config"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/transport/web"
@@ -27,6 +29,11 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "redirect to another host", err: fmt.Errorf("fetch: %w", web.ErrRedirect), want: "give --upstream"},
 		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
 		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
+		{name: "config: unknown key, near a flag", err: usageError{&configFileError{path: "f", line: 2, err: &unknownKeyError{tool: "mirror-sync", key: "kep", suggest: "keep"}}}, want: "did you mean keep?"},
+		{name: "config: unknown key, near nothing", err: &configFileError{path: "f", line: 2, err: &unknownKeyError{tool: "publish", key: "zzz"}}, want: "the keys are the long flag names of publish"},
+		{name: "config: no such file", err: &configFileError{path: "f", err: fs.ErrNotExist}, want: "--config (or $SEQMIRROR_CONFIG)"},
+		{name: "config: syntax", err: &configFileError{path: "f", err: config.ErrSyntax}, want: "`key = value`"},
+		{name: "no such file outside a config is no config hint", err: fs.ErrNotExist, want: ""},
 		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {
