@@ -13,7 +13,7 @@ var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export roo
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	return withCommonFlags(&cli.App{
 		Name:      "mirror-sync",
 		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
@@ -57,7 +57,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			triggerCommand(),
 		},
-	}
+	})
 }
 
 func mirrorAction(c *cli.Context) error {
@@ -109,7 +109,7 @@ func mirrorAction(c *cli.Context) error {
 	if workers > 0 {
 		opt.Workers = workers
 	}
-	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
+	opt.Log = newLogger(c)
 	sync := mirror.Sync
 	if c.Bool("classic") {
 		sync = mirror.SyncClassic

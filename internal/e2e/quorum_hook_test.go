@@ -30,7 +30,7 @@ func TestQuorumHook(t *testing.T) {
 		testutil.RequireBinary(t, b)
 	}
 	tmp := t.TempDir()
-	bin := buildTools(t)
+	bin := testutil.BuildTools(t)
 	root, src, bare := filepath.Join(tmp, "export"), filepath.Join(tmp, "data"), filepath.Join(tmp, "data.git")
 	mirrors := []string{filepath.Join(tmp, "m1"), filepath.Join(tmp, "m2")}
 	web := filepath.Join(tmp, "m3") // served over HTTP, never synced
@@ -117,22 +117,11 @@ func TestQuorumHook(t *testing.T) {
 	}
 }
 
-// buildTools builds publish and mirror-sync into a temporary directory,
-// which it returns.
-func buildTools(t *testing.T) string {
-	t.Helper()
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/seqmirror/seqmirror/cmd/publish", "github.com/seqmirror/seqmirror/cmd/mirror-sync").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestQuorumWaitInterrupted: a SIGTERM during the wait, after the flip
 // (publish printed N), ends it as a quorum not reached (exit 11, recorded),
 // not as "interrupted, the served snapshot is unchanged" (exit 130).
 func TestQuorumWaitInterrupted(t *testing.T) {
-	bin, tmp := buildTools(t), t.TempDir()
+	bin, tmp := testutil.BuildTools(t), t.TempDir()
 	root, src := filepath.Join(tmp, "export"), filepath.Join(tmp, "src")
 	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
 	cmd := exec.Command(filepath.Join(bin, "publish"), "--root", root, "--source", src, "--quorum", "1",
@@ -189,7 +178,7 @@ func gitPush(t *testing.T, work string) (int, string) {
 // verifying handler a daemon serves) runs mirror-sync when triggered. Had
 // publish waited first, the wait would time out before any trigger.
 func TestQuorumAfterNotify(t *testing.T) {
-	bin, tmp := buildTools(t), t.TempDir()
+	bin, tmp := testutil.BuildTools(t), t.TempDir()
 	root, src := filepath.Join(tmp, "export"), filepath.Join(tmp, "src")
 	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
 	secretFile := filepath.Join(tmp, "secret")
