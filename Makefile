@@ -32,10 +32,12 @@ install: build
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Installs what a fresh Debian machine lacks for the tests (the real peers
-# rsync, git and nginx; flock; shellcheck for the documented scripts); as a user
-# other than root it says what to install instead.
-DEPS_BIN := rsync git flock shellcheck nginx
-DEPS_PKG := rsync git util-linux shellcheck nginx
+# rsync, git and nginx; flock; shellcheck for the documented scripts;
+# headless Chromium and chromedriver for the status page's browser test,
+# ~50 s and 130 packages on a fresh machine); as a user other than root it
+# says what to install instead.
+DEPS_BIN := rsync git flock shellcheck nginx chromium chromedriver
+DEPS_PKG := rsync git util-linux shellcheck nginx chromium chromium-driver
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \

@@ -68,7 +68,7 @@ const webElementKey = "element-6066-11e4-a52e-4f735466cecf"
 func StartChromedriver(tb testing.TB, opts ...ChromeOptions) *Browser {
 	tb.Helper()
 	chromium := RequireBinary(tb, "chromium")
-	driver := RequireBinary(tb, "chromedriver")
+	driver := RequireBinaryOf(tb, "chromedriver", "chromium-driver")
 	var o ChromeOptions
 	if len(opts) > 0 {
 		o = opts[0]

@@ -6,12 +6,21 @@
 //
 // # Contract
 //
-//   - The page is rendered from a [Page] value and nothing else: this
-//     package reads no file and opens no connection. Whoever serves it (the
-//     daemon) fills a Page from its root, its status.json lineage and what
-//     it last saw of its downstream mirrors; [ClassifyDownstream] turns
-//     what a downstream's seq files, current and status.json said into its
-//     state (export.ClassifyState: the rules of docs/protocol.md section 6).
+//   - The page is rendered from a [Page] value and nothing else: [Render]
+//     and [Handler] read no file and open no connection. Whoever serves it
+//     (the daemon) fills a Page from its root, its status.json lineage and
+//     what it last saw of its downstream mirrors.
+//   - [Probe] reads one downstream over an Upstream the caller opened (any
+//     transport), as `check` reads a root: seq/end, seq/begin, current,
+//     whether that snapshot is complete, status.json (last_error, lineage).
+//     [ClassifyDownstream] turns what was read into the state
+//     (export.ClassifyState: the rules of docs/protocol.md section 6, in
+//     one function), compared with the snapshot this server serves.
+//     [Merge] keeps what was last seen of a mirror now unreachable, and
+//     [AddArrival] records in the propagation history the arrival a
+//     lineage tells (its last hop's since; the master's flip is its first
+//     hop's). They keep no state: the caller holds the rows and history
+//     between probes, and guards them if it probes concurrently.
 //   - Every string of a Page is treated as hostile: names, addresses and
 //     errors come from other servers' status.json. [Render] escapes all of
 //     them (html/template), in the HTML and in the SVG plot alike; the page
