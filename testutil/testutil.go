@@ -17,12 +17,19 @@ import (
 // is set (as `make test` and CI do), in which case it fails.
 func RequireBinary(tb testing.TB, name string) string {
 	tb.Helper()
+	return RequireBinaryOf(tb, name, name)
+}
+
+// RequireBinaryOf is RequireBinary for a program whose Debian package has
+// another name (chromedriver: chromium-driver).
+func RequireBinaryOf(tb testing.TB, name, pkg string) string {
+	tb.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("SEQMIRROR_REQUIRE_PEERS") != "" {
-			tb.Fatalf("%s is required (SEQMIRROR_REQUIRE_PEERS is set) but not found: %v; install it (apt-get install -y %s)", name, err, name)
+			tb.Fatalf("%s is required (SEQMIRROR_REQUIRE_PEERS is set) but not found: %v; install it (apt-get install -y %s)", name, err, pkg)
 		}
-		tb.Skipf("%s not installed (apt-get install -y %s); `make test` requires it", name, name)
+		tb.Skipf("%s not installed (apt-get install -y %s); `make test` requires it", name, pkg)
 	}
 	return p
 }

@@ -655,18 +655,8 @@ func (r *Root) live() (Status, error) {
 		s.Snapshots = []uint64{}
 	}
 	s.Snapshot, err = r.Current()
-	switch {
-	case err != nil:
-		s.State, s.Problem = StateTorn, err.Error()
-	case s.Snapshot == 0:
-		s.State = StateEmpty
-	case !slices.Contains(s.Snapshots, s.Snapshot):
-		s.State, s.Problem = StateTorn, fmt.Sprintf("current points to snapshot %d, which is not complete", s.Snapshot)
-	case !p.Idle():
-		s.State = StateUpdating
-	default:
-		s.State = StateFresh
-	}
+	s.State, s.Problem = ClassifyState(Observed{Corrupt: err, Snapshot: s.Snapshot, Begin: p.Begin, End: p.End,
+		Complete: slices.Contains(s.Snapshots, s.Snapshot)})
 	if fi, err := fsys.Lstat(r.FS, r.Path(CurrentName)); err == nil {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
