@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,6 +158,19 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TakeLines returns the lines written since the last call (none: nil) and
+// forgets them.
+func (s *SyncBuffer) TakeLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := strings.TrimSpace(s.b.String())
+	s.b.Reset()
+	if t == "" {
+		return nil
+	}
+	return strings.Split(t, "\n")
 }
 
 // Must fails the test at once if err is not nil.

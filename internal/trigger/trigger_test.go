@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 var (
@@ -220,29 +221,6 @@ func TestConcurrentVerify(t *testing.T) {
 	}
 }
 
-// logBuffer is a concurrency-safe log destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := strings.TrimSpace(l.b.String())
-	l.b.Reset()
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
 func TestHandler(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -261,7 +239,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs testutil.SyncBuffer
 			var got []Message
 			v := NewVerifier(secret, newClock(t0).now)
 			h := v.Handler(func(_ context.Context, m Message) error { got = append(got, m); return nil }, slogTo(&logs))
@@ -270,7 +248,7 @@ func TestHandler(t *testing.T) {
 			if rec.Code != tt.status {
 				t.Fatalf("status %d, want %d (%s)", rec.Code, tt.status, rec.Body)
 			}
-			if lines := logs.lines(); len(lines) != 1 {
+			if lines := logs.TakeLines(); len(lines) != 1 {
 				t.Fatalf("log lines %q, want one", lines)
 			}
 			if (len(got) == 1) != tt.accepted || len(got) > 1 {
