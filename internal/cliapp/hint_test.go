@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/daemon"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/transport/web"
@@ -27,6 +29,7 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "redirect to another host", err: fmt.Errorf("fetch: %w", web.ErrRedirect), want: "give --upstream"},
 		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
 		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
+		{name: "a second daemon, before the run lock's hint", err: fmt.Errorf("%w: %w", daemon.ErrRunning, export.ErrLocked), want: ".daemon.lock"},
 		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/server"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 )
 
 var (
@@ -35,30 +37,42 @@ const forwardTimeout = 30 * time.Second
 // whether it flipped to a new one. It stops when ctx is done.
 type SyncFunc func(ctx context.Context) (served uint64, changed bool, err error)
 
-// ForwardFunc sends a trigger for snapshot n to the downstream url.
-type ForwardFunc func(ctx context.Context, url string, n uint64) error
+// ForwardFunc sends a trigger for snapshot n to the downstream url, signed
+// with secret.
+type ForwardFunc func(ctx context.Context, url string, secret []byte, n uint64) error
 
 // Settings are what a reload replaces, all at once.
 type Settings struct {
+	// Secret is the shared secret of triggers, received and forwarded;
+	// nil: no trigger endpoint (/trigger is 404) and no forwarding.
+	Secret []byte
 	// Downstream are the URLs a flip is forwarded to.
 	Downstream []string
-	// Trigger answers POST /trigger (it checks the signature and calls
-	// Daemon.Trigger); nil: no trigger endpoint, /trigger is 404.
-	Trigger http.Handler
 }
 
 // Config is what a daemon is made of.
 type Config struct {
-	Root     string       // the export root it syncs and serves
-	Listener net.Listener // where it serves the root (Run closes it)
-	Server   server.ServerOptions
-	Sync     SyncFunc
+	Root   string // the export root it syncs and serves
+	Server server.ServerOptions
+	Sync   SyncFunc
 	// Load reads the settings: by New, and again by Reload (SIGHUP).
-	Load    func() (Settings, error)
-	Forward ForwardFunc // nil: flips are not forwarded
+	Load func() (Settings, error)
+	// Name is this daemon's name in the triggers it forwards (Origin).
+	Name string
+	// Forward sends one forwarded trigger; nil: trigger.Send with a
+	// client of its own.
+	Forward ForwardFunc
 	Timing  Timing
 	Now     func() time.Time // nil: time.Now
 	Log     *slog.Logger     // nil: discard
+}
+
+// settings are the Settings in force with the trigger endpoint made from
+// their secret (nil: none).
+type settings struct {
+	Settings
+	endpoint http.Handler
+	verifier *trigger.Verifier
 }
 
 // Daemon is one long-running mirror of one root. Make it with New, run it
@@ -68,8 +82,9 @@ type Daemon struct {
 	root     *export.Root
 	lock     *export.Lock
 	handler  *server.Handler
-	settings atomic.Pointer[Settings]
+	settings atomic.Pointer[settings]
 	log      *slog.Logger
+	client   *http.Client // forwards' (default Forward)
 
 	mu    sync.Mutex // guards sched
 	sched *schedule
@@ -88,12 +103,13 @@ func New(cfg Config) (*Daemon, error) {
 	root := export.New(fsys.OS(), cfg.Root)
 	lock, err := root.DaemonLock()
 	if errors.Is(err, export.ErrLocked) {
-		return nil, fmt.Errorf("%w: %w", ErrRunning, err)
+		return nil, runningError{root.Path(export.DaemonLockName), err}
 	}
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, root: root, lock: lock, log: cfg.Log, wake: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, root: root, lock: lock, log: cfg.Log, wake: make(chan struct{}, 1),
+		client: &http.Client{Timeout: 10 * time.Second}}
 	if err := d.open(); err != nil {
 		lock.Unlock()
 		return nil, err
@@ -101,11 +117,24 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
+// runningError is New's error when another daemon holds the lock file:
+// it wraps ErrRunning and the lock's error (export.ErrLocked).
+type runningError struct {
+	lockFile string
+	err      error
+}
+
+func (r runningError) Error() string {
+	return fmt.Sprintf("%s: %s is held by another process", ErrRunning, r.lockFile)
+}
+
+func (r runningError) Unwrap() []error { return []error{ErrRunning, r.err} }
+
 // check fills in the defaults and refuses what makes no sense.
 func (c *Config) check() error {
 	switch {
-	case c.Root == "" || c.Listener == nil || c.Sync == nil || c.Load == nil:
-		return fmt.Errorf("%w: Root, Listener, Sync and Load are required", ErrConfig)
+	case c.Root == "" || c.Sync == nil || c.Load == nil:
+		return fmt.Errorf("%w: Root, Sync and Load are required", ErrConfig)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -144,39 +173,57 @@ func (d *Daemon) Close() error {
 }
 
 // Reload loads the settings again and replaces them all at once; on an
-// error the previous settings stay.
+// error the previous settings stay. An unchanged secret keeps its
+// verifier, and so its memory of the nonces seen (no replay across a
+// reload).
 func (d *Daemon) Reload() error {
 	s, err := d.cfg.Load()
 	if err != nil {
 		return fmt.Errorf("load settings: %w", err)
 	}
-	if d.cfg.Forward == nil && len(s.Downstream) > 0 {
-		d.log.Warn("downstream mirrors given but forwarding is off; ignored", "downstream", s.Downstream)
+	next := &settings{Settings: s}
+	if s.Secret != nil {
+		if old := d.settings.Load(); old != nil && old.verifier != nil && bytes.Equal(old.Secret, s.Secret) {
+			next.verifier = old.verifier
+		} else {
+			next.verifier = trigger.NewVerifier(s.Secret, d.cfg.Now)
+		}
+		next.endpoint = next.verifier.Handler(d.accept, d.log)
 	}
-	d.settings.Store(&s)
-	d.log.Info("settings loaded", "downstream", len(s.Downstream), "trigger_endpoint", s.Trigger != nil)
+	if s.Secret == nil && len(s.Downstream) > 0 {
+		d.log.Warn("no trigger secret: the downstream mirrors are not told of flips", "downstream", s.Downstream)
+	}
+	d.settings.Store(next)
+	d.log.Info("settings loaded", "downstream", len(s.Downstream), "trigger_endpoint", s.Secret != nil)
+	return nil
+}
+
+// accept takes a verified trigger (the trigger endpoint's accept function).
+func (d *Daemon) accept(_ context.Context, m trigger.Message) error {
+	d.Trigger(m.Snapshot)
 	return nil
 }
 
 // Settings returns the settings in force.
-func (d *Daemon) Settings() Settings { return *d.settings.Load() }
+func (d *Daemon) Settings() Settings { return d.settings.Load().Settings }
 
-// Run syncs and serves until ctx is done or the server fails, then stops:
+// Run syncs, and serves on ln, until ctx is done or the server fails (it
+// closes ln), then stops:
 // the sync in progress is stopped through its context, the HTTP server is
 // drained (server.Serve), the forwards in flight are waited for. It
 // returns nil after a stop by ctx.
-func (d *Daemon) Run(ctx context.Context) error {
+func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	served := make(chan error, 1)
-	go func() { served <- server.Serve(ctx, d.cfg.Listener, d, d.cfg.Server) }()
+	go func() { served <- server.Serve(ctx, ln, d, d.cfg.Server) }()
 	looped := make(chan struct{})
 	go func() { d.loop(ctx); close(looped) }()
-	d.log.Info("daemon started", "root", d.root.Dir, "listen", d.cfg.Listener.Addr().String(),
+	d.log.Info("daemon started", "root", d.root.Dir, "listen", ln.Addr().String(),
 		"interval", d.cfg.Timing.Interval, "serving", d.Status().Served)
 	err := <-served
 	if err != nil && ctx.Err() == nil {
-		err = fmt.Errorf("serve %s: %w", d.cfg.Listener.Addr(), err)
+		err = fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	cancel(err)
 	<-looped
@@ -185,13 +232,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // ServeHTTP serves the root (server.Handler) and, when the settings have
-// one, the trigger endpoint.
+// a secret, the trigger endpoint (POST /trigger, 401 on a bad signature).
 func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != TriggerPath {
 		d.handler.ServeHTTP(w, r)
 		return
 	}
-	if h := d.settings.Load().Trigger; h != nil {
+	if h := d.settings.Load().endpoint; h != nil {
 		h.ServeHTTP(w, r)
 		return
 	}
@@ -211,7 +258,7 @@ func (d *Daemon) Trigger(n uint64) bool {
 		d.log.Debug("trigger coalesced", "snapshot", n, "serving", served, "target", target)
 		return false
 	}
-	d.log.Info("trigger", "snapshot", n, "serving", served)
+	d.log.Debug("trigger: syncing now", "snapshot", n, "serving", served)
 	select {
 	case d.wake <- struct{}{}:
 	default:

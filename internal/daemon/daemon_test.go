@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +16,11 @@ import (
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 	"github.com/seqmirror/seqmirror/testutil"
 )
+
+var secret = []byte("0123456789abcdef-shared")
 
 // fakeUpstream is the injected sync: it "serves" whatever the test says,
 // records each sync, and can hold a sync until released.
@@ -92,7 +96,6 @@ func start(tb testing.TB, cfg daemon.Config) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Listener = ln
 	if cfg.Load == nil {
 		cfg.Load = func() (daemon.Settings, error) { return daemon.Settings{}, nil }
 	}
@@ -107,7 +110,7 @@ func start(tb testing.TB, cfg daemon.Config) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	go func() { done <- d.Run(ctx, ln) }()
 	var once sync.Once
 	var runErr error
 	stop := func() error {
@@ -163,7 +166,7 @@ func TestTriggerChasedThenForwarded(t *testing.T) {
 	f := newFake(1)
 	var mu sync.Mutex
 	var sent []string
-	forward := func(_ context.Context, url string, n uint64) error {
+	forward := func(_ context.Context, url string, _ []byte, n uint64) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sent = append(sent, url+"@"+string(rune('0'+n)))
@@ -173,7 +176,7 @@ func TestTriggerChasedThenForwarded(t *testing.T) {
 		return nil
 	}
 	load := func() (daemon.Settings, error) {
-		return daemon.Settings{Downstream: []string{"http://down-a", "http://down-b"}}, nil
+		return daemon.Settings{Secret: secret, Downstream: []string{"http://down-a", "http://down-b"}}, nil
 	}
 	r := start(t, daemon.Config{Sync: f.sync, Forward: forward, Load: load})
 	f.waitSync(t, 1)
@@ -196,23 +199,20 @@ func TestTriggerChasedThenForwarded(t *testing.T) {
 	}
 }
 
-// The daemon serves its root with the server's handler; without trigger
-// settings /trigger is 404; a reload swaps the settings in.
+// The daemon serves its root with the server's handler; without a secret
+// /trigger is 404; a reload with a secret opens it: a signed trigger is
+// taken (202) and syncs at once, a bad signature is 401 and syncs nothing.
 func TestServesRootAndTriggerRoute(t *testing.T) {
 	f := newFake(1)
-	var withTrigger bool
 	var mu sync.Mutex
+	var s daemon.Settings
 	load := func() (daemon.Settings, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !withTrigger {
-			return daemon.Settings{}, nil
-		}
-		return daemon.Settings{Trigger: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusAccepted)
-		})}, nil
+		return s, nil
 	}
 	r := start(t, daemon.Config{Sync: f.sync, Load: load})
+	f.waitSync(t, 1)
 	for path, want := range map[string]string{"/seq/current": "1\n", "/current/a.txt": "a\n"} {
 		if got := get(t, r.url+path); got != want {
 			t.Fatalf("GET %s = %q, want %q", path, got, want)
@@ -222,14 +222,24 @@ func TestServesRootAndTriggerRoute(t *testing.T) {
 		t.Fatalf("POST /trigger without a secret: %d, want 404", code)
 	}
 	mu.Lock()
-	withTrigger = true
+	s.Secret = secret
 	mu.Unlock()
 	if err := r.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if code := post(t, r.url+daemon.TriggerPath); code != http.StatusAccepted {
-		t.Fatalf("POST /trigger after reload: %d, want the trigger handler's 202", code)
+	err := trigger.Send(context.Background(), nil, r.url, []byte("not the secret at all"), trigger.Message{Snapshot: 2})
+	if !errors.Is(err, trigger.ErrRejected) || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("trigger with a bad signature: %v, want rejected with 401", err)
 	}
+	time.Sleep(50 * time.Millisecond)
+	if st := r.d.Status(); f.count() != 1 || st.Target != 0 || st.Triggers != 0 {
+		t.Fatalf("after a bad signature: %d syncs, status %+v; want nothing done", f.count(), st)
+	}
+	f.set(2)
+	if err := trigger.Send(context.Background(), nil, r.url, secret, trigger.Message{Snapshot: 2}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitSync(t, 2)
 }
 
 // Stopping Run stops the sync in progress through its context and
@@ -253,12 +263,7 @@ func TestStopDuringSync(t *testing.T) {
 func TestSecondDaemonRefused(t *testing.T) {
 	f := newFake(1)
 	r := start(t, daemon.Config{Sync: f.sync})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, err = daemon.New(daemon.Config{Root: r.root, Listener: ln, Sync: f.sync, Timing: daemon.DefaultTiming(),
+	_, err := daemon.New(daemon.Config{Root: r.root, Sync: f.sync, Timing: daemon.DefaultTiming(),
 		Load: func() (daemon.Settings, error) { return daemon.Settings{}, nil }})
 	if !errors.Is(err, daemon.ErrRunning) || !errors.Is(err, export.ErrLocked) {
 		t.Fatalf("second New = %v, want ErrRunning and export.ErrLocked", err)

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"time"
+
+	"github.com/seqmirror/seqmirror/internal/trigger"
 )
 
 // Status is what a daemon serves and pursues.
@@ -61,7 +63,7 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 	case err != nil:
 		d.log.Error("sync failed", "serving", st.Served, "target", st.Target, "err", err)
 	case changed:
-		d.log.Info("flipped", "snapshot", served)
+		d.log.Debug("flipped", "snapshot", served)
 	}
 	if st.GaveUp != "" && st.GaveUp != gaveUp {
 		d.log.Error("trigger target not reached; polling again", "why", st.GaveUp)
@@ -75,20 +77,30 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 // without waiting: a failure is logged, never fatal (the downstream's poll
 // catches up).
 func (d *Daemon) forward(ctx context.Context, n uint64) {
-	if d.cfg.Forward == nil {
+	s := d.settings.Load()
+	if s.Secret == nil {
 		return
 	}
-	for _, url := range d.settings.Load().Downstream {
+	send := d.cfg.Forward
+	if send == nil {
+		send = d.send
+	}
+	for _, url := range s.Downstream {
 		d.forwards.Add(1)
 		go func() {
 			defer d.forwards.Done()
 			fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 			defer cancel()
-			if err := d.cfg.Forward(fctx, url, n); err != nil {
+			if err := send(fctx, url, s.Secret, n); err != nil {
 				d.log.Warn("forward failed; the downstream's poll will catch up", "downstream", url, "snapshot", n, "err", err)
 				return
 			}
 			d.log.Debug("forwarded", "downstream", url, "snapshot", n)
 		}()
 	}
+}
+
+// send is the default ForwardFunc: trigger.Send, from this daemon's name.
+func (d *Daemon) send(ctx context.Context, url string, secret []byte, n uint64) error {
+	return trigger.Send(ctx, d.client, url, secret, trigger.Message{Snapshot: n, Origin: d.cfg.Name})
 }

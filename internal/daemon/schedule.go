@@ -29,18 +29,23 @@ func newSchedule(t Timing, served uint64, now time.Time) *schedule {
 	return &schedule{timing: t, served: served, next: now, stat: Status{Served: served}}
 }
 
-// trigger records a trigger for snapshot n. It reports whether the target
-// rose (a trigger for n <= served, or n <= the pending target, is a no-op:
-// coalesced). A raised target makes a sync due at once, or right after the
-// running one.
+// trigger records a trigger for snapshot n. It reports whether it asked
+// for a sync: a trigger for n <= served, or n <= the pending target, is a
+// no-op (coalesced); a higher n becomes the target. A trigger naming no
+// snapshot (n = 0) asks for one sync, with no target, unless one is
+// already due. A sync asked for is due at once, or right after the running
+// one.
 func (s *schedule) trigger(n uint64, now time.Time) bool {
 	s.stat.Triggers++
-	if n <= s.served || n <= s.target {
+	pending := s.again || (!s.running && !now.Before(s.next))
+	if (n == 0 && pending) || (n != 0 && (n <= s.served || n <= s.target)) {
 		s.stat.Coalesced++
 		return false
 	}
-	s.target, s.since, s.tries = n, now, 0
-	s.stat.Target, s.stat.GaveUp = n, ""
+	if n != 0 {
+		s.target, s.since, s.tries = n, now, 0
+		s.stat.Target, s.stat.GaveUp = n, ""
+	}
 	if s.running {
 		s.again = true
 	} else {
@@ -67,7 +72,8 @@ func (s *schedule) start(now time.Time) {
 
 // done records the outcome of the sync started last: served is what the
 // root serves after it (0 if it could not tell). It schedules the next sync:
-// at once if the target rose meanwhile; with backoff while the target is not
+// at once if a trigger asked for one meanwhile (the target rose, or one
+// named no snapshot); with backoff while the target is not
 // reached (giving up, back to polling, once it has been pursued for
 // Timing.GiveUp); else one poll interval (plus jitter) from now.
 func (s *schedule) done(served uint64, err error, now time.Time) {
@@ -80,14 +86,14 @@ func (s *schedule) done(served uint64, err error, now time.Time) {
 	if err != nil {
 		s.stat.LastError = err.Error()
 	}
-	switch {
-	case s.target != 0 && s.served >= s.target:
+	if s.target != 0 && s.served >= s.target {
 		s.target, s.stat.Target = 0, 0
-		s.pollFrom(now)
-	case s.target == 0:
-		s.pollFrom(now)
+	}
+	switch {
 	case s.again:
 		s.next = now
+	case s.target == 0:
+		s.pollFrom(now)
 	case now.Sub(s.since) >= s.timing.GiveUp:
 		s.giveUp(err, now)
 	default:

@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// noNumber in a step is a trigger naming no snapshot (Message.Snapshot 0).
+const noNumber = ^uint64(0)
+
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func testTiming() Timing {
@@ -17,7 +20,7 @@ func testTiming() Timing {
 // step is one event given to a schedule at a time offset from t0.
 type step struct {
 	at      time.Duration
-	trigger uint64 // a trigger for this snapshot
+	trigger uint64 // a trigger for this snapshot (noNumber: naming none)
 	start   bool   // a sync starts
 	done    bool   // the running sync ends serving served with err
 	served  uint64
@@ -64,6 +67,18 @@ func TestSchedule(t *testing.T) {
 			{at: 2 * time.Second, start: true, next: -1, target: 4},
 			{at: 3 * time.Second, done: true, served: 4, next: 3*time.Second + time.Minute + 5*time.Second},
 		}},
+		{name: "a trigger naming no snapshot syncs once, coalesced while due", served: 5, steps: []step{
+			{at: 0, start: true, next: -1},
+			{at: 0, done: true, served: 5, next: time.Minute + 5*time.Second},
+			{at: time.Second, trigger: noNumber, raised: true, next: time.Second},
+			{at: time.Second, trigger: noNumber, raised: false, next: time.Second},
+			{at: time.Second, start: true, next: -1},
+			{at: 2 * time.Second, trigger: noNumber, raised: true, next: -1},
+			{at: 2 * time.Second, trigger: noNumber, raised: false, next: -1},
+			{at: 3 * time.Second, done: true, served: 5, next: 3 * time.Second},
+			{at: 3 * time.Second, start: true, next: -1},
+			{at: 4 * time.Second, done: true, served: 5, next: 4*time.Second + time.Minute + 5*time.Second},
+		}},
 		{name: "a target not reached is chased with backoff, then reached", served: 1, steps: []step{
 			{at: 0, trigger: 2, raised: true, next: 0, target: 2},
 			{at: 0, start: true, next: -1, target: 2},
@@ -92,7 +107,11 @@ func TestSchedule(t *testing.T) {
 				now := t0.Add(st.at)
 				switch {
 				case st.trigger != 0:
-					if got := s.trigger(st.trigger, now); got != st.raised {
+					n := st.trigger
+					if n == noNumber {
+						n = 0
+					}
+					if got := s.trigger(n, now); got != st.raised {
 						t.Fatalf("step %d: trigger(%d) raised = %v, want %v", i, st.trigger, got, st.raised)
 					}
 				case st.start:
