@@ -491,11 +491,12 @@ func (r *checkReport) json() checkJSON {
 }
 
 // checkArgs lets `check ADDR --flag ...` (flags after the address, as
-// monitoring command definitions write it) parse: urfave/cli stops at the
-// first argument, so the address moves to the end. Every check flag takes
-// a value except --json and --help.
+// monitoring command definitions write it) and `trigger URL --flag ...`
+// parse: urfave/cli stops at the first argument, so the address moves to
+// the end. Every flag of theirs takes a value except --json, --quiet and
+// --help.
 func checkArgs(args []string) []string {
-	if len(args) < 3 || args[1] != "check" {
+	if len(args) < 3 || args[1] != "check" && args[1] != "trigger" {
 		return args
 	}
 	for i := 2; i < len(args); i++ {
@@ -506,7 +507,8 @@ func checkArgs(args []string) []string {
 		case !strings.HasPrefix(a, "-") || a == "-":
 			out := append(append([]string{}, args[:i]...), args[i+1:]...)
 			return append(out, a)
-		case strings.Contains(a, "="), strings.TrimLeft(a, "-") == "json", strings.TrimLeft(a, "-") == "help", a == "-h":
+		case strings.Contains(a, "="), strings.TrimLeft(a, "-") == "json", strings.TrimLeft(a, "-") == "help", a == "-h",
+			strings.TrimLeft(a, "-") == "quiet", a == "-q":
 		default:
 			i++ // the flag's value
 		}

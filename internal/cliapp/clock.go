@@ -2,6 +2,7 @@ package cliapp
 
 import (
 	"io"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +15,9 @@ type appOptions struct {
 	// now is the clock: snapshots' ages for pruning, how long a failure
 	// streak has lasted, a mirror's lag. Default time.Now.
 	now func() time.Time
+	// lookupEnv reads the environment (SSH_ORIGINAL_COMMAND). Default
+	// os.LookupEnv.
+	lookupEnv func(string) (string, bool)
 }
 
 // appOptionsKey is where an app keeps its appOptions (cli.App.Metadata,
@@ -35,6 +39,9 @@ func optionsOf(c *cli.Context) appOptions {
 	o, _ := c.App.Metadata[appOptionsKey].(appOptions)
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.lookupEnv == nil {
+		o.lookupEnv = os.LookupEnv
 	}
 	return o
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -60,6 +61,12 @@ func ExitCodes() []ExitCodeInfo {
 			"investigate the upstream, or who published into the mirror's root"},
 		{8, "RefusedUp", "the upstream refused the request: unknown module, refused option, permission denied",
 			"fix the configuration; not retried"},
+		{9, "Rejected", "`mirror-sync trigger`: the receiver refused the trigger: 401 for another secret, clocks more than 5 minutes apart or a replay, " +
+			"another 4xx for no trigger endpoint at that URL",
+			"check both sides' secret files, their clocks (NTP) and the URL; not retried"},
+		{10, "Unreachable", "`mirror-sync trigger`: no receiver took the trigger after a few quick retries (no answer, a 5xx); " +
+			"as an ssh forced command: no daemon answers for the root",
+			"harmless if rare: the mirror's next poll syncs; start its daemon"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -91,7 +98,8 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap):
+	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap),
+		errors.Is(err, errSSHCommand):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
@@ -101,6 +109,10 @@ func ExitCode(err error) int {
 		return ExitLocked
 	case errors.Is(err, transport.ErrRefused):
 		return ExitRefusedUp
+	case errors.Is(err, trigger.ErrRejected):
+		return ExitRejected
+	case errors.Is(err, trigger.ErrUnreachable):
+		return ExitUnreachable
 	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
 		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
 		return ExitBusy
@@ -159,6 +171,9 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 // flags or commands: what to run is said here.
 func hint(app string, err error) string {
 	if h := webHint(err); h != "" {
+		return h
+	}
+	if h := triggerHint(err); h != "" {
 		return h
 	}
 	switch {

@@ -35,6 +35,17 @@ const (
 	// refused option, permission denied (fix the configuration; not
 	// retried).
 	ExitRefusedUp = 8
+	// ExitRejected: mirror-sync trigger: the receiver refused the
+	// trigger: 401 for another secret, clocks more than 5 minutes apart
+	// or a replay, another 4xx for no trigger endpoint at that URL
+	// (check both sides' secret files, their clocks (NTP) and the URL;
+	// not retried).
+	ExitRejected = 9
+	// ExitUnreachable: mirror-sync trigger: no receiver took the trigger
+	// after a few quick retries (no answer, a 5xx); as an ssh forced
+	// command: no daemon answers for the root (harmless if rare: the
+	// mirror's next poll syncs; start its daemon).
+	ExitUnreachable = 10
 	// ExitInterrupted: interrupted by SIGTERM or SIGINT before it served
 	// anything new: one line on stderr, even with --quiet; a run that
 	// had already flipped current completes and exits with its real
@@ -65,6 +76,14 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        who published into the mirror's root)\n" +
 	"   8    the upstream refused the request: unknown module, refused option,\n" +
 	"        permission denied (fix the configuration; not retried)\n" +
+	"   9    mirror-sync trigger: the receiver refused the trigger: 401 for\n" +
+	"        another secret, clocks more than 5 minutes apart or a replay, another\n" +
+	"        4xx for no trigger endpoint at that URL (check both sides' secret\n" +
+	"        files, their clocks (NTP) and the URL; not retried)\n" +
+	"   10   mirror-sync trigger: no receiver took the trigger after a few quick\n" +
+	"        retries (no answer, a 5xx); as an ssh forced command: no daemon\n" +
+	"        answers for the root (harmless if rare: the mirror's next poll syncs;\n" +
+	"        start its daemon)\n" +
 	"   130  interrupted by SIGTERM or SIGINT before it served anything new: one\n" +
 	"        line on stderr, even with --quiet; a run that had already flipped\n" +
 	"        current completes and exits with its real outcome (harmless: the\n" +

@@ -12,6 +12,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/transport/web"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/internal/trigger"
 )
 
 // The flags to use live in the CLI's hints, not in the libraries' errors.
@@ -30,6 +31,10 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
 		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
 		{name: "a second daemon, before the run lock's hint", err: fmt.Errorf("%w: %w", daemon.ErrRunning, export.ErrLocked), want: ".daemon.lock"},
+		{name: "trigger secret", err: fmt.Errorf("%w: x holds 3 bytes", trigger.ErrSecret), want: "--secret-file"},
+		{name: "trigger URL", err: fmt.Errorf("%w: x", trigger.ErrBadURL), want: "http(s)://host:port"},
+		{name: "trigger rejected", err: fmt.Errorf("trigger: %w: 401", trigger.ErrRejected), want: "--secret-file"},
+		{name: "trigger unreachable", err: fmt.Errorf("trigger: %w: refused", trigger.ErrUnreachable), want: "--listen"},
 		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {

@@ -63,11 +63,13 @@ func withMetrics(action cli.ActionFunc) cli.ActionFunc {
 }
 
 // noteTransfer keeps the counts of a run's result (snapshot.PublishResult,
-// mirror.Result) for withMetrics.
+// publishOutput, mirror.Result) for withMetrics.
 func noteTransfer(c *cli.Context, res any) {
 	var t runTransfer
 	switch r := res.(type) {
 	case snapshot.PublishResult:
+		t = runTransfer{metrics.Files{Linked: r.Linked, Copied: r.Copied}, r.Bytes}
+	case publishOutput:
 		t = runTransfer{metrics.Files{Linked: r.Linked, Copied: r.Copied}, r.Bytes}
 	case mirror.Result:
 		t = runTransfer{metrics.Files{Fetched: r.Fetched, Linked: r.Linked}, r.Bytes}

@@ -15,7 +15,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		Name:      "publish",
 		Version:   version(),
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
-		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
+		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D] [--notify URL... --secret-file F]\n   publish status|verify|gc|rsyncd-conf --root ROOT ...",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
@@ -27,7 +27,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
-			publishMaxDeleteFlag, excludeFlag, takeOverFlag,
+			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag},
 		Action: withMetrics(publishAction),
 		Commands: []*cli.Command{
@@ -92,14 +92,21 @@ func publishAction(c *cli.Context) error {
 	if err := publishSafety(c, &opt); err != nil {
 		return err
 	}
+	notify, err := publishNotify(e)
+	if err != nil {
+		return err
+	}
 	res, err := snapshot.Publish(c.Context, r, src, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
 	}
-	if !res.Published && !c.Bool("quiet") {
+	out := publishOutput{PublishResult: res}
+	if res.Published {
+		out.Notified = notify.send(e, res.Snapshot)
+	} else if !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "publish: %s unchanged since snapshot %d; nothing published (use --force to republish)\n", src, res.Snapshot)
 	}
-	return printResult(e, res.Snapshot, res)
+	return printResult(e, res.Snapshot, out)
 }
 
 func statusAction(c *cli.Context) error {

@@ -27,13 +27,14 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar. Besides the standard commands
 // they use `exits N prog args...`, which runs prog like exec and requires
-// exit code N exactly.
+// exit code N exactly, and `receiver` (a trigger receiver: receiver's doc).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": exits,
+			"exits":    exits,
+			"receiver": receiver,
 		},
 	})
 }

@@ -15,14 +15,15 @@ const (
 )
 
 // ReadSecret reads the shared secret in the file at path: its bytes, less
-// one trailing newline. It refuses (ErrSecret) a file shorter than
+// one trailing newline. Every error wraps ErrSecret (and the file system's
+// error, if any). It refuses a file shorter than
 // MinSecret or longer than MaxSecret bytes, not a regular file, or one that
 // others (neither its owner nor its group) may read or write, or its group
 // may write; a group may read it (a service's group).
 func ReadSecret(f fsys.FS, path string) ([]byte, error) {
 	fi, err := f.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("trigger secret: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrSecret, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrSecret, path)
@@ -32,12 +33,12 @@ func ReadSecret(f fsys.FS, path string) ([]byte, error) {
 	}
 	file, err := f.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("trigger secret: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrSecret, err)
 	}
 	defer file.Close()
 	b, err := io.ReadAll(io.LimitReader(file, MaxSecret+2))
 	if err != nil {
-		return nil, fmt.Errorf("trigger secret %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrSecret, path, err)
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	switch {

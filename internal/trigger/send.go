@@ -52,7 +52,8 @@ func URL(rawURL string) (string, error) {
 // 202 (any 2xx). A zero Sent or Nonce is filled afresh for every attempt.
 // It retries no answer and 5xx statuses briefly (package retry); the
 // error then wraps ErrUnreachable (in a *retry.Exhausted). A 4xx answer is
-// ErrRejected, with the receiver's reason, not retried.
+// ErrRejected, with the receiver's reason, not retried. The errors do not
+// name the URL: the caller does.
 func Send(ctx context.Context, c *http.Client, rawURL string, secret []byte, m Message) error {
 	target, err := URL(rawURL)
 	if err != nil {
@@ -98,6 +99,10 @@ func post(ctx context.Context, c *http.Client, target string, secret []byte, m M
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		var ue *url.Error // "Post URL: ...": the caller names the URL
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
@@ -110,9 +115,9 @@ func post(ctx context.Context, c *http.Client, target string, secret []byte, m M
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
 	case resp.StatusCode >= 500:
-		return fmt.Errorf("%w: POST %s: %s: %s", ErrUnreachable, target, resp.Status, why)
+		return fmt.Errorf("%w: %s: %s", ErrUnreachable, resp.Status, why)
 	}
-	return fmt.Errorf("%w: POST %s: %s: %s", ErrRejected, target, resp.Status, why)
+	return fmt.Errorf("%w: %s: %s", ErrRejected, resp.Status, why)
 }
 
 // Delivery is the outcome of one trigger of a Broadcast.

@@ -362,7 +362,7 @@ func TestReadSecret(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ReadSecret(fsys.OS(), filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := ReadSecret(fsys.OS(), filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) || !errors.Is(err, ErrSecret) {
 		t.Fatalf("missing file: %v", err)
 	}
 	if _, err := ReadSecret(fsys.OS(), dir); !errors.Is(err, ErrSecret) {
