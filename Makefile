@@ -32,10 +32,11 @@ install: build
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Installs what a fresh Debian machine lacks for the tests (the real peers
-# rsync, git and nginx; flock; shellcheck for the documented scripts); as a user
+# rsync, git and nginx; flock; shellcheck for the documented scripts;
+# systemd-analyze for the documented units); as a user
 # other than root it says what to install instead.
-DEPS_BIN := rsync git flock shellcheck nginx
-DEPS_PKG := rsync git util-linux shellcheck nginx
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \

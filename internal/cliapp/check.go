@@ -72,7 +72,7 @@ func checkCommand() *cli.Command {
 		&cli.DurationFlag{Name: "warn-checked", Usage: "WARNING when ADDR's mirror-sync last read its upstream `D` ago (0: off)"},
 		&cli.DurationFlag{Name: "crit-checked", Usage: "CRITICAL when ADDR's mirror-sync last read its upstream `D` ago (0: off)"},
 		jsonFlag,
-		&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH`"},
+		&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync `PROGRAM`: a name looked up in $PATH, or a path"},
 		&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` (repeatable), e.g. --rsync-opt=--port=8873"},
 		&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path addresses"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "rsync and http(s): give up when no data moves for `D`"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/trigger"
@@ -33,7 +34,8 @@ func daemonCommand() *cli.Command {
 			"each flip it sends a trigger to every --downstream. One daemon per ROOT\n" +
 			"(ROOT/.daemon.lock: a second one exits 4); cron runs on ROOT take the run lock as ever.\n" +
 			"SIGTERM or SIGINT: the sync in progress is stopped, the HTTP server drained, exit 0.\n" +
-			"SIGHUP: the secret file is read again. See docs/operating.md (\"Daemon\").",
+			"SIGHUP: the secret file is read again, and with --config the file's secret-file and\n" +
+			"downstream lines. See docs/operating.md (\"The mirror daemon\").",
 		Flags: slices.Concat([]cli.Flag{upstreamFlag, rootFlag,
 			&cli.StringFlag{Name: "listen", Usage: "serve ROOT over HTTP on `ADDR` (host:port; :8080 for every address)"},
 			&cli.StringFlag{Name: "secret-file", Usage: "the shared trigger secret in `FILE` (mode 0600 or 0640): turns on POST /trigger and signs the triggers sent downstream; read again on SIGHUP"},
@@ -104,35 +106,115 @@ func daemonTiming(c *cli.Context) (daemon.Timing, error) {
 		return t, Usage("--interval must be positive, got %s", c.Duration("interval"))
 	case c.Duration("jitter") < 0 || c.Duration("give-up") < 0:
 		return t, Usage("--jitter and --give-up must not be negative")
-	case len(c.StringSlice("downstream")) > 0 && c.String("secret-file") == "":
-		return t, Usage("--downstream needs --secret-file: the triggers sent downstream are signed with it")
 	}
-	for _, u := range c.StringSlice("downstream") {
-		if _, err := trigger.URL(u); err != nil {
-			return t, Usage("--downstream: %v", err)
-		}
+	if err := checkDownstream(c.String("secret-file"), c.StringSlice("downstream")); err != nil {
+		return t, err
 	}
 	t.Interval, t.Jitter, t.GiveUp = c.Duration("interval"), c.Duration("jitter"), c.Duration("give-up")
 	t.MaxBackoff = min(t.MaxBackoff, max(t.Interval, t.Backoff))
 	return t, nil
 }
 
-// daemonSettings is the daemon's Load: the secret file, read again on
-// every reload, and the --downstream list.
+// daemonSettings is the daemon's Load (see daemonSources).
 func daemonSettings(e *env) func() (daemon.Settings, error) {
-	path, down := e.c.String("secret-file"), e.c.StringSlice("downstream")
-	return func() (daemon.Settings, error) {
-		s := daemon.Settings{Downstream: down}
-		if path == "" {
-			return s, nil
-		}
-		secret, err := trigger.ReadSecret(e.fs, path)
-		if err != nil {
-			return s, err
-		}
-		s.Secret = secret
-		return s, nil
+	c := e.c
+	src := &daemonSources{fs: e.fs, config: configPath(c), flags: map[string]cli.Flag{},
+		secretFile: c.String("secret-file"), downstream: c.StringSlice("downstream"), fixed: map[string]bool{}}
+	for _, f := range c.Command.Flags {
+		src.flags[f.Names()[0]] = f
 	}
+	for _, k := range reloadKeys {
+		src.fixed[k] = c.IsSet(k) && !fromConfig(c, k)
+	}
+	first := true
+	return func() (daemon.Settings, error) {
+		reload := !first
+		first = false
+		return src.load(reload)
+	}
+}
+
+// reloadKeys are the flags a reload reads again from the configuration
+// file (those the command line did not give).
+var reloadKeys = []string{"secret-file", "downstream"}
+
+// daemonSources is where the daemon's reloadable settings come from: the
+// values the command line gave, which stay, or the configuration file's,
+// which a reload reads again; the secret file is read again every time.
+type daemonSources struct {
+	fs         fsys.FS
+	config     string // the configuration file; "": none
+	flags      map[string]cli.Flag
+	secretFile string // the values in force
+	downstream []string
+	fixed      map[string]bool // the keys the command line gave
+}
+
+// load reads the settings; on a reload, first the configuration file's
+// secret-file and downstream lines again. Nothing changes on an error.
+func (s *daemonSources) load(reload bool) (daemon.Settings, error) {
+	secretFile, down := s.secretFile, s.downstream
+	if reload && s.config != "" {
+		var err error
+		if secretFile, down, err = s.reread(); err != nil {
+			return daemon.Settings{}, err
+		}
+	}
+	if err := checkDownstream(secretFile, down); err != nil {
+		return daemon.Settings{}, err
+	}
+	set := daemon.Settings{Downstream: down}
+	if secretFile != "" {
+		secret, err := trigger.ReadSecret(s.fs, secretFile)
+		if err != nil {
+			return daemon.Settings{}, err
+		}
+		set.Secret = secret
+	}
+	s.secretFile, s.downstream = secretFile, down
+	return set, nil
+}
+
+// reread reads the reloadable keys the command line did not give from the
+// configuration file.
+func (s *daemonSources) reread() (string, []string, error) {
+	entries, err := readConfig(s.config)
+	if err != nil {
+		return "", nil, err
+	}
+	secretFile, down := s.secretFile, s.downstream
+	if !s.fixed["secret-file"] {
+		secretFile = ""
+	}
+	if !s.fixed["downstream"] {
+		down = nil
+	}
+	for _, e := range entries {
+		if !slices.Contains(reloadKeys, e.Key) || s.fixed[e.Key] {
+			continue
+		}
+		v := configValue(s.config, s.flags[e.Key], e.Value)
+		if e.Key == "downstream" {
+			down = append(down, v)
+		} else {
+			secretFile = v
+		}
+	}
+	return secretFile, down, nil
+}
+
+// checkDownstream refuses downstream URLs that are not http(s), and
+// downstream mirrors without a secret to sign their triggers.
+func checkDownstream(secretFile string, down []string) error {
+	if len(down) > 0 && secretFile == "" {
+		return Usage("--downstream needs --secret-file: the triggers sent downstream are signed with it")
+	}
+	for _, u := range down {
+		if _, err := trigger.URL(u); err != nil {
+			return Usage("--downstream: %v", err)
+		}
+	}
+	return nil
 }
 
 // daemonName is --name, or the host name.

@@ -240,30 +240,58 @@ func TestDaemonSIGTERMMidSync(t *testing.T) {
 	t.Logf("stopped mid-sync: %v", strings.Contains(d.stderr.String(), "sync stopped"))
 }
 
-// SIGHUP reads the secret file again: the old secret is refused after it,
+// SIGHUP reads the secret file again, and the configuration file's
+// secret-file and downstream lines: the old secret is refused after it,
 // the new one taken.
-func TestDaemonSIGHUPReloadsSecret(t *testing.T) {
-	dir := t.TempDir()
-	m := newMaster(t, dir, 5)
-	secretFile, old := writeSecret(t, dir, "secret", "the first secret, 32 bytes long")
-	d := startDaemon(t, filepath.Join(dir, "mirror"), "--upstream", m.root, "--secret-file", secretFile, "--interval", "1h")
-	waitServes(t, d.url, "1", 5*time.Second)
-	_, fresh := writeSecret(t, dir, "secret", "the second secret, also 32 bytes")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+func TestDaemonSIGHUPReloads(t *testing.T) {
+	tests := []struct {
+		name       string
+		config     bool // the secret file and the downstream list come from --config
+		downstream string
+	}{
+		{name: "secret file rewritten"},
+		{name: "configuration file names another secret file and a downstream", config: true, downstream: "downstream=1"},
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(d.stderr.String(), "SIGHUP: reloading") || strings.Count(d.stderr.String(), "settings loaded") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload within 5s:\n%s", d.stderr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := trigger.Send(context.Background(), nil, d.url, old, trigger.Message{Snapshot: 2}); !errors.Is(err, trigger.ErrRejected) {
-		t.Fatalf("old secret after SIGHUP: %v, want rejected", err)
-	}
-	if err := trigger.Send(context.Background(), nil, d.url, fresh, trigger.Message{Snapshot: 2}); err != nil {
-		t.Fatalf("new secret after SIGHUP: %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := newMaster(t, dir, 5)
+			secretFile, old := writeSecret(t, dir, "secret", "the first secret, 32 bytes long")
+			args := []string{"--upstream", m.root, "--interval", "1h", "--secret-file", secretFile}
+			conf := filepath.Join(dir, "mirror.conf")
+			if tc.config {
+				testutil.WriteTree(t, dir, map[string]string{"mirror.conf": "secret-file = secret\nlisten = ignored:1 # the command line wins\n"})
+				args = []string{"--upstream", m.root, "--interval", "1h", "--config", conf}
+			}
+			d := startDaemon(t, filepath.Join(dir, "mirror"), args...)
+			waitServes(t, d.url, "1", 5*time.Second)
+			var fresh []byte
+			if tc.config {
+				_, fresh = writeSecret(t, dir, "secret2", "the second secret, also 32 bytes")
+				testutil.WriteTree(t, dir, map[string]string{"mirror.conf": "secret-file = secret2\ndownstream = http://127.0.0.1:9/\n"})
+			} else {
+				_, fresh = writeSecret(t, dir, "secret", "the second secret, also 32 bytes")
+			}
+			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for strings.Count(d.stderr.String(), "settings loaded") < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no reload within 5s:\n%s", d.stderr)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := trigger.Send(context.Background(), nil, d.url, old, trigger.Message{Snapshot: 2}); !errors.Is(err, trigger.ErrRejected) {
+				t.Fatalf("old secret after SIGHUP: %v, want rejected", err)
+			}
+			if err := trigger.Send(context.Background(), nil, d.url, fresh, trigger.Message{Snapshot: 2}); err != nil {
+				t.Fatalf("new secret after SIGHUP: %v", err)
+			}
+			if !strings.Contains(d.stderr.String(), "SIGHUP: reloading") || !strings.Contains(d.stderr.String(), tc.downstream) {
+				t.Fatalf("stderr:\n%s", d.stderr)
+			}
+		})
 	}
 }
 

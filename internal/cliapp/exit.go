@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -170,6 +169,9 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 // mirror-sync), where there is something to say. Library errors name no
 // flags or commands: what to run is said here.
 func hint(app string, err error) string {
+	if h := configHint(err); h != "" {
+		return h
+	}
 	if h := webHint(err); h != "" {
 		return h
 	}
@@ -280,15 +282,4 @@ func Main(build func(stdout, stderr io.Writer) *cli.App) {
 	code := Run(ctx, build(os.Stdout, os.Stderr), os.Args)
 	stop()
 	os.Exit(code)
-}
-
-// newLogger logs to stderr: errors only with quiet, debug with verbose.
-func newLogger(w io.Writer, quiet, verbose bool) *slog.Logger {
-	level := slog.LevelInfo
-	if quiet {
-		level = slog.LevelError
-	} else if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -28,7 +28,7 @@ var syncFlags = []cli.Flag{
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	return withCommonFlags(&cli.App{
 		Name:      "mirror-sync",
 		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
@@ -67,7 +67,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			daemonCommand(),
 			triggerCommand(),
 		},
-	}
+	})
 }
 
 func mirrorAction(c *cli.Context) error {
@@ -134,7 +134,7 @@ func mirrorOptions(e *env) (mirror.Options, error) {
 	if workers > 0 {
 		opt.Workers = workers
 	}
-	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
+	opt.Log = newLogger(c)
 	return opt, nil
 }
 

@@ -11,7 +11,7 @@ import (
 
 // PublishApp builds the publish command.
 func PublishApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	return withCommonFlags(&cli.App{
 		Name:      "publish",
 		Version:   version(),
 		Usage:     "publish a source tree as an immutable, numbered snapshot and serve it atomically",
@@ -48,7 +48,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			rsyncdConfCommand,
 			serveCommand(),
 		},
-	}
+	})
 }
 
 func publishAction(c *cli.Context) error {
@@ -88,7 +88,7 @@ func publishAction(c *cli.Context) error {
 	if workers != 0 { // --workers not given (or 0): the default
 		opt.Workers = workers
 	}
-	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
+	opt.Log = newLogger(c)
 	if err := publishSafety(c, &opt); err != nil {
 		return err
 	}

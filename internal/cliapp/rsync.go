@@ -15,7 +15,7 @@ import (
 // Flags for remote upstreams: rsync (rsync://host/module, host::module,
 // host:path) and HTTP(S) (--timeout, --contimeout, --ca-file).
 var rsyncFlags = []cli.Flag{
-	&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync binary `PATH` for rsync upstreams"},
+	&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "rsync `PROGRAM` for rsync upstreams: a name looked up in $PATH, or a path"},
 	&cli.StringSliceFlag{Name: "rsync-opt", Usage: "extra rsync `OPTION` for rsync upstreams (repeatable), e.g. --rsync-opt=--bwlimit=10m"},
 	&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path upstreams (rsync -e), e.g. 'ssh -i /etc/mirror/key'"},
 	&cli.DurationFlag{Name: "timeout", Value: rsync.DefaultTimeout, Usage: "rsync and http(s) upstreams: give up when no data moves for `D` (once per run: a run that timed out does not wait again)"},

@@ -45,7 +45,7 @@ func serveAction(c *cli.Context) error {
 	if c.Int("max-conns") < 1 {
 		return Usage("--max-conns must be at least 1, got %d", c.Int("max-conns"))
 	}
-	log := newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
+	log := newLogger(c)
 	h, err := server.NewHandler(server.Options{Root: r.Dir, Log: log, Now: e.now})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@
 // docs/classic.md, run as an admin would run them: the tools installed by
 // `make install` into a temporary prefix, the documented crontab lines run
 // by sh with cron's environment, real rsync daemons configured by
-// `publish rsyncd-conf`, real git repositories checked with git fsck.
+// `publish rsyncd-conf`, real git repositories checked with git fsck; and the systemd units of
+// docs/systemd, verified by systemd-analyze against freshly built tools.
 // It has only tests.
 package e2e

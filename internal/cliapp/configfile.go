@@ -1,0 +1,360 @@
+package cliapp
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/seqmirror/seqmirror/internal/config"
+	"github.com/seqmirror/seqmirror/internal/transport/rsync"
+	"github.com/seqmirror/seqmirror/internal/transport/web"
+	"github.com/urfave/cli/v2"
+)
+
+// ConfigEnv names the configuration file when --config is not given.
+const ConfigEnv = "SEQMIRROR_CONFIG"
+
+// Flags of every command of both tools (withCommonFlags).
+var (
+	configFlag = &cli.StringFlag{Name: "config", DefaultText: "$" + ConfigEnv + ", else none",
+		Usage: "take flags not given on the command line from the configuration `FILE`: `key = value` lines, the keys long flag names, a list flag's key repeated, relative paths relative to FILE's directory (docs/operating.md, Configuration file)"}
+	logFormatFlag = &cli.StringFlag{Name: "log-format", Value: "text",
+		Usage: "write log lines on stderr as `FORMAT`: text (key=value) or json (one object a line, for log collectors); under systemd, without a time of their own (the journal has it)"}
+)
+
+// reservedKeys are flags a configuration file cannot set.
+var reservedKeys = []string{"config", "help", "version"}
+
+// withCommonFlags gives app and each of its commands, at every depth,
+// --config and --log-format, and beforeCommand as their first Before step.
+// It copies the commands it changes (some are package variables).
+func withCommonFlags(app *cli.App) *cli.App {
+	app.Flags = append(slices.Clip(app.Flags), configFlag, logFormatFlag)
+	app.Before = chainBefore(app.Before)
+	app.Commands = commonCommands(app.Commands)
+	return app
+}
+
+func commonCommands(cmds []*cli.Command) []*cli.Command {
+	out := make([]*cli.Command, len(cmds))
+	for i, c := range cmds {
+		cc := *c
+		cc.Flags = append(slices.Clip(cc.Flags), configFlag, logFormatFlag)
+		cc.Before = chainBefore(cc.Before)
+		cc.Subcommands = commonCommands(cc.Subcommands)
+		out[i] = &cc
+	}
+	return out
+}
+
+// chainBefore runs beforeCommand, then next (if any).
+func chainBefore(next cli.BeforeFunc) cli.BeforeFunc {
+	return func(c *cli.Context) error {
+		if err := beforeCommand(c); err != nil {
+			if c.Command != nil && c.Command.OnUsageError != nil && ExitCode(err) == ExitUsage {
+				return c.Command.OnUsageError(c, err, true) // check's: UNKNOWN, exit 3
+			}
+			return err
+		}
+		if next != nil {
+			return next(c)
+		}
+		return nil
+	}
+}
+
+// beforeCommand is what every command does before its action: take the
+// flags the command line did not give from the configuration file, then
+// check --log-format. A command about to hand over to a subcommand (the
+// tool's, for `mirror-sync check`) leaves both to the subcommand.
+func beforeCommand(c *cli.Context) error {
+	if c.Command != nil && c.Args().Present() && c.Command.Command(c.Args().First()) != nil {
+		return nil
+	}
+	if err := applyConfig(c); err != nil {
+		return err
+	}
+	if f := c.String("log-format"); f != "text" && f != "json" {
+		return Usage("--log-format is text or json, got %q", f)
+	}
+	return nil
+}
+
+// configPath is the configuration file of c: --config given to it or to a
+// command it is a subcommand of, else $SEQMIRROR_CONFIG, else "".
+func configPath(c *cli.Context) string {
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.IsSet("config") {
+			return x.String("config")
+		}
+	}
+	return os.Getenv(ConfigEnv)
+}
+
+// applyConfig sets each flag of c's command that the command line did not
+// set from the configuration file's lines of that key: a list flag gets
+// every value, in file order. A key that is a flag of another command of
+// the tool is ignored (one file serves the daemon, cron runs and hooks); a
+// key that is no flag of the tool, a repeated key of a flag that is no
+// list, or a bad value is a usage error naming the file and line. A
+// relative path (a flag whose value is a DIR, FILE or PATH, or an ADDR that
+// is a local directory) is taken relative to the file's directory.
+func applyConfig(c *cli.Context) error {
+	path := configPath(c)
+	if path == "" {
+		return nil
+	}
+	entries, err := readConfig(path)
+	if err != nil {
+		return err
+	}
+	known := toolFlags(c.App)
+	own := map[string]cli.Flag{}
+	for _, f := range c.Command.Flags {
+		own[f.Names()[0]] = f
+	}
+	firstLine := map[string]int{}
+	fromCommandLine := map[string]bool{}
+	for _, e := range entries {
+		if err := checkKey(c.App.Name, e, known); err != nil {
+			return configUsage(path, e.Line, err)
+		}
+		f, ok := own[e.Key]
+		if !ok {
+			continue // another command's
+		}
+		if first, seen := firstLine[e.Key]; seen && !isList(f) {
+			return configUsage(path, e.Line, fmt.Errorf("%s is given again (first on line %d), and only list flags repeat", e.Key, first))
+		}
+		if _, seen := firstLine[e.Key]; !seen {
+			firstLine[e.Key] = e.Line
+			fromCommandLine[e.Key] = c.IsSet(e.Key)
+		}
+		if fromCommandLine[e.Key] {
+			continue // the command line wins
+		}
+		noteFromConfig(c, e.Key)
+		if err := c.Set(e.Key, configValue(path, f, e.Value)); err != nil {
+			return configUsage(path, e.Line, fmt.Errorf("%s = %s: not a valid value for --%s%s (%w)", e.Key, e.Value, e.Key, valueKind(f), err))
+		}
+	}
+	return nil
+}
+
+// configKeysKey is where applyConfig notes, in App.Metadata, the flags it
+// set from the file (a daemon's reload reads only those again).
+const configKeysKey = "seqmirror/cliapp.configKeys"
+
+// noteFromConfig notes that applyConfig set the flag key from the file.
+func noteFromConfig(c *cli.Context, key string) {
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	keys, _ := c.App.Metadata[configKeysKey].(map[string]bool)
+	if keys == nil {
+		keys = map[string]bool{}
+		c.App.Metadata[configKeysKey] = keys
+	}
+	keys[key] = true
+}
+
+// fromConfig reports whether applyConfig set the flag key from the file.
+func fromConfig(c *cli.Context, key string) bool {
+	keys, _ := c.App.Metadata[configKeysKey].(map[string]bool)
+	return keys[key]
+}
+
+// readConfig reads and parses the file at path.
+func readConfig(path string) ([]config.Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageError{&configFileError{path: path, err: err}}
+	}
+	defer f.Close()
+	entries, err := config.Parse(f)
+	if err != nil {
+		return nil, usageError{&configFileError{path: path, err: err}}
+	}
+	return entries, nil
+}
+
+// checkKey refuses a key that no command of tool has as a flag, and the
+// reserved ones.
+func checkKey(tool string, e config.Entry, known map[string]bool) error {
+	if slices.Contains(reservedKeys, e.Key) {
+		return fmt.Errorf("%s cannot be set in a configuration file", e.Key)
+	}
+	if !known[e.Key] {
+		return &unknownKeyError{tool: tool, key: e.Key, suggest: closest(e.Key, known)}
+	}
+	return nil
+}
+
+// configUsage is a usage error about line of the file at path.
+func configUsage(path string, line int, err error) error {
+	return usageError{&configFileError{path: path, line: line, err: err}}
+}
+
+// configFileError is an error about a configuration file (line 0: the
+// whole file, or a line named by err itself).
+type configFileError struct {
+	path string
+	line int
+	err  error
+}
+
+func (e *configFileError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("configuration file %s: line %d: %v", e.path, e.line, e.err)
+	}
+	return fmt.Sprintf("configuration file %s: %v", e.path, e.err)
+}
+
+func (e *configFileError) Unwrap() error { return e.err }
+
+// unknownKeyError is a key that is no flag of the tool.
+type unknownKeyError struct {
+	tool, key string
+	suggest   string // the closest flag name, or ""
+}
+
+func (e *unknownKeyError) Error() string {
+	return fmt.Sprintf("unknown key %q: no command of %s has a flag --%s", e.key, e.tool, e.key)
+}
+
+// configHint is hint for the errors of configuration files.
+func configHint(err error) string {
+	var cf *configFileError
+	if !errors.As(err, &cf) {
+		return ""
+	}
+	var uk *unknownKeyError
+	switch {
+	case errors.As(err, &uk) && uk.suggest != "":
+		return fmt.Sprintf("did you mean %s? The keys are the long flag names of %s and its commands (%s --help, %s COMMAND --help)", uk.suggest, uk.tool, uk.tool, uk.tool)
+	case errors.As(err, &uk):
+		return fmt.Sprintf("the keys are the long flag names of %s and its commands (%s --help, %s COMMAND --help), without the dashes", uk.tool, uk.tool, uk.tool)
+	case errors.Is(err, fs.ErrNotExist):
+		return "--config (or $" + ConfigEnv + ") names a file that does not exist; give its absolute path"
+	case errors.Is(err, config.ErrSyntax):
+		return "one setting a line, `key = value`; `#` starts a comment; quote a value with \"...\" to keep blanks or a ` #` (docs/operating.md, Configuration file)"
+	}
+	return ""
+}
+
+// toolFlags is the set of the long flag names of app and its commands, at
+// every depth.
+func toolFlags(app *cli.App) map[string]bool {
+	known := map[string]bool{}
+	add := func(flags []cli.Flag) {
+		for _, f := range flags {
+			known[f.Names()[0]] = true
+		}
+	}
+	add(app.Flags)
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			add(c.Flags)
+			walk(c.Subcommands)
+		}
+	}
+	walk(app.Commands)
+	return known
+}
+
+// valueKind says what f takes, for an error: ", which takes ...", or "".
+func valueKind(f cli.Flag) string {
+	switch f.(type) {
+	case *cli.BoolFlag:
+		return ", which takes true or false"
+	case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+		return ", which takes a whole number"
+	case *cli.Float64Flag:
+		return ", which takes a number"
+	case *cli.DurationFlag:
+		return ", which takes a duration such as 90s, 30m or 12h"
+	}
+	return ""
+}
+
+// isList reports whether f may be given more than once.
+func isList(f cli.Flag) bool {
+	s, ok := f.(cli.DocGenerationSliceFlag)
+	return ok && s.IsSliceFlag()
+}
+
+// configValue is v as f takes it: a relative path made relative to the
+// directory of the configuration file at path. A flag names a path when
+// its usage's placeholder (`DIR` in --help's "--root DIR") is DIR, FILE or
+// PATH, or is ADDR and v is a local directory rather than an rsync or
+// http(s) address (or a host:port).
+func configValue(path string, f cli.Flag, v string) string {
+	if v == "" || filepath.IsAbs(v) {
+		return v
+	}
+	switch placeholder(f) {
+	case "DIR", "FILE", "PATH":
+	case "ADDR":
+		if web.IsAddress(v) || rsync.IsAddress(v) {
+			return v
+		}
+	default:
+		return v
+	}
+	return filepath.Join(filepath.Dir(path), v)
+}
+
+// placeholder is the `NAME` in f's usage, or "".
+func placeholder(f cli.Flag) string {
+	d, ok := f.(cli.DocGenerationFlag)
+	if !ok {
+		return ""
+	}
+	_, rest, ok := strings.Cut(d.GetUsage(), "`")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, "`")
+	return name
+}
+
+// closest is the name in known nearest to key (at most a third of its
+// letters differ), or "".
+func closest(key string, known map[string]bool) string {
+	best, bestD := "", len(key)/3+1
+	for k := range known {
+		if slices.Contains(reservedKeys, k) {
+			continue
+		}
+		if d := editDistance(key, k); d < bestD || d == bestD && best != "" && k < best {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
