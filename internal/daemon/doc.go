@@ -13,22 +13,28 @@
 //   - The HTTP server (server.Serve) answers readers and POST /trigger from
 //     its own goroutines; readers take no lock and see the snapshot the
 //     root serves, whole (export's contract).
-//   - A trigger for snapshot N (Daemon.Trigger, safe for concurrent use)
-//     only updates the schedule under a mutex and wakes the loop. Triggers
-//     coalesce: the pending target is the highest N received; a trigger
-//     for N <= the served snapshot or <= the pending target is a no-op.
-//     Any number of triggers arriving during a sync cause one more sync,
-//     right after it.
+//   - A trigger for snapshot N (POST /trigger, verified by
+//     trigger.Verifier with the secret of the settings, then
+//     Daemon.Trigger, safe for concurrent use) only updates the schedule
+//     under a mutex and wakes the loop. Triggers coalesce: the pending
+//     target is the highest N received; a trigger for N <= the served
+//     snapshot or <= the pending target is a no-op. Any number of triggers
+//     arriving during a sync cause one more sync, right after it. A
+//     trigger naming no snapshot (N = 0) asks for one sync. Without a
+//     secret there is no trigger endpoint: /trigger is 404.
 //   - While a target is not reached the loop keeps syncing, with a backoff
 //     doubling from Timing.Backoff to Timing.MaxBackoff, until the root
 //     serves >= N or Timing.GiveUp has passed; then it records why
 //     (Status.GaveUp, one error line) and falls back to polling.
-//   - After a sync that flipped to N, Message N goes to every downstream
-//     URL in parallel, one goroutine each, not waited for by the loop; a
-//     failure is logged, never fatal.
-//   - Settings (the downstream list, the trigger endpoint with its secret)
-//     are one value replaced atomically by Reload (SIGHUP in the CLI): a
-//     request or a forward sees the old settings or the new, never a mix.
+//   - After a sync that flipped to N, a trigger for N signed with the
+//     secret (trigger.Send) goes to every downstream URL in parallel, one
+//     goroutine each, not waited for by the loop; a failure is logged,
+//     never fatal. Without a secret nothing is forwarded.
+//   - Settings (the downstream list, the secret and the trigger endpoint
+//     made from it) are one value replaced atomically by Reload (SIGHUP in
+//     the CLI): a request or a forward sees the old settings or the new,
+//     never a mix. An unchanged secret keeps its verifier, and so its
+//     memory of the nonces seen.
 //
 // # Stopping, crashes, the lock
 //
