@@ -32,7 +32,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 		Name:      "mirror-sync",
 		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
-		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]\n   mirror-sync trigger URL (--snapshot N | --root ROOT) --secret-file F",
+		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]\n   mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file F] [--downstream URL...]\n   mirror-sync trigger URL (--snapshot N | --root ROOT) --secret-file F",
 		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
 			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
 			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
