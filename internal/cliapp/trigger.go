@@ -45,7 +45,7 @@ func triggerCommand() *cli.Command {
 			"command must be \"sync\", \"sync N\" or \"sync:all\", and the trigger goes to this host's daemon\n" +
 			"at --daemon-url; any other command is refused (exit 2) and never run.",
 		Flags: []cli.Flag{
-			&cli.Uint64Flag{Name: "snapshot", Usage: "announce snapshot `N` (default: the one --root serves)"},
+			&cli.Uint64Flag{Name: "snapshot", DefaultText: "the one --root serves", Usage: "announce snapshot `N`"},
 			secretFileFlag,
 			&cli.StringFlag{Name: "root", Usage: "export root `DIR`: its served snapshot is announced; in forced-command mode, the root of the local daemon"},
 			&cli.StringFlag{Name: "daemon-url", Usage: "forced-command mode: the local daemon's trigger `URL` (http://host:port, or its --listen address host:port)"},

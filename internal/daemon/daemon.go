@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,12 +66,11 @@ type Config struct {
 	Log     *slog.Logger     // nil: discard
 }
 
-// settings are the Settings in force with the trigger endpoint made from
-// their secret (nil: none).
+// settings are the Settings in force with the trigger endpoint (nil: no
+// secret, no endpoint).
 type settings struct {
 	Settings
 	endpoint http.Handler
-	verifier *trigger.Verifier
 }
 
 // Daemon is one long-running mirror of one root. Make it with New, run it
@@ -83,8 +81,12 @@ type Daemon struct {
 	lock     *export.Lock
 	handler  *server.Handler
 	settings atomic.Pointer[settings]
-	log      *slog.Logger
-	client   *http.Client // forwards' (default Forward)
+
+	reloading sync.Mutex        // serialises Reload
+	verifier  *trigger.Verifier // the trigger endpoint's, made at the first secret
+	endpoint  http.Handler      // its handler
+	log       *slog.Logger
+	client    *http.Client // forwards' (default Forward)
 
 	mu    sync.Mutex // guards sched
 	sched *schedule
@@ -173,22 +175,24 @@ func (d *Daemon) Close() error {
 }
 
 // Reload loads the settings again and replaces them all at once; on an
-// error the previous settings stay. An unchanged secret keeps its
-// verifier, and so its memory of the nonces seen (no replay across a
-// reload).
+// error the previous settings stay. The daemon has one trigger.Verifier for
+// its life, given the new secret (SetSecret), so its memory of the nonces
+// seen survives a reload: no replay across one.
 func (d *Daemon) Reload() error {
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
 	s, err := d.cfg.Load()
 	if err != nil {
 		return fmt.Errorf("load settings: %w", err)
 	}
 	next := &settings{Settings: s}
 	if s.Secret != nil {
-		if old := d.settings.Load(); old != nil && old.verifier != nil && bytes.Equal(old.Secret, s.Secret) {
-			next.verifier = old.verifier
-		} else {
-			next.verifier = trigger.NewVerifier(s.Secret, d.cfg.Now)
+		if d.verifier == nil {
+			d.verifier = trigger.NewVerifier(s.Secret, d.cfg.Now)
+			d.endpoint = d.verifier.Handler(d.accept, d.log)
 		}
-		next.endpoint = next.verifier.Handler(d.accept, d.log)
+		d.verifier.SetSecret(s.Secret)
+		next.endpoint = d.endpoint
 	}
 	if s.Secret == nil && len(s.Downstream) > 0 {
 		d.log.Warn("no trigger secret: the downstream mirrors are not told of flips", "downstream", s.Downstream)

@@ -33,8 +33,9 @@
 //   - Settings (the downstream list, the secret and the trigger endpoint
 //     made from it) are one value replaced atomically by Reload (SIGHUP in
 //     the CLI): a request or a forward sees the old settings or the new,
-//     never a mix. An unchanged secret keeps its verifier, and so its
-//     memory of the nonces seen.
+//     never a mix. The trigger.Verifier is the daemon's for its life (a
+//     new secret is set into it just before the new settings are stored),
+//     so its memory of the nonces seen survives a reload.
 //
 // # Stopping, crashes, the lock
 //

@@ -37,7 +37,9 @@
 // that saw the first never takes the retry for a replay), and retries what
 // may pass (no answer, 5xx) through package retry with a short policy. A
 // 4xx answer is final ([ErrRejected]). [Broadcast] sends one message to
-// many receivers in parallel.
+// many receivers in parallel. A daemon forwarding a trigger downstream
+// sends a new message (its own Origin, Sent and Nonce zero), never the one
+// it received.
 //
 // # Concurrency and state
 //

@@ -369,3 +369,61 @@ func TestReadSecret(t *testing.T) {
 		t.Fatalf("a directory: %v", err)
 	}
 }
+
+// A new secret (a configuration re-read) applies at once; the nonces seen
+// under the old one are still refused.
+func TestSetSecret(t *testing.T) {
+	v := NewVerifier(secret, newClock(t0).now)
+	m := msg(1, t0)
+	if _, err := v.Verify(request(t, secret, m)); err != nil {
+		t.Fatal(err)
+	}
+	next := []byte("the next secret, long enough")
+	v.SetSecret(next)
+	if _, err := v.Verify(request(t, secret, msg(2, t0))); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("old secret: %v", err)
+	}
+	if _, err := v.Verify(request(t, next, msg(2, t0))); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	if _, err := v.Verify(request(t, next, m)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a nonce seen before the change: %v", err)
+	}
+}
+
+// docs/protocol.md's worked example verifies, so the document cannot drift
+// from the code: its body, its header, its secret.
+func TestProtocolExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "\n## 8. Triggers\n")
+	if !ok {
+		t.Fatal("docs/protocol.md has no section 8. Triggers")
+	}
+	var body, header string
+	for _, l := range strings.Split(sec, "\n") {
+		l = strings.TrimPrefix(l, "    ")
+		switch {
+		case strings.HasPrefix(l, `{"snapshot":`) && body == "":
+			body = l
+		case strings.HasPrefix(l, SignatureHeader+": t=1"):
+			header = strings.TrimPrefix(l, SignatureHeader+": ")
+		}
+	}
+	_, rest, _ := strings.Cut(sec, "With the secret\n`")
+	key, _, _ := strings.Cut(rest, "`")
+	if body == "" || header == "" || key == "" {
+		t.Fatalf("example not found: body %q, header %q, secret %q", body, header, key)
+	}
+	r := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(body))
+	r.Header.Set(SignatureHeader, header)
+	m, err := NewVerifier([]byte(key), newClock(time.Date(2026, 11, 28, 10, 1, 0, 0, time.UTC)).now).Verify(r)
+	if err != nil {
+		t.Fatalf("the documented trigger does not verify: %v", err)
+	}
+	if m.Snapshot != 1234 || m.Origin != "master.example.org" {
+		t.Fatalf("message %+v", m)
+	}
+}

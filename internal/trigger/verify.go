@@ -33,10 +33,10 @@ type Verifier struct {
 	MaxSkew   time.Duration // default DefaultMaxSkew
 	MaxNonces int           // default DefaultMaxNonces
 
-	secret []byte
-	now    func() time.Time
+	now func() time.Time
 
 	mu     sync.Mutex
+	secret []byte
 	nonces map[string]time.Time // nonce -> when it may be forgotten
 }
 
@@ -48,6 +48,21 @@ func NewVerifier(secret []byte, now func() time.Time) *Verifier {
 	}
 	return &Verifier{MaxSkew: DefaultMaxSkew, MaxNonces: DefaultMaxNonces,
 		secret: bytes.Clone(secret), now: now, nonces: map[string]time.Time{}}
+}
+
+// SetSecret makes secret the one triggers must be signed with from now on
+// (a configuration re-read), keeping the nonces already seen.
+func (v *Verifier) SetSecret(secret []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.secret = bytes.Clone(secret)
+}
+
+// key is the current secret.
+func (v *Verifier) key() []byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.secret
 }
 
 // Verify reads r's body (at most MaxBody bytes) and returns its message if
@@ -80,7 +95,7 @@ func (v *Verifier) checkSignature(header string, body []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	want, _ := hex.DecodeString(Sign(v.secret, t, body))
+	want, _ := hex.DecodeString(Sign(v.key(), t, body))
 	matched := false
 	for _, s := range sigs {
 		matched = hmac.Equal(s, want) || matched
