@@ -2,11 +2,14 @@ package cliapp
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/seqmirror/seqmirror/internal/config"
@@ -97,75 +100,156 @@ func configPath(c *cli.Context) string {
 
 // applyConfig sets each flag of c's command that the command line did not
 // set from the configuration file's lines of that key: a list flag gets
-// every value, in file order. A key that is a flag of another command of
-// the tool is ignored (one file serves the daemon, cron runs and hooks); a
-// key that is no flag of the tool, a repeated key of a flag that is no
-// list, or a bad value is a usage error naming the file and line. A
+// every value, in file order, one a line (no splitting at commas). A key
+// that is a flag of another command of the tool is ignored (one file
+// serves the daemon, cron runs and hooks); a key that is no flag of the
+// tool, a repeated key of a flag that is no list, or a bad value is a
+// usage error naming the file and line, and then no flag is changed. A
 // relative path (a flag whose value is a DIR, FILE or PATH, or an ADDR that
 // is a local directory) is taken relative to the file's directory.
-func applyConfig(c *cli.Context) error {
+func applyConfig(c *cli.Context) error { return loadConfig(c, false) }
+
+// reloadConfig reads c's configuration file again, for a daemon's SIGHUP:
+// as applyConfig, and a flag the file no longer sets goes back to its
+// default. Flags given on the command line keep their values. On an error
+// nothing is changed. Not safe concurrently with reads of c's flags: read
+// them again after it returns, in the goroutine that called it; a list read
+// before (c.StringSlice) may be overwritten in place, so keep a copy
+// (slices.Clone) of any list kept across a reload.
+func reloadConfig(c *cli.Context) error { return loadConfig(c, true) }
+
+func loadConfig(c *cli.Context, reload bool) error {
+	fromCommandLine := commandLineFlags(c) // before the first Set
 	path := configPath(c)
-	if path == "" {
+	if path == "" && !reload {
 		return nil
 	}
+	values := map[string][]config.Entry{}
+	if path != "" {
+		var err error
+		if values, err = configValues(c, path); err != nil {
+			return err
+		}
+	}
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		vals, inFile := values[name]
+		if fromCommandLine[name] || slices.Contains(reservedKeys, name) || !inFile && !reload {
+			continue
+		}
+		if err := setFlag(c, f, vals); err != nil {
+			return configUsage(path, 0, fmt.Errorf("%s: %w", name, err)) // checked by configValues
+		}
+	}
+	return nil
+}
+
+// commandLineKey is where an app keeps, for each of its commands, the
+// flags its command line set (cli.App.Metadata): a reload must know them
+// after the file's values are set too.
+const commandLineKey = "seqmirror/cliapp.commandLine"
+
+// commandLineFlags is the set of the flags of c's command that its command
+// line set, recorded at the first call for c's command.
+func commandLineFlags(c *cli.Context) map[string]bool {
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	all, _ := c.App.Metadata[commandLineKey].(map[*cli.Command]map[string]bool)
+	if all == nil {
+		all = map[*cli.Command]map[string]bool{}
+		c.App.Metadata[commandLineKey] = all
+	}
+	if set, ok := all[c.Command]; ok {
+		return set
+	}
+	set := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		set[f.Names()[0]] = c.IsSet(f.Names()[0])
+	}
+	all[c.Command] = set
+	return set
+}
+
+// configValues reads the file at path and returns the lines of each flag
+// of c's command, their values made what the flag takes (configValue),
+// after checking every line: keys, repeats, and that each value parses.
+func configValues(c *cli.Context, path string) (map[string][]config.Entry, error) {
 	entries, err := readConfig(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	known := toolFlags(c.App)
 	own := map[string]cli.Flag{}
 	for _, f := range c.Command.Flags {
 		own[f.Names()[0]] = f
 	}
-	firstLine := map[string]int{}
-	fromCommandLine := map[string]bool{}
+	values := map[string][]config.Entry{}
 	for _, e := range entries {
 		if err := checkKey(c.App.Name, e, known); err != nil {
-			return configUsage(path, e.Line, err)
+			return nil, configUsage(path, e.Line, err)
 		}
 		f, ok := own[e.Key]
 		if !ok {
 			continue // another command's
 		}
-		if first, seen := firstLine[e.Key]; seen && !isList(f) {
-			return configUsage(path, e.Line, fmt.Errorf("%s is given again (first on line %d), and only list flags repeat", e.Key, first))
+		if prev := values[e.Key]; len(prev) > 0 && !isList(f) {
+			return nil, configUsage(path, e.Line, fmt.Errorf("%s is given again (first on line %d), and only list flags repeat", e.Key, prev[0].Line))
 		}
-		if _, seen := firstLine[e.Key]; !seen {
-			firstLine[e.Key] = e.Line
-			fromCommandLine[e.Key] = c.IsSet(e.Key)
+		e.Value = configValue(path, f, e.Value)
+		if err := checkValue(f, e.Value); err != nil {
+			return nil, configUsage(path, e.Line, fmt.Errorf("%s = %s: not a valid value for --%s%s (%w)", e.Key, e.Value, e.Key, valueKind(f), err))
 		}
-		if fromCommandLine[e.Key] {
-			continue // the command line wins
+		values[e.Key] = append(values[e.Key], e)
+	}
+	return values, nil
+}
+
+// checkValue reports whether f takes v, on a flag set of its own.
+func checkValue(f cli.Flag, v string) error {
+	scratch := flag.NewFlagSet("config", flag.ContinueOnError)
+	scratch.SetOutput(io.Discard)
+	if err := f.Apply(scratch); err != nil {
+		return err
+	}
+	return scratch.Set(f.Names()[0], v)
+}
+
+// setFlag sets f in c to the values of entries: a list to all of them (a
+// string list replaced as a whole), any other flag to its one value; no
+// entries: back to f's default.
+func setFlag(c *cli.Context, f cli.Flag, entries []config.Entry) error {
+	name := f.Names()[0]
+	vals := make([]string, len(entries))
+	for i, e := range entries {
+		vals[i] = e.Value
+	}
+	if sf, ok := f.(*cli.StringSliceFlag); ok {
+		if len(entries) == 0 && sf.Value != nil {
+			vals = sf.Value.Value()
 		}
-		noteFromConfig(c, e.Key)
-		if err := c.Set(e.Key, configValue(path, f, e.Value)); err != nil {
-			return configUsage(path, e.Line, fmt.Errorf("%s = %s: not a valid value for --%s%s (%w)", e.Key, e.Value, e.Key, valueKind(f), err))
+		return c.Set(name, cli.NewStringSlice(vals...).Serialize()) // replaces, splits nothing
+	}
+	if len(entries) == 0 {
+		return c.Set(name, defaultValue(f))
+	}
+	for _, v := range vals { // a list of another type gets each; others have one
+		if err := c.Set(name, v); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// configKeysKey is where applyConfig notes, in App.Metadata, the flags it
-// set from the file (a daemon's reload reads only those again).
-const configKeysKey = "seqmirror/cliapp.configKeys"
-
-// noteFromConfig notes that applyConfig set the flag key from the file.
-func noteFromConfig(c *cli.Context, key string) {
-	if c.App.Metadata == nil {
-		c.App.Metadata = map[string]any{}
+// defaultValue is f's default as its flag parses it.
+func defaultValue(f cli.Flag) string {
+	switch f := f.(type) {
+	case *cli.BoolFlag:
+		return strconv.FormatBool(f.Value)
+	case cli.DocGenerationFlag:
+		return f.GetValue()
 	}
-	keys, _ := c.App.Metadata[configKeysKey].(map[string]bool)
-	if keys == nil {
-		keys = map[string]bool{}
-		c.App.Metadata[configKeysKey] = keys
-	}
-	keys[key] = true
-}
-
-// fromConfig reports whether applyConfig set the flag key from the file.
-func fromConfig(c *cli.Context, key string) bool {
-	keys, _ := c.App.Metadata[configKeysKey].(map[string]bool)
-	return keys[key]
+	return ""
 }
 
 // readConfig reads and parses the file at path.

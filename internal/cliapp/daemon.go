@@ -12,7 +12,6 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
-	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/trigger"
@@ -115,92 +114,36 @@ func daemonTiming(c *cli.Context) (daemon.Timing, error) {
 	return t, nil
 }
 
-// daemonSettings is the daemon's Load (see daemonSources).
+// daemonSettings is the daemon's Load. The first call takes --secret-file
+// and --downstream as the command line and the configuration file set
+// them; every later one (a reload, SIGHUP) reads the configuration file
+// again first (reloadConfig: the command line's flags stay), then the
+// secret file. Nothing changes on an error. Calls must not overlap (the
+// daemon serialises them) and nothing else may read c's flags meanwhile.
 func daemonSettings(e *env) func() (daemon.Settings, error) {
 	c := e.c
-	src := &daemonSources{fs: e.fs, config: configPath(c), flags: map[string]cli.Flag{},
-		secretFile: c.String("secret-file"), downstream: c.StringSlice("downstream"), fixed: map[string]bool{}}
-	for _, f := range c.Command.Flags {
-		src.flags[f.Names()[0]] = f
-	}
-	for _, k := range reloadKeys {
-		src.fixed[k] = c.IsSet(k) && !fromConfig(c, k)
-	}
 	first := true
 	return func() (daemon.Settings, error) {
-		reload := !first
+		if !first && configPath(c) != "" {
+			if err := reloadConfig(c); err != nil {
+				return daemon.Settings{}, err
+			}
+		}
 		first = false
-		return src.load(reload)
-	}
-}
-
-// reloadKeys are the flags a reload reads again from the configuration
-// file (those the command line did not give).
-var reloadKeys = []string{"secret-file", "downstream"}
-
-// daemonSources is where the daemon's reloadable settings come from: the
-// values the command line gave, which stay, or the configuration file's,
-// which a reload reads again; the secret file is read again every time.
-type daemonSources struct {
-	fs         fsys.FS
-	config     string // the configuration file; "": none
-	flags      map[string]cli.Flag
-	secretFile string // the values in force
-	downstream []string
-	fixed      map[string]bool // the keys the command line gave
-}
-
-// load reads the settings; on a reload, first the configuration file's
-// secret-file and downstream lines again. Nothing changes on an error.
-func (s *daemonSources) load(reload bool) (daemon.Settings, error) {
-	secretFile, down := s.secretFile, s.downstream
-	if reload && s.config != "" {
-		var err error
-		if secretFile, down, err = s.reread(); err != nil {
+		secretFile, down := c.String("secret-file"), slices.Clone(c.StringSlice("downstream"))
+		if err := checkDownstream(secretFile, down); err != nil {
 			return daemon.Settings{}, err
 		}
-	}
-	if err := checkDownstream(secretFile, down); err != nil {
-		return daemon.Settings{}, err
-	}
-	set := daemon.Settings{Downstream: down}
-	if secretFile != "" {
-		secret, err := trigger.ReadSecret(s.fs, secretFile)
-		if err != nil {
-			return daemon.Settings{}, err
+		set := daemon.Settings{Downstream: down}
+		if secretFile != "" {
+			secret, err := trigger.ReadSecret(e.fs, secretFile)
+			if err != nil {
+				return daemon.Settings{}, err
+			}
+			set.Secret = secret
 		}
-		set.Secret = secret
+		return set, nil
 	}
-	s.secretFile, s.downstream = secretFile, down
-	return set, nil
-}
-
-// reread reads the reloadable keys the command line did not give from the
-// configuration file.
-func (s *daemonSources) reread() (string, []string, error) {
-	entries, err := readConfig(s.config)
-	if err != nil {
-		return "", nil, err
-	}
-	secretFile, down := s.secretFile, s.downstream
-	if !s.fixed["secret-file"] {
-		secretFile = ""
-	}
-	if !s.fixed["downstream"] {
-		down = nil
-	}
-	for _, e := range entries {
-		if !slices.Contains(reloadKeys, e.Key) || s.fixed[e.Key] {
-			continue
-		}
-		v := configValue(s.config, s.flags[e.Key], e.Value)
-		if e.Key == "downstream" {
-			down = append(down, v)
-		} else {
-			secretFile = v
-		}
-	}
-	return secretFile, down, nil
 }
 
 // checkDownstream refuses downstream URLs that are not http(s), and

@@ -2,10 +2,12 @@ package cliapp
 
 import (
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/seqmirror/seqmirror/internal/config"
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport"
@@ -35,6 +37,11 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "trigger URL", err: fmt.Errorf("%w: x", trigger.ErrBadURL), want: "http(s)://host:port"},
 		{name: "trigger rejected", err: fmt.Errorf("trigger: %w: 401", trigger.ErrRejected), want: "--secret-file"},
 		{name: "trigger unreachable", err: fmt.Errorf("trigger: %w: refused", trigger.ErrUnreachable), want: "--listen"},
+		{name: "config: unknown key, near a flag", err: usageError{&configFileError{path: "f", line: 2, err: &unknownKeyError{tool: "mirror-sync", key: "kep", suggest: "keep"}}}, want: "did you mean keep?"},
+		{name: "config: unknown key, near nothing", err: &configFileError{path: "f", line: 2, err: &unknownKeyError{tool: "publish", key: "zzz"}}, want: "the keys are the long flag names of publish"},
+		{name: "config: no such file", err: &configFileError{path: "f", err: fs.ErrNotExist}, want: "--config (or $SEQMIRROR_CONFIG)"},
+		{name: "config: syntax", err: &configFileError{path: "f", err: config.ErrSyntax}, want: "`key = value`"},
+		{name: "no such file outside a config is no config hint", err: fs.ErrNotExist, want: ""},
 		{name: "gzip, before the content hint", err: fmt.Errorf("fetch: %w: %w", tree.ErrHashMismatch, web.ErrEncoding), want: "compression off"},
 	}
 	for _, tt := range tests {
