@@ -68,7 +68,7 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 	if st.GaveUp != "" && st.GaveUp != gaveUp {
 		d.log.Error("trigger target not reached; polling again", "why", st.GaveUp)
 	}
-	if changed && served != 0 {
+	if changed && served != 0 && ctx.Err() == nil { // a stop cancels forwards anyway
 		d.forward(ctx, served)
 	}
 }
