@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
@@ -211,6 +212,8 @@ func hint(app string, err error) string {
 		return "a seq file must hold one decimal number and a newline; if it is this root's, check the disk, then write the higher of begin/end into both (echo N > seq/end) and run again"
 	case errors.Is(err, manifest.ErrCorrupt), errors.Is(err, manifest.ErrUnsafePath), errors.Is(err, tree.ErrHashMismatch):
 		return "nothing was changed and the served snapshot is intact; if the upstream is at fault, tell its admin (or pick another upstream)"
+	case errors.Is(err, daemon.ErrRunning): // before ErrLocked, which it wraps
+		return "one daemon per root: stop the other one first (`fuser ROOT/.daemon.lock` names it); runs from cron need no daemon lock"
 	case errors.Is(err, export.ErrLocked):
 		return "another publish or mirror-sync holds the lock; under cron, exit code 4 can be ignored"
 	case errors.Is(err, transport.ErrRefused):

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/seqmirror/seqmirror/internal/config"
+	"github.com/seqmirror/seqmirror/internal/daemon"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/transport/web"
@@ -30,6 +32,7 @@ func TestHintNamesTheFlag(t *testing.T) {
 		{name: "redirect to another host", err: fmt.Errorf("fetch: %w", web.ErrRedirect), want: "give --upstream"},
 		{name: "no pointer", err: fmt.Errorf("%w: old", web.ErrNoPointer), want: "publish"},
 		{name: "no root at the URL", err: fmt.Errorf("%w: x", web.ErrNotRoot), want: "give --upstream the URL of the export root"},
+		{name: "a second daemon, before the run lock's hint", err: fmt.Errorf("%w: %w", daemon.ErrRunning, export.ErrLocked), want: ".daemon.lock"},
 		{name: "trigger secret", err: fmt.Errorf("%w: x holds 3 bytes", trigger.ErrSecret), want: "--secret-file"},
 		{name: "trigger URL", err: fmt.Errorf("%w: x", trigger.ErrBadURL), want: "http(s)://host:port"},
 		{name: "trigger rejected", err: fmt.Errorf("trigger: %w: 401", trigger.ErrRejected), want: "--secret-file"},

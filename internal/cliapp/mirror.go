@@ -1,15 +1,30 @@
 package cliapp
 
 import (
+	"context"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/urfave/cli/v2"
 )
 
 var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], host:path (over ssh), or http(s)://host[:port]/path (snapshot mode only)"}
+
+// syncFlags are the flags of a sync (mirrorOptions), the same for a run
+// and for the daemon.
+var syncFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "allow-rollback", Usage: "follow an upstream that serves an older snapshot than ROOT"},
+	&cli.Float64Flag{Name: "max-delete", Value: 50, Usage: "refuse a snapshot that deletes more than `PCT` percent of the served files (100: no limit)"},
+	&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
+	&cli.IntFlag{Name: "retries", Value: 4, Usage: "make up to `N` more attempts while the upstream keeps changing or does not answer"},
+	&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait `D` before the first retry, doubled each time"},
+	&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
+	keepFlag, minAgeFlag, workersFlag, waitFlag,
+}
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
@@ -17,7 +32,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 		Name:      "mirror-sync",
 		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
-		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]\n   mirror-sync trigger URL (--snapshot N | --root ROOT) --secret-file F",
+		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]\n   mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file F] [--downstream URL...]\n   mirror-sync trigger URL (--snapshot N | --root ROOT) --secret-file F",
 		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
 			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
 			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
@@ -29,14 +44,8 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: append([]cli.Flag{upstreamFlag, rootFlag,
-			&cli.BoolFlag{Name: "allow-rollback", Usage: "follow an upstream that serves an older snapshot than ROOT"},
-			&cli.Float64Flag{Name: "max-delete", Value: 50, Usage: "refuse a snapshot that deletes more than `PCT` percent of the served files (100: no limit)"},
-			&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
-			&cli.IntFlag{Name: "retries", Value: 4, Usage: "make up to `N` more attempts while the upstream keeps changing or does not answer"},
-			&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait `D` before the first retry, doubled each time"},
-			&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
-			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags...),
+		Flags: slices.Concat([]cli.Flag{upstreamFlag, rootFlag}, syncFlags,
+			[]cli.Flag{reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag}, rsyncFlags),
 		Action: withMetrics(mirrorAction),
 		Commands: []*cli.Command{
 			{
@@ -55,6 +64,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			checkCommand(),
 			serveCommand(),
+			daemonCommand(),
 			triggerCommand(),
 		},
 	})
@@ -72,26 +82,7 @@ func mirrorAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keep, age, err := e.keep()
-	if err != nil {
-		return err
-	}
-	workers, err := e.workers()
-	if err != nil {
-		return err
-	}
-	md := c.Float64("max-delete")
-	if !(md >= 0 && md <= 100) { // also refuses NaN, which compares false to everything
-		return Usage("--max-delete is a percentage from 0 to 100, got %g", md)
-	}
-	nretries, err := retryCount(c)
-	if err != nil {
-		return err
-	}
-	if c.Duration("backoff") < 0 {
-		return Usage("--backoff must not be negative, got %s", c.Duration("backoff"))
-	}
-	wait, err := lockWait(c)
+	opt, err := mirrorOptions(e)
 	if err != nil {
 		return err
 	}
@@ -103,22 +94,56 @@ func mirrorAction(c *cli.Context) error {
 		return err
 	}
 	defer up.Close()
+	res, err := mirrorSyncFunc(c)(c.Context, r, up, opt)
+	if err != nil {
+		return quietOutcome(c, r, err)
+	}
+	return printResult(e, res.Snapshot, res)
+}
+
+// mirrorOptions reads the flags of a sync, the same for a run from cron
+// and for the daemon's syncs.
+func mirrorOptions(e *env) (mirror.Options, error) {
+	c := e.c
 	opt := mirror.DefaultOptions()
+	keep, age, err := e.keep()
+	if err != nil {
+		return opt, err
+	}
+	workers, err := e.workers()
+	if err != nil {
+		return opt, err
+	}
+	md := c.Float64("max-delete")
+	if !(md >= 0 && md <= 100) { // also refuses NaN, which compares false to everything
+		return opt, Usage("--max-delete is a percentage from 0 to 100, got %g", md)
+	}
+	nretries, err := retryCount(c)
+	if err != nil {
+		return opt, err
+	}
+	if c.Duration("backoff") < 0 {
+		return opt, Usage("--backoff must not be negative, got %s", c.Duration("backoff"))
+	}
+	wait, err := lockWait(c)
+	if err != nil {
+		return opt, err
+	}
 	opt.AllowRollback, opt.Force, opt.MaxDelete = c.Bool("allow-rollback"), c.Bool("force"), md/100
 	opt.Keep, opt.MinAge, opt.Retries, opt.Backoff, opt.LockWait = keep, age, nretries, c.Duration("backoff"), wait
 	if workers > 0 {
 		opt.Workers = workers
 	}
 	opt.Log = newLogger(c)
-	sync := mirror.Sync
+	return opt, nil
+}
+
+// mirrorSyncFunc is the sync --classic picks.
+func mirrorSyncFunc(c *cli.Context) func(context.Context, *export.Root, transport.Upstream, mirror.Options) (mirror.Result, error) {
 	if c.Bool("classic") {
-		sync = mirror.SyncClassic
+		return mirror.SyncClassic
 	}
-	res, err := sync(c.Context, r, up, opt)
-	if err != nil {
-		return quietOutcome(c, r, err)
-	}
-	return printResult(e, res.Snapshot, res)
+	return mirror.Sync
 }
 
 func mirrorStatusAction(c *cli.Context) error {

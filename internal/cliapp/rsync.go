@@ -49,7 +49,7 @@ func openAddr(e *env, addr, scratch string) (transport.Upstream, error) {
 		Rsync: transport.RsyncOptions{Binary: c.String("rsync"), Rsh: c.String("rsh"), Extra: extra, Port: rsyncPort(extra)},
 		HTTP:  transport.HTTPOptions{CAFile: c.String("ca-file")},
 	}
-	if !c.Bool("quiet") && !c.Bool("json") {
+	if !c.Bool("quiet") && !c.Bool("json") && c.Command.Name != "daemon" { // a daemon's stderr is its log
 		opt.Progress = progress(c.App.ErrWriter)
 	}
 	return transport.Open(addr, e.fs, opt)

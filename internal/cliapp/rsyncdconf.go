@@ -86,8 +86,8 @@ var rsyncdConfTmpl = sync.OnceValue(func() *template.Template {
 {{- else}}
 	# current is a symlink to snapshots/N: it must reach clients as it is.
 	munge symlinks = no
-	# Work in progress and the writers' lock are never served.
-	exclude = /.work/ /.lock /{{.ClassicState}} /{{.UpstreamState}} /.*.tmp-* /seq/.*.tmp-* /snapshots/.*.tmp-*
+	# Work in progress and the writers' and the daemon's locks are never served.
+	exclude = /.work/ /.lock /.daemon.lock /{{.ClassicState}} /{{.UpstreamState}} /.*.tmp-* /seq/.*.tmp-* /snapshots/.*.tmp-*
 	# --checksum makes the server read every byte of every file it lists.
 	refuse options = checksum
 {{- end}}

@@ -7,6 +7,7 @@
 //	ROOT/seq/begin, seq/end    this server's own update counters (package seqfile)
 //	ROOT/status.json           last run's status, for humans and scripts
 //	ROOT/.lock                 flock(2) target serialising writers
+//	ROOT/.daemon.lock          flock(2) target held by a daemon for its life
 //	ROOT/.work/                work in progress; never served
 //
 // # Contract

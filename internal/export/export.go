@@ -31,8 +31,11 @@ const (
 	SeqName       = "seq"
 	StatusName    = "status.json"
 	LockName      = ".lock"
-	WorkName      = ".work"
-	ManifestExt   = ".manifest"
+	// DaemonLockName is the flock(2) target a daemon holds for its whole
+	// life (one daemon per root); runs take LockName as ever.
+	DaemonLockName = ".daemon.lock"
+	WorkName       = ".work"
+	ManifestExt    = ".manifest"
 )
 
 var (
@@ -107,23 +110,46 @@ type Lock struct{ f *os.File }
 // the real file descriptor, which a wrapping FS (a test's fault injector)
 // does not expose, and the lock file is never served.
 func (r *Root) Lock() (*Lock, error) {
+	f, err := r.flock(LockName, "another publish or mirror-sync is running; retry later")
+	if err != nil {
+		return nil, err
+	}
+	reserveSpace(f)
+	return &Lock{f: f}, nil
+}
+
+// DaemonLock takes the root's daemon lock (ROOT/.daemon.lock) without
+// waiting: the lock a long-running daemon holds for its whole life, so that
+// one root has one daemon. It is independent of Lock, which the daemon's
+// runs take and release like any other run's. An error wraps ErrLocked if
+// another process holds it; the kernel drops it when the process exits.
+func (r *Root) DaemonLock() (*Lock, error) {
+	f, err := r.flock(DaemonLockName, "another daemon serves this root")
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{f: f}, nil
+}
+
+// flock opens ROOT/name (made if missing) and takes an exclusive flock on
+// it without waiting; held is the explanation of ErrLocked.
+func (r *Root) flock(name, held string) (*os.File, error) {
 	if err := r.FS.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", r.Dir, err)
 	}
-	p := r.Path(LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644) // outside the seam: see above
+	p := r.Path(name)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644) // outside the seam: see Lock
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s (another publish or mirror-sync is running; retry later)", ErrLocked, r.Dir)
+			return nil, fmt.Errorf("%w: %s (%s)", ErrLocked, r.Dir, held)
 		}
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	reserveSpace(f)
-	return &Lock{f: f}, nil
+	return f, nil
 }
 
 // ReserveSize is the room a run keeps allocated in ROOT/.lock so that,

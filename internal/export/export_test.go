@@ -118,6 +118,32 @@ func TestLockExclusive(t *testing.T) {
 	l2.Unlock()
 }
 
+// The daemon lock is one per root and independent of the run lock: a
+// daemon holding it does not stop its own runs (or cron's) from locking.
+func TestDaemonLock(t *testing.T) {
+	r := newRoot(t)
+	d1, err := r.DaemonLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.New(fsys.OS(), r.Dir).DaemonLock(); !errors.Is(err, export.ErrLocked) || !strings.Contains(err.Error(), "another daemon") {
+		t.Fatalf("second DaemonLock = %v, want ErrLocked naming a daemon", err)
+	}
+	l, err := r.Lock()
+	if err != nil {
+		t.Fatalf("run Lock while a daemon holds its lock: %v", err)
+	}
+	l.Unlock()
+	if err := d1.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := r.DaemonLock()
+	if err != nil {
+		t.Fatalf("DaemonLock after Unlock: %v", err)
+	}
+	d2.Unlock()
+}
+
 // TestLockFreeAfterUnlockWhileForking: other goroutines fork and exec
 // children all along; a child shares the lock's open file until its exec,
 // so an Unlock that only closed it would leave the next Lock in this
