@@ -71,6 +71,7 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 	if changed && served != 0 && ctx.Err() == nil { // a stop cancels forwards anyway
 		d.forward(ctx, served)
 	}
+	d.watch.ask(changed)
 }
 
 // forward sends a trigger for snapshot n to every downstream, in parallel,
