@@ -159,6 +159,7 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(e.out, rep.line(warn, crit))
+		rep.printLineage(e.out)
 	}
 	if rep.code == PluginOK {
 		return nil
@@ -185,6 +186,8 @@ type checkReport struct {
 	lastError string
 	lastAt    *time.Time
 	poll      *export.Poll
+	lineage   []export.Hop // from status.json, for the snapshot served
+	linNote   string
 }
 
 // severity orders plugin codes: OK < UNKNOWN < WARNING < CRITICAL.
@@ -288,6 +291,7 @@ func (r *checkReport) addRecords(files map[string]transport.SmallFile) {
 		if json.Unmarshal(f.Data, &st) == nil && st.LastError != "" {
 			r.lastError, r.lastAt = clean(st.LastError), st.LastErrorAt
 		}
+		r.addLineage(f.Data)
 	}
 	if f, ok := files[export.SeqName+"/"+export.CheckedName]; ok {
 		if p, err := export.ParsePoll(f.Data); err == nil {
@@ -295,6 +299,28 @@ func (r *checkReport) addRecords(files map[string]transport.SmallFile) {
 			r.checked, r.poll = &t, &p
 		}
 	}
+}
+
+// addLineage takes the lineage from status.json (data), if it is valid
+// and about the snapshot ADDR serves.
+func (r *checkReport) addLineage(data []byte) {
+	hops, err := export.DecodeLineage(data)
+	switch {
+	case err != nil:
+		r.linNote = err.Error()
+	case len(hops) == 0:
+	case hops[len(hops)-1].Snapshot != r.snapshot:
+		r.linNote = fmt.Sprintf("status.json's lineage is about snapshot %d, not the served %d", hops[len(hops)-1].Snapshot, r.snapshot)
+	default:
+		r.lineage = hops
+		var st struct {
+			Note string `json:"lineage_note"`
+		}
+		if json.Unmarshal(data, &st) == nil {
+			r.linNote = st.Note
+		}
+	}
+	r.linNote = clean(r.linNote)
 }
 
 // fromPoll takes the lag from ADDR's own record of its last poll.
@@ -472,6 +498,11 @@ type checkJSON struct {
 	Checked          *time.Time `json:"checked,omitempty"`
 	LastError        string     `json:"last_error,omitempty"`
 	LastErrorAt      *time.Time `json:"last_error_at,omitempty"`
+	// Lineage is status.json's, with each hop's lag after the previous
+	// one; LineageAgeSeconds is how long the last hop has served it.
+	Lineage           []checkHop `json:"lineage,omitempty"`
+	LineageAgeSeconds *float64   `json:"lineage_age_seconds,omitempty"`
+	LineageNote       string     `json:"lineage_note,omitempty"`
 }
 
 func (r *checkReport) json() checkJSON {
@@ -487,6 +518,7 @@ func (r *checkReport) json() checkJSON {
 		s := r.updating.Seconds()
 		j.UpdatingSeconds = &s
 	}
+	j.Lineage, j.LineageAgeSeconds, j.LineageNote = r.hops(), r.lineageAge(), r.linNote
 	return j
 }
 

@@ -1,15 +1,20 @@
 package cliapp
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
+	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/urfave/cli/v2"
 )
 
-var upstreamFlag = &cli.StringFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], host:path (over ssh), or http(s)://host[:port]/path (snapshot mode only)"}
+var upstreamFlag = &cli.StringSliceFlag{Name: "upstream", Usage: "upstream export root `ADDR`: a path (local or NFS), rsync://host[:port]/module[/path], host::module[/path], host:path (over ssh), or http(s)://host[:port]/path (snapshot mode only); repeat it to give fallbacks in priority order (snapshot mode: the run follows the one serving the newest snapshot, the first among equals)"}
 
 // MirrorApp builds the mirror-sync command.
 func MirrorApp(stdout, stderr io.Writer) *cli.App {
@@ -17,7 +22,7 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 		Name:      "mirror-sync",
 		Version:   version(),
 		Usage:     "bring a mirror's export root level with its upstream, never serving a torn tree",
-		UsageText: "mirror-sync --upstream UPSTREAM --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]",
+		UsageText: "mirror-sync --upstream UPSTREAM [--upstream FALLBACK...] --root ROOT [--classic] [--allow-rollback] [--max-delete PCT] [--keep K] [--min-age D]\n   mirror-sync status|verify|gc --root ROOT ...\n   mirror-sync check ADDR [--against UPSTREAM] [--warn-lag N|D] [--crit-lag N|D] [--json]",
 		Description: "One sync, from cron or by hand: bumps ROOT/seq/begin, copies the snapshot the\n" +
 			"upstream serves (unchanged files hard-linked, the rest fetched and verified against\n" +
 			"the manifest), retries if the upstream moved mid-copy, then flips ROOT/current and\n" +
@@ -29,7 +34,10 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: append([]cli.Flag{upstreamFlag, rootFlag,
+		// A value of a repeatable flag is taken whole: an address or an
+		// rsync option may hold a comma.
+		DisableSliceFlagSeparator: true,
+		Flags: append([]cli.Flag{upstreamFlag, rootFlag, nameFlag, addressFlag,
 			&cli.BoolFlag{Name: "allow-rollback", Usage: "follow an upstream that serves an older snapshot than ROOT"},
 			&cli.Float64Flag{Name: "max-delete", Value: 50, Usage: "refuse a snapshot that deletes more than `PCT` percent of the served files (100: no limit)"},
 			&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
@@ -64,8 +72,12 @@ func mirrorAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.String("upstream") == "" {
+	addrs := c.StringSlice("upstream")
+	if len(addrs) == 0 || slices.Contains(addrs, "") {
 		return Usage("--upstream is required: the upstream export root (a path, or rsync://host/module)")
+	}
+	if len(addrs) > 1 && c.Bool("classic") {
+		return Usage("--classic follows one upstream: give --upstream once (failover needs snapshots, whose numbers and manifests tell the upstreams apart)")
 	}
 	r, err := e.root()
 	if err != nil {
@@ -97,23 +109,27 @@ func mirrorAction(c *cli.Context) error {
 	if err := reportAfter(c); err != nil {
 		return err
 	}
-	up, err := openUpstream(e, r.WorkDir())
+	ups, err := openUpstreams(e, addrs, r.WorkDir())
 	if err != nil {
 		return err
 	}
-	defer up.Close()
+	defer closeAll(ups)
 	opt := mirror.DefaultOptions()
+	if opt.Name, opt.Address, err = hopFlags(c, r); err != nil {
+		return err
+	}
 	opt.AllowRollback, opt.Force, opt.MaxDelete = c.Bool("allow-rollback"), c.Bool("force"), md/100
 	opt.Keep, opt.MinAge, opt.Retries, opt.Backoff, opt.LockWait = keep, age, nretries, c.Duration("backoff"), wait
 	if workers > 0 {
 		opt.Workers = workers
 	}
 	opt.Log = newLogger(c.App.ErrWriter, c.Bool("quiet"), c.Bool("verbose"))
-	sync := mirror.Sync
+	var res mirror.Result
 	if c.Bool("classic") {
-		sync = mirror.SyncClassic
+		res, err = mirror.SyncClassic(c.Context, r, ups[0], opt)
+	} else {
+		res, err = mirror.SyncFrom(c.Context, r, ups, opt)
 	}
-	res, err := sync(c.Context, r, up, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
 	}
@@ -129,12 +145,16 @@ func mirrorStatusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.String("upstream") != "" {
-		up, err := openUpstream(e, "")
+	if addrs := c.StringSlice("upstream"); len(addrs) > 0 {
+		ups, err := openUpstreams(e, addrs, "")
 		if err != nil {
 			return err
 		}
-		defer up.Close()
+		defer closeAll(ups)
+		up, err := newestUpstream(c.Context, ups)
+		if err != nil {
+			return err
+		}
 		if err := compareUpstream(c.Context, r, up, &s, e.now()); err != nil {
 			return err
 		}
@@ -148,8 +168,11 @@ func mirrorStatusAction(c *cli.Context) error {
 
 func mirrorVerifyAction(c *cli.Context) error {
 	need := ""
-	if c.String("upstream") == "" {
+	switch n := len(c.StringSlice("upstream")); {
+	case n == 0:
 		need = "--repair needs --upstream: the place to fetch good copies from"
+	case n > 1:
+		return Usage("verify fetches good copies from one --upstream; give it once")
 	}
 	return verifyAction(c, need, func(e *env, r *export.Root) (export.RepairSource, func(), error) {
 		up, err := openUpstream(e, r.WorkDir())
@@ -158,4 +181,52 @@ func mirrorVerifyAction(c *cli.Context) error {
 		}
 		return up.Fetch, func() { up.Close() }, nil
 	})
+}
+
+// openUpstreams opens each of addrs (openAddr); on failure it closes
+// those it opened.
+func openUpstreams(e *env, addrs []string, scratch string) ([]transport.Upstream, error) {
+	ups := make([]transport.Upstream, 0, len(addrs))
+	for _, a := range addrs {
+		up, err := openAddr(e, a, scratch)
+		if err != nil {
+			closeAll(ups)
+			return nil, err
+		}
+		ups = append(ups, up)
+	}
+	return ups, nil
+}
+
+func closeAll(ups []transport.Upstream) {
+	for _, up := range ups {
+		up.Close()
+	}
+}
+
+// newestUpstream is the upstream `status` compares with: of those that
+// answer, the one serving the newest snapshot (the first among equals);
+// if none answers, the first one's error. It compares no manifests: the
+// lag is against the newest snapshot any of them serves.
+func newestUpstream(ctx context.Context, ups []transport.Upstream) (transport.Upstream, error) {
+	if len(ups) == 1 {
+		return ups[0], nil
+	}
+	var best transport.Upstream
+	var bestN uint64
+	var errs []error
+	for _, up := range ups {
+		n, _, err := up.Current(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", up, err))
+			continue
+		}
+		if best == nil || n > bestN {
+			best, bestN = up, n
+		}
+	}
+	if best == nil {
+		return nil, errors.Join(errs...)
+	}
+	return best, nil
 }

@@ -71,9 +71,17 @@ func (h Hop) check() error {
 		return errors.New("no snapshot")
 	case h.Since.IsZero():
 		return errors.New("no since time")
-	case len(h.Name) > MaxHopName || len(h.Address) > MaxHopAddress:
-		return errors.New("name or address too long")
-	case !printable(h.Name) || !printable(h.Address):
+	}
+	return CheckHopText(h.Name, h.Address)
+}
+
+// CheckHopText checks a hop's name and address: within MaxHopName and
+// MaxHopAddress bytes, valid UTF-8, no control characters.
+func CheckHopText(name, addr string) error {
+	switch {
+	case len(name) > MaxHopName || len(addr) > MaxHopAddress:
+		return fmt.Errorf("name or address too long (at most %d and %d bytes)", MaxHopName, MaxHopAddress)
+	case !printable(name) || !printable(addr):
 		return errors.New("control character or invalid UTF-8 in name or address")
 	}
 	return nil
