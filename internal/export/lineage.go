@@ -71,6 +71,8 @@ func (h Hop) check() error {
 		return errors.New("no snapshot")
 	case h.Since.IsZero():
 		return errors.New("no since time")
+	case h.Since.UTC().Year() < 1 || h.Since.UTC().Year() > 9999:
+		return errors.New("since time out of range (RFC 3339 years 1 to 9999, in UTC)") // could not be written back
 	}
 	return CheckHopText(h.Name, h.Address)
 }

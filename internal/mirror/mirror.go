@@ -190,11 +190,17 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 		return res, err
 	}
 	s := &syncRun{root: root, up: ups[0], ups: ups, opt: opt, u: u}
+	if len(ups) > 1 {
+		u.SetUpstream("") // until one is chosen: a failure keeps the recorded one
+	}
 	defer func() {
 		// The poll record, on every outcome, before Done records a failure.
 		p := export.Poll{Upstream: s.up.String(), UpstreamSnapshot: s.seen, Snapshot: s.res.Snapshot, Upstreams: s.polled}
 		root.RecordPollOutcome(p, s.seenAt, opt.Log)
-		s.res.Upstream, s.res.Upstreams = s.up.String(), s.polled
+		if len(ups) == 1 || s.chose {
+			s.res.Upstream = s.up.String()
+		}
+		s.res.Upstreams = s.polled
 		s.res.Pruned, err = u.Done(err)
 		res = s.res
 	}()
