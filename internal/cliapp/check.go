@@ -40,6 +40,17 @@ line in the monitoring-plugin format, with perfdata:
 
    SEQMIRROR OK - serves 12, fresh, lag 0 snapshots 0s | snapshot=12 lag_snapshots=0 lag_seconds=0s;3600;21600 ...
 
+followed, as the plugin format's long output, by the lineage status.json
+records for the served snapshot (docs/protocol.md section 8): one line a
+hop, master first, with when it started serving the snapshot and its lag
+after the previous hop, then how long ADDR has served it:
+
+   hop 1 master rsync://master/pub snapshot 12 since 2026-11-28T10:00:00Z master
+   hop 2 tier1 https://t1/pub/ snapshot 12 since 2026-11-28T10:00:00.4Z +0.4s
+   serving it for 61.2s
+
+(--json: "lineage", each hop with "lag_seconds", and "lineage_age_seconds").
+
 Its exit codes follow the monitoring-plugin convention (Nagios, Icinga, Zabbix),
 NOT the table of the other commands:
    0  OK        fresh; or stale or updating within the thresholds

@@ -30,6 +30,10 @@ func MirrorApp(stdout, stderr io.Writer) *cli.App {
 			"With --classic the upstream is a plain tree updated in place with only seq/begin and\n" +
 			"seq/end (docs/classic.md): mirror-sync copies it whole (rsync --link-dest), checks that\n" +
 			"seq/begin did not move, and makes the copy a new local snapshot.\n" +
+			"With --upstream given several times (snapshot mode), the run polls them all and follows\n" +
+			"the one serving the newest snapshot, the first given among equals; one that is down or\n" +
+			"behind is passed over, one whose snapshot has another manifest than this root's (another\n" +
+			"master) is left out, and it never rolls back (docs/protocol.md section 4).\n" +
 			"Prints the served snapshot number on stdout.\n\n" + ExitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
