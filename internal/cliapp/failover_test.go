@@ -80,17 +80,20 @@ func TestFailoverFirstUpstreamDownRsync(t *testing.T) {
 	}
 }
 
-// A chain master -> a -> b on one host: b's status.json carries three
+// A chain master -> a -> b on one host (b pulls from a's rsync daemon):
+// b's status.json carries three
 // hops in order with non-decreasing since, and check prints each hop's
 // lag after the previous one.
 func TestLineageChain(t *testing.T) {
 	dir := t.TempDir()
 	src, master, a, b := filepath.Join(dir, "src"), filepath.Join(dir, "master"), filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	testutil.Must(t, os.MkdirAll(a, 0o755))
+	aURL := testutil.StartRsyncdServer(t, map[string]string{"pub": a}).URL("pub") // b reads a's status.json over rsync
 	steps := [][]string{
 		{"publish", "--root", master, "--source", src, "--name", "master", "--address", "rsync://master.example/pub", "--quiet"},
 		{"mirror-sync", "--upstream", master, "--root", a, "--name", "tier1", "--quiet"},
-		{"mirror-sync", "--upstream", a, "--root", b, "--name", "tier2", "--address", "https://b.example/pub/", "--quiet"},
+		{"mirror-sync", "--upstream", aURL, "--root", b, "--name", "tier2", "--address", "https://b.example/pub/", "--quiet"},
 	}
 	for round := 1; round <= 2; round++ {
 		if round == 2 {
@@ -103,7 +106,7 @@ func TestLineageChain(t *testing.T) {
 		}
 		var st export.Status
 		readJSON(t, filepath.Join(b, export.StatusName), &st)
-		want := []export.Hop{{Name: "master", Address: "rsync://master.example/pub"}, {Name: "tier1", Address: a}, {Name: "tier2", Address: "https://b.example/pub/"}}
+		want := []export.Hop{{Name: "master", Address: "rsync://master.example/pub"}, {Name: "tier1", Address: aURL}, {Name: "tier2", Address: "https://b.example/pub/"}}
 		if len(st.Lineage) != 3 || st.LineageNote != "" {
 			t.Fatalf("round %d: lineage %+v (%s)", round, st.Lineage, st.LineageNote)
 		}
@@ -116,7 +119,7 @@ func TestLineageChain(t *testing.T) {
 	}
 	before, err := os.ReadFile(filepath.Join(b, export.StatusName))
 	testutil.Must(t, err)
-	if code, _, stderr := run(t, "mirror-sync", "--upstream", a, "--root", b, "--name", "tier2", "--quiet"); code != 0 {
+	if code, _, stderr := run(t, "mirror-sync", "--upstream", aURL, "--root", b, "--name", "tier2", "--quiet"); code != 0 {
 		t.Fatalf("no-op: %d %s", code, stderr)
 	}
 	if after, _ := os.ReadFile(filepath.Join(b, export.StatusName)); string(after) != string(before) {
@@ -127,7 +130,7 @@ func TestLineageChain(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	if code != 0 || len(lines) != 5 || !strings.HasPrefix(lines[0], "SEQMIRROR OK - serves 2") ||
 		!strings.HasPrefix(lines[1], "hop 1 master rsync://master.example/pub snapshot 2 since ") || !strings.HasSuffix(lines[1], " master") ||
-		!strings.HasPrefix(lines[2], "hop 2 tier1 "+a+" snapshot 2 since ") || !strings.Contains(lines[2], " +") ||
+		!strings.HasPrefix(lines[2], "hop 2 tier1 "+aURL+" snapshot 2 since ") || !strings.Contains(lines[2], " +") ||
 		!strings.HasPrefix(lines[3], "hop 3 tier2 https://b.example/pub/ snapshot 2 since ") ||
 		!strings.HasPrefix(lines[4], "serving it for ") {
 		t.Fatalf("check: exit %d\n%s", code, stdout)
