@@ -153,3 +153,26 @@ func TestLineageChain(t *testing.T) {
 		}
 	}
 }
+
+// A first upstream that accepts and never answers (a hung daemon) times
+// out, bounded by --contimeout, and the second is followed.
+func TestFailoverFirstUpstreamHangs(t *testing.T) {
+	dir := t.TempDir()
+	src, master, mir := filepath.Join(dir, "src"), filepath.Join(dir, "master"), filepath.Join(dir, "mirror")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	if code, _, stderr := run(t, "publish", "--root", master, "--source", src, "--quiet"); code != 0 {
+		t.Fatalf("publish: %d %s", code, stderr)
+	}
+	live := testutil.StartRsyncdServer(t, map[string]string{"pub": master}).URL("pub")
+	hung := "rsync://" + testutil.SilentServer(t) + "/pub"
+	start := time.Now()
+	code, stdout, stderr := run(t, "mirror-sync", "--upstream", hung, "--upstream", live, "--root", mir, "--contimeout", "1s")
+	if code != 0 || strings.TrimSpace(stdout) != "1" || time.Since(start) > 20*time.Second {
+		t.Fatalf("exit %d after %s, stdout %q\n%s", code, time.Since(start), stdout, stderr)
+	}
+	var poll export.Poll
+	readJSON(t, filepath.Join(mir, "seq", export.CheckedName), &poll)
+	if poll.Upstream != live || poll.Upstreams[0].State != export.PolledUnavailable || !strings.Contains(poll.Upstreams[0].Error, "timed out") {
+		t.Fatalf("seq/checked = %+v", poll)
+	}
+}
