@@ -65,8 +65,12 @@ type PublishOptions struct {
 	// LockWait is how long to wait for the root's lock while another run
 	// holds it (0: fail at once with export.ErrLocked).
 	LockWait time.Duration
-	Log      *slog.Logger     // nil: log nothing
-	Now      func() time.Time // nil: time.Now
+	// Name and Address are this server's hop in the lineage status.json
+	// records (docs/protocol.md section 8): its name, and where its
+	// mirrors reach it ("" if not given).
+	Name, Address string
+	Log           *slog.Logger     // nil: log nothing
+	Now           func() time.Time // nil: time.Now
 	// BeforeFlip, if set, runs after the snapshot is renamed into place and
 	// before current flips (tests use it to check crash points).
 	BeforeFlip func(n uint64)
@@ -149,7 +153,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 		return res, err
 	}
 	u, err := root.Begin(ctx, export.UpdateOptions{
-		LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
+		LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge, Name: opt.Name, Address: opt.Address,
 		Check:      func() error { return refuseMirror(root, opt.TakeOver) },
 		BeforeFlip: opt.BeforeFlip, Now: opt.Now, Log: opt.Log,
 	})

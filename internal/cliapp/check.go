@@ -40,6 +40,17 @@ line in the monitoring-plugin format, with perfdata:
 
    SEQMIRROR OK - serves 12, fresh, lag 0 snapshots 0s | snapshot=12 lag_snapshots=0 lag_seconds=0s;3600;21600 ...
 
+followed, as the plugin format's long output, by the lineage status.json
+records for the served snapshot (docs/protocol.md section 9): one line a
+hop, master first, with when it started serving the snapshot and its lag
+after the previous hop, then how long ADDR has served it:
+
+   hop 1 master rsync://master/pub snapshot 12 since 2026-11-28T10:00:00Z master
+   hop 2 tier1 https://t1/pub/ snapshot 12 since 2026-11-28T10:00:00.4Z +0.4s
+   serving it for 61.2s
+
+(--json: "lineage", each hop with "lag_seconds", and "lineage_age_seconds").
+
 Its exit codes follow the monitoring-plugin convention (Nagios, Icinga, Zabbix),
 NOT the table of the other commands:
    0  OK        fresh; or stale or updating within the thresholds
@@ -159,6 +170,7 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(e.out, rep.line(warn, crit))
+		rep.printLineage(e.out)
 	}
 	if rep.code == PluginOK {
 		return nil
@@ -185,6 +197,8 @@ type checkReport struct {
 	lastError string
 	lastAt    *time.Time
 	poll      *export.Poll
+	lineage   []export.Hop // from status.json, for the snapshot served
+	linNote   string
 }
 
 // severity orders plugin codes: OK < UNKNOWN < WARNING < CRITICAL.
@@ -288,6 +302,7 @@ func (r *checkReport) addRecords(files map[string]transport.SmallFile) {
 		if json.Unmarshal(f.Data, &st) == nil && st.LastError != "" {
 			r.lastError, r.lastAt = clean(st.LastError), st.LastErrorAt
 		}
+		r.addLineage(f.Data)
 	}
 	if f, ok := files[export.SeqName+"/"+export.CheckedName]; ok {
 		if p, err := export.ParsePoll(f.Data); err == nil {
@@ -295,6 +310,28 @@ func (r *checkReport) addRecords(files map[string]transport.SmallFile) {
 			r.checked, r.poll = &t, &p
 		}
 	}
+}
+
+// addLineage takes the lineage from status.json (data), if it is valid
+// and about the snapshot ADDR serves.
+func (r *checkReport) addLineage(data []byte) {
+	hops, err := export.DecodeLineage(data)
+	switch {
+	case err != nil:
+		r.linNote = err.Error()
+	case len(hops) == 0:
+	case hops[len(hops)-1].Snapshot != r.snapshot:
+		r.linNote = fmt.Sprintf("status.json's lineage is about snapshot %d, not the served %d", hops[len(hops)-1].Snapshot, r.snapshot)
+	default:
+		r.lineage = hops
+		var st struct {
+			Note string `json:"lineage_note"`
+		}
+		if json.Unmarshal(data, &st) == nil {
+			r.linNote = st.Note
+		}
+	}
+	r.linNote = clean(r.linNote)
 }
 
 // fromPoll takes the lag from ADDR's own record of its last poll.
@@ -472,6 +509,11 @@ type checkJSON struct {
 	Checked          *time.Time `json:"checked,omitempty"`
 	LastError        string     `json:"last_error,omitempty"`
 	LastErrorAt      *time.Time `json:"last_error_at,omitempty"`
+	// Lineage is status.json's, with each hop's lag after the previous
+	// one; LineageAgeSeconds is how long the last hop has served it.
+	Lineage           []checkHop `json:"lineage,omitempty"`
+	LineageAgeSeconds *float64   `json:"lineage_age_seconds,omitempty"`
+	LineageNote       string     `json:"lineage_note,omitempty"`
 }
 
 func (r *checkReport) json() checkJSON {
@@ -487,6 +529,7 @@ func (r *checkReport) json() checkJSON {
 		s := r.updating.Seconds()
 		j.UpdatingSeconds = &s
 	}
+	j.Lineage, j.LineageAgeSeconds, j.LineageNote = r.hops(), r.lineageAge(), r.linNote
 	return j
 }
 

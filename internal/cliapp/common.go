@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +21,8 @@ var (
 	verboseFlag = &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"}
 	keepFlag    = &cli.IntFlag{Name: "keep", Value: 3, Usage: "keep the newest `K` snapshots (at least 1)"}
 	minAgeFlag  = &cli.StringFlag{Name: "min-age", Value: "1h", DefaultText: "1h", Usage: "never prune a snapshot superseded less than `D` ago (e.g. 30m, 12h, 7d), so slow readers finish"}
+	nameFlag    = &cli.StringFlag{Name: "name", DefaultText: "HOST:ROOT, this host's name and the root's absolute path", Usage: "this server's `NAME` in the lineage its status.json records (docs/protocol.md section 9) and in the triggers it sends"}
+	addressFlag = &cli.StringFlag{Name: "address", Usage: "where this server's mirrors reach it (`URL`: http(s)://, rsync://, host::module), for the lineage its status.json records"}
 	workersFlag = &cli.IntFlag{Name: "workers", DefaultText: "number of CPUs, at least 2", Usage: "run `N` parallel copy/hash/link workers"}
 )
 
@@ -149,4 +153,27 @@ func retryCount(c *cli.Context) (int, error) {
 		return 0, Usage("--retries must be between 0 and %d, got %d", maxRetries, n)
 	}
 	return n, nil
+}
+
+// hopFlags reads --name and --address: the hop of the server of root in
+// the lineage. The default name is HOST:ROOT (the host name and the
+// root's absolute path): unique per root, so that the lineage's loop
+// check by name does not cut a chain of roots on one host.
+func hopFlags(c *cli.Context, root *export.Root) (name, addr string, err error) {
+	name, addr = c.String("name"), c.String("address")
+	if !c.IsSet("name") {
+		host, _ := os.Hostname()
+		dir, aerr := filepath.Abs(root.Dir)
+		if aerr != nil {
+			dir = root.Dir
+		}
+		name = host + ":" + dir
+		if len(name) > export.MaxHopName {
+			name = strings.ToValidUTF8(name[:export.MaxHopName], "")
+		}
+	}
+	if err := export.CheckHopText(name, addr); err != nil {
+		return "", "", Usage("--name and --address: %v", err)
+	}
+	return name, addr, nil
 }

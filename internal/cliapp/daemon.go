@@ -44,7 +44,7 @@ func daemonCommand() *cli.Command {
 			&cli.DurationFlag{Name: "interval", Value: t.Interval, Usage: "poll the upstream every `D` when no trigger comes"},
 			&cli.DurationFlag{Name: "jitter", Value: t.Jitter, Usage: "add a random wait of up to `D` to each poll interval"},
 			&cli.DurationFlag{Name: "give-up", Value: t.GiveUp, Usage: "keep syncing toward a triggered snapshot for up to `D`, then log why it is not served and poll again"},
-			&cli.StringFlag{Name: "name", DefaultText: "the host name", Usage: "this mirror's `NAME` in the triggers it sends"},
+			nameFlag, addressFlag,
 		}, syncFlags, []cli.Flag{quietFlag, verboseFlag}, rsyncFlags),
 		Action: daemonAction,
 	}
@@ -63,18 +63,22 @@ func daemonAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opt, err := mirrorOptions(e)
+	addrs, err := upstreamAddrs(c)
+	if err != nil {
+		return err
+	}
+	opt, err := mirrorOptions(e, r)
 	if err != nil {
 		return err
 	}
 	log := opt.Log
-	up, err := openUpstream(e, r.WorkDir())
+	ups, err := openUpstreams(e, addrs, r.WorkDir())
 	if err != nil {
 		return err
 	}
-	defer up.Close()
-	d, err := daemon.New(daemon.Config{Root: r.Dir, Sync: mirrorSync(c, r, up, opt), Load: daemonSettings(e),
-		Name: daemonName(c), Timing: timing, Now: e.now, Log: log})
+	defer closeAll(ups)
+	d, err := daemon.New(daemon.Config{Root: r.Dir, Sync: mirrorSync(c, r, ups, opt), Load: daemonSettings(e),
+		Name: opt.Name, Timing: timing, Now: e.now, Log: log})
 	if err != nil {
 		return err
 	}
@@ -94,13 +98,10 @@ func daemonAction(c *cli.Context) error {
 	return err
 }
 
-// daemonTiming reads the daemon's own flags, checking --upstream and
-// --listen are given.
+// daemonTiming reads the daemon's own flags, checking --listen is given.
 func daemonTiming(c *cli.Context) (daemon.Timing, error) {
 	t := daemon.DefaultTiming()
 	switch {
-	case c.String("upstream") == "":
-		return t, Usage("--upstream is required: the upstream export root (a path, rsync://host/module or http(s)://host/path)")
 	case c.String("listen") == "":
 		return t, Usage("--listen is required: the host:port to serve ROOT on")
 	case c.Duration("interval") <= 0:
@@ -162,21 +163,12 @@ func checkDownstream(secretFile string, down []string) error {
 	return nil
 }
 
-// daemonName is --name, or the host name.
-func daemonName(c *cli.Context) string {
-	if n := c.String("name"); n != "" {
-		return n
-	}
-	h, _ := os.Hostname()
-	return h
-}
-
 // mirrorSync is the daemon's sync: the run --classic picks, with the
 // options of a run from cron.
-func mirrorSync(c *cli.Context, r *export.Root, up transport.Upstream, opt mirror.Options) daemon.SyncFunc {
+func mirrorSync(c *cli.Context, r *export.Root, ups []transport.Upstream, opt mirror.Options) daemon.SyncFunc {
 	sync := mirrorSyncFunc(c)
 	return func(ctx context.Context) (uint64, bool, error) {
-		res, err := sync(ctx, r, up, opt)
+		res, err := sync(ctx, r, ups, opt)
 		return res.Snapshot, res.Changed, err
 	}
 }

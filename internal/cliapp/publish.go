@@ -32,7 +32,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "source", Usage: "source tree `DIR` to publish"},
 			&cli.BoolFlag{Name: "force", Usage: "publish a new snapshot even if nothing changed, re-hashing every source file and every file it would link, and copying from the source where either differs from its record (an admin's republish; the new snapshot verifies even if a served file was damaged)"},
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
-			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, notifyTimeout,
+			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, addressFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
 			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag},
 		Action: withMetrics(publishAction),
@@ -97,6 +97,9 @@ func publishAction(c *cli.Context) error {
 	opt.Force, opt.Keep, opt.MinAge, opt.Retries, opt.LockWait = c.Bool("force"), keep, age, nretries, wait
 	if workers != 0 { // --workers not given (or 0): the default
 		opt.Workers = workers
+	}
+	if opt.Name, opt.Address, err = hopFlags(c, r); err != nil {
+		return err
 	}
 	opt.Log = newLogger(c)
 	if err := publishSafety(c, &opt); err != nil {

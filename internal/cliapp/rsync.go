@@ -28,7 +28,7 @@ var rsyncFlags = []cli.Flag{
 // "", is where the upstream keeps its private files: the .work of the root
 // the run holds the lock of, which the next run empties.
 func openUpstream(e *env, scratch string) (transport.Upstream, error) {
-	return openAddr(e, e.c.String("upstream"), scratch)
+	return openAddr(e, e.c.StringSlice("upstream")[0], scratch)
 }
 
 // openAddr is openUpstream for the address addr.

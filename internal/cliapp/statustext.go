@@ -37,6 +37,22 @@ func printStatusRest(w io.Writer, s export.Status) {
 			fmt.Fprintf(w, "late       %s: %s\n", m.Mirror, m.Why)
 		}
 	}
+	for i, p := range s.CheckedUpstreams {
+		fmt.Fprintf(w, "upstream %d %s: %s", i+1, p.Upstream, p.State)
+		if p.Snapshot > 0 {
+			fmt.Fprintf(w, ", serves %d", p.Snapshot)
+		}
+		if p.Error != "" {
+			fmt.Fprintf(w, " (%s)", clean(p.Error))
+		}
+		fmt.Fprintln(w)
+	}
+	for i, h := range s.Lineage {
+		fmt.Fprintf(w, "hop %d      %s %s since %s\n", i+1, clean(h.Name), clean(h.Address), h.Since.Format(time.RFC3339Nano))
+	}
+	if s.LineageNote != "" {
+		fmt.Fprintf(w, "lineage    %s\n", clean(s.LineageNote))
+	}
 }
 
 // localRoot refuses a --root that is an rsync address (a usage error),

@@ -16,7 +16,6 @@ import (
 // Flags of the triggers: mirror-sync trigger and publish --notify.
 var (
 	secretFileFlag = &cli.StringFlag{Name: "secret-file", Usage: "the shared secret that signs triggers is in `FILE` (mode 0600 or 0640; make one with: head -c 32 /dev/urandom | base64 > FILE)"}
-	nameFlag       = &cli.StringFlag{Name: "name", Usage: "name this server `NAME` in the triggers it sends (default: the root's path)"}
 	notifyFlag     = &cli.StringSliceFlag{Name: "notify", Usage: "after publishing a new snapshot, send a trigger to the mirror daemon at `URL` (repeatable; http(s)://host:port; needs --secret-file); a failed trigger is a warning, not a failure"}
 	notifyTimeout  = &cli.DurationFlag{Name: "notify-timeout", Value: 10 * time.Second, Usage: "give the --notify triggers together at most `D`"}
 )

@@ -610,6 +610,14 @@ type Status struct {
 	Checked         *time.Time `json:"checked,omitempty"`
 	CheckedUpstream *uint64    `json:"checked_upstream_snapshot,omitempty"`
 	BehindSince     *time.Time `json:"behind_since,omitempty"`
+	// CheckedUpstreams, with several upstreams, is what that poll found
+	// at each, in priority order (Poll.Upstreams). Status fills it.
+	CheckedUpstreams []PolledUpstream `json:"checked_upstreams,omitempty"`
+	// Lineage is the path the served snapshot took, master first, this
+	// server last (ExtendLineage); LineageNote says why it starts here or
+	// left hops out. Kept while the root serves that snapshot.
+	Lineage     []Hop  `json:"lineage,omitempty"`
+	LineageNote string `json:"lineage_note,omitempty"`
 	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
 	// the next run that rewrites status.json from the live state drops it.
 	Quorum *Quorum `json:"quorum,omitempty"`
@@ -650,6 +658,7 @@ func (r *Root) Status() (Status, error) {
 			s.FailingSince, s.FailureReported = rec.FailingSince, rec.FailureReported
 			s.Quorum = rec.Quorum
 		}
+		s.Lineage, s.LineageNote = r.recordedLineage(s.Snapshot)
 		if p, ok := r.LastPoll(); ok {
 			s.AddPoll(p)
 		}
@@ -661,6 +670,7 @@ func (r *Root) Status() (Status, error) {
 func (s *Status) AddPoll(p Poll) {
 	t, up := p.Checked, p.UpstreamSnapshot
 	s.Checked, s.CheckedUpstream, s.BehindSince = &t, &up, p.BehindSince
+	s.CheckedUpstreams = p.Upstreams
 }
 
 // live is Status without reading status.json.
@@ -711,6 +721,7 @@ func (r *Root) RecordFailure(upstream string, runErr error, now time.Time) error
 		} else if ok {
 			st.Upstream = rec.Upstream
 		}
+		st.Lineage, st.LineageNote = r.recordedLineage(st.Snapshot)
 		t := now.UTC()
 		st.LastError, st.LastErrorAt = runErr.Error(), &t
 		st.FailingSince = &t
@@ -801,11 +812,22 @@ func (s *Status) CompareClassicUpstream(name string, upEnd, copiedAt uint64) {
 }
 
 // RecordStatus durably writes ROOT/status.json from the live state;
-// upstream, if not empty, names where the root was last synced from.
+// upstream, if not empty, names where the root was last synced from. The
+// lineage recorded for the served snapshot is kept.
 func (r *Root) RecordStatus(upstream string) error {
+	return r.recordStatus(upstream, nil)
+}
+
+// recordStatus is RecordStatus; lineage, if set, replaces the recorded
+// one (an update that installed a snapshot).
+func (r *Root) recordStatus(upstream string, lineage func(st *Status)) error {
 	st, err := r.live() // without the failure status.json may record: cleared
 	if err == nil {
 		st.Upstream = upstream
+		st.Lineage, st.LineageNote = r.recordedLineage(st.Snapshot)
+		if lineage != nil {
+			lineage(&st)
+		}
 		err = r.WriteStatus(st)
 	}
 	if err != nil {

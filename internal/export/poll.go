@@ -19,7 +19,27 @@ import (
 const CheckedName = "checked"
 
 // maxPollRecord bounds the poll record a reader accepts.
-const maxPollRecord = 4096
+const maxPollRecord = 64 << 10
+
+// States of an upstream in a poll of several (PolledUpstream.State).
+const (
+	PolledChosen      = "chosen"      // the run followed it (the newest snapshot, first in priority among equals)
+	PolledLevel       = "level"       // serves the chosen snapshot too, same manifest
+	PolledBehind      = "behind"      // serves an older snapshot than the chosen one
+	PolledEmpty       = "empty"       // serves no snapshot
+	PolledUnavailable = "unavailable" // did not answer (timed out, unreachable)
+	PolledFailed      = "failed"      // answered with an error (refused, corrupt counters)
+	PolledDiverged    = "diverged"    // serves a snapshot number with another manifest (another master)
+)
+
+// PolledUpstream is one upstream as a mirror-sync run with several
+// upstreams found it.
+type PolledUpstream struct {
+	Upstream string `json:"upstream"`
+	State    string `json:"state"`
+	Snapshot uint64 `json:"snapshot,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
 
 // Poll is the content of ROOT/seq/checked. When the mirror last checked is
 // the file's mtime, not a field, so that a poll that finds nothing new
@@ -36,6 +56,9 @@ type Poll struct {
 	// Snapshot (the mirror's own record; it stays while the mirror serves
 	// the same snapshot and is behind).
 	BehindSince *time.Time `json:"behind_since,omitempty"`
+	// Upstreams, when the mirror has several, is what the poll found at
+	// each, in priority order; Upstream is the one it followed.
+	Upstreams []PolledUpstream `json:"upstreams,omitempty"`
 	// Checked is the file's mtime (filled by LastPoll; not stored).
 	Checked time.Time `json:"-"`
 }
@@ -82,13 +105,19 @@ func ParsePoll(b []byte) (Poll, error) {
 // poll stays as cheap as it was; a crash that loses that mtime only makes
 // the mirror look one poll older. Otherwise it writes the file durably.
 func (r *Root) RecordPoll(upstream string, up uint64, at time.Time, served uint64) error {
+	return r.RecordPollOf(Poll{Upstream: upstream, UpstreamSnapshot: up, Snapshot: served}, at)
+}
+
+// RecordPollOf is RecordPoll of p (Upstream, UpstreamSnapshot, Snapshot
+// and Upstreams; it sets BehindSince).
+func (r *Root) RecordPollOf(p Poll, at time.Time) error {
 	if at.IsZero() {
 		return nil
 	}
-	p := Poll{Upstream: upstream, UpstreamSnapshot: up, Snapshot: served}
-	if up > served {
+	p.BehindSince = nil
+	if p.UpstreamSnapshot > p.Snapshot {
 		t := at.UTC()
-		if prev, ok := r.LastPoll(); ok && prev.Snapshot == served && prev.BehindSince != nil && prev.Upstream == upstream {
+		if prev, ok := r.LastPoll(); ok && prev.Snapshot == p.Snapshot && prev.BehindSince != nil && prev.Upstream == p.Upstream {
 			t = *prev.BehindSince
 		}
 		p.BehindSince = &t
@@ -119,8 +148,8 @@ func (r *Root) RecordPoll(upstream string, up uint64, at time.Time, served uint6
 
 // RecordPollOutcome is RecordPoll for a deferred call: it logs (does not
 // return) a failure, which must not turn a good sync into a failed one.
-func (r *Root) RecordPollOutcome(upstream string, up uint64, at time.Time, served uint64, log *slog.Logger) {
-	if err := r.RecordPoll(upstream, up, at, served); err != nil {
+func (r *Root) RecordPollOutcome(p Poll, at time.Time, log *slog.Logger) {
+	if err := r.RecordPollOf(p, at); err != nil {
 		log.Warn("could not record the poll in seq/checked", "err", err)
 	}
 }

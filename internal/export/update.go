@@ -17,8 +17,11 @@ import (
 // (publish, mirror-sync) hold the defaults.
 type UpdateOptions struct {
 	// Upstream is what the root mirrors ("" for a master); status.json
-	// records it.
+	// records it (see also Update.SetUpstream).
 	Upstream string
+	// Name and Address are this server's hop in the lineage status.json
+	// records for a snapshot the update installs (ExtendLineage).
+	Name, Address string
 	// LockWait is how long Begin waits for the lock another run holds
 	// (0: fail at once with ErrLocked).
 	LockWait time.Duration
@@ -59,7 +62,11 @@ type Update struct {
 	begin      uint64 // seq/begin this run set; 0 until Start
 	installed  bool   // Install flipped current
 	installedN uint64 // to snapshot installedN
+	installedT time.Time
 	onDone     []func() error
+	// upLineage is the upstream's lineage for installedN (SetUpstreamLineage).
+	upLineage []Hop
+	upNote    string
 }
 
 // Begin starts an update of r: it creates the root's directories if
@@ -205,7 +212,8 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := u.root.Flip(b.N); err != nil {
 		return err
 	}
-	u.installed, u.installedN = true, b.N
+	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
+	u.upLineage, u.upNote = nil, ""
 	return u.root.WritePointer(b.N)
 }
 
@@ -236,6 +244,28 @@ func (u *Update) durable(b Built) error {
 		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
 	}
 	return nil
+}
+
+// Installed returns the snapshot Install last flipped to and when (0 if
+// none).
+func (u *Update) Installed() (uint64, time.Time) { return u.installedN, u.installedT }
+
+// SetUpstream names the upstream status.json records (a mirror with
+// several upstreams knows which one only after it polled them).
+func (u *Update) SetUpstream(up string) { u.opt.Upstream = up }
+
+// SetUpstreamLineage gives the lineage the upstream reported for the
+// snapshot Install last flipped to (nil if unknown; note says why), which
+// Done extends with this server's hop (ExtendLineage).
+func (u *Update) SetUpstreamLineage(hops []Hop, note string) { u.upLineage, u.upNote = hops, note }
+
+// lineage is the status.json lineage of the snapshot the update installed.
+func (u *Update) lineage(st *Status) {
+	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT}
+	st.Lineage, st.LineageNote = ExtendLineage(u.upLineage, self, u.opt.Upstream)
+	if u.upNote != "" && len(st.Lineage) == 1 {
+		st.LineageNote = u.upNote
+	}
 }
 
 // OnDone registers a write Done makes, under the lock, after it completed
@@ -282,7 +312,7 @@ func (u *Update) complete() ([]uint64, error) {
 		if err := seqfile.FinishUpdate(r.FS, r.SeqDir(), u.begin); err != nil {
 			return nil, err
 		}
-		if err := r.RecordStatus(u.opt.Upstream); err != nil {
+		if err := r.recordStatus(u.opt.Upstream, u.lineage); err != nil {
 			return nil, err
 		}
 		return r.Prune(u.opt.Keep, u.opt.MinAge, u.opt.Now())

@@ -31,6 +31,20 @@
 // begin > end until the next run, which cleans up and completes. Runs on one
 // ROOT are serialised by its lock; readers are never blocked.
 //
+// [SyncFrom] takes several upstreams in priority order (failover): the first
+// round polls them all, in parallel, and the failover rule (chooser.choose,
+// failover.go; docs/protocol.md section 4, "Several upstreams") picks the one
+// serving the newest snapshot, the first among equals, leaving out those
+// whose snapshot of the same number has another manifest (ErrDiverged); the
+// run then follows that one alone. With one upstream it is [Sync], request
+// for request. The poll record (seq/checked) lists what each upstream was
+// found in; ROOT/.upstream also records the identities of the upstreams
+// level with the chosen one, so a stable no-op poll fetches no manifest.
+//
+// A run that installed a snapshot reads its upstream's status.json once
+// (Upstream.FetchStatus) and hands its lineage to the update, which
+// extends it (export.ExtendLineage); nothing in that file can fail the run.
+//
 // [SyncClassic] follows an upstream with no snapshots, a tree updated in
 // place with only seq/begin and seq/end (docs/classic.md): it copies the
 // whole tree with link-dest (transport.TreeFetcher), discards the copy if

@@ -34,6 +34,18 @@ type upstreamState struct {
 	UpstreamSnapshot uint64 `json:"upstream_snapshot"` // the upstream's number for it (the same)
 	UpstreamEnd      uint64 `json:"upstream_end"`      // the upstream's seq/end when it was checked
 	Manifest         string `json:"manifest"`          // export.ManifestID of its manifest
+	// Peers, for a mirror with several upstreams, are the other upstreams
+	// found serving the same snapshot with the same manifest, each at its
+	// seq/end then: the next poll tells them without a manifest fetch.
+	Peers []peerState `json:"peers,omitempty"`
+}
+
+// peerState is one of upstreamState.Peers.
+type peerState struct {
+	Upstream         string `json:"upstream"`
+	UpstreamSnapshot uint64 `json:"upstream_snapshot"`
+	UpstreamEnd      uint64 `json:"upstream_end"`
+	Manifest         string `json:"manifest"`
 }
 
 // maxStateSize bounds ROOT/.upstream.
@@ -51,10 +63,16 @@ func readUpstreamState(root *export.Root) (upstreamState, bool) {
 // recordUpstream writes ROOT/.upstream for snapshot n, the upstream's
 // snapshot n seen at seq/end e1. A failure is logged, not returned: the
 // next poll then compares the manifests again.
-func recordUpstream(root *export.Root, up string, n, e1 uint64, opt Options) {
+// peers are kept if they are about snapshot n.
+func recordUpstream(root *export.Root, up string, n, e1 uint64, peers []peerState, opt Options) {
 	id, err := export.ManifestID(root.FS, root.ManifestPath(n))
 	if err == nil {
 		st := upstreamState{Upstream: up, Snapshot: n, UpstreamSnapshot: n, UpstreamEnd: e1, Manifest: id}
+		for _, p := range peers {
+			if p.UpstreamSnapshot == n && p.Manifest == id {
+				st.Peers = append(st.Peers, p)
+			}
+		}
 		var b []byte
 		if b, err = json.MarshalIndent(st, "", "  "); err == nil {
 			err = fsys.WriteFile(root.FS, root.Path(export.UpstreamStateName), append(b, '\n'), 0o644)
@@ -96,7 +114,7 @@ func (s *syncRun) checkSame(ctx context.Context, n, e1 uint64) error {
 		return fmt.Errorf("%w: %s and %s both serve snapshot %d, with different manifests; nothing was changed", ErrDiverged, root.Dir, up, n)
 	}
 	opt.Log.Info("checked that the served snapshot is the upstream's (same manifest)", "snapshot", n, "upstream", up.String())
-	recordUpstream(root, up.String(), n, e1, opt)
+	recordUpstream(root, up.String(), n, e1, s.peers, opt)
 	return nil
 }
 

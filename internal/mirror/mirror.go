@@ -45,6 +45,7 @@ type Options struct {
 	Rounds        int           // snapshots to follow in one run when the upstream keeps publishing (at least 1)
 	Workers       int           // parallel link, fetch and hash workers (at least 1)
 	LockWait      time.Duration // wait this long for a lock another run holds (0: fail at once)
+	Name, Address string        // this server's hop in the lineage (export.ExtendLineage)
 	Log           *slog.Logger  // nil: discard
 	Now           func() time.Time
 	// BeforeFlip, if set, runs just before current flips (tests).
@@ -133,6 +134,10 @@ type Result struct {
 	// UpstreamBehind: the upstream serves an older snapshot and is behind,
 	// not rolled back (see behind); nothing was changed.
 	UpstreamBehind bool `json:"upstream_behind,omitempty"`
+	// Upstream is the upstream the run followed; Upstreams, with several,
+	// what it found at each (in priority order).
+	Upstream  string                  `json:"upstream,omitempty"`
+	Upstreams []export.PolledUpstream `json:"upstreams,omitempty"`
 }
 
 // logServing logs the snapshot a run now serves.
@@ -144,31 +149,58 @@ func (r *Result) logServing(log *slog.Logger) {
 // what it last saw of the upstream.
 type syncRun struct {
 	root    *export.Root
-	up      transport.Upstream
+	up      transport.Upstream   // the upstream followed
+	ups     []transport.Upstream // all of them, in priority order (several: failover.go)
 	opt     Options
 	u       *export.Update
 	res     Result
 	seen    uint64 // what the upstream served when last read, at seenAt
 	seenAt  time.Time
 	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
+	// With several upstreams: what the poll found at each (polled), the
+	// ones level with the chosen one (peers), and whether the choice
+	// already compared the chosen snapshot with ROOT's (chose).
+	polled []export.PolledUpstream
+	peers  []peerState
+	chose  bool
 }
 
 // Sync brings root up to the snapshot up serves.
 func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (res Result, err error) {
+	return SyncFrom(ctx, root, []transport.Upstream{up}, opt)
+}
+
+// SyncFrom brings root up to the snapshot the failover rule (choose) picks
+// among ups, given in priority order. With one upstream it is Sync, and
+// makes no request Sync does not.
+func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, opt Options) (res Result, err error) {
 	if err := opt.check(); err != nil {
 		return res, err
 	}
-	if err := checkUpstream(root, up); err != nil {
-		return res, err
+	if len(ups) == 0 {
+		return res, fmt.Errorf("%w: no upstream", ErrOptions)
 	}
-	u, err := begin(ctx, root, up, opt)
+	for _, up := range ups {
+		if err := checkUpstream(root, up); err != nil {
+			return res, err
+		}
+	}
+	u, err := begin(ctx, root, ups[0], opt)
 	if err != nil {
 		return res, err
 	}
-	s := &syncRun{root: root, up: up, opt: opt, u: u}
+	s := &syncRun{root: root, up: ups[0], ups: ups, opt: opt, u: u}
+	if len(ups) > 1 {
+		u.SetUpstream("") // until one is chosen: a failure keeps the recorded one
+	}
 	defer func() {
 		// The poll record, on every outcome, before Done records a failure.
-		root.RecordPollOutcome(up.String(), s.seen, s.seenAt, s.res.Snapshot, opt.Log)
+		p := export.Poll{Upstream: s.up.String(), UpstreamSnapshot: s.seen, Snapshot: s.res.Snapshot, Upstreams: s.polled}
+		root.RecordPollOutcome(p, s.seenAt, opt.Log)
+		if len(ups) == 1 || s.chose {
+			s.res.Upstream = s.up.String()
+		}
+		s.res.Upstreams = s.polled
 		s.res.Pruned, err = u.Done(err)
 		res = s.res
 	}()
@@ -187,15 +219,16 @@ func Sync(ctx context.Context, root *export.Root, up transport.Upstream, opt Opt
 		}
 		return s.res, nil
 	}
-	n, e1 := s.res.Snapshot, s.lastEnd
-	u.OnDone(func() error { recordUpstream(root, up.String(), n, e1, opt); return nil })
+	s.lineage(ctx)
+	n, e1, up := s.res.Snapshot, s.lastEnd, s.up.String()
+	u.OnDone(func() error { recordUpstream(root, up, n, e1, s.peers, opt); return nil })
 	return s.res, nil
 }
 
 // begin starts the update of root from up.
 func begin(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (*export.Update, error) {
 	u, err := root.Begin(ctx, export.UpdateOptions{
-		Upstream: up.String(), LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
+		Upstream: up.String(), Name: opt.Name, Address: opt.Address, LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
 		BeforeFlip: opt.BeforeFlip, Now: opt.Now, Log: opt.Log,
 	})
 	if errors.Is(err, export.ErrBadCurrent) {
@@ -219,7 +252,7 @@ func (s *syncRun) follow(ctx context.Context) error {
 // round polls the upstream and, if it serves another snapshot, makes that
 // one served. It reports whether to poll again.
 func (s *syncRun) round(ctx context.Context) (bool, error) {
-	e1, n, err := poll(ctx, s.up, s.opt, true, s.recorded)
+	e1, n, err := s.poll(ctx)
 	if s.res.Changed && ctx.Err() != nil {
 		return false, nil // stopped after serving a new snapshot: complete that one
 	}
@@ -231,7 +264,9 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	}
 	s.seen, s.seenAt = n, s.opt.Now()
 	if n == s.res.Snapshot {
-		if !s.res.Changed {
+		if !s.res.Changed && s.chose {
+			s.recordChoice(n, e1) // choose compared the manifests
+		} else if !s.res.Changed {
 			// Level by number: the O(1) no-op, once the manifests are
 			// known to be the same (checkSame).
 			if err := s.checkSame(ctx, n, e1); err != nil {
@@ -270,6 +305,18 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	s.res.Fetched += st.Fetched
 	s.res.Bytes += st.Bytes
 	return true, nil
+}
+
+// poll reads the upstream's seq/end and current; with several upstreams,
+// the first round polls them all and chooses one (chooseUpstream), which
+// the later rounds follow.
+func (s *syncRun) poll(ctx context.Context) (e1, n uint64, err error) {
+	if len(s.ups) == 1 || s.chose {
+		return poll(ctx, s.up, s.opt, true, s.recorded)
+	}
+	e1, n, err = s.chooseUpstream(ctx)
+	s.chose = err == nil
+	return e1, n, err
 }
 
 // recorded vouches for the snapshot ROOT serves when the upstream's

@@ -51,6 +51,9 @@ var confFiles = map[string]string{
 	"d2/b.txt":  "another bravo\n",
 }
 
+// confStatus is the status.json the status cases serve.
+const confStatus = `{"version":1,"lineage":[{"name":"m","address":"","snapshot":1,"since":"2026-01-02T03:04:05Z"}]}` + "\n"
+
 // conformanceCases is what every transport must do. damage changes the
 // fresh root (serving snapshot 1 of confFiles) before the upstream is
 // opened; run checks the behaviour.
@@ -190,6 +193,32 @@ var conformanceCases = []struct {
 			t.Fatal("wrote outside the directory it was given")
 		}
 	}},
+	// status.json (informational, bounded).
+	{name: "status", damage: writeFile("status.json", confStatus), run: func(t *testing.T, c *confCase) {
+		if b, err := c.up.FetchStatus(c.ctx); err != nil || string(b) != confStatus {
+			t.Fatalf("FetchStatus = %q, %v; want %q", b, err, confStatus)
+		}
+	}},
+	{name: "status none", run: func(t *testing.T, c *confCase) {
+		if b, err := c.up.FetchStatus(c.ctx); err != nil || b != nil {
+			t.Fatalf("FetchStatus = %q, %v; want nothing, no error", b, err)
+		}
+	}},
+	{name: "status oversized", damage: writeFile("status.json", strings.Repeat(" ", transport.MaxStatusSize+1)), run: func(t *testing.T, c *confCase) {
+		if b, err := c.up.FetchStatus(c.ctx); err != nil || b != nil {
+			t.Fatalf("FetchStatus = %d bytes, %v; want nothing, no error", len(b), err)
+		}
+	}},
+	{name: "status not a regular file", damage: plant("status.json", "fifo"), run: func(t *testing.T, c *confCase) {
+		if b, err := c.up.FetchStatus(c.ctx); err != nil || b != nil {
+			t.Fatalf("FetchStatus = %q, %v; want nothing, no error", b, err)
+		}
+	}},
+	{name: "status symlinked outside the root", damage: symlinkOutside("status.json", map[string]string{"x": "s3cr3t"}), run: func(t *testing.T, c *confCase) {
+		if b, err := c.up.FetchStatus(c.ctx); err != nil || b != nil {
+			t.Fatalf("FetchStatus = %q, %v; want nothing, no error", b, err)
+		}
+	}},
 	// Whole-snapshot fetch, for transports that have it.
 	{name: "fetch snapshot whole", run: func(t *testing.T, c *confCase) {
 		sf, ok := c.up.(transport.SnapshotFetcher)
@@ -233,6 +262,8 @@ func TestConformance(t *testing.T) {
 			t.Run("unreachable", func(t *testing.T) {
 				t.Parallel()
 				_, err := w.open(t, tr.down(w)).Seq(context.Background(), seqfile.End)
+				wantErr(t, err, transport.ErrUnavailable)
+				_, err = w.open(t, tr.down(w)).FetchStatus(context.Background())
 				wantErr(t, err, transport.ErrUnavailable)
 			})
 		})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
 )
@@ -65,4 +66,19 @@ func (l *Local) readSmall(name string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// FetchStatus implements Upstream: ReadSmall of status.json.
+func (l *Local) FetchStatus(ctx context.Context) ([]byte, error) {
+	files, err := l.ReadSmall(ctx, []string{export.StatusName}, MaxStatusSize)
+	if err != nil {
+		return nil, fmt.Errorf("read status of %s: %w", l.root.Dir, err)
+	}
+	f, ok := files[export.StatusName]
+	if !ok {
+		if err := l.root.Exists(); err != nil { // unmounted, not a root without status
+			return nil, fmt.Errorf("%w: read status: %w", ErrUnavailable, err)
+		}
+	}
+	return f.Data, nil
 }

@@ -48,6 +48,9 @@ var (
 // MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).
 const MaxManifestSize = upstream.MaxManifestSize
 
+// MaxStatusSize bounds the status.json Upstream.FetchStatus reads (1 MiB).
+const MaxStatusSize = upstream.MaxStatusSize
+
 // Open returns the upstream at addr, opened with opt: an http:// or
 // https:// address (the URL of an export root; see package web), an rsync
 // address (rsync://, host::module, host:path; see rsync.ParseAddress), else a path

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/spf13/afero"
@@ -176,4 +177,14 @@ func readAtMost(p string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// FetchStatus implements upstream.Upstream: ReadSmall of status.json (one
+// rsync run).
+func (u *Upstream) FetchStatus(ctx context.Context) ([]byte, error) {
+	files, err := u.ReadSmall(ctx, []string{export.StatusName}, upstream.MaxStatusSize)
+	if err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return files[export.StatusName].Data, nil
 }

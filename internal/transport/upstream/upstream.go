@@ -29,6 +29,9 @@ var (
 // MaxManifestSize bounds a manifest fetched from an upstream (4 GiB).
 const MaxManifestSize = 4 << 30
 
+// MaxStatusSize bounds the status.json FetchStatus reads (1 MiB).
+const MaxStatusSize = 1 << 20
+
 // Options is everything a transport is opened with. The zero value is
 // usable: each transport reads the fields that concern it and applies its
 // defaults to the zero ones.
@@ -88,6 +91,11 @@ type Upstream interface {
 	// sync calls it several times for one snapshot, with chunks of at most
 	// a few ten thousand files, as its streaming diff finds them.
 	Fetch(ctx context.Context, n uint64, files []manifest.Entry, dir string) error
+	// FetchStatus reads the upstream's status.json (informational: the
+	// caller must survive any content). It returns nil and no error if
+	// there is none, or it is not a regular file, or it is larger than
+	// MaxStatusSize; an error only if the upstream could not be read.
+	FetchStatus(ctx context.Context) ([]byte, error)
 	// Close releases resources.
 	Close() error
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -100,4 +101,13 @@ func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (ma
 		return nil, err
 	}
 	return out, nil
+}
+
+// FetchStatus implements upstream.Upstream: ReadSmall of status.json.
+func (u *Upstream) FetchStatus(ctx context.Context) ([]byte, error) {
+	files, err := u.ReadSmall(ctx, []string{export.StatusName}, upstream.MaxStatusSize)
+	if err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return files[export.StatusName].Data, nil
 }
