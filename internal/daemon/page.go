@@ -228,11 +228,19 @@ func (d *Daemon) Page(context.Context) (statuspage.Page, error) {
 }
 
 // ownLineage is the lineage of the snapshot the root serves, as its
-// status.json records it; without one, this server alone (since its last
-// flip), or none when it serves nothing.
+// status.json records it (export.Status.Lineage: master first, this server
+// last); without one, this server alone (since its last flip), or none
+// when it serves nothing.
 func ownLineage(name string, st export.Status) []statuspage.Hop {
 	if st.Snapshot == 0 {
 		return nil
+	}
+	if len(st.Lineage) > 0 {
+		hops := make([]statuspage.Hop, len(st.Lineage))
+		for i, h := range st.Lineage {
+			hops[i] = statuspage.Hop(h)
+		}
+		return hops
 	}
 	self := statuspage.Hop{Name: name, Snapshot: st.Snapshot}
 	if st.Updated != nil {

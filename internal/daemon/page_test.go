@@ -102,6 +102,9 @@ func TestPageData(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	testutil.SnapshotRoot(t, root, 1, map[string]string{"a.txt": "a\n"})
 	testutil.SnapshotRoot(t, root, 2, map[string]string{"a.txt": "b\n"})
+	own := []export.Hop{{Name: "master", Address: "http://master", Snapshot: 2, Since: flip},
+		{Name: "t1", Snapshot: 2, Since: flip.Add(300 * time.Millisecond)}}
+	recordLineage(t, root, own)
 	f := newFake(2)
 	urls := []string{fresh.URL, stale.URL + daemon.TriggerPath, gone.URL}
 	r := start(t, daemon.Config{Root: root, Sync: f.sync, Load: settings(urls...), Name: "t1", Now: clk.now,
@@ -111,8 +114,8 @@ func TestPageData(t *testing.T) {
 	if p.Server.Name != "t1" || p.Server.Snapshot != 2 || p.Server.State != export.StateFresh || !p.Now.Equal(clk.now()) {
 		t.Errorf("server %+v at %v", p.Server, p.Now)
 	}
-	if len(p.Lineage) != 1 || p.Lineage[0].Name != "t1" || p.Lineage[0].Snapshot != 2 {
-		t.Errorf("lineage %+v, want this server alone (its status.json records none)", p.Lineage)
+	if len(p.Lineage) != 2 || p.Lineage[0] != statuspage.Hop(own[0]) || p.Lineage[1] != statuspage.Hop(own[1]) {
+		t.Errorf("lineage %+v, want its status.json's %+v", p.Lineage, own)
 	}
 	want := []struct {
 		name, url, state string
@@ -151,17 +154,32 @@ func TestPageData(t *testing.T) {
 	}
 }
 
-// checkHistory: the arrivals of snapshot 2 (fresh.example's, tier 2) and
-// 1 (stale.example's), the master's flips from the lineages.
+// checkHistory: the arrivals of snapshot 2 (this server's own, tier 1, and
+// fresh.example's, tier 2) and 1 (stale.example's), the master's flips
+// from the lineages.
 func checkHistory(t *testing.T, h []statuspage.Propagation, flip time.Time) {
 	t.Helper()
-	if len(h) != 2 || h[0].Snapshot != 2 || h[1].Snapshot != 1 {
+	if len(h) != 2 || h[0].Snapshot != 2 || h[1].Snapshot != 1 || len(h[1].Arrivals) != 1 {
 		t.Fatalf("history %+v, want snapshots 2 and 1", h)
 	}
 	a := h[0].Arrivals
-	if !h[0].Flipped.Equal(flip) || len(a) != 1 || a[0].Mirror != "fresh.example" || a[0].Tier != 2 || h[0].Delay(a[0]) != 700*time.Millisecond {
-		t.Errorf("snapshot 2's propagation %+v", h[0])
+	if !h[0].Flipped.Equal(flip) || len(a) != 2 {
+		t.Fatalf("snapshot 2's propagation %+v", h[0])
 	}
+	if a[0].Mirror != "t1" || a[0].Tier != 1 || h[0].Delay(a[0]) != 300*time.Millisecond ||
+		a[1].Mirror != "fresh.example" || a[1].Tier != 2 || h[0].Delay(a[1]) != 700*time.Millisecond {
+		t.Errorf("snapshot 2's arrivals %+v", a)
+	}
+}
+
+// recordLineage records lineage in the status.json of the root at dir.
+func recordLineage(tb testing.TB, dir string, lineage []export.Hop) {
+	tb.Helper()
+	r := export.New(fsys.OS(), dir)
+	st, err := r.Status()
+	testutil.Must(tb, err)
+	st.Lineage = lineage
+	testutil.Must(tb, r.WriteStatus(st))
 }
 
 // The page is GET and HEAD of /status on the daemon's server, beside the
@@ -180,6 +198,11 @@ func TestPageServed(t *testing.T) {
 	}
 	if body := get(t, r.url+daemon.StatusPath); !strings.Contains(body, "mirror-under-test") {
 		t.Errorf("page does not name the server:\n%s", body)
+	}
+	p, err := r.d.Page(context.Background())
+	testutil.Must(t, err)
+	if len(p.Lineage) != 1 || p.Lineage[0].Name != "mirror-under-test" || p.Lineage[0].Snapshot != 1 {
+		t.Errorf("lineage %+v, want this server alone (its status.json records none)", p.Lineage)
 	}
 	if code := post(t, r.url+daemon.StatusPath); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /status: %d, want 405", code)

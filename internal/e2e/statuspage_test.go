@@ -47,7 +47,7 @@ func TestStatusPageThreeTiers(t *testing.T) {
 	publish(1)
 	daemon := func(name, addr, upstream string, down ...string) *daemonProc {
 		args := []string{"--upstream", upstream, "--root", filepath.Join(tmp, name), "--secret-file", secret,
-			"--name", name, "--interval", "1h", "--give-up", "1m"}
+			"--name", name, "--interval", "1h", "--give-up", "1m", "--verbose"}
 		for _, d := range down {
 			args = append(args, "--downstream", "http://"+d)
 		}
@@ -62,6 +62,7 @@ func TestStatusPageThreeTiers(t *testing.T) {
 	for _, d := range []*daemonProc{a, b, c} {
 		d.waitServes(t, 2)
 	}
+	a.waitPage(t, `<span class="name">B</span>`, `<span class="name">C</span>`) // named by their lineages
 	c.stop(t)
 	held, err := export.New(fsys.OS(), filepath.Join(tmp, "B")).LockWait(context.Background(), 10*time.Second) // after B's run ends
 	testutil.Must(t, err)
@@ -71,39 +72,44 @@ func TestStatusPageThreeTiers(t *testing.T) {
 	a.waitServes(t, 4)
 	page := a.waitPage(t, "state-stale", "state-unreachable")
 	t.Logf("3 tiers set up, B held back, C stopped: %v", time.Since(began).Round(time.Millisecond))
-	if testing.Verbose() {
-		t.Logf("A's page:\n%s", page)
-	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("A's page as the test saw it before the browser:\n%s", page)
+		}
+	})
 
 	br := testutil.StartChromedriver(t, testutil.ChromeOptions{NoScript: true, Width: 1100, Height: 1400})
 	br.Navigate(a.url + "/status")
 	if got := br.Title(); !strings.Contains(got, "A") {
 		t.Errorf("title %q, want the server's name", got)
 	}
-	seeDownstreams(t, br, map[string]string{b.url + "/": export.StateStale, c.url + "/": export.StateUnreachable})
+	seeDownstreams(t, br, map[string]downstreamRow{b.url + "/": {"B", export.StateStale}, c.url + "/": {"C", export.StateUnreachable}})
 	seeLineage(t, br)
 	seePlot(t, br)
 	br.SaveScreenshot("status-page-three-tiers.png")
 	t.Logf("status page checked in a browser; %v since the set-up began", time.Since(began).Round(time.Millisecond))
 }
 
-// seeDownstreams: one row per downstream (want: by its address), its
-// state written out as a word and its row of that state's class.
-func seeDownstreams(t *testing.T, br *testutil.Browser, want map[string]string) {
+// downstreamRow is what a downstream's row must show.
+type downstreamRow struct{ name, state string }
+
+// seeDownstreams: one row per downstream (want: by its address), its name,
+// its state written out as a word and its row of that state's class.
+func seeDownstreams(t *testing.T, br *testutil.Browser, want map[string]downstreamRow) {
 	t.Helper()
 	rows := br.FindAll("#downstreams tbody tr")
 	if len(rows) != len(want) {
 		t.Fatalf("%d downstream rows, want %d", len(rows), len(want))
 	}
 	for _, r := range rows {
-		name := r.FindAll(".addr")[0].Text()
-		state, ok := want[name]
+		w, ok := want[r.FindAll(".addr")[0].Text()]
 		if !ok {
 			t.Errorf("unexpected downstream row %q", r.Text())
 			continue
 		}
-		if got := r.FindAll(".state")[0].Text(); got != state || !strings.Contains(r.Attribute("class"), "state-"+state) || !r.Displayed() {
-			t.Errorf("row of %s shows state %q (class %q): %q; want %s", name, got, r.Attribute("class"), r.Text(), state)
+		name, state := r.FindAll(".name")[0].Text(), r.FindAll(".state")[0].Text()
+		if name != w.name || state != w.state || !strings.Contains(r.Attribute("class"), "state-"+w.state) || !r.Displayed() {
+			t.Errorf("row %q (class %q), want %s shown %s", r.Text(), r.Attribute("class"), w.name, w.state)
 		}
 	}
 }
