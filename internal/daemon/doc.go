@@ -28,7 +28,8 @@
 //   - While a target is not reached the loop keeps syncing, with a backoff
 //     doubling from Timing.Backoff to Timing.MaxBackoff, until the root
 //     serves >= N or Timing.GiveUp has passed; then it records why
-//     (Status.GaveUp, one error line) and falls back to polling.
+//     (Status.GaveUp, one error line, and status.json's last_error, written
+//     under the run lock) and falls back to polling.
 //   - After a sync that flipped to N, a trigger for N signed with the
 //     secret (trigger.Send) goes to every downstream URL in parallel, one
 //     goroutine each, not waited for by the loop; a failure is logged,
