@@ -24,7 +24,7 @@ func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "daemon",
 		Usage:     "keep ROOT level with its upstream for good: poll with jitter, sync at once on a trigger, serve ROOT over HTTP, forward triggers downstream",
-		UsageText: "mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file FILE] [--downstream URL]... [--interval D] [--jitter D] [--give-up D] [--name NAME]",
+		UsageText: "mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file FILE] [--downstream URL]... [--interval D] [--jitter D] [--give-up D] [--name NAME] [--address URL]",
 		Description: "A long-running mirror-sync: the same sync as a run from cron (same flags), every\n" +
 			"--interval plus up to --jitter, and at once when a signed trigger for snapshot N comes\n" +
 			"to POST /trigger (only with --secret-file); it keeps syncing, with backoff, until ROOT\n" +
