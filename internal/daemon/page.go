@@ -236,11 +236,7 @@ func ownLineage(name string, st export.Status) []statuspage.Hop {
 		return nil
 	}
 	if len(st.Lineage) > 0 {
-		hops := make([]statuspage.Hop, len(st.Lineage))
-		for i, h := range st.Lineage {
-			hops[i] = statuspage.Hop(h)
-		}
-		return hops
+		return st.Lineage
 	}
 	self := statuspage.Hop{Name: name, Snapshot: st.Snapshot}
 	if st.Updated != nil {
