@@ -109,13 +109,14 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	opt.Served = func(n uint64) { notify.start(e, n) } // before the prune
 	res, err := snapshot.Publish(c.Context, r, src, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
 	}
 	out := publishOutput{PublishResult: res}
 	if res.Published {
-		out.Notified = notify.send(e, res.Snapshot)
+		out.Notified = notify.wait(e, res.Snapshot)
 	} else if !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "publish: %s unchanged since snapshot %d; nothing published (use --force to republish)\n", src, res.Snapshot)
 	}

@@ -263,6 +263,7 @@ type notifyPlan struct {
 	secret  []byte
 	origin  string
 	timeout time.Duration
+	sent    chan []trigger.Delivery // set by start
 }
 
 // publishNotify reads and checks the --notify flags before publish runs,
@@ -290,15 +291,35 @@ func publishNotify(e *env) (*notifyPlan, error) {
 	if origin == "" {
 		origin = e.c.String("root")
 	}
-	return &notifyPlan{urls, secret, origin, e.c.Duration("notify-timeout")}, nil
+	return &notifyPlan{urls: urls, secret: secret, origin: origin, timeout: e.c.Duration("notify-timeout")}, nil
+}
+
+// start sends the triggers for snapshot n on a goroutine of their own: the
+// publish's Served hook, so that they go out before the prune; wait
+// collects them.
+func (p *notifyPlan) start(e *env, n uint64) {
+	if p == nil || p.sent != nil {
+		return
+	}
+	p.sent = make(chan []trigger.Delivery, 1)
+	go func() { p.sent <- p.send(e, n) }()
+}
+
+// wait returns what the triggers start sent, or sends them now (snapshot n)
+// if start did not run.
+func (p *notifyPlan) wait(e *env, n uint64) []trigger.Delivery {
+	if p == nil {
+		return nil
+	}
+	if p.sent == nil {
+		return p.send(e, n)
+	}
+	return <-p.sent
 }
 
 // send triggers every URL with snapshot n, in parallel, within the
 // plan's timeout; failures are warnings (the mirrors' polls catch up).
 func (p *notifyPlan) send(e *env, n uint64) []trigger.Delivery {
-	if p == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeoutCause(e.c.Context, p.timeout, fmt.Errorf("%w: no answer within %s", trigger.ErrUnreachable, p.timeout))
 	defer cancel()
 	out := trigger.Broadcast(ctx, nil, p.urls, p.secret, trigger.Message{Snapshot: n, Origin: p.origin})

@@ -37,7 +37,7 @@ func newFake(serves uint64) *fakeUpstream {
 	return &fakeUpstream{serves: serves, served: serves, started: make(chan int, 100)}
 }
 
-func (f *fakeUpstream) sync(ctx context.Context) (uint64, bool, error) {
+func (f *fakeUpstream) sync(ctx context.Context, served func(uint64)) (uint64, bool, error) {
 	f.mu.Lock()
 	f.syncs++
 	n, hold := f.syncs, f.hold
@@ -51,10 +51,14 @@ func (f *fakeUpstream) sync(ctx context.Context) (uint64, bool, error) {
 		}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	changed := f.serves != f.served
 	f.served = f.serves
-	return f.served, changed, nil
+	now := f.served
+	f.mu.Unlock()
+	if changed {
+		served(now) // as mirror.Sync does, before its prune
+	}
+	return now, changed, nil
 }
 
 func (f *fakeUpstream) get() uint64 { f.mu.Lock(); defer f.mu.Unlock(); return f.served }

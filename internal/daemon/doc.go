@@ -30,8 +30,9 @@
 //     serves >= N or Timing.GiveUp has passed; then it records why
 //     (Status.GaveUp, one error line, and status.json's last_error, written
 //     under the run lock) and falls back to polling.
-//   - After a sync that flipped to N, a trigger for N signed with the
-//     secret (trigger.Send) goes to every downstream URL in parallel, one
+//   - After a sync that flipped to N (from inside it, once the update is
+//     over and before its prune: SyncFunc's served), a trigger for N
+//     signed with the secret (trigger.Send) goes to every downstream URL in parallel, one
 //     goroutine each, not waited for by the loop; a failure is logged,
 //     never fatal. Without a secret nothing is forwarded.
 //   - One probing goroutine reads the downstream mirrors for the status

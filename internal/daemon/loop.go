@@ -52,7 +52,13 @@ func (d *Daemon) sleep(ctx context.Context, wait time.Duration) {
 // syncOnce runs one sync, records its outcome in the schedule and, after a
 // flip, forwards the new snapshot downstream.
 func (d *Daemon) syncOnce(ctx context.Context) {
-	served, changed, err := d.cfg.Sync(ctx)
+	var forwarded uint64 // the snapshot already forwarded from the sync
+	served, changed, err := d.cfg.Sync(ctx, func(n uint64) {
+		if n != 0 && ctx.Err() == nil {
+			forwarded = n
+			d.forward(ctx, n)
+		}
+	})
 	d.mu.Lock()
 	gaveUp := d.sched.stat.GaveUp
 	d.sched.done(served, err, d.cfg.Now())
@@ -70,7 +76,7 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 		d.log.Error("trigger target not reached; polling again", "why", st.GaveUp)
 		d.recordGaveUp(ctx, st.GaveUp)
 	}
-	if changed && served != 0 && ctx.Err() == nil { // a stop cancels forwards anyway
+	if changed && served != 0 && served != forwarded && ctx.Err() == nil { // a stop cancels forwards anyway
 		d.forward(ctx, served)
 	}
 	d.watch.ask(changed)

@@ -35,8 +35,13 @@ type UpdateOptions struct {
 	// BeforeFlip, if set, runs in Install after the snapshot is in
 	// snapshots/ and before current flips (tests check crash points there).
 	BeforeFlip func(n uint64)
-	Now        func() time.Time // nil: time.Now
-	Log        *slog.Logger     // nil: discard
+	// Served, if set, runs in Done once an update that installed snapshot
+	// n is over (end bumped, status.json written) and before the prune,
+	// so that a daemon's triggers and publish's notifications go out
+	// without waiting for the removal of old snapshots. It must not block.
+	Served func(n uint64)
+	Now    func() time.Time // nil: time.Now
+	Log    *slog.Logger     // nil: discard
 }
 
 // An Update is one writer run on a root: the begin/end protocol as a type.
@@ -314,6 +319,9 @@ func (u *Update) complete() ([]uint64, error) {
 		}
 		if err := r.recordStatus(u.opt.Upstream, u.lineage); err != nil {
 			return nil, err
+		}
+		if u.opt.Served != nil {
+			u.opt.Served(cur)
 		}
 		return r.Prune(u.opt.Keep, u.opt.MinAge, u.opt.Now())
 	}

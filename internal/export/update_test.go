@@ -282,3 +282,51 @@ func TestUpdatePointer(t *testing.T) {
 		t.Errorf("seq = %+v, want 2/2", got)
 	}
 }
+
+// Served runs once an update that installed a snapshot is over (end
+// bumped, status.json records it) and before the prune removes the old
+// snapshots; a run that installed nothing does not call it.
+func TestUpdateServedBeforePrune(t *testing.T) {
+	r := newRoot(t)
+	var served []uint64
+	opt := export.UpdateOptions{Keep: 1, MinAge: 0}
+	opt.Served = func(n uint64) {
+		served = append(served, n)
+		st, err := r.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps, err := r.Snapshots()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := counters(t, r); !p.Idle() || st.Snapshot != n || len(snaps) < 2 && n > 1 {
+			t.Errorf("Served(%d): counters %+v, status.json serves %d, snapshots %v; want idle, %d, the old one not pruned yet", n, p, st.Snapshot, snaps, n)
+		}
+	}
+	for n := uint64(1); n <= 2; n++ {
+		u, err := r.Begin(context.Background(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Install(context.Background(), build(t, u, n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Done(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := r.Begin(context.Background(), opt) // a no-op run
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Done(nil); err != nil {
+		t.Fatal(err)
+	}
+	if snaps, _ := r.Snapshots(); len(served) != 2 || served[0] != 1 || served[1] != 2 || len(snaps) != 1 {
+		t.Fatalf("Served calls %v, snapshots after %v; want [1 2] and only 2 kept", served, snaps)
+	}
+}

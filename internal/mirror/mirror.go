@@ -50,6 +50,10 @@ type Options struct {
 	Now           func() time.Time
 	// BeforeFlip, if set, runs just before current flips (tests).
 	BeforeFlip func(n uint64)
+	// Served, if set, runs once a run that installed snapshot n is over,
+	// before the prune (export.UpdateOptions.Served): the daemon forwards
+	// its triggers from there.
+	Served func(n uint64)
 
 	// lim bounds what one build holds in memory; the zero value means
 	// defaultLimits (in-package tests shrink it, see export_test.go).
@@ -229,7 +233,7 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 func begin(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (*export.Update, error) {
 	u, err := root.Begin(ctx, export.UpdateOptions{
 		Upstream: up.String(), Name: opt.Name, Address: opt.Address, LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
-		BeforeFlip: opt.BeforeFlip, Now: opt.Now, Log: opt.Log,
+		BeforeFlip: opt.BeforeFlip, Served: opt.Served, Now: opt.Now, Log: opt.Log,
 	})
 	if errors.Is(err, export.ErrBadCurrent) {
 		err = fmt.Errorf("%w: fix or remove %s, then sync again", err, root.Path(export.CurrentName))
