@@ -19,6 +19,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
+	"github.com/spf13/afero"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -429,6 +430,57 @@ func CopyFile(srcFS fsys.FS, src string, dstFS fsys.FS, dst string, limit int64)
 
 // CopyFrom is CopyFile from an open reader.
 func CopyFrom(in io.Reader, dstFS fsys.FS, dst string, limit int64) (uint64, int64, error) {
+	return copyInto(in, dstFS, dst, limit, nil)
+}
+
+// CopyEntry is CopyFrom of the file of record e (at most e.Size bytes) into
+// the new file dst, which it also gives e's mode and mtime: on the real
+// filesystem through the open descriptor before it is closed (fchmod and
+// utimensat of the descriptor: no path walk), on any other FS (a test's
+// wrapper) with SetMeta once it is closed, so that fault injection sees
+// each call. The caller compares hash and size with e (CheckHash) and
+// removes dst if they differ.
+func CopyEntry(in io.Reader, dstFS fsys.FS, dst string, e manifest.Entry) (uint64, int64, error) {
+	if !fsys.IsOS(dstFS) {
+		h, n, err := copyInto(in, dstFS, dst, e.Size, nil)
+		if err == nil {
+			err = SetMeta(dstFS, dst, e)
+		}
+		return h, n, err
+	}
+	return copyInto(in, dstFS, dst, e.Size, func(f afero.File) error { return setMetaFD(f, dst, e) })
+}
+
+// setMetaFD gives the open file f (an *os.File) e's mode and mtime.
+func setMetaFD(f afero.File, name string, e manifest.Entry) error {
+	of, ok := f.(*os.File)
+	if !ok {
+		return fmt.Errorf("set metadata of %s: %T is not an *os.File", name, f)
+	}
+	if err := of.Chmod(e.Mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", name, err)
+	}
+	rc, err := of.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("set mtime %s: %w", name, err)
+	}
+	ts := unix.NsecToTimespec(e.MTime)
+	if cerr := rc.Control(func(fd uintptr) {
+		err = unix.UtimesNanoAt(int(fd), "", []unix.Timespec{ts, ts}, unix.AT_EMPTY_PATH)
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("set mtime %s: %w", name, err)
+	}
+	return nil
+}
+
+// copyInto creates dst (0600, not following a symlink, failing if it
+// exists), copies in to it while hashing, refuses more than limit bytes
+// (limit < 0: no limit), and runs before (if not nil) on the open file after
+// the last write and before it is closed.
+func copyInto(in io.Reader, dstFS fsys.FS, dst string, limit int64, before func(afero.File) error) (uint64, int64, error) {
 	out, err := dstFS.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create %s: %w", dst, err)
@@ -441,14 +493,17 @@ func CopyFrom(in io.Reader, dstFS fsys.FS, dst string, limit int64) (uint64, int
 		r = io.LimitReader(in, limit+1)
 	}
 	n, err := io.CopyBuffer(io.MultiWriter(out, h), readerOnly{r}, *bp)
+	if err == nil && limit >= 0 && n > limit {
+		err = fmt.Errorf("%w: more than the %d bytes the manifest claims", ErrHashMismatch, limit)
+	}
+	if err == nil && before != nil {
+		err = before(out)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return 0, n, fmt.Errorf("copy to %s: %w", dst, err)
-	}
-	if limit >= 0 && n > limit {
-		return 0, n, fmt.Errorf("copy to %s: %w: more than the %d bytes the manifest claims", dst, ErrHashMismatch, limit)
 	}
 	return h.Sum64(), n, nil
 }
