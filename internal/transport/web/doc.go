@@ -59,10 +59,12 @@
 //   - [Upstream.FetchSnapshot] (upstream.SnapshotFetcher, a first copy)
 //     fetches every file of a snapshot as Fetch does, handed to the
 //     workers as one pass over the manifest reaches it (no pause between
-//     batches), each given its record's mode and mtime on the open
-//     descriptor before it is closed; it makes the symlinks the manifest
-//     lists. It asks only for what the manifest lists, so whatever else
-//     the upstream's snapshot directory holds is never fetched.
+//     chunks), one directory's files (at most 64) to a worker at a time so
+//     that the workers create files in different directories, each file
+//     given its record's mode and mtime on the open descriptor before it
+//     is closed; it makes the symlinks the manifest lists. It asks only for
+//     what the manifest lists, so whatever else the upstream's snapshot
+//     directory holds is never fetched.
 //   - It does not implement upstream.TreeFetcher: classic mode needs rsync
 //     or a path.
 //   - Nothing is written outside the directories the caller names; every
