@@ -163,7 +163,10 @@ func (b *build) fetchWhole(ctx context.Context, sf transport.SnapshotFetcher) er
 	if err := b.makeDirs(ctx); err != nil {
 		return err
 	}
-	if err := sf.FetchSnapshot(ctx, b.n, b, b.work); err != nil {
+	stop := b.startFlusher()
+	err := sf.FetchSnapshot(ctx, b.n, b, b.work)
+	stop()
+	if err != nil {
 		// Whatever came stays no longer than the run (it may be a hostile
 		// upstream's, as large as the disk allows).
 		f := b.s.root.FS
@@ -183,6 +186,34 @@ func (b *build) fetchWhole(ctx context.Context, sf transport.SnapshotFetcher) er
 	}
 	b.res.Fetched, b.res.Bytes = b.p.files, b.p.bytes
 	return nil
+}
+
+// flushEvery is how often a first copy asks the filesystem to write back
+// what has come so far.
+const flushEvery = time.Second
+
+// startFlusher starts writing back the files of a first copy while it
+// runs: a syncfs of the work tree's filesystem every flushEvery, on a
+// goroutine of its own, so that the syncfs Install makes before the flip
+// (the one durability rests on) finds little left, instead of the whole
+// snapshot, to write. Its errors are ignored: the final syncfs reports. The
+// returned function stops it and waits for it.
+func (b *build) startFlusher() (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = b.s.root.FS.SyncFS(b.work)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // commit finishes the directories and installs the snapshot.

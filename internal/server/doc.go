@@ -18,7 +18,9 @@
 // (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, non-blocking, regular files only),
 // or fsys.BeneathDir's walk where the kernel has no openat2: no symlink is
 // followed on disk. Files up to 32 KiB are read whole and written with the
-// headers in one write; larger ones go out by sendfile. A
+// headers in one write; larger ones go out by sendfile (the connection
+// limit's wrapper keeps the TCP connection's ReadFrom, without which
+// net/http copies through a buffer). A
 // symlink of a snapshot (its manifest's record) whose target stays inside
 // the snapshot is answered with a redirect to the target; one that leaves it
 // is 404.

@@ -124,12 +124,27 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 			h.fail(w, r, fmt.Errorf("snapshot %d: %s has %d bytes, its manifest records %d: damaged", n, rel, c.size, rec.size))
 			return classFile
 		}
-		hd.Set("ETag", fmt.Sprintf(`"%016x-%d"`, rec.hash, rec.size))
+		hd.Set("ETag", fileTag(rec.hash, rec.size))
 	}
 	hd.Set("Cache-Control", cacheImmutable)
 	hd.Set("Content-Type", contentType(rel))
 	http.ServeContent(w, r, "", c.mtime, c.reader())
 	return classFile
+}
+
+// fileTag is the ETag of a snapshot file: `"HASH-SIZE"`, the hash as 16
+// hex digits (what fmt's "%016x-%d" makes, without fmt's cost on every
+// request).
+func fileTag(hash uint64, size int64) string {
+	const digits = "0123456789abcdef"
+	var a [48]byte
+	b := append(a[:0], '"')
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[hash>>uint(shift)&0xf])
+	}
+	b = append(b, '-')
+	b = strconv.AppendInt(b, size, 10)
+	return string(append(b, '"'))
 }
 
 // followLink answers a path of snapshot n that is no file or directory of

@@ -97,7 +97,7 @@ func (h *Handler) Close() error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cw := newCountingWriter(w)
+	cw := newCountingWriter(w, connDeadlineOf(r))
 	class := h.serve(cw, r)
 	h.metrics.observe(class, cw.status(), cw.n)
 }

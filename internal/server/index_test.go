@@ -113,3 +113,21 @@ func TestWithoutOpenat2(t *testing.T) {
 }
 
 func h2path(root, rel string) string { return root + "/snapshots/1/" + rel }
+
+func TestFileTag(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		hash uint64
+		size int64
+	}{
+		{name: "zero", hash: 0, size: 0},
+		{name: "small hash", hash: 0xab, size: 7},
+		{name: "full hash", hash: 0xfedcba9876543210, size: 1 << 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := fileTag(tt.hash, tt.size), fmt.Sprintf(`"%016x-%d"`, tt.hash, tt.size); got != want {
+				t.Fatalf("fileTag = %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -50,6 +51,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       withConnDeadline,
 	}
 	ln = LimitListener(ln, o.MaxConns)
 	done := make(chan error, 1)
@@ -115,6 +117,20 @@ type limitConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+}
+
+// net/http sends a file with sendfile(2) only through a connection that is
+// an io.ReaderFrom.
+var _ io.ReaderFrom = (*limitConn)(nil)
+
+// ReadFrom keeps the connection's own ReadFrom (sendfile(2) from a file
+// on a TCP connection): net/http sends a response body through it only if
+// the connection it was handed has one.
+func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 func (c *limitConn) Close() error {

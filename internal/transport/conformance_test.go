@@ -229,8 +229,24 @@ var conformanceCases = []struct {
 			t.Fatal(err)
 		}
 		c.checkFetched(t)
+		c.checkMeta(t)
 	}},
+	// A transport that copies the tree whole refuses what the manifest does
+	// not list; one that asks for each listed file (web) never sees it.
 	{name: "fetch snapshot whole, an unlisted file", damage: writeFile("snapshots/1/d/extra.txt", "not in the manifest\n"), run: func(t *testing.T, c *confCase) {
+		sf, ok := c.up.(transport.SnapshotFetcher)
+		switch {
+		case !ok:
+		case c.web:
+			if err := sf.FetchSnapshot(c.ctx, 1, sliceRecords(c.recs), c.dst); err != nil {
+				t.Fatal(err)
+			}
+			c.checkFetched(t)
+		default:
+			wantErr(t, sf.FetchSnapshot(c.ctx, 1, sliceRecords(c.recs), c.dst), tree.ErrHashMismatch)
+		}
+	}},
+	{name: "fetch snapshot whole, content differs from its record", damage: writeFile("snapshots/1/d/b.txt", "BRAVO\n"), run: func(t *testing.T, c *confCase) {
 		if sf, ok := c.up.(transport.SnapshotFetcher); ok {
 			wantErr(t, sf.FetchSnapshot(c.ctx, 1, sliceRecords(c.recs), c.dst), tree.ErrHashMismatch)
 		}
@@ -394,6 +410,21 @@ func (c *confCase) checkFetched(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(c.dst, filepath.FromSlash(e.Path))); err != nil || string(b) != confFiles[e.Path] {
 				t.Fatalf("%s holds %q (%v), want %q", e.Path, b, err, confFiles[e.Path])
 			}
+		}
+	}
+}
+
+// checkMeta checks that every fetched regular file has its record's mode
+// and mtime (what FetchSnapshot promises).
+func (c *confCase) checkMeta(t *testing.T) {
+	t.Helper()
+	for _, e := range c.files() {
+		fi, err := os.Lstat(filepath.Join(c.dst, filepath.FromSlash(e.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != e.Mode.Perm() || fi.ModTime().UnixNano() != e.MTime {
+			t.Fatalf("%s has mode %v mtime %d, its record %v %d", e.Path, fi.Mode().Perm(), fi.ModTime().UnixNano(), e.Mode.Perm(), e.MTime)
 		}
 	}
 }

@@ -56,9 +56,17 @@
 //     files) for `mirror-sync check` and the lag: a directory is what
 //     answers with a redirect to the same path plus "/"; a server follows
 //     symlinks itself, so over HTTP nothing is seen as a symlink.
-//   - It implements neither upstream.SnapshotFetcher (a first copy is a
-//     Fetch of every file) nor upstream.TreeFetcher: classic mode needs
-//     rsync or a path.
+//   - [Upstream.FetchSnapshot] (upstream.SnapshotFetcher, a first copy)
+//     fetches every file of a snapshot as Fetch does, handed to the
+//     workers as one pass over the manifest reaches it (no pause between
+//     chunks), one directory's files (at most 64) to a worker at a time so
+//     that the workers create files in different directories, each file
+//     given its record's mode and mtime on the open descriptor before it
+//     is closed; it makes the symlinks the manifest lists. It asks only for
+//     what the manifest lists, so whatever else the upstream's snapshot
+//     directory holds is never fetched.
+//   - It does not implement upstream.TreeFetcher: classic mode needs rsync
+//     or a path.
 //   - Nothing is written outside the directories the caller names; every
 //     write goes through the fsys.FS the upstream was opened with.
 //

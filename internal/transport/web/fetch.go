@@ -206,7 +206,7 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(e.Path))
 		err := pool.Go(func(ctx context.Context) error {
-			if err := u.again(ctx, func() error { return u.fetchFile(ctx, n, e, dst) }); err != nil {
+			if err := u.again(ctx, func() error { return u.fetchFile(ctx, n, e, dst, false) }); err != nil {
 				return err
 			}
 			p.done(e.Size)
@@ -250,8 +250,9 @@ func (p *progress) done(size int64) {
 }
 
 // fetchFile fetches the file of record e of snapshot n into the new file
-// dst, hashing it as it comes; it removes dst if it fails.
-func (u *Upstream) fetchFile(ctx context.Context, n uint64, e manifest.Entry, dst string) (err error) {
+// dst, hashing it as it comes, and with meta gives it e's mode and mtime;
+// it removes dst if it fails.
+func (u *Upstream) fetchFile(ctx context.Context, n uint64, e manifest.Entry, dst string, meta bool) (err error) {
 	what := fmt.Sprintf("fetch %s of snapshot %d from %s", e.Path, n, u)
 	rel := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + "/" + e.Path
 	resp, err := u.get(ctx, rel)
@@ -272,7 +273,13 @@ func (u *Upstream) fetchFile(ctx context.Context, n uint64, e manifest.Entry, ds
 			_ = u.local.Remove(dst)
 		}
 	}()
-	h, size, err := tree.CopyFrom(resp.Body, u.local, dst, e.Size)
+	var h uint64
+	var size int64
+	if meta {
+		h, size, err = tree.CopyEntry(resp.Body, u.local, dst, e)
+	} else {
+		h, size, err = tree.CopyFrom(resp.Body, u.local, dst, e.Size)
+	}
 	if err == nil {
 		err = tree.CheckHash(e, size, h)
 	}
