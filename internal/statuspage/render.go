@@ -8,21 +8,26 @@ import (
 	"html/template"
 	"io"
 	"slices"
+	"sync"
 	"time"
 )
 
 //go:embed page.tmpl
 var pageTemplate string
 
-var templates = template.Must(template.New("statuspage").Funcs(template.FuncMap{
-	"stateClass": stateClass,
-	"fmtDur":     fmtDur,
-	"fmtLag":     fmtLag,
-	"fmtTime":    fmtTime,
-	"add":        func(a num, b float64) num { return a + num(b) },
-	"sub":        func(a num, b float64) num { return a - num(b) },
-	"mid":        func(a, b num) num { return (a + b) / 2 },
-}).Parse(pageTemplate))
+// templates are parsed on first use, not at every start of the tools that
+// link this package.
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("statuspage").Funcs(template.FuncMap{
+		"stateClass": stateClass,
+		"fmtDur":     fmtDur,
+		"fmtLag":     fmtLag,
+		"fmtTime":    fmtTime,
+		"add":        func(a num, b float64) num { return a + num(b) },
+		"sub":        func(a num, b float64) num { return a - num(b) },
+		"mid":        func(a, b num) num { return (a + b) / 2 },
+	}).Parse(pageTemplate))
+})
 
 // view is what the page template reads: the Page and what is computed
 // from it.
@@ -72,7 +77,7 @@ type slowest struct {
 // Render writes the status page of p to w.
 func Render(w io.Writer, p Page) error {
 	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "page", newView(p)); err != nil {
+	if err := templates().ExecuteTemplate(&buf, "page", newView(p)); err != nil {
 		return fmt.Errorf("render status page: %w", err)
 	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
@@ -86,7 +91,7 @@ func Render(w io.Writer, p Page) error {
 func WritePlot(w io.Writer, history []Propagation) error {
 	var buf bytes.Buffer
 	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	if err := templates.ExecuteTemplate(&buf, "plot", newPlot(cleanHistory(history))); err != nil {
+	if err := templates().ExecuteTemplate(&buf, "plot", newPlot(cleanHistory(history))); err != nil {
 		return fmt.Errorf("render plot: %w", err)
 	}
 	buf.WriteString("\n")

@@ -1,0 +1,97 @@
+package arch
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// eagerCalls are calls that do real work (parsing, compiling) when a
+// package-level variable is initialised: every start of both tools pays
+// for them, the no-op poll included (docs/performance.md). Such values are
+// made on first use instead (sync.OnceValue).
+var eagerCalls = map[string]bool{"regexp.MustCompile": true, "regexp.Compile": true, "template.Must": true}
+
+// eagerInits returns "file:line: call" for each package-level variable of
+// the Go file src initialised with one of eagerCalls outside a function
+// literal.
+func eagerInits(fset *token.FileSet, name string, src any) ([]string, error) {
+	f, err := parser.ParseFile(fset, name, src, 0)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.VAR {
+			continue
+		}
+		ast.Inspect(gd, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.FuncLit:
+				return false // runs when called, not at init
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok && eagerCalls[x.Name+"."+n.Sel.Name] {
+					found = append(found, fset.Position(n.Pos()).String()+": "+x.Name+"."+n.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
+	return found, nil
+}
+
+// TestNoEagerInit: no non-test package of the module compiles a regexp or
+// parses a template at init (the tools' start-up is part of every poll).
+func TestNoEagerInit(t *testing.T) {
+	root := filepath.Join("..", "..")
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		found, err := eagerInits(fset, filepath.ToSlash(rel), b)
+		for _, f := range found {
+			t.Errorf("%s at package init: make it on first use (sync.OnceValue)", f)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The rule catches a package-level regexp and lets one made in a function
+// literal through.
+func TestNoEagerInitCatches(t *testing.T) {
+	src := `package p
+var a = regexp.MustCompile("x")
+var (
+	b = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("y") })
+	c = template.Must(template.New("t").Parse("z"))
+)
+`
+	found, err := eagerInits(token.NewFileSet(), "p.go", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || !strings.Contains(found[0], "p.go:2") || !strings.Contains(found[1], "p.go:5") {
+		t.Fatalf("found %v, want the regexp of line 2 and the template of line 5", found)
+	}
+}
