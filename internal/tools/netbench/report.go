@@ -140,8 +140,10 @@ func tickStep(xmax float64) float64 {
 		return 0.5
 	case xmax <= 10:
 		return 1
-	case xmax <= 60:
-		return 10
+	case xmax <= 30:
+		return 5
+	case xmax <= 150:
+		return 20
 	}
 	return 60
 }
