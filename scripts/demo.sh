@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: publish a sample tree, mirror it, change it, publish and sync again,
-# showing what was reused vs copied, then print both statuses. Everything lives
+# showing what was reused vs copied, then print both statuses; last, a mirror
+# daemon that a signed trigger from publish makes sync at once. Everything lives
 # under ./demo (removed first), nothing else is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,5 +58,25 @@ say "9. verify the mirror's served snapshot against its manifest"
 if command -v git >/dev/null; then
   git -C "$D/mirror/current/repo.git-work" -c safe.directory='*' fsck --full --no-progress && echo "git fsck on the mirror's copy: OK"
 fi
+
+say "10. push, not poll: a mirror daemon (polling hourly) syncs at once on publish's signed trigger"
+head -c 32 /dev/urandom | base64 > "$D/trigger.secret"
+chmod 600 "$D/trigger.secret"
+PORT=$((20000 + $$ % 20000))
+"$BIN/mirror-sync" daemon --upstream "$D/master" --root "$D/daemon" --listen "127.0.0.1:$PORT" \
+  --secret-file "$D/trigger.secret" --interval 1h --min-age 0 --quiet &
+DPID=$!
+trap 'kill "$DPID" 2>/dev/null || true' EXIT
+served() { cat "$1/seq/current" 2>/dev/null || echo 0; }
+for _ in $(seq 100); do [ "$(served "$D/daemon")" != 0 ] && break; sleep 0.1; done
+echo "   the daemon serves snapshot $(served "$D/daemon") over HTTP at http://127.0.0.1:$PORT/ (its first sync)"
+echo "pushed" > "$D/src/PUSHED"
+N=$("$BIN/publish" --root "$D/master" --source "$D/src" --min-age 0 --quiet \
+  --notify "http://127.0.0.1:$PORT" --secret-file "$D/trigger.secret"; served "$D/master")
+t0=$(date +%s%N)
+for _ in $(seq 200); do [ "$(served "$D/daemon")" = "$N" ] && break; sleep 0.01; done
+echo "   master published snapshot $N; the daemon serves $(served "$D/daemon"), $((($(date +%s%N) - t0) / 1000000)) ms after publish returned"
+kill "$DPID"; wait "$DPID" 2>/dev/null || true
+
 echo
-echo "Done. Explore ./demo/master and ./demo/mirror (cat demo/mirror/seq/end)."
+echo "Done. Explore ./demo/master, ./demo/mirror and ./demo/daemon (cat demo/mirror/seq/end)."

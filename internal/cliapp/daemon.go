@@ -24,13 +24,15 @@ func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "daemon",
 		Usage:     "keep ROOT level with its upstream for good: poll with jitter, sync at once on a trigger, serve ROOT over HTTP, forward triggers downstream",
-		UsageText: "mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file FILE] [--downstream URL]... [--interval D] [--jitter D] [--give-up D] [--name NAME]",
+		UsageText: "mirror-sync daemon --upstream UPSTREAM --root ROOT --listen ADDR [--secret-file FILE] [--downstream URL]... [--interval D] [--jitter D] [--give-up D] [--name NAME] [--address URL]",
 		Description: "A long-running mirror-sync: the same sync as a run from cron (same flags), every\n" +
 			"--interval plus up to --jitter, and at once when a signed trigger for snapshot N comes\n" +
 			"to POST /trigger (only with --secret-file); it keeps syncing, with backoff, until ROOT\n" +
 			"serves N or --give-up has passed. Triggers coalesce. It serves ROOT over HTTP on\n" +
 			"--listen as `serve` does (/metrics included), so it is the next tier's upstream; after\n" +
-			"each flip it sends a trigger to every --downstream. One daemon per ROOT\n" +
+			"each flip it sends a trigger to every --downstream. A status page for people is at\n" +
+			"/status: this server, its lineage, the --downstream mirrors as last probed (after each\n" +
+			"sync) and a plot of recent snapshots' propagation. One daemon per ROOT\n" +
 			"(ROOT/.daemon.lock: a second one exits 4); cron runs on ROOT take the run lock as ever.\n" +
 			"SIGTERM or SIGINT: the sync in progress is stopped, the HTTP server drained, exit 0.\n" +
 			"SIGHUP: the secret file is read again, and with --config the file's secret-file and\n" +
@@ -38,7 +40,7 @@ func daemonCommand() *cli.Command {
 		Flags: slices.Concat([]cli.Flag{upstreamFlag, rootFlag,
 			&cli.StringFlag{Name: "listen", Usage: "serve ROOT over HTTP on `ADDR` (host:port; :8080 for every address)"},
 			&cli.StringFlag{Name: "secret-file", Usage: "the shared trigger secret in `FILE` (mode 0600 or 0640): turns on POST /trigger and signs the triggers sent downstream; read again on SIGHUP"},
-			&cli.StringSliceFlag{Name: "downstream", Usage: "after each flip, send a trigger to `URL` (repeatable): a downstream daemon, http(s)://host:port[/trigger]"},
+			&cli.StringSliceFlag{Name: "downstream", Usage: "after each flip, send a trigger to `URL` (repeatable): a downstream daemon, http(s)://host:port[/trigger]; the status page (/status) shows its root, read at that URL"},
 			&cli.DurationFlag{Name: "interval", Value: t.Interval, Usage: "poll the upstream every `D` when no trigger comes"},
 			&cli.DurationFlag{Name: "jitter", Value: t.Jitter, Usage: "add a random wait of up to `D` to each poll interval"},
 			&cli.DurationFlag{Name: "give-up", Value: t.GiveUp, Usage: "keep syncing toward a triggered snapshot for up to `D`, then log why it is not served and poll again"},

@@ -14,6 +14,8 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/server"
+	"github.com/seqmirror/seqmirror/internal/statuspage"
+	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/trigger"
 )
 
@@ -61,9 +63,12 @@ type Config struct {
 	// Forward sends one forwarded trigger; nil: trigger.Send with a
 	// client of its own.
 	Forward ForwardFunc
-	Timing  Timing
-	Now     func() time.Time // nil: time.Now
-	Log     *slog.Logger     // nil: discard
+	// Open opens a downstream's root for the status page's probes; nil:
+	// transport.Open.
+	Open   OpenFunc
+	Timing Timing
+	Now    func() time.Time // nil: time.Now
+	Log    *slog.Logger     // nil: discard
 }
 
 // settings are the Settings in force with the trigger endpoint (nil: no
@@ -80,6 +85,9 @@ type Daemon struct {
 	root     *export.Root
 	lock     *export.Lock
 	handler  *server.Handler
+	page     http.Handler     // the status page (StatusPath)
+	self     transport.Prober // the root, read as a downstream's upstream (lags)
+	watch    *watch           // the downstream mirrors as last probed
 	settings atomic.Pointer[settings]
 
 	reloading sync.Mutex        // serialises Reload
@@ -111,7 +119,8 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, root: root, lock: lock, log: cfg.Log, wake: make(chan struct{}, 1),
-		client: &http.Client{Timeout: 10 * time.Second}}
+		client: &http.Client{Timeout: 10 * time.Second}, watch: newWatch()}
+	d.page = statuspage.Handler(d.Page)
 	if err := d.open(); err != nil {
 		lock.Unlock()
 		return nil, err
@@ -144,6 +153,10 @@ func (c *Config) check() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.Open == nil {
+		c.Open = openDownstream
+	}
+	c.Timing.probeDefaults()
 	return c.Timing.check()
 }
 
@@ -158,6 +171,9 @@ func (d *Daemon) open() error {
 		served = 0
 	}
 	d.sched = newSchedule(d.cfg.Timing, served, d.cfg.Now())
+	if d.self, err = transport.NewLocal(fsys.OS(), d.root.Dir); err != nil {
+		return err
+	}
 	if err := d.Reload(); err != nil {
 		return err
 	}
@@ -221,8 +237,9 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel(nil)
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ctx, ln, d, d.cfg.Server) }()
-	looped := make(chan struct{})
+	looped, probed := make(chan struct{}), make(chan struct{})
 	go func() { d.loop(ctx); close(looped) }()
+	go func() { d.probeLoop(ctx); close(probed) }()
 	d.log.Info("daemon started", "root", d.root.Dir, "listen", ln.Addr().String(),
 		"interval", d.cfg.Timing.Interval, "serving", d.Status().Served)
 	err := <-served
@@ -231,14 +248,21 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	}
 	cancel(err)
 	<-looped
+	<-probed
 	d.forwards.Wait()
 	return err
 }
 
-// ServeHTTP serves the root (server.Handler) and, when the settings have
-// a secret, the trigger endpoint (POST /trigger, 401 on a bad signature).
+// ServeHTTP serves the root (server.Handler), the status page (GET and
+// HEAD of StatusPath) and, when the settings have a secret, the trigger
+// endpoint (POST /trigger, 401 on a bad signature).
 func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != TriggerPath {
+	switch r.URL.Path {
+	case StatusPath:
+		d.page.ServeHTTP(w, r)
+		return
+	case TriggerPath:
+	default:
 		d.handler.ServeHTTP(w, r)
 		return
 	}

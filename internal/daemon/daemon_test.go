@@ -290,3 +290,32 @@ func post(tb testing.TB, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// A triggered snapshot that does not come within Timing.GiveUp is given
+// up, and why is recorded in status.json (last_error), not only logged.
+func TestGiveUpRecordedInStatus(t *testing.T) {
+	f := newFake(1)
+	timing := daemon.DefaultTiming()
+	timing.Interval, timing.Backoff, timing.GiveUp = time.Hour, 10*time.Millisecond, 100*time.Millisecond
+	r := start(t, daemon.Config{Sync: f.sync, Timing: timing})
+	f.waitSync(t, 1)
+	r.d.Trigger(5)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.d.Status().GaveUp == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.d.Status().GaveUp == "" {
+		t.Fatalf("status %+v: the target was not given up", r.d.Status())
+	}
+	var st export.Status
+	for time.Now().Before(deadline) {
+		var err error
+		if st, err = export.New(fsys.OS(), r.root).Status(); err == nil && st.LastError != "" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(st.LastError, "gave up on snapshot 5") || st.Snapshot != 1 {
+		t.Fatalf("status.json: snapshot %d, last_error %q; want 1 and the give-up", st.Snapshot, st.LastError)
+	}
+}

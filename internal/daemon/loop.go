@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/trigger"
@@ -67,10 +68,12 @@ func (d *Daemon) syncOnce(ctx context.Context) {
 	}
 	if st.GaveUp != "" && st.GaveUp != gaveUp {
 		d.log.Error("trigger target not reached; polling again", "why", st.GaveUp)
+		d.recordGaveUp(ctx, st.GaveUp)
 	}
 	if changed && served != 0 && ctx.Err() == nil { // a stop cancels forwards anyway
 		d.forward(ctx, served)
 	}
+	d.watch.ask(changed)
 }
 
 // forward sends a trigger for snapshot n to every downstream, in parallel,
@@ -103,4 +106,22 @@ func (d *Daemon) forward(ctx context.Context, n uint64) {
 // send is the default ForwardFunc: trigger.Send, from this daemon's name.
 func (d *Daemon) send(ctx context.Context, url string, secret []byte, n uint64) error {
 	return trigger.Send(ctx, d.client, url, secret, trigger.Message{Snapshot: n, Origin: d.cfg.Name})
+}
+
+// recordGaveUp notes in status.json why a triggered snapshot is not served
+// (as a failed run's last_error, which the next successful sync clears), so
+// that monitors and the status page see it, not only the log. It takes the
+// run lock for the write, waiting a little for a cron run that holds it;
+// a write it cannot make is logged.
+func (d *Daemon) recordGaveUp(ctx context.Context, why string) {
+	l, err := d.root.LockWait(ctx, 5*time.Second)
+	if err == nil {
+		err = d.root.RecordFailure("", errors.New(why), d.cfg.Now())
+		if uerr := l.Unlock(); err == nil {
+			err = uerr
+		}
+	}
+	if err != nil {
+		d.log.Warn("could not record the give-up in status.json", "err", err)
+	}
 }

@@ -2,7 +2,9 @@
 // docs/classic.md, run as an admin would run them: the tools installed by
 // `make install` into a temporary prefix, the documented crontab lines run
 // by sh with cron's environment, real rsync daemons configured by
-// `publish rsyncd-conf`, real git repositories checked with git fsck; and the systemd units of
-// docs/systemd, verified by systemd-analyze against freshly built tools.
+// `publish rsyncd-conf`, real git repositories checked with git fsck; the systemd units of
+// docs/systemd, verified by systemd-analyze against freshly built tools; and a
+// daemon's status page on a 3-tier network of daemon processes, looked at in
+// headless Chromium.
 // It has only tests.
 package e2e

@@ -35,12 +35,7 @@ type Server struct {
 
 // Hop is one hop of a lineage (status.json's "lineage": name, address,
 // snapshot, since).
-type Hop struct {
-	Name     string
-	Address  string
-	Snapshot uint64
-	Since    time.Time // when this hop started serving Snapshot
-}
+type Hop = export.Hop
 
 // Downstream is a mirror that follows this server, as last seen.
 type Downstream struct {

@@ -99,34 +99,16 @@ func readFiles(ctx context.Context, p transport.Prober, o *export.Observed, d *D
 	if !ok {
 		return nil
 	}
-	var st statusRecord
+	var st struct {
+		LastError string `json:"last_error"`
+	}
 	if json.Unmarshal(f.Data, &st) != nil {
 		return nil
 	}
 	d.Error = st.LastError
-	if len(st.Lineage) == 0 {
+	hops, err := export.DecodeLineage(f.Data) // refuses what cannot be shown or written back
+	if err != nil {
 		return nil
-	}
-	return st.hops()
-}
-
-// statusRecord is the part of a status.json that Probe reads. Its
-// lineage: docs/protocol.md ("lineage": master first, each hop's name,
-// address, snapshot and since).
-type statusRecord struct {
-	LastError string `json:"last_error"`
-	Lineage   []struct {
-		Name     string    `json:"name"`
-		Address  string    `json:"address"`
-		Snapshot uint64    `json:"snapshot"`
-		Since    time.Time `json:"since"`
-	} `json:"lineage"`
-}
-
-func (st statusRecord) hops() []Hop {
-	hops := make([]Hop, len(st.Lineage))
-	for i, h := range st.Lineage {
-		hops[i] = Hop{Name: h.Name, Address: h.Address, Snapshot: h.Snapshot, Since: h.Since}
 	}
 	return hops
 }
