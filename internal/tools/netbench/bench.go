@@ -66,6 +66,7 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{network: newNetwork(cfg, dir)}
 	defer b.close()
 	if err := b.setUp(ctx); err != nil {
+		slog.Error("set-up failed; cleaning up", "err", err)
 		return err
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -75,6 +76,7 @@ func run(ctx context.Context, cfg config) error {
 		go m.watch.run(wctx, uint64(cfg.seed)*1000+uint64(i))
 	}
 	if err := b.phases(ctx); err != nil {
+		slog.Error("run failed; cleaning up", "err", err)
 		return err
 	}
 	cancel()
@@ -271,6 +273,7 @@ func (b *bench) masterServes() uint64 {
 // converge waits until every node of nodes serves >= n.
 func (b *bench) converge(ctx context.Context, nodes []*node, n uint64, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
+	nextLog := time.Now().Add(30 * time.Second)
 	for {
 		var behind []string
 		for _, m := range nodes {
@@ -283,6 +286,10 @@ func (b *bench) converge(ctx context.Context, nodes []*node, n uint64, wait time
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d mirrors do not serve snapshot %d after %s: %s", len(behind), n, wait, strings.Join(behind, " "))
+		}
+		if time.Now().After(nextLog) {
+			slog.Info("waiting", "snapshot", n, "behind", strings.Join(behind, " "))
+			nextLog = time.Now().Add(30 * time.Second)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
