@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve bench-network test-race install mem
 
 all: build
 
@@ -136,3 +136,19 @@ bench-http: deps build
 BENCH_SERVE_N ?= 20000
 bench-serve: deps
 	./scripts/bench-serve.sh $(BENCH_SERVE_N)
+
+# One master and 50 `mirror-sync daemon` processes in 3 tiers (5, 15, 30) on
+# 127.0.0.1, every link through toxiproxy (in-process: 20-80 ms, 100 Mbit/s),
+# a 10k-file tree: arrival times of 20 publishes with triggers and of
+# NETBENCH_POLL publishes with 60 s polling only, failover, catch-up after a
+# restart, quorum publish; one Markdown table on stdout and the plot in
+# NETBENCH_SVG (docs/performance.md, "Mirror network"). ~25 minutes; needs
+# ~10 GB free in $$TMPDIR. NETBENCH_FLAGS for more (go run
+# ./internal/tools/netbench -h), e.g. the quick run
+# NETBENCH_FLAGS='-tier1 3 -fanout 1,1 -files 2000 -publishes 3 -skip poll -interval 15s'.
+# Not part of `make test`.
+NETBENCH_SVG  ?= docs/bench-network.svg
+NETBENCH_POLL ?= 3
+NETBENCH_FLAGS ?=
+bench-network: build
+	$(GO) run ./internal/tools/netbench -bin $(BIN) -svg $(NETBENCH_SVG) -poll-publishes $(NETBENCH_POLL) $(NETBENCH_FLAGS)
