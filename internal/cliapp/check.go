@@ -234,17 +234,14 @@ func probeAddr(ctx context.Context, e *env, addr string) *checkReport {
 
 // readCounters reads seq/end, seq/begin and current (one rsync run).
 func (r *checkReport) readCounters(ctx context.Context, up transport.Upstream) bool {
-	var err error
-	if r.end, err = up.Seq(ctx, seqfile.End); err == nil {
-		if r.begin, err = up.Seq(ctx, seqfile.Begin); err == nil {
-			r.snapshot, _, err = up.Current(ctx)
-		}
-	}
+	o := transport.Observe(ctx, up)
+	r.end, r.begin, r.snapshot = o.End, o.Begin, o.Snapshot
+	err := errors.Join(o.Unreachable, o.Corrupt)
 	switch {
 	case errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrRefused):
 		r.state = "unreachable"
 		r.raise(PluginCritical, "%s unreachable: %v", r.addr, err)
-	case errors.Is(err, export.ErrBadCurrent), errors.Is(err, seqfile.ErrCorrupt):
+	case o.Corrupt != nil:
 		r.state, r.problem = export.StateTorn, err.Error()
 		r.raise(PluginCritical, "torn: %v", err)
 	case err != nil:

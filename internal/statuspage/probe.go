@@ -4,14 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport"
-	"github.com/seqmirror/seqmirror/seqfile"
 )
 
 // maxStatusJSON bounds the status.json Probe reads.
@@ -37,7 +35,7 @@ type ProbeArgs struct {
 // what was seen of it before.
 func Probe(ctx context.Context, up transport.Upstream, a ProbeArgs) (Downstream, []Hop) {
 	d := Downstream{Name: a.Name, URL: a.URL}
-	o := readCounters(ctx, up)
+	o := transport.Observe(ctx, up)
 	var lineage []Hop
 	if p, ok := up.(transport.Prober); ok && o.Unreachable == nil && o.Corrupt == nil && o.Snapshot > 0 {
 		lineage = readFiles(ctx, p, &o, &d)
@@ -59,25 +57,6 @@ func Probe(ctx context.Context, up transport.Upstream, a ProbeArgs) (Downstream,
 		}
 	}
 	return d, lineage
-}
-
-// readCounters reads seq/end, seq/begin and current: an error reaching the
-// root makes it unreachable, numbers that do not read make it torn.
-func readCounters(ctx context.Context, up transport.Upstream) export.Observed {
-	var o export.Observed
-	var err error
-	if o.End, err = up.Seq(ctx, seqfile.End); err == nil {
-		if o.Begin, err = up.Seq(ctx, seqfile.Begin); err == nil {
-			o.Snapshot, _, err = up.Current(ctx)
-		}
-	}
-	switch {
-	case errors.Is(err, export.ErrBadCurrent), errors.Is(err, seqfile.ErrCorrupt):
-		o.Corrupt = err
-	case err != nil:
-		o.Unreachable = err
-	}
-	return o
 }
 
 // readFiles checks that the snapshot served is complete and reads

@@ -2,11 +2,34 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/seqfile"
 )
+
+// Observe reads up's seq/end, seq/begin and current (over rsync, one run):
+// an error reaching the root is Unreachable, numbers that do not read are
+// Corrupt (a torn root). The one reading of a root's counters by the
+// monitors (check, the status page).
+func Observe(ctx context.Context, up Upstream) export.Observed {
+	var o export.Observed
+	var err error
+	if o.End, err = up.Seq(ctx, seqfile.End); err == nil {
+		if o.Begin, err = up.Seq(ctx, seqfile.Begin); err == nil {
+			o.Snapshot, _, err = up.Current(ctx)
+		}
+	}
+	switch {
+	case errors.Is(err, export.ErrBadCurrent), errors.Is(err, seqfile.ErrCorrupt):
+		o.Corrupt = err
+	case err != nil:
+		o.Unreachable = err
+	}
+	return o
+}
 
 // LagWindow is how many snapshot numbers below its current NewerSince
 // looks at (an upstream keeps far fewer snapshots than that).

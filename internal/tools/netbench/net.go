@@ -60,6 +60,7 @@ type network struct {
 	procs   []*proc
 	rng     *rand.Rand
 	linkN   int
+	port    int // the last port freePort handed out
 }
 
 func newNetwork(cfg config, dir string) *network {
@@ -74,7 +75,7 @@ func newNetwork(cfg config, dir string) *network {
 func (n *network) build() error {
 	var err error
 	n.master = &node{name: "master", root: filepath.Join(n.dir, "master")}
-	if n.master.port, err = freePort(); err != nil {
+	if n.master.port, err = n.freePort(); err != nil {
 		return err
 	}
 	parents := []*node{n.master}
@@ -85,7 +86,7 @@ func (n *network) build() error {
 			for range per {
 				m := &node{name: fmt.Sprintf("t%d-%02d", t+1, len(tier)+1), tier: t + 1, parent: p}
 				m.root = filepath.Join(n.dir, m.name)
-				if m.port, err = freePort(); err != nil {
+				if m.port, err = n.freePort(); err != nil {
 					return err
 				}
 				p.children = append(p.children, m)
@@ -160,13 +161,23 @@ func (n *network) addLink(target string, lat time.Duration, rate int64) (string,
 	return "http://" + p.Listen, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+// freePort returns a port on 127.0.0.1 that nothing listens on, below the
+// kernel's ephemeral range (32768 and up here): a port picked by listening
+// on :0 and closing can be taken by an outgoing connection's source port
+// before the daemon binds it ("address already in use").
+func (n *network) freePort() (int, error) {
+	if n.port == 0 {
+		n.port = 20000
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for n.port < 32000 {
+		n.port++
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", n.port))
+		if err == nil {
+			l.Close()
+			return n.port, nil
+		}
+	}
+	return 0, errors.New("free port: none free in 20001-32000")
 }
 
 // tool is the path of one of the binaries.
