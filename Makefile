@@ -66,11 +66,12 @@ test: deps vet fuzz-short
 
 # The library packages again under the race detector (publish and
 # mirror-sync run walks, links, fetches and manifest decoding concurrently;
-# serve answers requests concurrently).
+# serve answers requests concurrently; the daemon syncs, probes, forwards
+# and answers triggers at once).
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/statuspage/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:

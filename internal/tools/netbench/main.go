@@ -95,7 +95,7 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.jitter, "jitter", 5*time.Millisecond, "latency jitter of each link")
 	flag.Int64Var(&c.rateKBs, "rate", 12500, "bandwidth of each link in KB/s (12500: 100 Mbit/s)")
 	flag.IntVar(&c.workers, "workers", 0, "the daemons' --workers (parallel fetches over a link with latency; 0: their default)")
-	flag.IntVar(&c.keepSnaps, "keep-snapshots", 3, "--keep of publish and the daemons (each prunes before it notifies or forwards; a large value keeps pruning out of the measurement)")
+	flag.IntVar(&c.keepSnaps, "keep-snapshots", 3, "--keep of publish and the daemons (each prunes after it notifies or forwards, before its next sync; a large value keeps pruning out of the measurement)")
 	flag.IntVar(&c.sample, "sample", 8, "files each reader reads and checks after each flip")
 	flag.StringVar(&c.svg, "svg", "", "write an SVG plot of the arrival times per tier to FILE")
 	flag.StringVar(&c.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
