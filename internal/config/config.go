@@ -120,6 +120,9 @@ func quoted(v string) (string, error) {
 	if err != nil { // QuotedPrefix accepted it, so this does not happen
 		return "", fmt.Errorf("bad quoted value %s: %w", lit, err)
 	}
+	if strings.ContainsAny(s, "\n\r\x00") {
+		return "", fmt.Errorf("a line break or NUL in the quoted value %s: no flag value holds one", lit)
+	}
 	return s, nil
 }
 

@@ -65,6 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "unterminated quote", in: "rsh = \"ssh\n", want: "line 1: key rsh: bad quoted value"},
 		{name: "text after the quote", in: "rsh = \"ssh\" -v\n", want: "line 1: key rsh: \"-v\" after the quoted value"},
 		{name: "control character", in: "rsh = a\x01b\n", want: "line 1: key rsh: a control character"},
+		{name: "escaped line break", in: `rsh = "a\nb"` + "\n", want: "line 1: key rsh: a line break or NUL in the quoted value"},
 		{name: "not utf-8", in: "keep = 5\nrsh = \xff\n", want: "line 2: not UTF-8"},
 		{name: "line too long", in: "keep = 5\nrsh = " + strings.Repeat("x", 1<<20) + "\n", want: "line 2: longer than"},
 	}
