@@ -4,9 +4,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,32 +48,14 @@ func eagerInits(fset *token.FileSet, name string, src any) ([]string, error) {
 // compiles a regexp or parses a template at init (the tools' start-up is
 // part of every poll).
 func TestNoEagerInit(t *testing.T) {
-	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() && p != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || filepath.ToSlash(rel) == "internal/tools") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		found, err := eagerInits(fset, filepath.ToSlash(rel), b)
+	eachSource(t, map[string]bool{"internal/tools": true}, func(rel string, src []byte) error {
+		found, err := eagerInits(fset, rel, src)
 		for _, f := range found {
 			t.Errorf("%s at package init: make it on first use (sync.OnceValue)", f)
 		}
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The rule catches a package-level regexp and lets one made in a function

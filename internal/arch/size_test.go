@@ -5,9 +5,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,31 +87,13 @@ func funcName(fd *ast.FuncDecl) string {
 // TestFunctionSize: no non-test function of the module is over 80 lines
 // or 6 parameters without a one-line reason beside it.
 func TestFunctionSize(t *testing.T) {
-	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()
 	var found []sizeFinding
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		fs, err := funcSizes(fset, filepath.ToSlash(rel), b)
+	eachSource(t, nil, func(rel string, src []byte) error {
+		fs, err := funcSizes(fset, rel, src)
 		found = append(found, fs...)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, f := range found {
 		t.Error(f)
 	}
