@@ -161,6 +161,7 @@ type syncRun struct {
 	seen    uint64 // what the upstream served when last read, at seenAt
 	seenAt  time.Time
 	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
+	vouched bool   // the last poll's seq/end was the one .upstream records (recorded)
 	// With several upstreams: what the poll found at each (polled), the
 	// ones level with the chosen one (peers), and whether the choice
 	// already compared the chosen snapshot with ROOT's (chose).
@@ -270,9 +271,10 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	if n == s.res.Snapshot {
 		if !s.res.Changed && s.chose {
 			s.recordChoice(n, e1) // choose compared the manifests
-		} else if !s.res.Changed {
+		} else if !s.res.Changed && !s.vouched {
 			// Level by number: the O(1) no-op, once the manifests are
-			// known to be the same (checkSame).
+			// known to be the same (checkSame; recorded already read the
+			// record that vouches for them when s.vouched).
 			if err := s.checkSame(ctx, n, e1); err != nil {
 				return false, err
 			}
@@ -329,12 +331,13 @@ func (s *syncRun) poll(ctx context.Context) (e1, n uint64, err error) {
 // so it serves the same snapshot. Only on the first round: a round after a
 // new snapshot reads current again.
 func (s *syncRun) recorded(e1 uint64) (uint64, bool) {
-	if s.res.Changed {
+	if s.vouched = false; s.res.Changed {
 		return 0, false
 	}
 	st, ok := readUpstreamState(s.root)
 	n := s.res.Snapshot
-	return n, ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1
+	s.vouched = ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1
+	return n, s.vouched
 }
 
 // syncSnapshot makes snapshot n (first seen when upstream end was e1)
