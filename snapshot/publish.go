@@ -231,3 +231,13 @@ func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
 	}
 	return seqfile.Pair{Begin: b, End: e}, true, nil
 }
+
+// SourceBusy reports whether the source's own writer is mid-update: the
+// source has valid seq/begin and seq/end (SourceSeqDir) and begin is not
+// equal to end. A source without them is never busy; corrupt counters are
+// an error (wrapping seqfile.ErrCorrupt). Publish refuses to list a busy
+// source (and retries); publish --watch waits for it to be idle.
+func SourceBusy(f fsys.FS, source string) (bool, error) {
+	p, ok, err := sourceSeq(f, source)
+	return ok && !p.Idle(), err
+}
