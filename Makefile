@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve bench-network test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem
 
 all: build
 
@@ -129,6 +129,15 @@ NOOP_1M ?= 1
 bench-http: deps build
 	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
 	if [ "$(NOOP_1M)" = 1 ]; then CASES=a REPEAT=$${REPEAT:-1} ./scripts/bench-rsyncd.sh 1000000; fi
+
+# publish --watch: the time from `git push` returning to the new snapshot
+# being served, one commit a push into a bare repository in the source,
+# for the default 1s quiet window and a 100ms one, alone in the source and
+# beside 10,000 other files; mean, p50 and max of WATCH_PUSHES pushes each
+# (docs/performance.md, "Publish on change"). Not part of `make test`.
+WATCH_PUSHES ?= 20
+bench-watch:
+	$(GO) test ./internal/e2e -run '^$$' -bench 'BenchmarkWatchPushLatency' -benchtime $(WATCH_PUSHES)x -count 1
 
 # seqmirror's serve against nginx (the block serve nginx-config prints) on
 # one export root of BENCH_SERVE_N small files, the same Go load generator
