@@ -350,3 +350,40 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
 	b.ReportMetric(0, "ns/op")
 }
+
+// TestWatchReload: SIGHUP makes publish --watch read its configuration
+// file again before the next publish; a file that does not read keeps the
+// previous settings, and it goes on.
+func TestWatchReload(t *testing.T) {
+	bin, tmp := testutil.BuildTools(t), t.TempDir()
+	root, src, conf := filepath.Join(tmp, "export"), filepath.Join(tmp, "src"), filepath.Join(tmp, "watch.conf")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a", "skip/x": "x"})
+	base := "root = export\nsource = src\nwatch-quiet = 50ms\n"
+	testutil.Must(t, os.WriteFile(conf, []byte(base), 0o644))
+	p := startWatch(t, bin, root, src, "--config", conf)
+	if _, err := os.Stat(filepath.Join(root, "snapshots/1/skip/x")); err != nil {
+		t.Fatalf("snapshot 1 lacks skip/x: %v", err)
+	}
+	testutil.Must(t, os.WriteFile(conf, []byte(base+"exclude = /skip/\n"), 0o644))
+	testutil.Must(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	time.Sleep(200 * time.Millisecond) // the signal is noted before the change starts a publish
+	testutil.Touch(t, src, "a.txt", "b")
+	n := p.waitServed(t, func(n uint64) bool { return n > 1 }, 30*time.Second)
+	if _, err := os.Stat(filepath.Join(root, "snapshots", strconv.FormatUint(n, 10), "skip")); err == nil {
+		t.Errorf("snapshot %d holds skip/ after the reload excluded it", n)
+	}
+	testutil.Must(t, os.WriteFile(conf, []byte(base+"keep = lots\n"), 0o644))
+	testutil.Must(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	time.Sleep(200 * time.Millisecond)
+	testutil.Touch(t, src, "a.txt", "c")
+	m := p.waitServed(t, func(m uint64) bool { return m > n }, 30*time.Second)
+	if _, err := os.Stat(filepath.Join(root, "snapshots", strconv.FormatUint(m, 10), "skip")); err == nil {
+		t.Errorf("snapshot %d holds skip/: a failed reload dropped the settings it had", m)
+	}
+	p.stop(t)
+	for _, want := range []string{"SIGHUP: reading the configuration again", "reload failed; the previous settings stay"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, p.stderr)
+		}
+	}
+}
