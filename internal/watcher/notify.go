@@ -50,6 +50,7 @@ func watchTree(root string, opt *Options) source {
 // notifyWatch is the inotify source: a watch on every directory of the
 // tree.
 type notifyWatch struct {
+	root   string
 	w      *fsnotify.Watcher
 	opt    *Options
 	log    *slog.Logger
@@ -66,7 +67,7 @@ func startNotify(root string, opt *Options) (*notifyWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &notifyWatch{w: w, opt: opt, log: opt.Log, change: make(chan struct{}, 1), fall: make(chan string, 1), done: make(chan struct{})}
+	n := &notifyWatch{root: root, w: w, opt: opt, log: opt.Log, change: make(chan struct{}, 1), fall: make(chan string, 1), done: make(chan struct{})}
 	dirs, err := n.addTree(root)
 	if err != nil {
 		w.Close()
@@ -165,6 +166,12 @@ func (n *notifyWatch) run() {
 // event handles one event: a change, and a new directory to watch. It
 // reports false once the watch cannot go on (it sent the fallback).
 func (n *notifyWatch) event(ev fsnotify.Event) bool {
+	if ev.Name == n.root && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+		// The watch went with the directory; a new one at the same path
+		// would raise no event: look at the path from now on.
+		n.fall <- fmt.Sprintf("%s itself was removed or renamed", n.root)
+		return false
+	}
 	if ev.Has(fsnotify.Create) {
 		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
 			if _, err := n.addTree(ev.Name); err != nil {
