@@ -22,7 +22,9 @@
 // (statfs type NFS, CIFS/SMB, FUSE, 9p, Ceph, AFS, GlusterFS, Lustre...:
 // [RemoteFS]), when the inotify watch limit is reached (at the start or
 // later, when a new directory cannot be watched: Run then switches to
-// polling for good), or when [Options.ForcePoll] says so. It logs at the
+// polling for good), when the root directory itself is removed or renamed
+// (its watch goes with it; polling looks at the path), or when
+// [Options.ForcePoll] says so. It logs at the
 // start (and at a switch) which way it watches and why.
 //
 // A job that fails is logged and tried again after a backoff that starts
