@@ -3,12 +3,14 @@ package cliapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/watcher"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -80,12 +82,16 @@ func watchOptions(c *cli.Context) (watcher.Options, error) {
 // watchJob is one publish of publish --watch, with --metrics-file written
 // after it as after a run. A quorum not reached is logged (by the quorum
 // wait, on stderr) and is no failure to retry: the snapshot is published.
+// Any other failure carries its hint, for the log.
 func watchJob(c *cli.Context, j *publishJob) error {
 	delete(c.App.Metadata, runTransferKey) // this publish's counts only
 	err := withMetrics(func(*cli.Context) error { return j.run(true) })(c)
 	if errors.Is(err, quorum.ErrNotReached) {
 		j.opt.Log.Error("published, but the quorum was not reached", "err", err)
 		return nil
+	}
+	if h := hint(c.App.Name, err); err != nil && h != "" && !errors.Is(err, export.ErrLocked) { // its hint is cron's
+		return fmt.Errorf("%w (hint: %s)", err, h)
 	}
 	return err
 }
