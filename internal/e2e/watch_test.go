@@ -387,3 +387,50 @@ func TestWatchReload(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchQuorum: each publish of publish --watch waits for its quorum as
+// a run does (the same code): reached when the mirror syncs, printed after
+// the snapshot's number; not reached within --quorum-timeout, it is logged
+// and the watch goes on to the next change.
+func TestWatchQuorum(t *testing.T) {
+	bin, tmp := testutil.BuildTools(t), t.TempDir()
+	root, src, mir := filepath.Join(tmp, "export"), filepath.Join(tmp, "src"), filepath.Join(tmp, "mirror")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	sync := func() {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(bin, "mirror-sync"), "--upstream", root, "--root", mir, "--quiet").CombinedOutput()
+		if err != nil {
+			t.Fatalf("mirror-sync: %v\n%s", err, out)
+		}
+	}
+	p := startWatch(t, bin, root, src, "--watch-quiet", "50ms", "--quorum", "1", "--mirror", mir, "--quorum-timeout", "3s")
+	sync() // snapshot 1 reaches the quorum
+	testutil.Touch(t, src, "a.txt", "b")
+	p.waitServed(t, func(n uint64) bool { return n == 2 }, 30*time.Second)
+	sync()
+	waitFor(t, func() bool { return strings.Contains(p.stdout.String(), "quorum 1 of 1") && strings.Count(p.stdout.String(), "quorum") == 2 }, p)
+	// Nobody syncs snapshot 3: logged after 3s, and snapshot 4 follows.
+	testutil.Touch(t, src, "a.txt", "c")
+	p.waitServed(t, func(n uint64) bool { return n == 3 }, 30*time.Second)
+	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "published, but the quorum was not reached") }, p)
+	testutil.Touch(t, src, "a.txt", "d")
+	p.waitServed(t, func(n uint64) bool { return n == 4 }, 30*time.Second)
+	p.stop(t)
+	if got := p.stdout.String(); !strings.HasPrefix(got, "1\nquorum 1 of 1") || !strings.Contains(got, "\n2\nquorum 1 of 1") {
+		t.Errorf("stdout:\n%s", got)
+	}
+	if !strings.Contains(p.stderr.String(), "is behind") {
+		t.Errorf("the mirror behind is not named:\n%s", p.stderr)
+	}
+}
+
+// waitFor waits up to 30s for ok.
+func waitFor(t *testing.T, ok func() bool, p *watchProc) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out; stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+}
