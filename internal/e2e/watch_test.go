@@ -403,13 +403,20 @@ func TestWatchQuorum(t *testing.T) {
 			t.Fatalf("mirror-sync: %v\n%s", err, out)
 		}
 	}
-	p := startWatch(t, bin, root, src, "--watch-quiet", "50ms", "--quorum", "1", "--mirror", mir, "--quorum-timeout", "3s")
-	sync() // snapshot 1 reaches the quorum
+	p := startWatch(t, bin, root, src, "--watch-quiet", "50ms", "--quorum", "1", "--mirror", mir, "--quorum-timeout", "5s")
+	// A sync right after the flip may find the master mid-update (seq/end
+	// not bumped yet) and take nothing: sync until the quorum is printed.
+	synced := func(count int) func() bool {
+		return func() bool {
+			sync()
+			return strings.Count(p.stdout.String(), "quorum 1 of 1") == count
+		}
+	}
+	waitFor(t, synced(1), p)
 	testutil.Touch(t, src, "a.txt", "b")
 	p.waitServed(t, func(n uint64) bool { return n == 2 }, 30*time.Second)
-	sync()
-	waitFor(t, func() bool { return strings.Contains(p.stdout.String(), "quorum 1 of 1") && strings.Count(p.stdout.String(), "quorum") == 2 }, p)
-	// Nobody syncs snapshot 3: logged after 3s, and snapshot 4 follows.
+	waitFor(t, synced(2), p)
+	// Nobody syncs snapshot 3: logged after 5s, and snapshot 4 follows.
 	testutil.Touch(t, src, "a.txt", "c")
 	p.waitServed(t, func(n uint64) bool { return n == 3 }, 30*time.Second)
 	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "published, but the quorum was not reached") }, p)
@@ -427,7 +434,7 @@ func TestWatchQuorum(t *testing.T) {
 // waitFor waits up to 30s for ok.
 func waitFor(t *testing.T, ok func() bool, p *watchProc) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if ok() {
 			return
 		}
