@@ -81,19 +81,32 @@ func StartEtcd(tb testing.TB, args ...string) *Etcd {
 func StartEtcdCluster(tb testing.TB, n int, args ...string) []*Etcd {
 	tb.Helper()
 	bin := RequireBinaryOf(tb, "etcd", "etcd-server")
+	ms, err := LaunchEtcd(bin, tb.TempDir(), n, args...)
+	if err != nil {
+		tb.Fatalf("start etcd: %v", err)
+	}
+	for _, m := range ms {
+		tb.Cleanup(m.Stop)
+	}
+	return ms
+}
+
+// LaunchEtcd is StartEtcdCluster for a caller without a testing.TB (a
+// testscript command): the members' dirs are below dir, and the caller
+// stops them.
+func LaunchEtcd(bin, dir string, n int, args ...string) ([]*Etcd, error) {
 	var lastErr error
 	for try := 0; try < 5; try++ {
-		ms, err := startEtcds(tb, bin, n, args)
+		ms, err := startEtcds(bin, filepath.Join(dir, fmt.Sprint(try)), n, args)
 		if err == nil {
-			return ms
+			return ms, nil
 		}
 		lastErr = err // most likely someone else took a port meanwhile
 	}
-	tb.Fatalf("start etcd: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
-func startEtcds(tb testing.TB, bin string, n int, args []string) ([]*Etcd, error) {
+func startEtcds(bin, dir string, n int, args []string) ([]*Etcd, error) {
 	ms := make([]*Etcd, n)
 	var cluster []string
 	for i := range ms {
@@ -103,7 +116,10 @@ func startEtcds(tb testing.TB, bin string, n int, args []string) ([]*Etcd, error
 			return nil, fmt.Errorf("free port: %v %v", err1, err2)
 		}
 		ms[i] = &Etcd{Name: fmt.Sprintf("m%d", i+1), ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
-			peerURL: fmt.Sprintf("http://127.0.0.1:%d", pp), Dir: tb.TempDir(), done: make(chan struct{})}
+			peerURL: fmt.Sprintf("http://127.0.0.1:%d", pp), Dir: filepath.Join(dir, fmt.Sprintf("m%d", i+1)), done: make(chan struct{})}
+		if err := os.MkdirAll(ms[i].Dir, 0o700); err != nil {
+			return nil, err
+		}
 		cluster = append(cluster, ms[i].Name+"="+ms[i].peerURL)
 	}
 	for _, m := range ms {
@@ -117,9 +133,6 @@ func startEtcds(tb testing.TB, bin string, n int, args []string) ([]*Etcd, error
 			stopAll(ms)
 			return nil, err
 		}
-	}
-	for _, m := range ms {
-		tb.Cleanup(m.Stop)
 	}
 	return ms, nil
 }

@@ -17,14 +17,20 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		Usage:   "publish a source tree as an immutable, numbered snapshot and serve it atomically",
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D] [--notify URL... --secret-file F]\n" +
 			"   publish --root ROOT --source DIR [--notify URL... --secret-file F] --quorum K --mirror ADDR... [--quorum-timeout D]\n" +
-			"   publish status|verify|gc|rsyncd-conf --root ROOT ...",
+			"   publish --root ROOT --source DIR --etcd URL... --name NAME --address URL [--follow] [--etcd-prefix P] [--etcd-lease-ttl D]\n" +
+			"   publish status|verify|gc|rsyncd-conf --root ROOT ...\n" +
+			"   publish clobber --etcd URL... --to-master NAME [--yes-discard]",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
 			"If DIR has not changed, publishes nothing and exits 0.\n" +
 			"With --quorum K it then waits until K of the --mirror addresses serve the snapshot it serves (idle, current\n" +
 			"at least N, the same manifest of N), prints a second line \"quorum K of M after Ss: ADDR...\", and exits 11 with\n" +
-			"the mirrors that are behind on stderr if they do not within --quorum-timeout: the snapshot stays published.\n\n" + ExitCodesHelp,
+			"the mirrors that are behind on stderr if they do not within --quorum-timeout: the snapshot stays published.\n" +
+			"With --etcd it is one master of a highly available group: it publishes only as the leader etcd elects, and records\n" +
+			"N and its manifest's SHA-256 in etcd (a compare-and-swap) before current flips; otherwise it exits 13. With --follow\n" +
+			"it runs until stopped: it mirrors the leader, and takes over (publishing every --follow-interval) when the leader's\n" +
+			"lease expires (docs/operating.md section 19).\n\n" + ExitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -34,7 +40,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, addressFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
-			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag},
+			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag,
+			etcdFlag, etcdPrefixFlag, etcdLeaseTTLFlag, followFlag, followEveryFlag},
 		Action: withMetrics(publishAction),
 		Commands: []*cli.Command{
 			{
@@ -53,6 +60,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			rsyncdConfCommand,
 			serveCommand(),
+			clobberCommand(),
 		},
 	})
 }
@@ -70,39 +78,16 @@ func publishAction(c *cli.Context) error {
 	if src == "" {
 		return Usage("--source is required: the directory to publish")
 	}
-	keep, age, err := e.keep()
-	if err != nil {
-		return err
-	}
-	workers, err := e.workers()
-	if err != nil {
-		return err
-	}
-	nretries, err := retryCount(c)
-	if err != nil {
-		return err
-	}
-	wait, err := lockWait(c)
-	if err != nil {
-		return err
-	}
-	if err := reportAfter(c); err != nil {
-		return err
-	}
 	plan, err := quorumFlags(e)
 	if err != nil {
 		return err
 	}
-	opt := snapshot.DefaultOptions()
-	opt.Force, opt.Keep, opt.MinAge, opt.Retries, opt.LockWait = c.Bool("force"), keep, age, nretries, wait
-	if workers != 0 { // --workers not given (or 0): the default
-		opt.Workers = workers
-	}
-	if opt.Name, opt.Address, err = hopFlags(c, r); err != nil {
+	hp, err := haFlags(c)
+	if err != nil {
 		return err
 	}
-	opt.Log = newLogger(c)
-	if err := publishSafety(c, &opt); err != nil {
+	opt, err := publishOptions(c, e, r)
+	if err != nil {
 		return err
 	}
 	notify, err := publishNotify(e)
@@ -110,6 +95,14 @@ func publishAction(c *cli.Context) error {
 		return err
 	}
 	opt.Served = func(n uint64) { notify.start(e, n) } // before the prune
+	if hp.follow {
+		return haFollow(e, r, src, hp, opt)
+	}
+	resign, err := haLead(e, r, hp, &opt)
+	if err != nil {
+		return err
+	}
+	defer resign()
 	res, err := snapshot.Publish(c.Context, r, src, opt)
 	if err != nil {
 		return quietOutcome(c, r, err)
@@ -127,6 +120,42 @@ func publishAction(c *cli.Context) error {
 		return printResult(e, res.Snapshot, out)
 	}
 	return publishQuorum(e, r, out, plan, opt.Log)
+}
+
+// publishOptions reads the flags of publish that tune the snapshot.
+func publishOptions(c *cli.Context, e *env, r *export.Root) (snapshot.PublishOptions, error) {
+	opt := snapshot.DefaultOptions()
+	keep, age, err := e.keep()
+	if err != nil {
+		return opt, err
+	}
+	workers, err := e.workers()
+	if err != nil {
+		return opt, err
+	}
+	nretries, err := retryCount(c)
+	if err != nil {
+		return opt, err
+	}
+	wait, err := lockWait(c)
+	if err != nil {
+		return opt, err
+	}
+	if err := reportAfter(c); err != nil {
+		return opt, err
+	}
+	opt.Force, opt.Keep, opt.MinAge, opt.Retries, opt.LockWait = c.Bool("force"), keep, age, nretries, wait
+	if workers != 0 { // --workers not given (or 0): the default
+		opt.Workers = workers
+	}
+	if opt.Name, opt.Address, err = hopFlags(c, r); err != nil {
+		return opt, err
+	}
+	opt.Log = newLogger(c)
+	if err := publishSafety(c, &opt); err != nil {
+		return opt, err
+	}
+	return opt, nil
 }
 
 func statusAction(c *cli.Context) error {
