@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,6 +32,17 @@ type haPlan struct {
 	on, follow bool
 	cfg        ha.Config
 	every      time.Duration
+	round      *slog.Logger // --follow: the log of each round's publish or sync
+}
+
+// minLevel is a slog handler that passes records of at least min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
 }
 
 // haFlags reads and checks the --etcd flags of publish.
@@ -114,13 +126,20 @@ func haLead(e *env, r *export.Root, p haPlan, opt *snapshot.PublishOptions) (res
 // haFollow is publish --etcd --follow: it stays in the group until a
 // signal (ha.Node.Run) and exits 0.
 func haFollow(e *env, r *export.Root, src string, p haPlan, opt snapshot.PublishOptions) error {
-	ctx := e.c.Context
+	ctx, c := e.c.Context, e.c
 	n, err := ha.Join(ctx, p.cfg)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
 	opt.Served, opt.TakeOver = nil, true
+	// Each round's own lines say mostly "nothing to do": warnings and
+	// errors only (all with --verbose); the group's log says what changed.
+	p.round = opt.Log
+	if !c.Bool("verbose") {
+		p.round = slog.New(&minLevel{Handler: opt.Log.Handler(), min: slog.LevelWarn})
+	}
+	opt.Log = p.round
 	roles := ha.Roles{
 		Publish: func(ctx context.Context, root *export.Root, claim func(context.Context, uint64, string) error) error {
 			o := opt
@@ -138,6 +157,9 @@ func haSync(e *env, p haPlan) ha.SyncFunc {
 	return func(ctx context.Context, root *export.Root, addrs []string) error {
 		opt := mirror.DefaultOptions()
 		opt.Name, opt.Address, opt.Log = p.cfg.Name, p.cfg.Address, p.cfg.Log
+		if p.round != nil {
+			opt.Log = p.round
+		}
 		opt.Keep, opt.MinAge, _ = e.keep()
 		ups, err := openUpstreams(e, addrs, root.WorkDir())
 		if err != nil {

@@ -160,7 +160,11 @@ func (n *Node) follow(ctx context.Context, root *export.Root, r Roles) {
 	if !ok || l.Name == n.cfg.Name || l.Address == "" {
 		return
 	}
+	before, _ := root.Current()
 	if err := r.Sync(ctx, root, []string{l.Address}); err != nil && ctx.Err() == nil {
 		n.cfg.Log.Warn("could not sync from the leader", "leader", l.Name, "address", l.Address, "err", err)
+	}
+	if now, err := root.Current(); err == nil && now != before {
+		n.cfg.Log.Info("following the leader: now serving its snapshot", "snapshot", now, "leader", l.Name)
 	}
 }
