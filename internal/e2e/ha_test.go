@@ -45,9 +45,9 @@ func (g *haGroup) mark(stage string) { g.t.Logf("%6.2fs %s", time.Since(g.t0).Se
 // haMaster is one master process.
 type haMaster struct {
 	name, root, src, log string
-	endpoints           string // the etcd members this master talks to
-	cmd                 *exec.Cmd
-	done                chan struct{}
+	endpoints            string // the etcd members this master talks to
+	cmd                  *exec.Cmd
+	done                 chan struct{}
 }
 
 func newHAGroup(t *testing.T, etcd string) *haGroup {
