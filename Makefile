@@ -71,7 +71,7 @@ test: deps vet fuzz-short
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/statuspage/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/ha/... ./internal/statuspage/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:
