@@ -14,10 +14,19 @@ import (
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
-func join(t *testing.T, endpoints, name string) *ha.Node {
+// testTTL is the lease of the test nodes.
+const testTTL = 2 * time.Second
+
+// join joins master name (reached at /srv/NAME, or addr[0]) to the
+// group at endpoints.
+func join(t *testing.T, endpoints, name string, addr ...string) *ha.Node {
 	t.Helper()
+	address := "/srv/" + name
+	if len(addr) > 0 {
+		address = addr[0]
+	}
 	n, err := ha.Join(context.Background(), ha.Config{Endpoints: strings.Split(endpoints, ","), Prefix: "/t/",
-		TTL: 2 * time.Second, Name: name, Address: "/srv/" + name, DialTimeout: 2 * time.Second})
+		TTL: testTTL, Name: name, Address: address, DialTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
