@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
@@ -127,5 +129,54 @@ func TestRefusedClaimServesNothing(t *testing.T) {
 	}
 	if snaps, _ := root.Snapshots(); len(snaps) != 1 {
 		t.Errorf("complete snapshots %v, want only 1", snaps)
+	}
+}
+
+// TestRun: two masters in Run; the first leads and publishes, the other
+// follows it; when the leader stops (Close resigns), the other leads and
+// publishes the next change.
+func TestRun(t *testing.T) {
+	e := testutil.StartEtcd(t)
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "one\n"})
+	roots := []*export.Root{export.New(fsys.OS(), filepath.Join(tmp, "a")), export.New(fsys.OS(), filepath.Join(tmp, "b"))}
+	roles := ha.Roles{Sync: syncLocal, Interval: 50 * time.Millisecond,
+		Publish: func(ctx context.Context, root *export.Root, claim func(context.Context, uint64, string) error) error {
+			opt := snapshot.DefaultOptions()
+			opt.Claim, opt.TakeOver, opt.Retries = claim, true, 0
+			_, err := snapshot.Publish(ctx, root, src, opt)
+			return err
+		}}
+	stops := make([]context.CancelFunc, 2)
+	var wg sync.WaitGroup
+	for i, name := range []string{"a", "b"} {
+		n := join(t, e.ClientURL, name, roots[i].Dir)
+		ctx, cancel := context.WithCancel(context.Background())
+		stops[i] = cancel
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = n.Run(ctx, roots[i], roles); n.Close() }()
+		if i == 0 {
+			waitFor(t, func() bool { n, _ := roots[0].Current(); return n == 1 })
+		}
+	}
+	defer func() { stops[1](); wg.Wait() }()
+	waitFor(t, func() bool { n, _ := roots[1].Current(); return n == 1 }) // b follows a
+	stops[0]()
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "two\n"})
+	waitFor(t, func() bool { n, _ := roots[1].Current(); return n == 2 }) // b leads
+	if n, _ := roots[0].Current(); n != 1 {
+		t.Errorf("a, stopped, serves %d", n)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

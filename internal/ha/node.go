@@ -102,10 +102,13 @@ func (n *Node) Campaign(ctx context.Context) error {
 	return nil
 }
 
-// campaign is Campaign without the bookkeeping (Run campaigns in a
-// goroutine of its own).
-func (n *Node) campaign(ctx context.Context) error {
-	if err := n.elec.Campaign(ctx, mustJSON(n.self())); err != nil {
+// campaign is Campaign without the bookkeeping.
+func (n *Node) campaign(ctx context.Context) error { return campaignOn(ctx, n.elec, n.self()) }
+
+// campaignOn campaigns in elec as m (Run does in a goroutine of its own,
+// on the election of the term it started).
+func campaignOn(ctx context.Context, elec *concurrency.Election, m Master) error {
+	if err := elec.Campaign(ctx, mustJSON(m)); err != nil {
 		return fmt.Errorf("campaign for leadership: %w", err)
 	}
 	return nil

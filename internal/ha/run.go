@@ -63,7 +63,8 @@ func (n *Node) term(ctx context.Context, root *export.Root, r Roles) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	won := make(chan error, 1)
-	go func() { won <- n.campaign(tctx) }()
+	elec, self := n.elec, n.self() // this term's: renew replaces n.elec
+	go func() { won <- campaignOn(tctx, elec, self) }()
 	watch := n.cli.Watch(tctx, n.k.head())
 	tick := time.NewTicker(r.Interval)
 	defer tick.Stop()
@@ -77,7 +78,7 @@ func (n *Node) term(ctx context.Context, root *export.Root, r Roles) error {
 			go func() {
 				select {
 				case <-time.After(r.Interval):
-					won <- n.campaign(tctx)
+					won <- campaignOn(tctx, elec, self)
 				case <-tctx.Done():
 				}
 			}()
