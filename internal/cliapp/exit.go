@@ -12,7 +12,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
-	"github.com/seqmirror/seqmirror/internal/ha"
+	"github.com/seqmirror/seqmirror/internal/ha/haerr"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
@@ -111,9 +111,9 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
 		return ExitNoQuorum
-	case errors.Is(err, ha.ErrNotLeader), errors.Is(err, ha.ErrNumberTaken), errors.Is(err, ha.ErrBehind):
+	case errors.Is(err, haerr.ErrNotLeader), errors.Is(err, haerr.ErrNumberTaken), errors.Is(err, haerr.ErrBehind):
 		return ExitNotLeader
-	case errors.Is(err, ha.ErrConfig):
+	case errors.Is(err, haerr.ErrConfig):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted

@@ -82,7 +82,7 @@ func publishAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	hp, err := haFlags(c)
+	hp, err := haFlags(e, r)
 	if err != nil {
 		return err
 	}
@@ -95,11 +95,8 @@ func publishAction(c *cli.Context) error {
 		return err
 	}
 	opt.Served = func(n uint64) { notify.start(e, n) } // before the prune
-	if hp.follow {
-		return haFollow(e, r, src, hp, opt)
-	}
-	resign, err := haLead(e, r, hp, &opt)
-	if err != nil {
+	resign, followed, err := haStart(e, r, src, hp, &opt)
+	if followed || err != nil {
 		return err
 	}
 	defer resign()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/cliapp/hacli"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"publish": func() {
-			os.Exit(cliapp.Run(context.Background(), cliapp.PublishApp(os.Stdout, os.Stderr), os.Args))
+			os.Exit(cliapp.Run(context.Background(), hacli.PublishApp(os.Stdout, os.Stderr), os.Args))
 		},
 		"mirror-sync": func() {
 			os.Exit(cliapp.Run(context.Background(), cliapp.MirrorApp(os.Stdout, os.Stderr), os.Args))

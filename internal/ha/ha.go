@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,30 +12,23 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/ha/haerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 )
 
+// The sentinel errors of package ha (package haerr, which the CLI maps to
+// exit codes without linking etcd's client).
 var (
-	// ErrNotLeader means this master may not publish: another master leads
-	// the group, or this one lost its leadership (its lease expired, or
-	// etcd did not answer in time). Nothing was flipped.
-	ErrNotLeader = errors.New("not the leader of the masters' group")
-	// ErrNumberTaken means the group already recorded the snapshot number
-	// (for another manifest), or recorded a higher one since this master
-	// read the head. Nothing was flipped.
-	ErrNumberTaken = errors.New("snapshot number already recorded by the group")
-	// ErrBehind means this master does not hold the group's newest recorded
-	// snapshot and could not get it (no live master serves it), or serves
-	// a snapshot the group's record does not have: it does not publish.
-	ErrBehind = errors.New("this master does not hold the group's newest snapshot")
-	// ErrConfig means a Config value that means nothing.
-	ErrConfig = errors.New("bad high-availability configuration")
+	ErrNotLeader   = haerr.ErrNotLeader
+	ErrNumberTaken = haerr.ErrNumberTaken
+	ErrBehind      = haerr.ErrBehind
+	ErrConfig      = haerr.ErrConfig
 )
 
 // DefaultPrefix is where the group's keys live unless Config.Prefix says.
-const DefaultPrefix = "/seqmirror/"
+const DefaultPrefix = haerr.DefaultPrefix
 
 // Config is how a master joins its group.
 type Config struct {
