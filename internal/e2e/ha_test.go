@@ -306,6 +306,7 @@ func TestHACutOffLeader(t *testing.T) {
 	waitServes(t, b.root, head(adm).Snapshot, 10*time.Second)
 
 	before := head(adm).Snapshot
+	waitServes(t, a.root, before, 10*time.Second) // a flips after it records
 	servedA := serves(a.root)
 	ms[0].Pause()
 	cut := time.Now()

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,7 +41,7 @@ type UpdateOptions struct {
 	// current flips: a master of a highly available group records the
 	// number and its manifest there (package ha). Its error stops the
 	// install: current does not flip, and snapshot n, which no reader was
-	// ever shown, is removed.
+	// ever shown, is removed, unless the error wraps ErrUnconfirmed.
 	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs in Done once an update that installed snapshot
 	// n is over (end bumped, status.json written) and before the prune,
@@ -234,11 +235,17 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	return u.root.WritePointer(b.N)
 }
 
+// ErrUnconfirmed, wrapped by an UpdateOptions.Claim error, says that the
+// claim may have been recorded all the same (its store did not answer):
+// Install then keeps snapshot n complete and unserved, so that the writer
+// can flip to it once it learns that the claim held (or remove it).
+var ErrUnconfirmed = errors.New("claim not confirmed")
+
 // claim is Install's step 5a: the UpdateOptions.Claim hook, the one place
 // a highly available master records snapshot n before it is served. A
 // refused claim removes snapshot n (never served: current still names
 // another), so that no complete snapshot with a number the group gave to
-// another manifest stays on disk.
+// another manifest stays on disk; an unconfirmed one keeps it.
 func (u *Update) claim(ctx context.Context, n uint64) error {
 	if u.opt.Claim == nil {
 		return nil
@@ -247,7 +254,7 @@ func (u *Update) claim(ctx context.Context, n uint64) error {
 	if err == nil {
 		return nil
 	}
-	if cur, cerr := u.root.Current(); cerr == nil && cur != n {
+	if cur, cerr := u.root.Current(); cerr == nil && cur != n && !errors.Is(err, ErrUnconfirmed) {
 		if rerr := u.root.FS.Remove(u.root.ManifestPath(n)); rerr != nil {
 			u.opt.Log.Warn("could not remove the unclaimed snapshot's manifest", "snapshot", n, "err", rerr)
 		}

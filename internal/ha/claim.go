@@ -3,9 +3,13 @@ package ha
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/fsys"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -55,7 +59,10 @@ func (n *Node) Claim(ctx context.Context, num uint64, manifest string) error {
 		clientv3.OpGet(n.k.snapshot(num)),
 	).Commit()
 	if err != nil {
-		return fmt.Errorf("%w: cannot record snapshot %d: %w", ErrNotLeader, num, err)
+		// The transaction may have been committed and its answer lost:
+		// keep the snapshot (export.ErrUnconfirmed) until Resolve knows.
+		n.unconfirmed = &Record{Snapshot: num, Manifest: digest, Master: n.cfg.Name}
+		return fmt.Errorf("%w: cannot record snapshot %d: %w (%w)", ErrNotLeader, num, err, export.ErrUnconfirmed)
 	}
 	if !resp.Succeeded {
 		return n.refused(num, resp)
@@ -90,4 +97,50 @@ func (n *Node) refused(num uint64, resp *clientv3.TxnResponse) error {
 		return fmt.Errorf("%w: snapshot %d was recorded by master %s for manifest %s", ErrNumberTaken, num, have.Master, have.Manifest)
 	}
 	return fmt.Errorf("%w: snapshot %d: another snapshot was recorded meanwhile", ErrNumberTaken, num)
+}
+
+// Resolve settles a claim whose transaction got no answer (Claim kept its
+// snapshot complete and unserved in root): once etcd answers, it keeps the
+// snapshot if the group recorded it with this manifest (Hold flips to it
+// when this master leads), and otherwise removes it, under root's lock.
+// It does nothing if there is nothing to settle or etcd does not answer.
+func (n *Node) Resolve(ctx context.Context, root *export.Root) {
+	u := n.unconfirmed
+	if u == nil {
+		return
+	}
+	tctx, cancel := n.timeout(ctx)
+	defer cancel()
+	var have Record
+	_, ok, err := getJSON(tctx, n.cli, n.k.snapshot(u.Snapshot), &have)
+	if err != nil {
+		return
+	}
+	n.unconfirmed = nil
+	if ok && have.Manifest == u.Manifest {
+		n.cfg.Log.Info("an unconfirmed claim held: the snapshot is recorded for this master", "snapshot", u.Snapshot)
+		return
+	}
+	if err := removeUnserved(root, u.Snapshot); err != nil {
+		n.cfg.Log.Warn("could not remove the snapshot of an unconfirmed claim", "snapshot", u.Snapshot, "err", err)
+		return
+	}
+	n.cfg.Log.Info("removed the snapshot of a claim the group did not record", "snapshot", u.Snapshot)
+}
+
+// removeUnserved removes root's snapshot s, under its lock, if it is not
+// the one served.
+func removeUnserved(root *export.Root, s uint64) error {
+	lock, err := root.Lock()
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if cur, err := root.Current(); err != nil || cur == s {
+		return err
+	}
+	if err := root.FS.Remove(root.ManifestPath(s)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove manifest of snapshot %d: %w", s, err)
+	}
+	return fsys.RemoveAll(root.FS, root.SnapshotDir(s))
 }

@@ -15,9 +15,13 @@
 //     election key is still the one it won with (its lease has not
 //     expired), no record for N exists, and the head record (the highest
 //     N) has not changed since it was read, and N is above it; it then
-//     writes the record of N and the head together. A refused or failed
-//     claim (ErrNotLeader, ErrNumberTaken) flips nothing: the snapshot is
-//     removed and never served.
+//     writes the record of N and the head together. A refused claim
+//     (ErrNotLeader, ErrNumberTaken) flips nothing: the snapshot is
+//     removed and never served. A claim whose transaction got no answer
+//     (etcd unreachable: it may have been committed) flips nothing either,
+//     but keeps the snapshot complete and unserved until etcd answers
+//     ([Node.Resolve]): recorded with this manifest, this master flips to
+//     it when it leads ([Node.Hold]); otherwise it is removed.
 //   - What survives a crash: etcd's records (durable in etcd's raft log);
 //     a master's lease, election key and master record die with its
 //     process after the lease TTL. A master killed between its claim and

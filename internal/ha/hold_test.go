@@ -180,3 +180,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestResolve: a snapshot kept after a claim that got no answer stays if
+// the group recorded it with its manifest, and is removed otherwise.
+func TestResolve(t *testing.T) {
+	e := testutil.StartEtcd(t)
+	ctx := context.Background()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "one\n"})
+	root := export.New(fsys.OS(), filepath.Join(tmp, "a"))
+	a := join(t, e.ClientURL, "a", root.Dir)
+	testutil.Must(t, a.TryLead(ctx, testTTL))
+	testutil.Must(t, publish(t, a, root, src, false))
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "two\n"})
+	if err := publish(t, a, root, src, true); err == nil { // recorded, not flipped
+		t.Fatal("the stopped publish succeeded")
+	}
+	d, err := ha.Digest(root.FS, root.ManifestPath(2))
+	testutil.Must(t, err)
+	tests := []struct {
+		name     string
+		manifest string
+		kept     bool
+	}{
+		{name: "recorded with this manifest", manifest: d, kept: true},
+		{name: "recorded with another manifest", manifest: "sha256:other", kept: false},
+	}
+	for _, tt := range tests {
+		a.SetUnconfirmed(ha.Record{Snapshot: 2, Manifest: tt.manifest})
+		a.Resolve(ctx, root)
+		if root.Complete(2) != tt.kept {
+			t.Errorf("%s: snapshot 2 complete %v, want %v", tt.name, root.Complete(2), tt.kept)
+		}
+	}
+	if n, _ := root.Current(); n != 1 {
+		t.Errorf("serves %d, want 1", n)
+	}
+}

@@ -21,6 +21,8 @@ type Node struct {
 	elec *concurrency.Election
 	// leading: this node won the election on sess (Campaign, TryLead).
 	leading bool
+	// unconfirmed is the claim whose transaction got no answer (Resolve).
+	unconfirmed *Record
 }
 
 // Join connects to etcd and takes a lease for the master cfg names: it

@@ -107,6 +107,7 @@ func (n *Node) term(ctx context.Context, root *export.Root, r Roles) error {
 // what root serves. held says the leader holds the head (Hold passed); a
 // leader that cannot resigns and sets held (term campaigns again).
 func (n *Node) step(ctx context.Context, root *export.Root, r Roles, held *bool) error {
+	n.Resolve(ctx, root)
 	if n.leading {
 		if err := n.lead(ctx, root, r, held); err != nil {
 			return err
