@@ -35,10 +35,10 @@ install: build
 # rsync, git and nginx; flock; shellcheck for the documented scripts;
 # systemd-analyze for the documented units, headless Chromium and
 # chromedriver for the status page's browser test, ~50 s and 130 packages
-# on a fresh machine); as a user other than root it says what to install
-# instead.
-DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver
-DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver
+# on a fresh machine; etcd for the highly available masters' tests); as a
+# user other than root it says what to install instead.
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver etcd
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver etcd-server
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
@@ -71,7 +71,7 @@ test: deps vet fuzz-short
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/statuspage/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/ha/... ./internal/statuspage/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:

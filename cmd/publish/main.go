@@ -2,6 +2,9 @@
 // serves it atomically. See `publish --help` and docs/operating.md.
 package main
 
-import "github.com/seqmirror/seqmirror/internal/cliapp"
+import (
+	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/cliapp/hacli"
+)
 
-func main() { cliapp.Main(cliapp.PublishApp) }
+func main() { cliapp.Main(hacli.PublishApp) }

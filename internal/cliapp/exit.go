@@ -12,6 +12,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/ha/haerr"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/transport"
@@ -70,6 +71,10 @@ func ExitCodes() []ExitCodeInfo {
 		{11, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
 			"(or the wait was interrupted); the snapshot stays published, the mirrors that are behind are listed on stderr and in status.json",
 			"the late mirrors catch up on their next poll or trigger; look at the ones listed"},
+		{13, "NotLeader", "`publish --etcd`: this master may not publish: another master leads the group, it lost its lease " +
+			"(or etcd did not answer in time), the group recorded the snapshot number meanwhile, or it does not hold the group's newest snapshot " +
+			"and no live master serves it; nothing was flipped",
+			"harmless on a follower; if no master publishes, read the message (docs/operating.md section 19)"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -106,6 +111,10 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
 		return ExitNoQuorum
+	case errors.Is(err, haerr.ErrNotLeader), errors.Is(err, haerr.ErrNumberTaken), errors.Is(err, haerr.ErrBehind):
+		return ExitNotLeader
+	case errors.Is(err, haerr.ErrConfig):
+		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, errVerify):
@@ -193,6 +202,9 @@ func hint(app string, err error) string {
 		return h
 	}
 	if h := triggerHint(err); h != "" {
+		return h
+	}
+	if h := haHint(err); h != "" {
 		return h
 	}
 	switch {

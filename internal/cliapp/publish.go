@@ -18,7 +18,9 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 		UsageText: "publish --root ROOT --source DIR [--force] [--keep K] [--min-age D] [--notify URL... --secret-file F]\n" +
 			"   publish --root ROOT --source DIR [--notify URL... --secret-file F] --quorum K --mirror ADDR... [--quorum-timeout D]\n" +
 			"   publish --watch --root ROOT --source DIR [--watch-quiet D] [--watch-max-delay D] [--watch-poll-interval D] [--watch-poll] [...]\n" +
-			"   publish status|verify|gc|rsyncd-conf --root ROOT ...",
+			"   publish --root ROOT --source DIR --etcd URL... --name NAME --address URL [--follow] [--etcd-prefix P] [--etcd-lease-ttl D]\n" +
+			"   publish status|verify|gc|rsyncd-conf --root ROOT ...\n" +
+			"   publish clobber --etcd URL... --to-master NAME [--yes-discard]",
 		Description: "Builds ROOT/snapshots/N from DIR (unchanged files hard-linked from the served\n" +
 			"snapshot or an older retained one, the rest copied and hashed), writes its manifest, flips ROOT/current to\n" +
 			"it and bumps ROOT/seq/begin before and ROOT/seq/end after. Prints N on stdout.\n" +
@@ -27,7 +29,11 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			"at least N, the same manifest of N), prints a second line \"quorum K of M after Ss: ADDR...\", and exits 11 with\n" +
 			"the mirrors that are behind on stderr if they do not within --quorum-timeout: the snapshot stays published.\n" +
 			"With --watch it keeps running and does all this again after every change of DIR, printing N for each\n" +
-			"new snapshot (docs/operating.md, \"Publish on change\").\n\n" + ExitCodesHelp,
+			"new snapshot (docs/operating.md, \"Publish on change\").\n" +
+			"With --etcd it is one master of a highly available group: it publishes only as the leader etcd elects, and records\n" +
+			"N and its manifest's SHA-256 in etcd (a compare-and-swap) before current flips; otherwise it exits 13. With --follow\n" +
+			"it runs until stopped: it mirrors the leader, and takes over (publishing every --follow-interval) when the leader's\n" +
+			"lease expires (docs/operating.md section 19).\n\n" + ExitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -37,7 +43,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, addressFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
-			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag, watchFlag, watchQuietFlag, watchMaxDelayFlag, watchPollFlag, watchForcePoll},
+			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag, watchFlag, watchQuietFlag, watchMaxDelayFlag, watchPollFlag, watchForcePoll,
+			etcdFlag, etcdPrefixFlag, etcdLeaseTTLFlag, followFlag, followEveryFlag},
 		Action: publishAction,
 		Commands: []*cli.Command{
 			{
@@ -56,6 +63,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			rsyncdConfCommand,
 			serveCommand(),
+			clobberCommand(),
 		},
 	})
 }
@@ -63,17 +71,32 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 // publishAction is publish: one run, or with --watch one after every
 // change of the source (watchAction).
 func publishAction(c *cli.Context) error {
+	if c.Bool("watch") && len(c.StringSlice("etcd")) > 0 {
+		return Usage("--watch and --etcd do not go together: run the masters of an etcd group with --follow")
+	}
 	if c.Bool("watch") {
 		return watchAction(c)
 	}
 	return withMetrics(publishOnceAction)(c)
 }
 
+// publishOnceAction is one run; with --etcd, as a master of a highly
+// available group (haStart): with --follow until stopped, else as the
+// leader or not at all.
 func publishOnceAction(c *cli.Context) error {
 	j, err := newPublishJob(c)
 	if err != nil {
 		return err
 	}
+	hp, err := haFlags(j.e, j.r)
+	if err != nil {
+		return err
+	}
+	resign, followed, err := haStart(j.e, j.r, j.src, hp, &j.opt)
+	if followed || err != nil {
+		return err
+	}
+	defer resign()
 	return j.run(false)
 }
 

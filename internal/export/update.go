@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,13 @@ type UpdateOptions struct {
 	// BeforeFlip, if set, runs in Install after the snapshot is in
 	// snapshots/ and before current flips (tests check crash points there).
 	BeforeFlip func(n uint64)
+	// Claim, if set, runs in Install once snapshot n is complete in
+	// snapshots/ (manifest is the path of its durable manifest) and before
+	// current flips: a master of a highly available group records the
+	// number and its manifest there (package ha). Its error stops the
+	// install: current does not flip, and snapshot n, which no reader was
+	// ever shown, is removed, unless the error wraps ErrUnconfirmed.
+	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs in Done once an update that installed snapshot
 	// n is over (end bumped, status.json written) and before the prune,
 	// so that a daemon's triggers and publish's notifications go out
@@ -185,6 +193,8 @@ type Built struct {
 //     and Begin removes it);
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
+//     a master of a highly available group claims N here (UpdateOptions.Claim:
+//     a refused claim removes snapshots/N and flips nothing);
 //  6. current flips to snapshots/N (a durable symlink replace), then
 //     seq/current (the pointer HTTP clients read) says N, durably.
 //
@@ -208,6 +218,9 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 			return err
 		}
 	}
+	if err := u.claim(ctx, b.N); err != nil {
+		return err
+	}
 	if u.opt.BeforeFlip != nil {
 		u.opt.BeforeFlip(b.N)
 	}
@@ -220,6 +233,36 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
 	u.upLineage, u.upNote = nil, ""
 	return u.root.WritePointer(b.N)
+}
+
+// ErrUnconfirmed, wrapped by an UpdateOptions.Claim error, says that the
+// claim may have been recorded all the same (its store did not answer):
+// Install then keeps snapshot n complete and unserved, so that the writer
+// can flip to it once it learns that the claim held (or remove it).
+var ErrUnconfirmed = errors.New("claim not confirmed")
+
+// claim is Install's step 5a: the UpdateOptions.Claim hook, the one place
+// a highly available master records snapshot n before it is served. A
+// refused claim removes snapshot n (never served: current still names
+// another), so that no complete snapshot with a number the group gave to
+// another manifest stays on disk; an unconfirmed one keeps it.
+func (u *Update) claim(ctx context.Context, n uint64) error {
+	if u.opt.Claim == nil {
+		return nil
+	}
+	err := u.opt.Claim(ctx, n, u.root.ManifestPath(n))
+	if err == nil {
+		return nil
+	}
+	if cur, cerr := u.root.Current(); cerr == nil && cur != n && !errors.Is(err, ErrUnconfirmed) {
+		if rerr := u.root.FS.Remove(u.root.ManifestPath(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's manifest", "snapshot", n, "err", rerr)
+		}
+		if rerr := fsys.RemoveAll(u.root.FS, u.root.SnapshotDir(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot", "snapshot", n, "err", rerr)
+		}
+	}
+	return fmt.Errorf("snapshot %d not served: %w", n, err)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
