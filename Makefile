@@ -27,7 +27,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(BIN)/publish $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/publish $(BIN)/publish-etcd $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 docs/volunteer-mirror.sh $(DESTDIR)$(PREFIX)/bin/seqmirror-volunteer-mirror
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 

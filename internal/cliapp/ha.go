@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -111,12 +115,45 @@ func WithGroup(g Group) func(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// groupOf returns c's app's Group (a usage error if it has none).
+// groupOf returns c's app's Group. An app without one (publish, which
+// does not link etcd's client) hands the whole command line to GroupTool
+// (handOff) and does not return unless that fails.
 func groupOf(c *cli.Context) (Group, error) {
 	if g, ok := c.App.Metadata[groupKey].(Group); ok && g != nil {
 		return g, nil
 	}
-	return nil, Usage("this build of %s has no etcd support (--etcd)", c.App.Name)
+	return nil, handOff()
+}
+
+// GroupTool is the program with publish's --etcd mode linked in
+// (cmd/publish-etcd), installed beside publish.
+const GroupTool = "publish-etcd"
+
+// handOff runs GroupTool in place of this process (execve: the same
+// arguments, environment, descriptors, process ID and so signals): from
+// the directory of this executable, else from PATH.
+func handOff() error {
+	path := ""
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), GroupTool); isExecutable(p) {
+			path = p
+		}
+	}
+	if path == "" {
+		p, err := exec.LookPath(GroupTool)
+		if err != nil {
+			return Usage("--etcd runs in %s, which is neither beside this program nor in PATH: install it (make install does)", GroupTool)
+		}
+		path = p
+	}
+	err := syscall.Exec(path, append([]string{GroupTool}, os.Args[1:]...), os.Environ())
+	return fmt.Errorf("run %s: %w", path, err)
+}
+
+// isExecutable reports whether p is a regular file someone may execute.
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // haFlags reads and checks the --etcd flags of publish.
