@@ -112,7 +112,7 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 	case rec.size == sizeDir:
 		return redirect(w, r, snapshotURL(n, rel)+"/", http.StatusMovedPermanently, cacheImmutable)
 	}
-	c, err := h.openContent(snapshotRel(n, rel))
+	c, err := h.openSnapshotFile(ix, n, rel)
 	if err != nil {
 		h.fail(w, r, err)
 		return classFile
@@ -126,10 +126,49 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 		}
 		hd.Set("ETag", fileTag(rec.hash, rec.size))
 	}
-	hd.Set("Cache-Control", cacheImmutable)
+	hd["Cache-Control"] = cacheImmutableValue
 	hd.Set("Content-Type", contentType(rel))
+	if c.mem != nil && plainGet(r) {
+		writeWhole(w, r, c)
+		return classFile
+	}
 	http.ServeContent(w, r, "", c.mtime, c.reader())
 	return classFile
+}
+
+// Header values shared by every answer that sends them (net/http only
+// reads them).
+var (
+	cacheImmutableValue = []string{cacheImmutable}
+	acceptRangesValue   = []string{"bytes"}
+)
+
+// plainGet reports whether r is a GET or HEAD that asks for no range and
+// makes no condition: the whole file with status 200, which writeWhole
+// answers as http.ServeContent would, without its parsing.
+func plainGet(r *http.Request) bool {
+	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if _, ok := r.Header[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// writeWhole answers r with the whole of c, a small file in memory: the
+// headers of http.ServeContent's 200 answer (Accept-Ranges,
+// Last-Modified, Content-Length) and, for a GET, the bytes in one write.
+func writeWhole(w http.ResponseWriter, r *http.Request, c *content) {
+	hd := w.Header()
+	hd["Accept-Ranges"] = acceptRangesValue
+	if !c.mtime.IsZero() && !c.mtime.Equal(time.Unix(0, 0)) {
+		hd["Last-Modified"] = []string{c.mtime.UTC().Format(http.TimeFormat)}
+	}
+	hd["Content-Length"] = []string{strconv.FormatInt(c.size, 10)}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(c.mem.data)
+	}
 }
 
 // fileTag is the ETag of a snapshot file: `"HASH-SIZE"`, the hash as 16
