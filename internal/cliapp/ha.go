@@ -158,11 +158,11 @@ func isExecutable(p string) bool {
 
 // haFlags reads and checks the --etcd flags of publish.
 func haFlags(e *env, r *export.Root) (HAPlan, error) {
-	c := e.c
-	p := HAPlan{On: c.IsSet("etcd"), Follow: c.Bool("follow"), Every: c.Duration("follow-interval"), TTL: c.Duration("etcd-lease-ttl")}
+	c, set := e.c, setFlags(e.c)
+	p := HAPlan{On: set["etcd"], Follow: c.Bool("follow"), Every: c.Duration("follow-interval"), TTL: c.Duration("etcd-lease-ttl")}
 	if !p.On {
 		for _, f := range []string{"follow", "follow-interval", "etcd-prefix", "etcd-lease-ttl"} {
-			if c.IsSet(f) {
+			if set[f] {
 				return p, Usage("--%s needs --etcd: the etcd group of the masters", f)
 			}
 		}
