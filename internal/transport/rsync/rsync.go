@@ -275,8 +275,18 @@ func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
 // manifest larger than the 4 GiB cap or half the space free where dst goes,
 // before copying a byte of it, and any entry that is not a regular file.
 func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, export.ManifestExt, dst)
+}
+
+// FetchFull implements upstream.FullFetcher.
+func (u *Upstream) FetchFull(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, export.FullExt, dst)
+}
+
+// fetchManifest copies snapshots/N+ext, a manifest of snapshot n, to dst.
+func (u *Upstream) fetchManifest(ctx context.Context, n uint64, ext, dst string) error {
 	u.pending = nil
-	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt
+	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + ext
 	abs, err := filepath.Abs(dst)
 	if err != nil {
 		return err
