@@ -32,6 +32,7 @@ type build struct {
 	manPath string // the fetched manifest, in ROOT/.work
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
+	pc      *partialCopy // a partial snapshot's full manifest and filter (nil: whole)
 	res     Result
 	phaseAt time.Time
 }
@@ -62,10 +63,11 @@ func (b *build) run(ctx context.Context) error {
 		return err
 	}
 	b.work = work
-	if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 {
+	if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 && b.pc == nil {
 		// Nothing to link from (a first copy, or a rebuild with no complete
 		// snapshot left): the upstream copies the whole snapshot at once and
-		// checks it against the manifest, which it reads as a stream.
+		// checks it against the manifest, which it reads as a stream. Not
+		// for a partial snapshot: the upstream holds more than its manifest.
 		err = b.fetchWhole(ctx, sf)
 	} else {
 		err = b.lay(ctx)
@@ -90,13 +92,16 @@ func (b *build) plan(ctx context.Context) error {
 	if err := b.s.up.FetchManifest(ctx, b.n, b.manPath); err != nil {
 		return err
 	}
+	if err := b.partial(ctx); err != nil {
+		return err
+	}
 	b.phase("fetch manifest")
 	if err := b.validateBase(); err != nil {
 		return err
 	}
 	b.phase("validate")
-	if b.base == 0 {
-		return nil
+	if b.base == 0 || b.s.rebuild {
+		return nil // a rebuild of the same snapshot deletes only what the filter leaves out
 	}
 	return b.s.opt.tooManyDeletes(b.n, b.p.del, b.p.total)
 }
@@ -106,6 +111,9 @@ func (b *build) plan(ctx context.Context) error {
 // flips to it (done), else it removes it.
 func (b *build) reuse(ctx context.Context) (done bool, _ error) {
 	root := b.s.root
+	if b.replaces() {
+		return false, nil
+	}
 	if fi, err := root.FS.Stat(root.SnapshotDir(b.n)); err != nil || !fi.IsDir() {
 		return false, nil
 	}
@@ -224,8 +232,17 @@ func (b *build) commit(ctx context.Context) error {
 	b.phase("finish dirs")
 	b.res.Entries = b.p.entries
 	defer b.phase("flip")
-	return b.install(ctx, export.Built{N: b.n, Tree: b.work, Manifest: b.manPath})
+	built := export.Built{N: b.n, Tree: b.work, Manifest: b.manPath, Replace: b.replaces()}
+	if b.pc != nil {
+		built.Full, built.Filter = b.pc.full, b.pc.filter
+		b.res.Filter, b.res.Missing = b.pc.chain.String(), b.pc.missing
+	}
+	return b.install(ctx, built)
 }
+
+// replaces reports whether the build is of the served snapshot, again
+// (another subset of it): Install replaces it.
+func (b *build) replaces() bool { return b.s.rebuild && b.n == b.cur && b.cur != 0 }
 
 // install is the commit step (export.Update.Install): the fetched manifest
 // is stamped with the time of install.

@@ -205,7 +205,7 @@ func (c *chooser) pickAt(ctx context.Context, n uint64) (int, error) {
 // "" if neither (the first candidate in priority order sets it).
 func (c *chooser) reference(ctx context.Context, n uint64) (string, error) {
 	if c.s.root.Complete(n) {
-		id, err := export.ManifestID(c.s.root.FS, c.s.root.ManifestPath(n))
+		id, err := export.ManifestID(c.s.root.FS, c.s.root.FullManifestPath(n))
 		if err != nil {
 			return "", fmt.Errorf("%w: snapshot %d: %w", ErrServedDamaged, n, err)
 		}
@@ -299,7 +299,7 @@ func (c *chooser) sameHistory(ctx context.Context, i int) bool {
 		c.s.opt.Log.Warn("the new upstream no longer has the served snapshot; its manifest cannot be compared", "upstream", p.up.String(), "snapshot", c.cur)
 		return true
 	}
-	ours, oerr := export.ManifestID(c.s.root.FS, c.s.root.ManifestPath(c.cur))
+	ours, oerr := export.ManifestID(c.s.root.FS, c.s.root.FullManifestPath(c.cur))
 	if err == nil && oerr == nil && theirs == ours {
 		return true
 	}
