@@ -50,8 +50,8 @@ type Options struct {
 	// Filter, if it has rules, makes ROOT a partial mirror: it serves
 	// only what Filter keeps of what the upstream serves (partial.go).
 	Filter *filter.Filter
-	Log           *slog.Logger  // nil: discard
-	Now           func() time.Time
+	Log    *slog.Logger // nil: discard
+	Now    func() time.Time
 	// BeforeFlip, if set, runs just before current flips (tests).
 	BeforeFlip func(n uint64)
 	// Served, if set, runs once a run that installed snapshot n is over,

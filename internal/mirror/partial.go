@@ -2,10 +2,8 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -47,7 +45,7 @@ func upstreamChain(ctx context.Context, up transport.Upstream, n uint64) (filter
 	if !ok {
 		return nil, false, nil
 	}
-	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.FilterExt
+	name := transport.FilterName(n)
 	files, err := p.ReadSmall(ctx, []string{name}, filter.MaxFileSize)
 	if err != nil {
 		return nil, false, fmt.Errorf("read the filter of snapshot %d from %s: %w", n, up, err)
@@ -177,7 +175,7 @@ func (b *build) missing(full, theirs string) (int, error) {
 		return 0, b.upErr(err)
 	}
 	if count > 0 {
-		b.s.opt.Log.Warn("the filter wants entries the upstream does not carry (its own filter leaves them out); they are not mirrored",
+		b.s.opt.Log.Warn("the filter wants entries the upstream does not carry (its filter leaves them out); they are not mirrored here",
 			"snapshot", b.n, "missing", count, "first", first, "upstream", b.s.up.String())
 	}
 	return count, nil
@@ -276,6 +274,3 @@ func filterChanged(root *export.Root, st upstreamState, ok bool, n uint64, own *
 	}
 	return ok && !slices.Equal(st.Filter, own.Rules()) || !ok && !own.Empty()
 }
-
-// isNotExist is errors.Is(err, fs.ErrNotExist).
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
