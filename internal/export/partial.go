@@ -117,6 +117,11 @@ func (r *Root) placeManifest(b Built) error {
 		if m.from == "" {
 			continue
 		}
+		// Served as the manifest is: readable by every user (a fetched
+		// file is the mirror's own, 0600).
+		if err := r.FS.Chmod(m.from, 0o644); err != nil {
+			return fmt.Errorf("chmod %s: %w", m.from, err)
+		}
 		if err := r.FS.Rename(m.from, m.to); err != nil {
 			return fmt.Errorf("move %s into place: %w", m.to, err)
 		}

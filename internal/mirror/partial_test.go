@@ -65,6 +65,9 @@ func checkPartial(tb testing.TB, r, master *export.Root, want filter.Chain) {
 	testutil.Must(tb, err)
 	orig, err := os.ReadFile(master.ManifestPath(n))
 	testutil.Must(tb, err)
+	if fi, err := os.Stat(r.FullPath(n)); err != nil || fi.Mode().Perm() != 0o644 {
+		tb.Fatalf("%s: %v, want mode 0644 (served to every user, as the manifest)", r.FullPath(n), err)
+	}
 	if !bytes.Equal(full, orig) {
 		tb.Fatalf("%s is not the master's manifest byte for byte", r.FullPath(n))
 	}
