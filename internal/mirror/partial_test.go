@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,4 +247,29 @@ func TestPartialRefusesToWiden(t *testing.T) {
 		t.Fatalf("tier 2 result %+v, want 6 missing", res)
 	}
 	checkPartial(t, t2, w.up, filter.Of(opt1.Filter, opt2.Filter))
+}
+
+// A replace cut short (ROOT/.replacing left, the tree not what its
+// manifest says): the next run links nothing from it and builds it again.
+func TestPartialReplaceCutShort(t *testing.T) {
+	w := newWorld(t, partialFiles)
+	n := w.publish(t)
+	opt := opts()
+	opt.Filter = mustFilter(t, onlyA...)
+	_, err := w.sync(t, opt)
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(w.mir.Path(export.ReplacingName), []byte(fmt.Sprint(n)), 0o644))
+	testutil.Must(t, os.Remove(filepath.Join(w.mir.SnapshotDir(n), "scm/a.git/HEAD")))
+	res, err := w.sync(t, opt)
+	testutil.Must(t, err)
+	if !res.Changed || res.Snapshot != n || res.Fetched != 2 || res.Linked != 0 {
+		t.Fatalf("after a cut-short replace: %+v, want snapshot %d built again, both files fetched, none linked", res, n)
+	}
+	checkPartial(t, w.mir, w.up, filter.Of(opt.Filter))
+	if w.mir.Replacing() != 0 {
+		t.Fatalf("%s still there", export.ReplacingName)
+	}
+	if res, err = w.sync(t, opt); err != nil || res.Changed {
+		t.Fatalf("no-op after: %+v %v", res, err)
+	}
 }
