@@ -22,7 +22,6 @@ func addSidecars(tb testing.TB, r *export.Root, n uint64) {
 	}
 }
 
-
 // Prune and Cleanup take a partial snapshot's N.full and N.filter along;
 // N.full and N.filter are not snapshots.
 func TestPartialSidecars(t *testing.T) {
