@@ -9,6 +9,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
@@ -197,4 +198,37 @@ func sidecar(name string) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// CheckPartial checks a partial snapshot n's files beside its manifest
+// (nothing for a whole one): N.manifest holds exactly what N.filter's chain
+// keeps of N.full, every record identical (filter.CheckExact). A failure
+// wraps manifest.ErrCorrupt.
+func (r *Root) CheckPartial(n uint64) error {
+	c, ok, err := r.SnapshotFilter(n)
+	if err != nil || !ok {
+		return corrupt(err)
+	}
+	full, err := r.FS.Open(r.FullPath(n))
+	if err != nil {
+		return fmt.Errorf("%w: partial snapshot %d: %w", manifest.ErrCorrupt, n, err)
+	}
+	defer full.Close()
+	sub, err := r.FS.Open(r.ManifestPath(n))
+	if err != nil {
+		return fmt.Errorf("open manifest of snapshot %d: %w", n, err)
+	}
+	defer sub.Close()
+	if err := filter.CheckExact(full, sub, c); err != nil {
+		return fmt.Errorf("%w: partial snapshot %d: %s and %s: %w", manifest.ErrCorrupt, n, r.ManifestPath(n), r.FullPath(n), err)
+	}
+	return nil
+}
+
+// corrupt wraps a non-nil err in manifest.ErrCorrupt.
+func corrupt(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", manifest.ErrCorrupt, err)
 }

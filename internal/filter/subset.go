@@ -103,6 +103,8 @@ func check(full, subset io.Reader, c *Chain) error {
 	}
 	err = manifest.Diff(want, sr, func(ch manifest.Change) error {
 		switch {
+		case ch.Old == nil && c != nil:
+			return fmt.Errorf("%w: %s is not in the full manifest, or the filter leaves it out", ErrNotSubset, ch.New.Path)
 		case ch.Old == nil:
 			return fmt.Errorf("%w: %s is not in the full manifest", ErrNotSubset, ch.New.Path)
 		case ch.New == nil && c != nil:
