@@ -89,10 +89,11 @@ func (b *build) phase(name string) {
 // whole before acting on either, and the delete guard, against the served
 // snapshot (or the base if it is torn).
 func (b *build) plan(ctx context.Context) error {
-	if err := b.s.up.FetchManifest(ctx, b.n, b.manPath); err != nil {
+	upFilter, err := b.fetchManifest(ctx)
+	if err != nil {
 		return err
 	}
-	if err := b.partial(ctx); err != nil {
+	if err := b.partial(ctx, upFilter); err != nil {
 		return err
 	}
 	b.phase("fetch manifest")
@@ -104,6 +105,17 @@ func (b *build) plan(ctx context.Context) error {
 		return nil // a rebuild of the same snapshot deletes only what the filter leaves out
 	}
 	return b.s.opt.tooManyDeletes(b.n, b.p.del, b.p.total)
+}
+
+// fetchManifest fetches the upstream's manifest of n to b.manPath and
+// reads its filter file (upstreamFilter: in the same request where the
+// transport can).
+func (b *build) fetchManifest(ctx context.Context) (upstreamFilter, error) {
+	if ff, ok := b.s.up.(transport.FilterFetcher); ok {
+		data, err := ff.FetchManifestFilter(ctx, b.n, b.manPath)
+		return upstreamFilter{data: data, read: true}, err
+	}
+	return upstreamFilter{}, b.s.up.FetchManifest(ctx, b.n, b.manPath)
 }
 
 // reuse handles a complete snapshots/N already there (a crash after the

@@ -38,6 +38,30 @@ type partialCopy struct {
 	missing      int
 }
 
+// upstreamFilter is the upstream's filter file of the snapshot built, if
+// read already with its manifest (transport.FilterFetcher): nil data for
+// none.
+type upstreamFilter struct {
+	data []byte
+	read bool
+}
+
+// chain is the upstream's filter chain of snapshot n, from f if it was
+// read, else as upstreamChain reads it.
+func (f upstreamFilter) chain(ctx context.Context, up transport.Upstream, n uint64) (filter.Chain, bool, error) {
+	if !f.read {
+		return upstreamChain(ctx, up, n)
+	}
+	if f.data == nil {
+		return nil, false, nil
+	}
+	c, err := filter.Decode(f.data)
+	if err != nil {
+		return nil, false, fmt.Errorf("upstream %s: %w: %w", up, manifest.ErrCorrupt, err)
+	}
+	return c, true, nil
+}
+
 // upstreamChain reads the upstream's filter chain of snapshot n: nil for
 // a whole snapshot (no N.filter, or an upstream that cannot tell).
 func upstreamChain(ctx context.Context, up transport.Upstream, n uint64) (filter.Chain, bool, error) {
@@ -67,9 +91,9 @@ func upstreamChain(ctx context.Context, up transport.Upstream, n uint64) (filter
 // aside, the full manifest fetched (or, from a whole upstream, the
 // upstream's manifest is it), checked against it, and b.manPath becomes
 // the subset this mirror's chain keeps. Otherwise nothing changes.
-func (b *build) partial(ctx context.Context) error {
+func (b *build) partial(ctx context.Context, f upstreamFilter) error {
 	s, root := b.s, b.s.root
-	upChain, upPartial, err := upstreamChain(ctx, s.up, b.n)
+	upChain, upPartial, err := f.chain(ctx, s.up, b.n)
 	if err != nil || !upPartial && s.opt.Filter.Empty() {
 		return err
 	}

@@ -141,6 +141,15 @@ type FullFetcher interface {
 	FetchFull(ctx context.Context, n uint64, dst string) error
 }
 
+// FilterFetcher is implemented by upstreams that read a snapshot's filter
+// file (snapshots/N.filter, docs/protocol.md section 10) in the same
+// request as its manifest; a mirror asks others for it on its own.
+type FilterFetcher interface {
+	// FetchManifestFilter is FetchManifest, and returns the content of
+	// snapshots/N.filter too (nil if there is none: a whole snapshot).
+	FetchManifestFilter(ctx context.Context, n uint64, dst string) ([]byte, error)
+}
+
 // Records yields a validated manifest's records: each Open starts a new
 // pass, in canonical order, which the caller closes.
 type Records interface {
