@@ -38,6 +38,11 @@ type partialCopy struct {
 	missing      int
 }
 
+// filterReadMax is the most of an upstream's filter file read: more than
+// filter.MaxFileSize, so that a larger one is refused (filter.Decode)
+// rather than taken for none.
+const filterReadMax = 64 * filter.MaxFileSize
+
 // upstreamFilter is the upstream's filter file of the snapshot built, if
 // read already with its manifest (transport.FilterFetcher): nil data for
 // none.
@@ -70,7 +75,7 @@ func upstreamChain(ctx context.Context, up transport.Upstream, n uint64) (filter
 		return nil, false, nil
 	}
 	name := transport.FilterName(n)
-	files, err := p.ReadSmall(ctx, []string{name}, filter.MaxFileSize)
+	files, err := p.ReadSmall(ctx, []string{name}, filterReadMax)
 	if err != nil {
 		return nil, false, fmt.Errorf("read the filter of snapshot %d from %s: %w", n, up, err)
 	}
@@ -112,7 +117,11 @@ func (b *build) partial(ctx context.Context, f upstreamFilter) error {
 		return err
 	}
 	pc.chain = append(slices.Clone(upChain), filter.Of(s.opt.Filter)...)
-	if err := fsys.WriteFile(root.FS, pc.filter, filter.Encode(pc.chain), 0o644); err != nil {
+	enc := filter.Encode(pc.chain)
+	if len(pc.chain) > filter.MaxFilters || len(enc) > filter.MaxFileSize {
+		return fmt.Errorf("%w: the filter of snapshot %d would have %d tiers and %d bytes (at most %d and %d)", ErrOptions, b.n, len(pc.chain), len(enc), filter.MaxFilters, filter.MaxFileSize)
+	}
+	if err := fsys.WriteFile(root.FS, pc.filter, enc, 0o644); err != nil {
 		return fmt.Errorf("write the filter of snapshot %d: %w", b.n, err)
 	}
 	if err := b.writeSubset(theirs); err != nil {
