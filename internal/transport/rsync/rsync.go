@@ -300,8 +300,10 @@ func (u *Upstream) FetchManifestFilter(ctx context.Context, n uint64, dst string
 	}
 	defer u.local.RemoveAll(tmp)
 	limit, free := u.manifestLimit(filepath.Dir(abs))
+	// The manifest last of the sources: run describes a skipped entry
+	// from the last source (sourceOf).
 	_, err = u.run(ctx, nil, "-t", fmt.Sprintf("--max-size=%d", limit), "--ignore-missing-args",
-		u.Addr.Source(num+export.ManifestExt), u.Addr.Source(num+export.FilterExt), tmp+"/")
+		u.Addr.Source(num+export.FilterExt), u.Addr.Source(num+export.ManifestExt), tmp+"/")
 	var se *skipError
 	switch {
 	case errors.As(err, &se) && strings.HasSuffix(se.skips[0].name, export.FilterExt):
