@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/filter"
@@ -42,7 +43,7 @@ var partialNets = []partialNet{
 		b.WriteString("location ~ (^|/)\\.work(/|$) { return 404; }\n")
 		n := testutil.StartNginx(tb, b.String())
 		return func(name string) string { return n.URL("/" + name + "/") },
-			func() int64 { return int64(strings.Count(n.AccessLog(), "\n")) }
+			func() int64 { return settled(func() int64 { return int64(strings.Count(n.AccessLog(), "\n")) }) }
 	}},
 	{name: "serve", serve: func(tb testing.TB, roots map[string]string) (func(string) string, func() int64) {
 		var count atomic.Int64
@@ -59,6 +60,21 @@ var partialNets = []partialNet{
 		tb.Cleanup(s.Close)
 		return func(name string) string { return s.URL + "/" + name + "/" }, count.Load
 	}},
+}
+
+// settled returns count once it has not changed for a moment: nginx logs
+// a request after answering it.
+func settled(count func() int64) int64 {
+	last, quiet := count(), 0
+	for deadline := time.Now().Add(5 * time.Second); quiet < 4 && time.Now().Before(deadline); {
+		time.Sleep(30 * time.Millisecond)
+		if c := count(); c == last {
+			quiet++
+		} else {
+			last, quiet = c, 0
+		}
+	}
+	return last
 }
 
 // syncAddr syncs mir from the upstream at addr.
