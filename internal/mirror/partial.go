@@ -113,7 +113,7 @@ func (b *build) partial(ctx context.Context, f upstreamFilter) error {
 			return fmt.Errorf("keep the upstream's manifest: %w", err)
 		}
 		theirs = pc.full
-	} else if err := b.fetchFull(ctx, pc.full, theirs); err != nil {
+	} else if err := fetchFull(ctx, root, s.up, b.n, pc.full, theirs); err != nil {
 		return err
 	}
 	pc.chain = append(slices.Clone(upChain), filter.Of(s.opt.Filter)...)
@@ -136,29 +136,28 @@ func (b *build) partial(ctx context.Context, f upstreamFilter) error {
 	return nil
 }
 
-// fetchFull fetches the upstream's full manifest of a partial snapshot to
-// full and checks that its manifest (at theirs) is a subset of it.
-func (b *build) fetchFull(ctx context.Context, full, theirs string) error {
-	ff, ok := b.s.up.(transport.FullFetcher)
+// fetchFull fetches up's full manifest of partial snapshot n to full and
+// checks that up's manifest of n (at theirs) is a subset of it.
+func fetchFull(ctx context.Context, root *export.Root, up transport.Upstream, n uint64, full, theirs string) error {
+	ff, ok := up.(transport.FullFetcher)
 	if !ok {
-		return fmt.Errorf("upstream %s serves a partial snapshot %d and this transport cannot fetch its full manifest", b.s.up, b.n)
+		return fmt.Errorf("upstream %s serves a partial snapshot %d and this transport cannot fetch its full manifest", up, n)
 	}
-	if err := ff.FetchFull(ctx, b.n, full); err != nil {
+	if err := ff.FetchFull(ctx, n, full); err != nil {
 		return err
 	}
-	f := b.s.root.FS
-	fr, err := f.Open(full)
+	fr, err := root.FS.Open(full)
 	if err != nil {
 		return err
 	}
 	defer fr.Close()
-	sr, err := f.Open(theirs)
+	sr, err := root.FS.Open(theirs)
 	if err != nil {
 		return err
 	}
 	defer sr.Close()
 	if err := filter.CheckSubset(fr, sr); err != nil {
-		return fmt.Errorf("upstream %s, snapshot %d: %w: %w", b.s.up, b.n, manifest.ErrCorrupt, err)
+		return fmt.Errorf("upstream %s, snapshot %d: %w: %w", up, n, manifest.ErrCorrupt, err)
 	}
 	return nil
 }

@@ -273,3 +273,56 @@ func TestPartialReplaceCutShort(t *testing.T) {
 		t.Fatalf("no-op after: %+v %v", res, err)
 	}
 }
+
+// Several partial upstreams (failover) are told apart by the master's
+// snapshot they hold (their full manifests), not by their subsets: two
+// tier-1 mirrors with other filters are level, and the tier 2 follows the
+// one serving the newest snapshot, with that one's subset.
+func TestPartialFailover(t *testing.T) {
+	w := newWorld(t, partialFiles)
+	w.publish(t)
+	t1b := export.New(fsys.OS(), filepath.Join(t.TempDir(), "t1b"))
+	optA, optB := opts(), opts()
+	optA.Filter, optB.Filter = mustFilter(t, onlyA...), mustFilter(t, aAndB...)
+	_, err := w.sync(t, optA)
+	testutil.Must(t, err)
+	_, err = syncFrom(t, w.up, t1b, optB)
+	testutil.Must(t, err)
+
+	t2 := export.New(fsys.OS(), filepath.Join(t.TempDir(), "t2"))
+	both := func() (mirror.Result, error) {
+		var ups []transport.Upstream
+		for _, r := range []*export.Root{w.mir, t1b} {
+			u, err := transport.NewLocal(fsys.OS(), r.Dir)
+			testutil.Must(t, err)
+			defer u.Close()
+			ups = append(ups, u)
+		}
+		return mirror.SyncFrom(context.Background(), t2, ups, opts())
+	}
+	res, err := both()
+	testutil.Must(t, err)
+	if res.Upstream != w.mir.Dir || files(t, t2) != "scm/a.git/HEAD scm/a.git/objects/pack/p" {
+		t.Fatalf("first sync: %+v, files %q; want the first upstream's subset", res, files(t, t2))
+	}
+	for _, p := range res.Upstreams {
+		if p.State == export.PolledDiverged {
+			t.Fatalf("a partial upstream of the same snapshot is diverged: %+v", res.Upstreams)
+		}
+	}
+	if res, err = both(); err != nil || res.Changed {
+		t.Fatalf("no-op with two partial upstreams: %+v %v", res, err)
+	}
+
+	// Only t1b gets the next snapshot: the tier 2 follows it, its subset.
+	testutil.WriteTree(t, w.src, map[string]string{"scm/b.git/HEAD": "changed\n"})
+	n := w.publish(t)
+	_, err = syncFrom(t, w.up, t1b, optB)
+	testutil.Must(t, err)
+	res, err = both()
+	testutil.Must(t, err)
+	if res.Snapshot != n || res.Upstream != t1b.Dir {
+		t.Fatalf("after t1b moved on: %+v, want snapshot %d from %s", res, n, t1b.Dir)
+	}
+	checkPartial(t, t2, w.up, filter.Of(optB.Filter))
+}
