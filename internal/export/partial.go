@@ -15,7 +15,7 @@ import (
 )
 
 // The files beside the manifest of a partial mirror's snapshot N
-// (docs/protocol.md section 10): the master's manifest of N, byte for
+// (docs/protocol.md section 11): the master's manifest of N, byte for
 // byte, and the filter chain N.manifest was made from it with.
 const (
 	FullExt   = ".full"

@@ -1,5 +1,5 @@
 // Package filter is the path filter of partial mirrors (mirror-sync's
-// include and exclude rules, docs/protocol.md section 10): an ordered list
+// include and exclude rules, docs/protocol.md section 11): an ordered list
 // of rules, each an include or an exclude pattern in the syntax of
 // publish's exclude patterns ('*' within a name, '**' across names, '?',
 // "[...]", a leading '/' anchors at the snapshot's top, a trailing '/'

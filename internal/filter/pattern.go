@@ -11,7 +11,7 @@ import (
 const maxPatternLen = 4096
 
 // pattern is one compiled path pattern (the syntax of publish's exclude
-// patterns, docs/protocol.md section 10).
+// patterns, docs/protocol.md section 11).
 type pattern struct {
 	src      string
 	anchored bool // leading '/': match the whole path

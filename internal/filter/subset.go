@@ -142,7 +142,7 @@ const FileVersion = 1
 const MaxFileSize = 256 << 10
 
 // File is the JSON of a snapshot's filter file (snapshots/N.filter,
-// docs/protocol.md section 10): the chain its manifest was made with.
+// docs/protocol.md section 11): the chain its manifest was made with.
 type File struct {
 	Version int        `json:"version"`
 	Filters [][]string `json:"filters"`

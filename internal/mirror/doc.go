@@ -46,7 +46,7 @@
 // extends it (export.ExtendLineage); nothing in that file can fail the run.
 //
 // A partial mirror (Options.Filter, or an upstream whose snapshot is
-// partial; partial.go, docs/protocol.md section 10) builds from the subset
+// partial; partial.go, docs/protocol.md section 11) builds from the subset
 // its filter keeps of the upstream's manifest, keeping the master's full
 // manifest (N.full) and its filter chain (N.filter) beside it; a changed
 // filter, or a changed subset upstream, builds the served snapshot again

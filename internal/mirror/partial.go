@@ -15,7 +15,7 @@ import (
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
-// Partial mirrors (docs/protocol.md section 10). A mirror with a filter
+// Partial mirrors (docs/protocol.md section 11). A mirror with a filter
 // (Options.Filter), or below a partial upstream, serves the subset of
 // each snapshot that its filter chain keeps: the upstream's chain (its
 // snapshots/N.filter) followed by its own. Beside the subset manifest it

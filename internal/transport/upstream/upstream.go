@@ -132,7 +132,7 @@ type SnapshotFetcher interface {
 
 // FullFetcher is implemented by upstreams that can copy the full manifest
 // a partial mirror keeps beside a snapshot's manifest (snapshots/N.full,
-// docs/protocol.md section 10), which a lower tier copies too. Every
+// docs/protocol.md section 11), which a lower tier copies too. Every
 // transport implements it; a wrapper that hides it makes the upstream
 // look whole to a partial mirror below it.
 type FullFetcher interface {
@@ -142,7 +142,7 @@ type FullFetcher interface {
 }
 
 // FilterFetcher is implemented by upstreams that read a snapshot's filter
-// file (snapshots/N.filter, docs/protocol.md section 10) in the same
+// file (snapshots/N.filter, docs/protocol.md section 11) in the same
 // request as its manifest; a mirror asks others for it on its own.
 type FilterFetcher interface {
 	// FetchManifestFilter is FetchManifest, and returns the content of
