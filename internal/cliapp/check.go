@@ -170,6 +170,7 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(e.out, rep.line(warn, crit))
+		rep.printPartial(e.out)
 		rep.printLineage(e.out)
 	}
 	if rep.code == PluginOK {
@@ -199,6 +200,7 @@ type checkReport struct {
 	poll      *export.Poll
 	lineage   []export.Hop // from status.json, for the snapshot served
 	linNote   string
+	partial   *export.Partial // the served snapshot's filter chain (partial mirrors)
 }
 
 // severity orders plugin codes: OK < UNKNOWN < WARNING < CRITICAL.
@@ -283,12 +285,16 @@ func (r *checkReport) readFiles(ctx context.Context, p transport.Prober) {
 		d := max(0, r.now.Sub(fi.ModTime))
 		r.updating = &d
 	}
-	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName}, maxStatusJSON)
+	filterName := transport.FilterName(r.snapshot)
+	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName, filterName}, maxStatusJSON)
 	if err != nil {
 		r.raise(PluginCritical, "cannot read %s: %v", r.addr, err)
 		return
 	}
 	r.addRecords(files)
+	if f, ok := files[filterName]; ok {
+		r.addFilter(f.Data)
+	}
 }
 
 // addRecords takes last_error from status.json and the poll record from
@@ -429,6 +435,9 @@ func (r *checkReport) line(warn, crit thresholds) string {
 	}
 	snaps, d := r.lag()
 	fmt.Fprintf(&b, "serves %d, %s, lag %d snapshots %ds", r.snapshot, r.state, snaps, int64(d.Seconds()))
+	if r.partial != nil {
+		b.WriteString(", partial")
+	}
 	if len(r.reasons) > 0 {
 		b.WriteString(": " + clean(strings.Join(r.reasons, "; ")))
 	}
@@ -511,6 +520,9 @@ type checkJSON struct {
 	Lineage           []checkHop `json:"lineage,omitempty"`
 	LineageAgeSeconds *float64   `json:"lineage_age_seconds,omitempty"`
 	LineageNote       string     `json:"lineage_note,omitempty"`
+	// Partial is the served snapshot's filter chain, if ADDR is a partial
+	// mirror: its upstreams' filters, then its own.
+	Partial *export.Partial `json:"partial,omitempty"`
 }
 
 func (r *checkReport) json() checkJSON {
@@ -527,6 +539,7 @@ func (r *checkReport) json() checkJSON {
 		j.UpdatingSeconds = &s
 	}
 	j.Lineage, j.LineageAgeSeconds, j.LineageNote = r.hops(), r.lineageAge(), r.linNote
+	j.Partial = r.partial
 	return j
 }
 

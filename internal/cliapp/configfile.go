@@ -131,10 +131,13 @@ func loadConfig(c *cli.Context, reload bool) error {
 			return err
 		}
 	}
+	if err := setFilterFromConfig(c, values, fromCommandLine, reload); err != nil {
+		return configUsage(path, 0, err) // checked by configValues
+	}
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		vals, inFile := values[name]
-		if fromCommandLine[name] || slices.Contains(reservedKeys, name) || !inFile && !reload {
+		if fromCommandLine[name] || slices.Contains(reservedKeys, name) || slices.Contains(filterKeys, name) || !inFile && !reload {
 			continue
 		}
 		if err := setFlag(c, f, vals); err != nil {

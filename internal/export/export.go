@@ -286,11 +286,12 @@ func (r *Root) SyncPointer(cur uint64) error {
 type listing struct {
 	complete       []uint64
 	dirs, manifest map[uint64]bool
+	side           map[uint64]bool // files beside a manifest (sidecarExts)
 	max            uint64
 }
 
 func (r *Root) list() (listing, error) {
-	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}}
+	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}, side: map[uint64]bool{}}
 	ents, err := afero.ReadDir(r.FS, r.Path(SnapshotsName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -300,6 +301,10 @@ func (r *Root) list() (listing, error) {
 	}
 	for _, e := range ents {
 		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
+		if n, ok := sidecar(name); ok && !isMan {
+			l.side[n] = true
+			continue
+		}
 		n, err := strconv.ParseUint(name, 10, 64)
 		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
 			continue
@@ -501,6 +506,13 @@ func (r *Root) Cleanup() error {
 			}
 		}
 	}
+	for n := range l.side {
+		if !l.manifest[n] && n != cur {
+			if err := r.removeSidecars(n); err != nil {
+				return err
+			}
+		}
+	}
 	return r.FS.MkdirAll(r.WorkDir(), 0o755)
 }
 
@@ -541,6 +553,9 @@ func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, e
 			return deleted, err
 		}
 		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
+			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
+		}
+		if err := r.removeSidecars(n); err != nil {
 			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
 		}
 		deleted = append(deleted, n)
@@ -618,6 +633,9 @@ type Status struct {
 	// left hops out. Kept while the root serves that snapshot.
 	Lineage     []Hop  `json:"lineage,omitempty"`
 	LineageNote string `json:"lineage_note,omitempty"`
+	// Partial, for a partial mirror, is the filter chain of the served
+	// snapshot (its snapshots/N.filter).
+	Partial *Partial `json:"partial,omitempty"`
 	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
 	// the next run that rewrites status.json from the live state drops it.
 	Quorum *Quorum `json:"quorum,omitempty"`
@@ -697,6 +715,7 @@ func (r *Root) live() (Status, error) {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
 	}
+	s.Partial = r.partial(s.Snapshot)
 	return s, nil
 }
 

@@ -23,6 +23,9 @@ type UpdateOptions struct {
 	// Name and Address are this server's hop in the lineage status.json
 	// records for a snapshot the update installs (ExtendLineage).
 	Name, Address string
+	// Filter is this server's own filter (filter.Filter.Rules) if it is
+	// a partial mirror: its hop in the lineage records it.
+	Filter []string
 	// LockWait is how long Begin waits for the lock another run holds
 	// (0: fail at once with ErrLocked).
 	LockWait time.Duration
@@ -179,6 +182,13 @@ type Built struct {
 	// says when this root completed the snapshot (Prune's MinAge counts
 	// from it, and so does a lower tier's lag).
 	Encode func(io.Writer) error
+	// Full and Filter, if not "", are the files of a partial snapshot
+	// beside its manifest (FullExt, FilterExt), in ROOT/.work: Install
+	// moves them into snapshots/ before the manifest.
+	Full, Filter string
+	// Replace: N is the served snapshot, rebuilt with another filter;
+	// Install swaps the trees at once instead of renaming (replace).
+	Replace bool
 }
 
 // Install is the one commit step of every writer; docs/design.md's crash
@@ -204,12 +214,16 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
 	}
-	if b.Tree != "" {
+	if b.Replace {
+		if err := u.replace(b); err != nil {
+			return err
+		}
+	} else if b.Tree != "" {
 		if err := u.durable(b); err != nil {
 			return err
 		}
-		if err := u.root.FS.Rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
-			return fmt.Errorf("move manifest of snapshot %d into place: %w", b.N, err)
+		if err := u.root.placeManifest(b); err != nil {
+			return err
 		}
 		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
@@ -309,7 +323,7 @@ func (u *Update) SetUpstreamLineage(hops []Hop, note string) { u.upLineage, u.up
 
 // lineage is the status.json lineage of the snapshot the update installed.
 func (u *Update) lineage(st *Status) {
-	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT}
+	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT, Filter: u.opt.Filter}
 	st.Lineage, st.LineageNote = ExtendLineage(u.upLineage, self, u.opt.Upstream)
 	if u.upNote != "" && len(st.Lineage) == 1 {
 		st.LineageNote = u.upNote

@@ -7,7 +7,8 @@
 //
 // Only what a client of the export layout needs, and nothing else: seq/begin,
 // seq/end, seq/current (the snapshot pointer), status.json,
-// snapshots/N.manifest and snapshots/N/... of complete snapshots, HTML
+// snapshots/N.manifest and snapshots/N/... of complete snapshots (and a
+// partial snapshot's N.full and N.filter), HTML
 // listings of directories for people, /current/PATH (a 302 redirect to
 // /snapshots/N/PATH for the N served at that moment) and /metrics. Everything
 // else is 404: .work/, .lock, the current symlink itself, seq/checked, temp

@@ -80,7 +80,17 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request, rest string) 
 	num, rel, slash := strings.Cut(rest, "/")
 	if m, ok := strings.CutSuffix(num, export.ManifestExt); ok && !slash {
 		if n, ok := parseNumber(m); ok {
-			return h.manifestFile(w, r, n)
+			return h.manifestFile(w, r, n, export.ManifestExt)
+		}
+	}
+	if m, ok := strings.CutSuffix(num, export.FullExt); ok && !slash {
+		if n, ok := parseNumber(m); ok {
+			return h.manifestFile(w, r, n, export.FullExt)
+		}
+	}
+	if m, ok := strings.CutSuffix(num, export.FilterExt); ok && !slash {
+		if _, ok := parseNumber(m); ok {
+			return h.small(w, r, export.SnapshotsName+"/"+num, "application/json", classManifest)
 		}
 	}
 	n, ok := parseNumber(num)
@@ -225,10 +235,13 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// manifestFile serves snapshots/N.manifest, immutable, with an ETag of
-// its footer's hash.
-func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64) string {
-	f, err := h.dir.Open(export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt)
+// manifestFile serves snapshots/N.manifest (ext ManifestExt), or a
+// partial snapshot's full manifest N.full (FullExt), with an ETag of its
+// footer's hash: immutable, but for the manifest of a partial snapshot,
+// which a change of the mirror's filter replaces (no-cache).
+func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64, ext string) string {
+	num := strconv.FormatUint(n, 10)
+	f, err := h.dir.Open(export.SnapshotsName + "/" + num + ext)
 	if err != nil {
 		h.fail(w, r, err)
 		return classManifest
@@ -244,6 +257,11 @@ func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64)
 		hd.Set("ETag", tag)
 	}
 	hd.Set("Cache-Control", cacheImmutable)
+	if ext == export.ManifestExt {
+		if _, err := h.root.FS.Stat(h.root.FilterPath(n)); err == nil {
+			hd.Set("Cache-Control", cacheNone)
+		}
+	}
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return classManifest
