@@ -34,7 +34,7 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "make up to `N` more attempts while the source keeps changing"},
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, addressFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
-			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag},
+			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag, signKeyFlag, passwordFileFlag, validityFlag},
 		Action: withMetrics(publishAction),
 		Commands: []*cli.Command{
 			{
@@ -53,6 +53,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			rsyncdConfCommand,
 			serveCommand(),
+			keygenCommand(),
+			resignCommand(),
 		},
 	})
 }
@@ -102,6 +104,12 @@ func publishAction(c *cli.Context) error {
 		return err
 	}
 	opt.Log = newLogger(c)
+	if opt.Signer, err = signer(c); err != nil {
+		return err
+	}
+	if opt.Validity, err = validity(c); err != nil {
+		return err
+	}
 	if err := publishSafety(c, &opt); err != nil {
 		return err
 	}
@@ -115,6 +123,12 @@ func publishAction(c *cli.Context) error {
 		return quietOutcome(c, r, err)
 	}
 	out := publishOutput{PublishResult: res}
+	if !res.Published && opt.Signer != nil {
+		ro := snapshot.ResignOptions{Signer: opt.Signer, Validity: opt.Validity, LockWait: wait, Now: e.now, IfStale: true}
+		if _, err := snapshot.Resign(c.Context, r, ro); err != nil {
+			return quietOutcome(c, r, err)
+		}
+	}
 	if res.Published {
 		out.Notified = notify.wait(e, res.Snapshot)
 	} else if !c.Bool("quiet") {

@@ -54,6 +54,9 @@ var (
 type Root struct {
 	FS  fsys.FS
 	Dir string
+	// Now is the clock Status reads a timestamp's expiry with (nil:
+	// time.Now).
+	Now func() time.Time
 }
 
 // New returns the root at dir on f.
@@ -286,6 +289,7 @@ func (r *Root) SyncPointer(cur uint64) error {
 type listing struct {
 	complete       []uint64
 	dirs, manifest map[uint64]bool
+	sigs           []uint64 // signature files (SignatureExt)
 	max            uint64
 }
 
@@ -299,6 +303,12 @@ func (r *Root) list() (listing, error) {
 		return l, fmt.Errorf("list snapshots: %w", err)
 	}
 	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), SignatureExt); ok {
+			if n, err := strconv.ParseUint(name, 10, 64); err == nil && strconv.FormatUint(n, 10) == name {
+				l.sigs = append(l.sigs, n)
+			}
+			continue
+		}
 		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
 		n, err := strconv.ParseUint(name, 10, 64)
 		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
@@ -501,6 +511,13 @@ func (r *Root) Cleanup() error {
 			}
 		}
 	}
+	for _, n := range l.sigs {
+		if !(l.manifest[n] && l.dirs[n]) && n != cur {
+			if err := r.FS.Remove(r.SignaturePath(n)); err != nil {
+				return fmt.Errorf("remove orphan signature: %w", err)
+			}
+		}
+	}
 	return r.FS.MkdirAll(r.WorkDir(), 0o755)
 }
 
@@ -539,6 +556,9 @@ func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, e
 		}
 		if err := fsys.SyncDir(r.FS, r.Path(SnapshotsName)); err != nil {
 			return deleted, err
+		}
+		if err := r.FS.Remove(r.SignaturePath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
 		}
 		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
 			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
@@ -618,6 +638,12 @@ type Status struct {
 	// left hops out. Kept while the root serves that snapshot.
 	Lineage     []Hop  `json:"lineage,omitempty"`
 	LineageNote string `json:"lineage_note,omitempty"`
+	// Signature is how the root's writer treats signatures (SignSigned,
+	// SignVerified, SignUnsigned; absent: never recorded), and
+	// TimestampExpires when the timestamp the root holds expires (the
+	// root is frozen from then on). Status fills them from the root.
+	Signature        string     `json:"signature,omitempty"`
+	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
 	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
 	// the next run that rewrites status.json from the live state drops it.
 	Quorum *Quorum `json:"quorum,omitempty"`
@@ -691,8 +717,13 @@ func (r *Root) live() (Status, error) {
 		s.Snapshots = []uint64{}
 	}
 	s.Snapshot, err = r.Current()
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	frozen := r.signatureStatus(&s, now())
 	s.State, s.Problem = ClassifyState(Observed{Corrupt: err, Snapshot: s.Snapshot, Begin: p.Begin, End: p.End,
-		Complete: slices.Contains(s.Snapshots, s.Snapshot)})
+		Complete: slices.Contains(s.Snapshots, s.Snapshot), Frozen: frozen})
 	if fi, err := fsys.Lstat(r.FS, r.Path(CurrentName)); err == nil {
 		t := fi.ModTime().UTC()
 		s.Updated = &t

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/spf13/afero"
 )
 
 // UpdateOptions tunes an Update. Values are taken as given: the callers
@@ -171,6 +174,16 @@ type Built struct {
 	// says when this root completed the snapshot (Prune's MinAge counts
 	// from it, and so does a lower tier's lag).
 	Encode func(io.Writer) error
+	// Signature, if set, is the snapshot's signature file (publish's, or
+	// the upstream's verbatim): Install writes it durably to
+	// snapshots/N.manifest.minisig before the manifest, so a complete
+	// signed snapshot always has it. Timestamp, if set, is the timestamp
+	// file Install writes, verbatim, right after current flips.
+	Signature, Timestamp []byte
+	// Sign, if set (a master that signs), is given the digest of the
+	// manifest Encode writes, computed as it is written, and returns the
+	// Signature and Timestamp to install.
+	Sign func(d sign.Digest) (signature, timestamp []byte)
 }
 
 // Install is the one commit step of every writer; docs/design.md's crash
@@ -178,7 +191,8 @@ type Built struct {
 //
 //  1. a run stopped (SIGTERM, SIGINT) before here installs nothing;
 //  2. the manifest is made durable and the whole tree flushed (syncfs);
-//  3. the manifest is renamed into snapshots/;
+//  3. the signature, if any, is written durably to snapshots/, then the
+//     manifest is renamed there;
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
 //     both renames durable (before it, a crash may keep either, both or
 //     neither: an orphan manifest or directory is not a complete snapshot,
@@ -186,16 +200,21 @@ type Built struct {
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
 //  6. current flips to snapshots/N (a durable symlink replace), then
-//     seq/current (the pointer HTTP clients read) says N, durably.
+//     seq/current (the pointer HTTP clients read) says N, durably, then
+//     the timestamp, if any, is replaced (durably).
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
-// only by Done. With b.Tree == "" only steps 5 and 6 run.
+// only by Done. With b.Tree == "" only the signature's write (if given and
+// not there) and steps 5 and 6 run.
 func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
 	}
 	if b.Tree != "" {
-		if err := u.durable(b); err != nil {
+		if err := u.durable(&b); err != nil {
+			return err
+		}
+		if err := u.writeSignature(b); err != nil {
 			return err
 		}
 		if err := u.root.FS.Rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
@@ -205,6 +224,11 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
 		}
 		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+			return err
+		}
+	}
+	if b.Tree == "" {
+		if err := u.writeSignature(b); err != nil {
 			return err
 		}
 	}
@@ -219,12 +243,37 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	}
 	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
 	u.upLineage, u.upNote = nil, ""
-	return u.root.WritePointer(b.N)
+	if err := u.root.WritePointer(b.N); err != nil {
+		return err
+	}
+	if b.Timestamp == nil {
+		return nil
+	}
+	return u.root.WriteTimestamp(b.Timestamp)
+}
+
+// writeSignature is Install's write of the snapshot's signature, before
+// its manifest: a complete signed snapshot has it (a crash before the
+// manifest leaves an orphan signature, which Begin removes). An identical
+// file already there is kept.
+func (u *Update) writeSignature(b Built) error {
+	if b.Signature == nil {
+		return nil
+	}
+	p := u.root.SignaturePath(b.N)
+	if old, err := afero.ReadFile(u.root.FS, p); err == nil && bytes.Equal(old, b.Signature) {
+		return nil
+	}
+	if err := fsys.WriteFile(u.root.FS, p, b.Signature, 0o644); err != nil {
+		return fmt.Errorf("write signature of snapshot %d: %w", b.N, err)
+	}
+	return nil
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
-// tree flushed, the two at once when the manifest is written here.
-func (u *Update) durable(b Built) error {
+// tree flushed, the two at once when the manifest is written here (and
+// signed, with b.Sign).
+func (u *Update) durable(b *Built) error {
 	f := u.root.FS
 	if b.Encode == nil {
 		if err := f.Chmod(b.Manifest, 0o644); err != nil {
@@ -241,12 +290,19 @@ func (u *Update) durable(b Built) error {
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- f.SyncFS(b.Tree) }()
-	errM := fsys.WriteStream(f, b.Manifest, 0o644, b.Encode)
+	encode, dg := b.Encode, sign.NewDigester()
+	if b.Sign != nil {
+		encode = func(w io.Writer) error { return b.Encode(io.MultiWriter(w, dg)) }
+	}
+	errM := fsys.WriteStream(f, b.Manifest, 0o644, encode)
 	if err := <-synced; err != nil {
 		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
 	}
 	if errM != nil {
 		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
+	}
+	if b.Sign != nil {
+		b.Signature, b.Timestamp = b.Sign(dg.Digest())
 	}
 	return nil
 }

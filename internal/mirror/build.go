@@ -32,6 +32,7 @@ type build struct {
 	manPath string // the fetched manifest, in ROOT/.work
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
+	sig, ts []byte // the upstream's signature of n and timestamp, to install verbatim (signatures)
 	res     Result
 	phaseAt time.Time
 }
@@ -95,6 +96,10 @@ func (b *build) plan(ctx context.Context) error {
 		return err
 	}
 	b.phase("validate")
+	var err error
+	if b.sig, b.ts, err = b.s.signatures(ctx, b.n, b.manPath); err != nil {
+		return err
+	}
 	if b.base == 0 {
 		return nil
 	}
@@ -230,6 +235,7 @@ func (b *build) commit(ctx context.Context) error {
 // install is the commit step (export.Update.Install): the fetched manifest
 // is stamped with the time of install.
 func (b *build) install(ctx context.Context, built export.Built) error {
+	built.Signature, built.Timestamp = b.sig, b.ts
 	if err := b.s.u.Install(ctx, built); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -54,6 +55,11 @@ type Options struct {
 	// before the prune (export.UpdateOptions.Served): the daemon forwards
 	// its triggers from there.
 	Served func(n uint64)
+	// Trust, if set, are the master's keys: every snapshot's signature and
+	// every timestamp is verified before anything is installed
+	// (signatures). nil: nothing is verified, signatures are copied as
+	// they are, and ROOT/.signed says unsigned.
+	Trust *sign.Trust
 
 	// lim bounds what one build holds in memory; the zero value means
 	// defaultLimits (in-package tests shrink it, see export_test.go).
@@ -276,6 +282,11 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 			// known to be the same (checkSame; recorded already read the
 			// record that vouches for them when s.vouched).
 			if err := s.checkSame(ctx, n, e1); err != nil {
+				return false, err
+			}
+		}
+		if !s.res.Changed {
+			if err := s.refreshTimestamp(ctx, n); err != nil {
 				return false, err
 			}
 		}

@@ -18,8 +18,12 @@ import (
 	"golang.org/x/crypto/scrypt"
 )
 
-// ErrKeyEncrypted means a secret key is encrypted and no password was given.
-var ErrKeyEncrypted = errors.New("secret key is encrypted")
+var (
+	// ErrKeyEncrypted means a secret key is encrypted and no password was given.
+	ErrKeyEncrypted = errors.New("secret key is encrypted")
+	// ErrBadKey means a key file is not a minisign key (or none was given).
+	ErrBadKey = errors.New("bad key file")
+)
 
 // KDF is the scrypt cost minisign stores in an encrypted secret key
 // (libsodium's opslimit and memlimit).
@@ -136,7 +140,7 @@ func rawSecret(priv minisign.PrivateKey) ([]byte, error) {
 	_, enc, _ := strings.Cut(string(text), "\n")
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
 	if err != nil || len(b) != secretSize {
-		return nil, fmt.Errorf("%w: secret key encoding", ErrMalformed)
+		return nil, fmt.Errorf("%w: secret key encoding", ErrBadKey)
 	}
 	return b[sealedStart+8 : sealedStart+8+ed25519.PrivateKeySize], nil
 }
@@ -201,7 +205,7 @@ func LoadSigner(path string, password []byte) (*Signer, error) {
 		}
 	default:
 		if err := k.UnmarshalText(b); err != nil {
-			return nil, fmt.Errorf("%w: secret key %s: %w", ErrMalformed, path, err)
+			return nil, fmt.Errorf("%w: secret key %s: %w", ErrBadKey, path, err)
 		}
 	}
 	raw, err := rawSecret(k)

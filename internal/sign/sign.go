@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"aead.dev/minisign"
@@ -48,7 +49,7 @@ type Trust struct{ keys map[uint64]ed25519.PublicKey }
 // error: a reader without keys verifies nothing, and says so.
 func LoadTrust(paths []string) (*Trust, error) {
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("%w: no public key file given", ErrMalformed)
+		return nil, fmt.Errorf("%w: no public key file given", ErrBadKey)
 	}
 	t := &Trust{keys: map[uint64]ed25519.PublicKey{}}
 	for _, p := range paths {
@@ -70,11 +71,11 @@ func LoadTrust(paths []string) (*Trust, error) {
 func ParsePublicKey(b []byte) (uint64, ed25519.PublicKey, error) {
 	var k minisign.PublicKey
 	if err := k.UnmarshalText(bytes.TrimSpace(b)); err != nil {
-		return 0, nil, fmt.Errorf("%w: not a minisign public key: %w", ErrMalformed, err)
+		return 0, nil, fmt.Errorf("%w: not a minisign public key: %w", ErrBadKey, err)
 	}
 	raw, err := base64.StdEncoding.DecodeString(k.String())
 	if err != nil || len(raw) != 10+ed25519.PublicKeySize {
-		return 0, nil, fmt.Errorf("%w: public key encoding", ErrMalformed)
+		return 0, nil, fmt.Errorf("%w: public key encoding", ErrBadKey)
 	}
 	return k.ID(), ed25519.PublicKey(raw[10:]), nil
 }
@@ -85,6 +86,7 @@ func (t *Trust) IDs() []string {
 	for id := range t.keys {
 		ids = append(ids, KeyID(id))
 	}
+	slices.Sort(ids)
 	return ids
 }
 
@@ -131,4 +133,54 @@ func (t *Trust) Verify(sig []byte, kind string, d *Digest) (Statement, error) {
 		return st, fmt.Errorf("%w: the signature of snapshot %d's manifest does not verify with key %s", ErrUntrusted, st.Snapshot, KeyID(s.KeyID))
 	}
 	return st, nil
+}
+
+// PeekStatement returns the statement of a signature file without
+// verifying anything: for a root's own files, or to say what a refused
+// signature claimed.
+func PeekStatement(sig []byte) (Statement, error) {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return Statement{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return ParseStatement(s.TrustedComment)
+}
+
+// SignSnapshot returns the signature file of snapshot n, whose manifest
+// has digest d, and a timestamp for it valid for validity from now: what a
+// publish writes (docs/protocol.md section 10).
+func (s *Signer) SignSnapshot(n uint64, d Digest, now time.Time, validity time.Duration) (sig, timestamp []byte) {
+	sig = s.Sign(Statement{Kind: KindSnapshot, Snapshot: n, Time: now}, d)
+	return sig, s.SignTimestamp(n, d, now, validity)
+}
+
+// SignTimestamp returns a timestamp file for snapshot n (manifest digest
+// d), signed at now and expiring validity later (at least a second).
+func (s *Signer) SignTimestamp(n uint64, d Digest, now time.Time, validity time.Duration) []byte {
+	now = now.UTC().Truncate(time.Second)
+	return s.Sign(Statement{Kind: KindTimestamp, Snapshot: n, Time: now, Expires: now.Add(max(validity, time.Second))}, d)
+}
+
+// PeekKeyID returns the key ID a signature file names, verifying nothing.
+func PeekKeyID(sig []byte) (uint64, error) {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return s.KeyID, nil
+}
+
+// VerifyTimestamp checks a timestamp file for a reader that serves (or
+// reads) snapshot n, whose manifest has digest d (nil if unknown): Verify
+// of a timestamp statement, against d when it names n. A timestamp naming
+// another snapshot (a newer one the reader has not got yet, or an older
+// one while a writer is between its flip and the timestamp's write) is
+// valid; it vouches only for the time. Whether it is expired is the
+// caller's to judge (Statement.Expired).
+func (t *Trust) VerifyTimestamp(ts []byte, n uint64, d *Digest) (Statement, error) {
+	st, err := t.Verify(ts, KindTimestamp, nil)
+	if err != nil || st.Snapshot != n || d == nil {
+		return st, err
+	}
+	return t.Verify(ts, KindTimestamp, d)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"strings"
@@ -139,15 +140,11 @@ type Digest struct {
 
 // DigestOf reads r to its end and returns both digests, in one pass.
 func DigestOf(r io.Reader) (Digest, error) {
-	s := sha256.New()
-	b, _ := blake2b.New512(nil)
-	if _, err := io.Copy(io.MultiWriter(s, b), r); err != nil {
+	g := NewDigester()
+	if _, err := io.Copy(g, r); err != nil {
 		return Digest{}, err
 	}
-	var d Digest
-	s.Sum(d.SHA256[:0])
-	b.Sum(d.BLAKE2b[:0])
-	return d, nil
+	return g.Digest(), nil
 }
 
 // DigestFile is DigestOf the file at p.
@@ -162,4 +159,27 @@ func DigestFile(fs afero.Fs, p string) (Digest, error) {
 		return Digest{}, fmt.Errorf("digest %s: %w", p, err)
 	}
 	return d, nil
+}
+
+// A Digester computes a Digest of what is written to it.
+type Digester struct{ s, b hash.Hash }
+
+// NewDigester returns an empty Digester.
+func NewDigester() *Digester {
+	b, _ := blake2b.New512(nil)
+	return &Digester{s: sha256.New(), b: b}
+}
+
+// Write implements io.Writer.
+func (g *Digester) Write(p []byte) (int, error) {
+	g.s.Write(p)
+	return g.b.Write(p)
+}
+
+// Digest is the digest of what was written so far.
+func (g *Digester) Digest() Digest {
+	var d Digest
+	g.s.Sum(d.SHA256[:0])
+	g.b.Sum(d.BLAKE2b[:0])
+	return d
 }

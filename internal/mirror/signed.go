@@ -1,0 +1,196 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/sign"
+	"github.com/seqmirror/seqmirror/internal/transport"
+)
+
+// ErrSignedRollback means the upstream serves a signed snapshot older than
+// the highest one a verified statement named here (ROOT/.signed): a
+// replay, unless Options.AllowRollback.
+var ErrSignedRollback = errors.New("signed snapshot older than one already seen")
+
+// ErrNoProber means the upstream's transport cannot read the signature
+// files (no upstream.Prober).
+var ErrNoProber = errors.New("upstream cannot read signature files")
+
+// signatureName is the upstream path of snapshot n's signature.
+func signatureName(n uint64) string {
+	return export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.SignatureExt
+}
+
+// fetchSigned reads the given files of the upstream in one request
+// (upstream.Prober.ReadSmall); a file that is not there is nil.
+func fetchSigned(ctx context.Context, up transport.Upstream, names ...string) ([][]byte, error) {
+	p, ok := up.(transport.Prober)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoProber, up)
+	}
+	got, err := p.ReadSmall(ctx, names, sign.MaxSignatureSize)
+	if err != nil {
+		return nil, fmt.Errorf("read signatures from %s: %w", up, err)
+	}
+	out := make([][]byte, len(names))
+	for i, n := range names {
+		if f, ok := got[n]; ok {
+			out[i] = f.Data
+		}
+	}
+	return out, nil
+}
+
+// signatures is docs/protocol.md section 10's rule for a snapshot a
+// mirror is about to install: snapshot n, whose fetched and validated
+// manifest is at manPath. It fetches the upstream's signature of n and its
+// timestamp (one request). With trusted keys it verifies both, BEFORE
+// anything is installed: the signature by a trusted key, for n, over
+// exactly these manifest bytes; n not below the highest signed snapshot
+// seen (ROOT/.signed) unless AllowRollback; the timestamp, if any, valid
+// too. It returns the files to install verbatim (a timestamp older than
+// the one ROOT holds is not installed), and records the highest snapshot
+// seen. Without trusted keys it verifies nothing and copies both as they
+// are, so that tiers below that do trust keys can verify them.
+func (s *syncRun) signatures(ctx context.Context, n uint64, manPath string) (sig, ts []byte, err error) {
+	files, err := fetchSigned(ctx, s.up, signatureName(n), export.TimestampName)
+	if errors.Is(err, ErrNoProber) && s.opt.Trust == nil {
+		return nil, nil, s.recordSigned(0) // nothing to copy with
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, ts = files[0], files[1]
+	held := heldTimestamp(s.root)
+	if s.opt.Trust == nil {
+		if ts != nil && !newerTimestamp(ts, held) {
+			ts = nil
+		}
+		return sig, ts, s.recordSigned(0)
+	}
+	if sig == nil {
+		return nil, nil, fmt.Errorf("%w: %s has no signature of snapshot %d (%s)", sign.ErrMalformed, s.up, n, signatureName(n))
+	}
+	d, err := sign.DigestFile(s.root.FS, manPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := s.opt.Trust.Verify(sig, sign.KindSnapshot, &d)
+	if err == nil && st.Snapshot != n {
+		err = fmt.Errorf("%w: the signature is of snapshot %d, not %d", sign.ErrMismatch, st.Snapshot, n)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot %d from %s: %w", n, s.up, err)
+	}
+	seen, _ := s.root.ReadSignedState()
+	if n < seen.Highest && !s.opt.AllowRollback {
+		return nil, nil, fmt.Errorf("%w: %s serves signed snapshot %d, and a signed statement for snapshot %d was seen here", ErrSignedRollback, s.up, n, seen.Highest)
+	}
+	high := n
+	if ts != nil {
+		tst, err := s.opt.Trust.VerifyTimestamp(ts, n, &d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("timestamp from %s: %w", s.up, err)
+		}
+		high = max(high, tst.Snapshot)
+		if !newerTimestamp(ts, held) {
+			ts = nil
+		}
+	}
+	return sig, ts, s.recordSigned(high)
+}
+
+// heldTimestamp is ROOT's timestamp (nil if none or unreadable).
+func heldTimestamp(root *export.Root) []byte {
+	b, err := root.ReadTimestamp()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// newerTimestamp reports whether timestamp file ts was signed later than
+// held (or held is none): only a newer timestamp replaces the one held,
+// so no upstream can turn a mirror's timestamp back.
+func newerTimestamp(ts, held []byte) bool {
+	st, err := sign.PeekStatement(ts)
+	if err != nil {
+		return false
+	}
+	h, err := sign.PeekStatement(held)
+	return err != nil || st.Time.After(h.Time)
+}
+
+// recordSigned writes ROOT/.signed: the mode (verified with trusted keys,
+// else unsigned) and the highest signed snapshot seen, at least high. It
+// writes nothing when that is what the file says.
+func (s *syncRun) recordSigned(high uint64) error {
+	st, _ := s.root.ReadSignedState()
+	next := export.SignedState{Mode: export.SignUnsigned, Highest: max(st.Highest, high)}
+	if s.opt.Trust != nil {
+		next.Mode, next.Keys = export.SignVerified, s.opt.Trust.IDs()
+	}
+	if st.Mode == next.Mode && st.Highest == next.Highest && slices.Equal(st.Keys, next.Keys) {
+		return nil
+	}
+	return s.root.WriteSignedState(next)
+}
+
+// refreshTimestamp is the no-op poll's part of section 10: ROOT serves
+// the upstream's snapshot n already. Only when the timestamp ROOT holds is
+// past half its validity (or the poll was not vouched for by the record,
+// so it made more requests anyway) does it ask the upstream for its
+// timestamp, and installs it if it is newer (verified, with trusted
+// keys). A root that holds no timestamp asks nothing: it gets one with its
+// next snapshot. So the common no-op poll stays one request.
+func (s *syncRun) refreshTimestamp(ctx context.Context, n uint64) error {
+	held := heldTimestamp(s.root)
+	if held == nil {
+		return s.recordSigned(0)
+	}
+	hst, err := sign.PeekStatement(held)
+	if err == nil && s.vouched && !hst.Stale(s.opt.Now()) {
+		return s.recordSigned(0)
+	}
+	files, err := fetchSigned(ctx, s.up, export.TimestampName)
+	if errors.Is(err, ErrNoProber) && s.opt.Trust == nil {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ts := files[0]
+	if ts == nil || !newerTimestamp(ts, held) {
+		s.warnFrozen(held)
+		return s.recordSigned(0)
+	}
+	high := uint64(0)
+	if s.opt.Trust != nil {
+		d, err := sign.DigestFile(s.root.FS, s.root.ManifestPath(n))
+		if err != nil {
+			return err
+		}
+		tst, err := s.opt.Trust.VerifyTimestamp(ts, n, &d)
+		if err != nil {
+			return fmt.Errorf("timestamp from %s: %w", s.up, err)
+		}
+		high = tst.Snapshot
+	}
+	if err := s.recordSigned(high); err != nil {
+		return err
+	}
+	s.opt.Log.Info("took the upstream's newer timestamp", "snapshot", n)
+	return s.root.WriteTimestamp(ts)
+}
+
+// warnFrozen logs that the timestamp ROOT holds has expired.
+func (s *syncRun) warnFrozen(held []byte) {
+	if st, err := sign.PeekStatement(held); err == nil && st.Expired(s.opt.Now()) {
+		s.opt.Log.Warn("frozen: the newest timestamp has expired and the upstream has no newer one; the master has not signed a timestamp since", "expired", st.Expires, "snapshot", st.Snapshot)
+	}
+}
