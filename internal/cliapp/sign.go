@@ -14,7 +14,7 @@ import (
 // Flags of signed snapshots (docs/protocol.md section 10, docs/operating.md
 // section 16).
 var (
-	signKeyFlag = &cli.StringFlag{Name: "sign-key", Usage: "sign each snapshot and a timestamp with the minisign secret key in `FILE` (made by `publish keygen`, or `minisign -G`)"}
+	signKeyFlag      = &cli.StringFlag{Name: "sign-key", Usage: "sign each snapshot and a timestamp with the minisign secret key in `FILE` (made by `publish keygen`, or `minisign -G`)"}
 	passwordFileFlag = &cli.StringFlag{Name: "password-file", Usage: "the secret key is encrypted with the password in `FILE` (its bytes less one trailing newline); nothing ever prompts"}
 	validityFlag     = &cli.DurationFlag{Name: "timestamp-validity", Value: sign.DefaultValidity,
 		Usage: "a timestamp signed now is valid for `D`; mirrors and clients that see only expired ones report frozen (run `publish resign` from cron well within it)"}
