@@ -104,10 +104,7 @@ func publishAction(c *cli.Context) error {
 		return err
 	}
 	opt.Log = newLogger(c)
-	if opt.Signer, err = signer(c); err != nil {
-		return err
-	}
-	if opt.Validity, err = validity(c); err != nil {
+	if err := publishSigning(c, &opt); err != nil {
 		return err
 	}
 	if err := publishSafety(c, &opt); err != nil {
@@ -123,11 +120,8 @@ func publishAction(c *cli.Context) error {
 		return quietOutcome(c, r, err)
 	}
 	out := publishOutput{PublishResult: res}
-	if !res.Published && opt.Signer != nil {
-		ro := snapshot.ResignOptions{Signer: opt.Signer, Validity: opt.Validity, LockWait: wait, Now: e.now, IfStale: true}
-		if _, err := snapshot.Resign(c.Context, r, ro); err != nil {
-			return quietOutcome(c, r, err)
-		}
+	if err := refreshUnchanged(e, r, res, opt); err != nil {
+		return quietOutcome(c, r, err)
 	}
 	if res.Published {
 		out.Notified = notify.wait(e, res.Snapshot)

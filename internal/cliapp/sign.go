@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/snapshot"
@@ -22,8 +23,8 @@ var (
 )
 
 // minValidity is the shortest --timestamp-validity: statements carry
-// whole seconds, and a mirror refreshes at half the validity.
-const minValidity = time.Minute
+// whole seconds.
+const minValidity = time.Second
 
 // signer reads --sign-key and --password-file (nil, nil without
 // --sign-key).
@@ -52,6 +53,28 @@ func validity(c *cli.Context) (time.Duration, error) {
 		return 0, Usage("--timestamp-validity must be at least %s, got %s", minValidity, v)
 	}
 	return v, nil
+}
+
+// publishSigning reads publish's signing flags into opt.
+func publishSigning(c *cli.Context, opt *snapshot.PublishOptions) error {
+	var err error
+	if opt.Signer, err = signer(c); err != nil {
+		return err
+	}
+	opt.Validity, err = validity(c)
+	return err
+}
+
+// refreshUnchanged is a signing publish that found nothing changed: it
+// signs a new timestamp if the one held is past half its validity (so a
+// publish from cron keeps the timestamp fresh on its own).
+func refreshUnchanged(e *env, r *export.Root, res snapshot.PublishResult, opt snapshot.PublishOptions) error {
+	if res.Published || opt.Signer == nil {
+		return nil
+	}
+	ro := snapshot.ResignOptions{Signer: opt.Signer, Validity: opt.Validity, LockWait: opt.LockWait, Now: e.now, IfStale: true}
+	_, err := snapshot.Resign(e.c.Context, r, ro)
+	return err
 }
 
 // trust reads --trust-key (nil, nil without it).

@@ -80,9 +80,12 @@ func (s *syncRun) signatures(ctx context.Context, n uint64, manPath string) (sig
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := s.opt.Trust.Verify(sig, sign.KindSnapshot, &d)
+	st, err := s.opt.Trust.Verify(sig, sign.KindSnapshot, nil)
 	if err == nil && st.Snapshot != n {
 		err = fmt.Errorf("%w: the signature is of snapshot %d, not %d", sign.ErrMismatch, st.Snapshot, n)
+	}
+	if err == nil {
+		_, err = s.opt.Trust.Verify(sig, sign.KindSnapshot, &d)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot %d from %s: %w", n, s.up, err)
