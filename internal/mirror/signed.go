@@ -73,22 +73,12 @@ func (s *syncRun) signatures(ctx context.Context, n uint64, manPath string) (sig
 		}
 		return sig, ts, s.recordSigned(0)
 	}
-	if sig == nil {
-		return nil, nil, fmt.Errorf("%w: %s has no signature of snapshot %d (%s)", sign.ErrMalformed, s.up, n, signatureName(n))
-	}
 	d, err := sign.DigestFile(s.root.FS, manPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := s.opt.Trust.Verify(sig, sign.KindSnapshot, nil)
-	if err == nil && st.Snapshot != n {
-		err = fmt.Errorf("%w: the signature is of snapshot %d, not %d", sign.ErrMismatch, st.Snapshot, n)
-	}
-	if err == nil {
-		_, err = s.opt.Trust.Verify(sig, sign.KindSnapshot, &d)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot %d from %s: %w", n, s.up, err)
+	if _, err := s.opt.Trust.VerifySnapshot(n, d, sig); err != nil {
+		return nil, nil, fmt.Errorf("snapshot %d from %s (%s): %w", n, s.up, signatureName(n), err)
 	}
 	seen, _ := s.root.ReadSignedState()
 	if n < seen.Highest && !s.opt.AllowRollback {
@@ -117,16 +107,16 @@ func heldTimestamp(root *export.Root) []byte {
 	return b
 }
 
-// newerTimestamp reports whether timestamp file ts was signed later than
-// held (or held is none): only a newer timestamp replaces the one held,
-// so no upstream can turn a mirror's timestamp back.
+// newerTimestamp reports whether timestamp file ts is newer than held (or
+// held is none), by sign.Statement.Newer: only a newer timestamp replaces
+// the one held, so no upstream can turn a mirror's timestamp back.
 func newerTimestamp(ts, held []byte) bool {
 	st, err := sign.PeekStatement(ts)
 	if err != nil {
 		return false
 	}
 	h, err := sign.PeekStatement(held)
-	return err != nil || st.Time.After(h.Time)
+	return err != nil || st.Newer(h)
 }
 
 // recordSigned writes ROOT/.signed: the mode (verified with trusted keys,

@@ -184,3 +184,23 @@ func (t *Trust) VerifyTimestamp(ts []byte, n uint64, d *Digest) (Statement, erro
 	}
 	return t.Verify(ts, KindTimestamp, d)
 }
+
+// VerifySnapshot is the check of snapshot n's signature file sig, whose
+// manifest has digest d (docs/protocol.md section 10): a trusted key, a
+// snapshot statement for n (a statement for another snapshot is
+// ErrMismatch, said as such), and both the statement's SHA-256 and the
+// Ed25519 signature matching these manifest bytes. nil sig (the upstream
+// has none) is ErrMalformed.
+func (t *Trust) VerifySnapshot(n uint64, d Digest, sig []byte) (Statement, error) {
+	if sig == nil {
+		return Statement{}, fmt.Errorf("%w: no signature of snapshot %d", ErrMalformed, n)
+	}
+	st, err := t.Verify(sig, KindSnapshot, nil)
+	if err == nil && st.Snapshot != n {
+		err = fmt.Errorf("%w: the signature is of snapshot %d, not %d", ErrMismatch, st.Snapshot, n)
+	}
+	if err != nil {
+		return st, err
+	}
+	return t.Verify(sig, KindSnapshot, &d)
+}

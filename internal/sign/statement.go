@@ -120,6 +120,20 @@ func parseTime(f, prefix string) (time.Time, bool) {
 	return t, ok && err == nil && t.Format(timeLayout) == v
 }
 
+// Newer orders timestamps: s is newer than h if it was signed later, or
+// in the same second for a higher snapshot, or for the same one with a
+// later expiry (times have whole seconds: a publish and a resign may sign
+// within one).
+func (s Statement) Newer(h Statement) bool {
+	switch {
+	case !s.Time.Equal(h.Time):
+		return s.Time.After(h.Time)
+	case s.Snapshot != h.Snapshot:
+		return s.Snapshot > h.Snapshot
+	}
+	return s.Expires.After(h.Expires)
+}
+
 // Expired reports whether a timestamp statement has expired at now.
 func (s Statement) Expired(now time.Time) bool { return !now.Before(s.Expires) }
 
