@@ -188,9 +188,17 @@ func TestSignedHostileTier1(t *testing.T) {
 	if _, err := client.Open(context.Background(), n.URL("/tier1/"), client.Options{TrustKeys: []string{c.key("master") + ".pub"}, ScratchDir: c.base}); !errors.Is(err, client.ErrUntrusted) {
 		t.Errorf("client.Open over HTTP = %v, want ErrUntrusted", err)
 	}
-	// An honest tier 1 again: tier 2 and the client take snapshot 3.
+	// ... and over rsync (a daemon serving tier 1).
+	port := testutil.StartRsyncd(t, map[string]string{"tier1": c.tier1})
+	rs := fmt.Sprintf("rsync://127.0.0.1:%d/tier1", port)
+	c.refused(t, rs, cliapp.ExitUntrusted, "names another manifest")
+	if _, err := client.Open(context.Background(), rs, client.Options{TrustKeys: []string{c.key("master") + ".pub"}, ScratchDir: c.base}); !errors.Is(err, client.ErrUntrusted) {
+		t.Errorf("client.Open over rsync = %v, want ErrUntrusted", err)
+	}
+	// An honest tier 1 again: tier 2 (over rsync) and the client take
+	// snapshot 3.
 	c.resetTier1(t)
-	c.sync(t, c.tier1, c.tier2)
+	c.sync(t, rs, c.tier2)
 	snap, err := client.Open(context.Background(), n.URL("/tier1/"), client.Options{TrustKeys: []string{c.key("master") + ".pub"}, ScratchDir: c.base})
 	if err != nil || snap.N() != 3 || snap.State() != client.StateVerified {
 		t.Fatalf("client.Open(honest tier 1) = %v; want snapshot 3, verified", err)
