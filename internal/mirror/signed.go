@@ -158,6 +158,13 @@ func (s *syncRun) refreshTimestamp(ctx context.Context, n uint64) error {
 		return err
 	}
 	ts := files[0]
+	if ts != nil && s.opt.Trust != nil {
+		// The statement first (cheap): a garbled or forged timestamp is
+		// refused whether or not it claims to be newer.
+		if _, err := s.opt.Trust.VerifyTimestamp(ts, n, nil); err != nil {
+			return fmt.Errorf("timestamp from %s: %w", s.up, err)
+		}
+	}
 	if ts == nil || !newerTimestamp(ts, held) {
 		s.warnFrozen(held)
 		return s.recordSigned(0)
