@@ -168,6 +168,7 @@ type syncRun struct {
 	seenAt  time.Time
 	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
 	vouched bool   // the last poll's seq/end was the one .upstream records (recorded)
+	rec     upstreamState // that record, when vouched
 	// With several upstreams: what the poll found at each (polled), the
 	// ones level with the chosen one (peers), and whether the choice
 	// already compared the chosen snapshot with ROOT's (chose).
@@ -286,7 +287,7 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 			}
 		}
 		if !s.res.Changed {
-			if err := s.refreshTimestamp(ctx, n); err != nil {
+			if err := s.refreshTimestamp(ctx, n, e1); err != nil {
 				return false, err
 			}
 		}
@@ -348,6 +349,7 @@ func (s *syncRun) recorded(e1 uint64) (uint64, bool) {
 	st, ok := readUpstreamState(s.root)
 	n := s.res.Snapshot
 	s.vouched = ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1
+	s.rec = st
 	return n, s.vouched
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/sign"
@@ -124,9 +126,9 @@ func newerTimestamp(ts, held []byte) bool {
 // writes nothing when that is what the file says.
 func (s *syncRun) recordSigned(high uint64) error {
 	st, _ := s.root.ReadSignedState()
-	next := export.SignedState{Mode: export.SignUnsigned, Highest: max(st.Highest, high)}
+	next := export.SignedState{Mode: mode(s.opt), Highest: max(st.Highest, high)}
 	if s.opt.Trust != nil {
-		next.Mode, next.Keys = export.SignVerified, s.opt.Trust.IDs()
+		next.Keys = s.opt.Trust.IDs()
 	}
 	if st.Mode == next.Mode && st.Highest == next.Highest && slices.Equal(st.Keys, next.Keys) {
 		return nil
@@ -134,20 +136,63 @@ func (s *syncRun) recordSigned(high uint64) error {
 	return s.root.WriteSignedState(next)
 }
 
+// signedNote is .upstream's note for the no-op poll (upstreamState.Signed):
+// the signature mode the last writing run had, and when the timestamp ROOT
+// holds is due for a refresh (half its validity; nil: ROOT holds none).
+type signedNote struct {
+	Mode    string     `json:"mode"`
+	Refresh *time.Time `json:"refresh,omitempty"`
+}
+
+// mode is the signature mode of a run with opt.
+func mode(opt Options) string {
+	if opt.Trust != nil {
+		return export.SignVerified
+	}
+	return export.SignUnsigned
+}
+
+// noteSigned is the note for ROOT as it is now.
+func noteSigned(root *export.Root, opt Options) *signedNote {
+	n := &signedNote{Mode: mode(opt)}
+	if st, err := sign.PeekStatement(heldTimestamp(root)); err == nil {
+		t := st.Time.Add(st.Expires.Sub(st.Time) / 2)
+		n.Refresh = &t
+	}
+	return n
+}
+
 // refreshTimestamp is the no-op poll's part of section 10: ROOT serves
-// the upstream's snapshot n already. Only when the timestamp ROOT holds is
-// past half its validity (or the poll was not vouched for by the record,
-// so it made more requests anyway) does it ask the upstream for its
-// timestamp, and installs it if it is newer (verified, with trusted
-// keys). A root that holds no timestamp asks nothing: it gets one with its
-// next snapshot. So the common no-op poll stays one request.
-func (s *syncRun) refreshTimestamp(ctx context.Context, n uint64) error {
+// the upstream's snapshot n already (seen at seq/end e1). While the record
+// that vouched for the poll says the mode is this run's and the timestamp
+// ROOT holds is less than half its validity old (or ROOT holds none), it
+// does nothing: no request, no other file read. Otherwise it asks the
+// upstream for its timestamp (one request) and installs it if it is newer
+// (verified, with trusted keys), and brings the record's note up to date.
+// A root that holds no timestamp asks nothing: it gets one with its next
+// snapshot. So the common no-op poll stays one request.
+func (s *syncRun) refreshTimestamp(ctx context.Context, n, e1 uint64) error {
+	if note := s.rec.Signed; s.vouched && note != nil && note.Mode == mode(s.opt) &&
+		(note.Refresh == nil || s.opt.Now().Before(*note.Refresh)) {
+		return nil
+	}
+	if err := s.takeTimestamp(ctx, n); err != nil {
+		return err
+	}
+	if note := noteSigned(s.root, s.opt); s.vouched && !reflect.DeepEqual(note, s.rec.Signed) {
+		recordUpstream(s.root, s.up.String(), n, e1, s.rec.Peers, s.opt)
+	}
+	return nil
+}
+
+// takeTimestamp is refreshTimestamp's slow path: with a timestamp held
+// and due, fetch the upstream's, verify it, install it if newer.
+func (s *syncRun) takeTimestamp(ctx context.Context, n uint64) error {
 	held := heldTimestamp(s.root)
 	if held == nil {
 		return s.recordSigned(0)
 	}
-	hst, err := sign.PeekStatement(held)
-	if err == nil && s.vouched && !hst.Stale(s.opt.Now()) {
+	if hst, err := sign.PeekStatement(held); err == nil && !hst.Stale(s.opt.Now()) {
 		return s.recordSigned(0)
 	}
 	files, err := fetchSigned(ctx, s.up, export.TimestampName)
