@@ -166,8 +166,8 @@ type syncRun struct {
 	res     Result
 	seen    uint64 // what the upstream served when last read, at seenAt
 	seenAt  time.Time
-	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
-	vouched bool   // the last poll's seq/end was the one .upstream records (recorded)
+	lastEnd uint64        // the upstream's seq/end when it served res.Snapshot
+	vouched bool          // the last poll's seq/end was the one .upstream records (recorded)
 	rec     upstreamState // that record, when vouched
 	// With several upstreams: what the poll found at each (polled), the
 	// ones level with the chosen one (peers), and whether the choice
