@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -297,4 +298,46 @@ func replaceFile(t *testing.T, p string, b []byte) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStockMinisignSignedRoot: a master that signs with the stock
+// minisign tool (`minisign -S -t STATEMENT`, an unencrypted key made by
+// `minisign -G -W`), not with publish, is verified by mirror-sync and the
+// client like publish's own signatures.
+func TestStockMinisignSignedRoot(t *testing.T) {
+	bin := testutil.RequireBinary(t, "minisign")
+	base := testutil.FastDir(t)
+	key, master, mir := filepath.Join(base, "key"), filepath.Join(base, "master"), filepath.Join(base, "mirror")
+	minisign := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("minisign %v: %v\n%s", args, err, out)
+		}
+	}
+	minisign("-G", "-W", "-p", key+".pub", "-s", key+".key")
+	src := filepath.Join(base, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "a.txt"), "a\n")
+	mustRun(t, "publish", "--root", master, "--source", src, "--quiet")
+	man := filepath.Join(master, "snapshots", "1.manifest")
+	d, err := sign.DigestFile(fsys.OS(), man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	snap := sign.Statement{Kind: sign.KindSnapshot, Snapshot: 1, SHA256: d.SHA256, Time: now}
+	ts := sign.Statement{Kind: sign.KindTimestamp, Snapshot: 1, SHA256: d.SHA256, Time: now, Expires: now.Add(time.Hour)}
+	minisign("-S", "-s", key+".key", "-m", man, "-t", snap.String())
+	minisign("-S", "-s", key+".key", "-m", man, "-x", filepath.Join(master, "seq", "timestamp.minisig"), "-t", ts.String())
+	mustRun(t, "mirror-sync", "--upstream", master, "--root", mir, "--trust-key", key+".pub", "--quiet")
+	if out := mustRun(t, "mirror-sync", "status", "--root", mir, "--json"); !strings.Contains(out, `"signature": "verified"`) || !strings.Contains(out, `"state": "fresh"`) {
+		t.Fatalf("mirror of a minisign-signed master: %s", out)
+	}
+	snapC, err := client.Open(context.Background(), mir, client.Options{TrustKeys: []string{key + ".pub"}, ScratchDir: base})
+	if err != nil || snapC.State() != client.StateVerified {
+		t.Fatalf("client.Open = %v", err)
+	}
+	snapC.Close()
 }
