@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve bench-network test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem
 
 all: build
 
@@ -27,7 +27,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(BIN)/publish $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/publish $(BIN)/publish-etcd $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 docs/volunteer-mirror.sh $(DESTDIR)$(PREFIX)/bin/seqmirror-volunteer-mirror
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
@@ -36,10 +36,10 @@ install: build
 # systemd-analyze for the documented units, minisign for the signatures'
 # interop tests, headless Chromium and
 # chromedriver for the status page's browser test, ~50 s and 130 packages
-# on a fresh machine); as a user other than root it says what to install
-# instead.
-DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign
-DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign
+# on a fresh machine; etcd for the highly available masters' tests); as a
+# user other than root it says what to install instead.
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign etcd
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign etcd-server
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
@@ -72,7 +72,7 @@ test: deps vet fuzz-short
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/statuspage/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/ha/... ./internal/statuspage/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:
@@ -130,6 +130,15 @@ NOOP_1M ?= 1
 bench-http: deps build
 	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
 	if [ "$(NOOP_1M)" = 1 ]; then CASES=a REPEAT=$${REPEAT:-1} ./scripts/bench-rsyncd.sh 1000000; fi
+
+# publish --watch: the time from `git push` returning to the new snapshot
+# being served, one commit a push into a bare repository in the source,
+# for the default 1s quiet window and a 100ms one, alone in the source and
+# beside 10,000 other files; mean, p50 and max of WATCH_PUSHES pushes each
+# (docs/performance.md, "Publish on change"). Not part of `make test`.
+WATCH_PUSHES ?= 20
+bench-watch:
+	$(GO) test ./internal/e2e -run '^$$' -bench 'BenchmarkWatchPushLatency' -benchtime $(WATCH_PUSHES)x -count 1
 
 # seqmirror's serve against nginx (the block serve nginx-config prints) on
 # one export root of BENCH_SERVE_N small files, the same Go load generator

@@ -75,6 +75,10 @@ type PublishOptions struct {
 	// BeforeFlip, if set, runs after the snapshot is renamed into place and
 	// before current flips (tests use it to check crash points).
 	BeforeFlip func(n uint64)
+	// Claim, if set, records snapshot n and its manifest before current
+	// flips (export.UpdateOptions.Claim: a highly available master's
+	// compare-and-swap in etcd, package ha); its error publishes nothing.
+	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs once a publish that made snapshot n is over,
 	// before the prune (export.UpdateOptions.Served): publish's
 	// notifications go out from there.
@@ -166,7 +170,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	u, err := root.Begin(ctx, export.UpdateOptions{
 		LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge, Name: opt.Name, Address: opt.Address,
 		Check:      func() error { return refuseMirror(root, opt.TakeOver) },
-		BeforeFlip: opt.BeforeFlip, Served: opt.Served, Now: opt.Now, Log: opt.Log,
+		BeforeFlip: opt.BeforeFlip, Claim: opt.Claim, Served: opt.Served, Now: opt.Now, Log: opt.Log,
 	})
 	if errors.Is(err, export.ErrBadCurrent) {
 		return res, fmt.Errorf("%w: check %s", err, root.Path(export.CurrentName))
@@ -237,4 +241,14 @@ func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
 		return seqfile.Pair{}, false, nil
 	}
 	return seqfile.Pair{Begin: b, End: e}, true, nil
+}
+
+// SourceBusy reports whether the source's own writer is mid-update: the
+// source has valid seq/begin and seq/end (SourceSeqDir) and begin is not
+// equal to end. A source without them is never busy; corrupt counters are
+// an error (wrapping seqfile.ErrCorrupt). Publish refuses to list a busy
+// source (and retries); publish --watch waits for it to be idle.
+func SourceBusy(f fsys.FS, source string) (bool, error) {
+	p, ok, err := sourceSeq(f, source)
+	return ok && !p.Idle(), err
 }

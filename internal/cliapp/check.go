@@ -175,6 +175,7 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(e.out, rep.line(warn, crit))
+		rep.printPartial(e.out)
 		rep.printLineage(e.out)
 		rep.printSignature(e.out)
 	}
@@ -205,6 +206,7 @@ type checkReport struct {
 	poll      *export.Poll
 	lineage   []export.Hop // from status.json, for the snapshot served
 	linNote   string
+	partial   *export.Partial // the served snapshot's filter chain (partial mirrors)
 	// trust verifies ADDR's signature statements (--trust-key; nil: none);
 	// signature is ADDR's mode (status.json's, or "verified" when trust
 	// verified them), expires its timestamp's expiry.
@@ -296,12 +298,16 @@ func (r *checkReport) readFiles(ctx context.Context, p transport.Prober) {
 		r.updating = &d
 	}
 	sigName := man + export.SignatureExt[len(export.ManifestExt):]
-	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName, sigName, export.TimestampName}, maxStatusJSON)
+	filterName := transport.FilterName(r.snapshot)
+	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName, filterName, sigName, export.TimestampName}, maxStatusJSON)
 	if err != nil {
 		r.raise(PluginCritical, "cannot read %s: %v", r.addr, err)
 		return
 	}
 	r.addRecords(files)
+	if f, ok := files[filterName]; ok {
+		r.addFilter(f.Data)
+	}
 	r.judgeSigned(files[sigName].Data, files[export.TimestampName].Data)
 }
 
@@ -444,6 +450,9 @@ func (r *checkReport) line(warn, crit thresholds) string {
 	}
 	snaps, d := r.lag()
 	fmt.Fprintf(&b, "serves %d, %s, lag %d snapshots %ds", r.snapshot, r.state, snaps, int64(d.Seconds()))
+	if r.partial != nil {
+		b.WriteString(", partial")
+	}
 	if len(r.reasons) > 0 {
 		b.WriteString(": " + clean(strings.Join(r.reasons, "; ")))
 	}
@@ -530,6 +539,9 @@ type checkJSON struct {
 	// TimestampExpires when its timestamp expires.
 	Signature        string     `json:"signature,omitempty"`
 	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
+	// Partial is the served snapshot's filter chain, if ADDR is a partial
+	// mirror: its upstreams' filters, then its own.
+	Partial *export.Partial `json:"partial,omitempty"`
 }
 
 func (r *checkReport) json() checkJSON {
@@ -547,6 +559,7 @@ func (r *checkReport) json() checkJSON {
 	}
 	j.Lineage, j.LineageAgeSeconds, j.LineageNote = r.hops(), r.lineageAge(), r.linNote
 	j.Signature, j.TimestampExpires = r.signature, r.expires
+	j.Partial = r.partial
 	return j
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/ha/haerr"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
 	"github.com/seqmirror/seqmirror/internal/sign"
@@ -74,6 +75,10 @@ func ExitCodes() []ExitCodeInfo {
 		{12, "Untrusted", "a signature refused (`--trust-key`): by no trusted key, missing, truncated or garbled, for another snapshot or manifest " +
 			"(a tier above rewrote the snapshot), or a signed snapshot older than one already seen (a replay); nothing was changed",
 			"investigate the upstream (the hint says what was refused); after a key rotation, add the new key with another `--trust-key`"},
+		{13, "NotLeader", "`publish --etcd`: this master may not publish: another master leads the group, it lost its lease " +
+			"(or etcd did not answer in time), the group recorded the snapshot number meanwhile, or it does not hold the group's newest snapshot " +
+			"and no live master serves it; nothing was flipped",
+			"harmless on a follower; if no master publishes, read the message (docs/operating.md section 19)"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -110,6 +115,10 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
 		return ExitNoQuorum
+	case errors.Is(err, haerr.ErrNotLeader), errors.Is(err, haerr.ErrNumberTaken), errors.Is(err, haerr.ErrBehind):
+		return ExitNotLeader
+	case errors.Is(err, haerr.ErrConfig):
+		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, errVerify):
@@ -203,6 +212,9 @@ func hint(app string, err error) string {
 		return h
 	}
 	if h := signHint(err); h != "" {
+		return h
+	}
+	if h := haHint(err); h != "" {
 		return h
 	}
 	switch {

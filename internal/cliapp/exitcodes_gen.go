@@ -60,6 +60,14 @@ const (
 	// (investigate the upstream (the hint says what was refused); after
 	// a key rotation, add the new key with another --trust-key).
 	ExitUntrusted = 12
+	// ExitNotLeader: publish --etcd: this master may not publish:
+	// another master leads the group, it lost its lease (or etcd did not
+	// answer in time), the group recorded the snapshot number meanwhile,
+	// or it does not hold the group's newest snapshot and no live master
+	// serves it; nothing was flipped (harmless on a follower; if no
+	// master publishes, read the message (docs/operating.md section
+	// 19)).
+	ExitNotLeader = 13
 	// ExitInterrupted: interrupted by SIGTERM or SIGINT before it served
 	// anything new: one line on stderr, even with --quiet; a run that
 	// had already flipped current completes and exits with its real
@@ -109,6 +117,12 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        seen (a replay); nothing was changed (investigate the upstream (the\n" +
 	"        hint says what was refused); after a key rotation, add the new key\n" +
 	"        with another --trust-key)\n" +
+	"   13   publish --etcd: this master may not publish: another master leads the\n" +
+	"        group, it lost its lease (or etcd did not answer in time), the group\n" +
+	"        recorded the snapshot number meanwhile, or it does not hold the\n" +
+	"        group's newest snapshot and no live master serves it; nothing was\n" +
+	"        flipped (harmless on a follower; if no master publishes, read the\n" +
+	"        message (docs/operating.md section 19))\n" +
 	"   130  interrupted by SIGTERM or SIGINT before it served anything new: one\n" +
 	"        line on stderr, even with --quiet; a run that had already flipped\n" +
 	"        current completes and exits with its real outcome (harmless: the\n" +

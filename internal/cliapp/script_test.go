@@ -10,15 +10,16 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
+	"github.com/seqmirror/seqmirror/internal/cliapp/hacli"
+	"github.com/seqmirror/seqmirror/testutil"
 )
 
 // TestMain makes the test binary double as the publish and mirror-sync
-// commands, which the scripts run as separate processes.
+// commands, which the scripts run as separate processes (publish as its
+// main does: a signal cancels its context).
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"publish": func() {
-			os.Exit(cliapp.Run(context.Background(), cliapp.PublishApp(os.Stdout, os.Stderr), os.Args))
-		},
+		"publish": func() { cliapp.Main(hacli.PublishApp) }, // SIGINT stops publish --watch
 		"mirror-sync": func() {
 			os.Exit(cliapp.Run(context.Background(), cliapp.MirrorApp(os.Stdout, os.Stderr), os.Args))
 		},
@@ -35,6 +36,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":    exits,
 			"receiver": receiver,
+			"etcd":     etcdCmd,
 		},
 	})
 }
@@ -59,4 +61,22 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+// etcdCmd starts a one-member etcd (Debian's etcd-server) for the script,
+// stopped when it ends, and sets $ETCD to its client URL.
+func etcdCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: etcd")
+	}
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		ts.Fatalf("etcd is required (apt-get install etcd-server): %v", err)
+	}
+	ms, err := testutil.LaunchEtcd(bin, ts.MkAbs("etcd"), 1)
+	if err != nil {
+		ts.Fatalf("start etcd: %v", err)
+	}
+	ts.Defer(ms[0].Stop)
+	ts.Setenv("ETCD", ms[0].ClientURL)
 }

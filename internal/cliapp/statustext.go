@@ -47,6 +47,9 @@ func printStatusRest(w io.Writer, s export.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	if s.Partial != nil {
+		fmt.Fprintf(w, "partial    filter %s\n", clean(s.Partial.Filter))
+	}
 	for i, h := range s.Lineage {
 		fmt.Fprintf(w, "hop %d      %s %s since %s\n", i+1, clean(h.Name), clean(h.Address), h.Since.Format(time.RFC3339Nano))
 	}

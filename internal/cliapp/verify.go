@@ -158,8 +158,13 @@ func report(n uint64, res tree.Verification) snapshotReport {
 }
 
 // verify checks snapshot n against its manifest, streamed: its memory
-// does not grow with the number of records (tree.VerifyStream).
+// does not grow with the number of records (tree.VerifyStream); for a
+// partial snapshot, first its manifest against its full manifest
+// (export.Root.CheckPartial).
 func (v *verifier) verify(n uint64) (tree.Verification, error) {
+	if err := v.r.CheckPartial(n); err != nil {
+		return tree.Verification{}, err
+	}
 	ms, err := v.r.OpenManifest(n)
 	if err != nil {
 		return tree.Verification{}, err

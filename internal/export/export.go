@@ -289,12 +289,12 @@ func (r *Root) SyncPointer(cur uint64) error {
 type listing struct {
 	complete       []uint64
 	dirs, manifest map[uint64]bool
-	sigs           []uint64 // signature files (SignatureExt)
+	side           map[uint64]bool // files beside a manifest (sidecarExts)
 	max            uint64
 }
 
 func (r *Root) list() (listing, error) {
-	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}}
+	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}, side: map[uint64]bool{}}
 	ents, err := afero.ReadDir(r.FS, r.Path(SnapshotsName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -303,13 +303,11 @@ func (r *Root) list() (listing, error) {
 		return l, fmt.Errorf("list snapshots: %w", err)
 	}
 	for _, e := range ents {
-		if name, ok := strings.CutSuffix(e.Name(), SignatureExt); ok {
-			if n, err := strconv.ParseUint(name, 10, 64); err == nil && strconv.FormatUint(n, 10) == name {
-				l.sigs = append(l.sigs, n)
-			}
+		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
+		if n, ok := sidecar(name); ok && !isMan {
+			l.side[n] = true
 			continue
 		}
-		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
 		n, err := strconv.ParseUint(name, 10, 64)
 		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
 			continue
@@ -474,8 +472,10 @@ func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 }
 
 // Cleanup removes what a killed writer leaves: work directories, temp files,
-// and manifests or snapshot directories whose other half is missing (never
-// the served snapshot). Call it only while holding the lock.
+// manifests or snapshot directories whose other half is missing, and the
+// files beside a manifest (sidecarExts: N.full, N.filter, the signature)
+// of a snapshot that is not complete (never the served snapshot's). Call
+// it only while holding the lock.
 func (r *Root) Cleanup() error {
 	// Skip the remove (and the mkdir below) when .work is already empty, so
 	// that a no-op poll does not rewrite ROOT.
@@ -511,10 +511,10 @@ func (r *Root) Cleanup() error {
 			}
 		}
 	}
-	for _, n := range l.sigs {
+	for n := range l.side {
 		if !(l.manifest[n] && l.dirs[n]) && n != cur {
-			if err := r.FS.Remove(r.SignaturePath(n)); err != nil {
-				return fmt.Errorf("remove orphan signature: %w", err)
+			if err := r.removeSidecars(n); err != nil {
+				return err
 			}
 		}
 	}
@@ -557,10 +557,10 @@ func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, e
 		if err := fsys.SyncDir(r.FS, r.Path(SnapshotsName)); err != nil {
 			return deleted, err
 		}
-		if err := r.FS.Remove(r.SignaturePath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
 			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
 		}
-		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
+		if err := r.removeSidecars(n); err != nil {
 			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
 		}
 		deleted = append(deleted, n)
@@ -644,6 +644,9 @@ type Status struct {
 	// root is frozen from then on). Status fills them from the root.
 	Signature        string     `json:"signature,omitempty"`
 	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
+	// Partial, for a partial mirror, is the filter chain of the served
+	// snapshot (its snapshots/N.filter).
+	Partial *Partial `json:"partial,omitempty"`
 	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
 	// the next run that rewrites status.json from the live state drops it.
 	Quorum *Quorum `json:"quorum,omitempty"`
@@ -728,6 +731,7 @@ func (r *Root) live() (Status, error) {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
 	}
+	s.Partial = r.partial(s.Snapshot)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,9 @@ type UpdateOptions struct {
 	// Name and Address are this server's hop in the lineage status.json
 	// records for a snapshot the update installs (ExtendLineage).
 	Name, Address string
+	// Filter is this server's own filter (filter.Filter.Rules) if it is
+	// a partial mirror: its hop in the lineage records it.
+	Filter []string
 	// LockWait is how long Begin waits for the lock another run holds
 	// (0: fail at once with ErrLocked).
 	LockWait time.Duration
@@ -38,6 +42,13 @@ type UpdateOptions struct {
 	// BeforeFlip, if set, runs in Install after the snapshot is in
 	// snapshots/ and before current flips (tests check crash points there).
 	BeforeFlip func(n uint64)
+	// Claim, if set, runs in Install once snapshot n is complete in
+	// snapshots/ (manifest is the path of its durable manifest) and before
+	// current flips: a master of a highly available group records the
+	// number and its manifest there (package ha). Its error stops the
+	// install: current does not flip, and snapshot n, which no reader was
+	// ever shown, is removed, unless the error wraps ErrUnconfirmed.
+	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs in Done once an update that installed snapshot
 	// n is over (end bumped, status.json written) and before the prune,
 	// so that a daemon's triggers and publish's notifications go out
@@ -184,6 +195,13 @@ type Built struct {
 	// manifest Encode writes, computed as it is written, and returns the
 	// Signature and Timestamp to install.
 	Sign func(d sign.Digest) (signature, timestamp []byte)
+	// Full and Filter, if not "", are the files of a partial snapshot
+	// beside its manifest (FullExt, FilterExt), in ROOT/.work: Install
+	// moves them into snapshots/ before the manifest.
+	Full, Filter string
+	// Replace: N is the served snapshot, rebuilt with another filter;
+	// Install swaps the trees at once instead of renaming (replace).
+	Replace bool
 }
 
 // Install is the one commit step of every writer; docs/design.md's crash
@@ -199,6 +217,9 @@ type Built struct {
 //     and Begin removes it);
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
+//     a master of a highly available group claims N here, its signature
+//     already durable (UpdateOptions.Claim: a refused claim removes
+//     snapshots/N and its signature, and flips nothing);
 //  6. current flips to snapshots/N (a durable symlink replace), then
 //     seq/current (the pointer HTTP clients read) says N, durably, then
 //     the timestamp, if any, is replaced (durably).
@@ -210,15 +231,17 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
 	}
-	if b.Tree != "" {
+	switch {
+	case b.Replace:
+		if err := u.replace(b); err != nil {
+			return err
+		}
+	case b.Tree != "":
 		if err := u.durable(&b); err != nil {
 			return err
 		}
-		if err := u.writeSignature(b); err != nil {
+		if err := u.root.placeManifest(b); err != nil {
 			return err
-		}
-		if err := u.root.FS.Rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
-			return fmt.Errorf("move manifest of snapshot %d into place: %w", b.N, err)
 		}
 		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
@@ -226,11 +249,13 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
 			return err
 		}
-	}
-	if b.Tree == "" {
-		if err := u.writeSignature(b); err != nil {
+	default:
+		if err := u.root.placeSignature(b.N, b.Signature); err != nil {
 			return err
 		}
+	}
+	if err := u.claim(ctx, b.N); err != nil {
+		return err
 	}
 	if u.opt.BeforeFlip != nil {
 		u.opt.BeforeFlip(b.N)
@@ -252,22 +277,56 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	return u.root.WriteTimestamp(b.Timestamp)
 }
 
-// writeSignature is Install's write of the snapshot's signature, before
-// its manifest: a complete signed snapshot has it (a crash before the
-// manifest leaves an orphan signature, which Begin removes). An identical
-// file already there is kept.
-func (u *Update) writeSignature(b Built) error {
-	if b.Signature == nil {
+// placeSignature is Install's write of snapshot n's signature file sig
+// (nothing if nil), durably, before its manifest: a complete signed
+// snapshot has it (a crash before the manifest leaves an orphan
+// signature, which Begin removes). An identical file already there is
+// kept.
+func (r *Root) placeSignature(n uint64, sig []byte) error {
+	if sig == nil {
 		return nil
 	}
-	p := u.root.SignaturePath(b.N)
-	if old, err := afero.ReadFile(u.root.FS, p); err == nil && bytes.Equal(old, b.Signature) {
+	p := r.SignaturePath(n)
+	if old, err := afero.ReadFile(r.FS, p); err == nil && bytes.Equal(old, sig) {
 		return nil
 	}
-	if err := fsys.WriteFile(u.root.FS, p, b.Signature, 0o644); err != nil {
-		return fmt.Errorf("write signature of snapshot %d: %w", b.N, err)
+	if err := fsys.WriteFile(r.FS, p, sig, 0o644); err != nil {
+		return fmt.Errorf("write signature of snapshot %d: %w", n, err)
 	}
 	return nil
+}
+
+// ErrUnconfirmed, wrapped by an UpdateOptions.Claim error, says that the
+// claim may have been recorded all the same (its store did not answer):
+// Install then keeps snapshot n complete and unserved, so that the writer
+// can flip to it once it learns that the claim held (or remove it).
+var ErrUnconfirmed = errors.New("claim not confirmed")
+
+// claim is Install's step 5a: the UpdateOptions.Claim hook, the one place
+// a highly available master records snapshot n before it is served. A
+// refused claim removes snapshot n (never served: current still names
+// another), so that no complete snapshot with a number the group gave to
+// another manifest stays on disk; an unconfirmed one keeps it.
+func (u *Update) claim(ctx context.Context, n uint64) error {
+	if u.opt.Claim == nil {
+		return nil
+	}
+	err := u.opt.Claim(ctx, n, u.root.ManifestPath(n))
+	if err == nil {
+		return nil
+	}
+	if cur, cerr := u.root.Current(); cerr == nil && cur != n && !errors.Is(err, ErrUnconfirmed) {
+		if rerr := u.root.FS.Remove(u.root.ManifestPath(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's manifest", "snapshot", n, "err", rerr)
+		}
+		if rerr := fsys.RemoveAll(u.root.FS, u.root.SnapshotDir(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot", "snapshot", n, "err", rerr)
+		}
+		if rerr := u.root.removeSidecars(n); rerr != nil { // its signature
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's signature", "snapshot", n, "err", rerr)
+		}
+	}
+	return fmt.Errorf("snapshot %d not served: %w", n, err)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
@@ -322,7 +381,7 @@ func (u *Update) SetUpstreamLineage(hops []Hop, note string) { u.upLineage, u.up
 
 // lineage is the status.json lineage of the snapshot the update installed.
 func (u *Update) lineage(st *Status) {
-	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT}
+	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT, Filter: u.opt.Filter}
 	st.Lineage, st.LineageNote = ExtendLineage(u.upLineage, self, u.opt.Upstream)
 	if u.upNote != "" && len(st.Lineage) == 1 {
 		st.LineageNote = u.upNote

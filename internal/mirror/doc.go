@@ -45,6 +45,13 @@
 // (Upstream.FetchStatus) and hands its lineage to the update, which
 // extends it (export.ExtendLineage); nothing in that file can fail the run.
 //
+// A partial mirror (Options.Filter, or an upstream whose snapshot is
+// partial; partial.go, docs/protocol.md section 11) builds from the subset
+// its filter keeps of the upstream's manifest, keeping the master's full
+// manifest (N.full) and its filter chain (N.filter) beside it; a changed
+// filter, or a changed subset upstream, builds the served snapshot again
+// (linked from itself) and replaces it at once (export.Built.Replace).
+//
 // [SyncClassic] follows an upstream with no snapshots, a tree updated in
 // place with only seq/begin and seq/end (docs/classic.md): it copies the
 // whole tree with link-dest (transport.TreeFetcher), discards the copy if

@@ -7,7 +7,8 @@
 //
 // Only what a client of the export layout needs, and nothing else: seq/begin,
 // seq/end, seq/current (the snapshot pointer), status.json,
-// snapshots/N.manifest and snapshots/N/... of complete snapshots, HTML
+// snapshots/N.manifest and snapshots/N/... of complete snapshots (and a
+// partial snapshot's N.full and N.filter), HTML
 // listings of directories for people, /current/PATH (a 302 redirect to
 // /snapshots/N/PATH for the N served at that moment) and /metrics. Everything
 // else is 404: .work/, .lock, the current symlink itself, seq/checked, temp
@@ -45,4 +46,16 @@
 // (device, inode, size, mtime) is checked again when an index is used a
 // second or more after the last check, so that a number reused after a
 // rollback gets a new index.
+//
+// Small files (up to 32 KiB) once served stay open, as nginx's
+// open_file_cache keeps them: a later request for one is a pread, not an
+// openat2 of its path, an fstat and a close. At most Options.OpenFiles
+// stay open (8192 by default, at most a quarter of RLIMIT_NOFILE), least
+// recently served first out; the files of a snapshot's index are closed
+// when the index goes (evicted, or its manifest replaced). So a pruned
+// snapshot's small files can hold their disk blocks until then, and a file
+// that verify --repair replaced is served from the replaced inode until
+// then: the same bytes, unless the old copy was the damaged one. A plain
+// GET or HEAD of such a file (no Range, no condition) is answered with
+// http.ServeContent's headers without going through it.
 package server

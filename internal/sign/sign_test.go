@@ -156,7 +156,7 @@ func TestVerifyRefusals(t *testing.T) {
 	good := f.signer(t, nil).Sign(sign.Statement{Kind: sign.KindSnapshot, Snapshot: 42, Time: t0}, f.d)
 	garbled := bytes.Clone(good)
 	i := bytes.IndexByte(garbled, '\n') + 20
-	garbled[i] ^= 1
+	garbled[i] = map[bool]byte{true: 'B', false: 'A'}[garbled[i] == 'A'] // another base64 digit: a signature that parses and does not verify
 	comment := bytes.Replace(good, []byte("snapshot=42"), []byte("snapshot=43"), 1)
 	otherDigest := f.d
 	otherDigest.SHA256[0] ^= 1

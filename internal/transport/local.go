@@ -106,7 +106,17 @@ func (l *Local) Current(context.Context) (uint64, time.Time, error) {
 
 // FetchManifest implements Upstream.
 func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
-	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(l.root.ManifestPath(n)))
+	return l.fetchManifest(n, l.root.ManifestPath(n), dst)
+}
+
+// FetchFull implements FullFetcher.
+func (l *Local) FetchFull(_ context.Context, n uint64, dst string) error {
+	return l.fetchManifest(n, l.root.FullPath(n), dst)
+}
+
+// fetchManifest copies the manifest of snapshot n at path to dst.
+func (l *Local) fetchManifest(n uint64, path, dst string) error {
+	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch manifest of snapshot %d: %w: %w", n, ErrVanished, l.wrap(err))

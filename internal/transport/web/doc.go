@@ -8,7 +8,10 @@
 // # Contract
 //
 //   - One net/http client per Upstream: keep-alive connections, HTTP/2 when
-//     the server offers it over TLS, proxies from the environment
+//     the server offers it over TLS, or over plain http:// once an answer
+//     says the server takes it with prior knowledge (export.H2CHeader, sent
+//     by serve and the daemon; not through a proxy; an HTTP/2 request that
+//     fails turns it off for the rest of the Upstream's life), proxies from the environment
 //     (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), TLS with the system roots plus
 //     the PEM certificates of Options.HTTP.CAFile. Every request asks for
 //     `Accept-Encoding: identity`; a response with any other
