@@ -64,7 +64,9 @@ type Options struct {
 	// during a key rotation). With any, Open verifies the signature of the
 	// snapshot it pins before it returns (docs/protocol.md section 10):
 	// a trusted key, a statement for that snapshot, over exactly the
-	// manifest read; else ErrUntrusted. It verifies the timestamp too:
+	// manifest read (from a partial mirror: over its full manifest, which
+	// the manifest read must be a subset of); else ErrUntrusted. It
+	// verifies the timestamp too:
 	// State is StateFrozen if the newest one has expired. Without keys
 	// nothing is verified and State is StateUnsigned.
 	TrustKeys []string

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/manifest"
 )
 
 // ErrUntrusted means Options.TrustKeys are given and the snapshot's
@@ -66,8 +68,10 @@ func (s *Snapshot) State() string { return s.sig.state }
 func (s *Snapshot) TimestampExpires() time.Time { return s.sig.expires }
 
 // verifySigned checks snapshot n, whose manifest was fetched to p, with
-// the trusted keys (sign.Trust.VerifySnapshot), its timestamp, and the
-// state file's highest snapshot; then it records n there.
+// the trusted keys: its signature over the master's manifest (p, or a
+// partial upstream's N.full, which p must then be a subset of:
+// export.VerifySigned), its timestamp, and the state file's highest
+// snapshot; then it records n there.
 func (s *Snapshot) verifySigned(ctx context.Context, n uint64, p string) error {
 	sg := &s.sig
 	if sg.trust == nil {
@@ -78,15 +82,23 @@ func (s *Snapshot) verifySigned(ctx context.Context, n uint64, p string) error {
 		return fmt.Errorf("%w: this transport cannot read signature files", ErrUntrusted)
 	}
 	sigName := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.SignatureExt
-	got, err := p2.ReadSmall(ctx, []string{sigName, export.TimestampName}, sign.MaxSignatureSize)
+	filterName := transport.FilterName(n)
+	got, err := p2.ReadSmall(ctx, []string{sigName, export.TimestampName, filterName}, max(sign.MaxSignatureSize, filter.MaxFileSize))
 	if err != nil {
 		return classify(err)
 	}
-	d, err := sign.DigestFile(fsys.OS(), p)
+	full, err := s.fullManifest(ctx, n, p, got[filterName].Data != nil)
 	if err != nil {
 		return err
 	}
-	if _, err := sg.trust.VerifySnapshot(n, d, got[sigName].Data); err != nil {
+	if full != p {
+		defer os.Remove(full)
+	}
+	_, d, err := export.VerifySigned(fsys.OS(), sg.trust, n, got[sigName].Data, full, p)
+	switch {
+	case errors.Is(err, manifest.ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case err != nil:
 		return fmt.Errorf("%w: snapshot %d: %w", ErrUntrusted, n, err)
 	}
 	high := readHighest(sg.stateFile)
@@ -105,6 +117,28 @@ func (s *Snapshot) verifySigned(ctx context.Context, n uint64, p string) error {
 		}
 	}
 	return writeHighest(sg.stateFile, max(high, n))
+}
+
+// fullManifest is the manifest the master signed of snapshot n, whose
+// served manifest is at p: p itself, or, from a partial upstream (it
+// serves snapshots/N.filter), its snapshots/N.full fetched beside p
+// (docs/protocol.md section 11). Whichever it is, the signature must
+// verify over it and p must be a subset of it: a partial upstream that
+// passes for a whole one is refused all the same.
+func (s *Snapshot) fullManifest(ctx context.Context, n uint64, p string, partial bool) (string, error) {
+	if !partial {
+		return p, nil
+	}
+	ff, ok := s.up.(transport.FullFetcher)
+	if !ok {
+		return "", fmt.Errorf("%w: snapshot %d is partial and this transport cannot fetch its full manifest", ErrUntrusted, n)
+	}
+	full := p + export.FullExt
+	if err := ff.FetchFull(ctx, n, full); err != nil {
+		os.Remove(full)
+		return "", fmt.Errorf("snapshot %d: full manifest: %w", n, classify(err))
+	}
+	return full, nil
 }
 
 // clientState is Options.StateFile.

@@ -3,14 +3,12 @@ package cliapp
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/snapshot"
-	"github.com/spf13/afero"
 	"github.com/urfave/cli/v2"
 )
 
@@ -89,7 +87,8 @@ func trust(c *cli.Context) (*sign.Trust, error) {
 }
 
 // verifySignatures is verify's --trust-key: each snapshot's signature
-// must verify over its manifest's bytes (sign.Trust.VerifySnapshot) before
+// must verify over its full manifest's bytes, and a partial snapshot's
+// manifest must be a subset of that (export.Root.VerifySignature), before
 // its tree is checked against the manifest.
 func verifySignatures(c *cli.Context, r *export.Root, nums []uint64) error {
 	t, err := trust(c)
@@ -97,15 +96,7 @@ func verifySignatures(c *cli.Context, r *export.Root, nums []uint64) error {
 		return err
 	}
 	for _, n := range nums {
-		sig, err := afero.ReadFile(r.FS, r.SignaturePath(n))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		d, err := sign.DigestFile(r.FS, r.ManifestPath(n))
-		if err != nil {
-			return err
-		}
-		if _, err := t.VerifySnapshot(n, d, sig); err != nil {
+		if _, err := r.VerifySignature(t, n); err != nil {
 			return fmt.Errorf("snapshot %d of %s: %w", n, r.Dir, err)
 		}
 	}

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/sign"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/spf13/afero"
 )
 
@@ -136,4 +138,53 @@ func (r *Root) signatureStatus(s *Status, now time.Time) error {
 		return fmt.Errorf("%w: the newest timestamp (snapshot %d, signed %s) expired at %s", sign.ErrExpired, st.Snapshot, st.Time.Format(time.RFC3339), t.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// VerifySigned is docs/protocol.md section 10's check of snapshot n's
+// signature file sig (nil: none) with t, over manifest files on f: full,
+// the master's manifest of n (N.full on a partial snapshot), and sub, the
+// manifest of the files served (N.manifest; "" or full itself for a whole
+// snapshot). The signature must verify over full's bytes
+// (sign.Trust.VerifySnapshot: sign's sentinels); then sub must be a
+// subset of full, record for record (filter.CheckSubset; else
+// manifest.ErrCorrupt), so that the signature vouches for every file sub
+// lists. It returns the statement and full's digest (a timestamp names
+// it).
+func VerifySigned(f fsys.FS, t *sign.Trust, n uint64, sig []byte, full, sub string) (sign.Statement, sign.Digest, error) {
+	d, err := sign.DigestFile(f, full)
+	if err != nil {
+		return sign.Statement{}, d, err
+	}
+	st, err := t.VerifySnapshot(n, d, sig)
+	if err != nil || sub == "" || sub == full {
+		return st, d, err
+	}
+	fr, err := f.Open(full)
+	if err != nil {
+		return st, d, err
+	}
+	defer fr.Close()
+	sr, err := f.Open(sub)
+	if err != nil {
+		return st, d, err
+	}
+	defer sr.Close()
+	if err := filter.CheckSubset(fr, sr); err != nil {
+		return st, d, fmt.Errorf("%w: snapshot %d: %s is not a subset of the signed %s: %w", manifest.ErrCorrupt, n, sub, full, err)
+	}
+	return st, d, nil
+}
+
+// VerifySignature is VerifySigned for snapshot n of r: its signature file,
+// over its full manifest (FullManifestPath), then its manifest against it.
+func (r *Root) VerifySignature(t *sign.Trust, n uint64) (sign.Statement, error) {
+	sig, err := afero.ReadFile(r.FS, r.SignaturePath(n))
+	if errors.Is(err, fs.ErrNotExist) {
+		sig, err = nil, nil
+	}
+	if err != nil {
+		return sign.Statement{}, fmt.Errorf("read signature of snapshot %d: %w", n, err)
+	}
+	st, _, err := VerifySigned(r.FS, t, n, sig, r.FullManifestPath(n), r.ManifestPath(n))
+	return st, err
 }

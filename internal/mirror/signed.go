@@ -50,7 +50,9 @@ func fetchSigned(ctx context.Context, up transport.Upstream, names ...string) ([
 
 // signatures is docs/protocol.md section 10's rule for a snapshot a
 // mirror is about to install: snapshot n, whose fetched and validated
-// manifest is at manPath. It fetches the upstream's signature of n and its
+// manifest is at manPath (for a partial snapshot its N.full, the master's
+// manifest, which partial checked the subset against record by record:
+// the signature over it vouches for the subset's files). It fetches the upstream's signature of n and its
 // timestamp (one request). With trusted keys it verifies both, BEFORE
 // anything is installed: the signature by a trusted key, for n, over
 // exactly these manifest bytes; n not below the highest signed snapshot
@@ -216,7 +218,7 @@ func (s *syncRun) takeTimestamp(ctx context.Context, n uint64) error {
 	}
 	high := uint64(0)
 	if s.opt.Trust != nil {
-		d, err := sign.DigestFile(s.root.FS, s.root.ManifestPath(n))
+		d, err := sign.DigestFile(s.root.FS, s.root.FullManifestPath(n)) // the master's bytes: N.full on a partial mirror
 		if err != nil {
 			return err
 		}
