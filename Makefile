@@ -33,12 +33,13 @@ install: build
 
 # Installs what a fresh Debian machine lacks for the tests (the real peers
 # rsync, git and nginx; flock; shellcheck for the documented scripts;
-# systemd-analyze for the documented units, headless Chromium and
+# systemd-analyze for the documented units, minisign for the signatures'
+# interop tests, headless Chromium and
 # chromedriver for the status page's browser test, ~50 s and 130 packages
 # on a fresh machine; etcd for the highly available masters' tests); as a
 # user other than root it says what to install instead.
-DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver etcd
-DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver etcd-server
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign etcd
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign etcd-server
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \

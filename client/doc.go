@@ -52,6 +52,17 @@
 //     also removes the scratch directory and closes the upstream. A file
 //     read fails with ErrSnapshotGone too when the snapshot disappeared
 //     before its fetch.
+//   - With [Options].TrustKeys, Open also verifies the pinned snapshot's
+//     signature (docs/protocol.md section 10: a trusted minisign key, a
+//     statement for N over exactly the manifest read; from a partial
+//     mirror over its snapshots/N.full, the master's manifest, which the
+//     manifest read must be a subset of, record for record, else
+//     [ErrCorrupt]) and the timestamp, before it returns; a refusal wraps
+//     [ErrUntrusted]. [Snapshot.State]
+//     says StateVerified, or StateFrozen once the newest timestamp has
+//     expired (StateUnsigned without keys). With Options.StateFile it keeps
+//     the highest signed snapshot seen there (replaced atomically) and
+//     refuses an older one unless Options.AllowRollback.
 //   - Errors wrap sentinels: [ErrNotFound] (the path has no record; it also
 //     matches fs.ErrNotExist), [ErrNotFile], [ErrNotDir], [ErrNoSnapshot],
 //     [ErrSnapshotGone], [ErrCorrupt] (a damaged file, manifest, seq file

@@ -11,6 +11,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -171,6 +172,13 @@ func (a *attempt) commit() error {
 	}
 	m := &manifest.Manifest{Snapshot: a.n, Entries: a.entries}
 	built := export.Built{N: a.n, Tree: a.work, Manifest: a.work + export.ManifestExt, Encode: m.Encode}
+	if s := a.opt.Signer; s != nil {
+		if err := a.u.Root().WriteSignedState(signerState(s)); err != nil {
+			return err
+		}
+		now := a.opt.Now()
+		built.Sign = func(d sign.Digest) ([]byte, []byte) { return s.SignSnapshot(a.n, d, now, a.opt.Validity) }
+	}
 	if err := a.u.Install(a.ctx, built); err != nil {
 		return err
 	}

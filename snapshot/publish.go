@@ -13,6 +13,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -82,6 +83,11 @@ type PublishOptions struct {
 	// before the prune (export.UpdateOptions.Served): publish's
 	// notifications go out from there.
 	Served func(n uint64)
+	// Signer, if set, signs each snapshot published (its manifest's
+	// digest, with a statement) and a timestamp valid for Validity
+	// (docs/protocol.md section 10).
+	Signer   *sign.Signer
+	Validity time.Duration
 	// AfterList, if set, runs in each attempt that will publish, once the
 	// source is listed and before the listing's confirmation starts (tests
 	// change the source there).
@@ -98,6 +104,7 @@ func DefaultOptions() PublishOptions {
 		Backoff:   time.Second,
 		Workers:   tree.Workers(),
 		MaxDelete: 0.5,
+		Validity:  sign.DefaultValidity,
 		Log:       slog.New(slog.DiscardHandler),
 		Now:       time.Now,
 	}

@@ -53,6 +53,13 @@ const (
 	// mirrors catch up on their next poll or trigger; look at the ones
 	// listed).
 	ExitNoQuorum = 11
+	// ExitUntrusted: a signature refused (--trust-key): by no trusted
+	// key, missing, truncated or garbled, for another snapshot or
+	// manifest (a tier above rewrote the snapshot), or a signed snapshot
+	// older than one already seen (a replay); nothing was changed
+	// (investigate the upstream (the hint says what was refused); after
+	// a key rotation, add the new key with another --trust-key).
+	ExitUntrusted = 12
 	// ExitNotLeader: publish --etcd: this master may not publish:
 	// another master leads the group, it lost its lease (or etcd did not
 	// answer in time), the group recorded the snapshot number meanwhile,
@@ -104,6 +111,12 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        the snapshot stays published, the mirrors that are behind are listed\n" +
 	"        on stderr and in status.json (the late mirrors catch up on their next\n" +
 	"        poll or trigger; look at the ones listed)\n" +
+	"   12   a signature refused (--trust-key): by no trusted key, missing,\n" +
+	"        truncated or garbled, for another snapshot or manifest (a tier above\n" +
+	"        rewrote the snapshot), or a signed snapshot older than one already\n" +
+	"        seen (a replay); nothing was changed (investigate the upstream (the\n" +
+	"        hint says what was refused); after a key rotation, add the new key\n" +
+	"        with another --trust-key)\n" +
 	"   13   publish --etcd: this master may not publish: another master leads the\n" +
 	"        group, it lost its lease (or etcd did not answer in time), the group\n" +
 	"        recorded the snapshot number meanwhile, or it does not hold the\n" +

@@ -26,7 +26,7 @@ var syncFlags = []cli.Flag{
 	&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait `D` before the first retry, doubled each time"},
 	mirrorIncludeFlag, mirrorExcludeFlag,
 	&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
-	keepFlag, minAgeFlag, workersFlag, waitFlag,
+	keepFlag, minAgeFlag, workersFlag, waitFlag, trustKeyFlag,
 }
 
 // MirrorApp builds the mirror-sync command.
@@ -169,6 +169,12 @@ func mirrorOptions(e *env, r *export.Root) (mirror.Options, error) {
 		return opt, Usage("--include and --exclude make a partial mirror of snapshots: not with --classic")
 	}
 	opt.Log = newLogger(c)
+	if opt.Trust, err = trust(c); err != nil {
+		return opt, err
+	}
+	if opt.Trust != nil && c.Bool("classic") {
+		return opt, Usage("--trust-key verifies a master's signed snapshots; a --classic upstream has none")
+	}
 	return opt, nil
 }
 

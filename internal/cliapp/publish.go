@@ -44,7 +44,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			publishMaxDeleteFlag, excludeFlag, takeOverFlag, notifyFlag, secretFileFlag, nameFlag, addressFlag, notifyTimeout,
 			keepFlag, minAgeFlag, workersFlag, waitFlag, reportAfterFlag, metricsFileFlag, jsonFlag, quietFlag, verboseFlag,
 			quorumFlag, mirrorFlag, quorumTimeoutFlag, caFileFlag, watchFlag, watchQuietFlag, watchMaxDelayFlag, watchPollFlag, watchForcePoll,
-			etcdFlag, etcdPrefixFlag, etcdLeaseTTLFlag, followFlag, followEveryFlag},
+			etcdFlag, etcdPrefixFlag, etcdLeaseTTLFlag, followFlag, followEveryFlag,
+			signKeyFlag, passwordFileFlag, validityFlag},
 		Action: publishAction,
 		Commands: []*cli.Command{
 			{
@@ -63,6 +64,8 @@ func PublishApp(stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			rsyncdConfCommand,
 			serveCommand(),
+			keygenCommand(),
+			resignCommand(),
 			clobberCommand(),
 		},
 	})
@@ -168,6 +171,9 @@ func publishOptions(e *env, r *export.Root) (snapshot.PublishOptions, error) {
 		return opt, err
 	}
 	opt.Log = newLogger(c)
+	if err := publishSigning(c, &opt); err != nil {
+		return opt, err
+	}
 	return opt, publishSafety(c, &opt)
 }
 
@@ -180,6 +186,9 @@ func (j *publishJob) run(watching bool) error {
 	notify, opt := j.notify.fresh(), j.opt
 	opt.Served = func(n uint64) { notify.start(e, n) } // before the prune
 	res, err := snapshot.Publish(c.Context, j.r, j.src, opt)
+	if err == nil {
+		err = refreshUnchanged(e, j.r, res, opt) // a signed timestamp past half its validity
+	}
 	switch {
 	case err != nil && watching:
 		return err

@@ -56,6 +56,12 @@ func printStatusRest(w io.Writer, s export.Status) {
 	if s.LineageNote != "" {
 		fmt.Fprintf(w, "lineage    %s\n", clean(s.LineageNote))
 	}
+	if s.Signature != "" {
+		fmt.Fprintf(w, "signature  %s\n", s.Signature)
+	}
+	if s.TimestampExpires != nil {
+		fmt.Fprintf(w, "timestamp  expires %s\n", s.TimestampExpires.Format(time.RFC3339))
+	}
 }
 
 // localRoot refuses a --root that is an rsync address (a usage error),

@@ -16,7 +16,7 @@ func verifyFlags(repairUsage string, from cli.Flag) []cli.Flag {
 		&cli.Uint64Flag{Name: "snapshot", Usage: "verify snapshot `N`", DefaultText: "the served one"},
 		&cli.BoolFlag{Name: "all", Usage: "verify every complete snapshot in ROOT (the served one first)"},
 		&cli.BoolFlag{Name: "repair", Usage: repairUsage},
-		from, workersFlag, jsonFlag}
+		from, workersFlag, jsonFlag, trustKeyFlag}
 }
 
 // repairSource opens where --repair fetches good copies from; close
@@ -69,6 +69,9 @@ func verifyAction(c *cli.Context, needRepair string, open repairSource) error {
 	}
 	nums, err := toVerify(c, r)
 	if err != nil {
+		return err
+	}
+	if err := verifySignatures(c, r, nums); err != nil {
 		return err
 	}
 	v := verifier{e: e, r: r, workers: w, open: open}

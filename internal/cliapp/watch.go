@@ -42,6 +42,12 @@ func watchAction(c *cli.Context) error {
 	}
 	log := j.opt.Log
 	opt.Log = log
+	if j.opt.Signer != nil {
+		// An unchanged source publishes nothing, but its run refreshes the
+		// timestamp past half its validity (refreshUnchanged): run one at
+		// least every quarter of it, changes or not.
+		opt.Every = j.opt.Validity / 4
+	}
 	opt.Busy = func() (bool, error) { return snapshot.SourceBusy(j.e.fs, j.src) }
 	hup, stop := onHangupFlag()
 	defer stop()

@@ -441,3 +441,42 @@ func waitFor(t *testing.T, ok func() bool, p *watchProc) {
 	}
 	t.Fatalf("timed out; stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
 }
+
+// TestWatchSignedRefresh: publish --watch of a signing master refreshes
+// its timestamp while the source stays unchanged (a run at least every
+// quarter of the validity, which re-signs past half of it), publishing
+// nothing new; the timestamp it holds never expires.
+func TestWatchSignedRefresh(t *testing.T) {
+	bin, tmp := testutil.BuildTools(t), t.TempDir()
+	root, src, key := filepath.Join(tmp, "export"), filepath.Join(tmp, "src"), filepath.Join(tmp, "key")
+	testutil.WriteTree(t, src, map[string]string{"a.txt": "a"})
+	if out, err := exec.Command(filepath.Join(bin, "publish"), "keygen", "--quiet", key).CombinedOutput(); err != nil {
+		t.Fatalf("publish keygen: %v\n%s", err, out)
+	}
+	p := startWatch(t, bin, root, src, "--sign-key", key+".key", "--timestamp-validity", "2s", "--watch-quiet", "50ms")
+	ts := filepath.Join(root, "seq", "timestamp.minisig")
+	var first []byte
+	for i := 0; first == nil && i < 500; i++ { // written right after the flip
+		first, _ = os.ReadFile(ts)
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline := time.Now().Add(6 * time.Second)
+	changes := 0
+	for prev := first; time.Now().Before(deadline) && changes < 2; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(ts)
+		testutil.Must(t, err)
+		if !bytes.Equal(b, prev) {
+			changes, prev = changes+1, b
+		}
+	}
+	if changes < 2 {
+		t.Fatalf("the timestamp was refreshed %d times in 6s of an unchanged source, want 2 (validity 2s); stderr:\n%s", changes, p.stderr)
+	}
+	if n := p.served(); n != 1 {
+		t.Fatalf("serves snapshot %d, want 1: nothing changed", n)
+	}
+	if out, err := exec.Command(filepath.Join(bin, "publish"), "status", "--root", root, "--json").Output(); err != nil || !strings.Contains(string(out), `"state": "fresh"`) {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	p.stop(t)
+}

@@ -7,6 +7,9 @@
 //	ROOT/snapshots/N.full      partial mirrors: the master's manifest of N, verbatim
 //	ROOT/snapshots/N.filter    partial mirrors: the filter chain N.manifest was made with
 //	ROOT/seq/begin, seq/end    this server's own update counters (package seqfile)
+//	ROOT/snapshots/N.manifest.minisig  its signature, if the master signs (package sign)
+//	ROOT/seq/timestamp.minisig the master's latest timestamp, if it signs
+//	ROOT/.signed               how the writer treats signatures; highest signed N seen
 //	ROOT/status.json           last run's status, for humans and scripts
 //	ROOT/.lock                 flock(2) target serialising writers
 //	ROOT/.daemon.lock          flock(2) target held by a daemon for its life

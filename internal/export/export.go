@@ -54,6 +54,9 @@ var (
 type Root struct {
 	FS  fsys.FS
 	Dir string
+	// Now is the clock Status reads a timestamp's expiry with (nil:
+	// time.Now).
+	Now func() time.Time
 }
 
 // New returns the root at dir on f.
@@ -469,8 +472,10 @@ func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 }
 
 // Cleanup removes what a killed writer leaves: work directories, temp files,
-// and manifests or snapshot directories whose other half is missing (never
-// the served snapshot). Call it only while holding the lock.
+// manifests or snapshot directories whose other half is missing, and the
+// files beside a manifest (sidecarExts: N.full, N.filter, the signature)
+// of a snapshot that is not complete (never the served snapshot's). Call
+// it only while holding the lock.
 func (r *Root) Cleanup() error {
 	// Skip the remove (and the mkdir below) when .work is already empty, so
 	// that a no-op poll does not rewrite ROOT.
@@ -507,7 +512,7 @@ func (r *Root) Cleanup() error {
 		}
 	}
 	for n := range l.side {
-		if !l.manifest[n] && n != cur {
+		if !(l.manifest[n] && l.dirs[n]) && n != cur {
 			if err := r.removeSidecars(n); err != nil {
 				return err
 			}
@@ -633,6 +638,12 @@ type Status struct {
 	// left hops out. Kept while the root serves that snapshot.
 	Lineage     []Hop  `json:"lineage,omitempty"`
 	LineageNote string `json:"lineage_note,omitempty"`
+	// Signature is how the root's writer treats signatures (SignSigned,
+	// SignVerified, SignUnsigned; absent: never recorded), and
+	// TimestampExpires when the timestamp the root holds expires (the
+	// root is frozen from then on). Status fills them from the root.
+	Signature        string     `json:"signature,omitempty"`
+	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
 	// Partial, for a partial mirror, is the filter chain of the served
 	// snapshot (its snapshots/N.filter).
 	Partial *Partial `json:"partial,omitempty"`
@@ -709,8 +720,13 @@ func (r *Root) live() (Status, error) {
 		s.Snapshots = []uint64{}
 	}
 	s.Snapshot, err = r.Current()
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	frozen := r.signatureStatus(&s, now())
 	s.State, s.Problem = ClassifyState(Observed{Corrupt: err, Snapshot: s.Snapshot, Begin: p.Begin, End: p.End,
-		Complete: slices.Contains(s.Snapshots, s.Snapshot)})
+		Complete: slices.Contains(s.Snapshots, s.Snapshot), Frozen: frozen})
 	if fi, err := fsys.Lstat(r.FS, r.Path(CurrentName)); err == nil {
 		t := fi.ModTime().UTC()
 		s.Updated = &t

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,8 +24,11 @@ const (
 )
 
 // sidecarExts are the files of a snapshot beside its manifest: Prune and
-// Cleanup remove them with it.
-var sidecarExts = []string{FullExt, FilterExt}
+// Cleanup remove them with it. partialExts are a partial snapshot's.
+var (
+	partialExts = []string{FullExt, FilterExt}
+	sidecarExts = append(slices.Clone(partialExts), SignatureExt)
+)
 
 // FullPath is ROOT/snapshots/N.full.
 func (r *Root) FullPath(n uint64) string {
@@ -84,9 +88,13 @@ func (r *Root) FullManifestPath(n uint64) string {
 	return r.ManifestPath(n)
 }
 
-// removeSidecars removes snapshot n's files beside its manifest.
-func (r *Root) removeSidecars(n uint64) error {
-	for _, ext := range sidecarExts {
+// removeSidecars removes snapshot n's files beside its manifest (exts: of
+// these only; none given: all of them, sidecarExts).
+func (r *Root) removeSidecars(n uint64, exts ...string) error {
+	if len(exts) == 0 {
+		exts = sidecarExts
+	}
+	for _, ext := range exts {
 		p := r.Path(SnapshotsName, strconv.FormatUint(n, 10)+ext)
 		if err := r.FS.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", p, err)
@@ -108,10 +116,15 @@ func exchange(f fsys.FS, a, b string) error {
 	return nil
 }
 
-// placeManifest moves b's manifest, and first the files beside it (none:
-// those of an earlier snapshot N are removed), into snapshots/.
+// placeManifest moves b's manifest, and first the files beside it, into
+// snapshots/: the signature (b.Signature, written durably: a complete
+// signed snapshot always has it), then N.full and N.filter (none: those
+// of an earlier snapshot N are removed), then the manifest.
 func (r *Root) placeManifest(b Built) error {
-	if err := r.removeSidecars(b.N); err != nil {
+	if err := r.placeSignature(b.N, b.Signature); err != nil {
+		return err
+	}
+	if err := r.removeSidecars(b.N, partialExts...); err != nil {
 		return err
 	}
 	for _, m := range []struct{ from, to string }{{b.Full, r.FullPath(b.N)}, {b.Filter, r.FilterPath(b.N)}} {
@@ -160,7 +173,7 @@ func (r *Root) Replacing() uint64 {
 // either is the file of the master's snapshot N.
 func (u *Update) replace(b Built) error {
 	r := u.root
-	if err := u.durable(b); err != nil {
+	if err := u.durable(&b); err != nil {
 		return err
 	}
 	if err := fsys.WriteFile(r.FS, r.Path(ReplacingName), []byte(strconv.FormatUint(b.N, 10)), 0o644); err != nil {
@@ -189,7 +202,8 @@ func (u *Update) replace(b Built) error {
 	return fsys.RemoveAll(r.FS, b.Tree)
 }
 
-// sidecar reports whether name is N.full or N.filter, and N.
+// sidecar reports whether name is N.full, N.filter or N.manifest.minisig,
+// and N.
 func sidecar(name string) (uint64, bool) {
 	for _, ext := range sidecarExts {
 		if num, ok := strings.CutSuffix(name, ext); ok {

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/spf13/afero"
 )
 
 // UpdateOptions tunes an Update. Values are taken as given: the callers
@@ -182,6 +185,16 @@ type Built struct {
 	// says when this root completed the snapshot (Prune's MinAge counts
 	// from it, and so does a lower tier's lag).
 	Encode func(io.Writer) error
+	// Signature, if set, is the snapshot's signature file (publish's, or
+	// the upstream's verbatim): Install writes it durably to
+	// snapshots/N.manifest.minisig before the manifest, so a complete
+	// signed snapshot always has it. Timestamp, if set, is the timestamp
+	// file Install writes, verbatim, right after current flips.
+	Signature, Timestamp []byte
+	// Sign, if set (a master that signs), is given the digest of the
+	// manifest Encode writes, computed as it is written, and returns the
+	// Signature and Timestamp to install.
+	Sign func(d sign.Digest) (signature, timestamp []byte)
 	// Full and Filter, if not "", are the files of a partial snapshot
 	// beside its manifest (FullExt, FilterExt), in ROOT/.work: Install
 	// moves them into snapshots/ before the manifest.
@@ -196,30 +209,35 @@ type Built struct {
 //
 //  1. a run stopped (SIGTERM, SIGINT) before here installs nothing;
 //  2. the manifest is made durable and the whole tree flushed (syncfs);
-//  3. the manifest is renamed into snapshots/;
+//  3. the signature, if any, is written durably to snapshots/, then the
+//     manifest is renamed there;
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
 //     both renames durable (before it, a crash may keep either, both or
 //     neither: an orphan manifest or directory is not a complete snapshot,
 //     and Begin removes it);
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
-//     a master of a highly available group claims N here (UpdateOptions.Claim:
-//     a refused claim removes snapshots/N and flips nothing);
+//     a master of a highly available group claims N here, its signature
+//     already durable (UpdateOptions.Claim: a refused claim removes
+//     snapshots/N and its signature, and flips nothing);
 //  6. current flips to snapshots/N (a durable symlink replace), then
-//     seq/current (the pointer HTTP clients read) says N, durably.
+//     seq/current (the pointer HTTP clients read) says N, durably, then
+//     the timestamp, if any, is replaced (durably).
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
-// only by Done. With b.Tree == "" only steps 5 and 6 run.
+// only by Done. With b.Tree == "" only the signature's write (if given and
+// not there) and steps 5 and 6 run.
 func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
 	}
-	if b.Replace {
+	switch {
+	case b.Replace:
 		if err := u.replace(b); err != nil {
 			return err
 		}
-	} else if b.Tree != "" {
-		if err := u.durable(b); err != nil {
+	case b.Tree != "":
+		if err := u.durable(&b); err != nil {
 			return err
 		}
 		if err := u.root.placeManifest(b); err != nil {
@@ -229,6 +247,10 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
 		}
 		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+			return err
+		}
+	default:
+		if err := u.root.placeSignature(b.N, b.Signature); err != nil {
 			return err
 		}
 	}
@@ -246,7 +268,32 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	}
 	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
 	u.upLineage, u.upNote = nil, ""
-	return u.root.WritePointer(b.N)
+	if err := u.root.WritePointer(b.N); err != nil {
+		return err
+	}
+	if b.Timestamp == nil {
+		return nil
+	}
+	return u.root.WriteTimestamp(b.Timestamp)
+}
+
+// placeSignature is Install's write of snapshot n's signature file sig
+// (nothing if nil), durably, before its manifest: a complete signed
+// snapshot has it (a crash before the manifest leaves an orphan
+// signature, which Begin removes). An identical file already there is
+// kept.
+func (r *Root) placeSignature(n uint64, sig []byte) error {
+	if sig == nil {
+		return nil
+	}
+	p := r.SignaturePath(n)
+	if old, err := afero.ReadFile(r.FS, p); err == nil && bytes.Equal(old, sig) {
+		return nil
+	}
+	if err := fsys.WriteFile(r.FS, p, sig, 0o644); err != nil {
+		return fmt.Errorf("write signature of snapshot %d: %w", n, err)
+	}
+	return nil
 }
 
 // ErrUnconfirmed, wrapped by an UpdateOptions.Claim error, says that the
@@ -275,13 +322,17 @@ func (u *Update) claim(ctx context.Context, n uint64) error {
 		if rerr := fsys.RemoveAll(u.root.FS, u.root.SnapshotDir(n)); rerr != nil {
 			u.opt.Log.Warn("could not remove the unclaimed snapshot", "snapshot", n, "err", rerr)
 		}
+		if rerr := u.root.removeSidecars(n); rerr != nil { // its signature
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's signature", "snapshot", n, "err", rerr)
+		}
 	}
 	return fmt.Errorf("snapshot %d not served: %w", n, err)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
-// tree flushed, the two at once when the manifest is written here.
-func (u *Update) durable(b Built) error {
+// tree flushed, the two at once when the manifest is written here (and
+// signed, with b.Sign).
+func (u *Update) durable(b *Built) error {
 	f := u.root.FS
 	if b.Encode == nil {
 		if err := f.Chmod(b.Manifest, 0o644); err != nil {
@@ -298,12 +349,19 @@ func (u *Update) durable(b Built) error {
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- f.SyncFS(b.Tree) }()
-	errM := fsys.WriteStream(f, b.Manifest, 0o644, b.Encode)
+	encode, dg := b.Encode, sign.NewDigester()
+	if b.Sign != nil {
+		encode = func(w io.Writer) error { return b.Encode(io.MultiWriter(w, dg)) }
+	}
+	errM := fsys.WriteStream(f, b.Manifest, 0o644, encode)
 	if err := <-synced; err != nil {
 		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
 	}
 	if errM != nil {
 		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
+	}
+	if b.Sign != nil {
+		b.Signature, b.Timestamp = b.Sign(dg.Digest())
 	}
 	return nil
 }

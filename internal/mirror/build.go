@@ -32,6 +32,7 @@ type build struct {
 	manPath string // the fetched manifest, in ROOT/.work
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
+	sig, ts []byte       // the upstream's signature of n and timestamp, to install verbatim (signatures)
 	pc      *partialCopy // a partial snapshot's full manifest and filter (nil: whole)
 	res     Result
 	phaseAt time.Time
@@ -101,6 +102,9 @@ func (b *build) plan(ctx context.Context) error {
 		return err
 	}
 	b.phase("validate")
+	if b.sig, b.ts, err = b.s.signatures(ctx, b.n, b.signedManifest()); err != nil {
+		return err
+	}
 	if b.base == 0 || b.s.rebuild {
 		return nil // a rebuild of the same snapshot deletes only what the filter leaves out
 	}
@@ -252,6 +256,18 @@ func (b *build) commit(ctx context.Context) error {
 	return b.install(ctx, built)
 }
 
+// signedManifest is the manifest the master's signature of n covers: the
+// full manifest of a partial snapshot (N.full, the master's bytes), else
+// the fetched one. A partial snapshot's subset manifest is checked against
+// it record by record (partial: filter.CheckSubset), so verifying the
+// full one vouches for every file the subset lists.
+func (b *build) signedManifest() string {
+	if b.pc != nil {
+		return b.pc.full
+	}
+	return b.manPath
+}
+
 // replaces reports whether the build is of the served snapshot, again
 // (another subset of it): Install replaces it.
 func (b *build) replaces() bool { return b.s.rebuild && b.n == b.cur && b.cur != 0 }
@@ -259,6 +275,7 @@ func (b *build) replaces() bool { return b.s.rebuild && b.n == b.cur && b.cur !=
 // install is the commit step (export.Update.Install): the fetched manifest
 // is stamped with the time of install.
 func (b *build) install(ctx context.Context, built export.Built) error {
+	built.Signature, built.Timestamp = b.sig, b.ts
 	if err := b.s.u.Install(ctx, built); err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type upstreamState struct {
 	// found serving the same snapshot with the same manifest, each at its
 	// seq/end then: the next poll tells them without a manifest fetch.
 	Peers []peerState `json:"peers,omitempty"`
+	// Signed is what the no-op poll needs of signatures (signedNote), so
+	// that it reads no other file while nothing is due.
+	Signed *signedNote `json:"signed,omitempty"`
 }
 
 // peerState is one of upstreamState.Peers.
@@ -70,7 +73,7 @@ func readUpstreamState(root *export.Root) (upstreamState, bool) {
 func recordUpstream(root *export.Root, up string, n, e1 uint64, peers []peerState, opt Options) {
 	id, err := export.ManifestID(root.FS, root.FullManifestPath(n))
 	if err == nil {
-		st := upstreamState{Upstream: up, Snapshot: n, UpstreamSnapshot: n, UpstreamEnd: e1, Manifest: id, Filter: opt.Filter.Rules()}
+		st := upstreamState{Upstream: up, Snapshot: n, UpstreamSnapshot: n, UpstreamEnd: e1, Manifest: id, Filter: opt.Filter.Rules(), Signed: noteSigned(root, opt)}
 		for _, p := range peers {
 			if p.UpstreamSnapshot == n && p.Manifest == id {
 				st.Peers = append(st.Peers, p)

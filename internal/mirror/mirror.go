@@ -11,6 +11,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -58,6 +59,11 @@ type Options struct {
 	// before the prune (export.UpdateOptions.Served): the daemon forwards
 	// its triggers from there.
 	Served func(n uint64)
+	// Trust, if set, are the master's keys: every snapshot's signature and
+	// every timestamp is verified before anything is installed
+	// (signatures). nil: nothing is verified, signatures are copied as
+	// they are, and ROOT/.signed says unsigned.
+	Trust *sign.Trust
 
 	// lim bounds what one build holds in memory; the zero value means
 	// defaultLimits (in-package tests shrink it, see export_test.go).
@@ -169,8 +175,9 @@ type syncRun struct {
 	res     Result
 	seen    uint64 // what the upstream served when last read, at seenAt
 	seenAt  time.Time
-	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
-	vouched bool   // the last poll's seq/end was the one .upstream records (recorded)
+	lastEnd uint64        // the upstream's seq/end when it served res.Snapshot
+	vouched bool          // the last poll's seq/end was the one .upstream records (recorded)
+	rec     upstreamState // that record, when vouched
 	// With several upstreams: what the poll found at each (polled), the
 	// ones level with the chosen one (peers), and whether the choice
 	// already compared the chosen snapshot with ROOT's (chose).
@@ -286,8 +293,14 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	}
 	s.seen, s.seenAt = n, s.opt.Now()
 	if n == s.res.Snapshot {
-		if again, err := s.level(ctx, n, e1); !again || err != nil {
+		again, err := s.level(ctx, n, e1)
+		switch {
+		case err != nil:
 			return false, err
+		case !again && s.res.Changed:
+			return false, nil
+		case !again:
+			return false, s.refreshTimestamp(ctx, n, e1)
 		}
 		s.rebuild = true // the same snapshot, with another subset
 	}
@@ -348,6 +361,7 @@ func (s *syncRun) recorded(e1 uint64) (uint64, bool) {
 	n := s.res.Snapshot
 	s.vouched = ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1 &&
 		!s.noBase && !filterChanged(s.root, st, ok, n, s.opt.Filter)
+	s.rec = st
 	return n, s.vouched
 }
 

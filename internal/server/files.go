@@ -47,6 +47,37 @@ func (h *Handler) small(w http.ResponseWriter, r *http.Request, rel, ctype, clas
 	return class
 }
 
+// signatureFile serves snapshots/N.manifest.minisig, immutable like the
+// manifest it signs (docs/protocol.md section 10), with an ETag of its
+// content.
+func (h *Handler) signatureFile(w http.ResponseWriter, r *http.Request, n uint64) string {
+	rel := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.SignatureExt
+	f, err := h.dir.Open(rel)
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrInvalid
+	}
+	var b []byte
+	if err == nil {
+		b, err = io.ReadAll(io.LimitReader(f, maxSmall))
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	hd := w.Header()
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("ETag", fmt.Sprintf(`"%016x"`, xxhash.Sum64(b)))
+	http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(b))
+	return classManifest
+}
+
 // serveBytes serves b, no-cache, with an ETag of its content.
 func serveBytes(w http.ResponseWriter, r *http.Request, b []byte, mtime time.Time, ctype string) {
 	hd := w.Header()
@@ -78,6 +109,11 @@ func (h *Handler) pointer(w http.ResponseWriter, r *http.Request) string {
 // N/PATH.
 func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request, rest string) string {
 	num, rel, slash := strings.Cut(rest, "/")
+	if m, ok := strings.CutSuffix(num, export.SignatureExt); ok && !slash {
+		if n, ok := parseNumber(m); ok {
+			return h.signatureFile(w, r, n)
+		}
+	}
 	if m, ok := strings.CutSuffix(num, export.ManifestExt); ok && !slash {
 		if n, ok := parseNumber(m); ok {
 			return h.manifestFile(w, r, n, export.ManifestExt)

@@ -141,7 +141,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		return h.topListing(w, r)
 	case "/" + export.StatusName:
 		return h.small(w, r, export.StatusName, "application/json", classStatus)
-	case "/seq/" + seqfile.Begin, "/seq/" + seqfile.End:
+	case "/seq/" + seqfile.Begin, "/seq/" + seqfile.End, "/" + export.TimestampName:
 		return h.small(w, r, p[1:], "text/plain; charset=utf-8", classSeq)
 	case "/seq/" + seqfile.Current:
 		return h.pointer(w, r)

@@ -27,6 +27,10 @@
 // [Options.ForcePoll] says so. It logs at the
 // start (and at a switch) which way it watches and why.
 //
+// With [Options.Every], a job also runs that long after the last one
+// ended while nothing changes (a writer that must act on time as well as
+// on change: publish --watch refreshes a signed timestamp so).
+//
 // A job that fails is logged and tried again after a backoff that starts
 // at [Options.Backoff] and doubles up to [Options.MaxBackoff] (changes in
 // the meantime are folded in, not started earlier); a job that succeeds

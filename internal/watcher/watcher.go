@@ -28,6 +28,11 @@ type Options struct {
 	ForcePoll    bool          // poll even where inotify would do
 	Backoff      time.Duration // wait before retrying a failed job, doubled each time
 	MaxBackoff   time.Duration // the backoff's cap (at least Backoff)
+	// Every, if positive, runs a job also when this long has passed
+	// since the last one ended, changes or not (publish --watch of a
+	// signing master: its timestamp must be refreshed while the tree
+	// stays unchanged).
+	Every time.Duration
 	// Busy, if set, reports whether the tree's writer is mid-update: no
 	// job starts while it is. An error counts as not busy (the job sees
 	// and reports it).
@@ -55,6 +60,8 @@ func (o *Options) validate() error {
 		why = fmt.Sprintf("a duration that is not positive (Quiet %s, MaxDelay %s, PollInterval %s, Backoff %s)", o.Quiet, o.MaxDelay, o.PollInterval, o.Backoff)
 	case o.MaxDelay < o.Quiet:
 		why = fmt.Sprintf("MaxDelay %s is shorter than Quiet %s", o.MaxDelay, o.Quiet)
+	case o.Every < 0:
+		why = fmt.Sprintf("a negative Every %s", o.Every)
 	case o.MaxBackoff < o.Backoff:
 		why = fmt.Sprintf("MaxBackoff %s is shorter than Backoff %s", o.MaxBackoff, o.Backoff)
 	default:
@@ -122,6 +129,7 @@ type loop struct {
 	pending     bool      // a change (or the start, or a failure) calls for a job
 	first, last time.Time // the current burst's first and last change (zero: none)
 	notBefore   time.Time // no job before this (backoff after a failure; a busy writer)
+	lastEnd     time.Time // when the last job ended (Options.Every counts from it)
 	backoff     time.Duration
 	busyLogged  bool
 }
@@ -135,17 +143,22 @@ func (l *loop) change(now time.Time) {
 	l.last = now
 }
 
-// due is when the next job is to start (zero: none is pending).
+// due is when the next job is to start (zero: none is pending, and
+// Options.Every asks for none).
 func (l *loop) due(now time.Time) time.Time {
-	if !l.pending {
-		return time.Time{}
-	}
-	t := now
-	if !l.first.IsZero() {
+	var t time.Time
+	switch {
+	case l.pending && !l.first.IsZero():
 		t = l.last.Add(l.opt.Quiet)
 		if limit := l.first.Add(l.opt.MaxDelay); limit.Before(t) {
 			t = limit
 		}
+	case l.pending:
+		t = now
+	case l.opt.Every > 0 && !l.lastEnd.IsZero():
+		t = l.lastEnd.Add(l.opt.Every)
+	default:
+		return time.Time{}
 	}
 	if l.notBefore.After(t) {
 		t = l.notBefore
@@ -177,6 +190,7 @@ func (l *loop) fire(ctx context.Context, job func(context.Context) error) {
 	}
 	l.pending, l.first, l.last, l.busyLogged = false, time.Time{}, time.Time{}, false
 	err := job(ctx)
+	l.lastEnd = time.Now()
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:

@@ -368,3 +368,27 @@ func TestRemoteFS(t *testing.T) {
 		t.Errorf("a local temporary directory would be polled: %s", why)
 	}
 }
+
+// With Every, jobs also run on time while nothing changes: each one Every
+// after the last ended; without it, none does.
+func TestEveryRunsWithoutChanges(t *testing.T) {
+	opt := fastOptions()
+	opt.Every = 300 * time.Millisecond
+	r := startRun(t, opt)
+	prev := time.Now()
+	for range 2 {
+		at := r.next(t, 5*time.Second)
+		if d := at.Sub(prev); d < opt.Every-50*time.Millisecond {
+			t.Fatalf("a job %s after the last, want about Every (%s)", d, opt.Every)
+		}
+		prev = at
+	}
+	opt.Every = 0
+	r = startRun(t, opt)
+	r.none(t, time.Second)
+
+	opt.Every = -time.Second
+	if err := Run(context.Background(), t.TempDir(), opt, func(context.Context) error { return nil }); !errors.Is(err, ErrBadOptions) {
+		t.Fatalf("Run with a negative Every = %v, want ErrBadOptions", err)
+	}
+}

@@ -59,7 +59,12 @@ func (Group) Follow(ctx context.Context, r *export.Root, src string, p cliapp.HA
 		Publish: func(ctx context.Context, root *export.Root, claim func(context.Context, uint64, string) error) error {
 			o := opt
 			o.Claim = claim
-			_, err := snapshot.Publish(ctx, root, src, o)
+			res, err := snapshot.Publish(ctx, root, src, o)
+			if err == nil && !res.Published && o.Signer != nil {
+				// Unchanged: refresh the timestamp past half its validity.
+				ro := snapshot.ResignOptions{Signer: o.Signer, Validity: o.Validity, LockWait: o.LockWait, Now: o.Now, IfStale: true}
+				_, err = snapshot.Resign(ctx, root, ro)
+			}
 			return err
 		},
 		Sync: syncFunc(p), Interval: p.Every,
