@@ -137,7 +137,8 @@ func loadConfig(c *cli.Context, reload bool) error {
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		vals, inFile := values[name]
-		if fromCommandLine[name] || slices.Contains(reservedKeys, name) || slices.Contains(filterKeys, name) || !inFile && !reload {
+		_, isRule := f.(*ruleFlag) // a partial mirror's rules: setFilterFromConfig's (publish's --exclude is not one)
+		if fromCommandLine[name] || slices.Contains(reservedKeys, name) || isRule || !inFile && !reload {
 			continue
 		}
 		if err := setFlag(c, f, vals); err != nil {
