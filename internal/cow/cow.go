@@ -258,36 +258,39 @@ func Clone(dst, src *os.File) error {
 }
 
 // RemoveAll removes path like os.RemoveAll, except that on btrfs the
-// subvolumes at path and directly below it are deleted whole first (one
-// ioctl each, read-only ones included) rather than emptied file by file.
+// subvolumes at path and directly below it are deleted whole first
+// (DeleteSubvolumes).
 func RemoveAll(path string) error {
-	if sub, err := IsSubvolume(path); err == nil && sub {
-		if err := Delete(path); err == nil {
-			return nil
-		}
-	} else if err == nil {
-		removeChildSubvolumes(path)
+	if DeleteSubvolumes(path) {
+		return nil
 	}
 	return os.RemoveAll(path)
 }
 
-// removeChildSubvolumes deletes the subvolumes directly below dir, on
-// btrfs (errors are left for os.RemoveAll to report).
-func removeChildSubvolumes(dir string) {
-	if c, err := Probe(dir); err != nil || !c.Snapshots {
-		return
+// DeleteSubvolumes deletes, on btrfs, the subvolume path (reporting true:
+// nothing is left) or else the subvolumes directly below the directory
+// path, each whole with one ioctl (read-only ones included), rather than
+// emptied file by file. Errors are left for the removal of what remains
+// to report; elsewhere it does nothing.
+func DeleteSubvolumes(path string) (gone bool) {
+	if c, err := Probe(path); err != nil || !c.Snapshots {
+		return false
 	}
-	ents, err := os.ReadDir(dir)
+	if sub, err := IsSubvolume(path); err == nil && sub {
+		return Delete(path) == nil
+	}
+	ents, err := os.ReadDir(path)
 	if err != nil {
-		return
+		return false
 	}
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
+		p := filepath.Join(path, e.Name())
 		if sub, err := IsSubvolume(p); err == nil && sub {
 			_ = Delete(p)
 		}
 	}
+	return false
 }

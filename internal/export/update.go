@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -145,6 +146,31 @@ func (u *Update) Work(n uint64) (string, error) {
 	return work, nil
 }
 
+// WorkSnapshot is Work for the copy-on-write path: ROOT/.work/N is made a
+// writable btrfs snapshot of the subvolume from (a point-in-time copy of
+// it, one ioctl), or a new empty subvolume if from is "". It fails with
+// cow.ErrUnsupported where that cannot be done (the caller then builds
+// with Work).
+func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	var err error
+	if from == "" {
+		err = cow.CreateSubvolume(work)
+	} else {
+		err = cow.Snapshot(from, work, false)
+	}
+	if err != nil {
+		return "", fmt.Errorf("make work subvolume: %w", err)
+	}
+	return work, nil
+}
+
 // Discard removes everything an attempt left in ROOT/.work, so the next
 // attempt starts clean.
 func (u *Update) Discard() error {
@@ -165,6 +191,10 @@ type Built struct {
 	Tree string
 	// Manifest is the path of its manifest, in ROOT/.work.
 	Manifest string
+	// Subvolume says Tree is a btrfs subvolume (WorkSnapshot): Install
+	// makes it read-only once it is in snapshots/ (a read-only subvolume
+	// cannot move to another directory), before the flip.
+	Subvolume bool
 	// Encode, if set, writes the manifest: Install writes it to Manifest
 	// while the filesystem flushes the tree. If nil, Manifest exists
 	// (fetched), and Install stamps it with the time of install: its mtime
@@ -182,7 +212,8 @@ type Built struct {
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
 //     both renames durable (before it, a crash may keep either, both or
 //     neither: an orphan manifest or directory is not a complete snapshot,
-//     and Begin removes it);
+//     and Begin removes it); a btrfs subvolume (Built.Subvolume) is made
+//     read-only there and the filesystem flushed instead of the fsync;
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
 //  6. current flips to snapshots/N (a durable symlink replace), then
@@ -204,7 +235,7 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
 		}
-		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+		if err := u.placed(b); err != nil {
 			return err
 		}
 	}
@@ -220,6 +251,24 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
 	u.upLineage, u.upNote = nil, ""
 	return u.root.WritePointer(b.N)
+}
+
+// placed is the end of Install's step 4: fsync(snapshots/) makes the two
+// renames durable; a subvolume is first made read-only, and then the
+// filesystem's transaction committed (syncfs), which holds the flag and
+// the renames.
+func (u *Update) placed(b Built) error {
+	if !b.Subvolume {
+		return fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName))
+	}
+	dir := u.root.SnapshotDir(b.N)
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", b.N, err)
+	}
+	if err := u.root.FS.SyncFS(dir); err != nil {
+		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
+	}
+	return nil
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
@@ -160,8 +161,12 @@ func WriteStream(fsys FS, name string, perm fs.FileMode, write func(io.Writer) e
 
 // RemoveAll removes path and everything below it, first making read-only
 // directories writable so that a non-root user can delete a snapshot whose
-// directories have mode 0555.
+// directories have mode 0555. On btrfs, a subvolume at path or directly
+// below it (a snapshot, a work tree) is deleted whole (cow.DeleteSubvolumes).
 func RemoveAll(fsys FS, path string) error {
+	if cow.DeleteSubvolumes(path) {
+		return nil
+	}
 	err := fsys.RemoveAll(path)
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
