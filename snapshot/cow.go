@@ -255,5 +255,3 @@ func (a *attempt) unchanged(e *manifest.Entry) bool {
 // its listing said: something wrote into ROOT/.work, which only the
 // lock's holder does.
 var errSnapshotMoved = errors.New("snapshot of the source changed under publish")
-
-

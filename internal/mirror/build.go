@@ -32,6 +32,7 @@ type build struct {
 	manPath string // the fetched manifest, in ROOT/.work
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
+	mode    workMode // what the work tree is (cow.go)
 	res     Result
 	phaseAt time.Time
 }
@@ -57,12 +58,14 @@ func (b *build) run(ctx context.Context) error {
 	if done, err := b.reuse(ctx); done || err != nil {
 		return err
 	}
-	work, err := b.s.u.Work(b.n)
+	mode, err := b.makeWork(b.chooseWork())
 	if err != nil {
 		return err
 	}
-	b.work = work
-	if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 {
+	b.mode = mode
+	if mode == workSnapshot {
+		err = b.layCow(ctx)
+	} else if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 {
 		// Nothing to link from (a first copy, or a rebuild with no complete
 		// snapshot left): the upstream copies the whole snapshot at once and
 		// checks it against the manifest, which it reads as a stream.
@@ -218,13 +221,15 @@ func (b *build) startFlusher() (stop func()) {
 
 // commit finishes the directories and installs the snapshot.
 func (b *build) commit(ctx context.Context) error {
-	if err := b.finishDirs(ctx); err != nil {
-		return err
+	if b.mode != workSnapshot { // layCow finished the directories it touched
+		if err := b.finishDirs(ctx); err != nil {
+			return err
+		}
 	}
 	b.phase("finish dirs")
 	b.res.Entries = b.p.entries
 	defer b.phase("flip")
-	return b.install(ctx, export.Built{N: b.n, Tree: b.work, Manifest: b.manPath})
+	return b.install(ctx, export.Built{N: b.n, Tree: b.work, Manifest: b.manPath, Subvolume: b.mode != workPlain})
 }
 
 // install is the commit step (export.Update.Install): the fetched manifest
