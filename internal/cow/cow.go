@@ -246,11 +246,17 @@ func HasNested(path string) (bool, error) {
 	return args.numItems > 0, nil
 }
 
+// File is an open file (an *os.File).
+type File interface {
+	Fd() uintptr
+	Name() string
+}
+
 // Clone makes the open file dst share all of src's data (FICLONE). It
 // fails with ErrUnsupported where the filesystem cannot (another
 // filesystem, no reflink support, a file btrfs will not clone): the caller
 // copies the bytes instead.
-func Clone(dst, src *os.File) error {
+func Clone(dst, src File) error {
 	if err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())); err != nil {
 		return wrap("clone "+src.Name()+" to", dst.Name(), err)
 	}
