@@ -74,7 +74,10 @@ func newAttempt(ctx context.Context, u *export.Update, source string, opt *Publi
 // caused is reported as that change (a retry.Error).
 func (a *attempt) run() (_ PublishResult, err error) {
 	defer a.close()
-	if snap, ok := a.snapshotSource(); ok {
+	if snap, ok, err := a.snapshotSource(); err != nil || ok {
+		if err != nil {
+			return a.res, err
+		}
 		a.source, a.pit = snap, true
 		return a.runCow()
 	}

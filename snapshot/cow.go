@@ -33,24 +33,28 @@ const cowSourceName = "source"
 
 // snapshotSource takes the read-only snapshot of the source if the
 // copy-on-write path can be taken, and says at debug level which path the
-// attempt takes and why. ok false: the hard-link farm.
-func (a *attempt) snapshotSource() (snap string, ok bool) {
+// attempt takes and why. ok false: the hard-link farm. An error other than
+// the filesystem's refusal (cow.ErrUnsupported) fails the attempt.
+func (a *attempt) snapshotSource() (snap string, ok bool, err error) {
 	root := a.u.Root()
 	why := cowRefusal(root.Dir, a.source)
 	if why == "" {
 		snap = filepath.Join(root.WorkDir(), cowSourceName)
-		err := fsys.RemoveAll(a.f, snap)
-		if err == nil {
-			err = cow.Snapshot(a.source, snap, true)
+		if err := fsys.RemoveAll(a.f, snap); err != nil {
+			return "", false, fmt.Errorf("remove an old snapshot of the source: %w", err)
 		}
+		err := cow.Snapshot(a.source, snap, true)
 		if err == nil {
 			a.opt.Log.Debug("publishing copy-on-write: a read-only btrfs snapshot of the source", "snapshot", snap)
-			return snap, true
+			return snap, true, nil
+		}
+		if !errors.Is(err, cow.ErrUnsupported) {
+			return "", false, err
 		}
 		why = err.Error()
 	}
 	a.opt.Log.Debug("publishing with hard links from the served snapshot (no copy-on-write)", "why", why)
-	return "", false
+	return "", false, nil
 }
 
 // cowRefusal says why the copy-on-write path cannot be taken for source

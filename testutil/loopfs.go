@@ -9,7 +9,8 @@ import (
 )
 
 // MountLoop makes a filesystem of type fstype ("btrfs", "xfs", "ext4") in
-// a sparse image of size bytes in a temporary directory, mounts it through
+// a sparse image of size bytes in a temporary directory (FastDir: on
+// /dev/shm if there is one, where only what is written takes memory), mounts it through
 // a loop device on a new temporary directory and returns that directory;
 // the test's cleanup unmounts it and detaches the device. Tests of the
 // copy-on-write paths run on these real filesystems. Mounting needs root,
@@ -19,7 +20,7 @@ func MountLoop(tb testing.TB, fstype string, size int64) string {
 	if os.Geteuid() != 0 {
 		tb.Fatalf("MountLoop(%s) needs root to mount a loop device (CI runs as root): run the test as root", fstype)
 	}
-	img := filepath.Join(tb.TempDir(), fstype+".img")
+	img := filepath.Join(FastDir(tb), fstype+".img") // on tmpfs: flushes cost no disk
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		tb.Fatal(err)
 	}

@@ -220,7 +220,8 @@ type Built struct {
 //     seq/current (the pointer HTTP clients read) says N, durably.
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
-// only by Done. With b.Tree == "" only steps 5 and 6 run.
+// only by Done. With b.Tree == "" only steps 5 and 6 run (and a snapshot
+// that is a writable subvolume is first made read-only).
 func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
@@ -238,6 +239,8 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		if err := u.placed(b); err != nil {
 			return err
 		}
+	} else if err := u.sealed(b.N); err != nil {
+		return err
 	}
 	if u.opt.BeforeFlip != nil {
 		u.opt.BeforeFlip(b.N)
@@ -269,6 +272,23 @@ func (u *Update) placed(b Built) error {
 		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
 	}
 	return nil
+}
+
+// sealed makes a complete snapshots/N that a crash left a writable
+// subvolume (between its rename and placed) read-only before Install
+// flips to it.
+func (u *Update) sealed(n uint64) error {
+	dir := u.root.SnapshotDir(n)
+	if sub, err := cow.IsSubvolume(dir); err != nil || !sub {
+		return nil
+	}
+	if ro, err := cow.ReadOnly(dir); err != nil || ro {
+		return err
+	}
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", n, err)
+	}
+	return u.root.FS.SyncFS(dir)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
