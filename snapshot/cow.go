@@ -18,20 +18,22 @@ import (
 
 // The copy-on-write path (docs/operating.md section 20): when the root is
 // on btrfs and the source is a subvolume of the same filesystem without
-// nested subvolumes, an attempt works on a read-only snapshot of the
-// source, ROOT/.work/source (cowSourceName), taken first: the source as it
-// was at one instant, so the listing needs no confirmation and no file
-// can change while it is hashed. The new snapshot is a writable snapshot
-// of that one (export.Update.WorkSnapshot), from which what the listing
-// leaves out (excludes, seq/, git's transient files) is deleted; only the
-// files whose record changed (the pairer's quick check against the served
-// manifest; every file with Force) are read, to hash them. Install makes
-// it read-only in snapshots/. Nothing is linked or copied.
+// nested subvolumes, an attempt first takes a snapshot of the source,
+// ROOT/.work/source (cowSourceName; writable, but only this run, which
+// holds the root's lock, writes below .work): the source as it was at one
+// instant, so the listing needs no confirmation and no file can change
+// while it is hashed. The attempt lists that snapshot; if nothing changed
+// it deletes it and nothing else is written. Otherwise the snapshot
+// becomes the new snapshot's tree (export.Update.WorkAdopt renames it to
+// ROOT/.work/N): what the listing leaves out (excludes, seq/, git's
+// transient files) is deleted from it, and only the files the served
+// snapshot cannot vouch for (unchanged) are read, to hash them. Install
+// makes it read-only in snapshots/. Nothing is linked or copied.
 
-// cowSourceName is the read-only snapshot of the source in ROOT/.work.
+// cowSourceName is the snapshot of the source in ROOT/.work.
 const cowSourceName = "source"
 
-// snapshotSource takes the read-only snapshot of the source if the
+// snapshotSource takes the snapshot of the source if the
 // copy-on-write path can be taken, and says at debug level which path the
 // attempt takes and why. ok false: the hard-link farm. An error other than
 // the filesystem's refusal (cow.ErrUnsupported) fails the attempt.
@@ -43,9 +45,9 @@ func (a *attempt) snapshotSource() (snap string, ok bool, err error) {
 		if err := fsys.RemoveAll(a.f, snap); err != nil {
 			return "", false, fmt.Errorf("remove an old snapshot of the source: %w", err)
 		}
-		err := cow.Snapshot(a.source, snap, true)
+		err := cow.Snapshot(a.source, snap, false)
 		if err == nil {
-			a.opt.Log.Debug("publishing copy-on-write: a read-only btrfs snapshot of the source", "snapshot", snap)
+			a.opt.Log.Debug("publishing copy-on-write: a btrfs snapshot of the source", "snapshot", snap)
 			return snap, true, nil
 		}
 		if !errors.Is(err, cow.ErrUnsupported) {
@@ -84,8 +86,8 @@ func cowRefusal(root, source string) string {
 	return ""
 }
 
-// runCow is run on the copy-on-write path, with a.source the read-only
-// snapshot of the source (removed at the end).
+// runCow is run on the copy-on-write path, with a.source the snapshot of
+// the source (removed at the end unless it became the new snapshot).
 func (a *attempt) runCow() (_ PublishResult, err error) {
 	defer func() {
 		if rerr := fsys.RemoveAll(a.f, a.source); rerr != nil && err == nil {
@@ -126,17 +128,16 @@ func (r *skipRecorder) wrap(skip func(string) bool) func(string) bool {
 	}
 }
 
-// buildCow makes ROOT/.work/N a writable snapshot of the source's
-// snapshot, deletes from it what the listing left out (restoring the
-// directories' mtimes) and hashes the files the served snapshot could not
-// vouch for.
+// buildCow makes the snapshot of the source ROOT/.work/N, deletes from it
+// what the listing left out (restoring the directories' mtimes) and hashes
+// the files the served snapshot cannot vouch for.
 func (a *attempt) buildCow() error {
 	root := a.u.Root()
 	n, err := root.NextNumber()
 	if err != nil {
 		return err
 	}
-	if a.work, err = a.u.WorkSnapshot(n, a.source); err != nil {
+	if a.work, err = a.u.WorkAdopt(n, a.source); err != nil {
 		return err
 	}
 	a.n = n
@@ -146,7 +147,7 @@ func (a *attempt) buildCow() error {
 	if err := a.leaveOut(); err != nil {
 		return err
 	}
-	a.clock.phase("snapshot")
+	a.clock.phase("leave out")
 	if err := a.hashChanged(); err != nil {
 		return err
 	}

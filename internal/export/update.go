@@ -171,6 +171,24 @@ func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
 	return work, nil
 }
 
+// WorkAdopt is Work for a tree made in ROOT/.work before the update
+// started (publish's writable btrfs snapshot of its source, taken and
+// listed first so that an unchanged source writes nothing): it starts the
+// update and renames dir to ROOT/.work/N.
+func (u *Update) WorkAdopt(n uint64, dir string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	if err := u.root.FS.Rename(dir, work); err != nil {
+		return "", fmt.Errorf("move the work tree into place: %w", err)
+	}
+	return work, nil
+}
+
 // Discard removes everything an attempt left in ROOT/.work, so the next
 // attempt starts clean.
 func (u *Update) Discard() error {
