@@ -7,7 +7,7 @@
 # Environment:
 #   REPS=3         repetitions per operation (the median is reported)
 #   BENCH_DIR=DIR  work area (default /tmp/perf/bench-cow-N): holds the sparse
-#                  btrfs image (IMG_GB, default 1 GB per 12,500 files, at
+#                  btrfs image (IMG_GB, default 1 GB per 4,000 files, at
 #                  least 8), mounted on DIR/mnt; removed at the end unless KEEP=1
 #
 # Runs as root (mkfs.btrfs, losetup, mount). Everything lives on one
@@ -30,7 +30,7 @@ REPS=${REPS:-3}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 GENTREE=$HERE/scripts/gentree.py
 D=${BENCH_DIR:-/tmp/perf/bench-cow-$N}
-IMG_GB=${IMG_GB:-$(( N / 12500 > 8 ? N / 12500 : 8 ))}
+IMG_GB=${IMG_GB:-$(( N / 4000 > 8 ? N / 4000 : 8 ))}
 MNT=$D/mnt
 BIN=$D/bin
 

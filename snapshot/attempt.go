@@ -42,7 +42,7 @@ type attempt struct {
 	linkable []bool           // entries[i] has its record in a retained snapshot
 	older    map[int]string   // the snapshot dir to link entries[i] from, if not the served one
 
-	// pit: the copy-on-write path (cow.go): source is a read-only snapshot
+	// pit: the copy-on-write path (cow.go): source is a point-in-time snapshot
 	// of the source, which needs no watch and no confirmation; skips
 	// records what the listing left out.
 	pit   bool
