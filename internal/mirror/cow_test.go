@@ -17,6 +17,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // cowWorld is a world on a loop-mounted btrfs: the source a subvolume.
@@ -141,4 +142,45 @@ func TestSyncCoWFallback(t *testing.T) {
 // debugLog logs at debug level to w.
 func debugLog(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestReflinkXFS: on XFS (no snapshots) publish's copies from a source on
+// the same filesystem and mirror-sync's fetches from a local upstream are
+// reflinks: three trees of 32 MiB take the space of one; each verifies.
+func TestReflinkXFS(t *testing.T) {
+	d := testutil.MountLoop(t, "xfs", testutil.LoopSize)
+	w := &world{
+		src: filepath.Join(d, "src"),
+		up:  export.New(fsys.OS(), filepath.Join(d, "up")),
+		mir: export.New(fsys.OS(), filepath.Join(d, "mirror")),
+	}
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	testutil.WriteTree(t, w.src, map[string]string{"big1": big, "dir/big2": big + "x", "small": "s"})
+	unix.Sync()
+	before := freeBytes(t, d)
+	w.publish(t)
+	res, err := w.sync(t, opts())
+	testutil.Must(t, err)
+	unix.Sync()
+	if used := before - freeBytes(t, d); used > 8<<20 {
+		t.Fatalf("publish and mirror-sync took %d bytes for 32 MiB of files: not reflinks", used)
+	}
+	if res.Fetched != 3 {
+		t.Fatalf("%+v", res)
+	}
+	for _, r := range []*export.Root{w.up, w.mir} {
+		m, err := r.ReadManifest(1)
+		testutil.Must(t, err)
+		probs, err := tree.Verify(context.Background(), r.FS, r.SnapshotDir(1), m, 2)
+		testutil.Must(t, err)
+		if len(probs) > 0 {
+			t.Fatalf("%s: %v", r.Dir, probs)
+		}
+	}
+}
+
+func freeBytes(tb testing.TB, dir string) int64 {
+	var st unix.Statfs_t
+	testutil.Must(tb, unix.Statfs(dir, &st))
+	return int64(st.Bfree) * st.Bsize
 }
