@@ -47,6 +47,7 @@ type attempt struct {
 	// records what the listing left out.
 	pit   bool
 	skips skipRecorder
+	fresh []bool // entries[i] was stat'ed by walkChanged (nil: a whole walk)
 
 	// confirm: the attempt's context, cancelled at the first change seen
 	actx context.Context
@@ -79,6 +80,7 @@ func (a *attempt) run() (_ PublishResult, err error) {
 			return a.res, err
 		}
 		a.source, a.pit = snap, true
+		a.clock.phase("snapshot the source")
 		return a.runCow()
 	}
 	fresh, err := a.list()
@@ -133,7 +135,7 @@ func (a *attempt) list() (fresh bool, err error) {
 		a.watch = newChangeWatch()
 		a.watch.leaveOut(a.source, a.skip)
 	}
-	if err := a.walk(); err != nil {
+	if err := a.listEntries(); err != nil {
 		return false, err
 	}
 	a.res.Entries = len(a.entries)
@@ -157,6 +159,19 @@ func (a *attempt) list() (fresh bool, err error) {
 	// away and back, restored): link those from there.
 	a.older = pairOlder(a.u.Root(), a.u.Served(), a.entries, a.linkable, a.opt.Log)
 	return true, nil
+}
+
+// listEntries lists the source: on the copy-on-write path only what
+// changed since the served snapshot, if btrfs can tell (walkChanged), else
+// the whole tree (walk).
+func (a *attempt) listEntries() error {
+	if a.pit {
+		if changed, ok := a.changeSet(); ok {
+			a.clock.phase("find changed inodes")
+			return a.walkChanged(changed)
+		}
+	}
+	return a.walk()
 }
 
 // walk lists the source into entries, pairing as it goes.

@@ -215,7 +215,7 @@ func (a *attempt) hashChanged() error {
 func (a *attempt) hashFiles(b []int) error {
 	for _, i := range b {
 		e := &a.entries[i]
-		if !a.opt.Force && a.linkable[i] && a.unchanged(e) {
+		if !a.opt.Force && a.linkable[i] && a.unchanged(i) {
 			a.linked.Add(1)
 			continue
 		}
@@ -242,7 +242,14 @@ func (a *attempt) hashFiles(b []int) error {
 // edited with its mtime put back, the first copy-on-write publish after
 // hard-linked ones) the file is hashed: what the snapshot holds is the
 // source's data, not the served snapshot's, so the hash must be its own.
-func (a *attempt) unchanged(e *manifest.Entry) bool {
+//
+// After walkChanged, which knows the changed inodes, it is the listing's
+// verdict: an entry that was not stat'ed is unchanged.
+func (a *attempt) unchanged(i int) bool {
+	if a.fresh != nil {
+		return !a.fresh[i]
+	}
+	e := &a.entries[i]
 	if a.prevDir == "" {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -108,6 +109,9 @@ func TestPublishCoW(t *testing.T) {
 	if strings.Contains(list, "snapshots/1\n") || !strings.Contains(list, "snapshots/3") || strings.Contains(list, ".work") {
 		t.Fatalf("subvolumes after prune:\n%s", list)
 	}
+	if !strings.Contains(log.String(), "listing only what changed since the served snapshot") {
+		t.Fatalf("the 1%% publishes listed the whole snapshot:\n%s", log)
+	}
 	if !strings.Contains(log.String(), "publishing copy-on-write") {
 		t.Fatalf("no word of the path taken at debug level:\n%s", log)
 	}
@@ -153,4 +157,82 @@ func TestPublishCoWFallback(t *testing.T) {
 // slogTo logs at debug level to w.
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestPublishCoWChanges: rounds of every kind of change, each published
+// from the list of changed inodes (walkChanged) and verified whole against
+// its manifest: edits (one with its mtime put back), chmod, mtime-only,
+// renames of files and directories, a file made a directory and back,
+// symlinks retargeted, hard links added and removed, deletions, and an
+// exclude that comes and goes.
+func TestPublishCoWChanges(t *testing.T) {
+	r, src := cowSetup(t, 200)
+	opt := fastOpts()
+	opt.MaxDelete = 1
+	log := &testutil.SyncBuffer{}
+	opt.Log = slogTo(log)
+	p := func(rel string) string { return filepath.Join(src, filepath.FromSlash(rel)) }
+	rounds := []func(){
+		func() { testutil.Touch(t, src, "d00/s00/f00000.dat", "edited") },
+		func() {
+			fi, err := os.Stat(p("d01/s00/f00001.dat"))
+			testutil.Must(t, err)
+			b, _ := os.ReadFile(p("d01/s00/f00001.dat"))
+			b[0] ^= 1
+			testutil.Must(t, os.WriteFile(p("d01/s00/f00001.dat"), b, 0o644))
+			testutil.Must(t, os.Chtimes(p("d01/s00/f00001.dat"), fi.ModTime(), fi.ModTime()))
+			testutil.Must(t, os.Chmod(p("d02/s00/f00002.dat"), 0o600))
+		},
+		func() {
+			old := time.Unix(1_500_000_000, 0)
+			testutil.Must(t, os.Chtimes(p("d03/s00/f00003.dat"), old, old))
+			testutil.Must(t, os.Rename(p("d04/s00/f00004.dat"), p("d04/s00/renamed.dat")))
+			testutil.Must(t, os.Rename(p("d05/s01"), p("d05/moved")))
+		},
+		func() {
+			testutil.Must(t, os.Remove(p("d06/s00/f00006.dat")))
+			testutil.Must(t, os.Mkdir(p("d06/s00/f00006.dat"), 0o755))
+			testutil.WriteTree(t, src, map[string]string{"d06/s00/f00006.dat/inside": "x", "ln": "->d00"})
+		},
+		func() {
+			testutil.Must(t, os.RemoveAll(p("d06/s00/f00006.dat")))
+			testutil.WriteTree(t, src, map[string]string{"d06/s00/f00006.dat": "a file again"})
+			testutil.Must(t, os.Remove(p("ln")))
+			testutil.Must(t, os.Symlink("d01", p("ln")))
+			testutil.Must(t, os.Link(p("d00/s01/f00007.dat"), p("d00/hardlink")))
+		},
+		func() {
+			testutil.Must(t, os.Remove(p("d00/s01/f00007.dat")))
+			testutil.Must(t, os.RemoveAll(p("d02")))
+			testutil.WriteTree(t, src, map[string]string{"tmp/x.tmp": "excluded", "tmp/y": "kept"})
+		},
+		func() { // the exclude goes: tmp/x.tmp, unchanged, is listed now
+			opt.Exclude = nil
+			testutil.Must(t, os.Chmod(p("d01"), 0o700))
+		},
+	}
+	x, err := snapshot.ParseExcludes([]string{"*.tmp"})
+	testutil.Must(t, err)
+	opt.Exclude = x
+	publish(t, r, src, opt)
+	for i, change := range rounds {
+		change()
+		res := publish(t, r, src, opt)
+		if !res.Published || !res.CoW {
+			t.Fatalf("round %d: %+v", i, res)
+		}
+		verifyCoW(t, r, res.Snapshot)
+	}
+	if n := strings.Count(log.String(), "listing only what changed"); n != len(rounds) {
+		t.Fatalf("%d of %d publishes listed only what changed:\n%s", n, len(rounds), log)
+	}
+	m, err := r.ReadManifest(uint64(len(rounds) + 1))
+	testutil.Must(t, err)
+	found := false
+	for _, e := range m.Entries {
+		found = found || e.Path == "tmp/x.tmp"
+	}
+	if !found {
+		t.Fatal("tmp/x.tmp not listed once the exclude went")
+	}
 }

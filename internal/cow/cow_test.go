@@ -146,3 +146,47 @@ func TestClone(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedInodes: the inodes changed since a snapshot of the same
+// subvolume, found without walking: an edit, a chmod, a rename, a new
+// file and the directories whose entries changed; not the untouched file.
+func TestChangedInodes(t *testing.T) {
+	mnt := testutil.MountLoop(t, "btrfs", testutil.LoopSize)
+	src := filepath.Join(mnt, "src")
+	testutil.Must(t, cow.CreateSubvolume(src))
+	testutil.WriteTree(t, src, map[string]string{"a": "a", "b": "b", "c": "c", "d/e": "e", "f/g": "g"})
+	testutil.Must(t, cow.Snapshot(src, mnt+"/s1", true))
+	s1, err := cow.Info(mnt + "/s1")
+	testutil.Must(t, err)
+	si, err := cow.Info(src)
+	testutil.Must(t, err)
+	if s1.ParentUUID != si.UUID || s1.OTransid == 0 {
+		t.Fatalf("snapshot info %+v, source %+v", s1, si)
+	}
+	testutil.Must(t, os.WriteFile(src+"/b", []byte("B"), 0o644))
+	testutil.Must(t, os.Chmod(src+"/c", 0o600))
+	testutil.Must(t, os.Rename(src+"/d/e", src+"/d/e2"))
+	testutil.WriteTree(t, src, map[string]string{"new": "n"})
+	testutil.Must(t, cow.Snapshot(src, mnt+"/s2", true))
+	got, err := cow.ChangedInodes(mnt+"/s2", s1.OTransid)
+	testutil.Must(t, err)
+	ino := func(p string) uint64 { return testutil.Inode(t, filepath.Join(mnt, "s2", p)) }
+	for _, p := range []string{"b", "c", "d/e2", "new", "d", "."} {
+		if !got[ino(p)] {
+			t.Errorf("%s (inode %d) not found changed: %v", p, ino(p), got)
+		}
+	}
+	for _, p := range []string{"a", "f", "f/g"} {
+		if got[ino(p)] {
+			t.Errorf("%s (inode %d) found changed", p, ino(p))
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("changed: %v, want 6 inodes", got)
+	}
+	none, err := cow.ChangedInodes(mnt+"/s1", s1.OTransid)
+	testutil.Must(t, err)
+	if len(none) != 0 {
+		t.Errorf("changed in s1 since its own creation: %v", none)
+	}
+}
