@@ -23,7 +23,8 @@ import (
 // holds the root's lock, writes below .work): the source as it was at one
 // instant, so the listing needs no confirmation and no file can change
 // while it is hashed. The attempt lists that snapshot; if nothing changed
-// it deletes it and nothing else is written. Otherwise the snapshot
+// it deletes it and nothing else is written (the listing stats only the
+// inodes btrfs says changed since the served snapshot: cowlist.go). Otherwise the snapshot
 // becomes the new snapshot's tree (export.Update.WorkAdopt renames it to
 // ROOT/.work/N): what the listing leaves out (excludes, seq/, git's
 // transient files) is deleted from it, and only the files the served

@@ -26,6 +26,11 @@
 //   - [RemoveAll] deletes the subvolumes at path and in its direct children
 //     first, then the rest as os.RemoveAll does.
 //
+// [ChangedInodes] lists the inodes of a subvolume whose inode item was
+// written after a given transaction (a snapshot's [Info].OTransid), reading
+// only the parts of the tree written since: what changed since a snapshot,
+// without walking the tree.
+//
 // Nested subvolumes are not part of a snapshot (they appear in it as empty
 // directories): [HasNested] tells, and callers do not snapshot such a
 // source.
