@@ -244,11 +244,13 @@ func (a *attempt) hashFiles(b []int) error {
 // hard-linked ones) the file is hashed: what the snapshot holds is the
 // source's data, not the served snapshot's, so the hash must be its own.
 //
-// After walkChanged, which knows the changed inodes, it is the listing's
-// verdict: an entry that was not stat'ed is unchanged.
+// After walkChanged, an entry whose inode btrfs says did not change is
+// unchanged without a look; one that changed is still checked so, as an
+// inode item also changes when only its atime moves (a read of the source
+// under relatime), which leaves the ctime alone.
 func (a *attempt) unchanged(i int) bool {
-	if a.fresh != nil {
-		return !a.fresh[i]
+	if a.fresh != nil && !a.fresh[i] {
+		return true
 	}
 	e := &a.entries[i]
 	if a.prevDir == "" {
