@@ -84,6 +84,8 @@ fuzz-short:
 # readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
 # across publish and mirror-sync, and SIGTERM/SIGINT points (TestCrashSignal*)
 # for publish and mirror-sync over a path, over rsync and in classic mode.
+# Both include the copy-on-write variants on a loop-mounted btrfs
+# (TestCrashCoW, TestCrashSignalCoW, TestInjectedFaultsCoW; root).
 RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/
 soak: deps
 	$(RELIAB) -run 'TestCoherenceTorture|TestReadersNeverBlock|TestInjectedFaults|TestHostileUpstream'
