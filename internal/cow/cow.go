@@ -15,10 +15,6 @@ import (
 // copy-on-write: the caller takes its ordinary path instead.
 var ErrUnsupported = errors.New("copy-on-write not supported here")
 
-// ErrNotSubvolume means a path that must be a btrfs subvolume is a plain
-// directory.
-var ErrNotSubvolume = errors.New("not a btrfs subvolume")
-
 // Caps is what the filesystem of a directory offers.
 type Caps struct {
 	FS        string // "btrfs", "xfs" or "other"
