@@ -20,9 +20,10 @@ import (
 // whole unchanged tree, then only the diff applied — deletions, new and
 // changed directories, symlinks and files, the files fetched and verified
 // as ever), or a new empty subvolume when there is no base (a first copy,
-// laid as before). Install makes it read-only in snapshots/. A base that is
-// a plain directory (made by the hard-link farm) is linked from into a
-// plain directory as before.
+// laid as before) or the base is a plain directory (made by the hard-link
+// farm: laid as before, its unchanged files reflinked instead of linked,
+// as no hard link crosses subvolumes). Install makes it read-only in
+// snapshots/.
 
 // workMode is how a build makes its work tree.
 type workMode int
@@ -30,7 +31,7 @@ type workMode int
 const (
 	workPlain    workMode = iota // a directory; unchanged files hard-linked
 	workSnapshot                 // a writable snapshot of the base subvolume
-	workSubvol                   // a new empty subvolume (no base)
+	workSubvol                   // a new empty subvolume, laid as a plain one (reflinks for links)
 )
 
 // chooseWork picks the work tree's kind and says which at debug level.
@@ -51,7 +52,11 @@ func (b *build) chooseWork() workMode {
 		case err != nil:
 			why = err.Error()
 		case !sub:
-			why = fmt.Sprintf("snapshot %d is a plain directory, not a subvolume", b.base)
+			// Made by the hard-link farm: this snapshot becomes a new
+			// subvolume, its unchanged files reflinked (newLinker), and the
+			// next sync snapshots it.
+			b.s.opt.Log.Debug("syncing into a new subvolume: the served snapshot is a plain directory (hard links); unchanged files are reflinked", "from", b.base)
+			return workSubvol
 		default:
 			mode = workSnapshot
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,4 +184,45 @@ func freeBytes(tb testing.TB, dir string) int64 {
 	var st unix.Statfs_t
 	testutil.Must(tb, unix.Statfs(dir, &st))
 	return int64(st.Bfree) * st.Bsize
+}
+
+// TestSyncCoWConvert: a mirror root on btrfs whose served snapshot is a
+// plain directory (made by the hard-link farm) syncs the next snapshot
+// into a new subvolume, its unchanged files reflinked, and the one after
+// by a snapshot of that.
+func TestSyncCoWConvert(t *testing.T) {
+	w := cowWorld(t, 50)
+	w.publish(t)
+	opt := opts()
+	_, err := w.sync(t, opt)
+	testutil.Must(t, err)
+	// Make the mirror's snapshot 1 a plain directory, as the farm leaves it.
+	s1 := w.mir.SnapshotDir(1)
+	plain := filepath.Join(filepath.Dir(w.src), "plain")
+	if out, err := exec.Command("cp", "-a", s1, plain).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	testutil.Must(t, cow.Delete(s1))
+	testutil.Must(t, os.Rename(plain, s1))
+	if sub, _ := cow.IsSubvolume(s1); sub {
+		t.Fatal("snapshot 1 still a subvolume")
+	}
+	log := &testutil.SyncBuffer{}
+	opt.Log = debugLog(log)
+	testutil.Touch(t, w.src, "d00/s00/f00000.dat", "changed")
+	w.publish(t)
+	res, err := w.sync(t, opt)
+	testutil.Must(t, err)
+	checkCoW(t, w.mir, 2)
+	if res.Linked != 49 || res.Fetched != 1 || !strings.Contains(log.String(), "syncing into a new subvolume") {
+		t.Fatalf("%+v\n%s", res, log)
+	}
+	testutil.Touch(t, w.src, "d01/s00/f00001.dat", "changed")
+	w.publish(t)
+	res, err = w.sync(t, opt)
+	testutil.Must(t, err)
+	checkCoW(t, w.mir, 3)
+	if res.Linked != 49 || !strings.Contains(log.String(), "syncing copy-on-write") {
+		t.Fatalf("%+v\n%s", res, log)
+	}
 }
