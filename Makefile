@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem bench-cow
 
 all: build
 
@@ -34,12 +34,13 @@ install: build
 # Installs what a fresh Debian machine lacks for the tests (the real peers
 # rsync, git and nginx; flock; shellcheck for the documented scripts;
 # systemd-analyze for the documented units, minisign for the signatures'
-# interop tests, headless Chromium and
-# chromedriver for the status page's browser test, ~50 s and 130 packages
-# on a fresh machine; etcd for the highly available masters' tests); as a
-# user other than root it says what to install instead.
-DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign etcd
-DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign etcd-server
+# interop tests, headless Chromium and chromedriver for the status page's
+# browser test, etcd for the highly available masters' tests, mkfs.btrfs,
+# mkfs.xfs and btrfs for the copy-on-write tests on loop-mounted
+# filesystems; ~60 s and ~140 packages on a fresh machine); as a user
+# other than root it says what to install instead.
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign etcd mkfs.btrfs mkfs.xfs btrfs
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign etcd-server btrfs-progs xfsprogs
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
@@ -84,6 +85,8 @@ fuzz-short:
 # readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
 # across publish and mirror-sync, and SIGTERM/SIGINT points (TestCrashSignal*)
 # for publish and mirror-sync over a path, over rsync and in classic mode.
+# Both include the copy-on-write variants on a loop-mounted btrfs
+# (TestCrashCoW, TestCrashSignalCoW, TestInjectedFaultsCoW; root).
 RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/
 soak: deps
 	$(RELIAB) -run 'TestCoherenceTorture|TestReadersNeverBlock|TestInjectedFaults|TestHostileUpstream'
@@ -116,6 +119,13 @@ bench-1m: deps
 
 clean:
 	rm -rf $(BIN) demo
+
+# A 1% change on a loop-mounted btrfs (a sparse image in /tmp/perf):
+# publish and mirror-sync on the copy-on-write path and on the hard-link
+# farm vs rsync --link-dest on the same filesystem, one table
+# (docs/performance.md, "Copy-on-write"). Root only; BENCH_N files.
+bench-cow: deps
+	./scripts/bench-cow.sh $(or $(N),$(BENCH_N))
 
 # mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1, on BENCH_N
 # files (or N=...; docs/performance.md).

@@ -43,6 +43,13 @@ type attempt struct {
 	linkable []bool           // entries[i] has its record in a retained snapshot
 	older    map[int]string   // the snapshot dir to link entries[i] from, if not the served one
 
+	// pit: the copy-on-write path (cow.go): source is a point-in-time snapshot
+	// of the source, which needs no watch and no confirmation; skips
+	// records what the listing left out.
+	pit   bool
+	skips skipRecorder
+	fresh []bool // entries[i] was stat'ed by walkChanged (nil: a whole walk)
+
 	// confirm: the attempt's context, cancelled at the first change seen
 	actx context.Context
 	conf *confirmer
@@ -69,6 +76,14 @@ func newAttempt(ctx context.Context, u *export.Update, source string, opt *Publi
 // caused is reported as that change (a retry.Error).
 func (a *attempt) run() (_ PublishResult, err error) {
 	defer a.close()
+	if snap, ok, err := a.snapshotSource(); err != nil || ok {
+		if err != nil {
+			return a.res, err
+		}
+		a.source, a.pit = snap, true
+		a.clock.phase("snapshot the source")
+		return a.runCow()
+	}
 	fresh, err := a.list()
 	if err != nil || !fresh {
 		return a.res, err
@@ -115,9 +130,13 @@ func (a *attempt) list() (fresh bool, err error) {
 	if a.pr, err = openPairer(a.u.Root(), a.u.Served()); err != nil {
 		return false, err
 	}
-	a.watch = newChangeWatch()
-	a.watch.leaveOut(a.source, a.skip)
-	if err := a.walk(); err != nil {
+	if a.pit {
+		a.skip = a.skips.wrap(a.skip)
+	} else {
+		a.watch = newChangeWatch()
+		a.watch.leaveOut(a.source, a.skip)
+	}
+	if err := a.listEntries(); err != nil {
 		return false, err
 	}
 	a.res.Entries = len(a.entries)
@@ -134,17 +153,36 @@ func (a *attempt) list() (fresh bool, err error) {
 	if err := checkDeletes(a.pr, *a.opt); err != nil {
 		return false, err
 	}
+	if a.pit {
+		return true, nil // nothing is linked
+	}
 	// Files the served snapshot cannot give may be in an older one (moved
 	// away and back, restored): link those from there.
 	a.older = pairOlder(a.u.Root(), a.u.Served(), a.entries, a.linkable, a.opt.Log)
 	return true, nil
 }
 
+// listEntries lists the source: on the copy-on-write path only what
+// changed since the served snapshot, if btrfs can tell (walkChanged), else
+// the whole tree (walk).
+func (a *attempt) listEntries() error {
+	if a.pit {
+		if changed, ok := a.changeSet(); ok {
+			a.clock.phase("find changed inodes")
+			return a.walkChanged(changed)
+		}
+	}
+	return a.walk()
+}
+
 // walk lists the source into entries, pairing as it goes.
 func (a *attempt) walk() error {
-	wo := tree.WalkOptions{Skip: a.skip, Watch: a.watch, Size: func(n int) {
+	wo := tree.WalkOptions{Skip: a.skip, Size: func(n int) {
 		a.entries, a.linkable = make([]manifest.Entry, 0, n), make([]bool, 0, n)
 	}}
+	if a.watch != nil {
+		wo.Watch = a.watch
+	}
 	err := tree.WalkWith(a.ctx, a.f, a.source, wo, func(e *manifest.Entry) {
 		a.entries = append(a.entries, *e)
 		a.linkable = append(a.linkable, a.pr.pair(&a.entries[len(a.entries)-1]))
@@ -161,7 +199,7 @@ func (a *attempt) walk() error {
 // snapshots/ and flips current (a run stopped before the flip installs
 // nothing).
 func (a *attempt) commit() error {
-	if a.hasSeq {
+	if a.hasSeq && !a.pit { // a snapshot's counters do not move
 		after, _, err := sourceSeq(a.f, a.source)
 		if err != nil {
 			return err
@@ -171,7 +209,7 @@ func (a *attempt) commit() error {
 		}
 	}
 	m := &manifest.Manifest{Snapshot: a.n, Entries: a.entries}
-	built := export.Built{N: a.n, Tree: a.work, Manifest: a.work + export.ManifestExt, Encode: m.Encode}
+	built := export.Built{N: a.n, Tree: a.work, Manifest: a.work + export.ManifestExt, Encode: m.Encode, Subvolume: a.pit}
 	if s := a.opt.Signer; s != nil {
 		if err := a.u.Root().WriteSignedState(signerState(s)); err != nil {
 			return err
@@ -185,7 +223,8 @@ func (a *attempt) commit() error {
 	a.clock.phase("install")
 	a.res.Snapshot, a.res.Published = a.n, true
 	a.res.Linked, a.res.Copied, a.res.Bytes = int(a.linked.Load()), int(a.copied.Load()), a.bytes.Load()
-	a.opt.Log.Info("published", "snapshot", a.n, "entries", len(a.entries), "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted)
+	a.res.CoW = a.pit
+	a.opt.Log.Info("published", "snapshot", a.n, "entries", len(a.entries), "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted, "cow", a.pit)
 	a.pr.unr.log(a.opt.Log, a.n)
 	return nil
 }

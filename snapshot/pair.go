@@ -68,6 +68,18 @@ func (pr *pairer) pair(e *manifest.Entry) bool {
 	return true
 }
 
+// peek advances to the record at path (the records before it counted as
+// left out of the listing, as pair does) and returns it, if there is one;
+// pair(e) for the entry at path follows.
+func (pr *pairer) peek(path string) (manifest.Entry, bool) {
+	for pr.perr == nil && manifest.Compare(pr.p.Path, path) < 0 {
+		pr.deleted()
+		pr.advance()
+		pr.same = false
+	}
+	return pr.p, pr.perr == nil && pr.p.Path == path
+}
+
 // deleted counts the current record as left out of the new listing.
 func (pr *pairer) deleted() {
 	if pr.p.Type == manifest.File {

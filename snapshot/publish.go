@@ -144,6 +144,10 @@ type PublishResult struct {
 	// file without o+r, a directory without o+rx): an rsync daemon running
 	// as another user cannot serve them.
 	Unreadable int `json:"unreadable,omitempty"`
+	// CoW says the snapshot was made copy-on-write (a btrfs snapshot of
+	// the source): Linked then counts the unchanged files it shares with
+	// the served snapshot, Copied and Bytes the changed files hashed.
+	CoW bool `json:"cow,omitempty"`
 }
 
 // SourceSeqDir is where a source tree may carry its own seq/begin and

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -159,6 +160,49 @@ func (u *Update) Work(n uint64) (string, error) {
 	return work, nil
 }
 
+// WorkSnapshot is Work for the copy-on-write path: ROOT/.work/N is made a
+// writable btrfs snapshot of the subvolume from (a point-in-time copy of
+// it, one ioctl), or a new empty subvolume if from is "". It fails with
+// cow.ErrUnsupported where that cannot be done (the caller then builds
+// with Work).
+func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	var err error
+	if from == "" {
+		err = cow.CreateSubvolume(work)
+	} else {
+		err = cow.Snapshot(from, work, false)
+	}
+	if err != nil {
+		return "", fmt.Errorf("make work subvolume: %w", err)
+	}
+	return work, nil
+}
+
+// WorkAdopt is Work for a tree made in ROOT/.work before the update
+// started (publish's writable btrfs snapshot of its source, taken and
+// listed first so that an unchanged source writes nothing): it starts the
+// update and renames dir to ROOT/.work/N.
+func (u *Update) WorkAdopt(n uint64, dir string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	if err := u.root.FS.Rename(dir, work); err != nil {
+		return "", fmt.Errorf("move the work tree into place: %w", err)
+	}
+	return work, nil
+}
+
 // Discard removes everything an attempt left in ROOT/.work, so the next
 // attempt starts clean.
 func (u *Update) Discard() error {
@@ -179,6 +223,10 @@ type Built struct {
 	Tree string
 	// Manifest is the path of its manifest, in ROOT/.work.
 	Manifest string
+	// Subvolume says Tree is a btrfs subvolume (WorkSnapshot): Install
+	// makes it read-only once it is in snapshots/ (a read-only subvolume
+	// cannot move to another directory), before the flip.
+	Subvolume bool
 	// Encode, if set, writes the manifest: Install writes it to Manifest
 	// while the filesystem flushes the tree. If nil, Manifest exists
 	// (fetched), and Install stamps it with the time of install: its mtime
@@ -214,7 +262,8 @@ type Built struct {
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
 //     both renames durable (before it, a crash may keep either, both or
 //     neither: an orphan manifest or directory is not a complete snapshot,
-//     and Begin removes it);
+//     and Begin removes it); a btrfs subvolume (Built.Subvolume) is made
+//     read-only there and the filesystem flushed instead of the fsync;
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
 //     a master of a highly available group claims N here, its signature
@@ -226,7 +275,8 @@ type Built struct {
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
 // only by Done. With b.Tree == "" only the signature's write (if given and
-// not there) and steps 5 and 6 run.
+// not there) and steps 5 and 6 run (and a snapshot that is a writable
+// subvolume is first made read-only).
 func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
@@ -246,11 +296,14 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
 		}
-		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+		if err := u.placed(b); err != nil {
 			return err
 		}
 	default:
 		if err := u.root.placeSignature(b.N, b.Signature); err != nil {
+			return err
+		}
+		if err := u.sealed(b.N); err != nil {
 			return err
 		}
 	}
@@ -327,6 +380,41 @@ func (u *Update) claim(ctx context.Context, n uint64) error {
 		}
 	}
 	return fmt.Errorf("snapshot %d not served: %w", n, err)
+}
+
+// placed is the end of Install's step 4: fsync(snapshots/) makes the two
+// renames durable; a subvolume is first made read-only, and then the
+// filesystem's transaction committed (syncfs), which holds the flag and
+// the renames.
+func (u *Update) placed(b Built) error {
+	if !b.Subvolume {
+		return fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName))
+	}
+	dir := u.root.SnapshotDir(b.N)
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", b.N, err)
+	}
+	if err := u.root.FS.SyncFS(dir); err != nil {
+		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
+	}
+	return nil
+}
+
+// sealed makes a complete snapshots/N that a crash left a writable
+// subvolume (between its rename and placed) read-only before Install
+// flips to it.
+func (u *Update) sealed(n uint64) error {
+	dir := u.root.SnapshotDir(n)
+	if sub, err := cow.IsSubvolume(dir); err != nil || !sub {
+		return nil
+	}
+	if ro, err := cow.ReadOnly(dir); err != nil || ro {
+		return err
+	}
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", n, err)
+	}
+	return u.root.FS.SyncFS(dir)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the

@@ -34,6 +34,7 @@ type build struct {
 	p       *plan
 	sig, ts []byte       // the upstream's signature of n and timestamp, to install verbatim (signatures)
 	pc      *partialCopy // a partial snapshot's full manifest and filter (nil: whole)
+	mode    workMode     // what the work tree is (cow.go)
 	res     Result
 	phaseAt time.Time
 }
@@ -59,12 +60,14 @@ func (b *build) run(ctx context.Context) error {
 	if done, err := b.reuse(ctx); done || err != nil {
 		return err
 	}
-	work, err := b.s.u.Work(b.n)
+	mode, err := b.makeWork(b.chooseWork())
 	if err != nil {
 		return err
 	}
-	b.work = work
-	if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 && b.pc == nil {
+	b.mode = mode
+	if mode == workSnapshot {
+		err = b.layCow(ctx)
+	} else if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 && b.pc == nil {
 		// Nothing to link from (a first copy, or a rebuild with no complete
 		// snapshot left): the upstream copies the whole snapshot at once and
 		// checks it against the manifest, which it reads as a stream. Not
@@ -242,13 +245,15 @@ func (b *build) startFlusher() (stop func()) {
 
 // commit finishes the directories and installs the snapshot.
 func (b *build) commit(ctx context.Context) error {
-	if err := b.finishDirs(ctx); err != nil {
-		return err
+	if b.mode != workSnapshot { // layCow finished the directories it touched
+		if err := b.finishDirs(ctx); err != nil {
+			return err
+		}
 	}
 	b.phase("finish dirs")
 	b.res.Entries = b.p.entries
 	defer b.phase("flip")
-	built := export.Built{N: b.n, Tree: b.work, Manifest: b.manPath, Replace: b.replaces()}
+	built := export.Built{N: b.n, Tree: b.work, Manifest: b.manPath, Replace: b.replaces(), Subvolume: b.mode != workPlain}
 	if b.pc != nil {
 		built.Full, built.Filter = b.pc.full, b.pc.filter
 		b.res.Filter, b.res.Missing = b.pc.chain.String(), b.pc.missing

@@ -16,7 +16,11 @@
 //     identical record (older, when that is cheaper than fetching), and only
 //     the rest fetched, each verified against its manifest hash. The build
 //     is a struct whose phases run in order: plan (pass 1), lay (pass 2:
-//     links and fetches), commit.
+//     links and fetches), commit. On btrfs (cow.go) the tree is a
+//     subvolume: a writable snapshot of the base, with only the diff of the
+//     two manifests applied (deletions, new and changed entries, the
+//     changed files fetched and verified alike), or a new subvolume for a
+//     first copy; Install makes it read-only.
 //  4. Re-read the upstream's seq/begin. If it moved since E1 and snapshot N is
 //     no longer served or listed upstream, discard and go back to 3 (bounded,
 //     with backoff: retry.Do). A copy whose every file verified against an

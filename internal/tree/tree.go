@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sync/errgroup"
@@ -427,14 +428,58 @@ func CopyFile(srcFS fsys.FS, src string, dstFS fsys.FS, dst string, limit int64)
 	return CopyFrom(in, dstFS, dst, limit)
 }
 
-// CopyFrom is CopyFile from an open reader.
+// CopyFrom is CopyFile from an open reader. When in is an open file at its
+// start and dst on the real filesystem, it first tries a reflink (cloneFrom).
 func CopyFrom(in io.Reader, dstFS fsys.FS, dst string, limit int64) (uint64, int64, error) {
+	if src, ok := in.(cow.File); ok && fsys.IsOS(dstFS) {
+		if h, n, err, done := cloneFrom(src, in, dst, limit); done {
+			return h, n, err
+		}
+	}
 	out, err := dstFS.OpenFile(dst, createFlags, 0o600)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create %s: %w", dst, err)
 	}
 	return copyInto(in, out, dst, limit, nil)
 }
+
+// cloneFrom makes dst a reflink copy of the open file src (cow.Clone:
+// btrfs and XFS share the data instead of writing it again) and hashes
+// what dst then holds; where the filesystem cannot clone (another
+// filesystem, no reflink, a file it will not clone) it copies the bytes
+// into dst as CopyFrom does. done is false, and nothing made, if src is not
+// at its start.
+func cloneFrom(src cow.File, in io.Reader, dst string, limit int64) (h uint64, n int64, err error, done bool) {
+	if s, ok := in.(io.Seeker); !ok {
+		return 0, 0, nil, false
+	} else if off, err := s.Seek(0, io.SeekCurrent); err != nil || off != 0 {
+		return 0, 0, nil, false
+	}
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create %s: %w", dst, err), true
+	}
+	if cerr := cow.Clone(out, src); cerr != nil {
+		if !errors.Is(cerr, cow.ErrUnsupported) {
+			out.Close()
+			return 0, 0, fmt.Errorf("copy to %s: %w", dst, cerr), true
+		}
+		h, n, err = copyInto(in, out, dst, limit, nil)
+		return h, n, err, true
+	}
+	h, n, err = copyInto(out, discard{}, dst, limit, nil) // hash the clone
+
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", dst, cerr)
+	}
+	return h, n, err, true
+}
+
+// discard is io.Discard with a Close.
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) Close() error                { return nil }
 
 // createFlags create a file that must not exist, not following a symlink.
 const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
