@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
@@ -119,12 +118,12 @@ func checkOpen(f *os.File, e manifest.Entry) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %w: the fetched copy is not a regular file", ErrCorrupt, tree.ErrHashMismatch)
 	}
-	h := xxhash.New()
+	h := manifest.NewHasher(e.SumVersion())
 	n, err := io.Copy(h, io.LimitReader(f, e.Size+1))
 	if err != nil {
 		return err
 	}
-	if err := tree.CheckHash(e, n, h.Sum64()); err != nil {
+	if err := tree.CheckHash(e, n, h.Sum()); err != nil {
 		return fmt.Errorf("%w: the fetched copy: %w", ErrCorrupt, err)
 	}
 	_, err = f.Seek(0, io.SeekStart)
