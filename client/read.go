@@ -27,8 +27,9 @@ func (s *Snapshot) Open(name string) (io.ReadCloser, error) {
 
 // OpenContext returns the content of the regular file name (a path as
 // Stat takes) of the pinned snapshot. It fetches the whole file and checks
-// its size and xxhash64 against the manifest before it returns: a file
-// that does not match is an error wrapping ErrCorrupt, and no reader.
+// its size and content hash (the whole SHA-256 of a version 2 record)
+// against the manifest before it returns: a file that does not match is an
+// error wrapping ErrCorrupt, and no reader.
 // A directory or symlink is refused with ErrNotFile.
 func (s *Snapshot) OpenContext(ctx context.Context, name string) (io.ReadCloser, error) {
 	e, err := s.Stat(name)

@@ -905,25 +905,36 @@ func TestDiffErrors(t *testing.T) {
 	}
 }
 
-// TestDocExample decodes the example manifest shown in doc.go and
-// docs/protocol.md, so the documentation cannot drift from the format.
+// TestDocExample decodes the example manifests shown in doc.go and
+// docs/protocol.md (version 2, then version 1), so the documentation cannot
+// drift from the format: each holds the hashes of the contents it says.
 func TestDocExample(t *testing.T) {
 	doc, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := bytes.Index(doc, []byte("```\nseqmirror-manifest 1\n"))
-	if start < 0 {
-		t.Fatal("docs/protocol.md has no example manifest")
-	}
-	ex := doc[start+4:]
-	ex = ex[:bytes.Index(ex, []byte("```"))]
-	m, err := manifest.Decode(bytes.NewReader(ex))
-	if err != nil {
-		t.Fatalf("the documented example does not decode: %v", err)
-	}
-	if m.Snapshot != 42 || len(m.Entries) != 4 {
-		t.Fatalf("example decoded to snapshot %d with %d entries", m.Snapshot, len(m.Entries))
+	var ex []byte
+	for _, v := range []int{manifest.Version1, manifest.Version2} {
+		start := bytes.Index(doc, []byte("```\n"+manifest.MagicOf(v)+"\n"))
+		if start < 0 {
+			t.Fatalf("docs/protocol.md has no example manifest of version %d", v)
+		}
+		ex = doc[start+4:]
+		ex = ex[:bytes.Index(ex, []byte("```"))]
+		m, err := manifest.Decode(bytes.NewReader(ex))
+		if err != nil {
+			t.Fatalf("the documented example of version %d does not decode: %v", v, err)
+		}
+		if m.Snapshot != 42 || len(m.Entries) != 4 || m.Version != v {
+			t.Fatalf("example decoded to snapshot %d, version %d, with %d entries", m.Snapshot, m.Version, len(m.Entries))
+		}
+		for i, content := range map[int]string{1: "", 3: strings.Repeat("x", 1234)} {
+			h := manifest.NewHasher(v)
+			h.Write([]byte(content))
+			if m.Entries[i].Sum() != h.Sum() {
+				t.Fatalf("version %d example: %s does not hold the hash of its content", v, m.Entries[i].Path)
+			}
+		}
 	}
 	src, err := os.ReadFile("doc.go")
 	if err != nil {
