@@ -3,6 +3,7 @@ package manifest
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -577,22 +578,16 @@ func parseRecordFast(l []byte, version int) (Entry, bool) {
 	}
 	switch {
 	case e.Type == File && version == Version2:
-		if len(f[4]) != 64 || !lowerHex(f[4]) {
+		if len(f[4]) != 2*len(e.Digest) || !decodeLowerHex(e.Digest[:], f[4]) {
 			return Entry{}, false
 		}
-		hex.Decode(e.Digest[:], f[4])
 		e.Hash = e.Digest.Hash()
 	case e.Type == File:
-		if len(f[4]) != 16 || !lowerHex(f[4]) {
+		var h [8]byte
+		if len(f[4]) != 16 || !decodeLowerHex(h[:], f[4]) {
 			return Entry{}, false
 		}
-		for _, c := range f[4] {
-			if c <= '9' {
-				e.Hash = e.Hash<<4 | uint64(c-'0')
-			} else {
-				e.Hash = e.Hash<<4 | uint64(c-'a'+10)
-			}
-		}
+		e.Hash = binary.BigEndian.Uint64(h[:])
 	case len(f[4]) != 1 || f[4][0] != '-':
 		return Entry{}, false
 	}
@@ -608,15 +603,32 @@ func parseRecordFast(l []byte, version int) (Entry, bool) {
 	return e, true
 }
 
-// lowerHex reports whether b is all lowercase hex digits.
-func lowerHex(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+// decodeLowerHex decodes src, 2*len(dst) lowercase hex digits, into dst in
+// one pass; it reports false for any other byte.
+func decodeLowerHex(dst, src []byte) bool {
+	for i := range dst {
+		hi, lo := unhex[src[2*i]], unhex[src[2*i+1]]
+		if hi|lo > 15 {
 			return false
 		}
+		dst[i] = hi<<4 | lo
 	}
 	return true
 }
+
+// unhex maps a lowercase hex digit to its value and every other byte to 255.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 // unescapeBytes is Unescape for a field that is still bytes: one allocation
 // when nothing is escaped.

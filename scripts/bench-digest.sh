@@ -108,7 +108,8 @@ sync_1pct() { reset_root "$D/$1/mirror" 1; rm -f "$D/$1/mirror/.upstream" "$D/$1
 
 # ---------- main ----------
 rm -rf "$D"; mkdir -p "$D/old/bin" "$D/new/bin"
-log "building new ($(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty)) and old ($BASE)"
+NEW="$(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty)"
+log "building new ($NEW) and old ($BASE)"
 (cd "$HERE" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$D/new/bin/" ./cmd/...)
 git -C "$HERE" worktree add -q --detach "$D/base" "$BASE"
 (cd "$D/base" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$D/old/bin/" ./cmd/...)
@@ -133,7 +134,7 @@ both sync-1pct sync_1pct
 for s in old new; do [ "$(readlink "$D/$s/mirror/current")" = snapshots/2 ] || die "$s mirror-sync did not reach snapshot 2"; done
 
 echo
-echo "manifest v2 (new, $(cd "$HERE" && git rev-parse --short HEAD)) vs v1 (old, $BASE) — N=$N files, $(nproc) cores, REPS=$REPS, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "manifest v2 (new, $NEW) vs v1 (old, $BASE) — N=$N files, $(nproc) cores, REPS=$REPS, $(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-16s %9s %9s %9s   %s\n' case old-s new-s new/old "ratios (each repetition)"
 printf '%s\n' "${ROWS[@]}"
 if [ "${KEEP:-0}" != 1 ]; then rm -rf "$D"; fi

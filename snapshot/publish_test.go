@@ -548,7 +548,7 @@ func TestVerify(t *testing.T) {
 			fi, _ := os.Stat(p)
 			testutil.Must(t, os.WriteFile(p, []byte("jello"), 0o644))
 			testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
-		}, path: "README", reason: `^content sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}$`, exact: true},
+		}, path: "README", reason: `^content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}$`, exact: true},
 		{name: "append", tamper: func(t *testing.T, snap string) {
 			testutil.Must(t, os.WriteFile(filepath.Join(snap, "dir/sub/deep.txt"), []byte("deeper"), 0o644))
 		}, path: "dir/sub/deep.txt", reason: `^size 6, manifest says 4$`, exact: true},

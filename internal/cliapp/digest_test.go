@@ -28,7 +28,7 @@ func TestVerifyForgedDigest(t *testing.T) {
 	}
 	testutil.ForgeRecord(t, man, filepath.Join(root, "snapshots", "1"), "a/file.txt", "ORIGINAL\n")
 	code, stdout, stderr := run(t, "publish", "verify", "--root", root)
-	want := regexp.MustCompile(`^a/file.txt: content sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}\n$`)
+	want := regexp.MustCompile(`^a/file.txt: content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}\n$`)
 	if code != cliapp.ExitVerify || !want.MatchString(stdout) {
 		t.Fatalf("verify: exit %d, stdout %q, stderr %q; want %d and %v", code, stdout, stderr, cliapp.ExitVerify, want)
 	}

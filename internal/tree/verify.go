@@ -153,7 +153,7 @@ func (c *comparer) hashJob(want manifest.Entry) func(context.Context) error {
 		case err != nil:
 			c.set.add(want.Path, err.Error(), &want)
 		case h != want.Sum() && !want.Digest.IsZero():
-			c.set.add(want.Path, fmt.Sprintf("content sha256 %s, manifest says %s", h.Digest, want.Digest), &want)
+			c.set.add(want.Path, fmt.Sprintf("content hash sha256:%s, manifest says sha256:%s", h.Digest, want.Digest), &want)
 		case h != want.Sum():
 			c.set.add(want.Path, fmt.Sprintf("content hash %016x, manifest says %016x", h.Hash, want.Hash), &want)
 		}

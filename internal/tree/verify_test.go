@@ -100,7 +100,7 @@ func TestVerifyMerge(t *testing.T) {
 		}, want: lit("a: mtime 7000000000, manifest says [0-9]+")},
 		{name: "content", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, "b"), "cc")
-		}, want: lit("b: content sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}")},
+		}, want: lit("b: content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}")},
 		{name: "symlink target", tamper: func(t *testing.T, dir string) {
 			testutil.Must(t, os.Remove(filepath.Join(dir, "l")))
 			testutil.Must(t, os.Symlink("b", filepath.Join(dir, "l")))
@@ -118,7 +118,7 @@ func TestVerifyMerge(t *testing.T) {
 		{name: "deep", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, deep), "LEAF")
 			testutil.Must(t, os.WriteFile(filepath.Join(dir, strings.Repeat("n/", 20)+"x"), nil, 0o644))
-		}, want: lit(deep+": content sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}", strings.Repeat("n/", 20)+"x: not in manifest")},
+		}, want: lit(deep+": content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}", strings.Repeat("n/", 20)+"x: not in manifest")},
 	}
 	for _, tt := range tests {
 		for _, f := range []struct {
