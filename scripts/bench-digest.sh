@@ -78,7 +78,9 @@ reset_root() {
 ROWS=()
 # report NAME OLD_TIMES NEW_TIMES
 report() {
-	local name=$1 old=($2) new=($3) ratios=() i
+	local name=$1 old new ratios=() i
+	read -ra old <<<"$2"
+	read -ra new <<<"$3"
 	for i in "${!old[@]}"; do ratios+=("$(awk -v a="${new[$i]}" -v b="${old[$i]}" 'BEGIN{printf "%.3f", a/b}')"); done
 	ROWS+=("$(printf '%-16s %9s %9s %9s   %s' "$name" "$(median "${old[@]}")" "$(median "${new[@]}")" "$(median "${ratios[@]}")" "${ratios[*]}")")
 	log "$name: old [${old[*]}] new [${new[*]}] new/old [${ratios[*]}]"
