@@ -24,8 +24,11 @@
 # the order alternating. Every timed run starts after `sync`; publish and
 # mirror-sync flush (syncfs) before they flip, so they pay for durability.
 #
-# Prints, per case, the median seconds of each side, the median of the
-# per-repetition ratios new/old and every ratio.
+# Prints, per case, the median wall-clock seconds of each side, the median
+# of the per-repetition ratios new/old and every ratio; then the same for
+# CPU seconds (user + system, GNU time), which other load on a shared
+# machine disturbs far less than wall-clock time: the added hashing shows
+# there first.
 set -euo pipefail
 
 N=${1:-${N:-30000}}
@@ -38,17 +41,20 @@ TRASH=${TRASH:-1}
 log() { echo "bench-digest: $*" >&2; }
 die() { log "$*"; exit 1; }
 command -v python3 >/dev/null || die "python3 is missing (the tree generator)"
+TIMEV=/usr/bin/time
+[ -x $TIMEV ] || die "GNU time ($TIMEV) is missing: run 'apt-get install time' as root"
 
 now() { echo "${EPOCHREALTIME/,/.}"; }
-# timed VAR cmd...: runs cmd after a sync (untimed); VAR gets its seconds.
+# timed VAR cmd...: runs cmd after a sync (untimed); VAR gets its wall-clock
+# seconds and CPU (user + system) seconds, "WALL CPU".
 timed() {
 	local __v=$1; shift
 	sync
 	local t0 t1
 	t0=$(now)
-	"$@" >/dev/null
+	$TIMEV -f '%U %S' -o "$D/time.out" "$@" >/dev/null
 	t1=$(now)
-	printf -v "$__v" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')"
+	printf -v "$__v" '%s' "$(awk -v a="$t0" -v b="$t1" -v c="$(tail -1 "$D/time.out")" 'BEGIN{split(c, u, " "); printf "%.4f %.2f", b-a, u[1]+u[2]}')"
 }
 discard() {
 	local p
@@ -75,15 +81,22 @@ reset_root() {
 	discard "$root/.work"
 }
 
-ROWS=()
-# report NAME OLD_TIMES NEW_TIMES
-report() {
-	local name=$1 old new ratios=() i
-	read -ra old <<<"$2"
-	read -ra new <<<"$3"
+ROWS=() CPUROWS=()
+# row ARRAY NAME OLD_TIMES NEW_TIMES: appends a table row to ARRAY.
+row() {
+	local -n rows=$1
+	local name=$2 old new ratios=() i
+	read -ra old <<<"$3"
+	read -ra new <<<"$4"
 	for i in "${!old[@]}"; do ratios+=("$(awk -v a="${new[$i]}" -v b="${old[$i]}" 'BEGIN{printf "%.3f", a/b}')"); done
-	ROWS+=("$(printf '%-16s %9s %9s %9s   %s' "$name" "$(median "${old[@]}")" "$(median "${new[@]}")" "$(median "${ratios[@]}")" "${ratios[*]}")")
+	rows+=("$(printf '%-22s %9s %9s %9s   %s' "$name" "$(median "${old[@]}")" "$(median "${new[@]}")" "$(median "${ratios[@]}")" "${ratios[*]}")")
 	log "$name: old [${old[*]}] new [${new[*]}] new/old [${ratios[*]}]"
+}
+# report NAME OLD_RUNS NEW_RUNS (each run "WALL CPU"): one row of each table.
+report() {
+	local name=$1
+	row ROWS "$name" "$(tr ' ' '\n' <<<"$2" | awk 'NR%2==1' | xargs)" "$(tr ' ' '\n' <<<"$3" | awk 'NR%2==1' | xargs)"
+	row CPUROWS "$name (cpu)" "$(tr ' ' '\n' <<<"$2" | awk 'NR%2==0' | xargs)" "$(tr ' ' '\n' <<<"$3" | awk 'NR%2==0' | xargs)"
 }
 
 # both CASE FN: runs FN old and FN new REPS times, alternating who goes
@@ -137,6 +150,8 @@ for s in old new; do [ "$(readlink "$D/$s/mirror/current")" = snapshots/2 ] || d
 
 echo
 echo "manifest v2 (new, $NEW) vs v1 (old, $BASE) — N=$N files, $(nproc) cores, REPS=$REPS, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-16s %9s %9s %9s   %s\n' case old-s new-s new/old "ratios (each repetition)"
+printf '%-22s %9s %9s %9s   %s\n' case old-s new-s new/old "ratios (each repetition)"
 printf '%s\n' "${ROWS[@]}"
+echo "CPU seconds (user + system):"
+printf '%s\n' "${CPUROWS[@]}"
 if [ "${KEEP:-0}" != 1 ]; then rm -rf "$D"; fi
