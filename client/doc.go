@@ -29,7 +29,8 @@
 //   - [Snapshot.Open] (and [Snapshot.ReadFile]) hands out bytes only after
 //     they were checked: the whole file is fetched through the transport
 //     into a private scratch directory (the transport checks it), then
-//     opened and checked again against its record's size and xxhash64
+//     opened and checked again against its record's size and content hash
+//     (the whole SHA-256 of a version 2 record, the xxhash64 of version 1)
 //     through the very descriptor handed out, rewound (so the guarantee
 //     does not rest on the transport); the scratch name is removed at
 //     once, the open file stays readable. A reader gets an error

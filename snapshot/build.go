@@ -169,12 +169,13 @@ func (a *attempt) link(i int) (bool, error) {
 	return true, nil
 }
 
-// copy copies entries[i] from the source, hashing it, and checks that the
+// copy copies entries[i] from the source, hashing it for the manifest
+// (SHA-256: manifest.Current) in the same pass, and checks that the
 // source file did not change while copied (a retry.Error if it did).
 func (a *attempt) copy(i int) error {
 	e := &a.entries[i]
 	src, dst := a.src(e), a.dst(e)
-	h, sz, err := tree.CopyFile(a.f, src, a.f, dst, -1)
+	h, sz, err := tree.CopyFile(a.f, src, a.f, dst, -1, manifest.Current)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func (a *attempt) copy(i int) error {
 	if sz != e.Size || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
 		return retry.Again(e.Path + " was modified while copied")
 	}
-	e.Hash = h
+	e.SetSum(h)
 	a.copied.Add(1)
 	a.bytes.Add(sz)
 	return tree.SetMeta(a.f, dst, *e)

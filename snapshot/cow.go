@@ -220,14 +220,14 @@ func (a *attempt) hashFiles(b []int) error {
 			a.linked.Add(1)
 			continue
 		}
-		h, size, err := tree.HashFile(a.f, a.dst(e))
+		h, size, err := tree.HashFile(a.f, a.dst(e), manifest.Current)
 		if err != nil {
 			return fmt.Errorf("hash %s: %w", e.Path, err)
 		}
 		if size != e.Size {
 			return fmt.Errorf("%s: %w: %d bytes in the snapshot, %d listed", e.Path, errSnapshotMoved, size, e.Size)
 		}
-		e.Hash = h
+		e.SetSum(h)
 		a.copied.Add(1)
 		a.bytes.Add(size)
 	}

@@ -65,7 +65,8 @@ func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable
 				rest = append(rest, i)
 				continue
 			}
-			entries[i].Hash, linkable[i], older[i] = h, true, dir
+			entries[i].SetSum(h)
+			linkable[i], older[i] = true, dir
 		}
 		todo = rest
 	}
@@ -96,11 +97,13 @@ func candidates(root *export.Root, m uint64, entries []manifest.Entry, todo []in
 }
 
 // sameButHash is publish's pairing rule: a source file (its hash not yet
-// known) and a record of an older snapshot pair when all but the hash match.
+// known) and a record of an older snapshot pair when all but the hash
+// match, and the record has a digest: publish writes version 2, so a file
+// whose record (version 1) vouches for no SHA-256 is copied and hashed.
 func sameButHash(want, have *manifest.Entry) bool {
 	c := *want
-	c.Hash = have.Hash
-	return c.SameContent(*have)
+	c.SetSum(have.Sum())
+	return !have.Digest.IsZero() && c.SameContent(*have)
 }
 
 // pairWith streams snapshot m's manifest of root (whole, and checks it, so
@@ -110,7 +113,7 @@ func sameButHash(want, have *manifest.Entry) bool {
 // the record's hash. Memory grows with the pairs, not with the manifest.
 // Publish pairs by sameButHash; a mirror, which knows the hash, pairs by
 // manifest.Entry.SameContent with the same tree.Pairer, over chunks.
-func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int, same func(want, have *manifest.Entry) bool) (map[int]uint64, error) {
+func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int, same func(want, have *manifest.Entry) bool) (map[int]manifest.Sum, error) {
 	ms, err := root.OpenManifest(m)
 	if err != nil {
 		return nil, err
@@ -137,17 +140,17 @@ func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int,
 // damaged in place (same size and mtime) is thus copied afresh from the
 // source rather than carried into the new snapshot.
 func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
-	h, _, err := tree.HashFile(f, src)
+	h, _, err := tree.HashFile(f, src, e.SumVersion())
 	if err != nil {
 		return false, fmt.Errorf("hash %s: %w", src, err)
 	}
-	if h != e.Hash {
+	if h != e.Sum() {
 		return false, nil
 	}
 	fi, err := fsys.Lstat(f, old)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != e.Mode || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
 		return false, nil
 	}
-	h, size, err := tree.HashFile(f, old)
-	return err == nil && size == e.Size && h == e.Hash, nil
+	h, size, err := tree.HashFile(f, old, e.SumVersion())
+	return err == nil && tree.CheckHash(e, size, h) == nil, nil
 }

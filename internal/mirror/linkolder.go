@@ -167,7 +167,7 @@ func (o *older) drop(s *source, err error) {
 }
 
 // linkFound links the files found in s and returns todo without them.
-func (o *older) linkFound(s *source, files []manifest.Entry, todo []int, found map[int]uint64) ([]int, error) {
+func (o *older) linkFound(s *source, files []manifest.Entry, todo []int, found map[int]manifest.Sum) ([]int, error) {
 	if len(found) == 0 {
 		return todo, nil
 	}

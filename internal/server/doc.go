@@ -29,7 +29,8 @@
 // # Caching
 //
 // Snapshot files get a strong ETag from their manifest record,
-// "<xxhash64>-<size>", Cache-Control "public, max-age=31536000, immutable",
+// "<hash>-<size>" with the record's 64-bit hash (a version 2 record's: the
+// first 8 bytes of its SHA-256; version 1: its xxhash64), Cache-Control "public, max-age=31536000, immutable",
 // and http.ServeContent's Range, HEAD and conditional requests. A file whose
 // size differs from its record is refused (500), never served with the
 // record's ETag. Manifests are immutable too (ETag from their footer's hash);
@@ -40,7 +41,7 @@
 // manifest on the first request for a file of that snapshot (concurrent
 // requests wait for the one build) and kept for at most Options.Indexes
 // snapshots, least recently used first out. An index holds 24 bytes per file
-// or directory (the xxhash64 of the path, the content hash, the size) plus
+// or directory (the xxhash64 of the path, the 64-bit content hash, the size) plus
 // the snapshot's symlinks, so a 1M-file snapshot costs ~24 MB. A snapshot
 // is immutable, so an index never goes stale; the manifest's identity
 // (device, inode, size, mtime) is checked again when an index is used a

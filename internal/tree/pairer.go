@@ -25,9 +25,9 @@ func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool)
 
 // Pair returns the index of each entry at the indexes todo for which the
 // stream has a record of the same path and same(entry, record) holds, with
-// the record's hash.
-func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, error) {
-	found := map[int]uint64{}
+// the record's Sum (hash and digest).
+func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]manifest.Sum, error) {
+	found := map[int]manifest.Sum{}
 	for _, i := range todo {
 		e := &entries[i]
 		for {
@@ -42,7 +42,7 @@ func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, err
 				continue
 			}
 			if c == 0 && p.same(e, &p.head) {
-				found[i] = p.head.Hash
+				found[i] = p.head.Sum()
 			}
 			break
 		}

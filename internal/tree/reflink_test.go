@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -32,9 +32,9 @@ func TestCopyFileReflink(t *testing.T) {
 			testutil.Must(t, os.WriteFile(src, data, 0o644))
 			unix.Sync()
 			before := free(t, dir)
-			h, n, err := tree.CopyFile(fsys.OS(), src, fsys.OS(), filepath.Join(dir, "dst"), -1)
+			h, n, err := tree.CopyFile(fsys.OS(), src, fsys.OS(), filepath.Join(dir, "dst"), -1, manifest.Version2)
 			testutil.Must(t, err)
-			if n != int64(len(data)) || h != xxhash.Sum64(data) {
+			if n != int64(len(data)) || h != testutil.SumOf(string(data), manifest.Version2) {
 				t.Fatalf("copy: %d bytes hash %x", n, h)
 			}
 			unix.Sync()
@@ -42,7 +42,7 @@ func TestCopyFileReflink(t *testing.T) {
 			if shared := used < int64(len(data))/4; shared != tc.shares {
 				t.Fatalf("copy took %d bytes of %d: shared %v, want %v", used, len(data), shared, tc.shares)
 			}
-			if _, _, err := tree.CopyFile(fsys.OS(), src, fsys.OS(), filepath.Join(dir, "short"), 100); err == nil {
+			if _, _, err := tree.CopyFile(fsys.OS(), src, fsys.OS(), filepath.Join(dir, "short"), 100, manifest.Version2); err == nil {
 				t.Fatal("a clone beyond the limit was taken")
 			}
 		})

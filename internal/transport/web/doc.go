@@ -49,7 +49,8 @@
 //     (Options.Workers, default [DefaultWorkers]), each streamed straight
 //     into its place while it is hashed. Content-Length is never trusted: a body longer than the
 //     record's size is refused as soon as one byte too many has come, a
-//     shorter one or one whose xxhash64 differs is refused after it
+//     shorter one or one whose content hash (SHA-256 for a version 2
+//     record) differs is refused after it
 //     (tree.ErrHashMismatch); a failed file is removed. A transient failure
 //     (upstream.ErrUnavailable, not a timeout) is retried per file with
 //     backoff; 404 wraps upstream.ErrVanished (a pruned snapshot).

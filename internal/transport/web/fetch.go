@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,10 +201,10 @@ func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, rel, dst str
 	// is refused before it is written, saying what it looks like; the
 	// caller validates the rest.
 	body := bufio.NewReader(resp.Body)
-	if head, _ := body.Peek(len(manifest.Magic) + 1); string(head) != manifest.Magic+"\n" {
-		return fmt.Errorf("%s: %w: it does not start with %q%s", what, manifest.ErrCorrupt, manifest.Magic, htmlHint(resp.Header))
+	if head, _ := body.Peek(len(manifest.Magic) + 1); !bytes.HasSuffix(head, []byte("\n")) || !manifest.IsMagic(string(head[:len(head)-1])) {
+		return fmt.Errorf("%s: %w: it does not start with %q or %q%s", what, manifest.ErrCorrupt, manifest.Magic, manifest.Magic1, htmlHint(resp.Header))
 	}
-	_, _, err = tree.CopyFrom(body, u.local, dst, limit)
+	_, _, err = tree.CopyFrom(body, u.local, dst, limit, manifest.Version1)
 	switch {
 	case errors.Is(err, tree.ErrHashMismatch): // more than limit came
 		return u.tooLarge(what, fmt.Sprintf("more than %d bytes", limit), limit, free)
@@ -319,12 +320,12 @@ func (u *Upstream) fetchFile(ctx context.Context, n uint64, e manifest.Entry, ds
 			_ = u.local.Remove(dst)
 		}
 	}()
-	var h uint64
+	var h manifest.Sum
 	var size int64
 	if meta {
 		h, size, err = tree.CopyEntry(resp.Body, u.local, dst, e)
 	} else {
-		h, size, err = tree.CopyFrom(resp.Body, u.local, dst, e.Size)
+		h, size, err = tree.CopyFrom(resp.Body, u.local, dst, e.Size, e.SumVersion())
 	}
 	if err == nil {
 		err = tree.CheckHash(e, size, h)
