@@ -171,5 +171,9 @@ bench-serve: deps
 NETBENCH_SVG  ?= docs/bench-network.svg
 NETBENCH_POLL ?= 3
 NETBENCH_FLAGS ?=
+# NETBENCH_FS=btrfs puts every root on a btrfs loop image (root; ~24 GB
+# sparse in $$TMPDIR): each sync snapshots the served subvolume instead of
+# linking every unchanged file (scripts/bench-network.sh).
+NETBENCH_FS ?=
 bench-network: build
-	$(GO) run ./internal/tools/netbench -bin $(BIN) -svg $(NETBENCH_SVG) -poll-publishes $(NETBENCH_POLL) $(NETBENCH_FLAGS)
+	NETBENCH_FS=$(NETBENCH_FS) GO=$(GO) ./scripts/bench-network.sh $(BIN) $(NETBENCH_SVG) $(NETBENCH_POLL) $(NETBENCH_FLAGS)

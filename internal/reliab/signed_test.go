@@ -2,6 +2,8 @@ package reliab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -122,7 +124,7 @@ func rewriteFile(t *testing.T, root string) {
 	recs := records(t, man)
 	for i, r := range recs {
 		if f := strings.Fields(r); f[0] == "f" && f[5] == "a.txt" {
-			f[2], f[4] = fmt.Sprint(len(forged)), fmt.Sprintf("%016x", xxhash.Sum64String(forged))
+			f[2], f[4] = fmt.Sprint(len(forged)), forgedHash(f[4], forged)
 			recs[i] = strings.Join(f, " ")
 		}
 	}
@@ -340,4 +342,15 @@ func TestStockMinisignSignedRoot(t *testing.T) {
 		t.Fatalf("client.Open = %v", err)
 	}
 	snapC.Close()
+}
+
+// forgedHash is the content field a forger writes for content where the
+// record had field old: a SHA-256 in a version 2 record (64 digits), an
+// xxhash64 in a version 1 one.
+func forgedHash(old, content string) string {
+	if len(old) == 2*sha256.Size {
+		sum := sha256.Sum256([]byte(content))
+		return hex.EncodeToString(sum[:])
+	}
+	return fmt.Sprintf("%016x", xxhash.Sum64String(content))
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/client"
 	"github.com/seqmirror/seqmirror/internal/cliapp"
 	"github.com/seqmirror/seqmirror/testutil"
@@ -32,7 +31,7 @@ func forgeRecord(t *testing.T, root, rel string, mans ...string) {
 		recs := records(t, man)
 		for i, r := range recs {
 			if f := strings.Fields(r); f[0] == "f" && f[5] == rel {
-				f[2], f[4] = fmt.Sprint(len(forged)), fmt.Sprintf("%016x", xxhash.Sum64String(forged))
+				f[2], f[4] = fmt.Sprint(len(forged)), forgedHash(f[4], forged)
 				recs[i] = strings.Join(f, " ")
 			}
 		}
