@@ -71,7 +71,9 @@ func (r *checkReport) printLineage(w io.Writer) {
 
 // fmtSecs prints d in seconds with millisecond precision.
 func fmtSecs(d time.Duration) string {
-	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64)
+	// Milliseconds over 1000, not Seconds: 4831ms.Seconds() is the float
+	// 4 + 0.831, which prints as 4.8309999999999995.
+	return strconv.FormatFloat(float64(d.Round(time.Millisecond).Milliseconds())/1000, 'f', -1, 64)
 }
 
 // addFilter takes the served snapshot's filter chain (snapshots/N.filter)
