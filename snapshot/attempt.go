@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"sync/atomic"
@@ -12,7 +13,6 @@ import (
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/tree"
-	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
 
@@ -33,14 +33,14 @@ type attempt struct {
 	res    PublishResult
 
 	// list
-	seq      seqfile.Pair // the source's counters, if hasSeq
-	hasSeq   bool
-	skip     func(rel string) bool // what the listing leaves out
-	pr       *pairer
-	watch    *changeWatch
-	entries  []manifest.Entry // the listing, in canonical order
-	linkable []bool           // entries[i] has its record in a retained snapshot
-	older    map[int]string   // the snapshot dir to link entries[i] from, if not the served one
+	seq    seqfile.Pair // the source's counters, if hasSeq
+	hasSeq bool
+	skip   func(rel string) bool // what the listing leaves out
+	pr     *pairer
+	watch  *changeWatch
+	spool  *spool  // the listing, in canonical order, each entry paired
+	dirs   dirList // its directories, while they are few
+	older  *olders // other snapshots to link files from
 
 	// confirm: the attempt's context, cancelled at the first change seen
 	actx context.Context
@@ -49,8 +49,8 @@ type attempt struct {
 	// build
 	n       uint64
 	work    string // ROOT/.work/N
+	manPath string // ROOT/.work/N.manifest
 	prevDir string // the served snapshot's dir ("" if none)
-	dirs    []manifest.Entry
 	linked  atomic.Int64
 	copied  atomic.Int64
 	bytes   atomic.Int64
@@ -96,12 +96,16 @@ func (a *attempt) close() {
 	if a.pr != nil {
 		a.pr.close()
 	}
+	if a.older != nil {
+		a.older.close()
+	}
+	a.spool.close()
 }
 
-// list walks the source (watching each directory it lists) and pairs each
-// entry with the served snapshot's record as the walk hands it over, then
-// with older snapshots. It reports whether there is anything to publish;
-// a mass delete is refused here, before anything is written.
+// list walks the source (watching each directory it lists), pairs each
+// entry with the served snapshot's record as the walk hands it over and
+// spools the listing. It reports whether there is anything to publish; a
+// mass delete is refused here, before anything is written.
 func (a *attempt) list() (fresh bool, err error) {
 	a.seq, a.hasSeq, err = sourceSeq(a.f, a.source)
 	if err != nil {
@@ -114,12 +118,15 @@ func (a *attempt) list() (fresh bool, err error) {
 	if a.pr, err = openPairer(a.u.Root(), a.u.Served()); err != nil {
 		return false, err
 	}
+	if a.spool, err = newSpool(a.f, a.u.Root().WorkDir()); err != nil {
+		return false, err
+	}
+	a.older = listOlders(a.u.Root(), a.u.Served(), a.opt.Log)
 	a.watch = newChangeWatch()
 	a.watch.leaveOut(a.source, a.skip)
 	if err := a.walk(); err != nil {
 		return false, err
 	}
-	a.res.Entries = len(a.entries)
 	same, err := a.pr.finish()
 	if err != nil {
 		return false, err
@@ -130,28 +137,41 @@ func (a *attempt) list() (fresh bool, err error) {
 		return false, nil
 	}
 	a.res.Deleted, a.res.Unreadable = a.pr.del, a.pr.unr.count
-	if err := checkDeletes(a.pr, *a.opt); err != nil {
-		return false, err
-	}
-	// Files the served snapshot cannot give may be in an older one (moved
-	// away and back, restored): link those from there.
-	a.older = pairOlder(a.u.Root(), a.u.Served(), a.entries, a.linkable, a.opt.Log)
-	return true, nil
+	return true, checkDeletes(a.pr, *a.opt)
 }
 
-// walk lists the source into entries, pairing as it goes.
+// walk lists the source into the spool, pairing as it goes.
 func (a *attempt) walk() error {
-	wo := tree.WalkOptions{Skip: a.skip, Watch: a.watch, Size: func(n int) {
-		a.entries, a.linkable = make([]manifest.Entry, 0, n), make([]bool, 0, n)
-	}}
-	err := tree.WalkWith(a.ctx, a.f, a.source, wo, func(e *manifest.Entry) {
-		a.entries = append(a.entries, *e)
-		a.linkable = append(a.linkable, a.pr.pair(&a.entries[len(a.entries)-1]))
-	})
+	l, err := tree.NewLister(a.ctx, a.f, a.source, tree.WalkOptions{Skip: a.skip, Watch: a.watch})
+	if err == nil {
+		defer l.Close()
+		err = a.spoolAll(l)
+	}
 	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, tree.ErrNoTree) {
 		return retry.Again(err.Error()) // something vanished mid-walk
 	}
 	return err
+}
+
+// spoolAll pairs and spools every entry l yields.
+func (a *attempt) spoolAll(l *tree.Lister) error {
+	a.dirs.max = dirsKept
+	for {
+		e, err := l.Next()
+		if err == io.EOF {
+			return a.spool.seal()
+		}
+		if err != nil {
+			return err
+		}
+		linkable := a.pr.pair(&e)
+		a.older.note(&e, linkable)
+		a.dirs.add(&e)
+		if err := a.spool.add(&e, linkable); err != nil {
+			return err
+		}
+		a.res.Entries++
+	}
 }
 
 // commit installs the built snapshot, unless the source's writer started
@@ -169,15 +189,14 @@ func (a *attempt) commit() error {
 			return retry.Againf("source seq/begin moved from %d to %d", a.seq.End, after.Begin)
 		}
 	}
-	m := &manifest.Manifest{Snapshot: a.n, Entries: a.entries}
-	built := export.Built{N: a.n, Tree: a.work, Manifest: a.work + export.ManifestExt, Encode: m.Encode}
+	built := export.Built{N: a.n, Tree: a.work, Manifest: a.manPath}
 	if err := a.u.Install(a.ctx, built); err != nil {
 		return err
 	}
 	a.clock.phase("install")
 	a.res.Snapshot, a.res.Published = a.n, true
 	a.res.Linked, a.res.Copied, a.res.Bytes = int(a.linked.Load()), int(a.copied.Load()), a.bytes.Load()
-	a.opt.Log.Info("published", "snapshot", a.n, "entries", len(a.entries), "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted)
+	a.opt.Log.Info("published", "snapshot", a.n, "entries", a.res.Entries, "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted)
 	a.pr.unr.log(a.opt.Log, a.n)
 	return nil
 }

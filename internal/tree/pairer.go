@@ -29,25 +29,36 @@ func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool)
 func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, error) {
 	found := map[int]uint64{}
 	for _, i := range todo {
-		e := &entries[i]
-		for {
-			if !p.has {
-				if err := p.next(); err != nil || p.eof {
-					return found, err
-				}
-			}
-			c := manifest.Compare(p.head.Path, e.Path)
-			if c < 0 {
-				p.has = false
-				continue
-			}
-			if c == 0 && p.same(e, &p.head) {
-				found[i] = p.head.Hash
-			}
-			break
+		h, ok, err := p.Find(&entries[i])
+		if err != nil || p.eof {
+			return found, err
+		}
+		if ok {
+			found[i] = h
 		}
 	}
 	return found, nil
+}
+
+// Find is Pair of one entry, after those of the calls before: the hash of
+// the stream's record of e's path, if it has one and same(e, record) holds.
+func (p *Pairer) Find(e *manifest.Entry) (hash uint64, ok bool, err error) {
+	for {
+		if !p.has {
+			if err := p.next(); err != nil || p.eof {
+				return 0, false, err
+			}
+		}
+		c := manifest.Compare(p.head.Path, e.Path)
+		if c < 0 {
+			p.has = false
+			continue
+		}
+		if c == 0 && p.same(e, &p.head) {
+			return p.head.Hash, true, nil
+		}
+		return 0, false, nil
+	}
 }
 
 // Drain reads the rest of the stream (so that it is checked whole).
