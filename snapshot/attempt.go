@@ -18,11 +18,19 @@ import (
 
 // attempt is one try at publishing the source, in four phases that run
 // in order (run): list the source, pairing each entry with the served
-// snapshot's record; confirm the listing (an inotify watch, or a second
-// listing, started beside the build); build the new snapshot in
-// ROOT/.work/N; commit it (the source's counters re-checked, then
+// snapshot's record and spooling the listing to a file (spool); confirm
+// the listing (an inotify watch, or a second listing, started beside the
+// build); build the new snapshot in ROOT/.work/N and its manifest from the
+// spooled listing; commit it (the source's counters re-checked, then
 // export.Update.Install). A phase that finds the source moved returns a
 // retry.Error, and Publish makes a new attempt.
+//
+// Every phase streams: the listing, the served snapshot's manifest, the
+// older snapshots' manifests and the new manifest are each read or
+// written in canonical order, once or a few times, and what is held is
+// O(depth) plus the batches in flight (tree.Lister, the recorder's
+// window), whatever the size of the tree; only the watch's inotify
+// descriptors and its few hard-linked files grow with it.
 type attempt struct {
 	ctx    context.Context
 	u      *export.Update
