@@ -98,7 +98,7 @@ type fileItem struct {
 // its lock) and a job costs one channel send per batch.
 func (a *attempt) files() error {
 	pool := tree.NewPool(a.actx, a.opt.Workers)
-	rec, err := newRecorder(a.f, a.manPath, a.n, a.actx)
+	rec, err := newRecorder(a.actx, a.f, a.manPath, a.n)
 	if err != nil {
 		pool.Wait()
 		return err

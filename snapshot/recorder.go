@@ -38,7 +38,7 @@ type recorder struct {
 }
 
 // newRecorder starts the manifest of snapshot n at path.
-func newRecorder(f fsys.FS, path string, n uint64, ctx context.Context) (*recorder, error) {
+func newRecorder(ctx context.Context, f fsys.FS, path string, n uint64) (*recorder, error) {
 	if err := f.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove an earlier attempt's manifest: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"unsafe"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -195,7 +196,10 @@ func (r *spoolReader) str(prefix []byte) (string, error) {
 	if _, err := io.ReadFull(r.r, b[len(prefix):]); err != nil {
 		return "", err
 	}
-	return string(b), nil
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(&b[0], len(b)), nil // b is not used again
 }
 
 // Next implements manifest.Iterator: the records without their pairing.
