@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve bench-network test-race install mem
+.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem bench-cow
 
 all: build
 
@@ -27,18 +27,20 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(BIN)/publish $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/publish $(BIN)/publish-etcd $(BIN)/mirror-sync $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 docs/volunteer-mirror.sh $(DESTDIR)$(PREFIX)/bin/seqmirror-volunteer-mirror
 	$(GO) run ./internal/tools/genman $(DESTDIR)$(PREFIX)/share/man/man1
 
 # Installs what a fresh Debian machine lacks for the tests (the real peers
 # rsync, git and nginx; flock; shellcheck for the documented scripts;
-# systemd-analyze for the documented units, headless Chromium and
-# chromedriver for the status page's browser test, ~50 s and 130 packages
-# on a fresh machine); as a user other than root it says what to install
-# instead.
-DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver
-DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver
+# systemd-analyze for the documented units, minisign for the signatures'
+# interop tests, headless Chromium and chromedriver for the status page's
+# browser test, etcd for the highly available masters' tests, mkfs.btrfs,
+# mkfs.xfs and btrfs for the copy-on-write tests on loop-mounted
+# filesystems; ~60 s and ~140 packages on a fresh machine); as a user
+# other than root it says what to install instead.
+DEPS_BIN := rsync git flock shellcheck nginx systemd-analyze chromium chromedriver minisign etcd mkfs.btrfs mkfs.xfs btrfs
+DEPS_PKG := rsync git util-linux shellcheck nginx systemd chromium chromium-driver minisign etcd-server btrfs-progs xfsprogs
 deps:
 	@missing=; for b in $(DEPS_BIN); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
@@ -71,7 +73,7 @@ test: deps vet fuzz-short
 # internal/reliab, whose crash and torture loops mostly run the binaries, is
 # left out (it passes under -race too, in ~2 minutes).
 test-race:
-	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/statuspage/... ./testutil/...
+	SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m ./internal/fsys/... ./seqfile/... ./manifest/... ./internal/export/... ./internal/tree/... ./internal/retry/... ./snapshot/... ./internal/mirror/... ./internal/transport/... ./internal/server/... ./client/... ./internal/daemon/... ./internal/trigger/... ./internal/quorum/... ./internal/ha/... ./internal/statuspage/... ./testutil/...
 
 FUZZTIME ?= 5s
 fuzz-short:
@@ -83,6 +85,8 @@ fuzz-short:
 # readers during 60 syncs, every fault sweep. crash: >= 500 SIGKILL points
 # across publish and mirror-sync, and SIGTERM/SIGINT points (TestCrashSignal*)
 # for publish and mirror-sync over a path, over rsync and in classic mode.
+# Both include the copy-on-write variants on a loop-mounted btrfs
+# (TestCrashCoW, TestCrashSignalCoW, TestInjectedFaultsCoW; root).
 RELIAB := SEQMIRROR_LONG=1 SEQMIRROR_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 90m -v ./internal/reliab/
 soak: deps
 	$(RELIAB) -run 'TestCoherenceTorture|TestReadersNeverBlock|TestInjectedFaults|TestHostileUpstream'
@@ -117,6 +121,13 @@ bench-1m: deps
 clean:
 	rm -rf $(BIN) demo
 
+# A 1% change on a loop-mounted btrfs (a sparse image in /tmp/perf):
+# publish and mirror-sync on the copy-on-write path and on the hard-link
+# farm vs rsync --link-dest on the same filesystem, one table
+# (docs/performance.md, "Copy-on-write"). Root only; BENCH_N files.
+bench-cow: deps
+	./scripts/bench-cow.sh $(or $(N),$(BENCH_N))
+
 # mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1, on BENCH_N
 # files (or N=...; docs/performance.md).
 bench-rsyncd: deps
@@ -130,6 +141,15 @@ NOOP_1M ?= 1
 bench-http: deps build
 	VIA=http ./scripts/bench-rsyncd.sh $(or $(N),$(BENCH_N))
 	if [ "$(NOOP_1M)" = 1 ]; then CASES=a REPEAT=$${REPEAT:-1} ./scripts/bench-rsyncd.sh 1000000; fi
+
+# publish --watch: the time from `git push` returning to the new snapshot
+# being served, one commit a push into a bare repository in the source,
+# for the default 1s quiet window and a 100ms one, alone in the source and
+# beside 10,000 other files; mean, p50 and max of WATCH_PUSHES pushes each
+# (docs/performance.md, "Publish on change"). Not part of `make test`.
+WATCH_PUSHES ?= 20
+bench-watch:
+	$(GO) test ./internal/e2e -run '^$$' -bench 'BenchmarkWatchPushLatency' -benchtime $(WATCH_PUSHES)x -count 1
 
 # seqmirror's serve against nginx (the block serve nginx-config prints) on
 # one export root of BENCH_SERVE_N small files, the same Go load generator
@@ -152,5 +172,9 @@ bench-serve: deps
 NETBENCH_SVG  ?= docs/bench-network.svg
 NETBENCH_POLL ?= 3
 NETBENCH_FLAGS ?=
+# NETBENCH_FS=btrfs puts every root on a btrfs loop image (root; ~24 GB
+# sparse in $$TMPDIR): each sync snapshots the served subvolume instead of
+# linking every unchanged file (scripts/bench-network.sh).
+NETBENCH_FS ?=
 bench-network: build
-	$(GO) run ./internal/tools/netbench -bin $(BIN) -svg $(NETBENCH_SVG) -poll-publishes $(NETBENCH_POLL) $(NETBENCH_FLAGS)
+	NETBENCH_FS=$(NETBENCH_FS) GO=$(GO) ./scripts/bench-network.sh $(BIN) $(NETBENCH_SVG) $(NETBENCH_POLL) $(NETBENCH_FLAGS)

@@ -60,6 +60,24 @@ type Options struct {
 	// ConTimeout gives up on a server that has not answered after this
 	// long (0: the transport's default).
 	ConTimeout time.Duration
+	// TrustKeys are files of the master's minisign public keys (several
+	// during a key rotation). With any, Open verifies the signature of the
+	// snapshot it pins before it returns (docs/protocol.md section 10):
+	// a trusted key, a statement for that snapshot, over exactly the
+	// manifest read (from a partial mirror: over its full manifest, which
+	// the manifest read must be a subset of); else ErrUntrusted. It
+	// verifies the timestamp too:
+	// State is StateFrozen if the newest one has expired. Without keys
+	// nothing is verified and State is StateUnsigned.
+	TrustKeys []string
+	// StateFile, if set (with TrustKeys), is a small file Open keeps the
+	// highest signed snapshot number it has seen in, so that a later Open
+	// refuses an older signed snapshot (a replay: ErrUntrusted) unless
+	// AllowRollback.
+	StateFile     string
+	AllowRollback bool
+	// Now is the clock timestamps' expiry is judged by (nil: time.Now).
+	Now func() time.Time
 }
 
 // pinAttempts bounds Open's tries when the served snapshot disappears
@@ -73,6 +91,7 @@ type Snapshot struct {
 	entries []manifest.Entry // the manifest's records, in canonical order
 	manSize int64            // the manifest's size, for Check
 	manID   string           // its footer line, for Check without a Prober
+	sig     signing          // how signatures are checked, and what was found
 
 	mu      sync.Mutex // serialises the upstream and guards what follows
 	up      transport.Upstream
@@ -89,6 +108,11 @@ func Open(ctx context.Context, addr string, opt Options) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: scratch directory: %w", addr, err)
 	}
+	sg, err := newSigning(opt)
+	if err != nil {
+		_ = os.RemoveAll(scratch)
+		return nil, fmt.Errorf("open %s: %w", addr, err)
+	}
 	up, err := transport.Open(addr, fsys.OS(), transport.Options{
 		Timeout: opt.Timeout, ConTimeout: opt.ConTimeout, ScratchDir: scratch,
 	})
@@ -96,13 +120,13 @@ func Open(ctx context.Context, addr string, opt Options) (*Snapshot, error) {
 		_ = os.RemoveAll(scratch)
 		return nil, fmt.Errorf("open %s: %w", addr, err)
 	}
-	return open(ctx, addr, up, scratch)
+	return open(ctx, addr, up, scratch, sg)
 }
 
 // open pins the snapshot up serves; on failure it closes up and removes
 // scratch.
-func open(ctx context.Context, addr string, up transport.Upstream, scratch string) (*Snapshot, error) {
-	s := &Snapshot{addr: addr, up: up, scratch: scratch}
+func open(ctx context.Context, addr string, up transport.Upstream, scratch string, sg signing) (*Snapshot, error) {
+	s := &Snapshot{addr: addr, up: up, scratch: scratch, sig: sg}
 	if err := s.pin(ctx); err != nil {
 		_ = up.Close()
 		_ = os.RemoveAll(scratch)
@@ -163,6 +187,9 @@ func (s *Snapshot) load(ctx context.Context, n uint64) error {
 	id, err := export.ManifestID(fsys.OS(), p)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", s.addr, classify(err))
+	}
+	if err := s.verifySigned(ctx, n, p); err != nil {
+		return fmt.Errorf("open %s: %w", s.addr, err)
 	}
 	s.n, s.entries, s.manSize, s.manID = n, entries, fi.Size(), id
 	return nil

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/client"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
@@ -143,6 +142,7 @@ func TestClient(t *testing.T) {
 	}{
 		{name: "read list stat", run: testRead},
 		{name: "damaged file refused", run: testDamaged},
+		{name: "forged 64-bit hash refused", run: testForged},
 		{name: "path not in the manifest", run: testNotFound},
 		{name: "directory and symlink", run: testNotFile},
 		{name: "pruned before close", run: testPruned},
@@ -202,7 +202,7 @@ func testRead(t *testing.T, srv server) {
 			continue
 		}
 		r, err := s.Stat(name)
-		if err != nil || r.Type != manifest.File || r.Size != int64(len(content)) || r.Hash != xxhash.Sum64String(content) {
+		if err != nil || r.Type != manifest.File || r.Size != int64(len(content)) || r.Sum() != testutil.SumOf(content, manifest.Version2) {
 			t.Fatalf("Stat(%s) = %+v, %v", name, r, err)
 		}
 		b, err := s.ReadFile(name)
@@ -271,6 +271,24 @@ func testDamaged(t *testing.T, srv server) {
 			}
 			testutil.Must(t, s.Close())
 		})
+	}
+}
+
+// testForged: a file rewritten upstream whose record was fixed up so that
+// its 64-bit hash matches (manifest version 2: only the SHA-256 differs) is
+// refused like any damaged file, and the other files still read.
+func testForged(t *testing.T, srv server) {
+	e := srv.newEnv(t, false)
+	testutil.ForgeRecord(t, e.root.ManifestPath(1), e.root.SnapshotDir(1), "hello.txt", strings.ToUpper(fixture["hello.txt"]))
+	s := e.open(t, client.Options{})
+	defer s.Close()
+	r, err := s.Open("hello.txt")
+	wantErr(t, "Open of a forged file", err, client.ErrCorrupt, tree.ErrHashMismatch)
+	if r != nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("Open of a forged file: reader %v, %v (want no reader, an error naming the sha256)", r != nil, err)
+	}
+	if b, err := s.ReadFile("docs/README"); err != nil || string(b) != fixture["docs/README"] {
+		t.Fatalf("ReadFile(docs/README) beside a forged file: %q, %v", b, err)
 	}
 }
 

@@ -29,7 +29,8 @@
 //   - [Snapshot.Open] (and [Snapshot.ReadFile]) hands out bytes only after
 //     they were checked: the whole file is fetched through the transport
 //     into a private scratch directory (the transport checks it), then
-//     opened and checked again against its record's size and xxhash64
+//     opened and checked again against its record's size and content hash
+//     (the whole SHA-256 of a version 2 record, the xxhash64 of version 1)
 //     through the very descriptor handed out, rewound (so the guarantee
 //     does not rest on the transport); the scratch name is removed at
 //     once, the open file stays readable. A reader gets an error
@@ -52,6 +53,17 @@
 //     also removes the scratch directory and closes the upstream. A file
 //     read fails with ErrSnapshotGone too when the snapshot disappeared
 //     before its fetch.
+//   - With [Options].TrustKeys, Open also verifies the pinned snapshot's
+//     signature (docs/protocol.md section 10: a trusted minisign key, a
+//     statement for N over exactly the manifest read; from a partial
+//     mirror over its snapshots/N.full, the master's manifest, which the
+//     manifest read must be a subset of, record for record, else
+//     [ErrCorrupt]) and the timestamp, before it returns; a refusal wraps
+//     [ErrUntrusted]. [Snapshot.State]
+//     says StateVerified, or StateFrozen once the newest timestamp has
+//     expired (StateUnsigned without keys). With Options.StateFile it keeps
+//     the highest signed snapshot seen there (replaced atomically) and
+//     refuses an older one unless Options.AllowRollback.
 //   - Errors wrap sentinels: [ErrNotFound] (the path has no record; it also
 //     matches fs.ErrNotExist), [ErrNotFile], [ErrNotDir], [ErrNoSnapshot],
 //     [ErrSnapshotGone], [ErrCorrupt] (a damaged file, manifest, seq file

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
@@ -28,8 +27,9 @@ func (s *Snapshot) Open(name string) (io.ReadCloser, error) {
 
 // OpenContext returns the content of the regular file name (a path as
 // Stat takes) of the pinned snapshot. It fetches the whole file and checks
-// its size and xxhash64 against the manifest before it returns: a file
-// that does not match is an error wrapping ErrCorrupt, and no reader.
+// its size and content hash (the whole SHA-256 of a version 2 record)
+// against the manifest before it returns: a file that does not match is an
+// error wrapping ErrCorrupt, and no reader.
 // A directory or symlink is refused with ErrNotFile.
 func (s *Snapshot) OpenContext(ctx context.Context, name string) (io.ReadCloser, error) {
 	e, err := s.Stat(name)
@@ -119,12 +119,12 @@ func checkOpen(f *os.File, e manifest.Entry) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %w: the fetched copy is not a regular file", ErrCorrupt, tree.ErrHashMismatch)
 	}
-	h := xxhash.New()
+	h := manifest.NewHasher(e.SumVersion())
 	n, err := io.Copy(h, io.LimitReader(f, e.Size+1))
 	if err != nil {
 		return err
 	}
-	if err := tree.CheckHash(e, n, h.Sum64()); err != nil {
+	if err := tree.CheckHash(e, n, h.Sum()); err != nil {
 		return fmt.Errorf("%w: the fetched copy: %w", ErrCorrupt, err)
 	}
 	_, err = f.Seek(0, io.SeekStart)

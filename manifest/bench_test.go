@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"slices"
@@ -27,7 +28,8 @@ func testEntries(n int) []Entry {
 					name = fmt.Sprintf("%s/f%07d with space%%.dat", sub, i)
 				}
 				e := Entry{Path: name, Type: File, Mode: 0o644, Size: int64(100 + i%30000),
-					MTime: 1700000000123456789 + int64(i), Hash: uint64(i) * 0x9e3779b97f4a7c15}
+					MTime: 1700000000123456789 + int64(i), Digest: sha256.Sum256([]byte(name))}
+				e.Hash = e.Digest.Hash()
 				if i%1009 == 0 {
 					e = Entry{Path: name, Type: Symlink, Mode: 0o777, Target: "../s000", Size: 7}
 				}

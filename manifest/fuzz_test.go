@@ -20,7 +20,10 @@ import (
 // testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	f.Add(encode(f, sample()))
+	f.Add(encode(f, sampleV2()))
 	f.Add([]byte(withFooter(hdr + "d 0755 0 5 - a\nf 0644 3 5 " + h16 + " a/f\n")))
+	f.Add([]byte(withFooter(hdr2 + "d 0755 0 5 - a\nf 0644 3 5 " + d64 + " a/f\n")))
+	f.Add([]byte(withFooter(hdr2 + "d 0755 0 5 - a\nf 0644 3 5 " + h16 + " a/f\n")))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := manifest.Decode(bytes.NewReader(in))
 		_, _, cerr := manifest.Check(bytes.NewReader(in))
@@ -44,12 +47,16 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded manifest refused: %v", err)
 		}
-		if m2.Snapshot != m.Snapshot || !reflect.DeepEqual(m2.Entries, m.Entries) {
+		if m2.Snapshot != m.Snapshot || m2.Version != m.Version || !reflect.DeepEqual(m2.Entries, m.Entries) {
 			t.Fatalf("re-decoded manifest differs")
 		}
 		for _, e := range m.Entries {
 			if err := manifest.CheckPath(e.Path); err != nil {
 				t.Fatalf("accepted unsafe path: %v", err)
+			}
+			// A version 2 file always has a digest, and only then.
+			if hasDigest := !e.Digest.IsZero(); hasDigest != (m.Version == manifest.Version2 && e.Type == manifest.File) {
+				t.Fatalf("version %d %c record %q: digest %v", m.Version, e.Type, e.Path, e.Digest)
 			}
 		}
 	})
@@ -126,7 +133,7 @@ func FuzzPathOrder(f *testing.F) {
 			lo, hi = b, a
 		}
 		rec := func(p string) manifest.Entry { return manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644} }
-		good := &manifest.Manifest{Snapshot: 1, Entries: []manifest.Entry{rec(lo), rec(hi)}}
+		good := &manifest.Manifest{Snapshot: 1, Version: manifest.Version1, Entries: []manifest.Entry{rec(lo), rec(hi)}}
 		bin, err := good.Bytes()
 		if err != nil {
 			t.Fatalf("Writer refused %q, %q in Compare order: %v", lo, hi, err)
@@ -134,7 +141,7 @@ func FuzzPathOrder(f *testing.F) {
 		if _, err := manifest.Decode(bytes.NewReader(bin)); err != nil {
 			t.Fatalf("Reader refused %q, %q in Compare order: %v", lo, hi, err)
 		}
-		bad := &manifest.Manifest{Snapshot: 1, Entries: []manifest.Entry{rec(hi), rec(lo)}}
+		bad := &manifest.Manifest{Snapshot: 1, Version: manifest.Version1, Entries: []manifest.Entry{rec(hi), rec(lo)}}
 		if _, err := bad.Bytes(); !errors.Is(err, manifest.ErrUnsafePath) {
 			t.Fatalf("Writer accepted %q, %q out of order: %v", hi, lo, err)
 		}

@@ -3,6 +3,8 @@ package manifest
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +25,49 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in manifest")
 )
 
-// Magic is the first line of every manifest of this version.
-const Magic = "seqmirror-manifest 1"
+// The versions of the format, and their first lines. Version 2 names a
+// file's content by its SHA-256 (Entry.Digest) where version 1 has its
+// xxhash64; a Reader takes both, a Writer writes either (NewWriter: the
+// current one).
+const (
+	Version1 = 1
+	Version2 = 2
+	// Current is the version NewWriter and Manifest.Encode write.
+	Current = Version2
+	// Magic1 is the first line of a version 1 manifest.
+	Magic1 = "seqmirror-manifest 1"
+	// Magic is the first line of a version 2 manifest.
+	Magic = "seqmirror-manifest 2"
+)
+
+// magicPrefix is what the first line of every version starts with.
+const magicPrefix = "seqmirror-manifest "
+
+// MagicOf returns the first line of a manifest of version v ("" if v is
+// not a version of the format).
+func MagicOf(v int) string {
+	switch v {
+	case Version1:
+		return Magic1
+	case Version2:
+		return Magic
+	}
+	return ""
+}
+
+// IsMagic reports whether line (without its newline) is the first line of
+// a manifest of a version this package reads.
+func IsMagic(line string) bool { return versionOf(line) != 0 }
+
+func versionOf(line string) int {
+	switch line {
+	case Magic1:
+		return Version1
+	case Magic:
+		return Version2
+	}
+	return 0
+}
 
 // MaxSize is the largest file size a manifest may claim (1 TiB).
 const MaxSize = 1 << 40
@@ -52,15 +95,18 @@ type Entry struct {
 	Mode   fs.FileMode // permission bits only (0..0777)
 	Size   int64       // bytes for files, len(Target) for symlinks, 0 for dirs
 	MTime  int64       // nanoseconds since the Unix epoch; 0 for symlinks
-	Hash   uint64      // xxhash64 of the content, files only
+	Hash   uint64      // files only: xxhash64 of the content (version 1), Digest's first 8 bytes (version 2)
+	Digest Digest      // files of a version 2 manifest only: SHA-256 of the content
 	Target string      // symlink target, symlinks only
 }
 
 // SameContent reports whether a and b describe the same object: same type,
-// mode, size, mtime, hash and target (the path is not compared).
+// mode, size, mtime, hash, digest and target (the path is not compared). A
+// version 1 record and a version 2 record of a file are never the same: the
+// first vouches for no digest.
 func (a Entry) SameContent(b Entry) bool {
 	return a.Type == b.Type && a.Mode == b.Mode && a.Size == b.Size &&
-		a.MTime == b.MTime && a.Hash == b.Hash && a.Target == b.Target
+		a.MTime == b.MTime && a.Hash == b.Hash && a.Digest == b.Digest && a.Target == b.Target
 }
 
 // Compare orders paths canonically: bytewise, with '/' below every other byte.
@@ -196,7 +242,8 @@ func Unescape(s string) (string, error) {
 	return b.String(), nil
 }
 
-// AppendRecord appends e's record line (with newline) to buf.
+// AppendRecord appends e's record line (with newline) to buf: a file's
+// content field is its Digest if it has one (version 2), else its Hash.
 func AppendRecord(buf []byte, e Entry) []byte {
 	m := uint32(e.Mode.Perm())
 	buf = append(buf, byte(e.Type), ' ', '0', byte('0'+m>>6&7), byte('0'+m>>3&7), byte('0'+m&7), ' ')
@@ -204,9 +251,12 @@ func AppendRecord(buf []byte, e Entry) []byte {
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, e.MTime, 10)
 	buf = append(buf, ' ')
-	if e.Type == File {
+	switch {
+	case e.Type == File && !e.Digest.IsZero():
+		buf = hex.AppendEncode(buf, e.Digest[:])
+	case e.Type == File:
 		buf = appendHex16(buf, e.Hash)
-	} else {
+	default:
 		buf = append(buf, '-')
 	}
 	buf = append(buf, ' ')
@@ -237,10 +287,20 @@ type Writer struct {
 	err   error
 }
 
-// NewWriter starts a manifest for snapshot snap on w.
+// NewWriter starts a manifest of the current version for snapshot snap on w.
 func NewWriter(w io.Writer, snap uint64) *Writer {
-	mw := &Writer{w: bufio.NewWriterSize(w, 256<<10), h: xxhash.New()}
-	mw.emit([]byte(fmt.Sprintf("%s\nsnapshot %d\n", Magic, snap)))
+	return NewVersionWriter(w, snap, Current)
+}
+
+// NewVersionWriter starts a manifest of version v (Version1 or Version2;
+// anything else is the current version) for snapshot snap on w. Version 2
+// requires a Digest on every file record, version 1 refuses one.
+func NewVersionWriter(w io.Writer, snap uint64, v int) *Writer {
+	if MagicOf(v) == "" {
+		v = Current
+	}
+	mw := &Writer{w: bufio.NewWriterSize(w, 256<<10), h: xxhash.New(), v: validator{version: v}}
+	mw.emit([]byte(fmt.Sprintf("%s\nsnapshot %d\n", MagicOf(v), snap)))
 	return mw
 }
 
@@ -280,9 +340,10 @@ func (w *Writer) Close() error {
 
 // validator enforces the safety rules over a stream of records.
 type validator struct {
-	prev  string
-	first bool
-	dirs  []string // stack of directories that are ancestors of prev
+	version int // Version1 or Version2
+	prev    string
+	first   bool
+	dirs    []string // stack of directories that are ancestors of prev
 }
 
 func (v *validator) check(e Entry) error {
@@ -314,7 +375,7 @@ func (v *validator) check(e Entry) error {
 	}
 	switch e.Type {
 	case Dir:
-		if e.Size != 0 || e.Hash != 0 || e.Target != "" {
+		if e.Size != 0 || e.Hash != 0 || !e.Digest.IsZero() || e.Target != "" {
 			return fmt.Errorf("%w: directory %q with size, hash or target", ErrCorrupt, e.Path)
 		}
 		v.dirs = append(v.dirs, e.Path)
@@ -325,15 +386,33 @@ func (v *validator) check(e Entry) error {
 		if e.Target != "" {
 			return fmt.Errorf("%w: file %q with a target", ErrCorrupt, e.Path)
 		}
+		return v.checkDigest(e)
 	case Symlink:
 		if e.Target == "" || strings.IndexByte(e.Target, 0) >= 0 || len(e.Target) > 4096 {
 			return fmt.Errorf("%w: symlink %q with bad target", ErrCorrupt, e.Path)
 		}
-		if e.Size != int64(len(e.Target)) || e.Hash != 0 || e.MTime != 0 {
+		if e.Size != int64(len(e.Target)) || e.Hash != 0 || !e.Digest.IsZero() || e.MTime != 0 {
 			return fmt.Errorf("%w: symlink %q: size must be len(target), mtime 0, no hash", ErrCorrupt, e.Path)
 		}
 	default:
 		return fmt.Errorf("%w: %q: unknown type %q", ErrCorrupt, e.Path, byte(e.Type))
+	}
+	return nil
+}
+
+// checkDigest is the version rule for a file record's content field: in
+// version 2 a non-zero Digest whose first 8 bytes are the Hash, in version
+// 1 no Digest.
+func (v *validator) checkDigest(e Entry) error {
+	switch {
+	case v.version == Version1 && !e.Digest.IsZero():
+		return fmt.Errorf("%w: file %q: a version 1 record has no digest", ErrCorrupt, e.Path)
+	case v.version == Version1:
+		return nil
+	case e.Digest.IsZero():
+		return fmt.Errorf("%w: file %q: a version 2 record needs a non-zero SHA-256 digest", ErrCorrupt, e.Path)
+	case e.Hash != e.Digest.Hash():
+		return fmt.Errorf("%w: file %q: hash %016x is not its digest's first 8 bytes", ErrCorrupt, e.Path, e.Hash)
 	}
 	return nil
 }
@@ -362,8 +441,9 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l != Magic {
-		return nil, fmt.Errorf("%w: first line (%d bytes) is not %q (not a seqmirror manifest, or a newer version)", ErrCorrupt, len(l), Magic)
+	mr.v.version = versionOf(l)
+	if mr.v.version == 0 {
+		return nil, fmt.Errorf("%w: first line (%d bytes) is neither %q nor %q (not a seqmirror manifest, or a newer version)", ErrCorrupt, len(l), Magic1, Magic)
 	}
 	mr.h.WriteString(l + "\n")
 	l, err = mr.readLine()
@@ -421,6 +501,9 @@ func (r *Reader) readLineBytes() ([]byte, error) {
 // Snapshot is the snapshot number the manifest records.
 func (r *Reader) Snapshot() uint64 { return r.snapshot }
 
+// Version is the manifest's version (Version1 or Version2).
+func (r *Reader) Version() int { return r.v.version }
+
 // Next returns the next record, or io.EOF after a valid footer.
 func (r *Reader) Next() (Entry, error) {
 	if r.done {
@@ -433,10 +516,10 @@ func (r *Reader) Next() (Entry, error) {
 	if bytes.HasPrefix(lb, []byte("end ")) {
 		return Entry{}, r.footer(string(lb[4 : len(lb)-1]))
 	}
-	e, ok := parseRecordFast(lb[:len(lb)-1])
+	e, ok := parseRecordFast(lb[:len(lb)-1], r.v.version)
 	if !ok {
 		// The slow path is the reference; it words the error.
-		if e, err = parseRecord(string(lb[:len(lb)-1])); err != nil {
+		if e, err = parseRecord(string(lb[:len(lb)-1]), r.v.version); err != nil {
 			return Entry{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
 	}
@@ -452,7 +535,7 @@ func (r *Reader) Next() (Entry, error) {
 // the path (and target) strings. It returns ok=false for anything it does not
 // accept, and then parseRecord decides (and words the error): whatever it
 // accepts, parseRecord accepts with the same result.
-func parseRecordFast(l []byte) (Entry, bool) {
+func parseRecordFast(l []byte, version int) (Entry, bool) {
 	var f [7][]byte
 	nf := 0
 	for nf < 7 {
@@ -493,21 +576,19 @@ func parseRecordFast(l []byte) (Entry, bool) {
 	if e.MTime, ok = parseCanonicalInt(f[3]); !ok {
 		return Entry{}, false
 	}
-	if e.Type == File {
-		if len(f[4]) != 16 {
+	switch {
+	case e.Type == File && version == Version2:
+		if len(f[4]) != 2*len(e.Digest) || !decodeLowerHex(e.Digest[:], f[4]) {
 			return Entry{}, false
 		}
-		for _, c := range f[4] {
-			switch {
-			case c >= '0' && c <= '9':
-				e.Hash = e.Hash<<4 | uint64(c-'0')
-			case c >= 'a' && c <= 'f':
-				e.Hash = e.Hash<<4 | uint64(c-'a'+10)
-			default:
-				return Entry{}, false
-			}
+		e.Hash = e.Digest.Hash()
+	case e.Type == File:
+		var h [8]byte
+		if len(f[4]) != 16 || !decodeLowerHex(h[:], f[4]) {
+			return Entry{}, false
 		}
-	} else if len(f[4]) != 1 || f[4][0] != '-' {
+		e.Hash = binary.BigEndian.Uint64(h[:])
+	case len(f[4]) != 1 || f[4][0] != '-':
 		return Entry{}, false
 	}
 	var err error
@@ -521,6 +602,33 @@ func parseRecordFast(l []byte) (Entry, bool) {
 	}
 	return e, true
 }
+
+// decodeLowerHex decodes src, 2*len(dst) lowercase hex digits, into dst in
+// one pass; it reports false for any other byte.
+func decodeLowerHex(dst, src []byte) bool {
+	for i := range dst {
+		hi, lo := unhex[src[2*i]], unhex[src[2*i+1]]
+		if hi|lo > 15 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// unhex maps a lowercase hex digit to its value and every other byte to 255.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 // unescapeBytes is Unescape for a field that is still bytes: one allocation
 // when nothing is escaped.
@@ -588,7 +696,7 @@ func (r *Reader) footer(rest string) error {
 	return io.EOF
 }
 
-func parseRecord(l string) (Entry, error) {
+func parseRecord(l string, version int) (Entry, error) {
 	f := strings.Split(l, " ")
 	if len(f) < 6 || len(f[0]) != 1 {
 		return Entry{}, fmt.Errorf("%w: malformed record (%d bytes)", ErrCorrupt, len(l))
@@ -616,11 +724,8 @@ func parseRecord(l string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: mtime field is not a decimal number", ErrCorrupt)
 	}
 	if e.Type == File {
-		if len(f[4]) != 16 || strings.ToLower(f[4]) != f[4] {
-			return Entry{}, fmt.Errorf("%w: hash field is not 16 lowercase hex digits", ErrCorrupt)
-		}
-		if e.Hash, err = strconv.ParseUint(f[4], 16, 64); err != nil {
-			return Entry{}, fmt.Errorf("%w: bad hash field", ErrCorrupt)
+		if e.Hash, e.Digest, err = parseContent(f[4], version); err != nil {
+			return Entry{}, err
 		}
 	} else if f[4] != "-" {
 		return Entry{}, fmt.Errorf("%w: hash field on a non-file", ErrCorrupt)
@@ -636,6 +741,30 @@ func parseRecord(l string) (Entry, error) {
 	return e, nil
 }
 
+// parseContent parses a file record's content field: 16 lowercase hex
+// digits of xxhash64 in version 1, 64 of SHA-256 in version 2 (whose first
+// 8 bytes are then the hash).
+func parseContent(s string, version int) (uint64, Digest, error) {
+	var d Digest
+	if version == Version2 {
+		if len(s) != 64 || strings.ToLower(s) != s {
+			return 0, d, fmt.Errorf("%w: digest field is not 64 lowercase hex digits", ErrCorrupt)
+		}
+		if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+			return 0, d, fmt.Errorf("%w: bad digest field", ErrCorrupt)
+		}
+		return d.Hash(), d, nil
+	}
+	if len(s) != 16 || strings.ToLower(s) != s {
+		return 0, d, fmt.Errorf("%w: hash field is not 16 lowercase hex digits", ErrCorrupt)
+	}
+	h, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, d, fmt.Errorf("%w: bad hash field", ErrCorrupt)
+	}
+	return h, d, nil
+}
+
 func parseInt(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || strconv.FormatInt(n, 10) != s {
@@ -647,6 +776,7 @@ func parseInt(s string) (int64, error) {
 // Manifest is a whole manifest in memory.
 type Manifest struct {
 	Snapshot uint64
+	Version  int // Version1 or Version2; 0 encodes as Current
 	Entries  []Entry
 }
 
@@ -656,7 +786,7 @@ func Decode(r io.Reader) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{Snapshot: mr.Snapshot()}
+	m := &Manifest{Snapshot: mr.Snapshot(), Version: mr.Version()}
 	for {
 		e, err := mr.Next()
 		if err == io.EOF {
@@ -671,7 +801,7 @@ func Decode(r io.Reader) (*Manifest, error) {
 
 // Encode writes m canonically; entries must already be in canonical order.
 func (m *Manifest) Encode(w io.Writer) error {
-	mw := NewWriter(w, m.Snapshot)
+	mw := NewVersionWriter(w, m.Snapshot, m.Version)
 	for _, e := range m.Entries {
 		if err := mw.Add(e); err != nil {
 			return err

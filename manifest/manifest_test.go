@@ -18,7 +18,7 @@ import (
 
 // sample is a manifest exercising every record type and the escaping rules.
 func sample() *manifest.Manifest {
-	return &manifest.Manifest{Snapshot: 42, Entries: []manifest.Entry{
+	return &manifest.Manifest{Snapshot: 42, Version: manifest.Version1, Entries: []manifest.Entry{
 		{Path: "a", Type: manifest.Dir, Mode: 0o755, MTime: 1700000000000000000},
 		{Path: "a/b c", Type: manifest.File, Mode: 0o644, Size: 5, MTime: 1700000000123456789, Hash: 0x9ae16a3b2f90404f},
 		{Path: "a/empty", Type: manifest.File, Mode: 0o444, Size: 0, MTime: -5, Hash: 0xef46db3751d8e999},
@@ -29,6 +29,25 @@ func sample() *manifest.Manifest {
 		{Path: "caf\xc3\xa9 100%", Type: manifest.File, Mode: 0, Size: 3},
 		{Path: "z\x7f\xff", Type: manifest.Symlink, Mode: 0o777, Size: 1, Target: "/"},
 	}}
+}
+
+// sampleV2 is sample as version 2: every file with a SHA-256 digest.
+func sampleV2() *manifest.Manifest {
+	m := sample()
+	m.Version = manifest.Version2
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Type == manifest.File {
+			e.SetSum(digestOf(e.Path))
+		}
+	}
+	return m
+}
+
+// digestOf is the version 2 Sum of content s.
+func digestOf(s string) manifest.Sum {
+	h := manifest.NewHasher(manifest.Version2)
+	h.Write([]byte(s))
+	return h.Sum()
 }
 
 func encode(tb testing.TB, m *manifest.Manifest) []byte {
@@ -47,6 +66,8 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{name: "empty", m: &manifest.Manifest{Snapshot: 1}},
 		{name: "sample", m: sample()},
+		{name: "sample v2", m: sampleV2()},
+		{name: "random v1", m: toV1(randomManifest(rand.New(rand.NewPCG(5, 6)), 300))},
 		{name: "longest path and target", m: &manifest.Manifest{Snapshot: 2, Entries: []manifest.Entry{
 			{Path: strings.Repeat("\x01", 4096), Type: manifest.Symlink, Mode: 0o777, Size: 4096, Target: strings.Repeat("\xff", 4096)},
 		}}},
@@ -63,6 +84,9 @@ func TestRoundTrip(t *testing.T) {
 			}
 			if got.Snapshot != tt.m.Snapshot {
 				t.Errorf("snapshot %d, want %d", got.Snapshot, tt.m.Snapshot)
+			}
+			if want := max(tt.m.Version, manifest.Current); tt.m.Version != 0 && got.Version != tt.m.Version || tt.m.Version == 0 && got.Version != want {
+				t.Errorf("version %d, want %d", got.Version, want)
 			}
 			if len(got.Entries) != len(tt.m.Entries) || (len(got.Entries) > 0 && !reflect.DeepEqual(got.Entries, tt.m.Entries)) {
 				t.Fatalf("entries differ after round trip:\n got %+v\nwant %+v", got.Entries, tt.m.Entries)
@@ -86,7 +110,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestSampleFormat(t *testing.T) {
 	// The documented layout, checked line by line on a small manifest.
-	m := &manifest.Manifest{Snapshot: 7, Entries: []manifest.Entry{
+	m := &manifest.Manifest{Snapshot: 7, Version: manifest.Version1, Entries: []manifest.Entry{
 		{Path: "src", Type: manifest.Dir, Mode: 0o755, MTime: 1700000000000000000},
 		{Path: "src/main.c", Type: manifest.File, Mode: 0o644, Size: 1234, MTime: 1700000000000000000, Hash: 0x9ae16a3b2f90404f},
 		{Path: "src/link", Type: manifest.Symlink, Mode: 0o777, Size: 6, Target: "main.c"},
@@ -102,7 +126,28 @@ func TestSampleFormat(t *testing.T) {
 	if b != want {
 		t.Fatalf("encoded:\n%s\nwant:\n%s", b, want)
 	}
+	// Version 2: the same records, the file's content field its SHA-256.
+	m.Version = manifest.Version2
+	m.Entries[2].SetSum(digestOf("hello\n"))
+	b = string(encode(t, m))
+	body = "seqmirror-manifest 2\nsnapshot 7\n" +
+		"d 0755 0 1700000000000000000 - src\n" +
+		"l 0777 6 0 - src/link main.c\n" +
+		"f 0644 1234 1700000000000000000 " + d64 + " src/main.c\n"
+	want = body + fmt.Sprintf("end 3 %016x\n", xxhash.Sum64String(body))
+	if b != want {
+		t.Fatalf("encoded:\n%s\nwant:\n%s", b, want)
+	}
+	if got := m.Entries[2].Hash; got != 0x5891b5b522d5df08 {
+		t.Fatalf("version 2 hash %016x, want the digest's first 8 bytes", got)
+	}
 }
+
+// d64 is the SHA-256 of "hello\n" as a version 2 record writes it.
+const d64 = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+
+// hdr2 is the header of a version 2 manifest.
+const hdr2 = "seqmirror-manifest 2\nsnapshot 3\n"
 
 // withFooter appends a correct footer to body (header + records).
 func withFooter(body string) string {
@@ -118,6 +163,9 @@ func TestDecodeInvalid(t *testing.T) {
 	if _, err := manifest.Decode(strings.NewReader(valid)); err != nil {
 		t.Fatalf("baseline manifest refused: %v", err)
 	}
+	if _, err := manifest.Decode(strings.NewReader(withFooter(hdr2 + "d 0755 0 5 - a\nf 0644 3 5 " + d64 + " a/f\n"))); err != nil {
+		t.Fatalf("baseline version 2 manifest refused: %v", err)
+	}
 	corrupt, unsafe := manifest.ErrCorrupt, manifest.ErrUnsafePath
 	rec := func(lines ...string) string { return withFooter(hdr + strings.Join(lines, "\n") + "\n") }
 	tests := []struct {
@@ -126,7 +174,18 @@ func TestDecodeInvalid(t *testing.T) {
 		want error
 	}{
 		{name: "empty input", in: "", want: corrupt},
-		{name: "wrong magic", in: withFooter("seqmirror-manifest 2\nsnapshot 3\n"), want: corrupt},
+		{name: "wrong magic", in: withFooter("seqmirror-manifest 3\nsnapshot 3\n"), want: corrupt},
+		{name: "v2 file with a v1 hash", in: withFooter(hdr2 + "f 0644 0 0 " + h16 + " a\n"), want: corrupt},
+		{name: "v1 file with a v2 digest", in: rec("f 0644 0 0 " + d64 + " a"), want: corrupt},
+		{name: "v2 zero digest", in: withFooter(hdr2 + "f 0644 0 0 " + strings.Repeat("0", 64) + " a\n"), want: corrupt},
+		{name: "v2 digest uppercase", in: withFooter(hdr2 + "f 0644 0 0 " + strings.ToUpper(d64) + " a\n"), want: corrupt},
+		{name: "v2 digest short", in: withFooter(hdr2 + "f 0644 0 0 " + d64[:63] + " a\n"), want: corrupt},
+		{name: "v2 digest long", in: withFooter(hdr2 + "f 0644 0 0 " + d64 + "0 a\n"), want: corrupt},
+		{name: "v2 digest not hex", in: withFooter(hdr2 + "f 0644 0 0 " + d64[:63] + "g a\n"), want: corrupt},
+		{name: "v2 dir with digest", in: withFooter(hdr2 + "d 0755 0 0 " + d64 + " a\n"), want: corrupt},
+		{name: "v2 symlink with digest", in: withFooter(hdr2 + "l 0777 1 0 " + d64 + " a b\n"), want: corrupt},
+		{name: "v2 file without digest", in: withFooter(hdr2 + "f 0644 0 0 - a\n"), want: corrupt},
+		{name: "v2 unsafe path", in: withFooter(hdr2 + "f 0644 0 0 " + d64 + " ../a\n"), want: unsafe},
 		{name: "magic without newline", in: "seqmirror-manifest 1", want: corrupt},
 		{name: "snapshot 0", in: withFooter("seqmirror-manifest 1\nsnapshot 0\n"), want: corrupt},
 		{name: "snapshot leading zero", in: withFooter("seqmirror-manifest 1\nsnapshot 03\n"), want: corrupt},
@@ -276,8 +335,14 @@ func TestReaderStopsAtBadRecord(t *testing.T) {
 func TestWriterRefuses(t *testing.T) {
 	f := func(p string) manifest.Entry { return manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644} }
 	d := func(p string) manifest.Entry { return manifest.Entry{Path: p, Type: manifest.Dir, Mode: 0o755} }
+	v2f := func(p string) manifest.Entry {
+		e := f(p)
+		e.SetSum(digestOf(p))
+		return e
+	}
 	tests := []struct {
 		name    string
+		v2      bool
 		entries []manifest.Entry
 		want    error
 	}{
@@ -301,11 +366,20 @@ func TestWriterRefuses(t *testing.T) {
 		// that its record exceeds the reader's line limit.
 		{name: "path too long", entries: []manifest.Entry{f(strings.Repeat("\x01", 9000))}, want: manifest.ErrUnsafePath},
 		{name: "path just too long", entries: []manifest.Entry{f(strings.Repeat("a", 4097))}, want: manifest.ErrUnsafePath},
+		{name: "v1 with digest", entries: []manifest.Entry{v2f("a")}, want: manifest.ErrCorrupt},
+		{name: "v2 without digest", v2: true, entries: []manifest.Entry{f("a")}, want: manifest.ErrCorrupt},
+		{name: "v2 hash not the digest's", v2: true, entries: []manifest.Entry{{Path: "a", Type: manifest.File, Digest: v2f("a").Digest, Hash: 1}}, want: manifest.ErrCorrupt},
+		{name: "v2 dir with digest", v2: true, entries: []manifest.Entry{{Path: "a", Type: manifest.Dir, Digest: v2f("a").Digest}}, want: manifest.ErrCorrupt},
+		{name: "v2 symlink with digest", v2: true, entries: []manifest.Entry{{Path: "a", Type: manifest.Symlink, Size: 1, Target: "b", Digest: v2f("a").Digest}}, want: manifest.ErrCorrupt},
+		{name: "v2 unsafe", v2: true, entries: []manifest.Entry{v2f("../a")}, want: manifest.ErrUnsafePath},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			w := manifest.NewWriter(&buf, 1)
+			w := manifest.NewVersionWriter(&buf, 1, manifest.Version1)
+			if tt.v2 {
+				w = manifest.NewWriter(&buf, 1)
+			}
 			var err error
 			for _, e := range tt.entries {
 				if err = w.Add(e); err != nil {
@@ -600,7 +674,11 @@ func randomManifest(r *rand.Rand, n int) *manifest.Manifest {
 			e.Target = names[r.IntN(len(names))] + "/../" + names[r.IntN(len(names))]
 			e.Size = int64(len(e.Target))
 		default:
-			e.Type, e.Size, e.Hash = manifest.File, r.Int64N(manifest.MaxSize+1), r.Uint64()
+			e.Type, e.Size = manifest.File, r.Int64N(manifest.MaxSize+1)
+			for i := range e.Digest {
+				e.Digest[i] = byte(r.Uint32())
+			}
+			e.Hash = e.Digest.Hash()
 		}
 		set[p] = e
 	}
@@ -609,6 +687,15 @@ func randomManifest(r *rand.Rand, n int) *manifest.Manifest {
 		m.Entries = append(m.Entries, e)
 	}
 	slices.SortFunc(m.Entries, func(a, b manifest.Entry) int { return manifest.Compare(a.Path, b.Path) })
+	return m
+}
+
+// toV1 makes m a version 1 manifest: no digests, the hashes kept.
+func toV1(m *manifest.Manifest) *manifest.Manifest {
+	m.Version = manifest.Version1
+	for i := range m.Entries {
+		m.Entries[i].Digest = manifest.Digest{}
+	}
 	return m
 }
 
@@ -693,7 +780,7 @@ func mutate(r *rand.Rand, m *manifest.Manifest) *manifest.Manifest {
 			continue // removed
 		case 1:
 			if e.Type == manifest.File {
-				e.Hash++
+				e.Digest[31]++ // changed content, same hash: Diff must see it
 			} else if e.Type == manifest.Dir {
 				e.MTime++
 			}
@@ -818,25 +905,36 @@ func TestDiffErrors(t *testing.T) {
 	}
 }
 
-// TestDocExample decodes the example manifest shown in doc.go and
-// docs/protocol.md, so the documentation cannot drift from the format.
+// TestDocExample decodes the example manifests shown in doc.go and
+// docs/protocol.md (version 2, then version 1), so the documentation cannot
+// drift from the format: each holds the hashes of the contents it says.
 func TestDocExample(t *testing.T) {
 	doc, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := bytes.Index(doc, []byte("```\nseqmirror-manifest 1\n"))
-	if start < 0 {
-		t.Fatal("docs/protocol.md has no example manifest")
-	}
-	ex := doc[start+4:]
-	ex = ex[:bytes.Index(ex, []byte("```"))]
-	m, err := manifest.Decode(bytes.NewReader(ex))
-	if err != nil {
-		t.Fatalf("the documented example does not decode: %v", err)
-	}
-	if m.Snapshot != 42 || len(m.Entries) != 4 {
-		t.Fatalf("example decoded to snapshot %d with %d entries", m.Snapshot, len(m.Entries))
+	var ex []byte
+	for _, v := range []int{manifest.Version1, manifest.Version2} {
+		start := bytes.Index(doc, []byte("```\n"+manifest.MagicOf(v)+"\n"))
+		if start < 0 {
+			t.Fatalf("docs/protocol.md has no example manifest of version %d", v)
+		}
+		ex = doc[start+4:]
+		ex = ex[:bytes.Index(ex, []byte("```"))]
+		m, err := manifest.Decode(bytes.NewReader(ex))
+		if err != nil {
+			t.Fatalf("the documented example of version %d does not decode: %v", v, err)
+		}
+		if m.Snapshot != 42 || len(m.Entries) != 4 || m.Version != v {
+			t.Fatalf("example decoded to snapshot %d, version %d, with %d entries", m.Snapshot, m.Version, len(m.Entries))
+		}
+		for i, content := range map[int]string{1: "", 3: strings.Repeat("x", 1234)} {
+			h := manifest.NewHasher(v)
+			h.Write([]byte(content))
+			if m.Entries[i].Sum() != h.Sum() {
+				t.Fatalf("version %d example: %s does not hold the hash of its content", v, m.Entries[i].Path)
+			}
+		}
 	}
 	src, err := os.ReadFile("doc.go")
 	if err != nil {

@@ -135,14 +135,17 @@ PLAIN=rsync://127.0.0.1:$PORT/plain/
 # warm: read the served snapshot's metadata and data into the page cache.
 warm() { find -L "$MASTER/current/" -type f -print0 | xargs -0 cat >/dev/null; }
 # timeit CMD...: run CMD after warm and sync, print its wall time in seconds.
+# The clock is bash's $EPOCHREALTIME, read without a fork: $(date +%s%N)
+# would put ~1.5 ms of date's own start and exit inside the window, a
+# fifth of a no-op poll.
 timeit() {
 	warm
 	sync
 	local s e
-	s=$(date +%s%N)
+	s=$EPOCHREALTIME
 	"$@" >/dev/null
-	e=$(date +%s%N)
-	echo "scale=4; ($e - $s) / 1000000000" | bc
+	e=$EPOCHREALTIME
+	echo "scale=6; (${e/,/.} - ${s/,/.}) / 1" | bc
 }
 # rsync_durable DST args...: rsync, then flush DST's filesystem.
 rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
@@ -253,7 +256,7 @@ row() { # name seqmirror-runs rsync-runs target
 	local s1 s2
 	[ -n "$2" ] || return 0
 	s1=$(median $2) s2=$(median $3)
-	printf '| %-24s | %11.3f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
+	printf '| %-24s | %11.4f | %9.3f | %8s | %9s | %-7s |\n' "$1" "$s1" "$s2" "$(paired "$2" "$3")x" "$(ratio "$s2" "$s1")x" "$4"
 }
 echo
 echo "mirror-sync over $VIA vs rsync from a daemon: N=$N files (${SRC_SIZE:-$(du -sh --apparent-size "$SRC" | cut -f1)}), $(nproc) cores, $(rsync --version | head -1 | awk '{print $1, $3}'), daemon socket options: ${DAEMON_SOCKOPTS:-none}, median of $REPEAT ($((2 * REPEAT + 1)) for the no-op poll)"

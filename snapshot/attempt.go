@@ -12,6 +12,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -50,18 +51,25 @@ type attempt struct {
 	dirs   dirList // its directories, while they are few
 	older  *olders // other snapshots to link files from
 
+	// pit: the copy-on-write path (cow.go): source is a point-in-time snapshot
+	// of the source, which needs no watch and no confirmation; skips
+	// records what the listing left out.
+	pit   bool
+	skips skipRecorder
+
 	// confirm: the attempt's context, cancelled at the first change seen
 	actx context.Context
 	conf *confirmer
 
 	// build
-	n       uint64
-	work    string // ROOT/.work/N
-	manPath string // ROOT/.work/N.manifest
-	prevDir string // the served snapshot's dir ("" if none)
-	linked  atomic.Int64
-	copied  atomic.Int64
-	bytes   atomic.Int64
+	n         uint64
+	work      string      // ROOT/.work/N
+	manPath   string      // ROOT/.work/N.manifest
+	manDigest sign.Digest // its digest, once written (the recorder's)
+	prevDir   string      // the served snapshot's dir ("" if none)
+	linked    atomic.Int64
+	copied    atomic.Int64
+	bytes     atomic.Int64
 }
 
 func newAttempt(ctx context.Context, u *export.Update, source string, opt *PublishOptions) *attempt {
@@ -76,6 +84,14 @@ func newAttempt(ctx context.Context, u *export.Update, source string, opt *Publi
 // caused is reported as that change (a retry.Error).
 func (a *attempt) run() (_ PublishResult, err error) {
 	defer a.close()
+	if snap, ok, err := a.snapshotSource(); err != nil || ok {
+		if err != nil {
+			return a.res, err
+		}
+		a.source, a.pit = snap, true
+		a.clock.phase("snapshot the source")
+		return a.runCow()
+	}
 	fresh, err := a.list()
 	if err != nil || !fresh {
 		return a.res, err
@@ -129,10 +145,16 @@ func (a *attempt) list() (fresh bool, err error) {
 	if a.spool, err = newSpool(a.f, a.u.Root().WorkDir()); err != nil {
 		return false, err
 	}
-	a.older = listOlders(a.u.Root(), a.u.Served(), a.opt.Log)
-	a.watch = newChangeWatch()
-	a.watch.leaveOut(a.source, a.skip)
-	if err := a.walk(); err != nil {
+	if a.pit {
+		a.skip = a.skips.wrap(a.skip)
+		a.older = &olders{} // nothing is linked
+	} else {
+		a.older = listOlders(a.u.Root(), a.u.Served(), a.opt.Log)
+		a.watch = newChangeWatch()
+		a.watch.leaveOut(a.source, a.skip)
+	}
+	a.dirs.max = dirsKept
+	if err := a.listEntries(); err != nil {
 		return false, err
 	}
 	same, err := a.pr.finish()
@@ -148,9 +170,26 @@ func (a *attempt) list() (fresh bool, err error) {
 	return true, checkDeletes(a.pr, *a.opt)
 }
 
+// listEntries lists the source into the spool: on the copy-on-write path
+// only what changed since the served snapshot, if btrfs can tell
+// (walkChanged), else the whole tree (walk).
+func (a *attempt) listEntries() error {
+	if a.pit {
+		if changed, ok := a.changeSet(); ok {
+			a.clock.phase("find changed inodes")
+			return a.walkChanged(changed)
+		}
+	}
+	return a.walk()
+}
+
 // walk lists the source into the spool, pairing as it goes.
 func (a *attempt) walk() error {
-	l, err := tree.NewLister(a.ctx, a.f, a.source, tree.WalkOptions{Skip: a.skip, Watch: a.watch})
+	wo := tree.WalkOptions{Skip: a.skip}
+	if a.watch != nil {
+		wo.Watch = a.watch
+	}
+	l, err := tree.NewLister(a.ctx, a.f, a.source, wo)
 	if err == nil {
 		defer l.Close()
 		err = a.spoolAll(l)
@@ -163,7 +202,6 @@ func (a *attempt) walk() error {
 
 // spoolAll pairs and spools every entry l yields.
 func (a *attempt) spoolAll(l *tree.Lister) error {
-	a.dirs.max = dirsKept
 	for {
 		e, err := l.Next()
 		if err == io.EOF {
@@ -172,14 +210,20 @@ func (a *attempt) spoolAll(l *tree.Lister) error {
 		if err != nil {
 			return err
 		}
-		linkable := a.pr.pair(&e)
-		a.older.note(&e, linkable)
-		a.dirs.add(&e)
-		if err := a.spool.add(&e, linkable); err != nil {
+		if err := a.spoolEntry(spooled{Entry: e}); err != nil {
 			return err
 		}
-		a.res.Entries++
 	}
+}
+
+// spoolEntry pairs s's entry with the served snapshot's record and
+// spools it.
+func (a *attempt) spoolEntry(s spooled) error {
+	s.linkable = a.pr.pair(&s.Entry)
+	a.older.note(&s.Entry, s.linkable)
+	a.dirs.add(&s.Entry)
+	a.res.Entries++
+	return a.spool.add(&s)
 }
 
 // commit installs the built snapshot, unless the source's writer started
@@ -188,7 +232,7 @@ func (a *attempt) spoolAll(l *tree.Lister) error {
 // snapshots/ and flips current (a run stopped before the flip installs
 // nothing).
 func (a *attempt) commit() error {
-	if a.hasSeq {
+	if a.hasSeq && !a.pit { // a snapshot's counters do not move
 		after, _, err := sourceSeq(a.f, a.source)
 		if err != nil {
 			return err
@@ -197,14 +241,21 @@ func (a *attempt) commit() error {
 			return retry.Againf("source seq/begin moved from %d to %d", a.seq.End, after.Begin)
 		}
 	}
-	built := export.Built{N: a.n, Tree: a.work, Manifest: a.manPath}
+	built := export.Built{N: a.n, Tree: a.work, Manifest: a.manPath, Subvolume: a.pit}
+	if s := a.opt.Signer; s != nil {
+		if err := a.u.Root().WriteSignedState(signerState(s)); err != nil {
+			return err
+		}
+		built.Signature, built.Timestamp = s.SignSnapshot(a.n, a.manDigest, a.opt.Now(), a.opt.Validity)
+	}
 	if err := a.u.Install(a.ctx, built); err != nil {
 		return err
 	}
 	a.clock.phase("install")
 	a.res.Snapshot, a.res.Published = a.n, true
 	a.res.Linked, a.res.Copied, a.res.Bytes = int(a.linked.Load()), int(a.copied.Load()), a.bytes.Load()
-	a.opt.Log.Info("published", "snapshot", a.n, "entries", a.res.Entries, "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted)
+	a.res.CoW = a.pit
+	a.opt.Log.Info("published", "snapshot", a.n, "entries", a.res.Entries, "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted, "cow", a.pit)
 	a.pr.unr.log(a.opt.Log, a.n)
 	return nil
 }

@@ -43,7 +43,7 @@ func (a *attempt) build() error {
 		return err
 	}
 	a.clock.phase("mkdirs")
-	if err := a.files(); err != nil {
+	if err := a.files(a.batch); err != nil {
 		return err
 	}
 	a.clock.phase("files")
@@ -85,26 +85,29 @@ func (d *dirList) records(s *spool) manifest.Iterator {
 // its manifest.
 type fileItem struct {
 	e        manifest.Entry
-	linkable bool   // a retained snapshot has its record (e.Hash is its hash)
+	linkable bool   // a retained snapshot has its record (e's Sum is its)
 	from     string // the snapshot dir to link it from, if not the served one
+	settled  bool   // spooled.settled (the copy-on-write path)
 	done     atomic.Bool
 }
 
-// files makes the symlinks here and has a pool link or copy the files,
-// while the manifest records every entry in order (recorder).
+// files makes the symlinks here (not on the copy-on-write path, whose
+// tree has them) and has a pool handle the files by job (batch: link or
+// copy them; hashFiles: hash the changed ones), while the manifest records
+// every entry in order (recorder).
 //
 // Files go to the pool in batches of one directory's files, so workers
 // work in different directories (creations in one directory serialise on
 // its lock) and a job costs one channel send per batch.
-func (a *attempt) files() error {
+func (a *attempt) files(job func(b []*fileItem, dir string) error) error {
 	pool := tree.NewPool(a.actx, a.opt.Workers)
-	rec, err := newRecorder(a.actx, a.f, a.manPath, a.n)
+	rec, err := newRecorder(a.actx, a.f, a.manPath, a.n, a.opt.Signer != nil)
 	if err != nil {
 		pool.Wait()
 		return err
 	}
 	batches := &tree.Batcher[*fileItem]{Pool: pool, Max: fileBatch, Job: func(_ context.Context, dir string, b []*fileItem) error {
-		err := a.batch(b, dir)
+		err := job(b, dir)
 		rec.finished(b, err)
 		return err
 	}}
@@ -116,6 +119,7 @@ func (a *attempt) files() error {
 	}
 	if err == nil {
 		err = rec.close()
+		a.manDigest = rec.digest()
 	}
 	rec.abort()
 	return err
@@ -132,9 +136,13 @@ func (a *attempt) lay(it *spoolReader, batches *tree.Batcher[*fileItem], rec *re
 		if err != nil {
 			return err
 		}
-		item := &fileItem{e: s.Entry, linkable: s.linkable}
+		item := &fileItem{e: s.Entry, linkable: s.linkable, settled: s.settled}
 		switch item.e.Type {
 		case manifest.Symlink:
+			if a.pit {
+				item.done.Store(true)
+				break
+			}
 			dst := a.dst(&item.e)
 			if err := a.f.SymlinkIfPossible(item.e.Target, dst); err != nil {
 				return fmt.Errorf("symlink %s: %w", dst, err)
@@ -238,11 +246,12 @@ func (a *attempt) link(it *fileItem) (bool, error) {
 	return true, nil
 }
 
-// copy copies e from the source, hashing it, and checks that the source
-// file did not change while copied (a retry.Error if it did).
+// copy copies e from the source, hashing it for the manifest (SHA-256:
+// manifest.Current) in the same pass, and checks that the source file did
+// not change while copied (a retry.Error if it did).
 func (a *attempt) copy(e *manifest.Entry) error {
 	src, dst := a.src(e), a.dst(e)
-	h, sz, err := tree.CopyFile(a.f, src, a.f, dst, -1)
+	h, sz, err := tree.CopyFile(a.f, src, a.f, dst, -1, manifest.Current)
 	if err != nil {
 		return err
 	}
@@ -253,7 +262,7 @@ func (a *attempt) copy(e *manifest.Entry) error {
 	if sz != e.Size || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
 		return retry.Again(e.Path + " was modified while copied")
 	}
-	e.Hash = h
+	e.SetSum(h)
 	a.copied.Add(1)
 	a.bytes.Add(sz)
 	return tree.SetMeta(a.f, dst, *e)

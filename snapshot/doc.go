@@ -32,6 +32,15 @@
 // Publish holds no record per file in memory: the listing is spooled to
 // an unlinked file in ROOT/.work and each pass streams it (attempt).
 //
+// On btrfs, a source that is a subvolume is published copy-on-write
+// instead (cow.go): a snapshot of the source, taken at once, is listed
+// (no confirmation needed: it is one instant of the source; only the
+// inodes btrfs says changed since the served snapshot are stat'ed,
+// cowlist.go), becomes the new snapshot as it is (what the listing leaves
+// out deleted from it), and only its changed files are read, to hash them; Install makes it a read-only subvolume. Nothing is linked
+// or copied. Elsewhere, or when the filesystem refuses, the hard links
+// above are taken and the debug log says why.
+//
 // Copies hash while they copy (one pass over the data), and every file that
 // came from anywhere but a verified local snapshot is checked against its
 // manifest hash before the flip.

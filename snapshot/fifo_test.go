@@ -11,6 +11,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/snapshot"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -34,11 +35,11 @@ func TestCopyAndHashRefuseSpecialFiles(t *testing.T) {
 			tc.plant(p)
 			done := make(chan error, 2)
 			go func() {
-				_, _, err := tree.CopyFile(fsys.OS(), p, fsys.OS(), filepath.Join(dir, tc.name+".copy"), -1)
+				_, _, err := tree.CopyFile(fsys.OS(), p, fsys.OS(), filepath.Join(dir, tc.name+".copy"), -1, manifest.Current)
 				done <- err
 			}()
 			go func() {
-				_, _, err := tree.HashFile(fsys.OS(), p)
+				_, _, err := tree.HashFile(fsys.OS(), p, manifest.Current)
 				done <- err
 			}()
 			for i := 0; i < 2; i++ {

@@ -117,7 +117,7 @@ func checkedManifest(root *export.Root, m uint64) (*export.ManifestStream, error
 
 // find looks for the regular file e (not linkable; after the files of the
 // calls before, in canonical order) in the older snapshots: if one holds
-// it, it sets e's hash and returns the snapshot's directory.
+// it, it sets e's hash and digest and returns the snapshot's directory.
 func (o *olders) find(e *manifest.Entry) (string, bool) {
 	for _, s := range o.srcs {
 		if s.pairs == nil || e.MTime > s.made {
@@ -131,7 +131,7 @@ func (o *olders) find(e *manifest.Entry) (string, bool) {
 			continue
 		}
 		if ok {
-			e.Hash = h
+			e.SetSum(h)
 			return s.dir, true
 		}
 	}
@@ -149,11 +149,13 @@ func (o *olders) close() {
 }
 
 // sameButHash is publish's pairing rule: a source file (its hash not yet
-// known) and a record of an older snapshot pair when all but the hash match.
+// known) and a record of an older snapshot pair when all but the hash
+// match, and the record has a digest: publish writes version 2, so a file
+// whose record (version 1) vouches for no SHA-256 is copied and hashed.
 func sameButHash(want, have *manifest.Entry) bool {
 	c := *want
-	c.Hash = have.Hash
-	return c.SameContent(*have)
+	c.SetSum(have.Sum())
+	return !have.Digest.IsZero() && c.SameContent(*have)
 }
 
 // forceLinkable is a forced republish's check before it links old, a file
@@ -163,17 +165,17 @@ func sameButHash(want, have *manifest.Entry) bool {
 // damaged in place (same size and mtime) is thus copied afresh from the
 // source rather than carried into the new snapshot.
 func forceLinkable(f fsys.FS, src, old string, e manifest.Entry) (bool, error) {
-	h, _, err := tree.HashFile(f, src)
+	h, _, err := tree.HashFile(f, src, e.SumVersion())
 	if err != nil {
 		return false, fmt.Errorf("hash %s: %w", src, err)
 	}
-	if h != e.Hash {
+	if h != e.Sum() {
 		return false, nil
 	}
 	fi, err := fsys.Lstat(f, old)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != e.Mode || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.MTime {
 		return false, nil
 	}
-	h, size, err := tree.HashFile(f, old)
-	return err == nil && size == e.Size && h == e.Hash, nil
+	h, size, err := tree.HashFile(f, old, e.SumVersion())
+	return err == nil && tree.CheckHash(e, size, h) == nil, nil
 }

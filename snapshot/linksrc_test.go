@@ -78,11 +78,11 @@ func TestPairerBatches(t *testing.T) {
 	tests := []struct {
 		name  string
 		batch []manifest.Entry
-		want  map[int]uint64
+		want  map[int]manifest.Sum
 	}{
-		{name: "first", batch: []manifest.Entry{rec("a", 1), rec("b", 9)}, want: map[int]uint64{0: 1}},
-		{name: "second", batch: []manifest.Entry{rec("b/x", 3), rec("d", 4), rec("e", 5)}, want: map[int]uint64{0: 3, 2: 5}},
-		{name: "past the end", batch: []manifest.Entry{rec("f", 6)}, want: map[int]uint64{}},
+		{name: "first", batch: []manifest.Entry{rec("a", 1), rec("b", 9)}, want: map[int]manifest.Sum{0: {Hash: 1}}},
+		{name: "second", batch: []manifest.Entry{rec("b/x", 3), rec("d", 4), rec("e", 5)}, want: map[int]manifest.Sum{0: {Hash: 3}, 2: {Hash: 5}}},
+		{name: "past the end", batch: []manifest.Entry{rec("f", 6)}, want: map[int]manifest.Sum{}},
 	}
 	for _, tc := range tests {
 		todo := make([]int, len(tc.batch))

@@ -11,7 +11,8 @@ import (
 // pairer pairs the source's entries, handed to it in canonical order, with
 // the records of the served snapshot's manifest, streamed (and decoded on
 // its own goroutine) alongside: an entry at the same path with the same
-// type, mode, size and mtime is linkable and gets the recorded hash. It
+// type, mode, size and mtime is linkable and gets the recorded hash and
+// digest, if the record has a digest (version 2). It
 // reads the whole manifest and is what validates it: an error from finish
 // comes before anything is written.
 type pairer struct {
@@ -59,13 +60,27 @@ func (pr *pairer) pair(e *manifest.Entry) bool {
 	}
 	defer pr.advance()
 	c := *e
-	c.Hash = pr.p.Hash
-	if !c.SameContent(pr.p) {
+	c.SetSum(pr.p.Sum())
+	if !c.SameContent(pr.p) || pr.p.Type == manifest.File && pr.p.Digest.IsZero() {
+		// A version 1 record vouches for no SHA-256: publish writes
+		// version 2, so the file is copied and hashed afresh.
 		pr.same = false
 		return false
 	}
-	e.Hash = pr.p.Hash
+	e.SetSum(pr.p.Sum())
 	return true
+}
+
+// peek advances to the record at path (the records before it counted as
+// left out of the listing, as pair does) and returns it, if there is one;
+// pair(e) for the entry at path follows.
+func (pr *pairer) peek(path string) (manifest.Entry, bool) {
+	for pr.perr == nil && manifest.Compare(pr.p.Path, path) < 0 {
+		pr.deleted()
+		pr.advance()
+		pr.same = false
+	}
+	return pr.p, pr.perr == nil && pr.p.Path == path
 }
 
 // deleted counts the current record as left out of the new listing.

@@ -13,6 +13,7 @@ import (
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
@@ -74,10 +75,19 @@ type PublishOptions struct {
 	// BeforeFlip, if set, runs after the snapshot is renamed into place and
 	// before current flips (tests use it to check crash points).
 	BeforeFlip func(n uint64)
+	// Claim, if set, records snapshot n and its manifest before current
+	// flips (export.UpdateOptions.Claim: a highly available master's
+	// compare-and-swap in etcd, package ha); its error publishes nothing.
+	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs once a publish that made snapshot n is over,
 	// before the prune (export.UpdateOptions.Served): publish's
 	// notifications go out from there.
 	Served func(n uint64)
+	// Signer, if set, signs each snapshot published (its manifest's
+	// digest, with a statement) and a timestamp valid for Validity
+	// (docs/protocol.md section 10).
+	Signer   *sign.Signer
+	Validity time.Duration
 	// AfterList, if set, runs in each attempt that will publish, once the
 	// source is listed and before the listing's confirmation starts (tests
 	// change the source there).
@@ -94,6 +104,7 @@ func DefaultOptions() PublishOptions {
 		Backoff:   time.Second,
 		Workers:   tree.Workers(),
 		MaxDelete: 0.5,
+		Validity:  sign.DefaultValidity,
 		Log:       slog.New(slog.DiscardHandler),
 		Now:       time.Now,
 	}
@@ -133,6 +144,10 @@ type PublishResult struct {
 	// file without o+r, a directory without o+rx): an rsync daemon running
 	// as another user cannot serve them.
 	Unreadable int `json:"unreadable,omitempty"`
+	// CoW says the snapshot was made copy-on-write (a btrfs snapshot of
+	// the source): Linked then counts the unchanged files it shares with
+	// the served snapshot, Copied and Bytes the changed files hashed.
+	CoW bool `json:"cow,omitempty"`
 }
 
 // SourceSeqDir is where a source tree may carry its own seq/begin and
@@ -159,7 +174,7 @@ func Publish(ctx context.Context, root *export.Root, source string, opt PublishO
 	u, err := root.Begin(ctx, export.UpdateOptions{
 		LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge, Name: opt.Name, Address: opt.Address,
 		Check:      func() error { return refuseMirror(root, opt.TakeOver) },
-		BeforeFlip: opt.BeforeFlip, Served: opt.Served, Now: opt.Now, Log: opt.Log,
+		BeforeFlip: opt.BeforeFlip, Claim: opt.Claim, Served: opt.Served, Now: opt.Now, Log: opt.Log,
 	})
 	if errors.Is(err, export.ErrBadCurrent) {
 		return res, fmt.Errorf("%w: check %s", err, root.Path(export.CurrentName))
@@ -230,4 +245,14 @@ func sourceSeq(f fsys.FS, source string) (seqfile.Pair, bool, error) {
 		return seqfile.Pair{}, false, nil
 	}
 	return seqfile.Pair{Begin: b, End: e}, true, nil
+}
+
+// SourceBusy reports whether the source's own writer is mid-update: the
+// source has valid seq/begin and seq/end (SourceSeqDir) and begin is not
+// equal to end. A source without them is never busy; corrupt counters are
+// an error (wrapping seqfile.ErrCorrupt). Publish refuses to list a busy
+// source (and retries); publish --watch waits for it to be idle.
+func SourceBusy(f fsys.FS, source string) (bool, error) {
+	p, ok, err := sourceSeq(f, source)
+	return ok && !p.Idle(), err
 }

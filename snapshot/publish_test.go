@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -164,7 +163,7 @@ func TestPublishFirst(t *testing.T) {
 			files++
 			data, err := os.ReadFile(filepath.Join(src, e.Path))
 			testutil.Must(t, err)
-			want.Hash = xxhash.Sum64(data)
+			want.SetSum(testutil.SumOf(string(data), manifest.Version2))
 			if testutil.SameFile(t, filepath.Join(src, e.Path), filepath.Join(snap, e.Path)) {
 				t.Fatalf("%s: snapshot shares the source's inode; source edits would change it", e.Path)
 			}
@@ -319,8 +318,8 @@ func TestPublishForce(t *testing.T) {
 	}
 	m := readManifest(t, r, 2)
 	i := slices.IndexFunc(m.Entries, func(e manifest.Entry) bool { return e.Path == "README" })
-	if m.Entries[i].Hash != xxhash.Sum64String("HELLO") {
-		t.Fatalf("manifest hash %016x is not the new content's", m.Entries[i].Hash)
+	if m.Entries[i].Sum() != testutil.SumOf("HELLO", manifest.Version2) {
+		t.Fatalf("manifest digest %s is not the new content's", m.Entries[i].Digest)
 	}
 	// Force with nothing changed at all still makes a new snapshot.
 	res = publish(t, r, src, opt)
@@ -549,7 +548,7 @@ func TestVerify(t *testing.T) {
 			fi, _ := os.Stat(p)
 			testutil.Must(t, os.WriteFile(p, []byte("jello"), 0o644))
 			testutil.Must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
-		}, path: "README", reason: `^content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}$`, exact: true},
+		}, path: "README", reason: `^content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}$`, exact: true},
 		{name: "append", tamper: func(t *testing.T, snap string) {
 			testutil.Must(t, os.WriteFile(filepath.Join(snap, "dir/sub/deep.txt"), []byte("deeper"), 0o644))
 		}, path: "dir/sub/deep.txt", reason: `^size 6, manifest says 4$`, exact: true},
@@ -638,7 +637,7 @@ func TestWalkCanonical(t *testing.T) {
 		t.Fatalf("Walk = %q, want %q", paths, want)
 	}
 	// And a manifest of it is valid.
-	if _, err := (&manifest.Manifest{Snapshot: 1, Entries: es}).Bytes(); err != nil {
+	if _, err := (&manifest.Manifest{Snapshot: 1, Version: manifest.Version1, Entries: es}).Bytes(); err != nil {
 		t.Fatalf("manifest of a walk: %v", err)
 	}
 }
@@ -694,7 +693,7 @@ func TestPublishCorruptServedManifest(t *testing.T) {
 	}{
 		{"truncated", func(b []byte) []byte { return b[:len(b)*2/3] }},
 		{"no footer", func(b []byte) []byte { return b[:bytes.LastIndex(b, []byte("end "))] }},
-		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 1; return b }},
+		{"flipped byte", func(b []byte) []byte { b[digestAfter(b, len(b)/2)] ^= 1; return b }},
 		{"another snapshot's", func([]byte) []byte { return other }},
 	}
 	for _, tc := range tests {
@@ -723,4 +722,16 @@ func TestPublishCorruptServedManifest(t *testing.T) {
 			})
 		}
 	}
+}
+
+// digestAfter is the offset of the first digit of the first file record's
+// content field (a SHA-256 in hex) at or after offset from in manifest b: a
+// byte there flipped is caught by the footer's checksum (or the field's
+// syntax), whatever the records around it.
+func digestAfter(b []byte, from int) int {
+	loc := regexp.MustCompile(`\nf [0-7]{4} [0-9]+ -?[0-9]+ [0-9a-f]{64} `).FindIndex(b[from:])
+	if loc == nil {
+		panic("no file record after the middle")
+	}
+	return from + loc[1] - 65
 }

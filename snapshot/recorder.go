@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/spf13/afero"
 )
@@ -29,6 +31,7 @@ var errJobFailed = errors.New("a link or copy failed")
 type recorder struct {
 	h     afero.File
 	w     *manifest.Writer
+	dg    *sign.Digester // of what w writes, for a signature (nil: none)
 	ctx   context.Context
 	queue []*fileItem // added, not yet written; queue[0] is the next record
 	flush func()      // hands the batch being filled to the pool
@@ -37,8 +40,9 @@ type recorder struct {
 	once  sync.Once
 }
 
-// newRecorder starts the manifest of snapshot n at path.
-func newRecorder(ctx context.Context, f fsys.FS, path string, n uint64) (*recorder, error) {
+// newRecorder starts the manifest of snapshot n at path; with digest, it
+// also computes the manifest's digest (to sign it).
+func newRecorder(ctx context.Context, f fsys.FS, path string, n uint64, digest bool) (*recorder, error) {
 	if err := f.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove an earlier attempt's manifest: %w", err)
 	}
@@ -46,7 +50,13 @@ func newRecorder(ctx context.Context, f fsys.FS, path string, n uint64) (*record
 	if err != nil {
 		return nil, fmt.Errorf("write manifest of snapshot %d: %w", n, err)
 	}
-	return &recorder{h: h, w: manifest.NewWriter(h, n), ctx: ctx, flush: func() {},
+	var w io.Writer = h
+	var dg *sign.Digester
+	if digest {
+		dg = sign.NewDigester()
+		w = io.MultiWriter(h, dg)
+	}
+	return &recorder{h: h, w: manifest.NewWriter(w, n), dg: dg, ctx: ctx, flush: func() {},
 		wake: make(chan struct{}, 1), fail: make(chan struct{})}, nil
 }
 
@@ -129,6 +139,15 @@ func (r *recorder) close() error {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
+}
+
+// digest is the digest of the manifest written (after close; zero
+// without one).
+func (r *recorder) digest() sign.Digest {
+	if r.dg == nil {
+		return sign.Digest{}
+	}
+	return r.dg.Digest()
 }
 
 // abort closes the file if close did not.

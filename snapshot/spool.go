@@ -20,7 +20,8 @@ import (
 // record per entry in memory. It is a file in ROOT/.work, removed as soon
 // as it is made (nothing of it outlives the process), in a compact binary
 // form private to this process: each record's path is stored as the
-// length it shares with the path before and the rest.
+// length it shares with the path before and the rest, and a linkable
+// record carries the served record's hash and digest.
 type spool struct {
 	h    afero.File
 	w    *bufio.Writer
@@ -30,11 +31,22 @@ type spool struct {
 }
 
 // spooled is a listed entry and whether the served snapshot has the same
-// record (then Hash is its hash).
+// record (then Hash and Digest are its Sum).
 type spooled struct {
 	manifest.Entry
 	linkable bool
+	// settled: btrfs says the entry's inode did not change since the
+	// served snapshot was taken (the copy-on-write listing, cowlist.go),
+	// so the entry is the served record as it is.
+	settled bool
 }
+
+// The flags byte of a spooled record.
+const (
+	spoolLinkable = 1 << iota
+	spoolSettled
+	spoolDigest // a linkable record's Digest follows its Hash
+)
 
 // spoolBuf is the buffer of a spool's writer and of each of its readers.
 const spoolBuf = 256 << 10
@@ -52,21 +64,32 @@ func newSpool(f fsys.FS, dir string) (*spool, error) {
 	return &spool{h: h, w: bufio.NewWriterSize(h, spoolBuf)}, nil
 }
 
-// add appends e.
-func (s *spool) add(e *manifest.Entry, linkable bool) error {
+// add appends r (a linkable record with its Sum).
+func (s *spool) add(r *spooled) error {
+	e := &r.Entry
 	shared := 0
 	for shared < len(e.Path) && shared < len(s.prev) && e.Path[shared] == s.prev[shared] {
 		shared++
 	}
-	b := append(s.buf[:0], byte(e.Type), 0)
-	if linkable {
-		b[1] = 1
+	var flags byte
+	if r.linkable {
+		flags |= spoolLinkable
+		if !e.Digest.IsZero() {
+			flags |= spoolDigest
+		}
 	}
+	if r.settled {
+		flags |= spoolSettled
+	}
+	b := append(s.buf[:0], byte(e.Type), flags)
 	b = binary.AppendUvarint(b, uint64(e.Mode))
 	b = binary.AppendVarint(b, e.Size)
 	b = binary.AppendVarint(b, e.MTime)
-	if linkable {
+	if r.linkable {
 		b = binary.LittleEndian.AppendUint64(b, e.Hash)
+	}
+	if flags&spoolDigest != 0 {
+		b = append(b, e.Digest[:]...)
 	}
 	b = binary.AppendUvarint(b, uint64(shared))
 	b = binary.AppendUvarint(b, uint64(len(e.Path)-shared))
@@ -140,7 +163,7 @@ func (r *spoolReader) read() (s spooled, err error) {
 	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
 		return s, err // io.EOF at a record's start: the end
 	}
-	s.Type, s.linkable = manifest.Type(hdr[0]), hdr[1] == 1
+	s.Type, s.linkable, s.settled = manifest.Type(hdr[0]), hdr[1]&spoolLinkable != 0, hdr[1]&spoolSettled != 0
 	mode, err := binary.ReadUvarint(r.r)
 	s.Mode = fs.FileMode(mode)
 	if err == nil {
@@ -153,6 +176,9 @@ func (r *spoolReader) read() (s spooled, err error) {
 		var h [8]byte
 		_, err = io.ReadFull(r.r, h[:])
 		s.Hash = binary.LittleEndian.Uint64(h[:])
+	}
+	if err == nil && s.linkable && hdr[1]&spoolDigest != 0 {
+		_, err = io.ReadFull(r.r, s.Digest[:])
 	}
 	if err == nil {
 		s.Path, err = r.path()

@@ -14,7 +14,9 @@ func TestSpoolRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	want := []spooled{
 		{Entry: manifest.Entry{Path: "a", Type: manifest.Dir, Mode: 0o755, MTime: 1700000000123456789}},
-		{Entry: manifest.Entry{Path: "a/b c", Type: manifest.File, Mode: 0o644, Size: 12, MTime: -5, Hash: 0xfedcba9876543210}, linkable: true},
+		{Entry: manifest.Entry{Path: "a/b c", Type: manifest.File, Mode: 0o644, Size: 12, MTime: -5, Hash: 0xfedcba9876543210, Digest: manifest.Digest{0xfe, 0xdc, 31: 7}}, linkable: true},
+		{Entry: manifest.Entry{Path: "a/b d", Type: manifest.File, Mode: 0o644, Size: 12, MTime: -5, Hash: 0x10, Digest: manifest.Digest{1, 2, 3}}, linkable: true, settled: true},
+		{Entry: manifest.Entry{Path: "a/b e", Type: manifest.File, Mode: 0o644, Size: 1, MTime: 9}, settled: true},
 		{Entry: manifest.Entry{Path: "a/b%d", Type: manifest.File, Mode: 0o600, Size: 1 << 40, MTime: 3}},
 		{Entry: manifest.Entry{Path: "a/l", Type: manifest.Symlink, Mode: 0o777, Size: 6, Target: "../x/y"}, linkable: true},
 		{Entry: manifest.Entry{Path: "ab", Type: manifest.File, Mode: 0o400}},
@@ -26,7 +28,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 	}
 	defer s.close()
 	for i := range want {
-		if err := s.add(&want[i].Entry, want[i].linkable); err != nil {
+		if err := s.add(&want[i]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -27,13 +26,20 @@ var FixtureMTime = time.Unix(1_600_000_000, 0)
 // in canonical order. Calling it again with a higher n adds that snapshot.
 func SnapshotRoot(tb testing.TB, dir string, n uint64, files map[string]string) []manifest.Entry {
 	tb.Helper()
+	return SnapshotRootVersion(tb, dir, n, files, manifest.Current)
+}
+
+// SnapshotRootVersion is SnapshotRoot with a manifest of version v
+// (manifest.Version1: what a publish before version 2 left).
+func SnapshotRootVersion(tb testing.TB, dir string, n uint64, files map[string]string, v int) []manifest.Entry {
+	tb.Helper()
 	r := export.New(fsys.OS(), dir)
 	if err := r.Init(); err != nil {
 		tb.Fatal(err)
 	}
 	snap := r.SnapshotDir(n)
 	WriteTree(tb, snap, files)
-	entries := fixtureRecords(files)
+	entries := fixtureRecords(files, v)
 	for i := len(entries) - 1; i >= 0; i-- { // children before their directory
 		e := entries[i]
 		p := filepath.Join(snap, filepath.FromSlash(e.Path))
@@ -44,7 +50,7 @@ func SnapshotRoot(tb testing.TB, dir string, n uint64, files map[string]string) 
 			tb.Fatal(err)
 		}
 	}
-	b, err := (&manifest.Manifest{Snapshot: n, Entries: entries}).Bytes()
+	b, err := (&manifest.Manifest{Snapshot: n, Version: v, Entries: entries}).Bytes()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -65,14 +71,16 @@ func SnapshotRoot(tb testing.TB, dir string, n uint64, files map[string]string) 
 	return entries
 }
 
-// fixtureRecords are SnapshotRoot's records for files, in canonical order.
-func fixtureRecords(files map[string]string) []manifest.Entry {
+// fixtureRecords are SnapshotRoot's records for files, in canonical order,
+// hashed for manifest version v.
+func fixtureRecords(files map[string]string, v int) []manifest.Entry {
 	mtime := FixtureMTime.UnixNano()
 	seen := map[string]bool{}
 	var entries []manifest.Entry
 	for p, content := range files {
-		entries = append(entries, manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644, MTime: mtime,
-			Size: int64(len(content)), Hash: xxhash.Sum64String(content)})
+		e := manifest.Entry{Path: p, Type: manifest.File, Mode: 0o644, MTime: mtime, Size: int64(len(content))}
+		e.SetSum(SumOf(content, v))
+		entries = append(entries, e)
 		for d := path.Dir(p); d != "." && !seen[d]; d = path.Dir(d) {
 			seen[d] = true
 			entries = append(entries, manifest.Entry{Path: d, Type: manifest.Dir, Mode: 0o755, MTime: mtime})
@@ -80,6 +88,13 @@ func fixtureRecords(files map[string]string) []manifest.Entry {
 	}
 	sort.Slice(entries, func(i, j int) bool { return manifest.Compare(entries[i].Path, entries[j].Path) < 0 })
 	return entries
+}
+
+// SumOf is the Sum a record of manifest version v gives content.
+func SumOf(content string, v int) manifest.Sum {
+	h := manifest.NewHasher(v)
+	h.Write([]byte(content))
+	return h.Sum()
 }
 
 // UnreachableHost is the host FakeSSH cannot reach.

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -38,8 +37,9 @@ func ManyDirsUpstream(tb testing.TB, dir string, n uint64, dirs int, content str
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := writeManyDirs(r.ManifestPath(n), n, dirs, manifest.Entry{Path: "zz", Type: manifest.File, Mode: 0o644,
-		Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Hash: xxhash.Sum64String(content)}); err != nil {
+	zz := manifest.Entry{Path: "zz", Type: manifest.File, Mode: 0o644, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+	zz.SetSum(SumOf(content, manifest.Current))
+	if err := writeManyDirs(r.ManifestPath(n), n, dirs, zz); err != nil {
 		tb.Fatal(err)
 	}
 	for _, name := range []string{seqfile.Begin, seqfile.End} {

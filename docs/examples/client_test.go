@@ -236,7 +236,7 @@ func TestClientRefusesEditedManifest(t *testing.T) {
 		"mode":  bytes.Index(orig, []byte("\nf 0")) + 5,
 		"path":  bytes.Index(orig, []byte("a%20b")) + 1,
 		"mtime": bytes.Index(orig, []byte("\nd ")) + 10,
-		"hash":  bytes.Index(orig, []byte(" ef46db3751d8e999 ")) + 5,
+		"hash":  bytes.Index(orig, []byte(" e3b0c44298fc1c14")) + 5, // the empty file's SHA-256
 		"count": footer + 4, "checksum": len(orig) - 3, "newline": len(orig) - 1,
 	}
 	for name, i := range at {
@@ -263,9 +263,9 @@ func TestClientRefusesEditedManifest(t *testing.T) {
 func TestClientAgreesOnHostileManifests(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	reseal := func(records ...string) []byte {
+	reseal := func(version string, records ...string) []byte {
 		var b bytes.Buffer
-		b.WriteString("seqmirror-manifest 1\nsnapshot 3\n")
+		b.WriteString("seqmirror-manifest " + version + "\nsnapshot 3\n")
 		for _, r := range records {
 			b.WriteString(r + "\n")
 		}
@@ -307,8 +307,28 @@ func TestClientAgreesOnHostileManifests(t *testing.T) {
 		"trailing space":   {"f 0644 1 1" + h + "a "},
 		"blank record":     {""},
 	}
-	for name, records := range cases {
-		data := reseal(records...)
+	// Version 2: the content field is a SHA-256, 64 lowercase hex digits.
+	const d = " 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 "
+	v2 := map[string][]string{
+		"ok v2":              {"d 0755 0 1 - a", "f 0644 1 -5" + d + "a/b", "l 0777 4 0 - a/c ../x"},
+		"ok v2 empty":        {},
+		"v2 xxhash field":    {"f 0644 1 1" + h + "a"},
+		"v2 zero digest":     {"f 0644 1 1 " + strings.Repeat("0", 64) + " a"},
+		"v2 upper digest":    {"f 0644 1 1" + strings.ToUpper(d) + "a"},
+		"v2 short digest":    {"f 0644 1 1" + d[:64] + " a"},
+		"v2 dir with digest": {"d 0755 0 1" + d + "a"},
+		"v2 dotdot":          {"d 0755 0 1 - a", "f 0644 1 1" + d + "a/../b"},
+	}
+	cases["v1 with a digest"] = []string{"f 0644 1 1" + d + "a"}
+	for name, records := range v2 {
+		cases["2:"+name] = records
+	}
+	for key, records := range cases {
+		version, name := "1", key
+		if v, n, ok := strings.Cut(key, ":"); ok {
+			version, name = v, n
+		}
+		data := reseal(version, records...)
 		file := filepath.Join(dir, "3.manifest")
 		if err := os.WriteFile(file, data, 0o644); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ Paths are handled as bytes throughout; they are printed in the manifest's
 %XX escaping so that any name prints unambiguously.
 """
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -161,6 +162,7 @@ MAX_FILE_SIZE = 1 << 40
 _MODE = re.compile(rb"0[0-7]{3}\Z")
 _MTIME = re.compile(rb"(0|-?[1-9][0-9]*)\Z")
 _HASH = re.compile(rb"[0-9a-f]{16}\Z")
+_DIGEST = re.compile(rb"[0-9a-f]{64}\Z")
 _FOOTER = re.compile(rb"end (0|[1-9][0-9]*) ([0-9a-f]{16})\Z")
 
 
@@ -169,7 +171,7 @@ def clean_path(p):
             and all(c not in (b"", b".", b"..") for c in p.split(b"/")))
 
 
-def parse_record(line, lineno):
+def parse_record(line, lineno, version=2):
     where = "line %d" % lineno
     fields = line.split(b" ")
     if not fields or fields[0] not in (b"f", b"d", b"l") or len(fields) != (7 if fields[0] == b"l" else 6):
@@ -185,7 +187,9 @@ def parse_record(line, lineno):
     if not clean_path(r.path):
         raise Corrupt("%s: path %r is not clean" % (where, path))
     if r.type == "f":
-        if not _HASH.match(hsh):
+        # Version 2: the SHA-256 of the content, 64 lowercase hex digits,
+        # never all zeros; version 1: the xxhash64, 16.
+        if not (_DIGEST if version == 2 else _HASH).match(hsh) or hsh == b"0" * 64:
             raise Corrupt("%s: bad hash %r" % (where, hsh))
         if r.size > MAX_FILE_SIZE:
             raise Corrupt("%s: file size %d exceeds 2^40" % (where, r.size))
@@ -210,8 +214,9 @@ def parse_manifest(data, expect_n=None):
     lines = data[:-1].split(b"\n")
     if len(lines) < 3:
         raise Corrupt("manifest too short: want header, snapshot line and footer")
-    if lines[0] != b"seqmirror-manifest 1":
-        raise Corrupt("bad header %r (want 'seqmirror-manifest 1')" % lines[0][:40])
+    version = {b"seqmirror-manifest 1": 1, b"seqmirror-manifest 2": 2}.get(lines[0])
+    if version is None:
+        raise Corrupt("bad header %r (want 'seqmirror-manifest 2' or 1)" % lines[0][:40])
     m = re.fullmatch(rb"snapshot (.*)", lines[1], re.S)
     n = parse_uint(m.group(1), "snapshot line") if m else 0
     if n < 1:
@@ -228,7 +233,7 @@ def parse_manifest(data, expect_n=None):
                       % (footer.group(2).decode(), got))
     records, dirs, prev = [], set(), None
     for lineno, line in enumerate(lines[2:-1], start=3):
-        r = parse_record(line, lineno)
+        r = parse_record(line, lineno, version)
         key = r.path.replace(b"/", b"\0")
         if prev is not None and key <= prev:
             raise Corrupt("line %d: %s is not after the previous path in canonical order"
@@ -321,8 +326,10 @@ def status(root):
     return st
 
 
-def hash_file(path):
-    h = XXH64()
+def hash_file(path, version=2):
+    """The content hash a record of the version gives the file: SHA-256
+    (version 2) or xxhash64 (version 1), in lowercase hex."""
+    h = hashlib.sha256() if version == 2 else XXH64()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -375,7 +382,7 @@ def verify(root, n=0):
                 problems.append((r.path, "size %d, manifest says %d" % (st.st_size, r.size)))
             elif st.st_mtime_ns != r.mtime:
                 problems.append((r.path, "mtime %d, manifest says %d" % (st.st_mtime_ns, r.mtime)))
-            elif hash_file(full) != r.hash:
+            elif hash_file(full, 2 if len(r.hash) == 64 else 1) != r.hash:
                 problems.append((r.path, "content hash differs from the manifest's %s" % r.hash))
     problems.sort(key=lambda p: p[0].replace(b"/", b"\0"))
     return n, problems

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/seqfile"
 	"github.com/urfave/cli/v2"
@@ -88,7 +89,7 @@ func checkCommand() *cli.Command {
 		&cli.StringFlag{Name: "rsh", Usage: "remote shell `COMMAND` for host:path addresses"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "rsync and http(s): give up when no data moves for `D`"},
 		&cli.DurationFlag{Name: "contimeout", Value: 10 * time.Second, Usage: "rsync daemons and http(s): give up connecting after `D`"},
-		caFileFlag,
+		caFileFlag, trustKeyFlag,
 	}
 	return &cli.Command{
 		Name:         "check",
@@ -157,7 +158,11 @@ func checkAction(c *cli.Context) error {
 		return checkUnknown(c, "usage: %v", err)
 	}
 	e := envFor(c)
-	rep := probeAddr(c.Context, e, c.Args().First())
+	tr, err := trust(c)
+	if err != nil {
+		return checkUnknown(c, "%v", err)
+	}
+	rep := probeAddr(c.Context, e, c.Args().First(), tr)
 	if rep.code != PluginCritical && c.String("against") != "" {
 		rep.compare(c.Context, e, c.String("against"))
 	} else if rep.code != PluginCritical {
@@ -170,7 +175,9 @@ func checkAction(c *cli.Context) error {
 		}
 	} else {
 		fmt.Fprintln(e.out, rep.line(warn, crit))
+		rep.printPartial(e.out)
 		rep.printLineage(e.out)
+		rep.printSignature(e.out)
 	}
 	if rep.code == PluginOK {
 		return nil
@@ -199,6 +206,13 @@ type checkReport struct {
 	poll      *export.Poll
 	lineage   []export.Hop // from status.json, for the snapshot served
 	linNote   string
+	partial   *export.Partial // the served snapshot's filter chain (partial mirrors)
+	// trust verifies ADDR's signature statements (--trust-key; nil: none);
+	// signature is ADDR's mode (status.json's, or "verified" when trust
+	// verified them), expires its timestamp's expiry.
+	trust     *sign.Trust
+	signature string
+	expires   *time.Time
 }
 
 // severity orders plugin codes: OK < UNKNOWN < WARNING < CRITICAL.
@@ -212,8 +226,8 @@ func (r *checkReport) raise(code int, format string, a ...any) {
 }
 
 // probeAddr reads the state of the root at addr.
-func probeAddr(ctx context.Context, e *env, addr string) *checkReport {
-	r := &checkReport{addr: addr, now: e.now()}
+func probeAddr(ctx context.Context, e *env, addr string, tr *sign.Trust) *checkReport {
+	r := &checkReport{addr: addr, now: e.now(), trust: tr}
 	up, err := openAddr(e, addr, "")
 	if err != nil {
 		r.state = "unreachable"
@@ -283,12 +297,18 @@ func (r *checkReport) readFiles(ctx context.Context, p transport.Prober) {
 		d := max(0, r.now.Sub(fi.ModTime))
 		r.updating = &d
 	}
-	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName}, maxStatusJSON)
+	sigName := man + export.SignatureExt[len(export.ManifestExt):]
+	filterName := transport.FilterName(r.snapshot)
+	files, err := p.ReadSmall(ctx, []string{export.StatusName, export.SeqName + "/" + export.CheckedName, filterName, sigName, export.TimestampName}, maxStatusJSON)
 	if err != nil {
 		r.raise(PluginCritical, "cannot read %s: %v", r.addr, err)
 		return
 	}
 	r.addRecords(files)
+	if f, ok := files[filterName]; ok {
+		r.addFilter(f.Data)
+	}
+	r.judgeSigned(files[sigName].Data, files[export.TimestampName].Data)
 }
 
 // addRecords takes last_error from status.json and the poll record from
@@ -299,6 +319,7 @@ func (r *checkReport) addRecords(files map[string]transport.SmallFile) {
 		if json.Unmarshal(f.Data, &st) == nil && st.LastError != "" {
 			r.lastError, r.lastAt = clean(st.LastError), st.LastErrorAt
 		}
+		r.signature = clean(st.Signature)
 		r.addLineage(f.Data)
 	}
 	if f, ok := files[export.SeqName+"/"+export.CheckedName]; ok {
@@ -429,6 +450,9 @@ func (r *checkReport) line(warn, crit thresholds) string {
 	}
 	snaps, d := r.lag()
 	fmt.Fprintf(&b, "serves %d, %s, lag %d snapshots %ds", r.snapshot, r.state, snaps, int64(d.Seconds()))
+	if r.partial != nil {
+		b.WriteString(", partial")
+	}
 	if len(r.reasons) > 0 {
 		b.WriteString(": " + clean(strings.Join(r.reasons, "; ")))
 	}
@@ -511,6 +535,13 @@ type checkJSON struct {
 	Lineage           []checkHop `json:"lineage,omitempty"`
 	LineageAgeSeconds *float64   `json:"lineage_age_seconds,omitempty"`
 	LineageNote       string     `json:"lineage_note,omitempty"`
+	// Signature is ADDR's signature mode (signed, verified, unsigned),
+	// TimestampExpires when its timestamp expires.
+	Signature        string     `json:"signature,omitempty"`
+	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
+	// Partial is the served snapshot's filter chain, if ADDR is a partial
+	// mirror: its upstreams' filters, then its own.
+	Partial *export.Partial `json:"partial,omitempty"`
 }
 
 func (r *checkReport) json() checkJSON {
@@ -527,6 +558,8 @@ func (r *checkReport) json() checkJSON {
 		j.UpdatingSeconds = &s
 	}
 	j.Lineage, j.LineageAgeSeconds, j.LineageNote = r.hops(), r.lineageAge(), r.linNote
+	j.Signature, j.TimestampExpires = r.signature, r.expires
+	j.Partial = r.partial
 	return j
 }
 

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/filter"
 )
 
 // checkHop is one hop of check --json's lineage.
@@ -53,7 +55,11 @@ func (r *checkReport) printLineage(w io.Writer) {
 		if h.Address != "" {
 			addr = " " + clean(h.Address)
 		}
-		fmt.Fprintf(w, "hop %d %s%s snapshot %d since %s %s\n", i+1, clean(h.Name), addr, h.Snapshot, h.Since.Format(time.RFC3339Nano), lag)
+		filt := ""
+		if len(h.Filter) > 0 {
+			filt = " filter " + clean(strings.Join(h.Filter, ", "))
+		}
+		fmt.Fprintf(w, "hop %d %s%s snapshot %d since %s %s%s\n", i+1, clean(h.Name), addr, h.Snapshot, h.Since.Format(time.RFC3339Nano), lag, filt)
 	}
 	if age := r.lineageAge(); age != nil {
 		fmt.Fprintf(w, "serving it for %ss\n", fmtSecs(time.Duration(*age*float64(time.Second))))
@@ -66,4 +72,23 @@ func (r *checkReport) printLineage(w io.Writer) {
 // fmtSecs prints d in seconds with millisecond precision.
 func fmtSecs(d time.Duration) string {
 	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64)
+}
+
+// addFilter takes the served snapshot's filter chain (snapshots/N.filter)
+// from data; one that cannot be parsed is a warning.
+func (r *checkReport) addFilter(data []byte) {
+	c, err := filter.Decode(data)
+	if err != nil {
+		r.raise(PluginWarning, "the filter of snapshot %d cannot be read: %v", r.snapshot, err)
+		return
+	}
+	r.partial = &export.Partial{Filters: c.Rules(), Filter: c.String()}
+}
+
+// printPartial says, after the plugin line, that ADDR is a partial mirror
+// and with which filter chain (its upstreams' filters, then its own).
+func (r *checkReport) printPartial(w io.Writer) {
+	if r.partial != nil {
+		fmt.Fprintf(w, "partial mirror, filter: %s\n", clean(r.partial.Filter))
+	}
 }

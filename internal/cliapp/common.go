@@ -161,7 +161,7 @@ func retryCount(c *cli.Context) (int, error) {
 // check by name does not cut a chain of roots on one host.
 func hopFlags(c *cli.Context, root *export.Root) (name, addr string, err error) {
 	name, addr = c.String("name"), c.String("address")
-	if !c.IsSet("name") {
+	if !commandLineFlags(c)["name"] && c.String("name") == "" {
 		host, _ := os.Hostname()
 		dir, aerr := filepath.Abs(root.Dir)
 		if aerr != nil {

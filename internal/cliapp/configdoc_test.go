@@ -24,6 +24,7 @@ func TestConfigDocExamples(t *testing.T) {
 		want  []string // keys the example must show
 	}{
 		{name: "master", label: "`/etc/seqmirror/pub.conf`", app: PublishApp(nil, nil), want: []string{"root", "source", "notify", "quorum"}},
+		{name: "publish --watch", label: "`/etc/seqmirror/watch.conf`", app: PublishApp(nil, nil), want: []string{"root", "source", "watch-quiet", "watch-max-delay"}},
 		{name: "mirror daemon", label: "`/etc/seqmirror/debian.conf`", app: MirrorApp(nil, nil), want: []string{"root", "upstream", "listen", "secret-file", "downstream"}},
 	}
 	for _, tt := range tests {

@@ -141,7 +141,8 @@ func equalGot(a, b got) bool {
 func TestEveryCommandTakesConfig(t *testing.T) {
 	paths := map[string]bool{"root": true, "source": true, "metrics-file": true, "tls-cert": true, "tls-key": true,
 		"ca-file": true, "upstream": true, "against": true, "config": true,
-		"secret-file": true, "mirror": true} // issue 14's, on other branches: a relative one must resolve too
+		"secret-file": true, "mirror": true, // issue 14's, on other branches: a relative one must resolve too
+		"sign-key": true, "password-file": true, "trust-key": true}
 	for _, app := range []*cli.App{PublishApp(nil, nil), MirrorApp(nil, nil)} {
 		var walk func(path string, flags []cli.Flag, cmds []*cli.Command)
 		walk = func(path string, flags []cli.Flag, cmds []*cli.Command) {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/daemon"
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/ha/haerr"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/transport/rsync"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -70,6 +72,13 @@ func ExitCodes() []ExitCodeInfo {
 		{11, "NoQuorum", "`publish --quorum K`: fewer than K of the `--mirror` addresses served the new snapshot within `--quorum-timeout` " +
 			"(or the wait was interrupted); the snapshot stays published, the mirrors that are behind are listed on stderr and in status.json",
 			"the late mirrors catch up on their next poll or trigger; look at the ones listed"},
+		{12, "Untrusted", "a signature refused (`--trust-key`): by no trusted key, missing, truncated or garbled, for another snapshot or manifest " +
+			"(a tier above rewrote the snapshot), or a signed snapshot older than one already seen (a replay); nothing was changed",
+			"investigate the upstream (the hint says what was refused); after a key rotation, add the new key with another `--trust-key`"},
+		{13, "NotLeader", "`publish --etcd`: this master may not publish: another master leads the group, it lost its lease " +
+			"(or etcd did not answer in time), the group recorded the snapshot number meanwhile, or it does not hold the group's newest snapshot " +
+			"and no live master serves it; nothing was flipped",
+			"harmless on a follower; if no master publishes, read the message (docs/operating.md section 19)"},
 		{130, "Interrupted", "interrupted by SIGTERM or SIGINT before it served anything new: " +
 			"one line on stderr, even with `--quiet`; a run that had already flipped `current` completes and exits with its real outcome",
 			"harmless: the served snapshot is unchanged and the next run cleans up"},
@@ -102,10 +111,14 @@ func ExitCode(err error) int {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &u), errors.Is(err, snapshot.ErrSourceOverlap), errors.Is(err, mirror.ErrUpstreamOverlap),
-		errors.Is(err, errSSHCommand):
+		errors.Is(err, errSSHCommand), errors.Is(err, sign.ErrBadKey):
 		return ExitUsage
 	case errors.Is(err, quorum.ErrNotReached): // before Canceled: an interrupted wait published all the same
 		return ExitNoQuorum
+	case errors.Is(err, haerr.ErrNotLeader), errors.Is(err, haerr.ErrNumberTaken), errors.Is(err, haerr.ErrBehind):
+		return ExitNotLeader
+	case errors.Is(err, haerr.ErrConfig):
+		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.Is(err, errVerify):
@@ -118,6 +131,9 @@ func ExitCode(err error) int {
 		return ExitRejected
 	case errors.Is(err, trigger.ErrUnreachable):
 		return ExitUnreachable
+	case errors.Is(err, sign.ErrUntrusted), errors.Is(err, sign.ErrMalformed), errors.Is(err, sign.ErrMismatch),
+		errors.Is(err, mirror.ErrSignedRollback):
+		return ExitUntrusted
 	case errors.Is(err, snapshot.ErrSourceChanging), errors.Is(err, mirror.ErrUpstreamBusy),
 		errors.Is(err, transport.ErrUnavailable), errors.Is(err, transport.ErrVanished):
 		return ExitBusy
@@ -193,6 +209,12 @@ func hint(app string, err error) string {
 		return h
 	}
 	if h := triggerHint(err); h != "" {
+		return h
+	}
+	if h := signHint(err); h != "" {
+		return h
+	}
+	if h := haHint(err); h != "" {
 		return h
 	}
 	switch {

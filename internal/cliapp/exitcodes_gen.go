@@ -53,6 +53,21 @@ const (
 	// mirrors catch up on their next poll or trigger; look at the ones
 	// listed).
 	ExitNoQuorum = 11
+	// ExitUntrusted: a signature refused (--trust-key): by no trusted
+	// key, missing, truncated or garbled, for another snapshot or
+	// manifest (a tier above rewrote the snapshot), or a signed snapshot
+	// older than one already seen (a replay); nothing was changed
+	// (investigate the upstream (the hint says what was refused); after
+	// a key rotation, add the new key with another --trust-key).
+	ExitUntrusted = 12
+	// ExitNotLeader: publish --etcd: this master may not publish:
+	// another master leads the group, it lost its lease (or etcd did not
+	// answer in time), the group recorded the snapshot number meanwhile,
+	// or it does not hold the group's newest snapshot and no live master
+	// serves it; nothing was flipped (harmless on a follower; if no
+	// master publishes, read the message (docs/operating.md section
+	// 19)).
+	ExitNotLeader = 13
 	// ExitInterrupted: interrupted by SIGTERM or SIGINT before it served
 	// anything new: one line on stderr, even with --quiet; a run that
 	// had already flipped current completes and exits with its real
@@ -96,6 +111,18 @@ const ExitCodesHelp = "EXIT CODES:\n" +
 	"        the snapshot stays published, the mirrors that are behind are listed\n" +
 	"        on stderr and in status.json (the late mirrors catch up on their next\n" +
 	"        poll or trigger; look at the ones listed)\n" +
+	"   12   a signature refused (--trust-key): by no trusted key, missing,\n" +
+	"        truncated or garbled, for another snapshot or manifest (a tier above\n" +
+	"        rewrote the snapshot), or a signed snapshot older than one already\n" +
+	"        seen (a replay); nothing was changed (investigate the upstream (the\n" +
+	"        hint says what was refused); after a key rotation, add the new key\n" +
+	"        with another --trust-key)\n" +
+	"   13   publish --etcd: this master may not publish: another master leads the\n" +
+	"        group, it lost its lease (or etcd did not answer in time), the group\n" +
+	"        recorded the snapshot number meanwhile, or it does not hold the\n" +
+	"        group's newest snapshot and no live master serves it; nothing was\n" +
+	"        flipped (harmless on a follower; if no master publishes, read the\n" +
+	"        message (docs/operating.md section 19))\n" +
 	"   130  interrupted by SIGTERM or SIGINT before it served anything new: one\n" +
 	"        line on stderr, even with --quiet; a run that had already flipped\n" +
 	"        current completes and exits with its real outcome (harmless: the\n" +

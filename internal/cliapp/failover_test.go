@@ -128,7 +128,7 @@ func TestLineageChain(t *testing.T) {
 
 	code, stdout, _ := run(t, "mirror-sync", "check", b)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if code != 0 || len(lines) != 5 || !strings.HasPrefix(lines[0], "SEQMIRROR OK - serves 2") ||
+	if code != 0 || len(lines) != 6 || lines[5] != "signature: unsigned" || !strings.HasPrefix(lines[0], "SEQMIRROR OK - serves 2") ||
 		!strings.HasPrefix(lines[1], "hop 1 master rsync://master.example/pub snapshot 2 since ") || !strings.HasSuffix(lines[1], " master") ||
 		!strings.HasPrefix(lines[2], "hop 2 tier1 "+aURL+" snapshot 2 since ") || !strings.Contains(lines[2], " +") ||
 		!strings.HasPrefix(lines[3], "hop 3 tier2 https://b.example/pub/ snapshot 2 since ") ||

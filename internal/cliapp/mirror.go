@@ -24,8 +24,9 @@ var syncFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "force", Usage: "accept a snapshot even if it deletes more than --max-delete"},
 	&cli.IntFlag{Name: "retries", Value: 4, Usage: "make up to `N` more attempts while the upstream keeps changing or does not answer"},
 	&cli.DurationFlag{Name: "backoff", Value: 2 * time.Second, Usage: "wait `D` before the first retry, doubled each time"},
+	mirrorIncludeFlag, mirrorExcludeFlag,
 	&cli.BoolFlag{Name: "classic", Usage: "the upstream is a plain tree with only seq/begin and seq/end, no snapshots (docs/classic.md)"},
-	keepFlag, minAgeFlag, workersFlag, waitFlag,
+	keepFlag, minAgeFlag, workersFlag, waitFlag, trustKeyFlag,
 }
 
 // MirrorApp builds the mirror-sync command.
@@ -161,7 +162,19 @@ func mirrorOptions(e *env, r *export.Root) (mirror.Options, error) {
 	if workers > 0 {
 		opt.Workers = workers
 	}
+	if opt.Filter, err = ownFilter(c); err != nil {
+		return opt, err
+	}
+	if opt.Filter != nil && c.Bool("classic") {
+		return opt, Usage("--include and --exclude make a partial mirror of snapshots: not with --classic")
+	}
 	opt.Log = newLogger(c)
+	if opt.Trust, err = trust(c); err != nil {
+		return opt, err
+	}
+	if opt.Trust != nil && c.Bool("classic") {
+		return opt, Usage("--trust-key verifies a master's signed snapshots; a --classic upstream has none")
+	}
 	return opt, nil
 }
 

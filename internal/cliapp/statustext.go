@@ -47,11 +47,20 @@ func printStatusRest(w io.Writer, s export.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	if s.Partial != nil {
+		fmt.Fprintf(w, "partial    filter %s\n", clean(s.Partial.Filter))
+	}
 	for i, h := range s.Lineage {
 		fmt.Fprintf(w, "hop %d      %s %s since %s\n", i+1, clean(h.Name), clean(h.Address), h.Since.Format(time.RFC3339Nano))
 	}
 	if s.LineageNote != "" {
 		fmt.Fprintf(w, "lineage    %s\n", clean(s.LineageNote))
+	}
+	if s.Signature != "" {
+		fmt.Fprintf(w, "signature  %s\n", s.Signature)
+	}
+	if s.TimestampExpires != nil {
+		fmt.Fprintf(w, "timestamp  expires %s\n", s.TimestampExpires.Format(time.RFC3339))
 	}
 }
 

@@ -294,6 +294,16 @@ func publishNotify(e *env) (*notifyPlan, error) {
 	return &notifyPlan{urls: urls, secret: secret, origin: origin, timeout: e.c.Duration("notify-timeout")}, nil
 }
 
+// fresh is p for one more publish: nothing sent yet (nil stays nil).
+func (p *notifyPlan) fresh() *notifyPlan {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.sent = nil
+	return &q
+}
+
 // start sends the triggers for snapshot n on a goroutine of their own: the
 // publish's Served hook, so that they go out before the prune; wait
 // collects them.

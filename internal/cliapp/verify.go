@@ -16,7 +16,7 @@ func verifyFlags(repairUsage string, from cli.Flag) []cli.Flag {
 		&cli.Uint64Flag{Name: "snapshot", Usage: "verify snapshot `N`", DefaultText: "the served one"},
 		&cli.BoolFlag{Name: "all", Usage: "verify every complete snapshot in ROOT (the served one first)"},
 		&cli.BoolFlag{Name: "repair", Usage: repairUsage},
-		from, workersFlag, jsonFlag}
+		from, workersFlag, jsonFlag, trustKeyFlag}
 }
 
 // repairSource opens where --repair fetches good copies from; close
@@ -69,6 +69,9 @@ func verifyAction(c *cli.Context, needRepair string, open repairSource) error {
 	}
 	nums, err := toVerify(c, r)
 	if err != nil {
+		return err
+	}
+	if err := verifySignatures(c, r, nums); err != nil {
 		return err
 	}
 	v := verifier{e: e, r: r, workers: w, open: open}
@@ -155,8 +158,13 @@ func report(n uint64, res tree.Verification) snapshotReport {
 }
 
 // verify checks snapshot n against its manifest, streamed: its memory
-// does not grow with the number of records (tree.VerifyStream).
+// does not grow with the number of records (tree.VerifyStream); for a
+// partial snapshot, first its manifest against its full manifest
+// (export.Root.CheckPartial).
 func (v *verifier) verify(n uint64) (tree.Verification, error) {
+	if err := v.r.CheckPartial(n); err != nil {
+		return tree.Verification{}, err
+	}
 	ms, err := v.r.OpenManifest(n)
 	if err != nil {
 		return tree.Verification{}, err

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +115,7 @@ func TestPageData(t *testing.T) {
 	if p.Server.Name != "t1" || p.Server.Snapshot != 2 || p.Server.State != export.StateFresh || !p.Now.Equal(clk.now()) {
 		t.Errorf("server %+v at %v", p.Server, p.Now)
 	}
-	if len(p.Lineage) != 2 || p.Lineage[0] != statuspage.Hop(own[0]) || p.Lineage[1] != statuspage.Hop(own[1]) {
+	if len(p.Lineage) != 2 || !reflect.DeepEqual(p.Lineage[0], statuspage.Hop(own[0])) || !reflect.DeepEqual(p.Lineage[1], statuspage.Hop(own[1])) {
 		t.Errorf("lineage %+v, want its status.json's %+v", p.Lineage, own)
 	}
 	want := []struct {

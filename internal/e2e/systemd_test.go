@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestSystemdUnits(t *testing.T) {
 
 func verifyUnits(t *testing.T, analyze, bin string) {
 	units, err := filepath.Glob(testutil.RepoFile("docs/systemd/*@.*"))
-	if err != nil || len(units) < 4 {
+	if err != nil || len(units) < 5 || !slices.Contains(units, testutil.RepoFile("docs/systemd/seqmirror-watch@.service")) {
 		t.Fatalf("docs/systemd: %v %v", units, err)
 	}
 	dir := t.TempDir()

@@ -4,7 +4,12 @@
 //	ROOT/current               relative symlink -> snapshots/N
 //	ROOT/snapshots/N/          immutable snapshot tree
 //	ROOT/snapshots/N.manifest  its manifest (package manifest)
+//	ROOT/snapshots/N.full      partial mirrors: the master's manifest of N, verbatim
+//	ROOT/snapshots/N.filter    partial mirrors: the filter chain N.manifest was made with
 //	ROOT/seq/begin, seq/end    this server's own update counters (package seqfile)
+//	ROOT/snapshots/N.manifest.minisig  its signature, if the master signs (package sign)
+//	ROOT/seq/timestamp.minisig the master's latest timestamp, if it signs
+//	ROOT/.signed               how the writer treats signatures; highest signed N seen
 //	ROOT/status.json           last run's status, for humans and scripts
 //	ROOT/.lock                 flock(2) target serialising writers
 //	ROOT/.daemon.lock          flock(2) target held by a daemon for its life
@@ -40,7 +45,11 @@
 //     same damaged file in every other retained snapshot, by renaming a
 //     staged, checked and flushed good copy over it, never by writing into
 //     the file (its inode may be shared by hard links with other snapshots);
-//     and it gives a directory whose mode differs its recorded mode. A reader
+//     and it gives a directory whose mode differs its recorded mode. A
+//     partial mirror whose filter changed replaces its served snapshot N
+//     with another subset of the same snapshot ([Built].Replace: the trees
+//     exchanged at once, marked by ROOT/.replacing until the manifest
+//     follows); every file of either is the master's file of N. A reader
 //     sees the damaged file or the good one, never a mix; the manifest and
 //     the seq files do not change. docs/design.md ("Repair") gives the rules.
 package export

@@ -54,6 +54,9 @@ var (
 type Root struct {
 	FS  fsys.FS
 	Dir string
+	// Now is the clock Status reads a timestamp's expiry with (nil:
+	// time.Now).
+	Now func() time.Time
 }
 
 // New returns the root at dir on f.
@@ -286,11 +289,12 @@ func (r *Root) SyncPointer(cur uint64) error {
 type listing struct {
 	complete       []uint64
 	dirs, manifest map[uint64]bool
+	side           map[uint64]bool // files beside a manifest (sidecarExts)
 	max            uint64
 }
 
 func (r *Root) list() (listing, error) {
-	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}}
+	l := listing{dirs: map[uint64]bool{}, manifest: map[uint64]bool{}, side: map[uint64]bool{}}
 	ents, err := afero.ReadDir(r.FS, r.Path(SnapshotsName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -300,6 +304,10 @@ func (r *Root) list() (listing, error) {
 	}
 	for _, e := range ents {
 		name, isMan := strings.CutSuffix(e.Name(), ManifestExt)
+		if n, ok := sidecar(name); ok && !isMan {
+			l.side[n] = true
+			continue
+		}
 		n, err := strconv.ParseUint(name, 10, 64)
 		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
 			continue
@@ -464,8 +472,10 @@ func (r *Root) ReadManifest(n uint64) (*manifest.Manifest, error) {
 }
 
 // Cleanup removes what a killed writer leaves: work directories, temp files,
-// and manifests or snapshot directories whose other half is missing (never
-// the served snapshot). Call it only while holding the lock.
+// manifests or snapshot directories whose other half is missing, and the
+// files beside a manifest (sidecarExts: N.full, N.filter, the signature)
+// of a snapshot that is not complete (never the served snapshot's). Call
+// it only while holding the lock.
 func (r *Root) Cleanup() error {
 	// Skip the remove (and the mkdir below) when .work is already empty, so
 	// that a no-op poll does not rewrite ROOT.
@@ -498,6 +508,13 @@ func (r *Root) Cleanup() error {
 		if !l.manifest[n] && n != cur {
 			if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
 				return fmt.Errorf("remove orphan snapshot dir: %w", err)
+			}
+		}
+	}
+	for n := range l.side {
+		if !(l.manifest[n] && l.dirs[n]) && n != cur {
+			if err := r.removeSidecars(n); err != nil {
+				return err
 			}
 		}
 	}
@@ -541,6 +558,9 @@ func (r *Root) Prune(keep int, minAge time.Duration, now time.Time) ([]uint64, e
 			return deleted, err
 		}
 		if err := fsys.RemoveAll(r.FS, r.SnapshotDir(n)); err != nil {
+			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
+		}
+		if err := r.removeSidecars(n); err != nil {
 			return deleted, fmt.Errorf("prune snapshot %d: %w", n, err)
 		}
 		deleted = append(deleted, n)
@@ -618,6 +638,15 @@ type Status struct {
 	// left hops out. Kept while the root serves that snapshot.
 	Lineage     []Hop  `json:"lineage,omitempty"`
 	LineageNote string `json:"lineage_note,omitempty"`
+	// Signature is how the root's writer treats signatures (SignSigned,
+	// SignVerified, SignUnsigned; absent: never recorded), and
+	// TimestampExpires when the timestamp the root holds expires (the
+	// root is frozen from then on). Status fills them from the root.
+	Signature        string     `json:"signature,omitempty"`
+	TimestampExpires *time.Time `json:"timestamp_expires,omitempty"`
+	// Partial, for a partial mirror, is the filter chain of the served
+	// snapshot (its snapshots/N.filter).
+	Partial *Partial `json:"partial,omitempty"`
 	// Quorum is the outcome of the last quorum wait of publish (RecordQuorum);
 	// the next run that rewrites status.json from the live state drops it.
 	Quorum *Quorum `json:"quorum,omitempty"`
@@ -691,12 +720,18 @@ func (r *Root) live() (Status, error) {
 		s.Snapshots = []uint64{}
 	}
 	s.Snapshot, err = r.Current()
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	frozen := r.signatureStatus(&s, now())
 	s.State, s.Problem = ClassifyState(Observed{Corrupt: err, Snapshot: s.Snapshot, Begin: p.Begin, End: p.End,
-		Complete: slices.Contains(s.Snapshots, s.Snapshot)})
+		Complete: slices.Contains(s.Snapshots, s.Snapshot), Frozen: frozen})
 	if fi, err := fsys.Lstat(r.FS, r.Path(CurrentName)); err == nil {
 		t := fi.ModTime().UTC()
 		s.Updated = &t
 	}
+	s.Partial = r.partial(s.Snapshot)
 	return s, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/seqmirror/seqmirror/internal/filter"
 )
 
 // A Hop is one server on the path a served snapshot took from its master
@@ -16,6 +18,9 @@ type Hop struct {
 	Address  string    `json:"address"` // where its downstream reach it ("" if unknown)
 	Snapshot uint64    `json:"snapshot"`
 	Since    time.Time `json:"since"` // when that server started serving Snapshot (UTC)
+	// Filter is the server's own filter (filter.Filter.Rules) if it is a
+	// partial mirror: what it kept of what its upstream served.
+	Filter []string `json:"filter,omitempty"`
 }
 
 // Bounds of a lineage: MaxHops hops (the master and the MaxHops-1 hops
@@ -73,6 +78,9 @@ func (h Hop) check() error {
 		return errors.New("no since time")
 	case h.Since.UTC().Year() < 1 || h.Since.UTC().Year() > 9999:
 		return errors.New("since time out of range (RFC 3339 years 1 to 9999, in UTC)") // could not be written back
+	}
+	if _, err := filter.Parse(h.Filter); err != nil {
+		return err
 	}
 	return CheckHopText(h.Name, h.Address)
 }

@@ -3,6 +3,7 @@ package export_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestExtendLineage(t *testing.T) {
 			if (tt.note == "") != (note == "") || !strings.Contains(note, tt.note) {
 				t.Fatalf("note %q, want one containing %q", note, tt.note)
 			}
-			if got[len(got)-1] != self {
+			if !reflect.DeepEqual(got[len(got)-1], self) {
 				t.Fatalf("last hop %+v, want %+v", got[len(got)-1], self)
 			}
 		})

@@ -45,9 +45,9 @@ const repairWork = "repair"
 // record, and what it was before the repair.
 type damage struct {
 	rec    manifest.Entry
-	fi     fs.FileInfo // nil: missing, or not a regular file
-	bad    uint64      // its content hash, if fi is not nil
-	good   string      // the repaired file, once renamed into place
+	fi     fs.FileInfo  // nil: missing, or not a regular file
+	bad    manifest.Sum // its content hash, if fi is not nil
+	good   string       // the repaired file, once renamed into place
 	repair bool
 }
 
@@ -165,7 +165,7 @@ func damaged(root *Root, n uint64, probs []tree.Problem, recs map[string]manifes
 		d := &damage{rec: rec}
 		full := filepath.Join(root.SnapshotDir(n), filepath.FromSlash(rec.Path))
 		if fi, err := fsys.Lstat(root.FS, full); err == nil && fi.Mode().IsRegular() {
-			if h, _, err := tree.HashFile(root.FS, full); err == nil {
+			if h, _, err := tree.HashFile(root.FS, full, rec.SumVersion()); err == nil {
 				d.fi, d.bad = fi, h
 			}
 		}
@@ -232,12 +232,12 @@ func checkStaged(f fsys.FS, staged string, rec manifest.Entry) string {
 	if err != nil || !fi.Mode().IsRegular() {
 		return "no copy with the recorded content to repair it from"
 	}
-	h, size, err := tree.HashFile(f, staged)
+	h, size, err := tree.HashFile(f, staged, rec.SumVersion())
 	if err != nil {
 		return fmt.Sprintf("reading the good copy: %v", err)
 	}
-	if size != rec.Size || h != rec.Hash {
-		return fmt.Sprintf("no copy with the recorded content to repair it from (the one found has hash %016x, size %d)", h, size)
+	if tree.CheckHash(rec, size, h) != nil {
+		return fmt.Sprintf("no copy with the recorded content to repair it from (the one found has %s, size %d)", tree.SumString(h), size)
 	}
 	return ""
 }
@@ -376,8 +376,8 @@ func holdsDamage(f fsys.FS, full string, d *damage) bool {
 	if fi.Size() != d.fi.Size() {
 		return false
 	}
-	h, _, err := tree.HashFile(f, full)
-	return err == nil && h == d.bad && h != d.rec.Hash
+	h, _, err := tree.HashFile(f, full, d.rec.SumVersion())
+	return err == nil && h == d.bad && h != d.rec.Sum()
 }
 
 // sameInode reports whether a and b are the same file (device and inode).
@@ -401,7 +401,7 @@ func FromSource(f fsys.FS, source string) RepairSource {
 				continue // nothing to repair from; Repair reports it
 			}
 			dst := filepath.Join(dir, filepath.FromSlash(e.Path))
-			if _, _, err := tree.CopyFile(f, src, f, dst, e.Size); err != nil {
+			if _, _, err := tree.CopyFile(f, src, f, dst, e.Size, e.SumVersion()); err != nil {
 				if errors.Is(err, tree.ErrHashMismatch) {
 					_ = f.Remove(dst) // longer than recorded: not the content
 					continue

@@ -23,11 +23,15 @@ type Observed struct {
 	// Upstream is what the root's upstream serves, if compared (0: not
 	// compared): a root behind it is stale.
 	Upstream uint64
+	// Frozen is why the newest timestamp the root holds has expired (nil
+	// if none expired, or the root holds none).
+	Frozen error
 }
 
 // ClassifyState applies docs/protocol.md section 6 (docs/clients.md's
 // table): the first rule that matches of unreachable, torn, empty,
-// updating, stale, fresh. problem says why a root is torn or unreachable.
+// updating, frozen, stale, fresh. problem says why a root is torn,
+// unreachable or frozen.
 func ClassifyState(o Observed) (state, problem string) {
 	switch {
 	case o.Unreachable != nil:
@@ -40,6 +44,8 @@ func ClassifyState(o Observed) (state, problem string) {
 		return StateTorn, fmt.Sprintf("current points to snapshot %d, which is not complete", o.Snapshot)
 	case o.Begin != o.End:
 		return StateUpdating, ""
+	case o.Frozen != nil:
+		return StateFrozen, o.Frozen.Error()
 	case o.Upstream > o.Snapshot:
 		return StateStale, ""
 	}

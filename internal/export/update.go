@@ -1,7 +1,9 @@
 package export
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,8 +11,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"github.com/spf13/afero"
 )
 
 // UpdateOptions tunes an Update. Values are taken as given: the callers
@@ -22,6 +27,9 @@ type UpdateOptions struct {
 	// Name and Address are this server's hop in the lineage status.json
 	// records for a snapshot the update installs (ExtendLineage).
 	Name, Address string
+	// Filter is this server's own filter (filter.Filter.Rules) if it is
+	// a partial mirror: its hop in the lineage records it.
+	Filter []string
 	// LockWait is how long Begin waits for the lock another run holds
 	// (0: fail at once with ErrLocked).
 	LockWait time.Duration
@@ -35,6 +43,13 @@ type UpdateOptions struct {
 	// BeforeFlip, if set, runs in Install after the snapshot is in
 	// snapshots/ and before current flips (tests check crash points there).
 	BeforeFlip func(n uint64)
+	// Claim, if set, runs in Install once snapshot n is complete in
+	// snapshots/ (manifest is the path of its durable manifest) and before
+	// current flips: a master of a highly available group records the
+	// number and its manifest there (package ha). Its error stops the
+	// install: current does not flip, and snapshot n, which no reader was
+	// ever shown, is removed, unless the error wraps ErrUnconfirmed.
+	Claim func(ctx context.Context, n uint64, manifest string) error
 	// Served, if set, runs in Done once an update that installed snapshot
 	// n is over (end bumped, status.json written) and before the prune,
 	// so that a daemon's triggers and publish's notifications go out
@@ -145,6 +160,49 @@ func (u *Update) Work(n uint64) (string, error) {
 	return work, nil
 }
 
+// WorkSnapshot is Work for the copy-on-write path: ROOT/.work/N is made a
+// writable btrfs snapshot of the subvolume from (a point-in-time copy of
+// it, one ioctl), or a new empty subvolume if from is "". It fails with
+// cow.ErrUnsupported where that cannot be done (the caller then builds
+// with Work).
+func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	var err error
+	if from == "" {
+		err = cow.CreateSubvolume(work)
+	} else {
+		err = cow.Snapshot(from, work, false)
+	}
+	if err != nil {
+		return "", fmt.Errorf("make work subvolume: %w", err)
+	}
+	return work, nil
+}
+
+// WorkAdopt is Work for a tree made in ROOT/.work before the update
+// started (publish's writable btrfs snapshot of its source, taken and
+// listed first so that an unchanged source writes nothing): it starts the
+// update and renames dir to ROOT/.work/N.
+func (u *Update) WorkAdopt(n uint64, dir string) (string, error) {
+	if err := u.Start(); err != nil {
+		return "", err
+	}
+	work := filepath.Join(u.root.WorkDir(), strconv.FormatUint(n, 10))
+	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
+		return "", err
+	}
+	if err := u.root.FS.Rename(dir, work); err != nil {
+		return "", fmt.Errorf("move the work tree into place: %w", err)
+	}
+	return work, nil
+}
+
 // Discard removes everything an attempt left in ROOT/.work, so the next
 // attempt starts clean.
 func (u *Update) Discard() error {
@@ -165,12 +223,33 @@ type Built struct {
 	Tree string
 	// Manifest is the path of its manifest, in ROOT/.work.
 	Manifest string
+	// Subvolume says Tree is a btrfs subvolume (WorkSnapshot): Install
+	// makes it read-only once it is in snapshots/ (a read-only subvolume
+	// cannot move to another directory), before the flip.
+	Subvolume bool
 	// Encode, if set, writes the manifest: Install writes it to Manifest
 	// while the filesystem flushes the tree. If nil, Manifest exists
 	// (fetched), and Install stamps it with the time of install: its mtime
 	// says when this root completed the snapshot (Prune's MinAge counts
 	// from it, and so does a lower tier's lag).
 	Encode func(io.Writer) error
+	// Signature, if set, is the snapshot's signature file (publish's, or
+	// the upstream's verbatim): Install writes it durably to
+	// snapshots/N.manifest.minisig before the manifest, so a complete
+	// signed snapshot always has it. Timestamp, if set, is the timestamp
+	// file Install writes, verbatim, right after current flips.
+	Signature, Timestamp []byte
+	// Sign, if set (a master that signs), is given the digest of the
+	// manifest Encode writes, computed as it is written, and returns the
+	// Signature and Timestamp to install.
+	Sign func(d sign.Digest) (signature, timestamp []byte)
+	// Full and Filter, if not "", are the files of a partial snapshot
+	// beside its manifest (FullExt, FilterExt), in ROOT/.work: Install
+	// moves them into snapshots/ before the manifest.
+	Full, Filter string
+	// Replace: N is the served snapshot, rebuilt with another filter;
+	// Install swaps the trees at once instead of renaming (replace).
+	Replace bool
 }
 
 // Install is the one commit step of every writer; docs/design.md's crash
@@ -178,35 +257,58 @@ type Built struct {
 //
 //  1. a run stopped (SIGTERM, SIGINT) before here installs nothing;
 //  2. the manifest is made durable and the whole tree flushed (syncfs);
-//  3. the manifest is renamed into snapshots/;
+//  3. the signature, if any, is written durably to snapshots/, then the
+//     manifest is renamed there;
 //  4. the tree is renamed to snapshots/N, then fsync(snapshots/) makes
 //     both renames durable (before it, a crash may keep either, both or
 //     neither: an orphan manifest or directory is not a complete snapshot,
-//     and Begin removes it);
+//     and Begin removes it); a btrfs subvolume (Built.Subvolume) is made
+//     read-only there and the filesystem flushed instead of the fsync;
 //  5. a run stopped before here still installs nothing (snapshots/N is
 //     complete but not served: the next run flips to it or prunes it);
+//     a master of a highly available group claims N here, its signature
+//     already durable (UpdateOptions.Claim: a refused claim removes
+//     snapshots/N and its signature, and flips nothing);
 //  6. current flips to snapshots/N (a durable symlink replace), then
-//     seq/current (the pointer HTTP clients read) says N, durably.
+//     seq/current (the pointer HTTP clients read) says N, durably, then
+//     the timestamp, if any, is replaced (durably).
 //
 // A crash anywhere leaves the served snapshot untouched; seq/end is bumped
-// only by Done. With b.Tree == "" only steps 5 and 6 run.
+// only by Done. With b.Tree == "" only the signature's write (if given and
+// not there) and steps 5 and 6 run (and a snapshot that is a writable
+// subvolume is first made read-only).
 func (u *Update) Install(ctx context.Context, b Built) error {
 	if err := Stopped(ctx); err != nil {
 		return err
 	}
-	if b.Tree != "" {
-		if err := u.durable(b); err != nil {
+	switch {
+	case b.Replace:
+		if err := u.replace(b); err != nil {
 			return err
 		}
-		if err := u.root.FS.Rename(b.Manifest, u.root.ManifestPath(b.N)); err != nil {
-			return fmt.Errorf("move manifest of snapshot %d into place: %w", b.N, err)
+	case b.Tree != "":
+		if err := u.durable(&b); err != nil {
+			return err
+		}
+		if err := u.root.placeManifest(b); err != nil {
+			return err
 		}
 		if err := u.root.FS.Rename(b.Tree, u.root.SnapshotDir(b.N)); err != nil {
 			return fmt.Errorf("move snapshot %d into place: %w", b.N, err)
 		}
-		if err := fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName)); err != nil {
+		if err := u.placed(b); err != nil {
 			return err
 		}
+	default:
+		if err := u.root.placeSignature(b.N, b.Signature); err != nil {
+			return err
+		}
+		if err := u.sealed(b.N); err != nil {
+			return err
+		}
+	}
+	if err := u.claim(ctx, b.N); err != nil {
+		return err
 	}
 	if u.opt.BeforeFlip != nil {
 		u.opt.BeforeFlip(b.N)
@@ -219,12 +321,106 @@ func (u *Update) Install(ctx context.Context, b Built) error {
 	}
 	u.installed, u.installedN, u.installedT = true, b.N, u.opt.Now()
 	u.upLineage, u.upNote = nil, ""
-	return u.root.WritePointer(b.N)
+	if err := u.root.WritePointer(b.N); err != nil {
+		return err
+	}
+	if b.Timestamp == nil {
+		return nil
+	}
+	return u.root.WriteTimestamp(b.Timestamp)
+}
+
+// placeSignature is Install's write of snapshot n's signature file sig
+// (nothing if nil), durably, before its manifest: a complete signed
+// snapshot has it (a crash before the manifest leaves an orphan
+// signature, which Begin removes). An identical file already there is
+// kept.
+func (r *Root) placeSignature(n uint64, sig []byte) error {
+	if sig == nil {
+		return nil
+	}
+	p := r.SignaturePath(n)
+	if old, err := afero.ReadFile(r.FS, p); err == nil && bytes.Equal(old, sig) {
+		return nil
+	}
+	if err := fsys.WriteFile(r.FS, p, sig, 0o644); err != nil {
+		return fmt.Errorf("write signature of snapshot %d: %w", n, err)
+	}
+	return nil
+}
+
+// ErrUnconfirmed, wrapped by an UpdateOptions.Claim error, says that the
+// claim may have been recorded all the same (its store did not answer):
+// Install then keeps snapshot n complete and unserved, so that the writer
+// can flip to it once it learns that the claim held (or remove it).
+var ErrUnconfirmed = errors.New("claim not confirmed")
+
+// claim is Install's step 5a: the UpdateOptions.Claim hook, the one place
+// a highly available master records snapshot n before it is served. A
+// refused claim removes snapshot n (never served: current still names
+// another), so that no complete snapshot with a number the group gave to
+// another manifest stays on disk; an unconfirmed one keeps it.
+func (u *Update) claim(ctx context.Context, n uint64) error {
+	if u.opt.Claim == nil {
+		return nil
+	}
+	err := u.opt.Claim(ctx, n, u.root.ManifestPath(n))
+	if err == nil {
+		return nil
+	}
+	if cur, cerr := u.root.Current(); cerr == nil && cur != n && !errors.Is(err, ErrUnconfirmed) {
+		if rerr := u.root.FS.Remove(u.root.ManifestPath(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's manifest", "snapshot", n, "err", rerr)
+		}
+		if rerr := fsys.RemoveAll(u.root.FS, u.root.SnapshotDir(n)); rerr != nil {
+			u.opt.Log.Warn("could not remove the unclaimed snapshot", "snapshot", n, "err", rerr)
+		}
+		if rerr := u.root.removeSidecars(n); rerr != nil { // its signature
+			u.opt.Log.Warn("could not remove the unclaimed snapshot's signature", "snapshot", n, "err", rerr)
+		}
+	}
+	return fmt.Errorf("snapshot %d not served: %w", n, err)
+}
+
+// placed is the end of Install's step 4: fsync(snapshots/) makes the two
+// renames durable; a subvolume is first made read-only, and then the
+// filesystem's transaction committed (syncfs), which holds the flag and
+// the renames.
+func (u *Update) placed(b Built) error {
+	if !b.Subvolume {
+		return fsys.SyncDir(u.root.FS, u.root.Path(SnapshotsName))
+	}
+	dir := u.root.SnapshotDir(b.N)
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", b.N, err)
+	}
+	if err := u.root.FS.SyncFS(dir); err != nil {
+		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
+	}
+	return nil
+}
+
+// sealed makes a complete snapshots/N that a crash left a writable
+// subvolume (between its rename and placed) read-only before Install
+// flips to it.
+func (u *Update) sealed(n uint64) error {
+	dir := u.root.SnapshotDir(n)
+	if sub, err := cow.IsSubvolume(dir); err != nil || !sub {
+		return nil
+	}
+	if ro, err := cow.ReadOnly(dir); err != nil || ro {
+		return err
+	}
+	if err := cow.SetReadOnly(dir, true); err != nil {
+		return fmt.Errorf("make snapshot %d read-only: %w", n, err)
+	}
+	return u.root.FS.SyncFS(dir)
 }
 
 // durable is Install's step 2: the manifest written (or stamped) and the
-// tree flushed, the two at once when the manifest is written here.
-func (u *Update) durable(b Built) error {
+// tree flushed, the two at once when the manifest is written here (and
+// signed, with b.Sign).
+func (u *Update) durable(b *Built) error {
 	f := u.root.FS
 	if b.Encode == nil {
 		if err := f.Chmod(b.Manifest, 0o644); err != nil {
@@ -241,12 +437,19 @@ func (u *Update) durable(b Built) error {
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- f.SyncFS(b.Tree) }()
-	errM := fsys.WriteStream(f, b.Manifest, 0o644, b.Encode)
+	encode, dg := b.Encode, sign.NewDigester()
+	if b.Sign != nil {
+		encode = func(w io.Writer) error { return b.Encode(io.MultiWriter(w, dg)) }
+	}
+	errM := fsys.WriteStream(f, b.Manifest, 0o644, encode)
 	if err := <-synced; err != nil {
 		return fmt.Errorf("flush snapshot %d: %w", b.N, err)
 	}
 	if errM != nil {
 		return fmt.Errorf("write manifest of snapshot %d: %w", b.N, errM)
+	}
+	if b.Sign != nil {
+		b.Signature, b.Timestamp = b.Sign(dg.Digest())
 	}
 	return nil
 }
@@ -266,7 +469,7 @@ func (u *Update) SetUpstreamLineage(hops []Hop, note string) { u.upLineage, u.up
 
 // lineage is the status.json lineage of the snapshot the update installed.
 func (u *Update) lineage(st *Status) {
-	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT}
+	self := Hop{Name: u.opt.Name, Address: u.opt.Address, Snapshot: u.installedN, Since: u.installedT, Filter: u.opt.Filter}
 	st.Lineage, st.LineageNote = ExtendLineage(u.upLineage, self, u.opt.Upstream)
 	if u.upNote != "" && len(st.Lineage) == 1 {
 		st.LineageNote = u.upNote

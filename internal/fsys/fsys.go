@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
@@ -160,8 +161,12 @@ func WriteStream(fsys FS, name string, perm fs.FileMode, write func(io.Writer) e
 
 // RemoveAll removes path and everything below it, first making read-only
 // directories writable so that a non-root user can delete a snapshot whose
-// directories have mode 0555.
+// directories have mode 0555. On btrfs, a subvolume at path or directly
+// below it (a snapshot, a work tree) is deleted whole (cow.DeleteSubvolumes).
 func RemoveAll(fsys FS, path string) error {
+	if cow.DeleteSubvolumes(path) {
+		return nil
+	}
 	err := fsys.RemoveAll(path)
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
@@ -227,4 +232,62 @@ func FreeSpace(f FS, dir string) (int64, error) {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	return int64(min(st.Bavail*uint64(st.Bsize), uint64(1)<<62)), nil
+}
+
+// CloneAll is LinkAll for a dstDir in another btrfs subvolume than srcDir,
+// where a hard link cannot go: each srcDir/name becomes a new file
+// dstDir/name sharing its data (a reflink, cow.Clone; the bytes copied
+// where the filesystem cannot clone) with its permission bits and mtime.
+// On a test's wrapper every step goes through it.
+func CloneAll(fsys FS, srcDir, dstDir string, names []string) error {
+	for _, n := range names {
+		if err := cloneOne(fsys, filepath.Join(srcDir, n), filepath.Join(dstDir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cloneOne(fsys FS, src, dst string) (err error) {
+	in, err := OpenRegular(fsys, src)
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	out, err := fsys.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("clone to %s: %w", dst, err)
+	}
+	err = cloneData(in, out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Chmod(dst, fi.Mode().Perm())
+	}
+	if err == nil {
+		err = fsys.Chtimes(dst, fi.ModTime(), fi.ModTime())
+	}
+	if err != nil {
+		return fmt.Errorf("clone %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// cloneData makes out share in's data, or copies it.
+func cloneData(in, out afero.File) error {
+	if si, ok := in.(cow.File); ok {
+		if so, ok := out.(cow.File); ok {
+			err := cow.Clone(so, si)
+			if err == nil || !errors.Is(err, cow.ErrUnsupported) {
+				return err
+			}
+		}
+	}
+	_, err := io.Copy(out, in)
+	return err
 }

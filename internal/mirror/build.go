@@ -32,6 +32,9 @@ type build struct {
 	manPath string // the fetched manifest, in ROOT/.work
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
+	sig, ts []byte       // the upstream's signature of n and timestamp, to install verbatim (signatures)
+	pc      *partialCopy // a partial snapshot's full manifest and filter (nil: whole)
+	mode    workMode     // what the work tree is (cow.go)
 	res     Result
 	phaseAt time.Time
 }
@@ -57,15 +60,18 @@ func (b *build) run(ctx context.Context) error {
 	if done, err := b.reuse(ctx); done || err != nil {
 		return err
 	}
-	work, err := b.s.u.Work(b.n)
+	mode, err := b.makeWork(b.chooseWork())
 	if err != nil {
 		return err
 	}
-	b.work = work
-	if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 {
+	b.mode = mode
+	if mode == workSnapshot {
+		err = b.layCow(ctx)
+	} else if sf, ok := b.s.up.(transport.SnapshotFetcher); ok && b.base == 0 && b.pc == nil {
 		// Nothing to link from (a first copy, or a rebuild with no complete
 		// snapshot left): the upstream copies the whole snapshot at once and
-		// checks it against the manifest, which it reads as a stream.
+		// checks it against the manifest, which it reads as a stream. Not
+		// for a partial snapshot: the upstream holds more than its manifest.
 		err = b.fetchWhole(ctx, sf)
 	} else {
 		err = b.lay(ctx)
@@ -87,7 +93,11 @@ func (b *build) phase(name string) {
 // whole before acting on either, and the delete guard, against the served
 // snapshot (or the base if it is torn).
 func (b *build) plan(ctx context.Context) error {
-	if err := b.s.up.FetchManifest(ctx, b.n, b.manPath); err != nil {
+	upFilter, err := b.fetchManifest(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.partial(ctx, upFilter); err != nil {
 		return err
 	}
 	b.phase("fetch manifest")
@@ -95,10 +105,24 @@ func (b *build) plan(ctx context.Context) error {
 		return err
 	}
 	b.phase("validate")
-	if b.base == 0 {
-		return nil
+	if b.sig, b.ts, err = b.s.signatures(ctx, b.n, b.signedManifest()); err != nil {
+		return err
+	}
+	if b.base == 0 || b.s.rebuild {
+		return nil // a rebuild of the same snapshot deletes only what the filter leaves out
 	}
 	return b.s.opt.tooManyDeletes(b.n, b.p.del, b.p.total)
+}
+
+// fetchManifest fetches the upstream's manifest of n to b.manPath and
+// reads its filter file (upstreamFilter: in the same request where the
+// transport can).
+func (b *build) fetchManifest(ctx context.Context) (upstreamFilter, error) {
+	if ff, ok := b.s.up.(transport.FilterFetcher); ok {
+		data, err := ff.FetchManifestFilter(ctx, b.n, b.manPath)
+		return upstreamFilter{data: data, read: true}, err
+	}
+	return upstreamFilter{}, b.s.up.FetchManifest(ctx, b.n, b.manPath)
 }
 
 // reuse handles a complete snapshots/N already there (a crash after the
@@ -106,6 +130,9 @@ func (b *build) plan(ctx context.Context) error {
 // flips to it (done), else it removes it.
 func (b *build) reuse(ctx context.Context) (done bool, _ error) {
 	root := b.s.root
+	if b.replaces() {
+		return false, nil
+	}
 	if fi, err := root.FS.Stat(root.SnapshotDir(b.n)); err != nil || !fi.IsDir() {
 		return false, nil
 	}
@@ -218,18 +245,42 @@ func (b *build) startFlusher() (stop func()) {
 
 // commit finishes the directories and installs the snapshot.
 func (b *build) commit(ctx context.Context) error {
-	if err := b.finishDirs(ctx); err != nil {
-		return err
+	if b.mode != workSnapshot { // layCow finished the directories it touched
+		if err := b.finishDirs(ctx); err != nil {
+			return err
+		}
 	}
 	b.phase("finish dirs")
 	b.res.Entries = b.p.entries
 	defer b.phase("flip")
-	return b.install(ctx, export.Built{N: b.n, Tree: b.work, Manifest: b.manPath})
+	built := export.Built{N: b.n, Tree: b.work, Manifest: b.manPath, Replace: b.replaces(), Subvolume: b.mode != workPlain}
+	if b.pc != nil {
+		built.Full, built.Filter = b.pc.full, b.pc.filter
+		b.res.Filter, b.res.Missing = b.pc.chain.String(), b.pc.missing
+	}
+	return b.install(ctx, built)
 }
+
+// signedManifest is the manifest the master's signature of n covers: the
+// full manifest of a partial snapshot (N.full, the master's bytes), else
+// the fetched one. A partial snapshot's subset manifest is checked against
+// it record by record (partial: filter.CheckSubset), so verifying the
+// full one vouches for every file the subset lists.
+func (b *build) signedManifest() string {
+	if b.pc != nil {
+		return b.pc.full
+	}
+	return b.manPath
+}
+
+// replaces reports whether the build is of the served snapshot, again
+// (another subset of it): Install replaces it.
+func (b *build) replaces() bool { return b.s.rebuild && b.n == b.cur && b.cur != 0 }
 
 // install is the commit step (export.Update.Install): the fetched manifest
 // is stamped with the time of install.
 func (b *build) install(ctx context.Context, built export.Built) error {
+	built.Signature, built.Timestamp = b.sig, b.ts
 	if err := b.s.u.Install(ctx, built); err != nil {
 		return err
 	}

@@ -242,25 +242,25 @@ func (c *classicRun) hashTree(ctx context.Context, dir, linkDest string) (entrie
 		}
 		if err := pool.Go(func(context.Context) error {
 			full := filepath.Join(dir, filepath.FromSlash(e.Path))
-			if o, ok := oldAt[e.Path]; ok && o.Size == e.Size && o.MTime == e.MTime {
+			if o, ok := oldAt[e.Path]; ok && o.Size == e.Size && o.MTime == e.MTime && !o.Digest.IsZero() {
 				a, errA := f.Stat(full)
 				b, errB := f.Stat(filepath.Join(linkDest, filepath.FromSlash(e.Path)))
 				if errA == nil && errB == nil && os.SameFile(a, b) {
-					e.Hash = o.Hash
+					e.SetSum(o.Sum())
 					mu.Lock()
 					linked++
 					mu.Unlock()
 					return nil
 				}
 			}
-			h, sz, err := tree.HashFile(f, full)
+			h, sz, err := tree.HashFile(f, full, manifest.Current)
 			if err != nil {
 				return fmt.Errorf("hash %s: %w", full, err)
 			}
 			if sz != e.Size {
 				return fmt.Errorf("hash %s: size changed from %d to %d after the copy", full, e.Size, sz)
 			}
-			e.Hash = h
+			e.SetSum(h)
 			mu.Lock()
 			fetched += sz
 			mu.Unlock()

@@ -16,7 +16,11 @@
 //     identical record (older, when that is cheaper than fetching), and only
 //     the rest fetched, each verified against its manifest hash. The build
 //     is a struct whose phases run in order: plan (pass 1), lay (pass 2:
-//     links and fetches), commit.
+//     links and fetches), commit. On btrfs (cow.go) the tree is a
+//     subvolume: a writable snapshot of the base, with only the diff of the
+//     two manifests applied (deletions, new and changed entries, the
+//     changed files fetched and verified alike), or a new subvolume for a
+//     first copy; Install makes it read-only.
 //  4. Re-read the upstream's seq/begin. If it moved since E1 and snapshot N is
 //     no longer served or listed upstream, discard and go back to 3 (bounded,
 //     with backoff: retry.Do). A copy whose every file verified against an
@@ -44,6 +48,13 @@
 // A run that installed a snapshot reads its upstream's status.json once
 // (Upstream.FetchStatus) and hands its lineage to the update, which
 // extends it (export.ExtendLineage); nothing in that file can fail the run.
+//
+// A partial mirror (Options.Filter, or an upstream whose snapshot is
+// partial; partial.go, docs/protocol.md section 11) builds from the subset
+// its filter keeps of the upstream's manifest, keeping the master's full
+// manifest (N.full) and its filter chain (N.filter) beside it; a changed
+// filter, or a changed subset upstream, builds the served snapshot again
+// (linked from itself) and replaces it at once (export.Built.Replace).
 //
 // [SyncClassic] follows an upstream with no snapshots, a tree updated in
 // place with only seq/begin and seq/end (docs/classic.md): it copies the

@@ -205,7 +205,7 @@ func (c *chooser) pickAt(ctx context.Context, n uint64) (int, error) {
 // "" if neither (the first candidate in priority order sets it).
 func (c *chooser) reference(ctx context.Context, n uint64) (string, error) {
 	if c.s.root.Complete(n) {
-		id, err := export.ManifestID(c.s.root.FS, c.s.root.ManifestPath(n))
+		id, err := export.ManifestID(c.s.root.FS, c.s.root.FullManifestPath(n))
 		if err != nil {
 			return "", fmt.Errorf("%w: snapshot %d: %w", ErrServedDamaged, n, err)
 		}
@@ -270,18 +270,39 @@ func (c *chooser) recorded(up string, n, e1 uint64) (string, bool) {
 }
 
 // fetchID fetches up's manifest of snapshot n into ROOT/.work, checks it
-// and returns its identity.
+// and returns the identity of the master's snapshot: its manifest's, or,
+// for a partial snapshot (partial.go), its full manifest's, fetched and
+// checked too.
 func (s *syncRun) fetchID(ctx context.Context, up transport.Upstream, n uint64, name string) (string, error) {
 	tmp := filepath.Join(s.root.WorkDir(), name+export.ManifestExt)
 	_ = s.root.FS.Remove(tmp)
 	defer s.root.FS.Remove(tmp)
-	if err := up.FetchManifest(ctx, n, tmp); err != nil {
+	var f upstreamFilter
+	if ff, ok := up.(transport.FilterFetcher); ok {
+		data, err := ff.FetchManifestFilter(ctx, n, tmp)
+		if err != nil {
+			return "", err
+		}
+		f = upstreamFilter{data: data, read: true}
+	} else if err := up.FetchManifest(ctx, n, tmp); err != nil {
 		return "", err
 	}
 	if err := checkFetched(s.root.FS, tmp, n); err != nil {
 		return "", fmt.Errorf("upstream %s: %w", up, err)
 	}
-	return export.ManifestID(s.root.FS, tmp)
+	if _, partial, err := f.chain(ctx, up, n); err != nil || !partial {
+		if err != nil {
+			return "", err
+		}
+		return export.ManifestID(s.root.FS, tmp)
+	}
+	full := filepath.Join(s.root.WorkDir(), name+export.FullExt)
+	_ = s.root.FS.Remove(full)
+	defer s.root.FS.Remove(full)
+	if err := fetchFull(ctx, s.root, up, n, full, tmp); err != nil {
+		return "", err
+	}
+	return export.ManifestID(s.root.FS, full)
 }
 
 // sameHistory is the guard against a new upstream that is another master:
@@ -299,7 +320,7 @@ func (c *chooser) sameHistory(ctx context.Context, i int) bool {
 		c.s.opt.Log.Warn("the new upstream no longer has the served snapshot; its manifest cannot be compared", "upstream", p.up.String(), "snapshot", c.cur)
 		return true
 	}
-	ours, oerr := export.ManifestID(c.s.root.FS, c.s.root.ManifestPath(c.cur))
+	ours, oerr := export.ManifestID(c.s.root.FS, c.s.root.FullManifestPath(c.cur))
 	if err == nil && oerr == nil && theirs == ours {
 		return true
 	}

@@ -33,11 +33,17 @@ type upstreamState struct {
 	Snapshot         uint64 `json:"snapshot"`          // the local snapshot the record is about
 	UpstreamSnapshot uint64 `json:"upstream_snapshot"` // the upstream's number for it (the same)
 	UpstreamEnd      uint64 `json:"upstream_end"`      // the upstream's seq/end when it was checked
-	Manifest         string `json:"manifest"`          // export.ManifestID of its manifest
+	Manifest         string `json:"manifest"`          // export.ManifestID of its full manifest (export.Root.FullManifestPath)
+	// Filter is the own filter (filter.Filter.Rules) the snapshot was
+	// synced or checked with: a poll with another one builds it again.
+	Filter []string `json:"filter,omitempty"`
 	// Peers, for a mirror with several upstreams, are the other upstreams
 	// found serving the same snapshot with the same manifest, each at its
 	// seq/end then: the next poll tells them without a manifest fetch.
 	Peers []peerState `json:"peers,omitempty"`
+	// Signed is what the no-op poll needs of signatures (signedNote), so
+	// that it reads no other file while nothing is due.
+	Signed *signedNote `json:"signed,omitempty"`
 }
 
 // peerState is one of upstreamState.Peers.
@@ -65,9 +71,9 @@ func readUpstreamState(root *export.Root) (upstreamState, bool) {
 // next poll then compares the manifests again.
 // peers are kept if they are about snapshot n.
 func recordUpstream(root *export.Root, up string, n, e1 uint64, peers []peerState, opt Options) {
-	id, err := export.ManifestID(root.FS, root.ManifestPath(n))
+	id, err := export.ManifestID(root.FS, root.FullManifestPath(n))
 	if err == nil {
-		st := upstreamState{Upstream: up, Snapshot: n, UpstreamSnapshot: n, UpstreamEnd: e1, Manifest: id}
+		st := upstreamState{Upstream: up, Snapshot: n, UpstreamSnapshot: n, UpstreamEnd: e1, Manifest: id, Filter: opt.Filter.Rules(), Signed: noteSigned(root, opt)}
 		for _, p := range peers {
 			if p.UpstreamSnapshot == n && p.Manifest == id {
 				st.Peers = append(st.Peers, p)
@@ -86,36 +92,37 @@ func recordUpstream(root *export.Root, up string, n, e1 uint64, peers []peerStat
 // checkSame makes sure that snapshot n, which ROOT serves and the
 // upstream serves (seen at seq/end e1), is the same snapshot on both: from
 // the record if it vouches for exactly this, else by fetching the
-// upstream's manifest and comparing identities. ErrDiverged if not.
-func (s *syncRun) checkSame(ctx context.Context, n, e1 uint64) error {
+// upstream's manifest and comparing identities (sameSnapshot). ErrDiverged
+// if not. rebuild says that ROOT, a partial mirror, must build n again.
+func (s *syncRun) checkSame(ctx context.Context, n, e1 uint64) (rebuild bool, _ error) {
 	root, up, opt := s.root, s.up, s.opt
 	st, ok := readUpstreamState(root)
-	if ok && st.Upstream == up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1 {
-		return nil
+	if ok && st.Upstream == up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1 &&
+		!filterChanged(root, st, ok, n, opt.Filter) {
+		return false, nil
 	}
 	tmp := filepath.Join(root.WorkDir(), "same.manifest")
 	_ = root.FS.Remove(tmp)
 	defer root.FS.Remove(tmp)
 	if err := up.FetchManifest(ctx, n, tmp); err != nil {
-		return err
+		return false, err
 	}
 	if err := checkFetched(root.FS, tmp, n); err != nil {
-		return fmt.Errorf("upstream %s: %w", up, err)
+		return false, fmt.Errorf("upstream %s: %w", up, err)
 	}
-	theirs, err := export.ManifestID(root.FS, tmp)
-	if err != nil {
-		return fmt.Errorf("upstream %s: %w", up, err)
-	}
-	ours, err := export.ManifestID(root.FS, root.ManifestPath(n))
-	if err != nil {
-		return fmt.Errorf("served snapshot %d: %w", n, err)
-	}
-	if theirs != ours {
-		return fmt.Errorf("%w: %s and %s both serve snapshot %d, with different manifests; nothing was changed", ErrDiverged, root.Dir, up, n)
+	same, rebuild, err := s.sameSnapshot(ctx, n, tmp)
+	switch {
+	case err != nil:
+		return false, err
+	case !same:
+		return false, fmt.Errorf("%w: %s and %s both serve snapshot %d, with different manifests; nothing was changed", ErrDiverged, root.Dir, up, n)
+	case rebuild:
+		opt.Log.Info("the served snapshot is the upstream's, with another subset; building it again", "snapshot", n, "upstream", up.String())
+		return true, nil
 	}
 	opt.Log.Info("checked that the served snapshot is the upstream's (same manifest)", "snapshot", n, "upstream", up.String())
 	recordUpstream(root, up.String(), n, e1, s.peers, opt)
-	return nil
+	return false, nil
 }
 
 // behind reports whether an upstream that serves snapshot n, older than

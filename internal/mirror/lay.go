@@ -47,8 +47,8 @@ func (b *build) lay(ctx context.Context) error {
 	pool := tree.NewPool(ctx, b.s.opt.Workers)
 	l := &layer{
 		b: b, pool: pool, listed: b.p.fetch != nil,
-		links:  newLinker(root.FS, pool, oldDir, b.work),
-		others: &older{root: root, skip: [2]uint64{b.base, b.n}, pool: pool, work: b.work, log: b.s.opt.Log},
+		links:  newLinker(root.FS, pool, oldDir, b.work, b.mode == workSubvol),
+		others: &older{root: root, skip: [2]uint64{b.base, b.n}, pool: pool, work: b.work, log: b.s.opt.Log, clone: b.mode == workSubvol},
 	}
 	defer l.others.close()
 	err := l.run(ctx)
@@ -217,12 +217,18 @@ type linker struct{ tree.Batcher[string] }
 
 const linkBatch = 256
 
-func newLinker(f fsys.FS, pool *tree.Pool, src, dst string) *linker {
+// With clone (dst is a new btrfs subvolume, which no hard link can
+// reach), each file is a reflink copy instead (fsys.CloneAll).
+func newLinker(f fsys.FS, pool *tree.Pool, src, dst string, clone bool) *linker {
+	link := fsys.LinkAll
+	if clone {
+		link = fsys.CloneAll
+	}
 	return &linker{tree.Batcher[string]{Pool: pool, Max: linkBatch, Job: func(_ context.Context, dir string, names []string) error {
 		if dir == "" {
-			return fsys.LinkAll(f, src, dst, names)
+			return link(f, src, dst, names)
 		}
-		return fsys.LinkAll(f, join(src, dir), join(dst, dir), names)
+		return link(f, join(src, dir), join(dst, dir), names)
 	}}}
 }
 

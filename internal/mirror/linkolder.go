@@ -38,6 +38,7 @@ type older struct {
 	skip    [2]uint64 // base, and the snapshot being built
 	pool    *tree.Pool
 	work    string
+	clone   bool // work is a new subvolume: reflinks, not hard links (newLinker)
 	log     *slog.Logger
 	sources []*source // newest first; listed on first use
 	listed  bool
@@ -140,7 +141,7 @@ func (o *older) ready(s *source, files []manifest.Entry, todo []int) bool {
 		return false
 	}
 	s.ms, s.pairs = ms, tree.NewPairer(ms, sameRecord)
-	s.l = newLinker(o.root.FS, o.pool, o.root.SnapshotDir(s.m), o.work)
+	s.l = newLinker(o.root.FS, o.pool, o.root.SnapshotDir(s.m), o.work, o.clone)
 	return true
 }
 
@@ -166,7 +167,7 @@ func (o *older) drop(s *source, err error) {
 }
 
 // linkFound links the files found in s and returns todo without them.
-func (o *older) linkFound(s *source, files []manifest.Entry, todo []int, found map[int]uint64) ([]int, error) {
+func (o *older) linkFound(s *source, files []manifest.Entry, todo []int, found map[int]manifest.Sum) ([]int, error) {
 	if len(found) == 0 {
 		return todo, nil
 	}

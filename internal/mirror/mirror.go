@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/retry"
+	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/seqfile"
@@ -46,14 +48,22 @@ type Options struct {
 	Workers       int           // parallel link, fetch and hash workers (at least 1)
 	LockWait      time.Duration // wait this long for a lock another run holds (0: fail at once)
 	Name, Address string        // this server's hop in the lineage (export.ExtendLineage)
-	Log           *slog.Logger  // nil: discard
-	Now           func() time.Time
+	// Filter, if it has rules, makes ROOT a partial mirror: it serves
+	// only what Filter keeps of what the upstream serves (partial.go).
+	Filter *filter.Filter
+	Log    *slog.Logger // nil: discard
+	Now    func() time.Time
 	// BeforeFlip, if set, runs just before current flips (tests).
 	BeforeFlip func(n uint64)
 	// Served, if set, runs once a run that installed snapshot n is over,
 	// before the prune (export.UpdateOptions.Served): the daemon forwards
 	// its triggers from there.
 	Served func(n uint64)
+	// Trust, if set, are the master's keys: every snapshot's signature and
+	// every timestamp is verified before anything is installed
+	// (signatures). nil: nothing is verified, signatures are copied as
+	// they are, and ROOT/.signed says unsigned.
+	Trust *sign.Trust
 
 	// lim bounds what one build holds in memory; the zero value means
 	// defaultLimits (in-package tests shrink it, see export_test.go).
@@ -135,6 +145,11 @@ type Result struct {
 	Deleted  int      `json:"deleted"`
 	Attempts int      `json:"attempts"`
 	Pruned   []uint64 `json:"pruned,omitempty"`
+	// Filter is the filter chain of the snapshot installed (partial
+	// mirrors: the upstream's, then the own filter); Missing how many
+	// entries the own filter wants that the upstream does not carry.
+	Filter  string `json:"filter,omitempty"`
+	Missing int    `json:"missing,omitempty"`
 	// UpstreamBehind: the upstream serves an older snapshot and is behind,
 	// not rolled back (see behind); nothing was changed.
 	UpstreamBehind bool `json:"upstream_behind,omitempty"`
@@ -160,14 +175,19 @@ type syncRun struct {
 	res     Result
 	seen    uint64 // what the upstream served when last read, at seenAt
 	seenAt  time.Time
-	lastEnd uint64 // the upstream's seq/end when it served res.Snapshot
-	vouched bool   // the last poll's seq/end was the one .upstream records (recorded)
+	lastEnd uint64        // the upstream's seq/end when it served res.Snapshot
+	vouched bool          // the last poll's seq/end was the one .upstream records (recorded)
+	rec     upstreamState // that record, when vouched
 	// With several upstreams: what the poll found at each (polled), the
 	// ones level with the chosen one (peers), and whether the choice
 	// already compared the chosen snapshot with ROOT's (chose).
 	polled []export.PolledUpstream
 	peers  []peerState
 	chose  bool
+	// rebuild: the served snapshot is built again (its filter chain or
+	// its upstream's subset changed); noBase: and nothing is linked from
+	// it (a replace of it was cut short).
+	rebuild, noBase bool
 }
 
 // Sync brings root up to the snapshot up serves.
@@ -214,6 +234,10 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 		opt.Log.Warn("current points to an incomplete snapshot; rebuilding from the upstream, linking from the retained complete snapshots", "snapshot", cur)
 		cur = 0
 	}
+	if cur > 0 && root.Replacing() == cur {
+		opt.Log.Warn("a replace of the served snapshot was cut short; building it again from the upstream", "snapshot", cur)
+		s.noBase = true
+	}
 	s.res.Previous, s.res.Snapshot = cur, cur
 	if err := s.follow(ctx); err != nil {
 		return s.res, err
@@ -233,7 +257,7 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 // begin starts the update of root from up.
 func begin(ctx context.Context, root *export.Root, up transport.Upstream, opt Options) (*export.Update, error) {
 	u, err := root.Begin(ctx, export.UpdateOptions{
-		Upstream: up.String(), Name: opt.Name, Address: opt.Address, LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
+		Upstream: up.String(), Name: opt.Name, Address: opt.Address, Filter: opt.Filter.Rules(), LockWait: opt.LockWait, Keep: opt.Keep, MinAge: opt.MinAge,
 		BeforeFlip: opt.BeforeFlip, Served: opt.Served, Now: opt.Now, Log: opt.Log,
 	})
 	if errors.Is(err, export.ErrBadCurrent) {
@@ -269,20 +293,18 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	}
 	s.seen, s.seenAt = n, s.opt.Now()
 	if n == s.res.Snapshot {
-		if !s.res.Changed && s.chose {
-			s.recordChoice(n, e1) // choose compared the manifests
-		} else if !s.res.Changed && !s.vouched {
-			// Level by number: the O(1) no-op, once the manifests are
-			// known to be the same (checkSame; recorded already read the
-			// record that vouches for them when s.vouched).
-			if err := s.checkSame(ctx, n, e1); err != nil {
-				return false, err
-			}
+		again, err := s.level(ctx, n, e1)
+		switch {
+		case err != nil:
+			return false, err
+		case !again && s.res.Changed:
+			return false, nil
+		case !again:
+			return false, s.refreshTimestamp(ctx, n, e1)
 		}
-		s.lastEnd = e1
-		return false, nil
+		s.rebuild = true // the same snapshot, with another subset
 	}
-	if n < s.res.Snapshot && !s.opt.AllowRollback {
+	if n < s.res.Snapshot && !s.opt.AllowRollback && !s.rebuild {
 		if why, ok := behind(s.root, s.up.String(), e1); ok && !s.res.Changed {
 			s.opt.Log.Warn("upstream is behind this mirror; nothing to do", "upstream", s.up.String(), "serves", n, "snapshot", s.res.Snapshot, "why", why)
 			s.res.UpstreamBehind = true
@@ -304,7 +326,8 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.res.Snapshot, s.res.Changed = st.Snapshot, true
+	s.res.Snapshot, s.res.Changed, s.rebuild, s.noBase = st.Snapshot, true, false, false
+	s.res.Filter, s.res.Missing = st.Filter, st.Missing
 	s.lastEnd = e1
 	s.res.Entries, s.res.Deleted = st.Entries, st.Deleted
 	s.res.Linked += st.Linked
@@ -336,8 +359,34 @@ func (s *syncRun) recorded(e1 uint64) (uint64, bool) {
 	}
 	st, ok := readUpstreamState(s.root)
 	n := s.res.Snapshot
-	s.vouched = ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1
+	s.vouched = ok && n != 0 && st.Upstream == s.up.String() && st.Snapshot == n && st.UpstreamSnapshot == n && st.UpstreamEnd == e1 &&
+		!s.noBase && !filterChanged(s.root, st, ok, n, s.opt.Filter)
+	s.rec = st
 	return n, s.vouched
+}
+
+// level handles an upstream serving the snapshot n ROOT serves: the O(1)
+// no-op, once the manifests are known to be the same (checkSame; recorded
+// already read the record that vouches for them when s.vouched). again
+// says to build n anew all the same: a partial mirror's filter chain or
+// its upstream's subset changed.
+func (s *syncRun) level(ctx context.Context, n, e1 uint64) (again bool, err error) {
+	switch {
+	case s.res.Changed:
+	case s.noBase:
+		again = true
+	case s.chose:
+		st, ok := readUpstreamState(s.root)
+		if again = filterChanged(s.root, st, ok, n, s.opt.Filter); !again {
+			s.recordChoice(n, e1) // choose compared the manifests
+		}
+	case !s.vouched:
+		again, err = s.checkSame(ctx, n, e1)
+	}
+	if !again {
+		s.lastEnd = e1
+	}
+	return again, err
 }
 
 // syncSnapshot makes snapshot n (first seen when upstream end was e1)

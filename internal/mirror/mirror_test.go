@@ -424,23 +424,36 @@ func TestCorruptUpstreamManifest(t *testing.T) {
 }
 
 // TestHostileManifest: a manifest with a valid checksum whose records would
-// write outside the mirror is refused before anything is written.
+// write outside the mirror is refused before anything is written, in either
+// version of the format.
 func TestHostileManifest(t *testing.T) {
-	const h = "0123456789abcdef"
-	tests := []struct {
+	type hostile struct {
 		name    string
+		magic   string
 		records string
-	}{
-		{name: "dotdot", records: "f 0644 1 0 " + h + " ../../outside\n"},
-		{name: "absolute", records: "f 0644 1 0 " + h + " /tmp/outside\n"},
-		{name: "under symlink", records: "l 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
-		{name: "dir then symlink same name", records: "d 0755 0 0 - a\nl 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
+	}
+	var tests []hostile
+	for _, v := range []struct{ magic, h string }{
+		{manifest.Magic1, "0123456789abcdef"},
+		{manifest.Magic, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"},
+	} {
+		h := v.h
+		tests = append(tests,
+			hostile{name: "dotdot", records: "f 0644 1 0 " + h + " ../../outside\n"},
+			hostile{name: "absolute", records: "f 0644 1 0 " + h + " /tmp/outside\n"},
+			hostile{name: "under symlink", records: "l 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
+			hostile{name: "dir then symlink same name", records: "d 0755 0 0 - a\nl 0777 3 0 - a ../\nf 0644 1 0 " + h + " a/outside\n"},
+		)
+		for i := len(tests) - 4; i < len(tests); i++ {
+			tests[i].magic = v.magic
+			tests[i].name += " " + v.magic
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, baseFiles())
 			n := w.publish(t)
-			body := fmt.Sprintf("%s\nsnapshot %d\n%s", manifest.Magic, n, tt.records)
+			body := fmt.Sprintf("%s\nsnapshot %d\n%s", tt.magic, n, tt.records)
 			body += fmt.Sprintf("end %d %016x\n", strings.Count(tt.records, "\n"), xxhash.Sum64String(body))
 			testutil.Must(t, os.WriteFile(w.up.ManifestPath(n), []byte(body), 0o644))
 			_, err := w.sync(t, opts())

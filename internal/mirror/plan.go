@@ -106,6 +106,9 @@ func (p *plan) settle() {
 func (b *build) validateBase() error {
 	log := b.s.opt.Log
 	base := linkBase(b.s.root, b.cur, b.n, math.MaxUint64, log)
+	if b.s.noBase && base == b.n {
+		base = linkBase(b.s.root, 0, b.n, math.MaxUint64, log)
+	}
 	for {
 		p, err := b.validate(base)
 		var be *baseError

@@ -6,6 +6,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/transport"
+	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
 
@@ -76,7 +77,27 @@ func (p poller) sameManifest(ctx context.Context, up transport.Upstream) string 
 		return fmt.Sprintf("its manifest of snapshot %d: %v", p.s.Target, err)
 	}
 	if id != p.s.ManifestID {
+		if p.partialOf(ctx, up) {
+			return fmt.Sprintf("is a partial mirror of snapshot %d (it serves a subset of it, --include/--exclude): only whole copies count", p.s.Target)
+		}
 		return fmt.Sprintf("serves a snapshot %d with another manifest than the master's (%s, not %s): another master's, or published into the mirror's root", p.s.Target, id, p.s.ManifestID)
 	}
 	return ""
+}
+
+// partialOf reports whether the mirror keeps the master's manifest of the
+// target as its full manifest (snapshots/N.full): a partial mirror of it.
+func (p poller) partialOf(ctx context.Context, up transport.Upstream) bool {
+	ff, ok := up.(upstream.FullFetcher)
+	if !ok {
+		return false
+	}
+	f := p.s.FS
+	_ = f.Remove(p.manifest)
+	defer f.Remove(p.manifest)
+	if err := ff.FetchFull(ctx, p.s.Target, p.manifest); err != nil {
+		return false
+	}
+	id, err := export.ManifestID(f, p.manifest)
+	return err == nil && id == p.s.ManifestID
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/mirror"
 	"github.com/seqmirror/seqmirror/internal/quorum"
@@ -65,8 +66,9 @@ func syncMirror(tb testing.TB, up, dir string) {
 	testutil.Must(tb, syncErr(up, dir))
 }
 
-// syncErr is syncMirror for a goroutine: it returns the error.
-func syncErr(up, dir string) error {
+// syncErr is syncMirror for a goroutine: it returns the error. rules, if
+// any, make dir a partial mirror.
+func syncErr(up, dir string, rules ...string) error {
 	u, err := transport.NewLocal(fsys.OS(), up)
 	if err != nil {
 		return err
@@ -74,6 +76,9 @@ func syncErr(up, dir string) error {
 	defer u.Close()
 	opt := mirror.DefaultOptions()
 	opt.Backoff, opt.Workers, opt.Keep = time.Millisecond, 2, 10
+	if opt.Filter, err = filter.Parse(rules); err != nil {
+		return err
+	}
 	_, err = mirror.Sync(context.Background(), export.New(fsys.OS(), dir), u, opt)
 	return err
 }
@@ -146,6 +151,11 @@ func TestNotCounted(t *testing.T) {
 			other.publish(t)
 			syncMirror(t, other.root.Dir, dir)
 		}, why: "another manifest"},
+		{name: "partial mirror", setup: func(t *testing.T, m *master, dir string) {
+			testutil.WriteTree(t, m.src, map[string]string{"b.txt": "bravo"})
+			m.publish(t) // snapshot 2, of which the mirror keeps a subset
+			testutil.Must(t, syncErr(m.root.Dir, dir, "- b.txt"))
+		}, why: "is a partial mirror"},
 		{name: "mid-update (begin > end)", setup: func(t *testing.T, m *master, dir string) {
 			m.publish(t) // snapshot 2 first, so the mirror has it
 			syncMirror(t, m.root.Dir, dir)

@@ -109,6 +109,12 @@ func checkClean(tb testing.TB, dir string) {
 		have[e.Name()] = true
 	}
 	for name := range have {
+		if n, ok := strings.CutSuffix(name, export.SignatureExt); ok {
+			if !have[n+export.ManifestExt] {
+				tb.Errorf("%s: orphan signature %s", dir, name)
+			}
+			continue
+		}
 		if n, ok := strings.CutSuffix(name, export.ManifestExt); ok {
 			if !have[n] {
 				tb.Errorf("%s: orphan manifest %s", dir, name)

@@ -34,6 +34,7 @@ var overHTTP = map[string]bool{
 	"content does not match hash": true, "wrong manifest checksum": true, "record edited, checksum kept": true,
 	"truncated manifest": true, "manifest records another snapshot": true, "garbage seq end": true,
 	"huge seq end": true, "size claim bigger than the file": true, "size claim beyond MaxSize": true,
+	forgedCase: true,
 }
 
 // TestHostileUpstreamHTTP runs the hostile table's content attacks with

@@ -3,6 +3,8 @@ package reliab
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -120,6 +122,25 @@ func (h hostileUp) symlink(rel, target string) {
 	})
 }
 
+// anyDigest is a well-formed content field of a version 2 record (the
+// SHA-256 of "hello\n"), for records whose path is what is wrong.
+const anyDigest = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+
+// forgeDigest gives the record of path in recs the digest that a tier
+// rewriting the file's content to content would need to pass a 64-bit
+// check: content's SHA-256 in the first 8 bytes (all the record's Hash
+// holds), the old digest's in the other 24.
+func forgeDigest(recs []string, path, content string) []string {
+	got := sha256.Sum256([]byte(content))
+	for i, rec := range recs {
+		if f := strings.Fields(rec); f[0] == "f" && f[5] == path {
+			f[4] = hex.EncodeToString(got[:8]) + f[4][16:]
+			recs[i] = strings.Join(f, " ")
+		}
+	}
+	return recs
+}
+
 // secret is what the sentinel's secret file holds: the first line of an
 // /etc/shadow. No error, status.json or mirrored file may ever hold it (or
 // its hash).
@@ -180,6 +201,10 @@ type hostileCase struct {
 	says  string // if not "", the error must say it (what was wrong)
 }
 
+// forgedCase is the case of a rewritten file whose record's 64-bit hash
+// was forged to match (manifest version 2: only the digest refuses it).
+const forgedCase = "content rewritten, 64-bit hash forged to match"
+
 // rollbackCase is the case whose mirror first serves snapshot 2.
 const rollbackCase = "rollback to a lower snapshot"
 
@@ -189,15 +214,15 @@ func hostileCases() []hostileCase {
 	return []hostileCase{
 		{name: "dotdot path", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string {
-				return append(r, "f 0644 1 1 0000000000000000 ../../../sentinel/pwned")
+				return append(r, "f 0644 1 1 "+anyDigest+" ../../../sentinel/pwned")
 			})
 		}},
 		{name: "dotdot inside path", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
-			h.editRecords(func(r []string) []string { return append(r, "f 0644 1 1 0000000000000000 zz/../../x") })
+			h.editRecords(func(r []string) []string { return append(r, "f 0644 1 1 "+anyDigest+" zz/../../x") })
 		}},
 		{name: "absolute path", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string {
-				return append([]string{"f 0644 1 1 0000000000000000 " + h.sentinel + "/pwned"}, r...)
+				return append([]string{"f 0644 1 1 " + anyDigest + " " + h.sentinel + "/pwned"}, r...)
 			})
 		}},
 		{name: "duplicate path", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
@@ -208,13 +233,13 @@ func hostileCases() []hostileCase {
 		}},
 		{name: "path below a symlinked directory", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			h.editRecords(func(r []string) []string {
-				return append(r, "l 0777 17 0 - zzlink ../../../sentinel", "f 0644 1 1 0000000000000000 zzlink/pwned")
+				return append(r, "l 0777 17 0 - zzlink ../../../sentinel", "f 0644 1 1 "+anyDigest+" zzlink/pwned")
 			})
 		}},
 		{name: "symlink to outside then a write through it", want: manifest.ErrUnsafePath, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			t := h.sentinel
 			h.editRecords(func(r []string) []string {
-				return append(r, fmt.Sprintf("l 0777 %d 0 - zzz %s", len(t), t), "d 0755 0 1 - zzz/sub", "f 0644 1 1 0000000000000000 zzz/sub/pwned")
+				return append(r, fmt.Sprintf("l 0777 %d 0 - zzz %s", len(t), t), "d 0755 0 1 - zzz/sub", "f 0644 1 1 "+anyDigest+" zzz/sub/pwned")
 			})
 		}},
 		{name: "symlink in the upstream tree where the manifest has a file", want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
@@ -244,6 +269,15 @@ func hostileCases() []hostileCase {
 			fi, _ := os.Stat(p)
 			h.write("snapshots/2/new/dir/added.txt", "ADDED\n")
 			os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}},
+		{name: forgedCase, want: tree.ErrHashMismatch, exit: cliapp.ExitCorrupt, says: "sha256", craft: func(h hostileUp) {
+			// A tier that rewrote the file and fixed up its record so
+			// that the 64-bit hash matches: only the SHA-256 can tell.
+			p := filepath.Join(h.dir, "snapshots", "2", "new", "dir", "added.txt")
+			fi, _ := os.Stat(p)
+			h.write("snapshots/2/new/dir/added.txt", "ADDED\n")
+			os.Chtimes(p, fi.ModTime(), fi.ModTime())
+			h.editRecords(func(r []string) []string { return forgeDigest(r, "new/dir/added.txt", "ADDED\n") })
 		}},
 		{name: "wrong manifest checksum", want: manifest.ErrCorrupt, exit: cliapp.ExitCorrupt, craft: func(h hostileUp) {
 			b, _ := os.ReadFile(h.manPath())
@@ -472,7 +506,8 @@ func within(tb testing.TB, d time.Duration, fn func() error) error {
 // of the mirror, nor a file bigger than 1 MiB there (a device read on).
 func checkNoLeak(tb testing.TB, root string, runErr error) {
 	tb.Helper()
-	marks := []string{"20228", fmt.Sprintf("%016x", xxhash.Sum64String(secret))}
+	sum := sha256.Sum256([]byte(secret))
+	marks := []string{"20228", fmt.Sprintf("%016x", xxhash.Sum64String(secret)), hex.EncodeToString(sum[:8])}
 	status, _ := os.ReadFile(filepath.Join(root, export.StatusName))
 	for _, m := range marks {
 		if strings.Contains(fmt.Sprint(runErr), m) {

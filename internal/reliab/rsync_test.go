@@ -55,6 +55,7 @@ func TestHostileUpstreamRsync(t *testing.T) {
 		name string // a case of hostileCases
 	}{
 		{name: "content does not match hash"},
+		{name: forgedCase},
 		{name: "dotdot path"},
 		{name: "wrong manifest checksum"},
 		{name: "truncated manifest"},

@@ -40,7 +40,7 @@ func manifestDigest(m *manifest.Manifest) uint64 {
 	for _, e := range m.Entries {
 		switch e.Type {
 		case manifest.File:
-			lines = append(lines, fmt.Sprintf("f %s %016x", e.Path, e.Hash))
+			lines = append(lines, fmt.Sprintf("f %s %s", e.Path, e.Digest))
 		case manifest.Dir:
 			lines = append(lines, "d "+e.Path)
 		case manifest.Symlink:
@@ -73,11 +73,11 @@ func treeDigest(dir string) (uint64, error) {
 			}
 			lines = append(lines, "l "+rel+" "+target)
 		default:
-			h, _, err := tree.HashFile(fsys.OS(), p)
+			h, _, err := tree.HashFile(fsys.OS(), p, manifest.Current)
 			if err != nil {
 				return err
 			}
-			lines = append(lines, fmt.Sprintf("f %s %016x", rel, h))
+			lines = append(lines, fmt.Sprintf("f %s %s", rel, h.Digest))
 		}
 		return nil
 	})

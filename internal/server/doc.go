@@ -7,7 +7,8 @@
 //
 // Only what a client of the export layout needs, and nothing else: seq/begin,
 // seq/end, seq/current (the snapshot pointer), status.json,
-// snapshots/N.manifest and snapshots/N/... of complete snapshots, HTML
+// snapshots/N.manifest and snapshots/N/... of complete snapshots (and a
+// partial snapshot's N.full and N.filter), HTML
 // listings of directories for people, /current/PATH (a 302 redirect to
 // /snapshots/N/PATH for the N served at that moment) and /metrics. Everything
 // else is 404: .work/, .lock, the current symlink itself, seq/checked, temp
@@ -28,7 +29,8 @@
 // # Caching
 //
 // Snapshot files get a strong ETag from their manifest record,
-// "<xxhash64>-<size>", Cache-Control "public, max-age=31536000, immutable",
+// "<hash>-<size>" with the record's 64-bit hash (a version 2 record's: the
+// first 8 bytes of its SHA-256; version 1: its xxhash64), Cache-Control "public, max-age=31536000, immutable",
 // and http.ServeContent's Range, HEAD and conditional requests. A file whose
 // size differs from its record is refused (500), never served with the
 // record's ETag. Manifests are immutable too (ETag from their footer's hash);
@@ -39,10 +41,22 @@
 // manifest on the first request for a file of that snapshot (concurrent
 // requests wait for the one build) and kept for at most Options.Indexes
 // snapshots, least recently used first out. An index holds 24 bytes per file
-// or directory (the xxhash64 of the path, the content hash, the size) plus
+// or directory (the xxhash64 of the path, the 64-bit content hash, the size) plus
 // the snapshot's symlinks, so a 1M-file snapshot costs ~24 MB. A snapshot
 // is immutable, so an index never goes stale; the manifest's identity
 // (device, inode, size, mtime) is checked again when an index is used a
 // second or more after the last check, so that a number reused after a
 // rollback gets a new index.
+//
+// Small files (up to 32 KiB) once served stay open, as nginx's
+// open_file_cache keeps them: a later request for one is a pread, not an
+// openat2 of its path, an fstat and a close. At most Options.OpenFiles
+// stay open (8192 by default, at most a quarter of RLIMIT_NOFILE), least
+// recently served first out; the files of a snapshot's index are closed
+// when the index goes (evicted, or its manifest replaced). So a pruned
+// snapshot's small files can hold their disk blocks until then, and a file
+// that verify --repair replaced is served from the replaced inode until
+// then: the same bytes, unless the old copy was the damaged one. A plain
+// GET or HEAD of such a file (no Range, no condition) is answered with
+// http.ServeContent's headers without going through it.
 package server

@@ -47,6 +47,37 @@ func (h *Handler) small(w http.ResponseWriter, r *http.Request, rel, ctype, clas
 	return class
 }
 
+// signatureFile serves snapshots/N.manifest.minisig, immutable like the
+// manifest it signs (docs/protocol.md section 10), with an ETag of its
+// content.
+func (h *Handler) signatureFile(w http.ResponseWriter, r *http.Request, n uint64) string {
+	rel := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.SignatureExt
+	f, err := h.dir.Open(rel)
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrInvalid
+	}
+	var b []byte
+	if err == nil {
+		b, err = io.ReadAll(io.LimitReader(f, maxSmall))
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return classManifest
+	}
+	hd := w.Header()
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("ETag", fmt.Sprintf(`"%016x"`, xxhash.Sum64(b)))
+	http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(b))
+	return classManifest
+}
+
 // serveBytes serves b, no-cache, with an ETag of its content.
 func serveBytes(w http.ResponseWriter, r *http.Request, b []byte, mtime time.Time, ctype string) {
 	hd := w.Header()
@@ -78,9 +109,24 @@ func (h *Handler) pointer(w http.ResponseWriter, r *http.Request) string {
 // N/PATH.
 func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request, rest string) string {
 	num, rel, slash := strings.Cut(rest, "/")
+	if m, ok := strings.CutSuffix(num, export.SignatureExt); ok && !slash {
+		if n, ok := parseNumber(m); ok {
+			return h.signatureFile(w, r, n)
+		}
+	}
 	if m, ok := strings.CutSuffix(num, export.ManifestExt); ok && !slash {
 		if n, ok := parseNumber(m); ok {
-			return h.manifestFile(w, r, n)
+			return h.manifestFile(w, r, n, export.ManifestExt)
+		}
+	}
+	if m, ok := strings.CutSuffix(num, export.FullExt); ok && !slash {
+		if n, ok := parseNumber(m); ok {
+			return h.manifestFile(w, r, n, export.FullExt)
+		}
+	}
+	if m, ok := strings.CutSuffix(num, export.FilterExt); ok && !slash {
+		if _, ok := parseNumber(m); ok {
+			return h.small(w, r, export.SnapshotsName+"/"+num, "application/json", classManifest)
 		}
 	}
 	n, ok := parseNumber(num)
@@ -112,7 +158,7 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 	case rec.size == sizeDir:
 		return redirect(w, r, snapshotURL(n, rel)+"/", http.StatusMovedPermanently, cacheImmutable)
 	}
-	c, err := h.openContent(snapshotRel(n, rel))
+	c, err := h.openSnapshotFile(ix, n, rel)
 	if err != nil {
 		h.fail(w, r, err)
 		return classFile
@@ -126,10 +172,49 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 		}
 		hd.Set("ETag", fileTag(rec.hash, rec.size))
 	}
-	hd.Set("Cache-Control", cacheImmutable)
+	hd["Cache-Control"] = cacheImmutableValue
 	hd.Set("Content-Type", contentType(rel))
+	if c.mem != nil && plainGet(r) {
+		writeWhole(w, r, c)
+		return classFile
+	}
 	http.ServeContent(w, r, "", c.mtime, c.reader())
 	return classFile
+}
+
+// Header values shared by every answer that sends them (net/http only
+// reads them).
+var (
+	cacheImmutableValue = []string{cacheImmutable}
+	acceptRangesValue   = []string{"bytes"}
+)
+
+// plainGet reports whether r is a GET or HEAD that asks for no range and
+// makes no condition: the whole file with status 200, which writeWhole
+// answers as http.ServeContent would, without its parsing.
+func plainGet(r *http.Request) bool {
+	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if _, ok := r.Header[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// writeWhole answers r with the whole of c, a small file in memory: the
+// headers of http.ServeContent's 200 answer (Accept-Ranges,
+// Last-Modified, Content-Length) and, for a GET, the bytes in one write.
+func writeWhole(w http.ResponseWriter, r *http.Request, c *content) {
+	hd := w.Header()
+	hd["Accept-Ranges"] = acceptRangesValue
+	if !c.mtime.IsZero() && !c.mtime.Equal(time.Unix(0, 0)) {
+		hd["Last-Modified"] = []string{c.mtime.UTC().Format(http.TimeFormat)}
+	}
+	hd["Content-Length"] = []string{strconv.FormatInt(c.size, 10)}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(c.mem.data)
+	}
 }
 
 // fileTag is the ETag of a snapshot file: `"HASH-SIZE"`, the hash as 16
@@ -186,10 +271,13 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// manifestFile serves snapshots/N.manifest, immutable, with an ETag of
-// its footer's hash.
-func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64) string {
-	f, err := h.dir.Open(export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt)
+// manifestFile serves snapshots/N.manifest (ext ManifestExt), or a
+// partial snapshot's full manifest N.full (FullExt), with an ETag of its
+// footer's hash: immutable, but for the manifest of a partial snapshot,
+// which a change of the mirror's filter replaces (no-cache).
+func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64, ext string) string {
+	num := strconv.FormatUint(n, 10)
+	f, err := h.dir.Open(export.SnapshotsName + "/" + num + ext)
 	if err != nil {
 		h.fail(w, r, err)
 		return classManifest
@@ -205,6 +293,11 @@ func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64)
 		hd.Set("ETag", tag)
 	}
 	hd.Set("Cache-Control", cacheImmutable)
+	if ext == export.ManifestExt {
+		if _, err := h.root.FS.Stat(h.root.FilterPath(n)); err == nil {
+			hd.Set("Cache-Control", cacheNone)
+		}
+	}
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return classManifest

@@ -53,10 +53,12 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	fx.publish(tb)
 	testutil.WriteTree(tb, fx.root, map[string]string{
-		".work/1/a.txt":               "work in progress",
-		"snapshots/1/.a.txt.tmp-4242": "a temp file",
-		"seq/.end.tmp-4242":           "7\n",
-		"seq/checked":                 `{"upstream":"x","upstream_snapshot":1,"snapshot":1}`,
+		".work/1/a.txt":                "work in progress",
+		"snapshots/1/.a.txt.tmp-4242":  "a temp file",
+		"seq/.end.tmp-4242":            "7\n",
+		"seq/checked":                  `{"upstream":"x","upstream_snapshot":1,"snapshot":1}`,
+		"snapshots/1.manifest.minisig": "a snapshot signature\n",
+		"seq/timestamp.minisig":        "a timestamp\n",
 	})
 	h, err := server.NewHandler(server.Options{Root: fx.root})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -46,17 +47,23 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock of the lag metrics; nil: time.Now.
 	Now func() time.Time
+	// OpenFiles is how many small snapshot files are kept open between
+	// requests (0: DefaultOpenFiles, or a quarter of RLIMIT_NOFILE if that
+	// is less; negative: none).
+	OpenFiles int
 }
 
 // Handler serves an export root read-only (see the package doc).
 type Handler struct {
-	root    *export.Root
-	dir     *fsys.BeneathDir // files below the root
-	rootfd  int              // the root, O_PATH, for openat2
-	openat2 bool             // the kernel has openat2 (else files through dir)
-	idx     *indexCache
-	log     *slog.Logger
-	metrics *metrics
+	root      *export.Root
+	dir       *fsys.BeneathDir // files below the root
+	rootfd    int              // the root, O_PATH, for openat2
+	openat2   bool             // the kernel has openat2 (else files through dir)
+	idx       *indexCache
+	files     *openFiles // nil: none kept
+	closeOnce sync.Once
+	log       *slog.Logger
+	metrics   *metrics
 }
 
 // NewHandler opens the root o.Root for serving. Close it when done.
@@ -85,14 +92,26 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	h := &Handler{root: root, dir: dir, rootfd: rootfd, openat2: hasOpenat2(rootfd), log: o.Log,
 		idx: &indexCache{root: root, dir: dir, max: o.Indexes}}
+	if o.OpenFiles == 0 {
+		o.OpenFiles = defaultOpenFiles()
+	}
+	if o.OpenFiles > 0 && h.openat2 {
+		h.files = newOpenFiles(o.OpenFiles)
+		h.idx.dropped = h.files.dropIndex
+	}
 	h.metrics = newMetrics(root, o.Now)
 	return h, nil
 }
 
 // Close releases the root.
 func (h *Handler) Close() error {
-	unix.Close(h.rootfd)
-	return h.dir.Close()
+	var err error
+	h.closeOnce.Do(func() {
+		h.files.close()
+		unix.Close(h.rootfd)
+		err = h.dir.Close()
+	})
+	return err
 }
 
 // ServeHTTP implements http.Handler.
@@ -122,7 +141,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		return h.topListing(w, r)
 	case "/" + export.StatusName:
 		return h.small(w, r, export.StatusName, "application/json", classStatus)
-	case "/seq/" + seqfile.Begin, "/seq/" + seqfile.End:
+	case "/seq/" + seqfile.Begin, "/seq/" + seqfile.End, "/" + export.TimestampName:
 		return h.small(w, r, p[1:], "text/plain; charset=utf-8", classSeq)
 	case "/seq/" + seqfile.Current:
 		return h.pointer(w, r)

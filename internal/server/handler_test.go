@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -20,7 +21,9 @@ const (
 
 func TestHandler(t *testing.T) {
 	fx := newFixture(t)
-	aTag := fmt.Sprintf(`"%016x-%d"`, xxhash.Sum64String(fixtureFiles["a.txt"]), len(fixtureFiles["a.txt"]))
+	// A snapshot file's ETag is its record's 64-bit hash (of a version 2
+	// record: the first 16 hex digits of its SHA-256) and its size.
+	aTag := fmt.Sprintf(`"%s-%d"`, testutil.SumOf(fixtureFiles["a.txt"], manifest.Version2).Digest.String()[:16], len(fixtureFiles["a.txt"]))
 	tests := []struct {
 		name     string
 		method   string // "" for GET
@@ -36,7 +39,10 @@ func TestHandler(t *testing.T) {
 		{name: "seq/end", path: "/seq/end", code: 200, want: map[string]string{"Cache-Control": noCache}, body: "1\n"},
 		{name: "the pointer", path: "/seq/current", code: 200, want: map[string]string{"Cache-Control": noCache, "Content-Type": "text/plain; charset=utf-8"}, body: "1\n"},
 		{name: "status.json", path: "/status.json", code: 200, want: map[string]string{"Cache-Control": noCache, "Content-Type": "application/json"}, body: `"snapshot": 1`},
-		{name: "a manifest", path: "/snapshots/1.manifest", code: 200, want: map[string]string{"Cache-Control": immutable}, body: "seqmirror-manifest 1\nsnapshot 1\n"},
+		{name: "a signature", path: "/snapshots/1.manifest.minisig", code: 200, want: map[string]string{"Cache-Control": immutable}, body: "a snapshot signature\n"},
+		{name: "no signature", path: "/snapshots/2.manifest.minisig", code: 404},
+		{name: "the timestamp", path: "/seq/timestamp.minisig", code: 200, want: map[string]string{"Cache-Control": noCache}, body: "a timestamp\n"},
+		{name: "a manifest", path: "/snapshots/1.manifest", code: 200, want: map[string]string{"Cache-Control": immutable}, body: "seqmirror-manifest 2\nsnapshot 1\n"},
 		{name: "a snapshot file", path: "/snapshots/1/a.txt", code: 200,
 			want: map[string]string{"Cache-Control": immutable, "ETag": aTag, "Content-Type": "text/plain; charset=utf-8", "Accept-Ranges": "bytes"}, body: "hello, world\n"},
 		{name: "a file in a directory", path: "/snapshots/1/dir/sub/y.bin", code: 200, want: map[string]string{"Content-Type": "application/octet-stream"}, body: "yyyy"},

@@ -69,8 +69,12 @@ location ^~ @LOC@ {
         add_header Cache-Control "no-cache" always;
     }
     # Manifests and snapshots never change once published.
-    location ~ ^@RE@snapshots/[1-9][0-9]*\.manifest$ {
+    location ~ ^@RE@snapshots/[1-9][0-9]*\.(manifest|full)$ {
         add_header Cache-Control "public, max-age=31536000, immutable" always;
+    }
+    # A partial mirror's filter of snapshot N (its filter may change).
+    location ~ ^@RE@snapshots/[1-9][0-9]*\.filter$ {
+        add_header Cache-Control "no-cache" always;
     }
     location ~ ^@RE@snapshots/[1-9][0-9]*/ {
         location ~ /\.[^/]*\.tmp- { return 404; }

@@ -38,7 +38,7 @@ func TestNginxConfig(t *testing.T) {
 		{name: "seq/end", path: "seq/end", code: 200, cache: noCache, body: "1\n"},
 		{name: "the pointer", path: "seq/current", code: 200, cache: noCache, body: "1\n"},
 		{name: "status.json", path: "status.json", code: 200, cache: noCache, body: `"snapshot": 1`},
-		{name: "a manifest", path: "snapshots/1.manifest", code: 200, cache: immutable, body: "seqmirror-manifest 1"},
+		{name: "a manifest", path: "snapshots/1.manifest", code: 200, cache: immutable, body: "seqmirror-manifest 2"},
 		{name: "a snapshot file", path: "snapshots/1/a.txt", code: 200, cache: immutable, body: "hello, world"},
 		{name: "a dotfile of the snapshot", path: "snapshots/1/dir/.hidden", code: 200, cache: immutable, body: "any other"},
 		{name: "a snapshot's listing", path: "snapshots/1/", code: 200, cache: immutable, body: "dir/"},

@@ -8,12 +8,16 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/seqmirror/seqmirror/internal/export"
 )
 
 // ServerOptions configures Serve.
 type ServerOptions struct {
 	// TLSCert and TLSKey are PEM files; both empty: plain HTTP. With TLS,
-	// HTTP/2 is offered.
+	// HTTP/2 is offered through ALPN; without, HTTP/2 with prior knowledge
+	// is taken beside HTTP/1.1 on the same port (h2c), and every answer
+	// says so (export.H2CHeader).
 	TLSCert, TLSKey string
 	// MaxConns bounds the open connections (0: DefaultMaxConns); a client
 	// beyond it waits in the kernel's accept queue.
@@ -46,13 +50,17 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions
 		o.ShutdownTimeout = 10 * time.Second
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           advertiseH2C(h),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       withConnDeadline,
 	}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	ln = LimitListener(ln, o.MaxConns)
 	done := make(chan error, 1)
 	go func() {
@@ -77,6 +85,22 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions
 		err = serr
 	}
 	return err
+}
+
+// h2cValue is the value of every export.H2CHeader that Serve sends (one
+// shared slice: net/http only reads it).
+var h2cValue = []string{export.H2CPriorKnowledge}
+
+// advertiseH2C says on every answer that the port also takes HTTP/2 with
+// prior knowledge (export.H2CHeader): Serve's server does, a handler
+// mounted elsewhere may not, so the header is Serve's, not the Handler's.
+func advertiseH2C(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			w.Header()[export.H2CHeader] = h2cValue
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // LimitListener returns a listener that accepts at most n connections at

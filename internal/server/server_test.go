@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/server"
 	"github.com/seqmirror/seqmirror/testutil"
 )
@@ -221,5 +222,42 @@ func TestServeTLS(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "over tls" || resp.ProtoMajor != 2 {
 		t.Fatalf("%s: %q", resp.Proto, b)
+	}
+}
+
+// Serve answers HTTP/1.1 with the header that says it takes HTTP/2 with
+// prior knowledge, and takes it: a big file goes out whole over an h2c
+// stream, and a small one beside it on the same connection.
+func TestServeH2C(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("0123456789abcdef", (3<<20)/16)
+	testutil.SnapshotRoot(t, dir, 1, map[string]string{"big": big, "small": "small\n"})
+	h, err := server.NewHandler(server.Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	base, _, _ := serve(t, h, server.ServerOptions{})
+	resp, err := http.Get(base + "/seq/end")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.Header.Get(export.H2CHeader) != export.H2CPriorKnowledge {
+		t.Fatalf("HTTP/1.1 answer: %s, %s: %q", resp.Proto, export.H2CHeader, resp.Header.Get(export.H2CHeader))
+	}
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	for name, want := range map[string]string{"big": big, "small": "small\n"} {
+		resp, err := (&http.Client{Transport: tr}).Get(base + "/snapshots/1/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%s over h2c: %s %s, %d bytes (want %d), %v", name, resp.Proto, resp.Status, len(b), len(want), err)
+		}
 	}
 }

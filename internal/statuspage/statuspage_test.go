@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestHopLags(t *testing.T) {
 			lags := make([]time.Duration, len(hops))
 			for i, h := range hops {
 				lags[i] = h.Lag
-				if h.Hop != tc.lineage[i] {
+				if !reflect.DeepEqual(h.Hop, tc.lineage[i]) {
 					t.Errorf("hop %d is %+v, want %+v", i, h.Hop, tc.lineage[i])
 				}
 			}

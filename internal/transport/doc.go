@@ -3,7 +3,9 @@
 //
 // An [Upstream] never writes outside the directory it is given, and the files
 // [Upstream.Fetch] leaves there have been checked against the size and
-// xxhash64 of their manifest records; a file that does not match is an error
+// content hash of their manifest records (tree.CheckHash: the whole SHA-256
+// of a version 2 record, hashed in the pass that copies it; the xxhash64 of
+// version 1); a file that does not match is an error
 // wrapping tree.ErrHashMismatch. An error wrapping [ErrVanished] means the
 // snapshot disappeared upstream (pruned) mid-transfer: the caller should
 // start over from reading the seq files. [ErrUnavailable] marks transient

@@ -106,7 +106,17 @@ func (l *Local) Current(context.Context) (uint64, time.Time, error) {
 
 // FetchManifest implements Upstream.
 func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
-	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(l.root.ManifestPath(n)))
+	return l.fetchManifest(n, l.root.ManifestPath(n), dst)
+}
+
+// FetchFull implements FullFetcher.
+func (l *Local) FetchFull(_ context.Context, n uint64, dst string) error {
+	return l.fetchManifest(n, l.root.FullPath(n), dst)
+}
+
+// fetchManifest copies the manifest of snapshot n at path to dst.
+func (l *Local) fetchManifest(n uint64, path, dst string) error {
+	in, err := fsys.OpenBeneath(l.root.FS, l.root.Dir, l.rel(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("fetch manifest of snapshot %d: %w: %w", n, ErrVanished, l.wrap(err))
@@ -119,7 +129,7 @@ func (l *Local) FetchManifest(_ context.Context, n uint64, dst string) error {
 	if fi, err := in.Stat(); err == nil && fi.Size() > MaxManifestSize {
 		return fmt.Errorf("fetch manifest of snapshot %d from %s: %w: %d bytes, more than %d", n, l.root.Dir, manifest.ErrCorrupt, fi.Size(), int64(MaxManifestSize))
 	}
-	if _, _, err := tree.CopyFrom(in, l.root.FS, dst, MaxManifestSize); err != nil {
+	if _, _, err := tree.CopyFrom(in, l.root.FS, dst, MaxManifestSize, manifest.Version1); err != nil {
 		return fmt.Errorf("fetch manifest of snapshot %d: %w", n, err)
 	}
 	return nil
@@ -164,7 +174,7 @@ func (l *Local) fetchOne(up *fsys.BeneathDir, src string, e manifest.Entry, dir 
 		return fmt.Errorf("fetch %s: %w", e.Path, err)
 	}
 	defer in.Close()
-	h, sz, err := tree.CopyFrom(in, l.root.FS, filepath.Join(dir, rel), e.Size)
+	h, sz, err := tree.CopyFrom(in, l.root.FS, filepath.Join(dir, rel), e.Size, e.SumVersion())
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", e.Path, err)
 	}
@@ -244,7 +254,7 @@ func (l *Local) copyOne(up *fsys.BeneathDir, rel, dst string, e manifest.Entry) 
 		return fmt.Errorf("copy %s: %w", e.Path, err)
 	}
 	defer in.Close()
-	if _, _, err := tree.CopyFrom(in, l.root.FS, dst, -1); err != nil {
+	if _, _, err := tree.CopyFrom(in, l.root.FS, dst, -1, manifest.Version1); err != nil {
 		return fmt.Errorf("copy %s: %w", e.Path, err)
 	}
 	return tree.SetMeta(l.root.FS, dst, e)

@@ -69,3 +69,9 @@ func NewerSince(ctx context.Context, p Prober, mine, cur uint64) (time.Time, err
 func ManifestName(n uint64) string {
 	return export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt
 }
+
+// FilterName is snapshots/N.filter, relative to the root: a partial
+// snapshot's filter chain.
+func FilterName(n uint64) string {
+	return export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.FilterExt
+}

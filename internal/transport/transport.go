@@ -24,6 +24,10 @@ type (
 	TreeFetcher = upstream.TreeFetcher
 	// SnapshotFetcher copies a whole snapshot; see upstream.SnapshotFetcher.
 	SnapshotFetcher = upstream.SnapshotFetcher
+	// FullFetcher copies a partial snapshot's full manifest; see upstream.FullFetcher.
+	FullFetcher = upstream.FullFetcher
+	// FilterFetcher reads a snapshot's filter with its manifest; see upstream.FilterFetcher.
+	FilterFetcher = upstream.FilterFetcher
 	// Records yields a manifest's records; see upstream.Records.
 	Records = upstream.Records
 	// RecordIter is one pass over Records.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/testutil"
 )
 
@@ -61,7 +62,7 @@ func BenchmarkCopyFile(b *testing.B) {
 			for b.Loop() {
 				dst := filepath.Join(dir, fmt.Sprint("dst", i%64))
 				os.Remove(dst)
-				if _, _, err := tree.CopyFile(f, src, f, dst, -1); err != nil {
+				if _, _, err := tree.CopyFile(f, src, f, dst, -1, manifest.Current); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -83,7 +84,7 @@ func BenchmarkHashFile(b *testing.B) {
 			f := fsys.OS()
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				if _, _, err := tree.HashFile(f, p); err != nil {
+				if _, _, err := tree.HashFile(f, p, manifest.Current); err != nil {
 					b.Fatal(err)
 				}
 			}

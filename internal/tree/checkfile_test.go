@@ -78,20 +78,43 @@ func TestCheckFile(t *testing.T) {
 	}
 }
 
-// CheckHash compares a copy's size and hash with its record.
+// CheckHash compares a copy's size and hash with its record: by xxhash64
+// for a version 1 record, by SHA-256 for a version 2 one, where a copy
+// whose hash (the digest's first 8 bytes) matches but whose digest does not
+// is refused.
 func TestCheckHash(t *testing.T) {
 	want := manifest.Entry{Path: "f", Type: manifest.File, Size: 3, Hash: 0xabc}
-	if err := tree.CheckHash(want, 3, 0xabc); err != nil {
+	if err := tree.CheckHash(want, 3, manifest.Sum{Hash: 0xabc}); err != nil {
 		t.Fatalf("match: %v", err)
 	}
-	for _, got := range []struct {
+	h := manifest.NewHasher(manifest.Version2)
+	h.Write([]byte("abc"))
+	want2 := manifest.Entry{Path: "f", Type: manifest.File, Size: 3}
+	want2.SetSum(h.Sum())
+	if err := tree.CheckHash(want2, 3, h.Sum()); err != nil {
+		t.Fatalf("version 2 match: %v", err)
+	}
+	forged := h.Sum()
+	forged.Digest[31]++ // same 64-bit hash, another digest
+	tests := []struct {
+		name string
+		want manifest.Entry
 		size int64
-		hash uint64
-	}{{4, 0xabc}, {3, 0xabd}} {
-		err := tree.CheckHash(want, got.size, got.hash)
-		if !errors.Is(err, tree.ErrHashMismatch) || !strings.Contains(err.Error(), "manifest says 3 bytes hash 0000000000000abc") {
-			t.Errorf("CheckHash(%d, %x) = %v", got.size, got.hash, err)
-		}
+		got  manifest.Sum
+		says string
+	}{
+		{name: "v1 size", want: want, size: 4, got: manifest.Sum{Hash: 0xabc}, says: "manifest says 3 bytes hash 0000000000000abc"},
+		{name: "v1 hash", want: want, size: 3, got: manifest.Sum{Hash: 0xabd}, says: "manifest says 3 bytes hash 0000000000000abc"},
+		{name: "v2 digest", want: want2, size: 3, got: forged, says: "manifest says 3 bytes sha256 " + want2.Digest.String()},
+		{name: "v2 hashed as v1", want: want2, size: 3, got: manifest.Sum{Hash: want2.Hash}, says: "got 3 bytes hash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tree.CheckHash(tt.want, tt.size, tt.got)
+			if !errors.Is(err, tree.ErrHashMismatch) || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("CheckHash(%d, %v) = %v, want it to say %q", tt.size, tt.got, err, tt.says)
+			}
+		})
 	}
 }
 

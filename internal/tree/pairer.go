@@ -25,9 +25,9 @@ func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool)
 
 // Pair returns the index of each entry at the indexes todo for which the
 // stream has a record of the same path and same(entry, record) holds, with
-// the record's hash.
-func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, error) {
-	found := map[int]uint64{}
+// the record's Sum (hash and digest).
+func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]manifest.Sum, error) {
+	found := map[int]manifest.Sum{}
 	for _, i := range todo {
 		h, ok, err := p.Find(&entries[i])
 		if err != nil || p.eof {
@@ -40,13 +40,13 @@ func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]uint64, err
 	return found, nil
 }
 
-// Find is Pair of one entry, after those of the calls before: the hash of
+// Find is Pair of one entry, after those of the calls before: the Sum of
 // the stream's record of e's path, if it has one and same(e, record) holds.
-func (p *Pairer) Find(e *manifest.Entry) (hash uint64, ok bool, err error) {
+func (p *Pairer) Find(e *manifest.Entry) (sum manifest.Sum, ok bool, err error) {
 	for {
 		if !p.has {
 			if err := p.next(); err != nil || p.eof {
-				return 0, false, err
+				return manifest.Sum{}, false, err
 			}
 		}
 		c := manifest.Compare(p.head.Path, e.Path)
@@ -55,9 +55,9 @@ func (p *Pairer) Find(e *manifest.Entry) (hash uint64, ok bool, err error) {
 			continue
 		}
 		if c == 0 && p.same(e, &p.head) {
-			return p.head.Hash, true, nil
+			return p.head.Sum(), true, nil
 		}
-		return 0, false, nil
+		return manifest.Sum{}, false, nil
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/manifest"
 	"golang.org/x/sync/errgroup"
@@ -415,26 +415,71 @@ func (d *walkDir) each(fn func(*manifest.Entry)) error {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // CopyFile copies src to a new file dst (which must not exist), hashing the
-// bytes as they pass. It refuses to copy more than limit bytes (limit < 0: no
-// limit) and returns the hash and length of what it wrote. dst is created
-// 0600; the caller sets mode and times.
-func CopyFile(srcFS fsys.FS, src string, dstFS fsys.FS, dst string, limit int64) (uint64, int64, error) {
+// bytes as they pass as a record of manifest version v names them
+// (manifest.NewHasher: the copy is the one read). It refuses to copy more
+// than limit bytes (limit < 0: no limit) and returns the Sum and length of
+// what it wrote. dst is created 0600; the caller sets mode and times.
+func CopyFile(srcFS fsys.FS, src string, dstFS fsys.FS, dst string, limit int64, v int) (manifest.Sum, int64, error) {
 	in, err := fsys.OpenRegular(srcFS, src)
 	if err != nil {
-		return 0, 0, fmt.Errorf("open %s: %w", src, err)
+		return manifest.Sum{}, 0, fmt.Errorf("open %s: %w", src, err)
 	}
 	defer in.Close()
-	return CopyFrom(in, dstFS, dst, limit)
+	return CopyFrom(in, dstFS, dst, limit, v)
 }
 
-// CopyFrom is CopyFile from an open reader.
-func CopyFrom(in io.Reader, dstFS fsys.FS, dst string, limit int64) (uint64, int64, error) {
+// CopyFrom is CopyFile from an open reader. When in is an open file at its
+// start and dst on the real filesystem, it first tries a reflink (cloneFrom).
+func CopyFrom(in io.Reader, dstFS fsys.FS, dst string, limit int64, v int) (manifest.Sum, int64, error) {
+	if src, ok := in.(cow.File); ok && fsys.IsOS(dstFS) {
+		if h, n, err, done := cloneFrom(src, in, dst, limit, v); done {
+			return h, n, err
+		}
+	}
 	out, err := dstFS.OpenFile(dst, createFlags, 0o600)
 	if err != nil {
-		return 0, 0, fmt.Errorf("create %s: %w", dst, err)
+		return manifest.Sum{}, 0, fmt.Errorf("create %s: %w", dst, err)
 	}
-	return copyInto(in, out, dst, limit, nil)
+	return copyInto(in, out, dst, limit, manifest.NewHasher(v), nil)
 }
+
+// cloneFrom makes dst a reflink copy of the open file src (cow.Clone:
+// btrfs and XFS share the data instead of writing it again) and hashes
+// what dst then holds; where the filesystem cannot clone (another
+// filesystem, no reflink, a file it will not clone) it copies the bytes
+// into dst as CopyFrom does. done is false, and nothing made, if src is not
+// at its start.
+func cloneFrom(src cow.File, in io.Reader, dst string, limit int64, v int) (h manifest.Sum, n int64, err error, done bool) {
+	if s, ok := in.(io.Seeker); !ok {
+		return h, 0, nil, false
+	} else if off, err := s.Seek(0, io.SeekCurrent); err != nil || off != 0 {
+		return h, 0, nil, false
+	}
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return h, 0, fmt.Errorf("create %s: %w", dst, err), true
+	}
+	if cerr := cow.Clone(out, src); cerr != nil {
+		if !errors.Is(cerr, cow.ErrUnsupported) {
+			out.Close()
+			return h, 0, fmt.Errorf("copy to %s: %w", dst, cerr), true
+		}
+		h, n, err = copyInto(in, out, dst, limit, manifest.NewHasher(v), nil)
+		return h, n, err, true
+	}
+	h, n, err = copyInto(out, discard{}, dst, limit, manifest.NewHasher(v), nil) // hash the clone
+
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", dst, cerr)
+	}
+	return h, n, err, true
+}
+
+// discard is io.Discard with a Close.
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) Close() error                { return nil }
 
 // createFlags create a file that must not exist, not following a symlink.
 const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
@@ -446,11 +491,12 @@ const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
 // written, given its mode and mtime with fchmod and utimensat of the
 // descriptor (no path walk) and closed. On any other FS (a test's wrapper)
 // it creates, copies and closes through the FS, then applies SetMeta, so
-// that fault injection sees each call. The caller compares hash and size
-// with e (CheckHash) and removes dst if they differ.
-func CopyEntry(in io.Reader, dstFS fsys.FS, dst string, e manifest.Entry) (uint64, int64, error) {
+// that fault injection sees each call. It hashes as e's record does
+// (e.SumVersion); the caller compares Sum and size with e (CheckHash) and
+// removes dst if they differ.
+func CopyEntry(in io.Reader, dstFS fsys.FS, dst string, e manifest.Entry) (manifest.Sum, int64, error) {
 	if !fsys.IsOS(dstFS) {
-		h, n, err := CopyFrom(in, dstFS, dst, e.Size)
+		h, n, err := CopyFrom(in, dstFS, dst, e.Size, e.SumVersion())
 		if err == nil {
 			err = SetMeta(dstFS, dst, e)
 		}
@@ -458,10 +504,10 @@ func CopyEntry(in io.Reader, dstFS fsys.FS, dst string, e manifest.Entry) (uint6
 	}
 	fd, err := unix.Open(dst, createFlags|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, 0, fmt.Errorf("create %s: %w", dst, &fs.PathError{Op: "open", Path: dst, Err: err})
+		return manifest.Sum{}, 0, fmt.Errorf("create %s: %w", dst, &fs.PathError{Op: "open", Path: dst, Err: err})
 	}
 	out := fdFile{fd}
-	return copyInto(in, out, dst, e.Size, func() error { return out.setMeta(dst, e) })
+	return copyInto(in, out, dst, e.Size, manifest.NewHasher(e.SumVersion()), func() error { return out.setMeta(dst, e) })
 }
 
 // fdFile is a regular file open for writing as a bare descriptor.
@@ -501,13 +547,13 @@ func (f fdFile) setMeta(name string, e manifest.Entry) error {
 	return nil
 }
 
-// copyInto copies in to the new file out (dst for errors) while hashing,
-// refuses more than limit bytes (limit < 0: no limit), runs before (if not
-// nil) after the last write and before out is closed, and closes out.
-func copyInto(in io.Reader, out io.WriteCloser, dst string, limit int64, before func() error) (uint64, int64, error) {
+// copyInto copies in to the new file out (dst for errors) while hashing
+// with h, refuses more than limit bytes (limit < 0: no limit), runs before
+// (if not nil) after the last write and before out is closed, and closes
+// out.
+func copyInto(in io.Reader, out io.WriteCloser, dst string, limit int64, h *manifest.Hasher, before func() error) (manifest.Sum, int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	h := xxhash.New()
 	var r io.Reader = in
 	if limit >= 0 {
 		r = io.LimitReader(in, limit+1)
@@ -523,43 +569,59 @@ func copyInto(in io.Reader, out io.WriteCloser, dst string, limit int64, before 
 		err = cerr
 	}
 	if err != nil {
-		return 0, n, fmt.Errorf("copy to %s: %w", dst, err)
+		return manifest.Sum{}, n, fmt.Errorf("copy to %s: %w", dst, err)
 	}
-	return h.Sum64(), n, nil
+	return h.Sum(), n, nil
 }
 
 // readerOnly hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
 type readerOnly struct{ io.Reader }
 
-// HashFile returns the xxhash64 and size of the file at name (not following a
-// final symlink).
-func HashFile(f fsys.FS, name string) (uint64, int64, error) {
+// HashFile returns the Sum (as a record of manifest version v names it)
+// and size of the file at name (not following a final symlink).
+func HashFile(f fsys.FS, name string, v int) (manifest.Sum, int64, error) {
 	in, err := fsys.OpenRegular(f, name)
 	if err != nil {
-		return 0, 0, err
+		return manifest.Sum{}, 0, err
 	}
 	defer in.Close()
+	return hashReader(in, v)
+}
+
+// hashReader hashes what in holds as a record of version v does.
+func hashReader(in io.Reader, v int) (manifest.Sum, int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	h := xxhash.New()
+	h := manifest.NewHasher(v)
 	n, err := io.CopyBuffer(h, readerOnly{in}, *bp)
-	return h.Sum64(), n, err
+	return h.Sum(), n, err
 }
 
 // CheckHash is the one "content matches its record" comparison: nil if
-// size and hash (of a file just copied or hashed) are want's, else an error
-// wrapping ErrHashMismatch that gives both. It does not name the file:
-// callers say which record and from where.
-func CheckHash(want manifest.Entry, size int64, hash uint64) error {
-	if size == want.Size && hash == want.Hash {
+// size and Sum (of a file just copied or hashed as want's record names
+// content: want.SumVersion) are want's, else an error wrapping
+// ErrHashMismatch that gives both. A record with a digest (manifest
+// version 2) is thus checked by its SHA-256, one without by its xxhash64.
+// It does not name the file: callers say which record and from where.
+func CheckHash(want manifest.Entry, size int64, got manifest.Sum) error {
+	if size == want.Size && got == want.Sum() {
 		return nil
 	}
-	return fmt.Errorf("%w (got %d bytes hash %016x, manifest says %d bytes hash %016x)", ErrHashMismatch, size, hash, want.Size, want.Hash)
+	return fmt.Errorf("%w (got %d bytes %s, manifest says %d bytes %s)", ErrHashMismatch, size, SumString(got), want.Size, SumString(want.Sum()))
+}
+
+// SumString words a Sum for messages: "sha256 <hex>" or "hash <hex16>".
+func SumString(s manifest.Sum) string {
+	if !s.Digest.IsZero() {
+		return "sha256 " + s.Digest.String()
+	}
+	return fmt.Sprintf("hash %016x", s.Hash)
 }
 
 // CheckFile is the one "file matches its record" check: the file at name,
 // opened without following a final symlink and without waiting on a fifo,
-// must be a regular file whose size and xxhash64 are want's (CheckHash).
+// must be a regular file whose size and content hash (SHA-256 for a record
+// with a digest, else xxhash64) are want's (CheckHash).
 // It returns the open file's info (nil if it could not be opened), so that
 // a caller may compare mode and mtime too. Anything but a regular file
 // wraps ErrHashMismatch and says what it got; so does a size or hash that
@@ -582,14 +644,11 @@ func CheckFile(f fsys.FS, name string, want manifest.Entry) (fs.FileInfo, error)
 	if !fi.Mode().IsRegular() {
 		return fi, fmt.Errorf("%w: got type %s, manifest says %c", ErrHashMismatch, fi.Mode().Type(), manifest.File)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	h := xxhash.New()
-	n, err := io.CopyBuffer(h, readerOnly{in}, *bp)
+	sum, n, err := hashReader(in, want.SumVersion())
 	if err != nil {
 		return fi, fmt.Errorf("read %s: %w", name, err)
 	}
-	return fi, CheckHash(want, n, h.Sum64())
+	return fi, CheckHash(want, n, sum)
 }
 
 // SetMeta applies e's permission bits and mtime to the file or directory at

@@ -143,14 +143,19 @@ func (c *comparer) change(ch manifest.Change) error {
 	return nil
 }
 
-// hashJob compares the content of the file recorded as want with its hash.
+// hashJob compares the content of the file recorded as want with its
+// record's content hash: its SHA-256 if the record has a digest (version
+// 2), else its xxhash64.
 func (c *comparer) hashJob(want manifest.Entry) func(context.Context) error {
 	return func(context.Context) error {
-		h, _, err := HashFile(c.f, filepath.Join(c.dir, filepath.FromSlash(want.Path)))
-		if err != nil {
+		h, _, err := HashFile(c.f, filepath.Join(c.dir, filepath.FromSlash(want.Path)), want.SumVersion())
+		switch {
+		case err != nil:
 			c.set.add(want.Path, err.Error(), &want)
-		} else if h != want.Hash {
-			c.set.add(want.Path, fmt.Sprintf("content hash %016x, manifest says %016x", h, want.Hash), &want)
+		case h != want.Sum() && !want.Digest.IsZero():
+			c.set.add(want.Path, fmt.Sprintf("content hash sha256:%s, manifest says sha256:%s", h.Digest, want.Digest), &want)
+		case h != want.Sum():
+			c.set.add(want.Path, fmt.Sprintf("content hash %016x, manifest says %016x", h.Hash, want.Hash), &want)
 		}
 		return nil
 	}

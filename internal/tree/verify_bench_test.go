@@ -80,9 +80,11 @@ func benchManifest(tb testing.TB, f fsys.FS, dir string) *manifest.Manifest {
 	}
 	for i := range es {
 		if es[i].Type == manifest.File {
-			if es[i].Hash, _, err = tree.HashFile(f, filepath.Join(dir, es[i].Path)); err != nil {
+			h, _, err := tree.HashFile(f, filepath.Join(dir, es[i].Path), manifest.Current)
+			if err != nil {
 				tb.Fatal(err)
 			}
+			es[i].SetSum(h)
 		}
 	}
 	return &manifest.Manifest{Snapshot: 1, Entries: es}

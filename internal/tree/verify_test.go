@@ -38,8 +38,9 @@ func manifestOf(tb testing.TB, dir string) *manifest.Manifest {
 	testutil.Must(tb, err)
 	for i := range es {
 		if es[i].Type == manifest.File {
-			es[i].Hash, _, err = tree.HashFile(fsys.OS(), filepath.Join(dir, es[i].Path))
+			h, _, err := tree.HashFile(fsys.OS(), filepath.Join(dir, es[i].Path), manifest.Current)
 			testutil.Must(tb, err)
+			es[i].SetSum(h)
 		}
 	}
 	return &manifest.Manifest{Snapshot: 1, Entries: es}
@@ -99,7 +100,7 @@ func TestVerifyMerge(t *testing.T) {
 		}, want: lit("a: mtime 7000000000, manifest says [0-9]+")},
 		{name: "content", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, "b"), "cc")
-		}, want: lit("b: content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}")},
+		}, want: lit("b: content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}")},
 		{name: "symlink target", tamper: func(t *testing.T, dir string) {
 			testutil.Must(t, os.Remove(filepath.Join(dir, "l")))
 			testutil.Must(t, os.Symlink("b", filepath.Join(dir, "l")))
@@ -117,7 +118,7 @@ func TestVerifyMerge(t *testing.T) {
 		{name: "deep", tamper: func(t *testing.T, dir string) {
 			rewrite(t, filepath.Join(dir, deep), "LEAF")
 			testutil.Must(t, os.WriteFile(filepath.Join(dir, strings.Repeat("n/", 20)+"x"), nil, 0o644))
-		}, want: lit(deep+": content hash [0-9a-f]{16}, manifest says [0-9a-f]{16}", strings.Repeat("n/", 20)+"x: not in manifest")},
+		}, want: lit(deep+": content hash sha256:[0-9a-f]{64}, manifest says sha256:[0-9a-f]{64}", strings.Repeat("n/", 20)+"x: not in manifest")},
 	}
 	for _, tt := range tests {
 		for _, f := range []struct {

@@ -75,6 +75,7 @@ type config struct {
 	svg           string
 	work          string
 	keep          bool
+	verbose       bool // the daemons log each sync's phases (logs/NAME.log in the work directory; with -keep)
 	failover      string
 	skip          map[string]bool
 	seed          int64
@@ -100,6 +101,7 @@ func parseFlags() (config, error) {
 	flag.StringVar(&c.svg, "svg", "", "write an SVG plot of the arrival times per tier to FILE")
 	flag.StringVar(&c.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&c.verbose, "v", false, "run the daemons with -v: each sync's phases in the work directory's logs/NAME.log (see -keep)")
 	flag.StringVar(&c.failover, "failover", "auto", "give tier-2/3 daemons a second --upstream: on, off, auto (on if the daemon's --upstream is repeatable)")
 	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: poll, failover, quorum")
 	flag.Int64Var(&c.seed, "seed", 1, "random seed (latencies, intervals, samples)")

@@ -293,6 +293,9 @@ func (n *network) startDaemon(ctx context.Context, m *node, mode daemonMode) err
 	}
 	args = append(args, "--root", m.root, "--listen", m.addr(), "--name", m.name,
 		"--interval", mode.interval.String(), "--keep", strconv.Itoa(n.cfg.keepSnaps), "--min-age", "0", "--workers", strconv.Itoa(n.cfg.workers))
+	if n.cfg.verbose {
+		args = append(args, "-v")
+	}
 	if mode.triggers {
 		args = append(args, "--secret-file", n.secret)
 		for _, c := range m.children {

@@ -590,11 +590,11 @@ func sameTree(tb testing.TB, master, snap string) {
 	m := &manifest.Manifest{Snapshot: 1, Entries: a}
 	for i := range m.Entries {
 		if m.Entries[i].Type == manifest.File {
-			h, _, err := tree.HashFile(fsys.OS(), filepath.Join(master, m.Entries[i].Path))
+			h, _, err := tree.HashFile(fsys.OS(), filepath.Join(master, m.Entries[i].Path), manifest.Current)
 			if err != nil {
 				tb.Fatal(err)
 			}
-			m.Entries[i].Hash = h
+			m.Entries[i].SetSum(h)
 		}
 	}
 	probs, err := tree.Verify(ctx, fsys.OS(), snap, m, 2)

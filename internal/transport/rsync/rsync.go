@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
+	"github.com/seqmirror/seqmirror/internal/filter"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -275,8 +276,61 @@ func (u *Upstream) Current(ctx context.Context) (uint64, time.Time, error) {
 // manifest larger than the 4 GiB cap or half the space free where dst goes,
 // before copying a byte of it, and any entry that is not a regular file.
 func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, export.ManifestExt, dst)
+}
+
+// FetchFull implements upstream.FullFetcher.
+func (u *Upstream) FetchFull(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, export.FullExt, dst)
+}
+
+// FetchManifestFilter implements upstream.FilterFetcher: the manifest and
+// the filter file of snapshot n in one rsync run (a missing filter file
+// is no error: the snapshot is whole).
+func (u *Upstream) FetchManifestFilter(ctx context.Context, n uint64, dst string) ([]byte, error) {
 	u.pending = nil
-	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.ManifestExt
+	num := export.SnapshotsName + "/" + strconv.FormatUint(n, 10)
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := afero.TempDir(u.local, filepath.Dir(abs), ".manifest-")
+	if err != nil {
+		return nil, err
+	}
+	defer u.local.RemoveAll(tmp)
+	limit, free := u.manifestLimit(filepath.Dir(abs))
+	// The manifest last of the sources: run describes a skipped entry
+	// from the last source (sourceOf).
+	_, err = u.run(ctx, nil, "-t", fmt.Sprintf("--max-size=%d", limit), "--ignore-missing-args",
+		u.Addr.Source(num+export.FilterExt), u.Addr.Source(num+export.ManifestExt), tmp+"/")
+	var se *skipError
+	switch {
+	case errors.As(err, &se) && strings.HasSuffix(se.skips[0].name, export.FilterExt):
+		return nil, fmt.Errorf("fetch the filter of snapshot %d from %s: %w: %s", n, u, manifest.ErrCorrupt, se.skips[0].what())
+	case errors.As(err, &se):
+		return nil, u.manifestSkipped(n, se.skips[0], free)
+	case err != nil:
+		return nil, fmt.Errorf("fetch manifest of snapshot %d from %s: %w", n, u, vanished(err))
+	}
+	got := filepath.Join(tmp, filepath.Base(num)+export.ManifestExt)
+	if fi, err := os.Lstat(got); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("fetch manifest of snapshot %d from %s: %w: it is not there", n, u, upstream.ErrVanished)
+	}
+	if err := u.local.Rename(got, abs); err != nil {
+		return nil, err
+	}
+	data, err := readAtMost(filepath.Join(tmp, filepath.Base(num)+export.FilterExt), filter.MaxFileSize+1)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return data, err
+}
+
+// fetchManifest copies snapshots/N+ext, a manifest of snapshot n, to dst.
+func (u *Upstream) fetchManifest(ctx context.Context, n uint64, ext, dst string) error {
+	u.pending = nil
+	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + ext
 	abs, err := filepath.Abs(dst)
 	if err != nil {
 		return err

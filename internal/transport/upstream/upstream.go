@@ -130,6 +130,26 @@ type SnapshotFetcher interface {
 	FetchSnapshot(ctx context.Context, n uint64, m Records, dir string) error
 }
 
+// FullFetcher is implemented by upstreams that can copy the full manifest
+// a partial mirror keeps beside a snapshot's manifest (snapshots/N.full,
+// docs/protocol.md section 11), which a lower tier copies too. Every
+// transport implements it; a wrapper that hides it makes the upstream
+// look whole to a partial mirror below it.
+type FullFetcher interface {
+	// FetchFull copies snapshots/N.full to the new local file dst, with
+	// FetchManifest's checks and errors.
+	FetchFull(ctx context.Context, n uint64, dst string) error
+}
+
+// FilterFetcher is implemented by upstreams that read a snapshot's filter
+// file (snapshots/N.filter, docs/protocol.md section 11) in the same
+// request as its manifest; a mirror asks others for it on its own.
+type FilterFetcher interface {
+	// FetchManifestFilter is FetchManifest, and returns the content of
+	// snapshots/N.filter too (nil if there is none: a whole snapshot).
+	FetchManifestFilter(ctx context.Context, n uint64, dst string) ([]byte, error)
+}
+
 // Records yields a validated manifest's records: each Open starts a new
 // pass, in canonical order, which the caller closes.
 type Records interface {

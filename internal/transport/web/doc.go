@@ -8,7 +8,10 @@
 // # Contract
 //
 //   - One net/http client per Upstream: keep-alive connections, HTTP/2 when
-//     the server offers it over TLS, proxies from the environment
+//     the server offers it over TLS, or over plain http:// once an answer
+//     says the server takes it with prior knowledge (export.H2CHeader, sent
+//     by serve and the daemon; not through a proxy; an HTTP/2 request that
+//     fails turns it off for the rest of the Upstream's life), proxies from the environment
 //     (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), TLS with the system roots plus
 //     the PEM certificates of Options.HTTP.CAFile. Every request asks for
 //     `Accept-Encoding: identity`; a response with any other
@@ -46,7 +49,8 @@
 //     (Options.Workers, default [DefaultWorkers]), each streamed straight
 //     into its place while it is hashed. Content-Length is never trusted: a body longer than the
 //     record's size is refused as soon as one byte too many has come, a
-//     shorter one or one whose xxhash64 differs is refused after it
+//     shorter one or one whose content hash (SHA-256 for a version 2
+//     record) differs is refused after it
 //     (tree.ErrHashMismatch); a failed file is removed. A transient failure
 //     (upstream.ErrUnavailable, not a timeout) is retried per file with
 //     backoff; 404 wraps upstream.ErrVanished (a pruned snapshot).

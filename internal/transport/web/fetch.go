@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,8 +126,51 @@ func manifestRel(n uint64) string {
 
 // FetchManifest implements upstream.Upstream.
 func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, manifestRel(n), dst)
+}
+
+// FetchFull implements upstream.FullFetcher.
+func (u *Upstream) FetchFull(ctx context.Context, n uint64, dst string) error {
+	return u.fetchManifest(ctx, n, export.SnapshotsName+"/"+strconv.FormatUint(n, 10)+export.FullExt, dst)
+}
+
+// FetchManifestFilter implements upstream.FilterFetcher: the filter file
+// of snapshot n is read beside the manifest, at the same time, so that it
+// costs a whole mirror no round trip.
+func (u *Upstream) FetchManifestFilter(ctx context.Context, n uint64, dst string) ([]byte, error) {
+	name := export.SnapshotsName + "/" + strconv.FormatUint(n, 10) + export.FilterExt
+	type got struct {
+		files map[string]upstream.SmallFile
+		err   error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		files, err := u.ReadSmall(ctx, []string{name}, filterReadMax)
+		ch <- got{files, err}
+	}()
+	err := u.FetchManifest(ctx, n, dst)
+	g := <-ch
+	switch {
+	case err != nil:
+		return nil, err
+	case g.err != nil:
+		return nil, g.err
+	}
+	if f, ok := g.files[name]; ok {
+		return f.Data, nil
+	}
+	return nil, nil
+}
+
+// filterReadMax bounds the filter file FetchManifestFilter reads: above
+// the format's bound, so that the caller refuses a larger one rather than
+// take it for none.
+const filterReadMax = 16 << 20
+
+// fetchManifest copies rel, a manifest of snapshot n, to dst.
+func (u *Upstream) fetchManifest(ctx context.Context, n uint64, rel, dst string) error {
 	return u.again(ctx, func() error {
-		err := u.fetchManifestOnce(ctx, n, dst)
+		err := u.fetchManifestOnce(ctx, n, rel, dst)
 		if err != nil && !errors.Is(err, fs.ErrExist) { // not a file it did not make
 			_ = u.local.Remove(dst)
 		}
@@ -134,9 +178,12 @@ func (u *Upstream) FetchManifest(ctx context.Context, n uint64, dst string) erro
 	})
 }
 
-func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, dst string) error {
+func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, rel, dst string) error {
 	what := fmt.Sprintf("fetch manifest of snapshot %d from %s", n, u)
-	resp, err := u.get(ctx, manifestRel(n))
+	if rel != manifestRel(n) {
+		what = fmt.Sprintf("fetch %s from %s", rel, u)
+	}
+	resp, err := u.get(ctx, rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w: %w", what, upstream.ErrVanished, err)
@@ -154,10 +201,10 @@ func (u *Upstream) fetchManifestOnce(ctx context.Context, n uint64, dst string) 
 	// is refused before it is written, saying what it looks like; the
 	// caller validates the rest.
 	body := bufio.NewReader(resp.Body)
-	if head, _ := body.Peek(len(manifest.Magic) + 1); string(head) != manifest.Magic+"\n" {
-		return fmt.Errorf("%s: %w: it does not start with %q%s", what, manifest.ErrCorrupt, manifest.Magic, htmlHint(resp.Header))
+	if head, _ := body.Peek(len(manifest.Magic) + 1); !bytes.HasSuffix(head, []byte("\n")) || !manifest.IsMagic(string(head[:len(head)-1])) {
+		return fmt.Errorf("%s: %w: it does not start with %q or %q%s", what, manifest.ErrCorrupt, manifest.Magic, manifest.Magic1, htmlHint(resp.Header))
 	}
-	_, _, err = tree.CopyFrom(body, u.local, dst, limit)
+	_, _, err = tree.CopyFrom(body, u.local, dst, limit, manifest.Version1)
 	switch {
 	case errors.Is(err, tree.ErrHashMismatch): // more than limit came
 		return u.tooLarge(what, fmt.Sprintf("more than %d bytes", limit), limit, free)
@@ -273,12 +320,12 @@ func (u *Upstream) fetchFile(ctx context.Context, n uint64, e manifest.Entry, ds
 			_ = u.local.Remove(dst)
 		}
 	}()
-	var h uint64
+	var h manifest.Sum
 	var size int64
 	if meta {
 		h, size, err = tree.CopyEntry(resp.Body, u.local, dst, e)
 	} else {
-		h, size, err = tree.CopyFrom(resp.Body, u.local, dst, e.Size)
+		h, size, err = tree.CopyFrom(resp.Body, u.local, dst, e.Size, e.SumVersion())
 	}
 	if err == nil {
 		err = tree.CheckHash(e, size, h)

@@ -6,16 +6,21 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/server"
 	"github.com/seqmirror/seqmirror/internal/transport/upstream"
 	"github.com/seqmirror/seqmirror/internal/transport/web"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -259,5 +264,111 @@ func TestNotARoot(t *testing.T) {
 	t.Cleanup(empty.Close)
 	if n, _, err := open(t, empty.URL+"/", upstream.Options{}).Current(context.Background()); err != nil || n != 0 {
 		t.Fatalf("a root serving nothing yet: Current = %d, %v", n, err)
+	}
+}
+
+// protoServer serves the export root of files through server.Serve (which
+// takes HTTP/2 with prior knowledge beside HTTP/1.1) and records the
+// protocol of each request.
+func protoServer(tb testing.TB) (string, []manifest.Entry, func() []string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	recs := testutil.SnapshotRoot(tb, dir, 1, files)
+	var mu sync.Mutex
+	var protos []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos = append(protos, r.Proto+" "+r.URL.Path)
+		mu.Unlock()
+		http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(ctx, ln, h, server.ServerOptions{}) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	})
+	return "http://" + ln.Addr().String() + "/", recs, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(protos)
+	}
+}
+
+// A server that says it takes HTTP/2 with prior knowledge (server.Serve)
+// gets the requests after the first as HTTP/2 streams; the files are
+// the same.
+func TestH2CAfterAdvertised(t *testing.T) {
+	addr, recs, protos := protoServer(t)
+	u := open(t, addr, upstream.Options{})
+	if _, err := u.Seq(context.Background(), seqfile.End); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := fetchAll(t, u, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Fatalf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+	got := protos()
+	slices.Sort(got[1:]) // the fetches come in any order
+	want := []string{"HTTP/1.1 /seq/end", "HTTP/2.0 /snapshots/1/a.txt", "HTTP/2.0 /snapshots/1/d/b.txt"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests %q, want %q", got, want)
+	}
+}
+
+// A stock server never says so: everything stays HTTP/1.1. One that says
+// so but does not take HTTP/2 costs a failed request, retried over
+// HTTP/1.1, and the run goes on over HTTP/1.1.
+func TestH2CFallsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		advertise bool
+	}{
+		{"stock server", false},
+		{"false advertisement", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h2, h1 atomic.Int32
+			s, recs := served(t, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					switch {
+					case r.Method == "PRI":
+						// an HTTP/2 preface that an HTTP/1.1 server
+						// takes for a request: answered 404 over
+						// HTTP/1.1, which the client cannot read
+					case r.ProtoMajor == 2:
+						h2.Add(1)
+					default:
+						h1.Add(1)
+					}
+					if tc.advertise {
+						w.Header().Set(export.H2CHeader, export.H2CPriorKnowledge)
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			u := open(t, s.URL+"/", upstream.Options{})
+			if _, err := u.Seq(context.Background(), seqfile.End); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fetchAll(t, u, recs); err != nil {
+				t.Fatal(err)
+			}
+			if h2.Load() != 0 || h1.Load() != 3 {
+				t.Fatalf("%d HTTP/2 and %d HTTP/1.1 requests served, want 0 and 3", h2.Load(), h1.Load())
+			}
+		})
 	}
 }
