@@ -95,11 +95,12 @@ crash: deps
 	$(RELIAB) -run 'TestCrash'
 
 # Peak RSS of mirror-sync (every path) and of verify over a manifest of 2M
-# directory records, bounded at 100 MiB (~45 minutes; on disk, since the
-# test needs more inodes than /dev/shm has). SEQMIRROR_MEM_DIRS=N for
-# another count.
+# directory records, and of publish (initial, 1% changed, forced) of a
+# tree of 1M small files, each bounded at 100 MiB (~1 hour; on disk, since
+# the tests need more inodes than /dev/shm has). SEQMIRROR_MEM_DIRS=N and
+# SEQMIRROR_MEM_FILES=N for other counts.
 mem: deps
-	$(RELIAB) -run 'TestMemoryManyDirs'
+	$(RELIAB) -run 'TestMemoryManyDirs|TestMemoryPublish'
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"sync/atomic"
@@ -13,17 +14,24 @@ import (
 	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/sign"
 	"github.com/seqmirror/seqmirror/internal/tree"
-	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
 )
 
 // attempt is one try at publishing the source, in four phases that run
 // in order (run): list the source, pairing each entry with the served
-// snapshot's record; confirm the listing (an inotify watch, or a second
-// listing, started beside the build); build the new snapshot in
-// ROOT/.work/N; commit it (the source's counters re-checked, then
+// snapshot's record and spooling the listing to a file (spool); confirm
+// the listing (an inotify watch, or a second listing, started beside the
+// build); build the new snapshot in ROOT/.work/N and its manifest from the
+// spooled listing; commit it (the source's counters re-checked, then
 // export.Update.Install). A phase that finds the source moved returns a
 // retry.Error, and Publish makes a new attempt.
+//
+// Every phase streams: the listing, the served snapshot's manifest, the
+// older snapshots' manifests and the new manifest are each read or
+// written in canonical order, once or a few times, and what is held is
+// O(depth) plus the batches in flight (tree.Lister, the recorder's
+// window), whatever the size of the tree; only the watch's inotify
+// descriptors and its few hard-linked files grow with it.
 type attempt struct {
 	ctx    context.Context
 	u      *export.Update
@@ -34,34 +42,34 @@ type attempt struct {
 	res    PublishResult
 
 	// list
-	seq      seqfile.Pair // the source's counters, if hasSeq
-	hasSeq   bool
-	skip     func(rel string) bool // what the listing leaves out
-	pr       *pairer
-	watch    *changeWatch
-	entries  []manifest.Entry // the listing, in canonical order
-	linkable []bool           // entries[i] has its record in a retained snapshot
-	older    map[int]string   // the snapshot dir to link entries[i] from, if not the served one
+	seq    seqfile.Pair // the source's counters, if hasSeq
+	hasSeq bool
+	skip   func(rel string) bool // what the listing leaves out
+	pr     *pairer
+	watch  *changeWatch
+	spool  *spool  // the listing, in canonical order, each entry paired
+	dirs   dirList // its directories, while they are few
+	older  *olders // other snapshots to link files from
 
 	// pit: the copy-on-write path (cow.go): source is a point-in-time snapshot
 	// of the source, which needs no watch and no confirmation; skips
 	// records what the listing left out.
 	pit   bool
 	skips skipRecorder
-	fresh []bool // entries[i] was stat'ed by walkChanged (nil: a whole walk)
 
 	// confirm: the attempt's context, cancelled at the first change seen
 	actx context.Context
 	conf *confirmer
 
 	// build
-	n       uint64
-	work    string // ROOT/.work/N
-	prevDir string // the served snapshot's dir ("" if none)
-	dirs    []manifest.Entry
-	linked  atomic.Int64
-	copied  atomic.Int64
-	bytes   atomic.Int64
+	n         uint64
+	work      string      // ROOT/.work/N
+	manPath   string      // ROOT/.work/N.manifest
+	manDigest sign.Digest // its digest, once written (the recorder's)
+	prevDir   string      // the served snapshot's dir ("" if none)
+	linked    atomic.Int64
+	copied    atomic.Int64
+	bytes     atomic.Int64
 }
 
 func newAttempt(ctx context.Context, u *export.Update, source string, opt *PublishOptions) *attempt {
@@ -112,12 +120,16 @@ func (a *attempt) close() {
 	if a.pr != nil {
 		a.pr.close()
 	}
+	if a.older != nil {
+		a.older.close()
+	}
+	a.spool.close()
 }
 
-// list walks the source (watching each directory it lists) and pairs each
-// entry with the served snapshot's record as the walk hands it over, then
-// with older snapshots. It reports whether there is anything to publish;
-// a mass delete is refused here, before anything is written.
+// list walks the source (watching each directory it lists), pairs each
+// entry with the served snapshot's record as the walk hands it over and
+// spools the listing. It reports whether there is anything to publish; a
+// mass delete is refused here, before anything is written.
 func (a *attempt) list() (fresh bool, err error) {
 	a.seq, a.hasSeq, err = sourceSeq(a.f, a.source)
 	if err != nil {
@@ -130,16 +142,21 @@ func (a *attempt) list() (fresh bool, err error) {
 	if a.pr, err = openPairer(a.u.Root(), a.u.Served()); err != nil {
 		return false, err
 	}
+	if a.spool, err = newSpool(a.f, a.u.Root().WorkDir()); err != nil {
+		return false, err
+	}
 	if a.pit {
 		a.skip = a.skips.wrap(a.skip)
+		a.older = &olders{} // nothing is linked
 	} else {
+		a.older = listOlders(a.u.Root(), a.u.Served(), a.opt.Log)
 		a.watch = newChangeWatch()
 		a.watch.leaveOut(a.source, a.skip)
 	}
+	a.dirs.max = dirsKept
 	if err := a.listEntries(); err != nil {
 		return false, err
 	}
-	a.res.Entries = len(a.entries)
 	same, err := a.pr.finish()
 	if err != nil {
 		return false, err
@@ -150,21 +167,12 @@ func (a *attempt) list() (fresh bool, err error) {
 		return false, nil
 	}
 	a.res.Deleted, a.res.Unreadable = a.pr.del, a.pr.unr.count
-	if err := checkDeletes(a.pr, *a.opt); err != nil {
-		return false, err
-	}
-	if a.pit {
-		return true, nil // nothing is linked
-	}
-	// Files the served snapshot cannot give may be in an older one (moved
-	// away and back, restored): link those from there.
-	a.older = pairOlder(a.u.Root(), a.u.Served(), a.entries, a.linkable, a.opt.Log)
-	return true, nil
+	return true, checkDeletes(a.pr, *a.opt)
 }
 
-// listEntries lists the source: on the copy-on-write path only what
-// changed since the served snapshot, if btrfs can tell (walkChanged), else
-// the whole tree (walk).
+// listEntries lists the source into the spool: on the copy-on-write path
+// only what changed since the served snapshot, if btrfs can tell
+// (walkChanged), else the whole tree (walk).
 func (a *attempt) listEntries() error {
 	if a.pit {
 		if changed, ok := a.changeSet(); ok {
@@ -175,22 +183,47 @@ func (a *attempt) listEntries() error {
 	return a.walk()
 }
 
-// walk lists the source into entries, pairing as it goes.
+// walk lists the source into the spool, pairing as it goes.
 func (a *attempt) walk() error {
-	wo := tree.WalkOptions{Skip: a.skip, Size: func(n int) {
-		a.entries, a.linkable = make([]manifest.Entry, 0, n), make([]bool, 0, n)
-	}}
+	wo := tree.WalkOptions{Skip: a.skip}
 	if a.watch != nil {
 		wo.Watch = a.watch
 	}
-	err := tree.WalkWith(a.ctx, a.f, a.source, wo, func(e *manifest.Entry) {
-		a.entries = append(a.entries, *e)
-		a.linkable = append(a.linkable, a.pr.pair(&a.entries[len(a.entries)-1]))
-	})
+	l, err := tree.NewLister(a.ctx, a.f, a.source, wo)
+	if err == nil {
+		defer l.Close()
+		err = a.spoolAll(l)
+	}
 	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, tree.ErrNoTree) {
 		return retry.Again(err.Error()) // something vanished mid-walk
 	}
 	return err
+}
+
+// spoolAll pairs and spools every entry l yields.
+func (a *attempt) spoolAll(l *tree.Lister) error {
+	for {
+		e, err := l.Next()
+		if err == io.EOF {
+			return a.spool.seal()
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.spoolEntry(spooled{Entry: e}); err != nil {
+			return err
+		}
+	}
+}
+
+// spoolEntry pairs s's entry with the served snapshot's record and
+// spools it.
+func (a *attempt) spoolEntry(s spooled) error {
+	s.linkable = a.pr.pair(&s.Entry)
+	a.older.note(&s.Entry, s.linkable)
+	a.dirs.add(&s.Entry)
+	a.res.Entries++
+	return a.spool.add(&s)
 }
 
 // commit installs the built snapshot, unless the source's writer started
@@ -208,14 +241,12 @@ func (a *attempt) commit() error {
 			return retry.Againf("source seq/begin moved from %d to %d", a.seq.End, after.Begin)
 		}
 	}
-	m := &manifest.Manifest{Snapshot: a.n, Entries: a.entries}
-	built := export.Built{N: a.n, Tree: a.work, Manifest: a.work + export.ManifestExt, Encode: m.Encode, Subvolume: a.pit}
+	built := export.Built{N: a.n, Tree: a.work, Manifest: a.manPath, Subvolume: a.pit}
 	if s := a.opt.Signer; s != nil {
 		if err := a.u.Root().WriteSignedState(signerState(s)); err != nil {
 			return err
 		}
-		now := a.opt.Now()
-		built.Sign = func(d sign.Digest) ([]byte, []byte) { return s.SignSnapshot(a.n, d, now, a.opt.Validity) }
+		built.Signature, built.Timestamp = s.SignSnapshot(a.n, a.manDigest, a.opt.Now(), a.opt.Validity)
 	}
 	if err := a.u.Install(a.ctx, built); err != nil {
 		return err
@@ -224,7 +255,7 @@ func (a *attempt) commit() error {
 	a.res.Snapshot, a.res.Published = a.n, true
 	a.res.Linked, a.res.Copied, a.res.Bytes = int(a.linked.Load()), int(a.copied.Load()), a.bytes.Load()
 	a.res.CoW = a.pit
-	a.opt.Log.Info("published", "snapshot", a.n, "entries", len(a.entries), "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted, "cow", a.pit)
+	a.opt.Log.Info("published", "snapshot", a.n, "entries", a.res.Entries, "linked", a.res.Linked, "copied", a.res.Copied, "bytes", a.res.Bytes, "deleted", a.res.Deleted, "cow", a.pit)
 	a.pr.unr.log(a.opt.Log, a.n)
 	return nil
 }

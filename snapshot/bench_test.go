@@ -36,7 +36,7 @@ func BenchmarkConfirm10k(b *testing.B) {
 		for b.Loop() {
 			entries, err := tree.Walk(ctx, f, dir, nil)
 			if err == nil {
-				err = confirmListing(ctx, f, dir, nil, entries)
+				err = confirmListing(ctx, f, dir, nil, &manifest.SliceIterator{Entries: entries})
 			}
 			if err != nil {
 				b.Fatal(err)

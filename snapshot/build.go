@@ -3,8 +3,11 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
+	"sync/atomic"
 
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
 	"github.com/seqmirror/seqmirror/internal/tree"
@@ -14,9 +17,14 @@ import (
 // fileBatch bounds the files of one pool job.
 const fileBatch = 64
 
-// build makes the new snapshot's tree in ROOT/.work/N (the update starts
-// here: seq/begin is bumped before the first write): directories, then
-// files (linked or copied) and symlinks, then the directories' metadata.
+// dirsKept is how many directories the listing keeps in memory for the
+// directory passes; over that, they read the spooled listing again.
+const dirsKept = 16384
+
+// build makes the new snapshot's tree in ROOT/.work/N and its manifest
+// (the update starts here: seq/begin is bumped before the first write):
+// directories, then files (linked or copied) and symlinks, with the
+// manifest written as they are done, then the directories' metadata.
 func (a *attempt) build() error {
 	root := a.u.Root()
 	n, err := root.NextNumber()
@@ -26,104 +34,174 @@ func (a *attempt) build() error {
 	if a.work, err = a.u.Work(n); err != nil {
 		return err
 	}
-	a.n = n
+	a.n, a.manPath = n, a.work+export.ManifestExt
 	if served := a.u.Served(); served > 0 {
 		a.prevDir = root.SnapshotDir(served)
 	}
-	for _, e := range a.entries {
-		if e.Type == manifest.Dir {
-			a.dirs = append(a.dirs, e)
-		}
-	}
-	if err := tree.MakeDirs(a.actx, a.f, a.work, a.dirs, a.opt.Workers); err != nil {
+	a.older.open()
+	if err := tree.MakeDirsStream(a.actx, a.f, a.work, a.dirs.records(a.spool), a.opt.Workers); err != nil {
 		return err
 	}
 	a.clock.phase("mkdirs")
-	if err := a.files(); err != nil {
+	if err := a.files(a.batch); err != nil {
 		return err
 	}
 	a.clock.phase("files")
-	if err := tree.FinishDirsParallel(a.actx, a.f, a.work, a.dirs, a.opt.Workers); err != nil {
+	if err := tree.FinishDirsStream(a.actx, a.f, a.work, a.dirs.records(a.spool), a.opt.Workers); err != nil {
 		return err
 	}
 	a.clock.phase("finish dirs")
 	return nil
 }
 
-// files makes the symlinks here and has a pool link or copy the files.
-//
-// Directories are made before, in canonical order (a directory comes
-// before everything in it), while the pool already links and copies the
-// files of the directories made before: mkdir on ext4 hardly scales
-// across cores, linking does. Files go to the pool in batches of one
-// directory's files, so workers work in different directories (creations
-// in one directory serialise on its lock) and a job costs one channel send
-// per batch.
-func (a *attempt) files() error {
-	pool := tree.NewPool(a.actx, a.opt.Workers)
-	batches := &tree.Batcher[int]{Pool: pool, Max: fileBatch, Job: func(_ context.Context, dir string, b []int) error {
-		return a.batch(b, dir)
-	}}
-	for i := range a.entries {
-		e := &a.entries[i]
-		switch e.Type {
-		case manifest.Dir:
-			continue
-		case manifest.Symlink:
-			dst := a.dst(e)
-			if err := a.f.SymlinkIfPossible(e.Target, dst); err != nil {
-				pool.Wait()
-				return fmt.Errorf("symlink %s: %w", dst, err)
-			}
-			continue
-		}
-		if batches.Add(e.Path, i) != nil {
-			break // the pool is stopping: Wait says why
-		}
-	}
-	batches.Flush()
-	return pool.Wait()
+// dirList keeps the listing's directories while there are at most max.
+type dirList struct {
+	max  int
+	dirs []manifest.Entry
+	over bool
 }
 
-// batch links or copies the files (indexes of entries) of directory dir
-// into the work tree. Unchanged files of the served snapshot are linked in
-// one go, relative to the two directories (fsys.LinkAll); if that fails
-// part way (e.g. too many links), each file takes the slow path (file).
-func (a *attempt) batch(b []int, dir string) error {
+func (d *dirList) add(e *manifest.Entry) {
+	if e.Type != manifest.Dir || d.over {
+		return
+	}
+	if len(d.dirs) == d.max {
+		d.dirs, d.over = nil, true
+		return
+	}
+	d.dirs = append(d.dirs, *e)
+}
+
+// records yields the directories (among other records, which the
+// directory passes skip): the kept list, or a pass over the spool.
+func (d *dirList) records(s *spool) manifest.Iterator {
+	if d.over {
+		return s.open()
+	}
+	return &manifest.SliceIterator{Entries: d.dirs}
+}
+
+// fileItem is an entry of the listing on its way to the new snapshot and
+// its manifest.
+type fileItem struct {
+	e        manifest.Entry
+	linkable bool   // a retained snapshot has its record (e's Sum is its)
+	from     string // the snapshot dir to link it from, if not the served one
+	settled  bool   // spooled.settled (the copy-on-write path)
+	done     atomic.Bool
+}
+
+// files makes the symlinks here (not on the copy-on-write path, whose
+// tree has them) and has a pool handle the files by job (batch: link or
+// copy them; hashFiles: hash the changed ones), while the manifest records
+// every entry in order (recorder).
+//
+// Files go to the pool in batches of one directory's files, so workers
+// work in different directories (creations in one directory serialise on
+// its lock) and a job costs one channel send per batch.
+func (a *attempt) files(job func(b []*fileItem, dir string) error) error {
+	pool := tree.NewPool(a.actx, a.opt.Workers)
+	rec, err := newRecorder(a.actx, a.f, a.manPath, a.n, a.opt.Signer != nil)
+	if err != nil {
+		pool.Wait()
+		return err
+	}
+	batches := &tree.Batcher[*fileItem]{Pool: pool, Max: fileBatch, Job: func(_ context.Context, dir string, b []*fileItem) error {
+		err := job(b, dir)
+		rec.finished(b, err)
+		return err
+	}}
+	rec.flush = func() { batches.Flush() }
+	err = a.lay(a.spool.open(), batches, rec)
+	batches.Flush()
+	if werr := pool.Wait(); werr != nil {
+		err = werr // what stopped the jobs, and so the recorder
+	}
+	if err == nil {
+		err = rec.close()
+		a.manDigest = rec.digest()
+	}
+	rec.abort()
+	return err
+}
+
+// lay hands each record of the listing to the batches or makes it here,
+// and to the recorder.
+func (a *attempt) lay(it *spoolReader, batches *tree.Batcher[*fileItem], rec *recorder) error {
+	for {
+		s, err := it.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		item := &fileItem{e: s.Entry, linkable: s.linkable, settled: s.settled}
+		switch item.e.Type {
+		case manifest.Symlink:
+			if a.pit {
+				item.done.Store(true)
+				break
+			}
+			dst := a.dst(&item.e)
+			if err := a.f.SymlinkIfPossible(item.e.Target, dst); err != nil {
+				return fmt.Errorf("symlink %s: %w", dst, err)
+			}
+			item.done.Store(true)
+		case manifest.Dir:
+			item.done.Store(true)
+		default:
+			if !item.linkable {
+				item.from, item.linkable = a.older.find(&item.e)
+			}
+			if batches.Add(item.e.Path, item) != nil {
+				return nil // the pool is stopping: Wait says why
+			}
+		}
+		if err := rec.add(item); err != nil {
+			return err
+		}
+	}
+}
+
+// batch links or copies the files of directory dir into the work tree.
+// Unchanged files of the served snapshot are linked in one go, relative
+// to the two directories (fsys.LinkAll); if that fails part way (e.g. too
+// many links), each file takes the slow path (file).
+func (a *attempt) batch(b []*fileItem, dir string) error {
 	if !a.opt.Force && a.prevDir != "" {
 		b = a.linkAll(b, dir)
 	}
-	for _, i := range b {
-		if a.fromServed(i) {
-			if _, err := fsys.Lstat(a.f, a.dst(&a.entries[i])); err == nil {
+	for _, it := range b {
+		if a.fromServed(it) {
+			if _, err := fsys.Lstat(a.f, a.dst(&it.e)); err == nil {
 				a.linked.Add(1) // linked by the LinkAll that failed later
 				continue
 			}
 		}
-		if err := a.file(i); err != nil {
+		if err := a.file(it); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// fromServed reports whether entries[i] is to be linked from the served
-// snapshot without a check (not a forced republish).
-func (a *attempt) fromServed(i int) bool {
-	_, o := a.older[i]
-	return a.linkable[i] && !o && !a.opt.Force
+// fromServed reports whether it is to be linked from the served snapshot
+// without a check (not a forced republish).
+func (a *attempt) fromServed(it *fileItem) bool {
+	return it.linkable && it.from == "" && !a.opt.Force
 }
 
 // linkAll links the files of b that come from the served snapshot in one
 // go and returns the rest, or all of b if that failed.
-func (a *attempt) linkAll(b []int, dir string) []int {
+func (a *attempt) linkAll(b []*fileItem, dir string) []*fileItem {
 	var names []string
-	var rest []int
-	for _, i := range b {
-		if a.fromServed(i) {
-			names = append(names, tree.Base(a.entries[i].Path))
+	var rest []*fileItem
+	for _, it := range b {
+		if a.fromServed(it) {
+			names = append(names, tree.Base(it.e.Path))
 		} else {
-			rest = append(rest, i)
+			rest = append(rest, it)
 		}
 	}
 	from, to := filepath.Join(a.prevDir, filepath.FromSlash(dir)), filepath.Join(a.work, filepath.FromSlash(dir))
@@ -134,25 +212,24 @@ func (a *attempt) linkAll(b []int, dir string) []int {
 	return rest
 }
 
-// file links or copies entries[i] into the work tree.
-func (a *attempt) file(i int) error {
-	if a.linkable[i] {
-		linked, err := a.link(i)
+// file links or copies it into the work tree.
+func (a *attempt) file(it *fileItem) error {
+	if it.linkable {
+		linked, err := a.link(it)
 		if err != nil || linked {
 			return err
 		}
 	}
-	return a.copy(i)
+	return a.copy(&it.e)
 }
 
-// link links entries[i] from the retained snapshot that holds it. It
+// link links it from the retained snapshot that holds it. It
 // reports false, for a copy instead, when the link failed (e.g. too many
 // links) or a forced republish found the source or the old file differ
 // from the record (forceLinkable).
-func (a *attempt) link(i int) (bool, error) {
-	e := &a.entries[i]
-	from, ok := a.older[i]
-	if !ok {
+func (a *attempt) link(it *fileItem) (bool, error) {
+	e, from := &it.e, it.from
+	if from == "" {
 		from = a.prevDir
 	}
 	old := filepath.Join(from, filepath.FromSlash(e.Path))
@@ -169,11 +246,10 @@ func (a *attempt) link(i int) (bool, error) {
 	return true, nil
 }
 
-// copy copies entries[i] from the source, hashing it for the manifest
-// (SHA-256: manifest.Current) in the same pass, and checks that the
-// source file did not change while copied (a retry.Error if it did).
-func (a *attempt) copy(i int) error {
-	e := &a.entries[i]
+// copy copies e from the source, hashing it for the manifest (SHA-256:
+// manifest.Current) in the same pass, and checks that the source file did
+// not change while copied (a retry.Error if it did).
+func (a *attempt) copy(e *manifest.Entry) error {
 	src, dst := a.src(e), a.dst(e)
 	h, sz, err := tree.CopyFile(a.f, src, a.f, dst, -1, manifest.Current)
 	if err != nil {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"io"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/retry"
@@ -51,7 +52,7 @@ func (a *attempt) confirm() {
 	relisted := make(chan error, 1)
 	a.conf.relisted = relisted
 	go func() {
-		err := confirmListing(actx, a.f, a.source, a.skip, a.entries)
+		err := confirmListing(actx, a.f, a.source, a.skip, a.spool.open())
 		if err != nil {
 			cancel(err)
 		}
@@ -89,30 +90,33 @@ func (c *confirmer) explain(err error) error {
 }
 
 // confirmListing lists source again, streaming, and reports a retry.Error
-// if it differs from entries in anything the snapshot records.
-func confirmListing(ctx context.Context, f fsys.FS, source string, skip func(string) bool, entries []manifest.Entry) error {
-	again, changed := 0, ""
-	err := tree.WalkEach(ctx, f, source, skip, func(a *manifest.Entry) {
-		if again < len(entries) && changed == "" {
-			e := &entries[again]
-			if a.Path != e.Path || a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size ||
-				a.MTime != e.MTime || a.Target != e.Target {
-				changed = a.Path
-			}
-		}
-		again++
-	})
+// if it differs in anything the snapshot records from the listing the
+// records of listed yield (the spooled first listing), also streamed.
+func confirmListing(ctx context.Context, f fsys.FS, source string, skip func(string) bool, listed manifest.Iterator) error {
+	l, err := tree.NewLister(ctx, f, source, tree.WalkOptions{Skip: skip})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		return retry.Again(err.Error())
 	}
-	if again != len(entries) {
-		return retry.Again("files were added or removed while copying")
+	defer l.Close()
+	for {
+		a, aerr := l.Next()
+		e, eerr := listed.Next()
+		switch {
+		case aerr != nil && aerr != io.EOF:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return retry.Again(aerr.Error())
+		case eerr != nil && eerr != io.EOF:
+			return eerr
+		case aerr == io.EOF && eerr == io.EOF:
+			return nil
+		case aerr == io.EOF || eerr == io.EOF:
+			return retry.Again("files were added or removed while copying")
+		case a.Path != e.Path:
+			return retry.Again("files were added or removed while copying")
+		case a.Type != e.Type || a.Mode != e.Mode || a.Size != e.Size || a.MTime != e.MTime || a.Target != e.Target:
+			return retry.Again(a.Path + " changed while copying")
+		}
 	}
-	if changed != "" {
-		return retry.Again(changed + " changed while copying")
-	}
-	return nil
 }

@@ -1,9 +1,9 @@
 package snapshot
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"slices"
@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/seqmirror/seqmirror/internal/cow"
+	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -141,7 +142,7 @@ func (a *attempt) buildCow() error {
 	if a.work, err = a.u.WorkAdopt(n, a.source); err != nil {
 		return err
 	}
-	a.n = n
+	a.n, a.manPath = n, a.work+export.ManifestExt
 	if err := a.f.Chmod(a.work, 0o755); err != nil { // as Work makes it
 		return fmt.Errorf("chmod %s: %w", a.work, err)
 	}
@@ -171,52 +172,46 @@ func (a *attempt) leaveOut() error {
 	if len(parents) == 0 {
 		return nil
 	}
-	for i := len(a.entries) - 1; i >= 0; i-- {
-		e := a.entries[i]
+	var dirs []manifest.Entry // the parents' records, deepest last
+	it := a.dirs.records(a.spool)
+	for {
+		e, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
 		if e.Type == manifest.Dir && parents[e.Path] {
-			if err := tree.SetMeta(a.f, a.dst(&e), e); err != nil {
-				return err
-			}
+			dirs = append(dirs, e)
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := tree.SetMeta(a.f, a.dst(&dirs[i]), dirs[i]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // hashChanged hashes, in parallel, the files of the work tree that the
-// served snapshot cannot vouch for (unchanged), and records their hashes;
-// with Force, every file. They count as copied, the others as linked (they
-// share the served snapshot's data on disk).
+// served snapshot cannot vouch for (unchanged), while the manifest records
+// every entry in order (files); with Force, every file. They count as
+// copied, the others as linked (they share the served snapshot's data on
+// disk).
 func (a *attempt) hashChanged() error {
 	if served := a.u.Served(); served > 0 {
 		a.prevDir = a.u.Root().SnapshotDir(served)
 	}
-	pool := tree.NewPool(a.ctx, a.opt.Workers)
-	var batch []int
-	flush := func() bool {
-		b := batch
-		batch = nil
-		return pool.Go(func(context.Context) error { return a.hashFiles(b) }) == nil
-	}
-	for i := range a.entries {
-		if a.entries[i].Type != manifest.File {
-			continue
-		}
-		if batch = append(batch, i); len(batch) == fileBatch && !flush() {
-			break
-		}
-	}
-	if len(batch) > 0 {
-		flush()
-	}
-	return pool.Wait()
+	return a.files(a.hashFiles)
 }
 
-// hashFiles hashes the files entries[i] of the work tree that are not
-// unchanged, and records the hashes.
-func (a *attempt) hashFiles(b []int) error {
-	for _, i := range b {
-		e := &a.entries[i]
-		if !a.opt.Force && a.linkable[i] && a.unchanged(i) {
+// hashFiles hashes the files of b (of directory dir) in the work tree
+// that are not unchanged, and records their Sums.
+func (a *attempt) hashFiles(b []*fileItem, _ string) error {
+	for _, it := range b {
+		e := &it.e
+		if !a.opt.Force && it.linkable && a.unchanged(it) {
 			a.linked.Add(1)
 			continue
 		}
@@ -244,15 +239,15 @@ func (a *attempt) hashFiles(b []int) error {
 // hard-linked ones) the file is hashed: what the snapshot holds is the
 // source's data, not the served snapshot's, so the hash must be its own.
 //
-// After walkChanged, an entry whose inode btrfs says did not change is
-// unchanged without a look; one that changed is still checked so, as an
+// After walkChanged, an entry whose inode btrfs says did not change
+// (settled) is unchanged without a look; one that changed is still checked so, as an
 // inode item also changes when only its atime moves (a read of the source
 // under relatime), which leaves the ctime alone.
-func (a *attempt) unchanged(i int) bool {
-	if a.fresh != nil && !a.fresh[i] {
+func (a *attempt) unchanged(it *fileItem) bool {
+	if it.settled {
 		return true
 	}
-	e := &a.entries[i]
+	e := &it.e
 	if a.prevDir == "" {
 		return false
 	}

@@ -62,12 +62,15 @@ func (a *attempt) changeSet() (changed map[uint64]bool, ok bool) {
 	return changed, true
 }
 
-// walkChanged lists the source's snapshot into entries, pairing as it
-// goes, stat'ing only the changed inodes; fresh[i] marks entries[i] as
-// stat'ed (a file then hashed even if the pairer pairs it).
+// walkChanged lists the source's snapshot into the spool, pairing as it
+// goes, stat'ing only the changed inodes; an entry not stat'ed is spooled
+// as settled (spooled.settled: its file is not hashed again).
 func (a *attempt) walkChanged(changed map[uint64]bool) error {
 	w := &changeWalk{a: a, changed: changed, buf: make([]byte, 64<<10)}
-	return w.dir("")
+	if err := w.dir(""); err != nil {
+		return err
+	}
+	return a.spool.seal()
 }
 
 type changeWalk struct {
@@ -98,9 +101,9 @@ func (w *changeWalk) dir(rel string) error {
 		if err != nil {
 			return err
 		}
-		a.entries = append(a.entries, e)
-		a.linkable = append(a.linkable, a.pr.pair(&a.entries[len(a.entries)-1]))
-		a.fresh = append(a.fresh, fresh)
+		if err := a.spoolEntry(spooled{Entry: e, settled: !fresh}); err != nil {
+			return err
+		}
 		if e.Type == manifest.Dir {
 			if err := w.dir(r); err != nil {
 				return err

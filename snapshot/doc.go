@@ -16,7 +16,7 @@
 //
 // Unchanged files are hard-linked from the served snapshot rather than
 // copied, and files it lacks from another retained complete snapshot that
-// has them (pairOlder, when that is cheaper than copying). "Unchanged" (the
+// has them (olders, when that is cheaper than copying). "Unchanged" (the
 // quick check, as rsync's) means: same path, type, permission bits, size and
 // modification time to the nanosecond; with Force, a file is linked only if
 // both the source file and the file it would link hash to the record, so a
@@ -28,6 +28,9 @@
 // watch on every source directory tells (changeWatch); elsewhere a second
 // listing does. docs/protocol.md (publish, step 6) states the rule and its
 // blind spots.
+//
+// Publish holds no record per file in memory: the listing is spooled to
+// an unlinked file in ROOT/.work and each pass streams it (attempt).
 //
 // On btrfs, a source that is a subvolume is published copy-on-write
 // instead (cow.go): a snapshot of the source, taken at once, is listed

@@ -10,90 +10,142 @@ import (
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
-// copyCostPerFile is what pairOlder counts for each file to copy besides
-// its bytes (creating an inode, opening, flushing), in bytes of manifest
-// it is worth reading to avoid it.
+// copyCostPerFile is what an older snapshot's cost counts for each file
+// to copy besides its bytes (creating an inode, opening, flushing), in
+// bytes of manifest it is worth reading to avoid it.
 const copyCostPerFile = 4 << 10
 
-// pairOlder pairs the regular files that the served snapshot cur could not
-// link (linkable false) with the other retained complete snapshots, newest
-// first, by the pairer's rule (same path, type, mode, size and mtime: what
-// publish trusts to link from the served snapshot, which holds for every
-// complete snapshot as they are all immutable and verified alike), so that
-// a file moved back or restored is linked, not copied. It sets their hash
-// and linkable, and returns the snapshot directory to link each from.
+// olders links the regular files that the served snapshot cannot give
+// (not linkable) from the other retained complete snapshots, newest
+// first, by the pairer's rule (same path, type, mode, size and mtime:
+// what publish trusts to link from the served snapshot, which holds for
+// every complete snapshot as they are all immutable and verified alike),
+// so that a file moved back or restored is linked, not copied.
 //
-// Each older snapshot costs a pass over its manifest, so it is read only
-// for candidates that it can hold, files whose mtime is not after its
-// manifest was written (a file edited since cannot be in it), and only
-// while their copy would outweigh the pass (bytes, plus copyCostPerFile a
-// file): a tree where files were only edited or added never pays for it.
-// An older snapshot whose manifest cannot be read is skipped with a
-// warning: it is only a link source.
-func pairOlder(root *export.Root, cur uint64, entries []manifest.Entry, linkable []bool, log *slog.Logger) map[int]string {
-	var todo []int
-	for i := range entries {
-		if entries[i].Type == manifest.File && !linkable[i] {
-			todo = append(todo, i)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
+// Each older snapshot costs two passes over its manifest (a check of the
+// whole, before any of its records is used, then the join), so it is read
+// only if the files it can hold, those whose mtime is not after its
+// manifest was written (a file edited since cannot be in it), would cost
+// more to copy (bytes, plus copyCostPerFile a file) than the pass: the
+// list phase counts that cost (note), and a tree where files were only
+// edited or added never pays for it. The join streams: the files come in
+// canonical order (find) and each manifest is read once alongside them
+// (tree.Pairer, as mirror-sync's older snapshots), so memory is one
+// record per older snapshot. A manifest that cannot be read or does not
+// check out is skipped with a warning: it is only a link source.
+type olders struct {
+	root *export.Root
+	log  *slog.Logger
+	srcs []*olderSrc // newest first
+}
+
+// olderSrc is one older snapshot.
+type olderSrc struct {
+	m          uint64
+	dir        string
+	made, size int64 // its manifest's mtime and size
+	cost       int64 // of copying the files it may hold
+	ms         *export.ManifestStream
+	pairs      *tree.Pairer
+}
+
+// listOlders finds the retained snapshots other than cur.
+func listOlders(root *export.Root, cur uint64, log *slog.Logger) *olders {
+	o := &olders{root: root, log: log}
 	snaps, err := root.Snapshots()
 	if err != nil {
 		log.Warn("not linking from older snapshots", "err", err)
-		return nil
+		return o
 	}
-	older := map[int]string{}
-	for k := len(snaps) - 1; k >= 0 && len(todo) > 0; k-- {
+	for k := len(snaps) - 1; k >= 0; k-- {
 		m := snaps[k]
-		cands := candidates(root, m, entries, todo)
-		if m == cur || cands == nil {
+		fi, err := root.FS.Stat(root.ManifestPath(m))
+		if m == cur || err != nil {
 			continue
 		}
-		found, err := pairWith(root, m, entries, cands, sameButHash)
-		if err != nil {
-			log.Warn("not linking from snapshot", "snapshot", m, "err", err)
-			continue
-		}
-		dir := root.SnapshotDir(m)
-		rest := todo[:0]
-		for _, i := range todo {
-			h, ok := found[i]
-			if !ok {
-				rest = append(rest, i)
-				continue
-			}
-			entries[i].SetSum(h)
-			linkable[i], older[i] = true, dir
-		}
-		todo = rest
+		o.srcs = append(o.srcs, &olderSrc{m: m, dir: root.SnapshotDir(m), made: fi.ModTime().UnixNano(), size: fi.Size()})
 	}
-	return older
+	return o
 }
 
-// candidates returns the entries of todo that snapshot m may hold (mtime
-// not after its manifest's), or nil if there are none or their copy costs
-// less than reading its manifest.
-func candidates(root *export.Root, m uint64, entries []manifest.Entry, todo []int) []int {
-	fi, err := root.FS.Stat(root.ManifestPath(m))
-	if err != nil {
-		return nil
+// note counts e, a listed entry, in the cost of each older snapshot that
+// may hold it.
+func (o *olders) note(e *manifest.Entry, linkable bool) {
+	if linkable || e.Type != manifest.File {
+		return
 	}
-	made := fi.ModTime().UnixNano()
-	var cands []int
-	var cost int64
-	for _, i := range todo {
-		if entries[i].MTime <= made {
-			cands = append(cands, i)
-			cost += entries[i].Size + copyCostPerFile
+	for _, s := range o.srcs {
+		if e.MTime <= s.made {
+			s.cost += e.Size + copyCostPerFile
 		}
 	}
-	if cost < fi.Size() {
-		return nil
+}
+
+// open keeps the older snapshots worth reading, checks each manifest whole
+// and opens it for the join.
+func (o *olders) open() {
+	keep := o.srcs[:0]
+	for _, s := range o.srcs {
+		if s.cost < s.size {
+			continue
+		}
+		ms, err := checkedManifest(o.root, s.m)
+		if err != nil {
+			o.log.Warn("not linking from snapshot", "snapshot", s.m, "err", err)
+			continue
+		}
+		s.ms, s.pairs = ms, tree.NewPairer(ms, sameButHash)
+		keep = append(keep, s)
 	}
-	return cands
+	o.srcs = keep
+}
+
+// checkedManifest reads snapshot m's manifest whole, to check it, and
+// opens it again.
+func checkedManifest(root *export.Root, m uint64) (*export.ManifestStream, error) {
+	ms, err := root.OpenManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	_, err = ms.Drain()
+	ms.Close()
+	if err != nil {
+		return nil, err
+	}
+	return root.OpenManifest(m)
+}
+
+// find looks for the regular file e (not linkable; after the files of the
+// calls before, in canonical order) in the older snapshots: if one holds
+// it, it sets e's hash and digest and returns the snapshot's directory.
+func (o *olders) find(e *manifest.Entry) (string, bool) {
+	for _, s := range o.srcs {
+		if s.pairs == nil || e.MTime > s.made {
+			continue
+		}
+		h, ok, err := s.pairs.Find(e)
+		if err != nil {
+			o.log.Warn("not linking from snapshot", "snapshot", s.m, "err", err)
+			s.ms.Close()
+			s.ms, s.pairs = nil, nil
+			continue
+		}
+		if ok {
+			e.SetSum(h)
+			return s.dir, true
+		}
+	}
+	return "", false
+}
+
+// close closes the manifests open for the join.
+func (o *olders) close() {
+	for _, s := range o.srcs {
+		if s.ms != nil {
+			s.ms.Close()
+			s.ms = nil
+		}
+	}
 }
 
 // sameButHash is publish's pairing rule: a source file (its hash not yet
@@ -104,33 +156,6 @@ func sameButHash(want, have *manifest.Entry) bool {
 	c := *want
 	c.SetSum(have.Sum())
 	return !have.Digest.IsZero() && c.SameContent(*have)
-}
-
-// pairWith streams snapshot m's manifest of root (whole, and checks it, so
-// that nothing of a corrupt one is used) against the entries at the
-// indexes todo (in canonical order of their paths) and returns, for each
-// entry for which same(entry, record of the same path) holds, the index and
-// the record's hash. Memory grows with the pairs, not with the manifest.
-// Publish pairs by sameButHash; a mirror, which knows the hash, pairs by
-// manifest.Entry.SameContent with the same tree.Pairer, over chunks.
-func pairWith(root *export.Root, m uint64, entries []manifest.Entry, todo []int, same func(want, have *manifest.Entry) bool) (map[int]manifest.Sum, error) {
-	ms, err := root.OpenManifest(m)
-	if err != nil {
-		return nil, err
-	}
-	defer ms.Close()
-	p := tree.NewPairer(ms, same)
-	found, err := p.Pair(entries, todo)
-	if err == nil {
-		err = p.Drain()
-	}
-	if err == nil {
-		err = ms.Finish()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return found, nil
 }
 
 // forceLinkable is a forced republish's check before it links old, a file

@@ -80,17 +80,7 @@ func TestMemoryManyDirs(t *testing.T) {
 			t.Fatalf("SEQMIRROR_MEM_DIRS: %v", err)
 		}
 	}
-	base := testutil.FastDir(t)
-	if long() {
-		base = t.TempDir()
-	}
-	if d := os.Getenv("SEQMIRROR_MEM_DIR"); d != "" {
-		var err error
-		if base, err = os.MkdirTemp(d, "seqmirror-mem-"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { testutil.MakeWritable(base); os.RemoveAll(base) })
-	}
+	base := memDir(t)
 	up := filepath.Join(base, "up")
 	n := uint64(1)
 	testutil.ManyDirsUpstream(t, up, n, dirs, "snapshot 1")
@@ -142,4 +132,109 @@ func verifyRSS(tb testing.TB, mir string, dirs int) (over []string) {
 		}
 	}
 	return over
+}
+
+// perEntryRSS is what TestMemoryPublish's short run lets publish's peak
+// RSS grow by for each entry of its tree beyond those of a tree a fifth
+// its size: holding the listing costs ~300 bytes an entry, streaming it
+// nothing (measured: 1-6 MiB more for 50k files than for 10k, at any
+// size what the runtime's heap goal and the binary's pages vary by).
+const perEntryRSS = 200
+
+// publishSteps are the publishes TestMemoryPublish measures, in order.
+var publishSteps = []struct {
+	name string
+	pct  float64 // of the files changed before
+	args []string
+}{
+	{name: "initial"},
+	{name: "1% changed", pct: 1},
+	{name: "forced", args: []string{"--force"}},
+}
+
+// TestMemoryPublish runs publish on a tree of many small files
+// (testutil.ManyFilesTree: 50k files, or 1M with SEQMIRROR_LONG): the
+// first publish, a publish after 1% of the files changed, and a forced
+// republish (publishSteps). Publish streams its listing, so its peak RSS
+// does not grow with the tree: the short run allows each step perEntryRSS
+// bytes for each entry beyond those of a tree a fifth the size (the same
+// step's peak there is its floor), the long run maxRSS.
+// SEQMIRROR_MEM_PUBLISH names another binary to measure,
+// SEQMIRROR_MEM_FILES another number of files and SEQMIRROR_MEM_DIR a
+// directory to work in.
+func TestMemoryPublish(t *testing.T) {
+	files := pick(50_000, 1_000_000)
+	if d := os.Getenv("SEQMIRROR_MEM_FILES"); d != "" {
+		var err error
+		if files, err = strconv.Atoi(d); err != nil {
+			t.Fatalf("SEQMIRROR_MEM_FILES: %v", err)
+		}
+	}
+	base := memDir(t)
+	limits := make([]int64, len(publishSteps))
+	for i := range limits {
+		limits[i] = maxRSS
+	}
+	if !long() {
+		floors := publishPeaks(t, filepath.Join(base, "small"), files/5)
+		entries := (files - files/5) * 11 / 10 // the files and their directories
+		for i, f := range floors {
+			limits[i] = f + int64(entries)*perEntryRSS
+		}
+	}
+	var over []string
+	for i, peak := range publishPeaks(t, filepath.Join(base, "big"), files) {
+		if peak > limits[i] {
+			over = append(over, fmt.Sprintf("%s: %.1f MiB (limit %.1f)", publishSteps[i].name, float64(peak)/(1<<20), float64(limits[i])/(1<<20)))
+		}
+	}
+	if len(over) > 0 {
+		t.Fatalf("publish's peak RSS for %d files: %v", files, over)
+	}
+}
+
+// publishPeaks makes a tree of files files below dir, runs publishSteps
+// on it and returns the peak RSS of each; it removes the tree after.
+func publishPeaks(tb testing.TB, dir string, files int) []int64 {
+	tb.Helper()
+	publish := bin("publish")
+	if b := os.Getenv("SEQMIRROR_MEM_PUBLISH"); b != "" {
+		publish = b
+	}
+	src, root := filepath.Join(dir, "src"), filepath.Join(dir, "root")
+	testutil.ManyFilesTree(tb, src, files, 0)
+	var peaks []int64
+	for _, step := range publishSteps {
+		if step.pct > 0 {
+			testutil.ManyFilesTree(tb, src, files, step.pct)
+		}
+		args := append([]string{"--root", root, "--source", src, "--keep", "2", "--min-age", "0", "--quiet"}, step.args...)
+		_, peak, took := runRSS(tb, publish, args...)
+		tb.Logf("publish %s, %d files: peak RSS %.1f MiB, %.1f s", step.name, files, float64(peak)/(1<<20), took.Seconds())
+		peaks = append(peaks, peak)
+	}
+	testutil.MakeWritable(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		tb.Fatal(err)
+	}
+	return peaks
+}
+
+// memDir is where a memory test makes its trees: a fast directory, on
+// disk below $TMPDIR for the long runs (more inodes than a small tmpfs
+// has), or below SEQMIRROR_MEM_DIR.
+func memDir(tb testing.TB) string {
+	tb.Helper()
+	base := testutil.FastDir(tb)
+	if long() {
+		base = tb.TempDir()
+	}
+	if d := os.Getenv("SEQMIRROR_MEM_DIR"); d != "" {
+		var err error
+		if base, err = os.MkdirTemp(d, "seqmirror-mem-"); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { testutil.MakeWritable(base); os.RemoveAll(base) })
+	}
+	return base
 }

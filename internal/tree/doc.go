@@ -23,7 +23,8 @@
 // against its manifest in memory bounded independently of the number of
 // records: it merges the manifest, read once as a stream in canonical
 // order, with the tree read lazily (a stack of the sorted listings of the
-// directories above the current path: O(depth x widest directory)),
+// directories above the current path and a few read ahead, [Lister]:
+// O(depth x widest directory)),
 // hashes regular files in a bounded pool, and keeps the first
 // [DefaultMaxProblems] differences of the sorted whole, counting the rest
 // (Verification.More), so a tree that has nothing to do with its manifest

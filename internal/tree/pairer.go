@@ -29,25 +29,36 @@ func NewPairer(it manifest.Iterator, same func(want, have *manifest.Entry) bool)
 func (p *Pairer) Pair(entries []manifest.Entry, todo []int) (map[int]manifest.Sum, error) {
 	found := map[int]manifest.Sum{}
 	for _, i := range todo {
-		e := &entries[i]
-		for {
-			if !p.has {
-				if err := p.next(); err != nil || p.eof {
-					return found, err
-				}
-			}
-			c := manifest.Compare(p.head.Path, e.Path)
-			if c < 0 {
-				p.has = false
-				continue
-			}
-			if c == 0 && p.same(e, &p.head) {
-				found[i] = p.head.Sum()
-			}
-			break
+		h, ok, err := p.Find(&entries[i])
+		if err != nil || p.eof {
+			return found, err
+		}
+		if ok {
+			found[i] = h
 		}
 	}
 	return found, nil
+}
+
+// Find is Pair of one entry, after those of the calls before: the Sum of
+// the stream's record of e's path, if it has one and same(e, record) holds.
+func (p *Pairer) Find(e *manifest.Entry) (sum manifest.Sum, ok bool, err error) {
+	for {
+		if !p.has {
+			if err := p.next(); err != nil || p.eof {
+				return manifest.Sum{}, false, err
+			}
+		}
+		c := manifest.Compare(p.head.Path, e.Path)
+		if c < 0 {
+			p.has = false
+			continue
+		}
+		if c == 0 && p.same(e, &p.head) {
+			return p.head.Sum(), true, nil
+		}
+		return manifest.Sum{}, false, nil
+	}
 }
 
 // Drain reads the rest of the stream (so that it is checked whole).

@@ -3,7 +3,6 @@ package tree
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,7 +78,7 @@ func Verify(ctx context.Context, f fsys.FS, dir string, m *manifest.Manifest, wo
 //
 // Memory is bounded independently of the number of records: the tree is
 // read lazily, a directory at a time, as the merge with the records enters
-// it (O(depth x widest directory)); regular files are hashed by a pool of
+// it, with a few directories read ahead (Lister); regular files are hashed by a pool of
 // Workers; and at most MaxProblems differences are kept (and up to as many
 // again before they are sorted and cut).
 func VerifyStream(ctx context.Context, f fsys.FS, dir string, it manifest.Iterator, opt VerifyOptions) (Verification, error) {
@@ -94,6 +93,7 @@ func VerifyStream(ctx context.Context, f fsys.FS, dir string, it manifest.Iterat
 	if err != nil {
 		return Verification{}, err
 	}
+	defer tree.Close()
 	have, want := manifest.NewReadahead(tree), manifest.NewReadahead(it)
 	defer have.Stop()
 	defer want.Stop()
@@ -218,62 +218,16 @@ func (s *problemSet) result() Verification {
 	return v
 }
 
-// treeIter lists a tree in canonical order, lazily: a stack of the
-// listings of the directories above the next entry (O(depth x widest
-// directory)), each read when the iteration enters it. Entries keep their
-// setuid, setgid and sticky bits.
-type treeIter struct {
-	w     *walker
-	stack []treeLevel
-}
-
-// treeLevel is the listing of one directory and where the iteration is.
-type treeLevel struct {
-	entries []manifest.Entry
-	next    int
-}
-
-// newTreeIter reads the top of the tree at dir; unsupported is told of
-// each entry of an unsupported type, which is left out.
-func newTreeIter(ctx context.Context, f fsys.FS, dir string, unsupported func(error)) (*treeIter, error) {
+// newTreeIter lists the tree at dir for VerifyStream (a Lister whose
+// entries keep their setuid, setgid and sticky bits); unsupported is told
+// of each entry of an unsupported type, which is left out.
+func newTreeIter(ctx context.Context, f fsys.FS, dir string, unsupported func(error)) (*Lister, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	w, err := newWalker(ctx, f, dir, nil)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	w.special, w.unsupported = true, unsupported
-	t := &treeIter{w: w}
-	return t, t.push("")
-}
-
-// push reads the directory rel onto the stack.
-func (t *treeIter) push(rel string) error {
-	var l treeLevel
-	err := t.w.readDir(rel, func(n int) { l.entries = make([]manifest.Entry, 0, n) },
-		func(e manifest.Entry) { l.entries = append(l.entries, e) })
-	if err != nil {
-		return err
-	}
-	t.stack = append(t.stack, l)
-	return nil
-}
-
-// Next implements manifest.Iterator.
-func (t *treeIter) Next() (manifest.Entry, error) {
-	for len(t.stack) > 0 {
-		top := &t.stack[len(t.stack)-1]
-		if top.next == len(top.entries) {
-			t.stack = t.stack[:len(t.stack)-1]
-			continue
-		}
-		e := top.entries[top.next]
-		top.entries[top.next] = manifest.Entry{} // let the collector have it
-		top.next++
-		if e.Type == manifest.Dir {
-			if err := t.push(e.Path); err != nil {
-				return manifest.Entry{}, err
-			}
-		}
-		return e, nil
-	}
-	return manifest.Entry{}, io.EOF
+	return startLister(w, cancel), nil
 }
