@@ -4,17 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/seqmirror/seqmirror/internal/filter"
 )
 
 // ErrBadPattern means an exclude pattern could not be parsed.
 var ErrBadPattern = errors.New("bad exclude pattern")
 
-// maxPatternLen bounds one exclude pattern (a path is at most 4096 bytes).
-const maxPatternLen = 4096
-
-// Excludes is a parsed list of exclude patterns, in the subset of rsync's
-// syntax publish supports:
+// Excludes is a parsed list of exclude patterns (filter.Pattern), in the
+// subset of rsync's syntax publish supports:
 //
 //   - a pattern is matched against the path of an entry relative to the
 //     source root ("a/b/c"); an excluded directory is left out with
@@ -30,25 +28,7 @@ const maxPatternLen = 4096
 //
 // Not supported: rsync's "+ "/"- " rule prefixes, include patterns, the
 // special "dir/***", and character class names ("[[:alpha:]]").
-type Excludes struct{ pats []pattern }
-
-// pattern is one compiled exclude pattern.
-type pattern struct {
-	src      string
-	anchored bool // leading '/': match the whole path
-	dirOnly  bool // trailing '/': directories only
-	toks     []token
-}
-
-// token is one element of a pattern.
-type token struct {
-	kind  byte // 'c' a literal character, '?' any one, '[' a set, '*' a star, 'S' a double star
-	r     rune
-	set   []runeRange
-	negat bool
-}
-
-type runeRange struct{ lo, hi rune }
+type Excludes struct{ pats []filter.Pattern }
 
 // ParseExcludes parses patterns (see Excludes). It returns nil for none.
 func ParseExcludes(patterns []string) (*Excludes, error) {
@@ -57,125 +37,13 @@ func ParseExcludes(patterns []string) (*Excludes, error) {
 	}
 	x := &Excludes{}
 	for _, s := range patterns {
-		p, err := parsePattern(s)
+		p, err := filter.ParsePattern(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %w", ErrBadPattern, s, err)
 		}
 		x.pats = append(x.pats, p)
 	}
 	return x, nil
-}
-
-func parsePattern(s string) (pattern, error) {
-	p := pattern{src: s}
-	switch {
-	case s == "":
-		return p, errors.New("empty")
-	case len(s) > maxPatternLen:
-		return p, fmt.Errorf("longer than %d bytes", maxPatternLen)
-	case !utf8.ValidString(s):
-		return p, errors.New("not valid UTF-8")
-	case strings.ContainsRune(s, 0):
-		return p, errors.New("contains a NUL byte")
-	}
-	if strings.HasPrefix(s, "/") {
-		p.anchored, s = true, s[1:]
-	}
-	if strings.HasSuffix(s, "/") {
-		p.dirOnly, s = true, s[:len(s)-1]
-	}
-	if s == "" || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//") {
-		return p, errors.New("has an empty path component")
-	}
-	for i := 0; i < len(s); {
-		r, w := utf8.DecodeRuneInString(s[i:])
-		switch r {
-		case '\\':
-			if i+1 >= len(s) {
-				return p, errors.New("ends in a lone '\\'")
-			}
-			r2, w2 := utf8.DecodeRuneInString(s[i+1:])
-			p.toks = append(p.toks, token{kind: 'c', r: r2})
-			i += 1 + w2
-			continue
-		case '*':
-			if strings.HasPrefix(s[i:], "**") {
-				for i < len(s) && s[i] == '*' {
-					i++
-				}
-				p.toks = append(p.toks, token{kind: 'S'})
-				continue
-			}
-			p.toks = append(p.toks, token{kind: '*'})
-		case '?':
-			p.toks = append(p.toks, token{kind: '?'})
-		case '[':
-			t, n, err := parseSet(s[i:])
-			if err != nil {
-				return p, err
-			}
-			p.toks = append(p.toks, t)
-			i += n
-			continue
-		default:
-			p.toks = append(p.toks, token{kind: 'c', r: r})
-		}
-		i += w
-	}
-	return p, nil
-}
-
-// parseSet parses the "[...]" at the start of s; it returns the token and
-// the bytes it used.
-func parseSet(s string) (token, int, error) {
-	t := token{kind: '['}
-	i := 1
-	if i < len(s) && (s[i] == '!' || s[i] == '^') {
-		t.negat = true
-		i++
-	}
-	first := true
-	for {
-		if i >= len(s) {
-			return t, 0, errors.New("unterminated '['")
-		}
-		if s[i] == ']' && !first {
-			return t, i + 1, nil
-		}
-		first = false
-		lo, w := setRune(s, i)
-		if w == 0 {
-			return t, 0, errors.New("lone '\\' in '['")
-		}
-		i += w
-		hi := lo
-		if i+1 < len(s) && s[i] == '-' && s[i+1] != ']' {
-			if hi, w = setRune(s, i+1); w == 0 {
-				return t, 0, errors.New("lone '\\' in '['")
-			}
-			i += 1 + w
-			if hi < lo {
-				return t, 0, errors.New("reversed range in '['")
-			}
-		}
-		if lo == '/' || (lo < '/' && hi >= '/') {
-			return t, 0, errors.New("'/' in '[' (a set matches one character of a name)")
-		}
-		t.set = append(t.set, runeRange{lo, hi})
-	}
-}
-
-// setRune reads one (possibly escaped) character of a set at s[i:]; w is 0
-// for a '\' that ends s.
-func setRune(s string, i int) (rune, int) {
-	if s[i] == '\\' {
-		if i+1 >= len(s) {
-			return 0, 0
-		}
-		r, w := utf8.DecodeRuneInString(s[i+1:])
-		return r, 1 + w
-	}
-	return utf8.DecodeRuneInString(s[i:])
 }
 
 // Match reports whether the entry at rel (slash-separated, relative to the
@@ -187,7 +55,7 @@ func (x *Excludes) Match(rel string, isDir func() bool) bool {
 	}
 	for i := range x.pats {
 		p := &x.pats[i]
-		if p.match(rel) && (!p.dirOnly || isDir()) {
+		if p.MatchPath(rel) && (!p.DirOnly() || isDir()) {
 			return true
 		}
 	}
@@ -200,80 +68,8 @@ func (x *Excludes) String() string {
 		return ""
 	}
 	s := make([]string, len(x.pats))
-	for i, p := range x.pats {
-		s[i] = p.src
+	for i := range x.pats {
+		s[i] = x.pats[i].String()
 	}
 	return strings.Join(s, " ")
-}
-
-func (p *pattern) match(rel string) bool {
-	if p.anchored {
-		return globMatch(p.toks, rel)
-	}
-	for i := 0; ; {
-		if globMatch(p.toks, rel[i:]) {
-			return true
-		}
-		j := strings.IndexByte(rel[i:], '/')
-		if j < 0 {
-			return false
-		}
-		i += j + 1
-	}
-}
-
-// globMatch matches toks against all of s, in O(len(toks)*len(s)).
-func globMatch(toks []token, s string) bool {
-	rs := []rune(s)
-	// cur[j]: toks[:i] matches rs[:j].
-	cur := make([]bool, len(rs)+1)
-	next := make([]bool, len(rs)+1)
-	cur[0] = true
-	for _, t := range toks {
-		for j := range next {
-			next[j] = false
-		}
-		switch t.kind {
-		case '*', 'S':
-			any := false
-			for j := 0; j <= len(rs); j++ {
-				if cur[j] {
-					any = true
-				}
-				next[j] = any
-				if t.kind == '*' && j < len(rs) && rs[j] == '/' {
-					any = false
-				}
-			}
-		default:
-			for j := 0; j < len(rs); j++ {
-				if cur[j] && t.one(rs[j]) {
-					next[j+1] = true
-				}
-			}
-		}
-		cur, next = next, cur
-	}
-	return cur[len(rs)]
-}
-
-// one reports whether a one-character token matches r.
-func (t *token) one(r rune) bool {
-	switch t.kind {
-	case 'c':
-		return r == t.r
-	case '?':
-		return r != '/'
-	}
-	if r == '/' {
-		return false
-	}
-	in := false
-	for _, rr := range t.set {
-		if r >= rr.lo && r <= rr.hi {
-			in = true
-			break
-		}
-	}
-	return in != t.negat
 }

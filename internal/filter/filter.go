@@ -23,7 +23,7 @@ const (
 // Rule is one rule of a Filter: an include or exclude pattern.
 type Rule struct {
 	Include bool
-	p       pattern
+	p       Pattern
 }
 
 // Pattern is the rule's pattern as given.
@@ -44,7 +44,7 @@ func Include(pattern string) (Rule, error) { return newRule(true, pattern) }
 func Exclude(pattern string) (Rule, error) { return newRule(false, pattern) }
 
 func newRule(include bool, s string) (Rule, error) {
-	p, err := parsePattern(s)
+	p, err := ParsePattern(s)
 	if err != nil {
 		return Rule{}, fmt.Errorf("%w %q: %w", ErrBadPattern, s, err)
 	}

@@ -10,9 +10,20 @@ import (
 // maxPatternLen bounds one pattern (a path is at most 4096 bytes).
 const maxPatternLen = 4096
 
-// pattern is one compiled path pattern (the syntax of publish's exclude
-// patterns, docs/protocol.md section 11).
-type pattern struct {
+// Pattern is one compiled path pattern: the syntax of partial mirrors'
+// rules (docs/protocol.md section 11) and of publish's --exclude
+// (snapshot.Excludes), rsync's subset:
+//
+//   - matched against an entry's path relative to the tree's top ("a/b/c");
+//   - a leading '/' anchors it there: it must match the whole path; without
+//     one it matches any tail of the path that starts at a component ("b/c"
+//     matches "a/b/c", "c" matches "a/b/c");
+//   - a trailing '/' matches directories only;
+//   - '*' matches any run of characters but '/', '?' one character but
+//     '/', "[...]" one character (but '/') of a set ("[a-z0-9]", negated by
+//     a leading '!' or '^'), '**' any run of characters including '/';
+//     '\' makes the character after it literal.
+type Pattern struct {
 	src      string
 	anchored bool // leading '/': match the whole path
 	dirOnly  bool // trailing '/': directories only
@@ -30,12 +41,18 @@ type token struct {
 type runeRange struct{ lo, hi rune }
 
 // matches reports whether p matches the entry at rel (a directory if dir).
-func (p *pattern) matches(rel string, dir bool) bool {
-	return (!p.dirOnly || dir) && p.match(rel)
+func (p *Pattern) matches(rel string, dir bool) bool {
+	return (!p.dirOnly || dir) && p.MatchPath(rel)
 }
 
-func parsePattern(s string) (pattern, error) {
-	p := pattern{src: s}
+// DirOnly reports whether p matches directories only (a trailing '/').
+func (p *Pattern) DirOnly() bool { return p.dirOnly }
+
+// String is the pattern as given.
+func (p *Pattern) String() string { return p.src }
+
+func ParsePattern(s string) (Pattern, error) {
+	p := Pattern{src: s}
 	switch {
 	case s == "":
 		return p, errors.New("empty")
@@ -146,7 +163,9 @@ func setRune(s string, i int) (rune, int) {
 	return utf8.DecodeRuneInString(s[i:])
 }
 
-func (p *pattern) match(rel string) bool {
+// MatchPath reports whether p matches the path rel, whatever the entry's
+// type (see DirOnly).
+func (p *Pattern) MatchPath(rel string) bool {
 	if p.anchored {
 		return globMatch(p.toks, rel)
 	}
