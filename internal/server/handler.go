@@ -48,8 +48,9 @@ type Options struct {
 	// Now is the clock of the lag metrics; nil: time.Now.
 	Now func() time.Time
 	// OpenFiles is how many small snapshot files are kept open between
-	// requests (0: DefaultOpenFiles, or a quarter of RLIMIT_NOFILE if that
-	// is less; negative: none).
+	// requests, at most a quarter of RLIMIT_NOFILE (0: none, the default:
+	// with fewer kept than the files requested at random, keeping them
+	// costs more than it saves; docs/performance.md, "serve vs nginx").
 	OpenFiles int
 }
 
@@ -92,11 +93,8 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	h := &Handler{root: root, dir: dir, rootfd: rootfd, openat2: hasOpenat2(rootfd), log: o.Log,
 		idx: &indexCache{root: root, dir: dir, max: o.Indexes}}
-	if o.OpenFiles == 0 {
-		o.OpenFiles = defaultOpenFiles()
-	}
 	if o.OpenFiles > 0 && h.openat2 {
-		h.files = newOpenFiles(o.OpenFiles)
+		h.files = newOpenFiles(min(o.OpenFiles, maxOpenFiles()))
 		h.idx.dropped = h.files.dropIndex
 	}
 	h.metrics = newMetrics(root, o.Now)

@@ -10,18 +10,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultOpenFiles is how many small snapshot files a Handler keeps open
-// when Options.OpenFiles is 0, at most a quarter of the process's limit
-// of open files (RLIMIT_NOFILE; the connections need the rest).
-const DefaultOpenFiles = 8192
-
-// defaultOpenFiles is DefaultOpenFiles within the limit of open files.
-func defaultOpenFiles() int {
+// maxOpenFiles is a quarter of the process's limit of open files
+// (RLIMIT_NOFILE; the connections need the rest), the most Options.OpenFiles
+// keeps.
+func maxOpenFiles() int {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
-		return DefaultOpenFiles
+		return 1 << 20
 	}
-	return int(min(uint64(DefaultOpenFiles), lim.Cur/4))
+	return int(lim.Cur / 4)
 }
 
 // openFiles keeps the small files of snapshots open, most recently served

@@ -59,8 +59,8 @@ func TestOpenFilesKept(t *testing.T) {
 		openFiles int
 		wantKept  bool
 	}{
-		{"kept", 0, true},
-		{"none", -1, false},
+		{"kept", 8, true},
+		{"none (the default)", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t)
