@@ -48,29 +48,10 @@ func (c *content) close() {
 	}
 }
 
-// openSnapshotFile opens rel of snapshot n (index ix) for serving: from
-// the open files if it is there, else through openContent.
-func (h *Handler) openSnapshotFile(ix *snapIndex, n uint64, rel string) (*content, error) {
-	k := openKey{ix: ix, rel: rel}
-	if of := h.files.get(k); of != nil {
-		c := &content{}
-		ok, err := c.readCached(of)
-		if ok {
-			return c, nil
-		}
-		c.close()
-		if err != nil {
-			h.files.forget(of)
-		}
-	}
-	return h.openContent(snapshotRel(n, rel), k)
-}
-
 // openContent opens rel below the root: no symlink followed, a regular
 // file only (as fsys.OpenBeneath, whose way it takes where the kernel has
-// no openat2). A small file is read whole and then kept open as k's in
-// the open files (if the Handler keeps them).
-func (h *Handler) openContent(rel string, k openKey) (*content, error) {
+// no openat2).
+func (h *Handler) openContent(rel string) (*content, error) {
 	if !h.openat2 {
 		f, err := h.dir.Open(rel)
 		if err != nil {
@@ -90,11 +71,7 @@ func (h *Handler) openContent(rel string, k openKey) (*content, error) {
 	c := &content{size: st.Size, mtime: time.Unix(st.Mtim.Unix())}
 	if st.Size <= smallFile {
 		err := c.readWhole(fd, rel)
-		if err != nil || h.files == nil {
-			unix.Close(fd)
-		} else {
-			h.files.add(k, fd, &st)
-		}
+		unix.Close(fd)
 		if err != nil {
 			c.close()
 			return nil, err

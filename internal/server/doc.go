@@ -48,17 +48,6 @@
 // second or more after the last check, so that a number reused after a
 // rollback gets a new index.
 //
-// With Options.OpenFiles, small files (up to 32 KiB) once served stay
-// open, as nginx's open_file_cache keeps them: a later request for one is
-// a pread, not an openat2 of its path, an fstat and a close. It is off by
-// default: unless the files requested fit in the bound, keeping them costs
-// more than it saves (docs/performance.md). At most Options.OpenFiles
-// stay open (and at most a quarter of RLIMIT_NOFILE), least recently
-// served first out; the files of a snapshot's index are closed
-// when the index goes (evicted, or its manifest replaced). So a pruned
-// snapshot's small files can hold their disk blocks until then, and a file
-// that verify --repair replaced is served from the replaced inode until
-// then: the same bytes, unless the old copy was the damaged one. A plain
-// GET or HEAD of such a file (no Range, no condition) is answered with
-// http.ServeContent's headers without going through it.
+// A plain GET or HEAD of a small file (no Range, no condition) is answered
+// with http.ServeContent's headers without going through it.
 package server

@@ -158,7 +158,7 @@ func (h *Handler) snapshotFile(w http.ResponseWriter, r *http.Request, n uint64,
 	case rec.size == sizeDir:
 		return redirect(w, r, snapshotURL(n, rel)+"/", http.StatusMovedPermanently, cacheImmutable)
 	}
-	c, err := h.openSnapshotFile(ix, n, rel)
+	c, err := h.openContent(snapshotRel(n, rel))
 	if err != nil {
 		h.fail(w, r, err)
 		return classFile

@@ -47,11 +47,6 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock of the lag metrics; nil: time.Now.
 	Now func() time.Time
-	// OpenFiles is how many small snapshot files are kept open between
-	// requests, at most a quarter of RLIMIT_NOFILE (0: none, the default:
-	// with fewer kept than the files requested at random, keeping them
-	// costs more than it saves; docs/performance.md, "serve vs nginx").
-	OpenFiles int
 }
 
 // Handler serves an export root read-only (see the package doc).
@@ -61,7 +56,6 @@ type Handler struct {
 	rootfd    int              // the root, O_PATH, for openat2
 	openat2   bool             // the kernel has openat2 (else files through dir)
 	idx       *indexCache
-	files     *openFiles // nil: none kept
 	closeOnce sync.Once
 	log       *slog.Logger
 	metrics   *metrics
@@ -93,10 +87,6 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	h := &Handler{root: root, dir: dir, rootfd: rootfd, openat2: hasOpenat2(rootfd), log: o.Log,
 		idx: &indexCache{root: root, dir: dir, max: o.Indexes}}
-	if o.OpenFiles > 0 && h.openat2 {
-		h.files = newOpenFiles(min(o.OpenFiles, maxOpenFiles()))
-		h.idx.dropped = h.files.dropIndex
-	}
 	h.metrics = newMetrics(root, o.Now)
 	return h, nil
 }
@@ -105,7 +95,6 @@ func NewHandler(o Options) (*Handler, error) {
 func (h *Handler) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
-		h.files.close()
 		unix.Close(h.rootfd)
 		err = h.dir.Close()
 	})

@@ -186,8 +186,6 @@ type indexCache struct {
 	root *export.Root
 	dir  *fsys.BeneathDir
 	max  int
-	// dropped, if set, is told of each index the cache lets go of.
-	dropped func(*snapIndex)
 
 	mu      sync.Mutex
 	entries []*indexEntry // most recently used first
@@ -257,34 +255,11 @@ func (c *indexCache) entry(n uint64, id fileID, now time.Time) (*indexEntry, boo
 		}
 	}
 	e := &indexEntry{n: n, id: id, checked: now, done: make(chan struct{})}
-	c.entries = slices.DeleteFunc(c.entries, func(old *indexEntry) bool {
-		if old.n == n {
-			c.drop(old)
-		}
-		return old.n == n
-	})
+	c.entries = slices.DeleteFunc(c.entries, func(old *indexEntry) bool { return old.n == n })
 	c.entries = slices.Insert(c.entries, 0, e)
 	if len(c.entries) > c.max {
-		for _, old := range c.entries[c.max:] {
-			c.drop(old)
-		}
 		clear(c.entries[c.max:]) // the evicted index goes to the GC
 		c.entries = c.entries[:c.max]
 	}
 	return e, true
-}
-
-// drop tells c.dropped of e's index, if it is built (one still being
-// built has no open files yet; any that requests waiting for it open
-// later are never asked for again, and the open files' bound ages them
-// out).
-func (c *indexCache) drop(e *indexEntry) {
-	if c.dropped == nil {
-		return
-	}
-	select {
-	case <-e.done:
-		c.dropped(e.ix)
-	default:
-	}
 }
