@@ -175,3 +175,46 @@ func TestInjectedFaultsCoW(t *testing.T) {
 		t.Fatalf("the master's snapshots are not subvolumes (%v), or no publish took the copy-on-write path (%d): the sweep missed it", err, cowRuns.Load())
 	}
 }
+
+// TestCoWOverTransports: mirror-sync onto btrfs from an rsync daemon and
+// from nginx takes the copy-on-write path as from a local path (rsync's
+// staging directory is inside the work subvolume: a rename out of a
+// sibling would cross devices), and each snapshot it makes verifies, lists
+// as the master's (modes, mtimes, sizes, no staging leftovers) and is a
+// read-only subvolume.
+func TestCoWOverTransports(t *testing.T) {
+	t.Parallel()
+	mnt := cowMount(t)
+	src := subvolumeSource(t, filepath.Join(mnt, "src"))
+	master := filepath.Join(mnt, "master")
+	m := newMutator(t, src, 400, 33)
+	pubArgs := []string{"--root", master, "--source", src, "-q"}
+	mustRun(t, "publish", pubArgs...)
+	n := testutil.StartNginx(t, testutil.NginxExportRoot(mnt))
+	for _, tc := range []struct{ name, upstream string }{
+		{"rsync", serveRoot(t, master)},
+		{"http", n.URL("/master/")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mir := filepath.Join(mnt, "mirror-"+tc.name)
+			for step := range 3 {
+				if step > 0 {
+					m.mutate(t, 8)
+					mustRun(t, "publish", pubArgs...)
+				}
+				_, logs, code := run(t, "mirror-sync", "--upstream", tc.upstream, "--root", mir, "-v")
+				if code != 0 {
+					t.Fatalf("step %d: exit %d\n%s", step, code, logs)
+				}
+				if step > 0 && !strings.Contains(logs, "syncing copy-on-write") {
+					t.Fatalf("step %d did not take the copy-on-write path:\n%s", step, logs)
+				}
+				mustRun(t, "mirror-sync", "verify", "--root", mir)
+				if a, b := strings.Join(listing(t, filepath.Join(master, "current")+"/"), "\n"), strings.Join(listing(t, filepath.Join(mir, "current")+"/"), "\n"); a != b {
+					t.Fatalf("step %d: the mirror serves\n%s\nthe master\n%s", step, b, a)
+				}
+			}
+			checkSubvolumes(t, mnt, mir)
+		})
+	}
+}

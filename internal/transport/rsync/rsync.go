@@ -376,8 +376,9 @@ func (u *Upstream) manifestSkipped(n uint64, s skip, free int64) error {
 }
 
 // Fetch implements upstream.Upstream: rsync runs with --files-from pull
-// the listed files of snapshots/N/ into a staging directory beside dir,
-// they are renamed into dir, then each is hashed and checked.
+// the listed files of snapshots/N/ into a staging directory on dir's
+// filesystem (makeStage), they are renamed into dir, then each is hashed
+// and checked.
 //
 // Files whose base names are unique in the batch (usually nearly all) come
 // in one run into one flat directory (--no-relative), which costs no
@@ -397,15 +398,11 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 			return fmt.Errorf("fetch snapshot %d: %w", n, err)
 		}
 	}
-	// The stage is on dir's filesystem, so moving files out is a rename.
-	stage := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
-	if err := u.local.RemoveAll(stage); err != nil {
-		return fmt.Errorf("fetch snapshot %d: %w", n, err)
-	}
-	if err := u.local.Mkdir(stage, 0o700); err != nil {
+	stage, done, err := u.makeStage(abs)
+	if err != nil {
 		return fmt.Errorf("fetch snapshot %d: staging dir: %w", n, err)
 	}
-	defer u.local.RemoveAll(stage)
+	defer done()
 	seen := make(map[string]bool, len(files))
 	var flat, deep []manifest.Entry
 	for _, e := range files {
@@ -428,12 +425,51 @@ func (u *Upstream) Fetch(ctx context.Context, n uint64, files []manifest.Entry, 
 	return u.check(ctx, n, files, abs)
 }
 
+// makeStage makes the staging directory of a Fetch into abs, on abs's
+// filesystem so that moving files out of it is a rename: beside abs, or,
+// when abs is a btrfs subvolume or a mount of its own (a rename out of its
+// parent would cross devices: the copy-on-write work tree), inside abs
+// under a fresh random name (no entry of the tree can be it; the top
+// directory's mtime is not part of a snapshot). done removes it.
+func (u *Upstream) makeStage(abs string) (stage string, done func(), err error) {
+	inside, err := ownDevice(abs)
+	if err != nil {
+		return "", nil, err
+	}
+	if !inside {
+		stage = filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
+		if err := u.local.RemoveAll(stage); err != nil {
+			return "", nil, err
+		}
+		if err := u.local.Mkdir(stage, 0o700); err != nil {
+			return "", nil, err
+		}
+		return stage, func() { u.local.RemoveAll(stage) }, nil
+	}
+	if stage, err = afero.TempDir(u.local, abs, ".rsync-stage-"); err != nil {
+		return "", nil, err
+	}
+	return stage, func() { u.local.RemoveAll(stage) }, nil
+}
+
+// ownDevice reports whether dir is on another device than its parent.
+func ownDevice(dir string) (bool, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Lstat(dir, &a); err != nil {
+		return false, &fs.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	if err := syscall.Lstat(filepath.Dir(dir), &b); err != nil {
+		return false, &fs.PathError{Op: "lstat", Path: filepath.Dir(dir), Err: err}
+	}
+	return a.Dev != b.Dev, nil
+}
+
 // batch is where the files of one Fetch call come from and go.
 type batch struct {
 	n     uint64 // the snapshot
 	base  string // the rsync source base, which --files-from names are below
 	snap  string // snapshots/N/ below base
-	stage string // the staging directory beside abs, on its filesystem
+	stage string // the staging directory, on abs's filesystem (makeStage)
 	abs   string // the directory the files go to
 }
 
