@@ -5,7 +5,7 @@ GOFLAGS ?=
 export GOFLAGS
 
 .PHONY: all build demo test vet fuzz-short bench bench-1m bench-go soak crash clean deps
-.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem bench-cow
+.PHONY: bench-rsyncd bench-http bench-serve bench-network bench-watch test-race install mem bench-cow bench-scale
 
 all: build
 
@@ -129,6 +129,17 @@ clean:
 # (docs/performance.md, "Copy-on-write"). Root only; BENCH_N files.
 bench-cow: deps
 	./scripts/bench-cow.sh $(or $(N),$(BENCH_N))
+
+# The cost curve: every operation (publish and mirror-sync: initial, 1%,
+# no-op; over a local path, an rsync daemon and nginx) of seqmirror and
+# rsync side by side at SIZES files (default 10k, 100k, 500k and 1M), on
+# ext4 (BENCH_ROOT, default /tmp/perf/scale) and on a loop-mounted btrfs;
+# one table per filesystem and the log-log plot docs/bench-scale.svg
+# (docs/performance.md, "The cost curve"). Root for btrfs; hours at 1M
+# (SIZES=..., FSES=ext4, VIAS=... for less; ONLY_PLOT=1 redraws from the
+# CSV). Not part of `make test`.
+bench-scale: deps
+	./scripts/bench-scale.sh
 
 # mirror-sync vs plain rsync from one rsync daemon on 127.0.0.1, on BENCH_N
 # files (or N=...; docs/performance.md).

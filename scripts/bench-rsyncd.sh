@@ -52,12 +52,12 @@ for b in python3 bc; do
 done
 [ -f "$GENTREE" ] || { echo "bench-rsyncd: $GENTREE not found (set GENTREE)" >&2; exit 1; }
 
+# shellcheck source=scripts/peers.sh
+. scripts/peers.sh
 rm -rf "$B"
 mkdir -p "$B"
-DPID="" NPID=""
 cleanup() {
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	[ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null
+	stop_peers
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$B"
 }
 trap cleanup EXIT
@@ -69,68 +69,15 @@ PUBLISH=$B/bin/publish
 MSYNC=$B/bin/mirror-sync
 SRC=$B/src MASTER=$B/master MIR=$B/mirror
 
-# start_nginx: Debian's nginx serving the master's export root on a free
-# port, as a plain process with its config in $B/nginx; sets UP.
-start_nginx() {
-	local nx=/usr/sbin/nginx d=$B/nginx port
-	command -v nginx >/dev/null && nx=$(command -v nginx)
-	[ -x "$nx" ] || { echo "bench-rsyncd: VIA=http needs nginx (make deps)" >&2; exit 1; }
-	mkdir -p "$d"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	{
-		[ "$(id -u)" != 0 ] || echo "user root root;"
-		echo "daemon off; worker_processes 2; pid $d/nginx.pid; error_log $d/error.log;"
-		echo "events { worker_connections 1024; }"
-		echo "http { access_log off; sendfile on; keepalive_requests 1000000;"
-		echo "  client_body_temp_path $d/cb; proxy_temp_path $d/px; fastcgi_temp_path $d/fc; uwsgi_temp_path $d/uw; scgi_temp_path $d/sc;"
-		echo "  server { listen 127.0.0.1:$port; root $MASTER;"
-		echo "    location ~ (^/\.work(/|\$)|^/\.lock\$|/\.tmp-) { return 404; } } }"
-	} >"$d/nginx.conf"
-	"$nx" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
-	NPID=$!
-	for _ in $(seq 100); do
-		curl -fsS "http://127.0.0.1:$port/seq/end" >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	UP=http://127.0.0.1:$port/
-}
-
 log "gentree: $N files"
 python3 "$GENTREE" "$SRC" "$N"
 log "publish snapshot 1 ($(du -sh "$SRC" | cut -f1))"
 "$PUBLISH" --root "$MASTER" --source "$SRC" --quiet >/dev/null
 
-# The daemon: free port, config in a temp dir.
-D=$B/rsyncd
-mkdir -p "$D"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-{
-	echo "uid = $(id -u)"
-	echo "gid = $(id -g)"
-	echo "pid file = $D/rsyncd.pid"
-	echo "lock file = $D/rsyncd.lock"
-	echo "log file = $D/rsyncd.log"
-	[ -z "${DAEMON_SOCKOPTS:-}" ] || echo "socket options = $DAEMON_SOCKOPTS"
-	echo
-	"$PUBLISH" rsyncd-conf --root "$MASTER" --module mod --user "$(id -un)" --group "$(id -gn)" --no-chroot
-	echo
-	echo "[plain]"
-	echo "	path = $MASTER/current/"
-	echo "	read only = yes"
-	echo "	use chroot = no"
-	echo "	munge symlinks = no"
-	echo "	refuse options = checksum"
-	echo "	transfer logging = no"
-} >"$D/rsyncd.conf"
-rsync --daemon --no-detach --address=127.0.0.1 --port="$PORT" --config="$D/rsyncd.conf" &
-DPID=$!
-for _ in $(seq 100); do
-	rsync "rsync://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-UP=rsync://127.0.0.1:$PORT/mod
-PLAIN=rsync://127.0.0.1:$PORT/plain/
-[ "$VIA" = http ] && start_nginx
+start_rsyncd "$B" "$MASTER" "$PUBLISH"
+UP=$RSYNCD_URL/mod
+PLAIN=$RSYNCD_URL/plain/
+if [ "$VIA" = http ]; then start_nginx "$B" "$MASTER"; UP=$NGINX_URL/; fi
 
 # warm: read the served snapshot's metadata and data into the page cache.
 warm() { find -L "$MASTER/current/" -type f -print0 | xargs -0 cat >/dev/null; }

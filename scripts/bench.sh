@@ -8,7 +8,19 @@
 #   NOOP_REPS=7      repetitions of the no-op poll
 #   BENCH_DIR=DIR    work area (default /tmp/perf/bench-N); deleted at the end
 #                    unless KEEP=1
-#   SCENARIOS="..."  subset of: publish_initial sync_initial noop publish_1pct sync_1pct
+#   SCENARIOS="..."  subset of: publish_initial publish_1pct publish_noop
+#                    sync_initial noop sync_1pct (default all but publish_noop)
+#   VIAS="local"     how mirror-sync reaches the master, any of: local (a path),
+#                    rsync (a stock rsync --daemon on 127.0.0.1 serving the
+#                    master's export root; rsync's side pulls the served tree
+#                    from the same daemon), http (Debian's nginx serving the
+#                    export root; rsync's side pulls from the rsync daemon).
+#                    The sync scenarios run once per transport.
+#   FLOOR=0          1: also time `cp -al` of the served snapshot beside the two
+#                    1% scenarios: the cost of a hard-link farm alone, the floor
+#                    of both tools on a filesystem without copy-on-write
+#   CSV=FILE         append one line per timed run to FILE
+#                    (fs,files,op,via,tool,seconds,rss_kib: scripts/bench-scale.sh)
 #   RSYNC_INITIAL=0  skip the rsync side of the two initial copies (saves disk
 #                    and time at 1M files; the row then shows "-")
 #   RSYNC_NOSYNC=0   skip the extra rsync run without the final flush
@@ -27,10 +39,12 @@
 # Peak RSS (/usr/bin/time "Maximum resident set size") is recorded for every
 # seqmirror run and the table shows the largest seen for each operation.
 #
-# Adding a transport: each scenario is a function taking the upstream address
-# seqmirror syncs from and the rsync source it is compared with, so an
-# rsync-daemon section is one more call, e.g.
-#   scenario_sync_1pct "rsync://localhost:PORT/up" "rsync://localhost:PORT/up/snapshots/2/" "(daemon)"
+# On btrfs (BENCH_DIR on a btrfs filesystem, as bench-scale.sh arranges) the
+# source is a subvolume, so publish and mirror-sync take their copy-on-write
+# paths (docs/operating.md section 20); rsync's side is unchanged.
+#
+# Each sync scenario is a function taking the upstream address seqmirror
+# syncs from, the rsync source it is compared with and the transport's name.
 set -euo pipefail
 
 N=${1:-${N:-100000}}
@@ -40,6 +54,9 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 GENTREE=${GENTREE:-$HERE/scripts/gentree.py}
 D=${BENCH_DIR:-/tmp/perf/bench-$N}
 SCENARIOS=${SCENARIOS:-"publish_initial sync_initial noop publish_1pct sync_1pct"}
+VIAS=${VIAS:-local}
+FLOOR=${FLOOR:-0}
+CSV=${CSV:-}
 RSYNC_INITIAL=${RSYNC_INITIAL:-1}
 RSYNC_NOSYNC=${RSYNC_NOSYNC:-1}
 BIN=$D/bin # private copy: rebuilding the repo's bin/ mid-run changes nothing
@@ -47,7 +64,7 @@ PUBLISH=$BIN/publish
 MSYNC=$BIN/mirror-sync
 TIMEV=/usr/bin/time
 
-log() { echo "bench: $*" >&2; }
+log() { echo "bench: $(date -u +%T) $*" >&2; }
 die() { log "$*"; exit 1; }
 
 command -v rsync >/dev/null || die "rsync is missing (make deps)"
@@ -60,13 +77,33 @@ fi
 
 # ---------- helpers ----------
 
+# quiesce: no dirty data, and on btrfs no deleted subvolume still being
+# cleaned in the background, before a timed run.
+quiesce() {
+	sync
+	if [ "$FSTYPE" = btrfs ]; then btrfs subvolume sync "$D" >/dev/null 2>&1 || true; sync; fi
+}
+
+# rmtree PATH...: rm -rf that also removes btrfs subvolumes (read-only
+# snapshots included), innermost first.
+rmtree() {
+	local p
+	for p in "$@"; do
+		[ -e "$p" ] || [ -L "$p" ] || continue
+		if [ "$FSTYPE" = btrfs ] && [ -d "$p" ] && [ ! -L "$p" ]; then
+			find "$p" -depth -type d -inum 256 -exec btrfs subvolume delete {} + >/dev/null
+		fi
+		rm -rf "$p"
+	done
+}
+
 # now: seconds since the epoch with microseconds.
 now() { echo "${EPOCHREALTIME/,/.}"; }
 
 # timed VAR cmd...: runs cmd after a sync (untimed), sets VAR to the seconds it took.
 timed() {
 	local __v=$1; shift
-	sync
+	quiesce
 	local t0 t1
 	t0=$(now)
 	"$@" >/dev/null
@@ -107,18 +144,18 @@ discard() {
 			mkdir -p "$D/trash"
 			mv "$p" "$(mktemp -d "$D/trash/t.XXXXXX")/"
 		else
-			rm -rf "$p"
+			rmtree "$p"
 		fi
 	done
 }
 # empty_trash: delete what discard kept, then settle.
 empty_trash() {
-	if [ -e "$D/trash" ]; then rm -rf "$D/trash"; settle; fi
+	if [ -e "$D/trash" ]; then rmtree "$D/trash"; settle; fi
 }
 # settle: after deleting trees outside a timed run, let the kernel's window
 # for recently freed inodes pass.
 settle() {
-	if [ "$TRASH" = 1 ]; then
+	if [ "$TRASH" = 1 ] && [ "$FSTYPE" != btrfs ]; then
 		sync; log "waiting 61 s for freed inodes to age (see discard)"; sleep 61
 	fi
 }
@@ -127,10 +164,23 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a
 maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 
 ROWS=()
-# row NAME SEQ_TIMES RSYNC_TIMES RSYNC_NOSYNC_TIMES MAXRSS_KB
+# csv OP VIA TOOL RSS_KB TIMES: one CSV line per run (if CSV is set).
+csv() {
+	[ -n "$CSV" ] || return 0
+	local op=$1 via=$2 tool=$3 rss=$4 t; shift 4
+	for t in "$@"; do echo "$FSTYPE,$N,$op,$via,$tool,$t,$rss" >>"$CSV"; done
+}
+# row OP VIA SEQ_TIMES RSYNC_TIMES RSYNC_NOSYNC_TIMES MAXRSS_KB [FLOOR_TIMES]
 row() {
-	local name=$1 s=$2 r=$3 rn=$4 rss=$5
-	local sm rm rnm ratio ration
+	local op=$1 via=$2 s=$3 r=$4 rn=$5 rss=$6 f=${7:-}
+	local name=$op sm rm rnm ratio ration fm=-
+	[ "$via" = local ] || name="$op ($via)"
+	# shellcheck disable=SC2086 # the times are words
+	csv "$op" "$via" seqmirror "$rss" $s
+	# shellcheck disable=SC2086
+	csv "$op" "$via" rsync "" $r
+	# shellcheck disable=SC2086
+	csv "$op" "$via" cp-al "" $f
 	sm=$(median $s)
 	if [ -n "$r" ]; then
 		rm=$(median $r)
@@ -143,15 +193,16 @@ row() {
 	else
 		rm=-; rnm=-; ratio=-; ration=-
 	fi
-	ROWS+=("$(printf '%-22s %9s %12s %9s %10s %14s %8s' "$name" "$ratio" "$ration" "$sm" "$rm" "$rnm" "$((rss / 1024))")")
-	log "$name: seqmirror $sm s, rsync $rm s (nosync $rnm s), ratio $ratio, peak RSS $((rss / 1024)) MiB; runs: seqmirror [$s] rsync [$r]"
+	[ -z "$f" ] || fm=$(median $f)
+	ROWS+=("$(printf '%-22s %9s %12s %9s %10s %14s %8s %8s' "$name" "$ratio" "$ration" "$sm" "$rm" "$rnm" "$fm" "$((rss / 1024))")")
+	log "$name: seqmirror $sm s, rsync $rm s (nosync $rnm s), ratio $ratio, cp -al $fm s, peak RSS $((rss / 1024)) MiB; runs: seqmirror [$s] rsync [$r] cp -al [$f]"
 }
 
 print_table() {
 	echo
-	echo "seqmirror vs rsync — N=$N files, $(nproc) cores, REPS=$REPS (median), $(date -u +%Y-%m-%dT%H:%MZ)"
-	echo "ratio = rsync time / seqmirror time (higher is better for seqmirror)"
-	printf '%-22s %9s %12s %9s %10s %14s %8s\n' operation ratio ratio-nosync seqm-s rsync-s rsync-nosync-s RSS-MiB
+	echo "seqmirror vs rsync — N=$N files on $FSTYPE, $(nproc) cores, REPS=$REPS (median), $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "ratio = rsync time / seqmirror time (higher is better for seqmirror); cp-al-s: the hard-link floor (FLOOR=1)"
+	printf '%-22s %9s %12s %9s %10s %14s %8s %8s\n' operation ratio ratio-nosync seqm-s rsync-s rsync-nosync-s cp-al-s RSS-MiB
 	printf '%s\n' "${ROWS[@]}"
 }
 
@@ -167,6 +218,50 @@ reset_root() {
 	discard "$root/.work"
 }
 
+# serve ROOT N: make the export root ROOT serve its snapshot N as an update
+# would (begin bumped, current flipped, end bumped), so that a mirror sees
+# that the upstream changed (docs/protocol.md section 4).
+serve() {
+	local root=$1 n=$2 e
+	e=$(cat "$root/seq/end")
+	echo $((e + 1)) >"$root/seq/begin"
+	ln -sfn "snapshots/$n" "$root/current.tmp" && mv -T "$root/current.tmp" "$root/current"
+	echo "$n" >"$root/seq/current"
+	echo $((e + 1)) >"$root/seq/end"
+}
+
+# plain_copy TREE DST: an untimed copy with TREE's metadata that shares its
+# data: cp -al, or on btrfs cp -a --reflink=always (hard links cannot cross
+# subvolumes, and seqmirror's snapshots there are subvolumes).
+plain_copy() {
+	if [ "$FSTYPE" = btrfs ]; then cp -a --reflink=always "$1" "$2"; else cp -al "$1" "$2"; fi
+}
+# prev_of TREE: prints the tree rsync's --link-dest (and the floor) use as
+# TREE's previous copy: TREE itself, or on btrfs a plain copy in $D/prev (as
+# an rsync user there keeps one: --link-dest cannot link into a subvolume).
+prev_of() {
+	if [ "$FSTYPE" != btrfs ]; then echo "$1"; return; fi
+	discard "$D/prev"; plain_copy "$1" "$D/prev"; echo "$D/prev"
+}
+
+# floor VAR TREE: times `cp -al TREE` and its syncfs (FLOOR=1), appending to
+# the array named VAR: a hard-link farm of the tree with nothing else.
+floor() {
+	[ "$FLOOR" = 1 ] || return 0
+	local t
+	discard "$RS"; timed t cp_durable "$RS" -al "$2" "$RS"
+	eval "$1+=(\"\$t\")"
+}
+cp_durable() { local dst=$1; shift; cp "$@" && sync -f "$dst"; }
+
+# warm TREE: read TREE's metadata and data into the page cache (untimed), so
+# that whichever side runs first does not warm it for the other. Skipped
+# above 500k files (the tree no longer fits in memory).
+warm() {
+	[ "$N" -le 500000 ] || return 0
+	find -L "$1" -type f -print0 | xargs -0 cat >/dev/null
+}
+
 # ---------- scenarios ----------
 # Each takes the state it needs from the variables below and appends a row.
 SRC=$D/src        # source tree (mutated by 1% before publish_1pct)
@@ -179,39 +274,76 @@ scenario_publish_initial() {
 	local s=() r=() rn=() rss=0 t k
 	for ((i = 0; i < REPS; i++)); do
 		discard "$D/pub-tmp"
+		warm "$SRC"
 		seqm t k "$PUBLISH" -q --root "$D/pub-tmp" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
 			discard "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
 			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
 		fi
 	done
-	rm -rf "$UP"; mv "$D/pub-tmp" "$UP"
+	rmtree "$UP"; mv "$D/pub-tmp" "$UP"
 	empty_trash
-	row publish-initial "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+	row publish-initial local "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
-# scenario_sync_initial UPSTREAM RSYNC_SRC [LABEL]: empty mirror from UPSTREAM.
+# scenario_publish_1pct: SRC changed by 1%; publish vs rsync --link-dest.
+scenario_publish_1pct() {
+	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2
+	local s=() r=() rn=() f=() rss=0 t k prev
+	prev=$(prev_of "$UP/snapshots/1")
+	for ((i = 0; i < REPS; i++)); do
+		reset_root "$UP" 1
+		seqm t k "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
+		discard "$RS"; timed t rsync_durable "$D" -a --link-dest="$prev" "$SRC/" "$RS/"; r+=("$t")
+		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --link-dest="$prev" "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
+		floor f "$prev"
+	done
+	discard "$RS" "$D/prev"
+	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
+	empty_trash
+	row publish-1pct local "${s[*]}" "${r[*]}" "${rn[*]}" "$rss" "${f[*]}"
+}
+
+# scenario_publish_noop: SRC as served; publish (which publishes nothing) vs
+# rsync -a --delete SRC/ onto an identical copy.
+scenario_publish_noop() {
+	local s=() r=() rss=0 t k
+	discard "$RS"; plain_copy "$UP/current/" "$RS"
+	seqm t rss "$PUBLISH" -q --root "$UP" --source "$SRC"
+	for ((i = 0; i < NOOP_REPS; i++)); do
+		timed t "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t")
+		timed t rsync -a --delete "$SRC/" "$RS/"; r+=("$t")
+	done
+	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish of an unchanged source made a snapshot"
+	# RS stays: the next scenario discards it with its own trash
+	row publish-noop local "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
+}
+
+# scenario_sync_initial UPSTREAM RSYNC_SRC VIA: empty mirror from UPSTREAM.
 scenario_sync_initial() {
-	local up=$1 rsrc=$2 label=${3:-}
+	local up=$1 rsrc=$2 via=$3
 	local s=() r=() rn=() rss=0 t k
 	for ((i = 0; i < REPS; i++)); do
 		discard "$D/m-tmp"
+		warm "$UP/current/"
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$D/m-tmp"; s+=("$t"); rss=$(maxof $rss $k)
 		if [ "$RSYNC_INITIAL" = 1 ]; then
+			warm "$UP/current/"
 			discard "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
 			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
 		fi
 	done
-	rm -rf "$M"; mv "$D/m-tmp" "$M"
+	discard "$RS"
+	rmtree "$M"; mv "$D/m-tmp" "$M"
 	empty_trash
-	row "sync-initial$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+	row sync-initial "$via" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
 }
 
-# scenario_noop UPSTREAM RSYNC_SRC [LABEL]: mirror already level.
+# scenario_noop UPSTREAM RSYNC_SRC VIA: mirror already level.
 scenario_noop() {
-	local up=$1 rsrc=$2 label=${3:-}
+	local up=$1 rsrc=$2 via=$3
 	local s=() r=() rss=0 t k
-	discard "$RS"; cp -al "$M/current/" "$RS" # an identical copy for rsync to compare against
+	discard "$RS"; plain_copy "$M/current/" "$RS" # an identical copy for rsync to compare against
 	# GNU time's own fork and exec would be a large part of a few-ms poll, and
 	# the rsync side runs without it: measure RSS once, untimed, then time
 	# both sides bare.
@@ -220,46 +352,39 @@ scenario_noop() {
 		timed t "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t")
 		timed t rsync -a --delete "$rsrc" "$RS/"; r+=("$t")
 	done
-	discard "$RS"
-	empty_trash
-	row "noop-poll$label" "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
+	# RS stays: the next scenario discards it with its own trash
+	row sync-noop "$via" "${s[*]}" "${r[*]}" "${r[*]}" "$rss"
 }
 
-# scenario_publish_1pct: SRC changed by 1%; publish vs rsync --link-dest.
-scenario_publish_1pct() {
-	python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2
-	local s=() r=() rn=() rss=0 t k
-	for ((i = 0; i < REPS; i++)); do
-		reset_root "$UP" 1
-		seqm t k "$PUBLISH" -q --root "$UP" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
-		discard "$RS"; timed t rsync_durable "$D" -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; r+=("$t")
-		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --link-dest="$UP/snapshots/1" "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
-	done
-	[ "$(readlink "$UP/current")" = snapshots/2 ] || die "publish did not make snapshot 2"
-	empty_trash
-	row publish-1pct "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
-}
-
-# scenario_sync_1pct UPSTREAM RSYNC_SRC [LABEL]: mirror at 1, upstream at 2.
+# scenario_sync_1pct UPSTREAM RSYNC_SRC VIA: mirror at 1, upstream at 2.
 scenario_sync_1pct() {
-	local up=$1 rsrc=$2 label=${3:-}
-	local s=() r=() rn=() rss=0 t k
+	local up=$1 rsrc=$2 via=$3
+	local s=() r=() rn=() f=() rss=0 t k prev
+	prev=$(prev_of "$M/snapshots/1")
 	for ((i = 0; i < REPS; i++)); do
 		reset_root "$M" 1
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$M"; s+=("$t"); rss=$(maxof $rss $k)
-		discard "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; r+=("$t")
-		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete --link-dest="$M/snapshots/1" "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
+		discard "$RS"; timed t rsync_durable "$D" -a --delete --link-dest="$prev" "$rsrc" "$RS/"; r+=("$t")
+		if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete --link-dest="$prev" "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
+		floor f "$prev"
 	done
+	discard "$RS" "$D/prev"
 	[ "$(readlink "$M/current")" = snapshots/2 ] || die "mirror-sync did not reach snapshot 2"
 	empty_trash
-	row "sync-1pct$label" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss"
+	row sync-1pct "$via" "${s[*]}" "${r[*]}" "${rn[*]}" "$rss" "${f[*]}"
 }
+
+# ---------- peers ----------
+# shellcheck source=scripts/peers.sh
+. "$HERE/scripts/peers.sh"
+trap stop_peers EXIT
 
 # ---------- main ----------
 log "building"
 mkdir -p "$D" "$BIN"
+FSTYPE=$(stat -f -c %T "$D"); [ "$FSTYPE" != ext2/ext3 ] || FSTYPE=ext4
 (cd "$HERE" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$BIN/" ./cmd/...) # as make build
-log "commit $(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty)"
+log "commit $(cd "$HERE" && git rev-parse --short HEAD)$(cd "$HERE" && git diff --quiet HEAD || echo +dirty); $D on $FSTYPE"
 # The pristine tree is cached (marker outside the tree) and copied for the run
 # when small; at large N it is used in place and regenerated next time.
 GEN=$D/gen
@@ -268,31 +393,47 @@ if [ ! -f "$D/gen.ok" ]; then
 	rm -rf "$GEN"; python3 "$GENTREE" "$GEN" "$N" --seed 1; touch "$D/gen.ok"
 fi
 for p in "$SRC" "$UP" "$M" "$RS" "$D/trash"; do
-	if [ -e "$p" ]; then rm -rf "$SRC" "$UP" "$M" "$RS" "$D/trash"; settle; break; fi
+	if [ -e "$p" ]; then rmtree "$SRC" "$UP" "$M" "$RS" "$D/trash"; settle; break; fi
 done
-if [ "$N" -le 200000 ]; then cp -a "$GEN" "$SRC"; else mv "$GEN" "$SRC"; rm -f "$D/gen.ok"; fi
-log "tree: $(du -sh "$SRC" | cut -f1) in $N files; scenarios: $SCENARIOS"
+if [ "$FSTYPE" = btrfs ]; then
+	# a subvolume, so that publish snapshots it; the copy shares the data
+	btrfs subvolume create "$SRC" >/dev/null
+	cp -a --reflink=always "$GEN/." "$SRC/"
+elif [ "$N" -le 200000 ]; then cp -a "$GEN" "$SRC"
+else mv "$GEN" "$SRC"; rm -f "$D/gen.ok"; fi
+log "tree: $(du -sh --apparent-size "$SRC" | cut -f1) in $N files; scenarios: $SCENARIOS; transports: $VIAS"
 
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Order: the publisher's snapshots 1 (original) and 2 (1% changed) first, so
 # that at large N the source can go before the mirror takes its own copy
 # (at 1M files each full copy is ~18 GB). The mirror then copies snapshot 1
-# while the publisher serves it, and syncs the 1% change once it serves 2.
+# while the publisher serves it, and syncs the 1% change once it serves 2;
+# once per transport.
 if has publish_initial; then scenario_publish_initial
 else "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
 if has publish_1pct; then scenario_publish_1pct
 else python3 "$GENTREE" "$SRC" "$N" --mutate 1 --seed 2; "$PUBLISH" -q --root "$UP" --source "$SRC" >/dev/null; fi
-if [ "$N" -gt 200000 ]; then rm -rf "$SRC"; settle; fi
-ln -sfn snapshots/1 "$UP/current" # serve 1 for the mirror's first copy
-if has sync_initial; then scenario_sync_initial "$UP" "$UP/snapshots/1/"
-else "$MSYNC" -q --upstream "$UP" --root "$M" >/dev/null; fi
-if has noop; then scenario_noop "$UP" "$UP/snapshots/1/"; fi
-ln -sfn snapshots/2 "$UP/current"
-if has sync_1pct; then scenario_sync_1pct "$UP" "$UP/snapshots/2/"; fi
-# The rsync daemon transport has its own script (scripts/bench-rsyncd.sh);
-# to add it here, start a daemon exporting $UP and call scenario_sync_1pct /
-# scenario_noop with the rsync:// address and a label.
+if has publish_noop; then scenario_publish_noop; fi
+if [ "$N" -gt 200000 ]; then rmtree "$SRC"; settle; fi
+case " $VIAS " in *" rsync "* | *" http "*) start_rsyncd "$D/peers" "$UP" "$BIN/publish" ;; esac
+case " $VIAS " in *" http "*) start_nginx "$D/peers" "$UP" ;; esac
+for via in $VIAS; do
+	case $via in
+	local) up=$UP; rsrc1=$UP/snapshots/1/; rsrc2=$UP/snapshots/2/ ;;
+	rsync) up=$RSYNCD_URL/mod; rsrc1=$RSYNCD_URL/plain/; rsrc2=$rsrc1 ;;
+	http) up=$NGINX_URL/; rsrc1=$RSYNCD_URL/plain/; rsrc2=$rsrc1 ;;
+	*) die "unknown transport $via in VIAS (local, rsync, http)" ;;
+	esac
+	serve "$UP" 1 # for the mirror's first copy
+	if has sync_initial; then scenario_sync_initial "$up" "$rsrc1" "$via"
+	elif [ -e "$M" ]; then reset_root "$M" 1
+	else "$MSYNC" -q --upstream "$up" --root "$M" >/dev/null; fi
+	if has noop; then scenario_noop "$up" "$rsrc1" "$via"; fi
+	serve "$UP" 2
+	if has sync_1pct; then scenario_sync_1pct "$up" "$rsrc2" "$via"; fi
+done
+stop_peers
 
 print_table
-if [ "${KEEP:-0}" != 1 ]; then rm -rf "$D/trash" "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN"; fi
+if [ "${KEEP:-0}" != 1 ]; then rmtree "$D/trash" "$SRC" "$UP" "$M" "$RS" "$D/pub-tmp" "$D/m-tmp" "$D/time.out" "$BIN" "$D/peers"; fi
