@@ -81,7 +81,17 @@ fi
 # cleaned in the background, before a timed run.
 quiesce() {
 	sync
-	if [ "$FSTYPE" = btrfs ]; then btrfs subvolume sync "$D" >/dev/null 2>&1 || true; sync; fi
+	[ "$FSTYPE" = btrfs ] || return 0
+	# A deleted subvolume is cleaned after a transaction commit, by default
+	# within 30 s; BTRFS_IOC_SYNC (btrfs filesystem sync) commits and wakes
+	# the cleaner, so poll with it rather than wait for the timer.
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -n "$(btrfs subvolume list -d "$D" 2>/dev/null)" ] || break
+		btrfs filesystem sync "$D" >/dev/null 2>&1 || true
+		sleep 0.1
+	done
+	sync
 }
 
 # rmtree PATH...: rm -rf that also removes btrfs subvolumes (read-only
@@ -134,13 +144,16 @@ rsync_durable() { local dst=$1; shift; rsync "$@" && sync -f "$dst"; }
 # lookup chains: linkat and fstatat slowed by ~25% with ~40 trees kept), so
 # the trash lives for one scenario only. Real publishes and syncs run
 # minutes apart. TRASH=0 deletes at once and does not wait; at N > 200000
-# the trees are too large to keep and are deleted at once anyway.
+# the trees are too large to keep and are deleted at once anyway. On btrfs
+# (no such window; and a read-only snapshot cannot move to another
+# directory) trees are deleted at once, and each timed run waits for the
+# deleted subvolumes to be cleaned (quiesce).
 TRASH=${TRASH:-1}
 discard() {
 	local p
 	for p in "$@"; do
 		[ -e "$p" ] || [ -L "$p" ] || continue
-		if [ "$TRASH" = 1 ] && [ "$N" -le 200000 ]; then
+		if [ "$TRASH" = 1 ] && [ "$N" -le 200000 ] && [ "$FSTYPE" != btrfs ]; then
 			mkdir -p "$D/trash"
 			mv "$p" "$(mktemp -d "$D/trash/t.XXXXXX")/"
 		else
@@ -269,17 +282,26 @@ UP=$D/up          # publisher's export root: snapshot 1 = original, 2 = 1% chang
 M=$D/mirror       # mirror root
 RS=$D/rsync-dst   # scratch rsync destination
 
+# rsync_initial TREE RSYNC_SRC [ARGS]: rsync's side of an initial copy of
+# TREE (read first) from RSYNC_SRC into a fresh RS, appending to the
+# caller's r and rn; RS is discarded after.
+rsync_initial() {
+	local tree=$1 rsrc=$2 t; shift 2
+	warm "$tree"
+	discard "$RS"; timed t rsync_durable "$D" -a "$@" "$rsrc" "$RS/"; r+=("$t")
+	if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a "$@" "$rsrc" "$RS/"; rn+=("$t"); fi
+	discard "$RS"
+}
+
 # scenario_publish_initial: fresh root from SRC vs rsync -a SRC/ NEW/.
 scenario_publish_initial() {
 	local s=() r=() rn=() rss=0 t k
 	for ((i = 0; i < REPS; i++)); do
 		discard "$D/pub-tmp"
+		if [ "$RSYNC_INITIAL" = 1 ] && [ "$N" -gt 200000 ]; then rsync_initial "$SRC/" "$SRC/"; fi
 		warm "$SRC"
 		seqm t k "$PUBLISH" -q --root "$D/pub-tmp" --source "$SRC"; s+=("$t"); rss=$(maxof $rss $k)
-		if [ "$RSYNC_INITIAL" = 1 ]; then
-			discard "$RS"; timed t rsync_durable "$D" -a "$SRC/" "$RS/"; r+=("$t")
-			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a "$SRC/" "$RS/"; rn+=("$t"); discard "$RS"; fi
-		fi
+		if [ "$RSYNC_INITIAL" = 1 ] && [ "$N" -le 200000 ]; then rsync_initial "$SRC/" "$SRC/"; fi
 	done
 	rmtree "$UP"; mv "$D/pub-tmp" "$UP"
 	empty_trash
@@ -323,15 +345,16 @@ scenario_publish_noop() {
 scenario_sync_initial() {
 	local up=$1 rsrc=$2 via=$3
 	local s=() r=() rn=() rss=0 t k
+	# Above 200k files the mirror is rebuilt from scratch first, and rsync's
+	# copy is deleted before seqmirror's is made: the disk holds the master
+	# and one copy, not four (19 GB each at 1M files).
+	[ "$N" -le 200000 ] || rmtree "$M"
 	for ((i = 0; i < REPS; i++)); do
 		discard "$D/m-tmp"
+		if [ "$RSYNC_INITIAL" = 1 ] && [ "$N" -gt 200000 ]; then rsync_initial "$UP/current/" "$rsrc" --delete; fi
 		warm "$UP/current/"
 		seqm t k "$MSYNC" -q --upstream "$up" --root "$D/m-tmp"; s+=("$t"); rss=$(maxof $rss $k)
-		if [ "$RSYNC_INITIAL" = 1 ]; then
-			warm "$UP/current/"
-			discard "$RS"; timed t rsync_durable "$D" -a --delete "$rsrc" "$RS/"; r+=("$t")
-			if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a --delete "$rsrc" "$RS/"; rn+=("$t"); discard "$RS"; fi
-		fi
+		if [ "$RSYNC_INITIAL" = 1 ] && [ "$N" -le 200000 ]; then rsync_initial "$UP/current/" "$rsrc" --delete; fi
 	done
 	discard "$RS"
 	rmtree "$M"; mv "$D/m-tmp" "$M"
