@@ -291,6 +291,9 @@ rsync_initial() {
 	discard "$RS"; timed t rsync_durable "$D" -a "$@" "$rsrc" "$RS/"; r+=("$t")
 	if [ "$RSYNC_NOSYNC" = 1 ]; then discard "$RS"; timed t rsync -a "$@" "$rsrc" "$RS/"; rn+=("$t"); fi
 	discard "$RS"
+	# above 200k files discard deleted RS: let its inodes age before
+	# seqmirror's copy allocates as many (see discard)
+	[ "$N" -le 200000 ] || settle
 }
 
 # scenario_publish_initial: fresh root from SRC vs rsync -a SRC/ NEW/.
