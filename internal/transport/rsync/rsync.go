@@ -436,17 +436,15 @@ func (u *Upstream) makeStage(abs string) (stage string, done func(), err error) 
 	if err != nil {
 		return "", nil, err
 	}
-	if !inside {
+	if inside {
+		stage, err = afero.TempDir(u.local, abs, ".rsync-stage-")
+	} else {
 		stage = filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".rsync-stage")
-		if err := u.local.RemoveAll(stage); err != nil {
-			return "", nil, err
+		if err = u.local.RemoveAll(stage); err == nil {
+			err = u.local.Mkdir(stage, 0o700)
 		}
-		if err := u.local.Mkdir(stage, 0o700); err != nil {
-			return "", nil, err
-		}
-		return stage, func() { u.local.RemoveAll(stage) }, nil
 	}
-	if stage, err = afero.TempDir(u.local, abs, ".rsync-stage-"); err != nil {
+	if err != nil {
 		return "", nil, err
 	}
 	return stage, func() { u.local.RemoveAll(stage) }, nil
