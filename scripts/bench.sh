@@ -231,10 +231,10 @@ reset_root() {
 	discard "$root/.work"
 }
 
-# serve ROOT N: make the export root ROOT serve its snapshot N as an update
+# flip_master ROOT N: make the export root ROOT serve its snapshot N as an update
 # would (begin bumped, current flipped, end bumped), so that a mirror sees
 # that the upstream changed (docs/protocol.md section 4).
-serve() {
+flip_master() {
 	local root=$1 n=$2 e
 	e=$(cat "$root/seq/end")
 	echo $((e + 1)) >"$root/seq/begin"
@@ -451,12 +451,12 @@ for via in $VIAS; do
 	http) up=$NGINX_URL/; rsrc1=$RSYNCD_URL/plain/; rsrc2=$rsrc1 ;;
 	*) die "unknown transport $via in VIAS (local, rsync, http)" ;;
 	esac
-	serve "$UP" 1 # for the mirror's first copy
+	flip_master "$UP" 1 # for the mirror's first copy
 	if has sync_initial; then scenario_sync_initial "$up" "$rsrc1" "$via"
 	elif [ -e "$M" ]; then reset_root "$M" 1
 	else "$MSYNC" -q --upstream "$up" --root "$M" >/dev/null; fi
 	if has noop; then scenario_noop "$up" "$rsrc1" "$via"; fi
-	serve "$UP" 2
+	flip_master "$UP" 2
 	if has sync_1pct; then scenario_sync_1pct "$up" "$rsrc2" "$via"; fi
 done
 stop_peers
