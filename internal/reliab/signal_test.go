@@ -140,45 +140,102 @@ func checkSignalled(tb testing.TB, root string, before state, sig syscall.Signal
 // SIGKILL: change something (prepare), start the command, signal it at a
 // random point, check what it left (checkSignalled), then run the command to
 // completion and check it serves wantServed and left nothing behind.
+//
+// Random points on a loaded machine can all land before the runtime
+// catches signals or after the run is past its last interruptible step;
+// if none of the iters points interrupted a run, up to aimedPoints more
+// bisect the delay between "died before catching it" (too early) and
+// "completed or finished" (too late) until one does.
 func signalLoop(t testing.TB, iters int, root string, prepare func(), name string, args []string, wantServed func() []string) signalStats {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	l := &signalLooper{tb: t, root: root, prepare: prepare, name: name, args: args, wantServed: wantServed}
 	prepare()
-	d := timeRun(t, name, args...)
-	var st signalStats
+	l.d = timeRun(t, name, args...)
 	for i := 0; i < iters; i++ {
-		prepare()
-		before := readState(t, root)
-		delay := time.Duration(rng.Int64N(int64(d)*11/10 + 1))
-		sig := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT}[i%2]
-		s := signalAt(t, delay, sig, name, args...)
-		st.points++
-		switch {
-		case !s.sent:
-			st.finished++
-		case s.code == 130:
-			st.interrupted++
-		case s.code == 0:
-			st.completed++
-		default:
-			st.early++
+		l.point(time.Duration(rng.Int64N(int64(l.d)*11/10 + 1)))
+	}
+	lo, hi := time.Duration(0), l.d
+	for i := 0; i < aimedPoints && l.st.interrupted == 0; i++ {
+		delay := (lo + hi) / 2
+		switch l.point(delay) {
+		case outcomeEarly:
+			lo = delay
+		case outcomeLate:
+			hi = delay
 		}
-		checkSignalled(t, root, before, sig, s)
-		if t.Failed() {
-			t.Fatalf("%s %d after %v (run takes %v)", sigName(sig), i, delay, d)
-		}
-		d = timeRun(t, name, args...)
-		checkClean(t, root)
-		if got, want := listing(t, filepath.Join(root, "current")+"/"), wantServed(); !equalStrings(got, want) {
-			t.Fatalf("%s %d: after a completed run the served tree differs from the source: %s", sigName(sig), i, firstDiff(got, want))
-		}
-		if t.Failed() {
-			t.FailNow()
+		if hi-lo < time.Millisecond { // the window closed: widen it again
+			lo, hi = lo/2, hi+l.d/2
 		}
 	}
 	t.Logf("%s: %d signal points: %d exit 130, %d completed anyway, %d died before catching it, %d runs finished first",
-		name, st.points, st.interrupted, st.completed, st.early, st.finished)
-	return st
+		name, l.st.points, l.st.interrupted, l.st.completed, l.st.early, l.st.finished)
+	return l.st
+}
+
+// aimedPoints bounds the bisecting points signalLoop adds.
+const aimedPoints = 16
+
+type outcome int
+
+const (
+	outcomeEarly       outcome = iota // died of the signal before catching it
+	outcomeInterrupted                // exit 130
+	outcomeLate                       // completed anyway, or finished first
+)
+
+// signalLooper is one signalLoop's state: the command, its last measured
+// duration and the tally.
+type signalLooper struct {
+	tb         testing.TB
+	root       string
+	prepare    func()
+	name       string
+	args       []string
+	wantServed func() []string
+	d          time.Duration // the last completed run's duration
+	st         signalStats
+}
+
+// point runs one signal point: prepare, signal after delay, check what the
+// run left, then complete a run and check what it serves.
+func (l *signalLooper) point(delay time.Duration) outcome {
+	t := l.tb
+	t.Helper()
+	i := l.st.points
+	l.prepare()
+	before := readState(t, l.root)
+	sig := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT}[i%2]
+	s := signalAt(t, delay, sig, l.name, l.args...)
+	l.st.points++
+	var o outcome
+	switch {
+	case !s.sent:
+		l.st.finished++
+		o = outcomeLate
+	case s.code == 130:
+		l.st.interrupted++
+		o = outcomeInterrupted
+	case s.code == 0:
+		l.st.completed++
+		o = outcomeLate
+	default:
+		l.st.early++
+		o = outcomeEarly
+	}
+	checkSignalled(t, l.root, before, sig, s)
+	if t.Failed() {
+		t.Fatalf("%s %d after %v (run takes %v)", sigName(sig), i, delay, l.d)
+	}
+	l.d = timeRun(t, l.name, l.args...)
+	checkClean(t, l.root)
+	if got, want := listing(t, filepath.Join(l.root, "current")+"/"), l.wantServed(); !equalStrings(got, want) {
+		t.Fatalf("%s %d: after a completed run the served tree differs from the source: %s", sigName(sig), i, firstDiff(got, want))
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return o
 }
 
 // requireInterrupted fails unless some run was stopped by its signal.
