@@ -29,7 +29,8 @@
 #                    (see discard below); TRASH=0 deletes at once, for quick
 #                    trial runs
 #
-# Every timed operation starts with the page cache warm and no dirty data
+# Every timed operation starts with the page cache warm (above 500k files,
+# initial copies start cold on both sides: see warm) and no dirty data
 # (`sync` before each), and every operation that creates a tree pays for
 # making it durable: seqmirror syncfs(2)s before it flips, so the rsync side
 # is timed as `rsync ... && sync -f NEW` (the same syncfs). The rsync time
@@ -268,11 +269,17 @@ floor() {
 cp_durable() { local dst=$1; shift; cp "$@" && sync -f "$dst"; }
 
 # warm TREE: read TREE's metadata and data into the page cache (untimed), so
-# that whichever side runs first does not warm it for the other. Skipped
-# above 500k files (the tree no longer fits in memory).
+# that whichever side runs first does not warm it for the other. Above 500k
+# files the tree no longer fits in memory, so both sides start cold
+# instead: dirty data flushed and the page, dentry and inode caches dropped
+# (as root; otherwise whatever the previous step left in memory stays, and
+# the side that runs second may find less of its source there).
 warm() {
-	[ "$N" -le 500000 ] || return 0
-	find -L "$1" -type f -print0 | xargs -0 cat >/dev/null
+	if [ "$N" -le 500000 ]; then
+		find -L "$1" -type f -print0 | xargs -0 cat >/dev/null
+	elif [ -w /proc/sys/vm/drop_caches ]; then
+		sync; echo 3 >/proc/sys/vm/drop_caches
+	fi
 }
 
 # ---------- scenarios ----------
