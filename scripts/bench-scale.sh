@@ -29,6 +29,9 @@
 #                       repetitions: delete it to start over)
 #   SVG=docs/bench-scale.svg
 #   REPS, NOOP_REPS     default 3 and 5 up to 100k files, 1 and 3 above
+#   SCENARIOS="publish_initial publish_1pct publish_noop sync_initial noop sync_1pct"
+#                       a subset runs only those (bench.sh makes the state the
+#                       others would have left, untimed)
 #   ONLY_PLOT=1         skip the runs: tables and plot from an existing CSV
 #
 # Disk: an ext4 run needs about 2.2x the tree (19 KiB a file: ~21 GB at 500k,
@@ -41,6 +44,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=${SIZES:-"10000 100000 500000 1000000"}
 FSES=${FSES:-"ext4 btrfs"}
 VIAS=${VIAS:-"local rsync http"}
+SCENARIOS=${SCENARIOS:-"publish_initial publish_1pct publish_noop sync_initial noop sync_1pct"}
 R=${BENCH_ROOT:-/tmp/perf/scale}
 CSV=${CSV:-$R/scale.csv}
 SVG=${SVG:-$HERE/docs/bench-scale.svg}
@@ -95,7 +99,7 @@ if [ "${ONLY_PLOT:-0}" != 1 ]; then
 			[ "$n" -le 100000 ] || { reps=1; noops=3; }
 			log "$fs, $n files: scripts/bench.sh"
 			REPS=${REPS:-$reps} NOOP_REPS=${NOOP_REPS:-$noops} RSYNC_NOSYNC=0 VIAS="$VIAS" FLOOR=1 CSV=$CSV BENCH_DIR=$d \
-				SCENARIOS="publish_initial publish_1pct publish_noop sync_initial noop sync_1pct" \
+				SCENARIOS="$SCENARIOS" \
 				"$HERE/scripts/bench.sh" "$n" | tee -a "$R/tables.txt"
 			if [ "$fs" = btrfs ]; then unmount
 			else # let the freed inodes age before the next run (bench.sh, discard)
