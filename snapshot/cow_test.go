@@ -126,7 +126,7 @@ func TestPublishCoWFallback(t *testing.T) {
 		why          string
 	}{
 		{name: "plain dir on btrfs", fstype: "btrfs", why: "not a btrfs subvolume"},
-		{name: "ext4", fstype: "ext4", why: "the root is on other, not btrfs"},
+		{name: "ext4", fstype: "ext4", why: "the root is on ext4, not btrfs"},
 		{name: "xfs", fstype: "xfs", why: "the root is on xfs, not btrfs"},
 		{name: "nested subvolume", fstype: "btrfs", subvol: true, why: "holds other subvolumes"},
 	} {

@@ -17,7 +17,7 @@ var ErrUnsupported = errors.New("copy-on-write not supported here")
 
 // Caps is what the filesystem of a directory offers.
 type Caps struct {
-	FS        string // "btrfs", "xfs" or "other"
+	FS        string // "btrfs", "xfs", another name from fsNames, or "other"
 	Snapshots bool   // subvolume snapshots (btrfs)
 	Reflink   bool   // FICLONE may work (btrfs, XFS; tried per file)
 }
@@ -34,7 +34,21 @@ func Probe(dir string) (Caps, error) {
 	case unix.XFS_SUPER_MAGIC:
 		return Caps{FS: "xfs", Reflink: true}, nil
 	}
+	if name, ok := fsNames[st.Type]; ok {
+		return Caps{FS: name}, nil
+	}
 	return Caps{FS: "other"}, nil
+}
+
+// fsNames names the filesystems without copy-on-write that mirrors are
+// commonly on, for the log line that says why the copy-on-write path is
+// not taken.
+var fsNames = map[int64]string{
+	unix.EXT4_SUPER_MAGIC:      "ext4",
+	unix.TMPFS_MAGIC:           "tmpfs",
+	unix.OVERLAYFS_SUPER_MAGIC: "overlayfs",
+	unix.NFS_SUPER_MAGIC:       "nfs",
+	unix.F2FS_SUPER_MAGIC:      "f2fs",
 }
 
 // firstFreeObjectID is the inode number of every btrfs subvolume's root

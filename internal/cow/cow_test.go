@@ -18,7 +18,7 @@ func TestProbe(t *testing.T) {
 	}{
 		{name: "btrfs", fstype: "btrfs", want: cow.Caps{FS: "btrfs", Snapshots: true, Reflink: true}},
 		{name: "xfs", fstype: "xfs", want: cow.Caps{FS: "xfs", Reflink: true}},
-		{name: "ext4", fstype: "ext4", want: cow.Caps{FS: "other"}},
+		{name: "ext4", fstype: "ext4", want: cow.Caps{FS: "ext4"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := testutil.MountLoop(t, tc.fstype, testutil.LoopSize)
