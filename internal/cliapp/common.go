@@ -23,7 +23,7 @@ var (
 	minAgeFlag  = &cli.StringFlag{Name: "min-age", Value: "1h", DefaultText: "1h", Usage: "never prune a snapshot superseded less than `D` ago (e.g. 30m, 12h, 7d), so slow readers finish"}
 	nameFlag    = &cli.StringFlag{Name: "name", DefaultText: "HOST:ROOT, this host's name and the root's absolute path", Usage: "this server's `NAME` in the lineage its status.json records (docs/protocol.md section 9) and in the triggers it sends"}
 	addressFlag = &cli.StringFlag{Name: "address", Usage: "where this server's mirrors reach it (`URL`: http(s)://, rsync://, host::module), for the lineage its status.json records"}
-	workersFlag = &cli.IntFlag{Name: "workers", DefaultText: "number of CPUs, at least 2", Usage: "run `N` parallel copy/hash/link workers"}
+	workersFlag = &cli.IntFlag{Name: "workers", DefaultText: "number of CPUs, at least 8", Usage: "run `N` parallel copy/hash/link workers"}
 )
 
 // env is what every action needs.

@@ -32,8 +32,17 @@ var (
 	ErrNoTree = errors.New("cannot read source tree")
 )
 
-// Workers is the default parallelism for hashing, copying and linking.
-func Workers() int { return max(2, runtime.GOMAXPROCS(0)) }
+// Workers is the default parallelism for hashing, copying and linking:
+// one per CPU, and at least minWorkers.
+func Workers() int { return max(minWorkers, runtime.GOMAXPROCS(0)) }
+
+// minWorkers keeps the disk busy when the files are not in the page cache:
+// a worker copying small files waits on one read at a time, so on 2 CPUs 2
+// workers left the CPUs a third idle (a 200k-file tree read cold: publish
+// took 36.7 s with 2 workers, 25-27 s with 4, 8 or 16), while with the
+// tree cached 8 workers were no slower than 2 (16.0-16.3 s against
+// 17.9-20.6 s).
+const minWorkers = 8
 
 // EntryFromInfo converts an lstat result to a record (without hash).
 func EntryFromInfo(f fsys.FS, full, rel string, fi fs.FileInfo) (manifest.Entry, error) {
