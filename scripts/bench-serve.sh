@@ -15,7 +15,7 @@
 # Environment: BENCH_DIR (default /tmp/benchserve; removed at the end unless
 # KEEP=1), SECS, CONC, ROUNDS, GENTREE, GO, NGINX (default: nginx in PATH
 # or /usr/sbin/nginx), SERVE_GOGC (serve's GOGC, default 100),
-# SERVE_GOMAXPROCS (serve's GOMAXPROCS, default nproc).
+# SERVE_GOMAXPROCS (serve's GOMAXPROCS; unset: Go's own choice).
 set -euo pipefail
 
 N=${1:-20000}
@@ -55,7 +55,7 @@ awk -v s="$SNAP" '$1 == "f" { print "/snapshots/" s "/" $6 }' "$B/root/snapshots
 cat "$B/root/snapshots/$SNAP"/*/*/* >/dev/null # into the page cache
 
 SPORT=$(freeport)
-GOGC=${SERVE_GOGC:-100} GOMAXPROCS=${SERVE_GOMAXPROCS:-$(nproc)} "$B/bin/publish" serve --root "$B/root" --listen "127.0.0.1:$SPORT" --quiet &
+GOGC=${SERVE_GOGC:-100} env ${SERVE_GOMAXPROCS:+GOMAXPROCS=$SERVE_GOMAXPROCS} "$B/bin/publish" serve --root "$B/root" --listen "127.0.0.1:$SPORT" --quiet &
 SPID=$!
 
 NPORT=$(freeport)
