@@ -67,6 +67,7 @@ type attempt struct {
 	manPath   string      // ROOT/.work/N.manifest
 	manDigest sign.Digest // its digest, once written (the recorder's)
 	prevDir   string      // the served snapshot's dir ("" if none)
+	pre       *prehasher  // files walkChanged had hashed (nil if none)
 	linked    atomic.Int64
 	copied    atomic.Int64
 	bytes     atomic.Int64
@@ -210,20 +211,21 @@ func (a *attempt) spoolAll(l *tree.Lister) error {
 		if err != nil {
 			return err
 		}
-		if err := a.spoolEntry(spooled{Entry: e}); err != nil {
+		if _, err := a.spoolEntry(spooled{Entry: e}); err != nil {
 			return err
 		}
 	}
 }
 
 // spoolEntry pairs s's entry with the served snapshot's record and
-// spools it.
-func (a *attempt) spoolEntry(s spooled) error {
+// spools it. linkable: the pairer found the served record of the same
+// file by the quick check.
+func (a *attempt) spoolEntry(s spooled) (linkable bool, _ error) {
 	s.linkable = a.pr.pair(&s.Entry)
 	a.older.note(&s.Entry, s.linkable)
 	a.dirs.add(&s.Entry)
 	a.res.Entries++
-	return a.spool.add(&s)
+	return s.linkable, a.spool.add(&s)
 }
 
 // commit installs the built snapshot, unless the source's writer started

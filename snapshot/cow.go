@@ -215,9 +215,9 @@ func (a *attempt) hashFiles(b []*fileItem, _ string) error {
 			a.linked.Add(1)
 			continue
 		}
-		h, size, err := tree.HashFile(a.f, a.dst(e), manifest.Current)
+		h, size, err := a.hashOne(e)
 		if err != nil {
-			return fmt.Errorf("hash %s: %w", e.Path, err)
+			return err
 		}
 		if size != e.Size {
 			return fmt.Errorf("%s: %w: %d bytes in the snapshot, %d listed", e.Path, errSnapshotMoved, size, e.Size)
@@ -227,6 +227,19 @@ func (a *attempt) hashFiles(b []*fileItem, _ string) error {
 		a.bytes.Add(size)
 	}
 	return nil
+}
+
+// hashOne hashes the file of e in the work tree, unless the prehasher
+// did.
+func (a *attempt) hashOne(e *manifest.Entry) (manifest.Sum, int64, error) {
+	if p, ok := a.pre.sum(e.Path); ok {
+		return p.sum, p.size, nil
+	}
+	h, size, err := tree.HashFile(a.f, a.dst(e), manifest.Current)
+	if err != nil {
+		return h, 0, fmt.Errorf("hash %s: %w", e.Path, err)
+	}
+	return h, size, nil
 }
 
 // unchanged reports whether e, which the pairer paired with the served
@@ -244,14 +257,16 @@ func (a *attempt) hashFiles(b []*fileItem, _ string) error {
 // inode item also changes when only its atime moves (a read of the source
 // under relatime), which leaves the ctime alone.
 func (a *attempt) unchanged(it *fileItem) bool {
-	if it.settled {
-		return true
-	}
-	e := &it.e
+	return it.settled || a.servedFile(a.dst(&it.e), &it.e)
+}
+
+// servedFile is unchanged's look at the file at full, of record e: the
+// served snapshot's very file.
+func (a *attempt) servedFile(full string, e *manifest.Entry) bool {
 	if a.prevDir == "" {
 		return false
 	}
-	now, err1 := fsys.Lstat(a.f, a.dst(e))
+	now, err1 := fsys.Lstat(a.f, full)
 	was, err2 := fsys.Lstat(a.f, filepath.Join(a.prevDir, filepath.FromSlash(e.Path)))
 	if err1 != nil || err2 != nil {
 		return false

@@ -231,6 +231,10 @@ func TestPublishCoWChanges(t *testing.T) {
 		if !res.Published || !res.CoW || (i == 0 && res.Copied != 1) {
 			t.Fatalf("round %d: %+v", i, res)
 		}
+		// the edited file was hashed while listing, the one only read not
+		if i == 0 && !strings.Contains(log.String(), `msg="hashed while listing" files=1`) {
+			t.Fatalf("round 0: not hashed while listing:\n%s", log)
+		}
 		verifyCoW(t, r, res.Snapshot)
 	}
 	if n := strings.Count(log.String(), "listing only what changed"); n != len(rounds) {

@@ -65,9 +65,17 @@ func (a *attempt) changeSet() (changed map[uint64]bool, ok bool) {
 // walkChanged lists the source's snapshot into the spool, pairing as it
 // goes, stat'ing only the changed inodes; an entry not stat'ed is spooled
 // as settled (spooled.settled: its file is not hashed again).
+//
+// The files it finds new or changed (that the served snapshot cannot
+// vouch for: unchanged) are hashed meanwhile by a prehasher, whose sums
+// hashFiles takes.
 func (a *attempt) walkChanged(changed map[uint64]bool) error {
+	a.prevDir = a.u.Root().SnapshotDir(a.u.Served())
+	a.pre = newPrehasher(a.ctx, a.f, a.source, a.opt.Workers)
 	w := &changeWalk{a: a, changed: changed, buf: make([]byte, 64<<10)}
-	if err := w.dir(""); err != nil {
+	err := w.dir("")
+	a.opt.Log.Debug("hashed while listing", "files", a.pre.wait())
+	if err != nil {
 		return err
 	}
 	return a.spool.seal()
@@ -101,8 +109,12 @@ func (w *changeWalk) dir(rel string) error {
 		if err != nil {
 			return err
 		}
-		if err := a.spoolEntry(spooled{Entry: e, settled: !fresh}); err != nil {
+		linkable, err := a.spoolEntry(spooled{Entry: e, settled: !fresh})
+		if err != nil {
 			return err
+		}
+		if fresh && e.Type == manifest.File && !(linkable && a.servedFile(filepath.Join(a.source, filepath.FromSlash(r)), &e)) {
+			a.pre.add(&e)
 		}
 		if e.Type == manifest.Dir {
 			if err := w.dir(r); err != nil {
