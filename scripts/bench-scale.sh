@@ -35,7 +35,11 @@
 #   ONLY_PLOT=1         skip the runs: tables and plot from an existing CSV
 #
 # Disk: an ext4 run needs about 2.2x the tree (19 KiB a file: ~21 GB at 500k,
-# ~42 GB at 1M); a btrfs run about the same inside its image. Time on the
+# ~42 GB at 1M); a btrfs run about the same inside its image, and more on
+# the image's host filesystem, which holds a deleted copy until
+# discard=async gives its space back: at 1M the initial copies need ~60 GB
+# free there (with 42 GB the image's writes failed and btrfs went
+# read-only). Time on the
 # 2-core machine of docs/performance.md: ~15 min at 10k, ~35 min at 100k,
 # ~1 h at 500k, ~2 h at 1M, per filesystem.
 set -euo pipefail
