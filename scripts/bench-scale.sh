@@ -58,7 +58,7 @@ log() { echo "bench-scale: $(date -u +%T) $*" >&2; }
 die() { log "$*"; exit 1; }
 
 mkdir -p "$R"
-LOOP= MNT=$R/mnt
+LOOP='' MNT=$R/mnt
 unmount() {
 	if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || true; fi
 	if [ -n "$LOOP" ]; then losetup -d "$LOOP" 2>/dev/null || true; LOOP=; fi
