@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -96,6 +97,9 @@ func (a *attempt) runCow() (_ PublishResult, err error) {
 			err = fmt.Errorf("remove the snapshot of the source: %w", rerr)
 		}
 	}()
+	if served := a.u.Served(); served > 0 {
+		a.prevDir = a.u.Root().SnapshotDir(served)
+	}
 	fresh, err := a.list()
 	if err != nil || !fresh {
 		return a.res, err
@@ -200,46 +204,34 @@ func (a *attempt) leaveOut() error {
 // copied, the others as linked (they share the served snapshot's data on
 // disk).
 func (a *attempt) hashChanged() error {
-	if served := a.u.Served(); served > 0 {
-		a.prevDir = a.u.Root().SnapshotDir(served)
-	}
 	return a.files(a.hashFiles)
 }
 
 // hashFiles hashes the files of b (of directory dir) in the work tree
-// that are not unchanged, and records their Sums.
+// that are not unchanged, and records their Sums. A file the prehasher
+// hashed is one walkChanged found not unchanged: its sum is taken as is.
 func (a *attempt) hashFiles(b []*fileItem, _ string) error {
 	for _, it := range b {
 		e := &it.e
-		if !a.opt.Force && it.linkable && a.unchanged(it) {
+		p, pre := a.pre.sum(e.Path)
+		if !pre && !a.opt.Force && it.linkable && a.unchanged(it) {
 			a.linked.Add(1)
 			continue
 		}
-		h, size, err := a.hashOne(e)
-		if err != nil {
-			return err
+		if !pre {
+			var err error
+			if p.sum, p.size, err = tree.HashFile(a.f, a.dst(e), manifest.Current); err != nil {
+				return fmt.Errorf("hash %s: %w", e.Path, err)
+			}
 		}
-		if size != e.Size {
-			return fmt.Errorf("%s: %w: %d bytes in the snapshot, %d listed", e.Path, errSnapshotMoved, size, e.Size)
+		if p.size != e.Size {
+			return fmt.Errorf("%s: %w: %d bytes in the snapshot, %d listed", e.Path, errSnapshotMoved, p.size, e.Size)
 		}
-		e.SetSum(h)
+		e.SetSum(p.sum)
 		a.copied.Add(1)
-		a.bytes.Add(size)
+		a.bytes.Add(p.size)
 	}
 	return nil
-}
-
-// hashOne hashes the file of e in the work tree, unless the prehasher
-// did.
-func (a *attempt) hashOne(e *manifest.Entry) (manifest.Sum, int64, error) {
-	if p, ok := a.pre.sum(e.Path); ok {
-		return p.sum, p.size, nil
-	}
-	h, size, err := tree.HashFile(a.f, a.dst(e), manifest.Current)
-	if err != nil {
-		return h, 0, fmt.Errorf("hash %s: %w", e.Path, err)
-	}
-	return h, size, nil
 }
 
 // unchanged reports whether e, which the pairer paired with the served
@@ -257,18 +249,21 @@ func (a *attempt) hashOne(e *manifest.Entry) (manifest.Sum, int64, error) {
 // inode item also changes when only its atime moves (a read of the source
 // under relatime), which leaves the ctime alone.
 func (a *attempt) unchanged(it *fileItem) bool {
-	return it.settled || a.servedFile(a.dst(&it.e), &it.e)
+	if it.settled {
+		return true
+	}
+	now, err := fsys.Lstat(a.f, a.dst(&it.e))
+	return err == nil && a.servedFile(now, it.e.Path)
 }
 
-// servedFile is unchanged's look at the file at full, of record e: the
-// served snapshot's very file.
-func (a *attempt) servedFile(full string, e *manifest.Entry) bool {
+// servedFile is unchanged's look at now, the lstat of the file at rel:
+// the served snapshot's very file.
+func (a *attempt) servedFile(now fs.FileInfo, rel string) bool {
 	if a.prevDir == "" {
 		return false
 	}
-	now, err1 := fsys.Lstat(a.f, full)
-	was, err2 := fsys.Lstat(a.f, filepath.Join(a.prevDir, filepath.FromSlash(e.Path)))
-	if err1 != nil || err2 != nil {
+	was, err := fsys.Lstat(a.f, filepath.Join(a.prevDir, filepath.FromSlash(rel)))
+	if err != nil {
 		return false
 	}
 	n, ok1 := now.Sys().(*syscall.Stat_t)

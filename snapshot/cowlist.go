@@ -70,7 +70,6 @@ func (a *attempt) changeSet() (changed map[uint64]bool, ok bool) {
 // vouch for: unchanged) are hashed meanwhile by a prehasher, whose sums
 // hashFiles takes.
 func (a *attempt) walkChanged(changed map[uint64]bool) error {
-	a.prevDir = a.u.Root().SnapshotDir(a.u.Served())
 	a.pre = newPrehasher(a.ctx, a.f, a.source, a.opt.Workers)
 	w := &changeWalk{a: a, changed: changed, buf: make([]byte, 64<<10)}
 	err := w.dir("")
@@ -105,15 +104,16 @@ func (w *changeWalk) dir(rel string) error {
 		if err := manifest.CheckPath(r); err != nil {
 			return fmt.Errorf("walk %s: %w", a.source, err)
 		}
-		e, fresh, err := w.entry(r, d)
+		e, fi, err := w.entry(r, d)
 		if err != nil {
 			return err
 		}
+		fresh := fi != nil
 		linkable, err := a.spoolEntry(spooled{Entry: e, settled: !fresh})
 		if err != nil {
 			return err
 		}
-		if fresh && e.Type == manifest.File && !(linkable && a.servedFile(filepath.Join(a.source, filepath.FromSlash(r)), &e)) {
+		if fresh && e.Type == manifest.File && !(linkable && a.servedFile(fi, r)) {
 			a.pre.add(&e)
 		}
 		if e.Type == manifest.Dir {
@@ -126,21 +126,22 @@ func (w *changeWalk) dir(rel string) error {
 }
 
 // entry is the record of r: the served snapshot's if its inode did not
-// change and the record is of its type, else from lstat (fresh).
-func (w *changeWalk) entry(r string, d dirent) (manifest.Entry, bool, error) {
+// change and the record is of its type, else from lstat (fresh: fi, the
+// lstat, is not nil).
+func (w *changeWalk) entry(r string, d dirent) (_ manifest.Entry, fi fs.FileInfo, _ error) {
 	a := w.a
 	if !w.changed[d.ino] {
 		if rec, ok := a.pr.peek(r); ok && rec.Type == d.typ {
-			return rec, false, nil
+			return rec, nil, nil
 		}
 	}
 	full := filepath.Join(a.source, filepath.FromSlash(r))
 	fi, err := fsys.Lstat(a.f, full)
 	if err != nil {
-		return manifest.Entry{}, true, fmt.Errorf("walk: lstat %s: %w", full, err)
+		return manifest.Entry{}, nil, fmt.Errorf("walk: lstat %s: %w", full, err)
 	}
 	e, err := tree.EntryFromInfo(a.f, full, r, fi)
-	return e, true, err
+	return e, fi, err
 }
 
 // dirent is one directory entry as getdents(2) gives it.

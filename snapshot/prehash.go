@@ -15,8 +15,8 @@ import (
 const prehashMax = 1 << 16
 
 // A prehasher hashes, on the copy-on-write path, the files the listing of
-// what changed (walkChanged) finds to be new or changed, on workers of its
-// own while the listing goes on, so that reading them overlaps reading the
+// what changed (walkChanged) finds to be new or changed, on a tree.Pool of
+// its own while the listing goes on, so that reading them overlaps reading the
 // directories; hashFiles then takes their sums instead of reading them
 // again. It is sound because the tree it reads is the attempt's private
 // point-in-time snapshot of the source: nothing writes it but the attempt,
@@ -26,9 +26,7 @@ const prehashMax = 1 << 16
 type prehasher struct {
 	f    fsys.FS
 	dir  string // the tree the paths are relative to
-	jobs chan manifest.Entry
-	wg   sync.WaitGroup
-
+	pool *tree.Pool
 	max  int // files queued at most (prehashMax)
 	sent int
 
@@ -44,26 +42,7 @@ type prehashed struct {
 // newPrehasher starts workers hashing files of dir until ctx is done or
 // wait is called.
 func newPrehasher(ctx context.Context, f fsys.FS, dir string, workers int) *prehasher {
-	p := &prehasher{f: f, dir: dir, jobs: make(chan manifest.Entry, 4*workers), max: prehashMax, sums: map[string]prehashed{}}
-	for range workers {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for e := range p.jobs {
-				if ctx.Err() != nil {
-					continue // drain: wait closes jobs
-				}
-				h, n, err := tree.HashFile(p.f, filepath.Join(p.dir, filepath.FromSlash(e.Path)), manifest.Current)
-				if err != nil {
-					continue
-				}
-				p.mu.Lock()
-				p.sums[e.Path] = prehashed{sum: h, size: n}
-				p.mu.Unlock()
-			}
-		}()
-	}
-	return p
+	return &prehasher{f: f, dir: dir, pool: tree.NewPool(ctx, workers), max: prehashMax, sums: map[string]prehashed{}}
 }
 
 // add queues the file of record e (waiting while the workers are busy),
@@ -73,14 +52,22 @@ func (p *prehasher) add(e *manifest.Entry) {
 		return
 	}
 	p.sent++
-	p.jobs <- *e
+	rel := e.Path
+	_ = p.pool.Go(func(context.Context) error { // refused once cancelled: not kept
+		h, n, err := tree.HashFile(p.f, filepath.Join(p.dir, filepath.FromSlash(rel)), manifest.Current)
+		if err == nil {
+			p.mu.Lock()
+			p.sums[rel] = prehashed{sum: h, size: n}
+			p.mu.Unlock()
+		}
+		return nil // not kept: hashFiles hashes it and reports the error
+	})
 }
 
 // wait waits for the queued files to be hashed and returns how many
 // were; the sums are then read-only.
 func (p *prehasher) wait() int {
-	close(p.jobs)
-	p.wg.Wait()
+	_ = p.pool.Wait() // only a cancellation, which the attempt reports
 	return len(p.sums)
 }
 
