@@ -176,9 +176,9 @@ func (a *attempt) list() (fresh bool, err error) {
 // (walkChanged), else the whole tree (walk).
 func (a *attempt) listEntries() error {
 	if a.pit {
-		if changed, ok := a.changeSet(); ok {
+		if ch, ok := a.changeSet(); ok {
 			a.clock.phase("find changed inodes")
-			return a.walkChanged(changed)
+			return a.walkChanged(ch)
 		}
 	}
 	return a.walk()

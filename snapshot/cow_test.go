@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,17 @@ func TestPublishCoW(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(r.SnapshotDir(1), p)); !os.IsNotExist(err) {
 			t.Fatalf("%s is in the snapshot: %v", p, err)
 		}
+	}
+	// Listing and hashing left the snapshot's inodes as they were taken:
+	// only what leaving out changed (the top, for seq/, and tmp) changed
+	// after (the next publish reads those directories again).
+	info, err := cow.Info(r.SnapshotDir(1))
+	testutil.Must(t, err)
+	after, err := cow.ChangedInodes(r.SnapshotDir(1), info.OTransid)
+	testutil.Must(t, err)
+	want := map[uint64]bool{testutil.Inode(t, r.SnapshotDir(1)): true, testutil.Inode(t, filepath.Join(r.SnapshotDir(1), "tmp")): true}
+	if fmt.Sprint(after.Inodes) != fmt.Sprint(want) {
+		t.Fatalf("inodes of snapshot 1 changed after it was taken: %v, want %v (the top and tmp)", after.Inodes, want)
 	}
 
 	// 1%: 3 edited, 2 deleted, 1 added.
@@ -154,6 +166,17 @@ func TestPublishCoWFallback(t *testing.T) {
 	}
 }
 
+// lastLine is the last line of s that holds sub.
+func lastLine(s, sub string) string {
+	lines := strings.Split(s, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], sub) {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
 // slogTo logs at debug level to w.
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -213,6 +236,17 @@ func TestPublishCoWChanges(t *testing.T) {
 			testutil.Must(t, os.RemoveAll(p("d02")))
 			testutil.WriteTree(t, src, map[string]string{"tmp/x.tmp": "excluded", "tmp/y": "kept"})
 		},
+		func() { // an excluded file in a directory that does not change after
+			testutil.WriteTree(t, src, map[string]string{"d08/s00/junk.tmp": "excluded"})
+		},
+		func() {
+			testutil.Touch(t, src, "d00/s00/f00000.dat", "elsewhere")
+		},
+		func() { // two directories swap names: their files keep their inodes
+			testutil.Must(t, os.Rename(p("d07/a"), p("d07/c")))
+			testutil.Must(t, os.Rename(p("d07/b"), p("d07/a")))
+			testutil.Must(t, os.Rename(p("d07/c"), p("d07/b")))
+		},
 		func() { // the exclude goes: tmp/x.tmp, unchanged, is listed now
 			opt.Exclude = nil
 			testutil.Must(t, os.Chmod(p("d01"), 0o700))
@@ -224,6 +258,11 @@ func TestPublishCoWChanges(t *testing.T) {
 	fi, err := os.Stat(p("d01/s01/f00008.dat"))
 	testutil.Must(t, err)
 	testutil.Must(t, os.Chtimes(p("d01/s01/f00008.dat"), time.Unix(1_400_000_000, 0), fi.ModTime()))
+	testutil.WriteTree(t, src, map[string]string{"d07/a/same": "A1", "d07/b/same": "B2", "d07/a/deep/x": "Ax", "d07/b/deep/x": "Bx"})
+	mt := time.Unix(1_600_000_000, 0)
+	for _, f := range []string{"d07/a/same", "d07/b/same", "d07/a/deep/x", "d07/b/deep/x"} {
+		testutil.Must(t, os.Chtimes(p(f), mt, mt)) // the same size and mtime
+	}
 	publish(t, r, src, opt)
 	for i, change := range rounds {
 		change()
@@ -236,6 +275,9 @@ func TestPublishCoWChanges(t *testing.T) {
 			t.Fatalf("round 0: not hashed while listing:\n%s", log)
 		}
 		verifyCoW(t, r, res.Snapshot)
+		if i > 0 && !regexp.MustCompile(`"hashed while listing" files=\d+ read=\d+ skimmed=[1-9]`).MatchString(lastLine(log.String(), "hashed while listing")) {
+			t.Fatalf("round %d: no directory skimmed:\n%s", i, log)
+		}
 	}
 	if n := strings.Count(log.String(), "listing only what changed"); n != len(rounds) {
 		t.Fatalf("%d of %d publishes listed only what changed:\n%s", n, len(rounds), log)

@@ -71,16 +71,27 @@ func (pr *pairer) pair(e *manifest.Entry) bool {
 	return true
 }
 
-// peek advances to the record at path (the records before it counted as
+// Peek advances to the record at path (the records before it counted as
 // left out of the listing, as pair does) and returns it, if there is one;
-// pair(e) for the entry at path follows.
-func (pr *pairer) peek(path string) (manifest.Entry, bool) {
+// pair(e) for the entry at path follows (changes.Base).
+func (pr *pairer) Peek(path string) (manifest.Entry, bool) {
 	for pr.perr == nil && manifest.Compare(pr.p.Path, path) < 0 {
 		pr.deleted()
 		pr.advance()
 		pr.same = false
 	}
 	return pr.p, pr.perr == nil && pr.p.Path == path
+}
+
+// Current returns the next record, if there is one (changes.Base).
+func (pr *pairer) Current() (manifest.Entry, bool) { return pr.p, pr.perr == nil }
+
+// Drop passes over the next record: the new listing has no entry at its
+// path (changes.Base).
+func (pr *pairer) Drop() {
+	pr.deleted()
+	pr.advance()
+	pr.same = false
 }
 
 // deleted counts the current record as left out of the new listing.

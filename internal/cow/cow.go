@@ -51,9 +51,9 @@ var fsNames = map[int64]string{
 	unix.F2FS_SUPER_MAGIC:      "f2fs",
 }
 
-// firstFreeObjectID is the inode number of every btrfs subvolume's root
+// SubvolumeRootIno is the inode number of every btrfs subvolume's root
 // directory (BTRFS_FIRST_FREE_OBJECTID).
-const firstFreeObjectID = 256
+const SubvolumeRootIno = 256
 
 // IsSubvolume reports whether path is the root directory of a btrfs
 // subvolume (false, nil on any other filesystem).
@@ -62,7 +62,7 @@ func IsSubvolume(path string) (bool, error) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return false, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Ino != firstFreeObjectID {
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Ino != SubvolumeRootIno {
 		return false, nil
 	}
 	c, err := Probe(path)
@@ -149,6 +149,12 @@ func Snapshot(src, dst string, readOnly bool) error {
 		return err
 	}
 	defer unix.Close(sfd)
+	return SnapshotOf(sfd, src, dst, readOnly)
+}
+
+// SnapshotOf is Snapshot of the subvolume open as sfd (src names it in
+// errors).
+func SnapshotOf(sfd int, src, dst string, readOnly bool) error {
 	pfd, err := openDir(filepath.Dir(dst))
 	if err != nil {
 		return err

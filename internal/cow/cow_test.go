@@ -2,8 +2,10 @@ package cow_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -168,8 +170,9 @@ func TestChangedInodes(t *testing.T) {
 	testutil.Must(t, os.Rename(src+"/d/e", src+"/d/e2"))
 	testutil.WriteTree(t, src, map[string]string{"new": "n"})
 	testutil.Must(t, cow.Snapshot(src, mnt+"/s2", true))
-	got, err := cow.ChangedInodes(mnt+"/s2", s1.OTransid)
+	ch, err := cow.ChangedInodes(mnt+"/s2", s1.OTransid)
 	testutil.Must(t, err)
+	got := ch.Inodes
 	ino := func(p string) uint64 { return testutil.Inode(t, filepath.Join(mnt, "s2", p)) }
 	for _, p := range []string{"b", "c", "d/e2", "new", "d", "."} {
 		if !got[ino(p)] {
@@ -184,9 +187,34 @@ func TestChangedInodes(t *testing.T) {
 	if len(got) != 6 {
 		t.Errorf("changed: %v, want 6 inodes", got)
 	}
+	if want := []uint64{ino("."), ino("d")}; !slices.Equal(ch.Dirs, want) {
+		t.Errorf("changed directories %v, want %v (. and d)", ch.Dirs, want)
+	}
+	// the directories holding b, c, d/e2, new and d (. holds . too)
+	if want := map[uint64]bool{ino("."): true, ino("d"): true}; fmt.Sprint(ch.Parents) != fmt.Sprint(want) {
+		t.Errorf("parents %v, want %v (. and d)", ch.Parents, want)
+	}
 	none, err := cow.ChangedInodes(mnt+"/s1", s1.OTransid)
 	testutil.Must(t, err)
-	if len(none) != 0 {
+	if len(none.Inodes) != 0 || len(none.Dirs) != 0 {
 		t.Errorf("changed in s1 since its own creation: %v", none)
+	}
+}
+
+// TestParentsOf: the directories of a changed inode whose names the
+// changed leaves did not hold are found by a search of its names alone,
+// every one of a file with hard links in two directories.
+func TestParentsOf(t *testing.T) {
+	mnt := testutil.MountLoop(t, "btrfs", testutil.LoopSize)
+	src := filepath.Join(mnt, "src")
+	testutil.Must(t, cow.CreateSubvolume(src))
+	testutil.WriteTree(t, src, map[string]string{"x/a": "a", "y/keep": "k", "z/other": "o"})
+	testutil.Must(t, os.Link(src+"/x/a", src+"/y/b"))
+	ino := func(p string) uint64 { return testutil.Inode(t, filepath.Join(src, p)) }
+	got, err := cow.ParentsOf(src, []uint64{ino("x/a")})
+	testutil.Must(t, err)
+	want := map[uint64]bool{ino("x"): true, ino("y"): true}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("parents %v, want %v (x and y)", got, want)
 	}
 }

@@ -11,8 +11,10 @@ import (
 // More btrfs ioctls (linux/btrfs.h).
 const (
 	iocGetSubvolInfo = 0x81f8943c // _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args)
-	iocTreeSearch    = 0xd0009411 // _IOWR(0x94, 17, struct btrfs_ioctl_search_args)
+	iocTreeSearchV2  = 0xc0709411 // _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2)
 	inodeItemKey     = 1          // BTRFS_INODE_ITEM_KEY
+	inodeRefKey      = 12         // BTRFS_INODE_REF_KEY
+	inodeExtrefKey   = 13         // BTRFS_INODE_EXTREF_KEY
 )
 
 // SubvolInfo is what btrfs records of a subvolume.
@@ -33,6 +35,11 @@ func Info(path string) (SubvolInfo, error) {
 		return SubvolInfo{}, err
 	}
 	defer unix.Close(fd)
+	return InfoOf(fd, path)
+}
+
+// InfoOf is Info of the subvolume open as fd (path names it in errors).
+func InfoOf(fd int, path string) (SubvolInfo, error) {
 	var buf [504]byte
 	if err := ioctl(fd, iocGetSubvolInfo, unsafe.Pointer(&buf[0])); err != nil {
 		return SubvolInfo{}, wrap("subvolume info of", path, err)
@@ -46,64 +53,172 @@ func Info(path string) (SubvolInfo, error) {
 	return in, nil
 }
 
-// searchArgs is struct btrfs_ioctl_search_args: the key (104 bytes) and
-// the result buffer.
-type searchArgs struct {
+// searchKey is struct btrfs_ioctl_search_key (104 bytes): the range of
+// keys and transids searched, and on return how many items the buffer
+// holds.
+type searchKey struct {
 	treeID, minObjectID, maxObjectID, minOffset, maxOffset, minTransid, maxTransid uint64
 	minType, maxType, nrItems, _                                                   uint32
 	_                                                                              [4]uint64
-	buf                                                                            [4096 - 104]byte
+}
+
+// searchBufSize is the result buffer of one search: large enough that a
+// search of a big change takes a few hundred calls, each of which walks
+// down the tree again.
+const searchBufSize = 256 << 10
+
+// searchArgs is struct btrfs_ioctl_search_args_v2: the key, the buffer's
+// size and the buffer.
+type searchArgs struct {
+	key     searchKey
+	bufSize uint64
+	buf     [searchBufSize]byte
+}
+
+// Changes is what ChangedInodes found.
+type Changes struct {
+	Inodes map[uint64]bool // every changed inode
+	Dirs   []uint64        // the directories among them, in inode order
+	// Parents are the directories that hold a name of a changed inode
+	// (every one, for an inode with hard links).
+	Parents map[uint64]bool
 }
 
 // ChangedInodes returns the inode numbers of the subvolume path whose
 // inode item a transaction after since changed (its transid field): every
 // write, truncate, chmod, chown, utime, rename and link or unlink of an
-// inode moves it. It reads only the parts of the subvolume's tree written
+// inode moves it, and so does every name added to or taken from a
+// directory. It reads only the parts of the subvolume's tree written
 // after since (BTRFS_IOC_TREE_SEARCH with a minimum transid, as btrfs
 // subvolume find-new does), so its cost follows what changed, not the
 // size of the tree. It needs CAP_SYS_ADMIN (ErrUnsupported without).
-func ChangedInodes(path string, since uint64) (map[uint64]bool, error) {
+func ChangedInodes(path string, since uint64) (Changes, error) {
 	fd, err := openDir(path)
 	if err != nil {
-		return nil, err
+		return Changes{}, err
 	}
 	defer unix.Close(fd)
-	changed := map[uint64]bool{}
-	args := &searchArgs{maxObjectID: ^uint64(0), maxOffset: ^uint64(0), minTransid: since + 1, maxTransid: ^uint64(0),
-		minType: inodeItemKey, maxType: inodeItemKey}
+	s := newChangeSearch(since)
+	if err := s.search(fd, searchKey{maxObjectID: ^uint64(0), maxOffset: ^uint64(0), minTransid: since + 1, maxTransid: ^uint64(0),
+		minType: inodeItemKey, maxType: inodeItemKey}); err != nil {
+		return Changes{}, wrap("search the tree of", path, err)
+	}
+	if err := s.nameRest(fd); err != nil {
+		return Changes{}, wrap("search the tree of", path, err)
+	}
+	return s.c, nil
+}
+
+// changeSearch gathers Changes from tree searches.
+type changeSearch struct {
+	since uint64
+	c     Changes
+	named map[uint64]bool // changed inodes whose names were seen
+	args  *searchArgs
+}
+
+func newChangeSearch(since uint64) *changeSearch {
+	return &changeSearch{since: since, c: Changes{Inodes: map[uint64]bool{}, Parents: map[uint64]bool{}},
+		named: map[uint64]bool{}, args: new(searchArgs)}
+}
+
+// nameRest finds the names of the changed inodes whose names the search
+// did not meet: they follow an inode's item in the tree, but may begin a
+// leaf written before since, which the search skipped.
+func (s *changeSearch) nameRest(fd int) error {
+	for ino := range s.c.Inodes {
+		if s.named[ino] {
+			continue
+		}
+		refs := searchKey{minObjectID: ino, maxObjectID: ino, minType: inodeRefKey, maxType: inodeExtrefKey,
+			maxOffset: ^uint64(0), maxTransid: ^uint64(0)}
+		if err := s.search(fd, refs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// search runs a tree search of the keys in k to its end.
+func (s *changeSearch) search(fd int, k searchKey) error {
+	args := s.args
+	args.key = k
 	for {
-		args.nrItems = 4096
-		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(args)); err != nil {
+		args.key.nrItems = ^uint32(0)
+		args.bufSize = searchBufSize
+		if err := ioctl(fd, iocTreeSearchV2, unsafe.Pointer(args)); err != nil {
 			if errors.Is(err, unix.EPERM) {
 				err = errors.Join(ErrUnsupported, err)
 			}
-			return nil, wrap("search the tree of", path, err)
+			return err
 		}
-		if args.nrItems == 0 {
-			return changed, nil
+		if args.key.nrItems == 0 {
+			return nil
 		}
-		last := parseInodeItems(args.buf[:], int(args.nrItems), since, changed)
-		if last == ^uint64(0) {
-			return changed, nil
+		last := s.parse(args.buf[:], int(args.key.nrItems))
+		// the next key after the last one returned
+		k := &args.key
+		switch {
+		case last.offset < ^uint64(0):
+			k.minObjectID, k.minType, k.minOffset = last.objectID, last.typ, last.offset+1
+		case last.typ < 255:
+			k.minObjectID, k.minType, k.minOffset = last.objectID, last.typ+1, 0
+		case last.objectID < ^uint64(0):
+			k.minObjectID, k.minType, k.minOffset = last.objectID+1, 0, 0
+		default:
+			return nil
 		}
-		args.minObjectID, args.minOffset = last+1, 0
+		if k.minObjectID > k.maxObjectID {
+			return nil
+		}
 	}
 }
 
-// parseInodeItems reads n search results (a 32-byte header each, then the
-// item) from buf, adds the inodes whose item's transid is after since to
-// changed and returns the last objectid seen.
-func parseInodeItems(buf []byte, n int, since uint64, changed map[uint64]bool) (last uint64) {
+type key struct {
+	objectID uint64
+	typ      uint32
+	offset   uint64
+}
+
+// parse reads n search results (a 32-byte header each: transid, objectid,
+// offset, type, len; then the item) from buf and returns the last key.
+// The inodes whose item's transid is after since are changed; the names
+// of changed inodes (an inode ref's key offset is the directory; an
+// extended ref's entries each start with theirs) give Parents.
+func (s *changeSearch) parse(buf []byte, n int) (last key) {
 	le := binary.LittleEndian
 	off := 0
 	for i := 0; i < n && off+32 <= len(buf); i++ {
-		obj, typ, size := le.Uint64(buf[off+8:]), le.Uint32(buf[off+24:]), int(le.Uint32(buf[off+28:]))
+		k := key{objectID: le.Uint64(buf[off+8:]), offset: le.Uint64(buf[off+16:]), typ: le.Uint32(buf[off+24:])}
+		size := int(le.Uint32(buf[off+28:]))
 		item := buf[off+32 : min(off+32+size, len(buf))]
-		// struct btrfs_inode_item: generation, then transid.
-		if typ == inodeItemKey && len(item) >= 16 && le.Uint64(item[8:]) > since {
-			changed[obj] = true
+		switch k.typ {
+		case inodeItemKey:
+			// struct btrfs_inode_item: generation, transid, size, nbytes,
+			// block_group (u64 each), nlink, uid, gid, mode (u32 each).
+			if len(item) >= 56 && le.Uint64(item[8:]) > s.since && !s.c.Inodes[k.objectID] {
+				s.c.Inodes[k.objectID] = true
+				if le.Uint32(item[52:])&unix.S_IFMT == unix.S_IFDIR {
+					s.c.Dirs = append(s.c.Dirs, k.objectID)
+				}
+			}
+		case inodeRefKey:
+			if s.c.Inodes[k.objectID] {
+				s.c.Parents[k.offset] = true
+				s.named[k.objectID] = true
+			}
+		case inodeExtrefKey:
+			if s.c.Inodes[k.objectID] {
+				// struct btrfs_inode_extref: parent, index (u64), name_len
+				// (u16), name; packed
+				for b := item; len(b) >= 18; {
+					s.c.Parents[le.Uint64(b)] = true
+					b = b[min(len(b), 18+int(le.Uint16(b[16:]))):]
+				}
+				s.named[k.objectID] = true
+			}
 		}
-		last = obj
+		last = k
 		off += 32 + size
 	}
 	return last

@@ -166,6 +166,18 @@ func (u *Update) Work(n uint64) (string, error) {
 // cow.ErrUnsupported where that cannot be done (the caller then builds
 // with Work).
 func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
+	return u.WorkClone(n, func(work string) error {
+		if from == "" {
+			return cow.CreateSubvolume(work)
+		}
+		return cow.Snapshot(from, work, false)
+	})
+}
+
+// WorkClone is WorkSnapshot with the subvolume ROOT/.work/N made by make
+// (a snapshot of an upstream's snapshot, say), which must not leave
+// anything at its path when it fails.
+func (u *Update) WorkClone(n uint64, make func(work string) error) (string, error) {
 	if err := u.Start(); err != nil {
 		return "", err
 	}
@@ -173,13 +185,7 @@ func (u *Update) WorkSnapshot(n uint64, from string) (string, error) {
 	if err := fsys.RemoveAll(u.root.FS, work); err != nil {
 		return "", err
 	}
-	var err error
-	if from == "" {
-		err = cow.CreateSubvolume(work)
-	} else {
-		err = cow.Snapshot(from, work, false)
-	}
-	if err != nil {
+	if err := make(work); err != nil {
 		return "", fmt.Errorf("make work subvolume: %w", err)
 	}
 	return work, nil

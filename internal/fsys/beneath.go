@@ -227,8 +227,13 @@ func regularFile(fd int, rel, full string) (afero.File, error) {
 		return nil, notRegularError(rel, full, unixType(st.Mode))
 	}
 	// F_SETFL sets only the status flags (O_APPEND, O_NONBLOCK, O_DIRECT,
-	// O_NOATIME, O_ASYNC), none of which the open set but O_NONBLOCK.
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
+	// O_NOATIME, O_ASYNC), of which the open set O_NONBLOCK, to clear, and
+	// maybe O_NOATIME, to keep.
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&unix.O_NOATIME)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "fcntl", Path: full, Err: err}
 	}
@@ -357,10 +362,15 @@ func retryEINTR(open func() (int, error)) (int, error) {
 // device (a path whose type changed after it was listed: a source being
 // published, a planted file in a snapshot being verified). Unlike
 // OpenBeneath it follows symlinks in the directories on the way: for trees
-// seqmirror writes or an admin names, not for an upstream.
+// seqmirror writes or an admin names, not for an upstream. On the real
+// filesystem the read leaves the file's access time alone where the
+// caller may ask that (O_NOATIME), as fsys.OpenDir does.
 func OpenRegular(f FS, name string) (afero.File, error) {
 	if IsOS(f) {
-		fd, err := retryEINTR(func() (int, error) { return unix.Open(name, ReadFlags, 0) })
+		fd, err := retryEINTR(func() (int, error) { return unix.Open(name, ReadFlags|unix.O_NOATIME, 0) })
+		if errors.Is(err, unix.EPERM) { // O_NOATIME: not the owner, nor CAP_FOWNER
+			fd, err = retryEINTR(func() (int, error) { return unix.Open(name, ReadFlags, 0) })
+		}
 		if errors.Is(err, unix.ELOOP) {
 			return nil, symlinkError(filepath.Base(name), name, true)
 		}

@@ -291,3 +291,21 @@ func cloneData(in, out afero.File) error {
 	_, err := io.Copy(out, in)
 	return err
 }
+
+// OpenDir opens directory path (with flags beside O_RDONLY, O_DIRECTORY
+// and O_CLOEXEC, e.g. O_NOFOLLOW) to read its entries without moving its
+// access time (O_NOATIME, which only the owner or CAP_FOWNER may ask for;
+// anyone else opens it plainly): a listing leaves the directory's inode
+// as it was, so a copy-on-write snapshot being listed stays unchanged
+// where nothing else changed it.
+func OpenDir(path string, flags int) (int, error) {
+	flags |= unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, flags|unix.O_NOATIME, 0) })
+	if errors.Is(err, unix.EPERM) {
+		fd, err = retryEINTR(func() (int, error) { return unix.Open(path, flags, 0) })
+	}
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}

@@ -2,12 +2,16 @@ package fsys_test
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // memFS stands for any FS that is not the real one (e.g. testutil/faultfs).
@@ -66,5 +70,51 @@ func TestLinkAllFallsBackToLink(t *testing.T) {
 	want := [][2]string{{"/s/x", "/d/x"}, {"/s/y", "/d/y"}}
 	if len(m.links) != 2 || m.links[0] != want[0] || m.links[1] != want[1] {
 		t.Fatalf("links = %v, want %v", m.links, want)
+	}
+}
+
+// TestNoAtime: reading a file through OpenRegular, or listing a directory
+// opened by OpenDir, leaves its access time alone where relatime would
+// move it (an atime older than the mtime), so that a copy-on-write
+// snapshot being hashed or listed keeps its inodes as they were.
+func TestNoAtime(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteTree(t, dir, map[string]string{"d/f": "content"})
+	old := time.Unix(1_000_000_000, 0)
+	for _, p := range []string{"d", "d/f"} {
+		now := time.Now()
+		testutil.Must(t, os.Chtimes(filepath.Join(dir, p), old, now))
+	}
+	for _, tc := range []struct {
+		name string
+		read func(p string) error
+		path string
+	}{
+		{name: "OpenRegular", path: "d/f", read: func(p string) error {
+			h, err := fsys.OpenRegular(fsys.OS(), p)
+			if err == nil {
+				_, err = io.ReadAll(h)
+				h.Close()
+			}
+			return err
+		}},
+		{name: "OpenDir", path: "d", read: func(p string) error {
+			fd, err := fsys.OpenDir(p, 0)
+			if err == nil {
+				_, err = unix.Getdents(fd, make([]byte, 4096))
+				unix.Close(fd)
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.path)
+			testutil.Must(t, tc.read(p))
+			var st unix.Stat_t
+			testutil.Must(t, unix.Lstat(p, &st))
+			if got := time.Unix(st.Atim.Unix()); !got.Equal(old) {
+				t.Fatalf("atime of %s moved to %v", tc.path, got)
+			}
+		})
 	}
 }

@@ -60,6 +60,11 @@ func (b *build) run(ctx context.Context) error {
 	if done, err := b.reuse(ctx); done || err != nil {
 		return err
 	}
+	if done, err := b.clone(ctx); err != nil {
+		return err
+	} else if done {
+		return b.commit(ctx)
+	}
 	mode, err := b.makeWork(b.chooseWork())
 	if err != nil {
 		return err

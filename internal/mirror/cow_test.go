@@ -21,14 +21,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cowWorld is a world on a loop-mounted btrfs: the source a subvolume.
+// cowWorld is a world on loop-mounted btrfs filesystems: the source a
+// subvolume, the upstream beside it, the mirror on a filesystem of its
+// own (where it cannot clone the upstream's snapshots: clone_test.go).
 func cowWorld(tb testing.TB, n int) *world {
 	tb.Helper()
 	d := testutil.MountLoop(tb, "btrfs", testutil.LoopSize)
+	m := testutil.MountLoop(tb, "btrfs", testutil.LoopSize)
 	w := &world{
 		src: filepath.Join(d, "src"),
 		up:  export.New(fsys.OS(), filepath.Join(d, "up")),
-		mir: export.New(fsys.OS(), filepath.Join(d, "mirror")),
+		mir: export.New(fsys.OS(), filepath.Join(m, "mirror")),
 	}
 	testutil.Must(tb, cow.CreateSubvolume(w.src))
 	testutil.GenTree(tb, w.src, n, 3)
@@ -98,7 +101,7 @@ func TestSyncCoW(t *testing.T) {
 	if res.Fetched != 6 || res.Linked != 297 {
 		t.Fatalf("1%% sync: %+v\n%s", res, log)
 	}
-	if !strings.Contains(log.String(), "syncing copy-on-write") {
+	if !strings.Contains(log.String(), "syncing copy-on-write") || !strings.Contains(log.String(), "cannot be cloned") {
 		t.Fatalf("no word of the path taken:\n%s", log)
 	}
 
@@ -110,7 +113,7 @@ func TestSyncCoW(t *testing.T) {
 	if len(res.Pruned) != 1 || res.Pruned[0] != 1 {
 		t.Fatalf("pruned %v", res.Pruned)
 	}
-	list := testutil.Btrfs(t, "subvolume", "list", "-o", filepath.Dir(w.src))
+	list := testutil.Btrfs(t, "subvolume", "list", "-o", filepath.Dir(w.mir.Dir))
 	if strings.Contains(list, "mirror/snapshots/1\n") || !strings.Contains(list, "mirror/snapshots/3") || strings.Contains(list, ".work") {
 		t.Fatalf("subvolumes after prune:\n%s", list)
 	}
@@ -198,7 +201,7 @@ func TestSyncCoWConvert(t *testing.T) {
 	testutil.Must(t, err)
 	// Make the mirror's snapshot 1 a plain directory, as the farm leaves it.
 	s1 := w.mir.SnapshotDir(1)
-	plain := filepath.Join(filepath.Dir(w.src), "plain")
+	plain := filepath.Join(filepath.Dir(w.mir.Dir), "plain")
 	if out, err := exec.Command("cp", "-a", s1, plain).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}

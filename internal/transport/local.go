@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
 	"github.com/seqmirror/seqmirror/seqfile"
+	"golang.org/x/sys/unix"
 )
 
 // Local reads an export root on a mounted filesystem (local disk or NFS).
@@ -258,4 +260,52 @@ func (l *Local) copyOne(up *fsys.BeneathDir, rel, dst string, e manifest.Entry) 
 		return fmt.Errorf("copy %s: %w", e.Path, err)
 	}
 	return tree.SetMeta(l.root.FS, dst, e)
+}
+
+// SnapshotInfo implements SnapshotCloner.
+func (l *Local) SnapshotInfo(n uint64) (cow.SubvolInfo, error) {
+	fd, name, err := l.openSnapshot(n)
+	if err != nil {
+		return cow.SubvolInfo{}, err
+	}
+	defer unix.Close(fd)
+	return cow.InfoOf(fd, name)
+}
+
+// CloneSnapshot implements SnapshotCloner.
+func (l *Local) CloneSnapshot(_ context.Context, n uint64, dst string) (cow.SubvolInfo, error) {
+	fd, name, err := l.openSnapshot(n)
+	if err != nil {
+		return cow.SubvolInfo{}, err
+	}
+	defer unix.Close(fd)
+	info, err := cow.InfoOf(fd, name)
+	if err == nil {
+		err = cow.SnapshotOf(fd, name, dst, false)
+	}
+	return info, err
+}
+
+// openSnapshot opens the upstream's snapshots/N, reached without a
+// symlink, if it is the root of a btrfs subvolume.
+func (l *Local) openSnapshot(n uint64) (fd int, name string, err error) {
+	name = l.root.SnapshotDir(n)
+	if !fsys.IsOS(l.root.FS) {
+		return -1, name, fmt.Errorf("snapshot %s: %w", name, cow.ErrUnsupported)
+	}
+	rfd, err := unix.Open(l.root.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, name, l.wrap(&fs.PathError{Op: "open", Path: l.root.Dir, Err: err})
+	}
+	defer unix.Close(rfd)
+	fd, err = fsys.OpenatBeneath(rfd, l.rel(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, name, fmt.Errorf("open upstream %s: %w", name, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Ino != cow.SubvolumeRootIno {
+		unix.Close(fd)
+		return -1, name, fmt.Errorf("%s is not a btrfs subvolume: %w", name, cow.ErrUnsupported)
+	}
+	return fd, name, nil
 }

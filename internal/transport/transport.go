@@ -24,6 +24,8 @@ type (
 	TreeFetcher = upstream.TreeFetcher
 	// SnapshotFetcher copies a whole snapshot; see upstream.SnapshotFetcher.
 	SnapshotFetcher = upstream.SnapshotFetcher
+	// SnapshotCloner clones a snapshot on the same btrfs; see upstream.SnapshotCloner.
+	SnapshotCloner = upstream.SnapshotCloner
 	// FullFetcher copies a partial snapshot's full manifest; see upstream.FullFetcher.
 	FullFetcher = upstream.FullFetcher
 	// FilterFetcher reads a snapshot's filter with its manifest; see upstream.FilterFetcher.

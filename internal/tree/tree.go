@@ -315,19 +315,9 @@ func (w *walker) add(d *walkDir, e manifest.Entry) {
 	}
 }
 
-// openDir opens directory path for reading its entries, as os.Open would.
-func openDir(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
-}
+// openDir opens directory path for reading its entries, as os.Open would
+// but for its access time (fsys.OpenDir).
+func openDir(path string) (int, error) { return fsys.OpenDir(path, 0) }
 
 var direntPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
@@ -638,7 +628,11 @@ func SumString(s manifest.Sum) string {
 // file wraps fs.ErrNotExist). Like CheckHash, the error does not name the
 // file.
 func CheckFile(f fsys.FS, name string, want manifest.Entry) (fs.FileInfo, error) {
-	in, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	const flags = os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	in, err := f.OpenFile(name, flags|syscall.O_NOATIME, 0)
+	if errors.Is(err, syscall.EPERM) { // O_NOATIME: not the owner, nor CAP_FOWNER
+		in, err = f.OpenFile(name, flags, 0)
+	}
 	if errors.Is(err, syscall.ELOOP) {
 		return nil, fmt.Errorf("%w: got a symlink, manifest says %c", ErrHashMismatch, manifest.File)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/manifest"
 )
 
@@ -128,6 +129,24 @@ type SnapshotFetcher interface {
 	// record), and every regular file has its record's mode and mtime
 	// (directories' are the caller's to set).
 	FetchSnapshot(ctx context.Context, n uint64, m Records, dir string) error
+}
+
+// SnapshotCloner is implemented by upstreams on a mounted filesystem
+// (Local). When the upstream's snapshots are btrfs subvolumes on the
+// mirror's own filesystem, the mirror takes a snapshot of the upstream's
+// snapshot instead of copying it (one ioctl, no data written) and checks
+// it against the manifest; elsewhere both methods return an error
+// wrapping cow.ErrUnsupported, and the mirror copies.
+type SnapshotCloner interface {
+	// SnapshotInfo returns what btrfs records of the upstream's snapshot
+	// n: its lineage (of which subvolume it is a snapshot, and when it was
+	// taken).
+	SnapshotInfo(n uint64) (cow.SubvolInfo, error)
+	// CloneSnapshot makes dst (which must not exist; its parent is on the
+	// same btrfs) a writable snapshot of the upstream's snapshot n,
+	// reached without following a symlink below the upstream's root, and
+	// returns what SnapshotInfo does of the snapshot it took.
+	CloneSnapshot(ctx context.Context, n uint64, dst string) (cow.SubvolInfo, error)
 }
 
 // FullFetcher is implemented by upstreams that can copy the full manifest

@@ -1,0 +1,178 @@
+package changes
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/seqmirror/seqmirror/internal/fsys"
+	"github.com/seqmirror/seqmirror/internal/tree"
+	"github.com/seqmirror/seqmirror/manifest"
+)
+
+// Base is the earlier snapshot's records, in canonical order, that a Walk
+// reads along.
+type Base interface {
+	// Peek passes over the records before path (the listing has no entry
+	// there) and returns the record at path, if there is one.
+	Peek(path string) (manifest.Entry, bool)
+	// Current returns the next record, if there is one.
+	Current() (manifest.Entry, bool)
+	// Drop passes over the next record: the listing has no entry at its
+	// path.
+	Drop()
+}
+
+// Walk lists a snapshot, Dir, whose changes since Prev Set says.
+type Walk struct {
+	FS   fsys.FS
+	Dir  string // the snapshot listed
+	Prev string // the earlier snapshot ("" if it is gone: nothing is stable but the root)
+	Set  *Set
+	Base Base
+	// Skip, if not nil, says which paths the listing leaves out (with all
+	// below them); a skimmed directory asks it of every record.
+	Skip func(rel string) bool
+	// Emit is handed every entry in canonical order: settled (fi nil: the
+	// record Base had at its path) or fresh (fi is its lstat). It must
+	// pass Base over the entry's path (Peek, then Drop if there is a
+	// record), and must not keep e's address.
+	Emit func(e manifest.Entry, fi fs.FileInfo) error
+
+	buf           []byte
+	read, skimmed int // directories
+}
+
+// Run lists the snapshot.
+func (w *Walk) Run() error {
+	w.buf = make([]byte, 64<<10)
+	return w.dir("", true)
+}
+
+// Counts says how many directories were read and how many skimmed.
+func (w *Walk) Counts() (read, skimmed int) { return w.read, w.skimmed }
+
+// dir reads directory rel and lists, depth first, what is below it;
+// stable says it is the inode the earlier snapshot has at rel.
+func (w *Walk) dir(rel string, stable bool) error {
+	w.read++
+	ents, err := readDirents(filepath.Join(w.Dir, filepath.FromSlash(rel)), w.buf)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		r := d.name
+		if rel != "" {
+			r = rel + "/" + d.name
+		}
+		if w.Skip != nil && w.Skip(r) {
+			continue
+		}
+		if err := manifest.CheckPath(r); err != nil {
+			return fmt.Errorf("walk %s: %w", w.Dir, err)
+		}
+		changed := w.Set.inodes[d.ino]
+		e, fi, err := w.entry(r, d.typ, stable && !changed)
+		if err != nil {
+			return err
+		}
+		if err := w.emit(e, fi, stable && (!changed || w.prevIno(r, d.ino)), d.ino); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skim lists what is below directory rel — unchanged, stable, holding no
+// changed inode and nothing left out in the earlier snapshot — from the
+// records below rel: its entries are settled.
+func (w *Walk) skim(rel string) error {
+	w.skimmed++
+	prefix := rel + "/"
+	for {
+		rec, ok := w.Base.Current()
+		if !ok || !strings.HasPrefix(rec.Path, prefix) {
+			return nil
+		}
+		r := rec.Path
+		if strings.Contains(r[len(prefix):], "/") || w.Skip != nil && w.Skip(r) {
+			// below an entry listed already (gone from a directory
+			// read), or left out now
+			w.Base.Drop()
+			continue
+		}
+		if err := w.emit(rec, nil, true, 0); err != nil {
+			return err
+		}
+	}
+}
+
+// emit hands e over and lists what is below it if it is a directory
+// (stable: the earlier snapshot's inode at its path; ino: its inode, 0 if
+// not known yet).
+func (w *Walk) emit(e manifest.Entry, fi fs.FileInfo, stable bool, ino uint64) error {
+	if err := w.Emit(e, fi); err != nil {
+		return err
+	}
+	if e.Type != manifest.Dir {
+		return nil
+	}
+	if fi == nil {
+		if ino == 0 {
+			var err error
+			if ino, err = w.inode(e.Path); err != nil {
+				return err
+			}
+		}
+		if !w.Set.read[ino] {
+			return w.skim(e.Path)
+		}
+	}
+	return w.dir(e.Path, stable)
+}
+
+// inode is the inode number of r.
+func (w *Walk) inode(r string) (uint64, error) {
+	full := filepath.Join(w.Dir, filepath.FromSlash(r))
+	fi, err := fsys.Lstat(w.FS, full)
+	if err != nil {
+		return 0, fmt.Errorf("walk: lstat %s: %w", full, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("walk: lstat %s: no inode number", full)
+	}
+	return st.Ino, nil
+}
+
+// entry is the entry at r: the record at r if settle and the record is of
+// type typ, else from lstat (fresh: fi, the lstat, is not nil).
+func (w *Walk) entry(r string, typ manifest.Type, settle bool) (_ manifest.Entry, fi fs.FileInfo, _ error) {
+	if settle {
+		if rec, ok := w.Base.Peek(r); ok && rec.Type == typ {
+			return rec, nil, nil
+		}
+	}
+	full := filepath.Join(w.Dir, filepath.FromSlash(r))
+	fi, err := fsys.Lstat(w.FS, full)
+	if err != nil {
+		return manifest.Entry{}, nil, fmt.Errorf("walk: lstat %s: %w", full, err)
+	}
+	e, err := tree.EntryFromInfo(w.FS, full, r, fi)
+	return e, fi, err
+}
+
+// prevIno reports whether the earlier snapshot's entry at r is inode ino.
+func (w *Walk) prevIno(r string, ino uint64) bool {
+	if w.Prev == "" {
+		return false
+	}
+	fi, err := fsys.Lstat(w.FS, filepath.Join(w.Prev, filepath.FromSlash(r)))
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Ino == ino
+}
