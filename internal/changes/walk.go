@@ -36,9 +36,9 @@ type Walk struct {
 	// below them); a skimmed directory asks it of every record.
 	Skip func(rel string) bool
 	// Emit is handed every entry in canonical order: settled (fi nil: the
-	// record Base had at its path) or fresh (fi is its lstat). It must
-	// pass Base over the entry's path (Peek, then Drop if there is a
-	// record), and must not keep e's address.
+	// record Base had at its path) or fresh (fi is its lstat). It may
+	// read Base, which the walk then passes over the entry's path; it
+	// must not keep e's address.
 	Emit func(e manifest.Entry, fi fs.FileInfo) error
 
 	buf           []byte
@@ -115,6 +115,9 @@ func (w *Walk) skim(rel string) error {
 func (w *Walk) emit(e manifest.Entry, fi fs.FileInfo, stable bool, ino uint64) error {
 	if err := w.Emit(e, fi); err != nil {
 		return err
+	}
+	if _, ok := w.Base.Peek(e.Path); ok {
+		w.Base.Drop()
 	}
 	if e.Type != manifest.Dir {
 		return nil

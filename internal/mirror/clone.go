@@ -31,8 +31,11 @@ import (
 //     the files against N's records — and the directories holding them,
 //     while every other entry is K's record, which the served snapshot
 //     matched when it was checked, and must be N's record too;
-//   - otherwise whole (tree.VerifyStream: every file hashed), as a first
-//     copy is.
+//   - whole (tree.VerifyStream: every file hashed) for a first copy.
+//
+// A mirror with a served snapshot that is not such a snapshot (copied
+// before, or the upstream is itself a mirror, whose snapshots are clones
+// of its upstream's) copies the difference instead.
 //
 // Any difference, and anything the filesystem refuses, drops the clone:
 // the build then copies from the upstream as it would have (and reports
@@ -52,20 +55,31 @@ func (b *build) clone(ctx context.Context) (done bool, _ error) {
 	if c, err := cow.Probe(b.s.root.Dir); err != nil || !c.Snapshots {
 		return false, nil
 	}
-	var upN cow.SubvolInfo
-	work, err := b.s.u.WorkClone(b.n, func(w string) (err error) {
-		upN, err = sc.CloneSnapshot(ctx, b.n, w)
-		return err
-	})
-	if errors.Is(err, cow.ErrUnsupported) {
+	upN, since, err := b.lineage(sc)
+	if err != nil {
 		b.s.opt.Log.Debug("copying: the upstream's snapshot cannot be cloned", "why", err.Error())
+		return false, nil
+	}
+	var cloned cow.SubvolInfo
+	var cloneErr error // the clone's own: the build copies instead
+	work, err := b.s.u.WorkClone(b.n, func(w string) error {
+		if cloned, cloneErr = sc.CloneSnapshot(ctx, b.n, w); cloneErr == nil && cloned.UUID != upN.UUID {
+			cloneErr = fmt.Errorf("the upstream's snapshot %d was replaced", b.n)
+			if rerr := cow.Delete(w); rerr != nil {
+				return rerr
+			}
+		}
+		return cloneErr
+	})
+	if cloneErr != nil {
+		b.s.opt.Log.Debug("copying: the upstream's snapshot cannot be cloned", "why", cloneErr.Error())
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
 	b.work = work
-	how, err := b.checkClone(ctx, sc, upN)
+	how, err := b.checkClone(ctx, since)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, err
@@ -89,40 +103,47 @@ func (b *build) clone(ctx context.Context) (done bool, _ error) {
 	return true, nil
 }
 
-// checkClone checks the clone in b.work against the fetched manifest:
-// incrementally if the lineage allows, else whole. It says which.
-func (b *build) checkClone(ctx context.Context, sc transport.SnapshotCloner, upN cow.SubvolInfo) (how string, _ error) {
-	set, err := b.cloneChanges(sc, upN)
-	if err != nil {
-		b.s.opt.Log.Debug("checking the whole clone", "why", err.Error())
-		return "whole", b.checkWhole(ctx)
-	}
-	return fmt.Sprintf("%d changed inodes", set.Inodes()), b.checkChanged(ctx, set)
-}
-
-// cloneChanges returns what changed in the clone since the base was
-// taken, if the base is a snapshot of the upstream's snapshot of the same
-// number and that one and the upstream's N are snapshots of one subvolume,
-// the base's taken first.
-func (b *build) cloneChanges(sc transport.SnapshotCloner, upN cow.SubvolInfo) (*changes.Set, error) {
-	if b.base == 0 {
-		return nil, errors.New("no served snapshot")
+// lineage says whether a clone of the upstream's snapshot n can be
+// checked, and returns what btrfs records of that snapshot. With no base
+// (a first copy) it is checked whole. With a base, only from what
+// changed: the base must be a snapshot of the upstream's snapshot of the
+// same number, and that one and the upstream's n snapshots of one
+// subvolume, the base's taken first, at transaction since. Otherwise
+// (the base was copied, or the upstream is itself a mirror) the build
+// copies the difference, which costs less than a whole check.
+func (b *build) lineage(sc transport.SnapshotCloner) (upN cow.SubvolInfo, since uint64, err error) {
+	if upN, err = sc.SnapshotInfo(b.n); err != nil || b.base == 0 {
+		return upN, 0, err
 	}
 	mine, err := cow.Info(b.s.root.SnapshotDir(b.base))
 	if err != nil {
-		return nil, err
+		return upN, 0, err
 	}
 	upK, err := sc.SnapshotInfo(b.base)
 	if err != nil {
-		return nil, err
+		return upN, 0, err
 	}
 	switch {
 	case mine.ParentUUID != upK.UUID:
-		return nil, fmt.Errorf("snapshot %d is not a snapshot of the upstream's", b.base)
+		return upN, 0, fmt.Errorf("the served snapshot %d is not a snapshot of the upstream's", b.base)
 	case upK.ParentUUID != upN.ParentUUID || upN.ParentUUID == [16]byte{} || upK.OTransid >= upN.OTransid:
-		return nil, fmt.Errorf("the upstream's snapshots %d and %d are not snapshots of one subvolume, in that order", b.base, b.n)
+		return upN, 0, fmt.Errorf("the upstream's snapshots %d and %d are not snapshots of one subvolume, in that order", b.base, b.n)
 	}
-	return changes.Find(b.work, b.s.root.SnapshotDir(b.base), upK.OTransid)
+	return upN, upK.OTransid, nil
+}
+
+// checkClone checks the clone in b.work against the fetched manifest:
+// whole with no base, else from what changed since transaction since. It
+// says which.
+func (b *build) checkClone(ctx context.Context, since uint64) (how string, _ error) {
+	if b.base == 0 {
+		return "whole", b.checkWhole(ctx)
+	}
+	set, err := changes.Find(b.work, b.s.root.SnapshotDir(b.base), since)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d changed inodes", set.Inodes()), b.checkChanged(ctx, set)
 }
 
 // checkWhole checks every entry and file of the clone.
@@ -192,9 +213,6 @@ type cloneCheck struct {
 // settled entries as they are, fresh ones in their metadata and, files,
 // their content.
 func (c *cloneCheck) entry(e manifest.Entry, fi fs.FileInfo) error {
-	if _, ok := c.base.Peek(e.Path); ok {
-		c.base.Drop()
-	}
 	rec, ok := c.want.Current()
 	switch {
 	case ok && manifest.Compare(rec.Path, e.Path) < 0:

@@ -19,8 +19,9 @@ import (
 
 // The copy-on-write path's variants of the crash, signal and fault
 // sweeps, on a btrfs the test mounts (testutil.MountLoop): the sources are
-// subvolumes, so publish snapshots them and mirror-sync snapshots its
-// served subvolume. Short versions run in `make test`; SEQMIRROR_LONG=1
+// subvolumes, so publish snapshots them, and mirror-sync clones the
+// master's snapshots (a mirror on the master's btrfs) or snapshots its
+// served subvolume (on a btrfs of its own). Short versions run in `make test`; SEQMIRROR_LONG=1
 // (make crash, make soak) runs them long.
 
 // cowMount is a loop-mounted btrfs for one test.
@@ -83,18 +84,28 @@ func TestCrashCoW(t *testing.T) {
 	t.Parallel()
 	mnt := cowMount(t)
 	src := subvolumeSource(t, filepath.Join(mnt, "src"))
-	master, mir := filepath.Join(mnt, "master"), filepath.Join(mnt, "mirror")
+	master := filepath.Join(mnt, "master")
 	m := newMutator(t, src, pick(1500, 3000), 31)
 	pubArgs := []string{"--root", master, "--source", src, "--keep", "3", "--min-age", "0s", "-q"}
 	st := crashLoop(t, pick(10, 150), master, func() { m.mutate(t, 40) }, "publish", pubArgs, treeListing(t, src))
 	checkSubvolumes(t, mnt, master)
 	prepare := func() { m.mutate(t, 40); mustRun(t, "publish", pubArgs...) }
-	mirArgs := []string{"--upstream", master, "--root", mir, "--keep", "3", "--min-age", "0s", "-q"}
-	st2 := crashLoop(t, pick(10, 150), mir, prepare, "mirror-sync", mirArgs, treeListing(t, filepath.Join(master, "current")+"/"))
-	checkSubvolumes(t, mnt, mir)
-	if st.points-st.finished == 0 || st2.points-st2.finished == 0 {
-		t.Fatal("no run was killed while running; the kill points are useless")
+	for _, mir := range mirrorRoots(t, mnt) {
+		mirArgs := []string{"--upstream", master, "--root", mir, "--keep", "3", "--min-age", "0s", "-q"}
+		st2 := crashLoop(t, pick(10, 150), mir, prepare, "mirror-sync", mirArgs, treeListing(t, filepath.Join(master, "current")+"/"))
+		checkSubvolumes(t, filepath.Dir(mir), mir)
+		if st.points-st.finished == 0 || st2.points-st2.finished == 0 {
+			t.Fatal("no run was killed while running; the kill points are useless")
+		}
 	}
+}
+
+// mirrorRoots are the two mirror roots of the crash sweeps: one on the
+// master's btrfs (mirror-sync clones the master's snapshots) and one on a
+// btrfs of its own (it snapshots its served snapshot and applies the
+// difference).
+func mirrorRoots(tb testing.TB, mnt string) []string {
+	return []string{filepath.Join(mnt, "mirror"), filepath.Join(cowMount(tb), "mirror")}
 }
 
 // TestCrashSignalCoW is TestCrashSignalPublish and TestCrashSignalMirrorSync
@@ -103,16 +114,18 @@ func TestCrashSignalCoW(t *testing.T) {
 	t.Parallel()
 	mnt := cowMount(t)
 	src := subvolumeSource(t, filepath.Join(mnt, "src"))
-	master, mir := filepath.Join(mnt, "master"), filepath.Join(mnt, "mirror")
+	master := filepath.Join(mnt, "master")
 	m := newMutator(t, src, pick(1000, 3000), 32)
 	pubArgs := []string{"--root", master, "--source", src, "--keep", "3", "--min-age", "0s", "-q"}
 	st := signalLoop(t, pick(6, 150), master, func() { m.mutate(t, 40) }, "publish", pubArgs, treeListing(t, src))
 	checkSubvolumes(t, mnt, master)
 	prepare := func() { m.mutate(t, 40); mustRun(t, "publish", pubArgs...) }
-	mirArgs := []string{"--upstream", master, "--root", mir, "--keep", "3", "--min-age", "0s", "-q"}
-	st2 := signalLoop(t, pick(6, 150), mir, prepare, "mirror-sync", mirArgs, treeListing(t, filepath.Join(master, "current")+"/"))
-	checkSubvolumes(t, mnt, mir)
-	requireInterrupted(t, signalStats{interrupted: st.interrupted + st2.interrupted})
+	for _, mir := range mirrorRoots(t, mnt) {
+		mirArgs := []string{"--upstream", master, "--root", mir, "--keep", "3", "--min-age", "0s", "-q"}
+		st2 := signalLoop(t, pick(6, 150), mir, prepare, "mirror-sync", mirArgs, treeListing(t, filepath.Join(master, "current")+"/"))
+		checkSubvolumes(t, filepath.Dir(mir), mir)
+		requireInterrupted(t, signalStats{interrupted: st.interrupted + st2.interrupted})
+	}
 }
 
 // TestInjectedFaultsCoW is TestInjectedFaults' second publish and second

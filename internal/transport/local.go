@@ -287,20 +287,19 @@ func (l *Local) CloneSnapshot(_ context.Context, n uint64, dst string) (cow.Subv
 }
 
 // openSnapshot opens the upstream's snapshots/N, reached without a
-// symlink, if it is the root of a btrfs subvolume.
+// symlink, if it is the root of a btrfs subvolume. Every error wraps
+// cow.ErrUnsupported: the mirror then copies, and that reports what is
+// wrong with the upstream.
 func (l *Local) openSnapshot(n uint64) (fd int, name string, err error) {
 	name = l.root.SnapshotDir(n)
-	if !fsys.IsOS(l.root.FS) {
-		return -1, name, fmt.Errorf("snapshot %s: %w", name, cow.ErrUnsupported)
-	}
 	rfd, err := unix.Open(l.root.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, name, l.wrap(&fs.PathError{Op: "open", Path: l.root.Dir, Err: err})
+		return -1, name, fmt.Errorf("open %s: %w: %w", l.root.Dir, cow.ErrUnsupported, err)
 	}
 	defer unix.Close(rfd)
-	fd, err = fsys.OpenatBeneath(rfd, l.rel(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	fd, err = fsys.OpenatBeneath(rfd, l.rel(name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
-		return -1, name, fmt.Errorf("open upstream %s: %w", name, err)
+		return -1, name, fmt.Errorf("open %s: %w: %w", name, cow.ErrUnsupported, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Ino != cow.SubvolumeRootIno {

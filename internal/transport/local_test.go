@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/transport"
 	"github.com/seqmirror/seqmirror/testutil"
@@ -93,6 +94,57 @@ func TestFetchTreeRefusesSwappedFile(t *testing.T) {
 			}
 			if b, err := os.ReadFile(filepath.Join(dst, "sub", "b.txt")); err == nil {
 				t.Fatalf("copied %q", b)
+			}
+		})
+	}
+}
+
+// TestCloneSnapshot: a local upstream on btrfs clones its snapshot N into
+// a writable snapshot and says what btrfs records of it; a snapshots/N
+// that is a symlink (to a subvolume elsewhere), a plain directory, or on
+// another filesystem is refused with cow.ErrUnsupported and leaves nothing.
+func TestCloneSnapshot(t *testing.T) {
+	mnt := testutil.MountLoop(t, "btrfs", testutil.LoopSize)
+	up := filepath.Join(mnt, "up")
+	testutil.Must(t, os.MkdirAll(filepath.Join(up, "snapshots"), 0o755))
+	testutil.Must(t, cow.CreateSubvolume(filepath.Join(up, "snapshots", "1")))
+	testutil.WriteTree(t, filepath.Join(up, "snapshots", "1"), map[string]string{"f": "x"})
+	testutil.Must(t, cow.CreateSubvolume(filepath.Join(mnt, "elsewhere")))
+	testutil.Must(t, os.Symlink("../../elsewhere", filepath.Join(up, "snapshots", "2")))
+	testutil.Must(t, os.Mkdir(filepath.Join(up, "snapshots", "3"), 0o755))
+	l, err := transport.NewLocal(fsys.OS(), up)
+	testutil.Must(t, err)
+	dst := filepath.Join(mnt, "clone")
+	info, err := l.CloneSnapshot(context.Background(), 1, dst)
+	testutil.Must(t, err)
+	want, err := cow.Info(filepath.Join(up, "snapshots", "1"))
+	testutil.Must(t, err)
+	got, err := cow.Info(dst)
+	testutil.Must(t, err)
+	if info != want || got.ParentUUID != want.UUID {
+		t.Fatalf("clone info %+v of %+v, want a snapshot of %+v", info, got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "x" {
+		t.Fatalf("clone holds %q, %v", b, err)
+	}
+	other := testutil.MountLoop(t, "btrfs", testutil.LoopSize)
+	for _, tc := range []struct {
+		name string
+		n    uint64
+		dst  string
+	}{
+		{name: "symlink", n: 2, dst: filepath.Join(mnt, "c2")},
+		{name: "plain directory", n: 3, dst: filepath.Join(mnt, "c3")},
+		{name: "missing", n: 4, dst: filepath.Join(mnt, "c4")},
+		{name: "another filesystem", n: 1, dst: filepath.Join(other, "c1")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := l.CloneSnapshot(context.Background(), tc.n, tc.dst)
+			if !errors.Is(err, cow.ErrUnsupported) {
+				t.Fatalf("clone: %v, want ErrUnsupported", err)
+			}
+			if _, err := os.Lstat(tc.dst); !os.IsNotExist(err) {
+				t.Fatalf("%s left behind: %v", tc.dst, err)
 			}
 		})
 	}

@@ -136,7 +136,7 @@ type SnapshotFetcher interface {
 // mirror's own filesystem, the mirror takes a snapshot of the upstream's
 // snapshot instead of copying it (one ioctl, no data written) and checks
 // it against the manifest; elsewhere both methods return an error
-// wrapping cow.ErrUnsupported, and the mirror copies.
+// (wrapping cow.ErrUnsupported where that is why), and the mirror copies.
 type SnapshotCloner interface {
 	// SnapshotInfo returns what btrfs records of the upstream's snapshot
 	// n: its lineage (of which subvolume it is a snapshot, and when it was
