@@ -57,7 +57,7 @@ func (a *attempt) changeSet() (_ *changes.Set, ok bool) {
 // hashFiles takes.
 func (a *attempt) walkChanged(set *changes.Set) error {
 	a.pre = newPrehasher(a.ctx, a.f, a.source, a.opt.Workers)
-	w := &changes.Walk{FS: a.f, Dir: a.source, Prev: a.prevDir, Set: set, Base: a.pr, Skip: a.skip, Emit: a.emitChanged}
+	w := &changes.Walk{FS: a.f, Dir: a.source, Set: set, Base: a.pr, Skip: a.skip, Emit: a.emitChanged}
 	err := w.Run()
 	read, skimmed := w.Counts()
 	a.opt.Log.Debug("hashed while listing", "files", a.pre.wait(), "read", read, "skimmed", skimmed)

@@ -35,8 +35,9 @@
 // On btrfs, a source that is a subvolume is published copy-on-write
 // instead (cow.go): a snapshot of the source, taken at once, is listed
 // (no confirmation needed: it is one instant of the source; only the
-// inodes btrfs says changed since the served snapshot are stat'ed,
-// cowlist.go), becomes the new snapshot as it is (what the listing leaves
+// inodes btrfs says changed since the served snapshot are stat'ed, and
+// only the directories holding them read: cowlist.go, package changes),
+// becomes the new snapshot as it is (what the listing leaves
 // out deleted from it), and only its changed files are read, to hash them; Install makes it a read-only subvolume. Nothing is linked
 // or copied. Elsewhere, or when the filesystem refuses, the hard links
 // above are taken and the debug log says why.

@@ -11,7 +11,8 @@ type Set struct {
 	// read are the directories a Walk reads: changed, holding a changed
 	// inode, or changed in the earlier snapshot after it was taken (its
 	// writer left entries out of them); the others are skimmed.
-	read map[uint64]bool
+	read  map[uint64]bool
+	since uint64 // the earlier snapshot's transaction
 }
 
 // Find returns what changed in the snapshot dir since transaction since,
@@ -30,7 +31,7 @@ func Find(dir, prev string, since uint64) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{inodes: c.Inodes, dirs: len(c.Dirs), read: c.Parents}
+	s := &Set{inodes: c.Inodes, dirs: len(c.Dirs), read: c.Parents, since: since}
 	for ino := range after.Inodes {
 		s.inodes[ino] = true
 	}

@@ -101,7 +101,7 @@ func TestWalk(t *testing.T) {
 	testutil.Must(t, err)
 	var got []manifest.Entry
 	settled := map[string]bool{}
-	w := &changes.Walk{FS: fsys.OS(), Dir: s2, Prev: s1, Set: set, Base: &records{r: base}, Emit: func(e manifest.Entry, fi fs.FileInfo) error {
+	w := &changes.Walk{FS: fsys.OS(), Dir: s2, Set: set, Base: &records{r: base}, Emit: func(e manifest.Entry, fi fs.FileInfo) error {
 		got = append(got, e)
 		settled[e.Path] = fi == nil
 		return nil

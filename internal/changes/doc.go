@@ -24,8 +24,9 @@
 // path there was its path here, where the record (the earlier snapshot's
 // manifest describes it exactly) describes it. The snapshot's root is
 // stable; so is a directory whose parent is stable and whose inode is
-// unchanged, or, changed, is the inode the earlier snapshot has at its
-// path (one lstat there). In a directory that is not (renamed, or another
+// unchanged, or, changed, whose entry in its parent is as old as the
+// earlier snapshot (cow.Tree.NameTransids: a rename or link writes a new
+// entry, so an old one names the same inode it named then). In a directory that is not (renamed, or another
 // directory renamed over it) every entry is fresh: the record at its path
 // may be another inode's. A path with no record, or a record of another
 // type, is fresh too.
@@ -41,6 +42,9 @@
 // fsys.OpenRegular reads files so), so that listing and hashing leave a
 // snapshot's inodes as they were: the next run asks which of them changed
 // after the snapshot was taken.
+//
+// A Walk reads the directories it will read next ahead, a few at once,
+// so that on a cold cache their blocks come from the disk in parallel.
 //
 // Everything here needs CAP_SYS_ADMIN (the btrfs tree search) and reads
 // only; a Walk is not safe for concurrent use, a Set is read-only once

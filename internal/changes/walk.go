@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
+	"github.com/seqmirror/seqmirror/internal/cow"
 	"github.com/seqmirror/seqmirror/internal/fsys"
 	"github.com/seqmirror/seqmirror/internal/tree"
 	"github.com/seqmirror/seqmirror/manifest"
@@ -25,11 +27,11 @@ type Base interface {
 	Drop()
 }
 
-// Walk lists a snapshot, Dir, whose changes since Prev Set says.
+// Walk lists a snapshot, Dir, whose changes since an earlier snapshot
+// Set says.
 type Walk struct {
 	FS   fsys.FS
 	Dir  string // the snapshot listed
-	Prev string // the earlier snapshot ("" if it is gone: nothing is stable but the root)
 	Set  *Set
 	Base Base
 	// Skip, if not nil, says which paths the listing leaves out (with all
@@ -41,33 +43,40 @@ type Walk struct {
 	// must not keep e's address.
 	Emit func(e manifest.Entry, fi fs.FileInfo) error
 
-	buf           []byte
-	read, skimmed int // directories
+	tree          *cow.Tree
+	ahead         map[string]*listing // directories being read ahead, by path
+	read, skimmed int                 // directories
 }
 
 // Run lists the snapshot.
 func (w *Walk) Run() error {
-	w.buf = make([]byte, 64<<10)
-	return w.dir("", true)
+	t, err := cow.OpenTree(w.Dir)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	w.tree, w.ahead = t, map[string]*listing{}
+	defer w.drain()
+	return w.dir("", true, cow.SubvolumeRootIno)
 }
 
 // Counts says how many directories were read and how many skimmed.
 func (w *Walk) Counts() (read, skimmed int) { return w.read, w.skimmed }
 
-// dir reads directory rel and lists, depth first, what is below it;
-// stable says it is the inode the earlier snapshot has at rel.
-func (w *Walk) dir(rel string, stable bool) error {
+// dir reads directory rel (inode ino) and lists, depth first, what is
+// below it; stable says it is the inode the earlier snapshot has at rel.
+func (w *Walk) dir(rel string, stable bool, ino uint64) error {
 	w.read++
-	ents, err := readDirents(filepath.Join(w.Dir, filepath.FromSlash(rel)), w.buf)
+	ents, err := w.list(rel)
 	if err != nil {
 		return err
 	}
+	w.readAhead(rel, ents)
+	var names map[uint64]uint64 // when each entry got its name, if asked
 	for _, d := range ents {
-		r := d.name
-		if rel != "" {
-			r = rel + "/" + d.name
-		}
+		r := join(rel, d.name)
 		if w.Skip != nil && w.Skip(r) {
+			delete(w.ahead, r) // read ahead for nothing: let it finish
 			continue
 		}
 		if err := manifest.CheckPath(r); err != nil {
@@ -78,7 +87,19 @@ func (w *Walk) dir(rel string, stable bool) error {
 		if err != nil {
 			return err
 		}
-		if err := w.emit(e, fi, stable && (!changed || w.prevIno(r, d.ino)), d.ino); err != nil {
+		// A changed directory is stable if its name is as old as the
+		// earlier snapshot (then it named the same inode there).
+		childStable := stable && !changed
+		if stable && changed && d.typ == manifest.Dir {
+			if names == nil {
+				if names, err = w.tree.NameTransids(ino); err != nil {
+					names = map[uint64]uint64{} // not known: not stable
+				}
+			}
+			t := names[d.ino]
+			childStable = t != 0 && t <= w.Set.since
+		}
+		if err := w.emit(e, fi, childStable, d.ino); err != nil {
 			return err
 		}
 	}
@@ -133,7 +154,7 @@ func (w *Walk) emit(e manifest.Entry, fi fs.FileInfo, stable bool, ino uint64) e
 			return w.skim(e.Path)
 		}
 	}
-	return w.dir(e.Path, stable)
+	return w.dir(e.Path, stable, ino)
 }
 
 // inode is the inode number of r.
@@ -167,15 +188,70 @@ func (w *Walk) entry(r string, typ manifest.Type, settle bool) (_ manifest.Entry
 	return e, fi, err
 }
 
-// prevIno reports whether the earlier snapshot's entry at r is inode ino.
-func (w *Walk) prevIno(r string, ino uint64) bool {
-	if w.Prev == "" {
-		return false
+// aheadMax bounds the directories read ahead at once: on a cold cache
+// their blocks come from the disk in parallel instead of one at a time.
+const aheadMax = 16
+
+// listing is a directory read ahead.
+type listing struct {
+	ents []dirent
+	err  error
+	done chan struct{}
+}
+
+// direntBufs are getdents buffers.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// list returns the entries of directory rel: read ahead, or read now.
+func (w *Walk) list(rel string) ([]dirent, error) {
+	if l, ok := w.ahead[rel]; ok {
+		delete(w.ahead, rel)
+		<-l.done
+		return l.ents, l.err
 	}
-	fi, err := fsys.Lstat(w.FS, filepath.Join(w.Prev, filepath.FromSlash(r)))
-	if err != nil {
-		return false
+	return readDir(filepath.Join(w.Dir, filepath.FromSlash(rel)))
+}
+
+// readAhead starts reading the directories among ents (of directory rel)
+// that the walk will read — changed, or holding a change — while there is
+// room.
+func (w *Walk) readAhead(rel string, ents []dirent) {
+	for _, d := range ents {
+		if len(w.ahead) >= aheadMax {
+			return
+		}
+		if d.typ != manifest.Dir || !w.Set.inodes[d.ino] && !w.Set.read[d.ino] {
+			continue
+		}
+		r := join(rel, d.name)
+		l := &listing{done: make(chan struct{})}
+		w.ahead[r] = l
+		go func() {
+			defer close(l.done)
+			l.ents, l.err = readDir(filepath.Join(w.Dir, filepath.FromSlash(r)))
+		}()
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && st.Ino == ino
+}
+
+// drain waits for the directories still being read ahead.
+func (w *Walk) drain() {
+	for r, l := range w.ahead {
+		<-l.done
+		delete(w.ahead, r)
+	}
+}
+
+// readDir is readDirents with a pooled buffer.
+func readDir(dir string) ([]dirent, error) {
+	b := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(b)
+	return readDirents(dir, *b)
+}
+
+// join is rel/name ("" is the top).
+func join(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
 }

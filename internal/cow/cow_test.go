@@ -218,3 +218,33 @@ func TestParentsOf(t *testing.T) {
 		t.Fatalf("parents %v, want %v (x and y)", got, want)
 	}
 }
+
+// TestNameTransids: each entry of a directory of a snapshot says when it
+// got its name: those made before an earlier snapshot no later than its
+// transaction, a rename and a new entry after it.
+func TestNameTransids(t *testing.T) {
+	mnt := testutil.MountLoop(t, "btrfs", testutil.LoopSize)
+	src := filepath.Join(mnt, "src")
+	testutil.Must(t, cow.CreateSubvolume(src))
+	testutil.WriteTree(t, src, map[string]string{"d/a": "a", "d/b": "b", "d/sub/x": "x"})
+	testutil.Must(t, cow.Snapshot(src, mnt+"/s1", true))
+	s1, err := cow.Info(mnt + "/s1")
+	testutil.Must(t, err)
+	testutil.Must(t, os.Rename(src+"/d/b", src+"/d/c"))
+	testutil.Must(t, os.Mkdir(src+"/d/new", 0o755))
+	testutil.Must(t, cow.Snapshot(src, mnt+"/s2", true))
+	ino := func(p string) uint64 { return testutil.Inode(t, filepath.Join(mnt, "s2", p)) }
+	tr, err := cow.OpenTree(mnt + "/s2")
+	testutil.Must(t, err)
+	defer tr.Close()
+	names, err := tr.NameTransids(ino("d"))
+	testutil.Must(t, err)
+	for p, old := range map[string]bool{"d/a": true, "d/sub": true, "d/c": false, "d/new": false} {
+		if got := names[ino(p)]; got == 0 || (got <= s1.OTransid) != old {
+			t.Errorf("%s: named at transaction %d, snapshot at %d; want before it: %v", p, got, s1.OTransid, old)
+		}
+	}
+	if len(names) != 4 {
+		t.Errorf("names %v, want 4 entries", names)
+	}
+}

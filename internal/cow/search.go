@@ -5,6 +5,7 @@ import (
 	"errors"
 	"unsafe"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,15 +99,80 @@ func ChangedInodes(path string, since uint64) (Changes, error) {
 		return Changes{}, err
 	}
 	defer unix.Close(fd)
-	s := newChangeSearch(since)
-	if err := s.search(fd, searchKey{maxObjectID: ^uint64(0), maxOffset: ^uint64(0), minTransid: since + 1, maxTransid: ^uint64(0),
-		minType: inodeItemKey, maxType: inodeItemKey}); err != nil {
+	parts, err := searchParts(fd, since)
+	if err != nil {
 		return Changes{}, wrap("search the tree of", path, err)
+	}
+	// The parts of the tree are searched at once: on a cold cache their
+	// blocks come from the disk in parallel instead of one at a time.
+	found := make([]*changeSearch, len(parts))
+	var g errgroup.Group
+	for i, k := range parts {
+		found[i] = newChangeSearch(since)
+		g.Go(func() error { return found[i].search(fd, k) })
+	}
+	if err := g.Wait(); err != nil {
+		return Changes{}, wrap("search the tree of", path, err)
+	}
+	s := found[0]
+	for _, o := range found[1:] {
+		s.merge(o)
 	}
 	if err := s.nameRest(fd); err != nil {
 		return Changes{}, wrap("search the tree of", path, err)
 	}
 	return s.c, nil
+}
+
+// searchWays is how many parts of a subvolume's tree ChangedInodes
+// searches at once.
+const searchWays = 4
+
+// searchParts splits the search for items written after since into
+// searchWays ranges of inode numbers, up to the highest inode written
+// after since (found by bisection: each probe is one descent of the
+// tree), and one range above it for the tree's special objects.
+func searchParts(fd int, since uint64) ([]searchKey, error) {
+	whole := searchKey{maxObjectID: ^uint64(0), maxOffset: ^uint64(0), minTransid: since + 1, maxTransid: ^uint64(0),
+		minType: inodeItemKey, maxType: inodeItemKey}
+	args := &searchArgs{}
+	has := func(lo uint64) (bool, error) { // an item at lo..2^63 written after since?
+		found := false
+		k := whole
+		k.minObjectID, k.maxObjectID, k.maxType = lo, 1<<63, 255
+		args.key, args.bufSize = k, searchBufSize
+		args.key.nrItems = 1
+		if err := ioctl(fd, iocTreeSearchV2, unsafe.Pointer(args)); err != nil {
+			return false, err
+		}
+		found = args.key.nrItems > 0
+		return found, nil
+	}
+	lo, hi := uint64(SubvolumeRootIno), uint64(1<<63) // has(lo) may hold; has(hi) does not
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		ok, err := has(mid)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	var parts []searchKey
+	step := max((hi-SubvolumeRootIno)/searchWays, 1)
+	for start := uint64(0); start < hi; {
+		end := min(max(start, SubvolumeRootIno)+step, hi)
+		k := whole
+		k.minObjectID, k.maxObjectID, k.maxType, k.maxOffset = start, end-1, 255, ^uint64(0)
+		parts = append(parts, k)
+		start = end
+	}
+	k := whole
+	k.minObjectID = hi
+	return append(parts, k), nil
 }
 
 // changeSearch gathers Changes from tree searches.
@@ -120,6 +186,20 @@ type changeSearch struct {
 func newChangeSearch(since uint64) *changeSearch {
 	return &changeSearch{since: since, c: Changes{Inodes: map[uint64]bool{}, Parents: map[uint64]bool{}},
 		named: map[uint64]bool{}, args: new(searchArgs)}
+}
+
+// merge adds what o found.
+func (s *changeSearch) merge(o *changeSearch) {
+	for ino := range o.c.Inodes {
+		s.c.Inodes[ino] = true
+	}
+	s.c.Dirs = append(s.c.Dirs, o.c.Dirs...)
+	for ino := range o.c.Parents {
+		s.c.Parents[ino] = true
+	}
+	for ino := range o.named {
+		s.named[ino] = true
+	}
 }
 
 // nameRest finds the names of the changed inodes whose names the search
@@ -141,7 +221,13 @@ func (s *changeSearch) nameRest(fd int) error {
 
 // search runs a tree search of the keys in k to its end.
 func (s *changeSearch) search(fd int, k searchKey) error {
-	args := s.args
+	return treeSearch(fd, s.args, k, s.parse)
+}
+
+// treeSearch runs a tree search of the keys in k to its end, in args's
+// buffer, handing each batch of n items to parse, which returns the last
+// key.
+func treeSearch(fd int, args *searchArgs, k searchKey, parse func(buf []byte, n int) key) error {
 	args.key = k
 	for {
 		args.key.nrItems = ^uint32(0)
@@ -155,7 +241,7 @@ func (s *changeSearch) search(fd int, k searchKey) error {
 		if args.key.nrItems == 0 {
 			return nil
 		}
-		last := s.parse(args.buf[:], int(args.key.nrItems))
+		last := parse(args.buf[:], int(args.key.nrItems))
 		// the next key after the last one returned
 		k := &args.key
 		switch {

@@ -79,6 +79,7 @@ func (b *build) clone(ctx context.Context) (done bool, _ error) {
 		return false, err
 	}
 	b.work = work
+	b.phase("clone")
 	how, err := b.checkClone(ctx, since)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -90,7 +91,7 @@ func (b *build) clone(ctx context.Context) (done bool, _ error) {
 		}
 		return false, nil
 	}
-	b.phase("clone and check")
+	b.phase("check clone")
 	if err := b.recheck(ctx); err != nil {
 		return false, err
 	}
@@ -143,6 +144,7 @@ func (b *build) checkClone(ctx context.Context, since uint64) (how string, _ err
 	if err != nil {
 		return "", err
 	}
+	b.phase("find changed inodes")
 	return fmt.Sprintf("%d changed inodes", set.Inodes()), b.checkChanged(ctx, set)
 }
 
@@ -180,7 +182,7 @@ func (b *build) checkChanged(ctx context.Context, set *changes.Set) error {
 	c := &cloneCheck{f: root.FS, work: b.work, base: newRecordBase(om), want: newRecordBase(nm), pool: tree.NewPool(ctx, b.s.opt.Workers)}
 	defer c.base.stop()
 	defer c.want.stop()
-	w := &changes.Walk{FS: root.FS, Dir: b.work, Prev: root.SnapshotDir(b.base), Set: set, Base: c.base, Emit: c.entry}
+	w := &changes.Walk{FS: root.FS, Dir: b.work, Set: set, Base: c.base, Emit: c.entry}
 	err = w.Run()
 	if werr := c.pool.Wait(); err == nil {
 		err = werr

@@ -20,7 +20,10 @@
 //     subvolume: a writable snapshot of the base, with only the diff of the
 //     two manifests applied (deletions, new and changed entries, the
 //     changed files fetched and verified alike), or a new subvolume for a
-//     first copy; Install makes it read-only.
+//     first copy; Install makes it read-only. From an upstream on the
+//     same btrfs (clone.go) it is a snapshot of the upstream's snapshot,
+//     checked against the manifest (whole the first time, then only what
+//     btrfs says changed since the served snapshot's origin).
 //  4. Re-read the upstream's seq/begin. If it moved since E1 and snapshot N is
 //     no longer served or listed upstream, discard and go back to 3 (bounded,
 //     with backoff: retry.Do). A copy whose every file verified against an
