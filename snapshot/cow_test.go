@@ -166,17 +166,6 @@ func TestPublishCoWFallback(t *testing.T) {
 	}
 }
 
-// lastLine is the last line of s that holds sub.
-func lastLine(s, sub string) string {
-	lines := strings.Split(s, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], sub) {
-			return lines[i]
-		}
-	}
-	return ""
-}
-
 // slogTo logs at debug level to w.
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -205,12 +194,7 @@ func TestPublishCoWChanges(t *testing.T) {
 			testutil.Must(t, err)
 		},
 		func() {
-			fi, err := os.Stat(p("d01/s00/f00001.dat"))
-			testutil.Must(t, err)
-			b, _ := os.ReadFile(p("d01/s00/f00001.dat"))
-			b[0] ^= 1
-			testutil.Must(t, os.WriteFile(p("d01/s00/f00001.dat"), b, 0o644))
-			testutil.Must(t, os.Chtimes(p("d01/s00/f00001.dat"), fi.ModTime(), fi.ModTime()))
+			testutil.CorruptInPlace(t, p("d01/s00/f00001.dat"))
 			testutil.Must(t, os.Chmod(p("d02/s00/f00002.dat"), 0o600))
 		},
 		func() {
@@ -275,7 +259,7 @@ func TestPublishCoWChanges(t *testing.T) {
 			t.Fatalf("round 0: not hashed while listing:\n%s", log)
 		}
 		verifyCoW(t, r, res.Snapshot)
-		if i > 0 && !regexp.MustCompile(`"hashed while listing" files=\d+ read=\d+ skimmed=[1-9]`).MatchString(lastLine(log.String(), "hashed while listing")) {
+		if i > 0 && !regexp.MustCompile(`"hashed while listing" files=\d+ read=\d+ skimmed=[1-9]`).MatchString(testutil.LastLine(log.String(), "hashed while listing")) {
 			t.Fatalf("round %d: no directory skimmed:\n%s", i, log)
 		}
 	}

@@ -190,3 +190,15 @@ func SameFile(tb testing.TB, a, b string) bool {
 	Must(tb, err)
 	return os.SameFile(fa, fb)
 }
+
+// LastLine is the last line of s (a log, say) that holds sub, or "" if
+// none does.
+func LastLine(s, sub string) string {
+	lines := strings.Split(s, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], sub) {
+			return lines[i]
+		}
+	}
+	return ""
+}

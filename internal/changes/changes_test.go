@@ -79,12 +79,7 @@ func TestWalk(t *testing.T) {
 	testutil.Must(t, cow.SetReadOnly(s1, true))
 
 	testutil.Touch(t, src, "d00/s00/f00000.dat", "edited")
-	fi, err := os.Stat(p("d01/s00/f00001.dat"))
-	testutil.Must(t, err)
-	b, _ := os.ReadFile(p("d01/s00/f00001.dat"))
-	b[0] ^= 1
-	testutil.Must(t, os.WriteFile(p("d01/s00/f00001.dat"), b, 0o644))
-	testutil.Must(t, os.Chtimes(p("d01/s00/f00001.dat"), fi.ModTime(), fi.ModTime()))
+	testutil.CorruptInPlace(t, p("d01/s00/f00001.dat"))
 	testutil.WriteTree(t, src, map[string]string{"new/deep/file": "new"})
 	testutil.Must(t, os.Remove(p("d02/s00/f00002.dat")))
 	testutil.Must(t, os.Chmod(p("d03"), 0o750))

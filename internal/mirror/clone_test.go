@@ -1,7 +1,6 @@
 package mirror_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,12 +57,7 @@ func TestSyncClone(t *testing.T) {
 			testutil.WriteTree(t, w.src, map[string]string{"new/deep/file": "new"})
 		},
 		func() {
-			fi, err := os.Stat(p("d02/s00/f00002.dat"))
-			testutil.Must(t, err)
-			b, _ := os.ReadFile(p("d02/s00/f00002.dat"))
-			b[0] ^= 1
-			testutil.Must(t, os.WriteFile(p("d02/s00/f00002.dat"), b, 0o644))
-			testutil.Must(t, os.Chtimes(p("d02/s00/f00002.dat"), fi.ModTime(), fi.ModTime()))
+			testutil.CorruptInPlace(t, p("d02/s00/f00002.dat"))
 			testutil.Must(t, os.Chmod(p("d03"), 0o750))
 		},
 		func() {
@@ -83,7 +77,7 @@ func TestSyncClone(t *testing.T) {
 		if i > 0 {
 			want = `checked="`
 		}
-		line := lastLine(log.String(), "cloned the upstream's snapshot")
+		line := testutil.LastLine(log.String(), "cloned the upstream's snapshot")
 		if res.Snapshot != n || res.Fetched != 0 || !strings.Contains(line, want) {
 			t.Fatalf("round %d: %+v, want %s:\n%s", i, res, want, log)
 		}
@@ -112,12 +106,7 @@ func TestSyncCloneDiffers(t *testing.T) {
 		}},
 		{name: "file edited", tamper: func(t *testing.T, dir string) {
 			f := filepath.Join(dir, "d01/s00/f00001.dat")
-			fi, err := os.Stat(f)
-			testutil.Must(t, err)
-			b, _ := os.ReadFile(f)
-			b[0] ^= 1
-			testutil.Must(t, os.WriteFile(f, b, 0o644))
-			testutil.Must(t, os.Chtimes(f, fi.ModTime(), fi.ModTime()))
+			testutil.CorruptInPlace(t, f)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,15 +134,4 @@ func TestSyncCloneDiffers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lastLine is the last line of s that holds sub.
-func lastLine(s, sub string) string {
-	lines := strings.Split(s, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], sub) {
-			return lines[i]
-		}
-	}
-	return fmt.Sprintf("(no line with %q)", sub)
 }
