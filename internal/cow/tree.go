@@ -36,7 +36,9 @@ func (t *Tree) Close() error { return unix.Close(t.fd) }
 // inode number it names (the newest, for an inode named twice there). A
 // name is never changed in place: a rename or link writes a new entry. So
 // an entry whose transaction is no newer than a snapshot's names the same
-// inode there, under the same name in the same directory.
+// inode there, under the same name in the same directory. Ask it of a
+// snapshot: a live subvolume's newest entries reach its tree only when
+// btrfs flushes them (delayed items), which taking a snapshot does.
 func (t *Tree) NameTransids(dir uint64) (map[uint64]uint64, error) {
 	names := map[uint64]uint64{}
 	le := binary.LittleEndian
