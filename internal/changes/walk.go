@@ -87,23 +87,30 @@ func (w *Walk) dir(rel string, stable bool, ino uint64) error {
 		if err != nil {
 			return err
 		}
-		// A changed directory is stable if its name is as old as the
-		// earlier snapshot (then it named the same inode there).
 		childStable := stable && !changed
 		if stable && changed && d.typ == manifest.Dir {
-			if names == nil {
-				if names, err = w.tree.NameTransids(ino); err != nil {
-					names = map[uint64]uint64{} // not known: not stable
-				}
-			}
-			t := names[d.ino]
-			childStable = t != 0 && t <= w.Set.since
+			childStable = w.oldName(ino, d.ino, &names)
 		}
 		if err := w.emit(e, fi, childStable, d.ino); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// oldName reports whether the entry of directory dir naming inode ino is
+// as old as the earlier snapshot: then it named the same inode there, and
+// a changed directory under a stable one is stable. names caches dir's
+// entries' transactions (none known: not stable).
+func (w *Walk) oldName(dir, ino uint64, names *map[uint64]uint64) bool {
+	if *names == nil {
+		var err error
+		if *names, err = w.tree.NameTransids(dir); err != nil {
+			*names = map[uint64]uint64{}
+		}
+	}
+	t := (*names)[ino]
+	return t != 0 && t <= w.Set.since
 }
 
 // skim lists what is below directory rel — unchanged, stable, holding no

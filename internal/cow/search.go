@@ -137,16 +137,11 @@ func searchParts(fd int, since uint64) ([]searchKey, error) {
 		minType: inodeItemKey, maxType: inodeItemKey}
 	args := &searchArgs{}
 	has := func(lo uint64) (bool, error) { // an item at lo..2^63 written after since?
-		found := false
-		k := whole
-		k.minObjectID, k.maxObjectID, k.maxType = lo, 1<<63, 255
-		args.key, args.bufSize = k, searchBufSize
+		args.key = whole
+		args.key.minObjectID, args.key.maxObjectID, args.key.maxType = lo, 1<<63, 255
 		args.key.nrItems = 1
-		if err := ioctl(fd, iocTreeSearchV2, unsafe.Pointer(args)); err != nil {
-			return false, err
-		}
-		found = args.key.nrItems > 0
-		return found, nil
+		err := searchOnce(fd, args)
+		return args.key.nrItems > 0, err
 	}
 	lo, hi := uint64(SubvolumeRootIno), uint64(1<<63) // has(lo) may hold; has(hi) does not
 	for hi-lo > 1 {
@@ -224,6 +219,18 @@ func (s *changeSearch) search(fd int, k searchKey) error {
 	return treeSearch(fd, s.args, k, s.parse)
 }
 
+// searchOnce is one BTRFS_IOC_TREE_SEARCH_V2 of args.key (at most
+// args.key.nrItems items) into args's buffer; without CAP_SYS_ADMIN its
+// error wraps ErrUnsupported.
+func searchOnce(fd int, args *searchArgs) error {
+	args.bufSize = searchBufSize
+	err := ioctl(fd, iocTreeSearchV2, unsafe.Pointer(args))
+	if errors.Is(err, unix.EPERM) {
+		err = errors.Join(ErrUnsupported, err)
+	}
+	return err
+}
+
 // treeSearch runs a tree search of the keys in k to its end, in args's
 // buffer, handing each batch of n items to parse, which returns the last
 // key.
@@ -231,11 +238,7 @@ func treeSearch(fd int, args *searchArgs, k searchKey, parse func(buf []byte, n 
 	args.key = k
 	for {
 		args.key.nrItems = ^uint32(0)
-		args.bufSize = searchBufSize
-		if err := ioctl(fd, iocTreeSearchV2, unsafe.Pointer(args)); err != nil {
-			if errors.Is(err, unix.EPERM) {
-				err = errors.Join(ErrUnsupported, err)
-			}
+		if err := searchOnce(fd, args); err != nil {
 			return err
 		}
 		if args.key.nrItems == 0 {
