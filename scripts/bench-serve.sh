@@ -11,11 +11,20 @@
 # random files of the snapshot by their /snapshots/N/... paths, SECS seconds
 # per server in all (default 30), in ROUNDS slices (default 3) taken in
 # turns. The files are read once before, so both serve from the page cache.
+# Then, unless RATE_FRAC=0, an open-loop phase at the same fixed rate for
+# both (RATE_FRAC, default 0.75, of the lower requests/s of the first
+# phase) gives latency percentiles that do not depend on how much each
+# server answers (loadgen's doc).
+#
+# PIN=1 puts the load generator on CPU 0 and both servers on CPU 1
+# (taskset), so that a server's latency is not the load generator's wait
+# for a CPU; unset, all share both CPUs.
 #
 # Environment: BENCH_DIR (default /tmp/benchserve; removed at the end unless
 # KEEP=1), SECS, CONC, ROUNDS, GENTREE, GO, NGINX (default: nginx in PATH
 # or /usr/sbin/nginx), SERVE_GOGC (serve's GOGC, default 100),
-# SERVE_GOMAXPROCS (serve's GOMAXPROCS; unset: Go's own choice).
+# SERVE_GOMAXPROCS (serve's GOMAXPROCS; unset: Go's own choice), RATE_FRAC,
+# PIN.
 set -euo pipefail
 
 N=${1:-20000}
@@ -25,6 +34,12 @@ ROUNDS=${ROUNDS:-3}
 B=${BENCH_DIR:-/tmp/benchserve}
 GENTREE=${GENTREE:-$(cd "$(dirname "$0")/.." && pwd)/scripts/gentree.py}
 GO=${GO:-go}
+RATE_FRAC=${RATE_FRAC:-0.75}
+SRVCPU='' GENCPU=''
+if [ "${PIN:-0}" = 1 ]; then
+	command -v taskset >/dev/null || { echo "bench-serve: PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+	SRVCPU='taskset -c 1' GENCPU='taskset -c 0'
+fi
 cd "$(dirname "$0")/.."
 
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -55,7 +70,7 @@ awk -v s="$SNAP" '$1 == "f" { print "/snapshots/" s "/" $6 }' "$B/root/snapshots
 cat "$B/root/snapshots/$SNAP"/*/*/* >/dev/null # into the page cache
 
 SPORT=$(freeport)
-GOGC=${SERVE_GOGC:-100} env ${SERVE_GOMAXPROCS:+GOMAXPROCS=$SERVE_GOMAXPROCS} "$B/bin/publish" serve --root "$B/root" --listen "127.0.0.1:$SPORT" --quiet &
+GOGC=${SERVE_GOGC:-100} $SRVCPU env ${SERVE_GOMAXPROCS:+GOMAXPROCS=$SERVE_GOMAXPROCS} "$B/bin/publish" serve --root "$B/root" --listen "127.0.0.1:$SPORT" --quiet &
 SPID=$!
 
 NPORT=$(freeport)
@@ -72,7 +87,7 @@ NPORT=$(freeport)
 	echo "  }"
 	echo "}"
 } >"$B/nginx/nginx.conf"
-"$NGINX" -p "$B/nginx" -c "$B/nginx/nginx.conf" -e "$B/nginx/error.log" &
+$SRVCPU "$NGINX" -p "$B/nginx" -c "$B/nginx/nginx.conf" -e "$B/nginx/error.log" &
 NPID=$!
 
 first=$(head -1 "$B/paths")
@@ -83,6 +98,6 @@ for port in "$SPORT" "$NPORT"; do
 	done
 done
 
-log "driving each for ${SECS}s ($ROUNDS rounds, $CONC clients)"
-"$B/bin/loadgen" -paths "$B/paths" -c "$CONC" -d "${SECS}s" -rounds "$ROUNDS" \
+log "driving each for ${SECS}s ($ROUNDS rounds, $CONC clients)${PIN:+, PIN=$PIN}"
+$GENCPU "$B/bin/loadgen" -paths "$B/paths" -c "$CONC" -d "${SECS}s" -rounds "$ROUNDS" -rate-frac "$RATE_FRAC" \
 	-target "nginx=http://127.0.0.1:$NPORT" -target "serve=http://127.0.0.1:$SPORT"

@@ -62,7 +62,7 @@ func serveAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(c.App.ErrWriter, "%s serve: serving %s on %s://%s\n", c.App.Name, r.Dir, scheme, ln.Addr())
 	}
-	err = server.Serve(c.Context, ln, h, server.ServerOptions{TLSCert: cert, TLSKey: key, MaxConns: c.Int("max-conns")})
+	err = server.Serve(c.Context, ln, h, server.ServerOptions{TLSCert: cert, TLSKey: key, MaxConns: c.Int("max-conns"), Files: h})
 	if err == nil && !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "%s serve: %s; stopped\n", c.App.Name, interruptedBy(c.Context))
 	}

@@ -241,7 +241,9 @@ func (d *Daemon) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	served := make(chan error, 1)
-	go func() { served <- server.Serve(ctx, ln, d, d.cfg.Server) }()
+	so := d.cfg.Server
+	so.Files = d.handler // ServeHTTP hands /snapshots/ to it
+	go func() { served <- server.Serve(ctx, ln, d, so) }()
 	looped, probed := make(chan struct{}), make(chan struct{})
 	go func() { d.loop(ctx); close(looped) }()
 	go func() { d.probeLoop(ctx); close(probed) }()

@@ -50,4 +50,29 @@
 //
 // A plain GET or HEAD of a small file (no Range, no condition) is answered
 // with http.ServeContent's headers without going through it.
+//
+// # The fast path
+//
+// Under Serve with ServerOptions.Files, a plain (not TLS) connection
+// starts on a fast path that answers the request mirrors and downloads
+// make most — a GET or HEAD of a snapshot file by its canonical
+// /snapshots/N/PATH, HTTP/1.1, with no range, no condition and no body —
+// itself: the same status, headers (Date aside, which is the time) and
+// body as the Handler through net/http, the headers and a file of up to
+// 32 KiB in one write, a bigger file by sendfile. Its request parser is
+// strict: a request line of GET or HEAD, an origin-form target of
+// characters that need no escaping, HTTP/1.1, CRLF line ends, exactly one
+// non-empty Host, and no field that changes the answer or the framing
+// (Range, If-*, Content-Length, Transfer-Encoding, Expect, Upgrade, a
+// Connection but keep-alive). The first request it does not take — any
+// other, any it cannot parse so, any that would not be a 200 (a
+// directory, a link, a missing or damaged file) — goes to net/http with
+// the connection and the bytes read of it, and the connection stays
+// there; so every refusal, error and redirect is net/http's and the
+// Handler's. Its timeouts are net/http's (HeaderTimeout from a request's
+// first byte to the end of its head, IdleTimeout between requests, a write
+// deadline per write); at shutdown its idle connections close at once and
+// one answering finishes its answer. TLS connections (and HTTP/2 over
+// them) are net/http's throughout; so is h2c, which the fast path hands
+// over on its preface.
 package server

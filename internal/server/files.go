@@ -221,15 +221,20 @@ func writeWhole(w http.ResponseWriter, r *http.Request, c *content) {
 // hex digits (what fmt's "%016x-%d" makes, without fmt's cost on every
 // request).
 func fileTag(hash uint64, size int64) string {
-	const digits = "0123456789abcdef"
 	var a [48]byte
-	b := append(a[:0], '"')
+	return string(appendFileTag(a[:0], hash, size))
+}
+
+// appendFileTag appends fileTag(hash, size) to b.
+func appendFileTag(b []byte, hash uint64, size int64) []byte {
+	const digits = "0123456789abcdef"
+	b = append(b, '"')
 	for shift := 60; shift >= 0; shift -= 4 {
 		b = append(b, digits[hash>>uint(shift)&0xf])
 	}
 	b = append(b, '-')
 	b = strconv.AppendInt(b, size, 10)
-	return string(append(b, '"'))
+	return append(b, '"')
 }
 
 // followLink answers a path of snapshot n that is no file or directory of

@@ -25,6 +25,16 @@ type ServerOptions struct {
 	// ShutdownTimeout is how long Serve lets requests in flight finish once
 	// ctx is done before it closes their connections (0: 10s).
 	ShutdownTimeout time.Duration
+	// HeaderTimeout bounds the time from a request's first byte to the end
+	// of its head, IdleTimeout the wait for the next request of a
+	// keep-alive connection (0: 10s and 120s).
+	HeaderTimeout, IdleTimeout time.Duration
+	// Files, if set, is the Handler to which h passes every request under
+	// /snapshots/: a plain HTTP/1.1 connection's GETs and HEADs of
+	// snapshot files (no range, no condition) are then answered without
+	// net/http, as Files would answer them (the package doc's fast path).
+	// nil: net/http serves every request.
+	Files *Handler
 }
 
 // DefaultMaxConns is the connection limit when ServerOptions gives none.
@@ -49,11 +59,17 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = readHeaderTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = idleTimeout
+	}
 	srv := &http.Server{
 		Handler:           advertiseH2C(h),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: o.HeaderTimeout,
+		ReadTimeout:       max(readTimeout, o.HeaderTimeout),
+		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       withConnDeadline,
 	}
@@ -62,6 +78,47 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions
 	srv.Protocols.SetHTTP2(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	ln = LimitListener(ln, o.MaxConns)
+	if o.Files == nil || o.TLSCert != "" || o.TLSKey != "" {
+		return serveHTTP(ctx, srv, ln, o)
+	}
+	return serveFast(ctx, srv, ln, o)
+}
+
+// serveFast serves ln with the fast path in front of srv until ctx is
+// done, then shuts both down (Serve's contract).
+func serveFast(ctx context.Context, srv *http.Server, ln net.Listener, o ServerOptions) error {
+	fast := newFastServer(o.Files, ln.Addr(), o)
+	accepted := make(chan error, 1)
+	go func() { accepted <- fast.acceptLoop(ln) }()
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- serveHTTP(hctx, srv, fast.handoff, o) }()
+	var err error
+	select {
+	case err = <-accepted: // the listener failed, or was closed at shutdown
+		if ctx.Err() != nil {
+			err = nil
+		}
+		ln.Close()
+		stop()
+	case <-ctx.Done():
+		ln.Close()
+		<-accepted
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	fast.shutdown(sctx.Done())
+	serr := <-served // (net/http's shutdown closes fast.handoff)
+	if err == nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = serr
+	}
+	return err
+}
+
+// serveHTTP serves ln with srv until ctx is done, then shuts it down
+// (Serve's contract).
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, o ServerOptions) error {
 	done := make(chan error, 1)
 	go func() {
 		if o.TLSCert != "" || o.TLSKey != "" {

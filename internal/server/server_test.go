@@ -26,9 +26,17 @@ import (
 )
 
 // serve runs Serve on 127.0.0.1 for the test and returns its base URL,
-// the function that stops it and the channel of Serve's result.
+// the function that stops it and the channel of Serve's result. A
+// *server.Handler is served as `serve` serves it, with the fast path
+// (o.Files); noFast turns that off.
 func serve(tb testing.TB, h http.Handler, o server.ServerOptions) (string, context.CancelFunc, <-chan error) {
 	tb.Helper()
+	if sh, ok := h.(*server.Handler); ok && o.Files == nil {
+		o.Files = sh
+	}
+	if nf, ok := h.(noFast); ok {
+		h = nf.Handler
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -11,6 +11,16 @@
 // other, reading each body whole; any status but 200 counts as an error.
 // Each target gets -d in all, in -rounds slices, the targets taking turns
 // so that neither always runs on a warmer or colder machine.
+//
+// That closed loop measures the most each server answers, and its latency
+// depends on it: a faster server leaves the load generator (on the same
+// machine) more work, and its own queueing shows in the percentiles. With
+// -rate-frac F (0 < F < 1) a second, open-loop phase follows: every target
+// gets the same fixed rate, F times the lowest requests/s of the first
+// phase, for -d again in -rounds slices; requests go out on a schedule and
+// a request's latency runs from the time it was due, not from when a
+// client got to send it (no coordinated omission: a server that falls
+// behind shows it). A second table gives those percentiles.
 package main
 
 import (
@@ -19,12 +29,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,6 +70,7 @@ func main() {
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 30*time.Second, "time per target, in all")
 	rounds := flag.Int("rounds", 3, "slices per target, taking turns")
+	frac := flag.Float64("rate-frac", 0, "then an open-loop phase at this fraction of the lowest requests/s (0: none)")
 	flag.Parse()
 	list, err := readPaths(*paths)
 	if err != nil || len(ts) == 0 {
@@ -75,6 +88,23 @@ func main() {
 		}
 	}
 	printTable(os.Stdout, ts, res, *conc, list)
+	if *frac <= 0 || *frac >= 1 {
+		return
+	}
+	rate := math.Inf(1)
+	for _, r := range res {
+		rate = min(rate, *frac*float64(r.requests)/r.elapsed.Seconds())
+	}
+	open := make([]result, len(ts))
+	for r := 0; r < *rounds; r++ {
+		for i, t := range ts {
+			if err := runRate(t, list, *conc, slice, rate, &open[i]); err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen: %s: %v\n", t.name, err)
+				os.Exit(1)
+			}
+		}
+	}
+	printRateTable(os.Stdout, ts, open, rate, *frac)
 }
 
 func readPaths(name string) ([]string, error) {
@@ -158,6 +188,87 @@ func client1(ctx context.Context, client *http.Client, base string, list []strin
 		}
 	}
 	return nil
+}
+
+// runRate drives t at rate requests/s for d, open loop: request i is due
+// at start+i/rate; conc clients take the next due request, wait for its
+// time if it is ahead, and time it from then.
+func runRate(t target, list []string, conc int, d time.Duration, rate float64, res *result) error {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	start := time.Now()
+	total := int64(d.Seconds() * rate)
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			var local result
+			rng := rand.New(rand.NewPCG(seed, 42))
+			var err error
+			for err == nil {
+				i := next.Add(1) - 1
+				if i >= total {
+					break
+				}
+				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
+				}
+				err = get1(client, t.base+list[rng.IntN(len(list))], due, &local)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.requests += local.requests
+			res.errors += local.errors
+			res.bytes += local.bytes
+			res.lat = append(res.lat, local.lat...)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}(uint64(w) + uint64(start.UnixNano()))
+	}
+	wg.Wait()
+	res.elapsed += time.Since(start)
+	return firstErr
+}
+
+// get1 GETs url, reads the body whole and adds its latency from t0.
+func get1(client *http.Client, url string, t0 time.Time, res *result) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	res.lat = append(res.lat, time.Since(t0))
+	res.requests++
+	res.bytes += n
+	if resp.StatusCode != 200 || err != nil {
+		res.errors++
+	}
+	return nil
+}
+
+func printRateTable(w io.Writer, ts targets, res []result, rate, frac float64) {
+	fmt.Fprintf(w, "\nopen loop: %.0f req/s for each (%.0f%% of the lowest above), latency from each request's due time\n", rate, 100*frac)
+	fmt.Fprintf(w, "%-8s %10s %9s %9s %9s %9s %9s %7s %12s\n", "server", "requests", "req/s", "p50", "p90", "p99", "p99.9", "errors", "p99 ratio")
+	var p990 time.Duration
+	for i, t := range ts {
+		r := &res[i]
+		slices.Sort(r.lat)
+		p99 := pct(r.lat, 0.99)
+		if i == 0 {
+			p990 = p99
+		}
+		fmt.Fprintf(w, "%-8s %10d %9.0f %9s %9s %9s %9s %7d %12.2f\n", t.name, r.requests, float64(r.requests)/r.elapsed.Seconds(),
+			pct(r.lat, 0.5).Round(time.Microsecond), pct(r.lat, 0.9).Round(time.Microsecond), p99.Round(time.Microsecond),
+			pct(r.lat, 0.999).Round(time.Microsecond), r.errors, float64(p99)/float64(p990))
+	}
 }
 
 func pct(lat []time.Duration, p float64) time.Duration {
