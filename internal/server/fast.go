@@ -207,6 +207,9 @@ func (fc *fastConn) handOff() {
 	if fc.readAt != 0 {
 		_ = fc.c.SetReadDeadline(time.Time{}) // net/http sets its own
 	}
+	if fc.dl.at.Load() != 0 {
+		_ = fc.c.SetWriteDeadline(time.Time{}) // the Handler's countingWriter sets its own
+	}
 	var c net.Conn = fc.c
 	if fc.r.Buffered() > 0 {
 		c = &bufferedConn{Conn: fc.c, r: fc.r}
