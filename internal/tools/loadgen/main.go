@@ -128,11 +128,19 @@ func readPaths(name string) ([]string, error) {
 
 // run drives t with conc clients for d and adds to res.
 func run(t target, list []string, conc int, d time.Duration, res *result) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return drive(conc, res, func(client *http.Client, rng *rand.Rand, local *result) error {
+		return client1(ctx, client, t.base, list, rng, local)
+	})
+}
+
+// drive runs conc clients, each fn with its own random source and result,
+// over one keep-alive transport, and adds their results to res.
+func drive(conc int, res *result, fn func(client *http.Client, rng *rand.Rand, local *result) error) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var firstErr error
@@ -142,8 +150,7 @@ func run(t target, list []string, conc int, d time.Duration, res *result) error 
 		go func(seed uint64) {
 			defer wg.Done()
 			var local result
-			rng := rand.New(rand.NewPCG(seed, 42))
-			err := client1(ctx, client, t.base, list, rng, &local)
+			err := fn(client, rand.New(rand.NewPCG(seed, 42)), &local)
 			mu.Lock()
 			defer mu.Unlock()
 			res.requests += local.requests
@@ -162,29 +169,10 @@ func run(t target, list []string, conc int, d time.Duration, res *result) error 
 
 // client1 is one client: GET after GET until ctx ends.
 func client1(ctx context.Context, client *http.Client, base string, list []string, rng *rand.Rand, res *result) error {
-	for ctx.Err() == nil {
-		req, err := http.NewRequest("GET", base+list[rng.IntN(len(list))], nil)
-		if err != nil {
+	over := func() bool { return ctx.Err() != nil }
+	for !over() {
+		if err := get1(client, base+list[rng.IntN(len(list))], time.Now(), res, over); err != nil {
 			return err
-		}
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil && ctx.Err() != nil {
-			return nil
-		}
-		res.lat = append(res.lat, time.Since(t0))
-		res.requests++
-		res.bytes += n
-		if resp.StatusCode != 200 || err != nil {
-			res.errors++
 		}
 	}
 	return nil
@@ -194,57 +182,42 @@ func client1(ctx context.Context, client *http.Client, base string, list []strin
 // at start+i/rate; conc clients take the next due request, wait for its
 // time if it is ahead, and time it from then.
 func runRate(t target, list []string, conc int, d time.Duration, rate float64, res *result) error {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var next atomic.Int64
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var firstErr error
 	start := time.Now()
 	total := int64(d.Seconds() * rate)
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func(seed uint64) {
-			defer wg.Done()
-			var local result
-			rng := rand.New(rand.NewPCG(seed, 42))
-			var err error
-			for err == nil {
-				i := next.Add(1) - 1
-				if i >= total {
-					break
-				}
-				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-				if wait := time.Until(due); wait > 0 {
-					time.Sleep(wait)
-				}
-				err = get1(client, t.base+list[rng.IntN(len(list))], due, &local)
+	return drive(conc, res, func(client *http.Client, rng *rand.Rand, local *result) error {
+		for {
+			i := next.Add(1) - 1
+			if i >= total {
+				return nil
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			res.requests += local.requests
-			res.errors += local.errors
-			res.bytes += local.bytes
-			res.lat = append(res.lat, local.lat...)
-			if err != nil && firstErr == nil {
-				firstErr = err
+			due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				time.Sleep(wait)
 			}
-		}(uint64(w) + uint64(start.UnixNano()))
-	}
-	wg.Wait()
-	res.elapsed += time.Since(start)
-	return firstErr
+			if err := get1(client, t.base+list[rng.IntN(len(list))], due, local, func() bool { return false }); err != nil {
+				return err
+			}
+		}
+	})
 }
 
-// get1 GETs url, reads the body whole and adds its latency from t0.
-func get1(client *http.Client, url string, t0 time.Time, res *result) error {
+// get1 GETs url, reads the body whole and adds it to res with its
+// latency from t0. A request that fails once over() (the run has ended)
+// is not counted.
+func get1(client *http.Client, url string, t0 time.Time, res *result, over func() bool) error {
 	resp, err := client.Get(url)
 	if err != nil {
+		if over() {
+			return nil
+		}
 		return err
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if err != nil && over() {
+		return nil
+	}
 	res.lat = append(res.lat, time.Since(t0))
 	res.requests++
 	res.bytes += n
