@@ -188,6 +188,7 @@ type syncRun struct {
 	// its upstream's subset changed); noBase: and nothing is linked from
 	// it (a replace of it was cut short).
 	rebuild, noBase bool
+	ahead           *statusAhead // the upstream's status.json, read as the copy starts (lineage.go)
 }
 
 // Sync brings root up to the snapshot up serves.
@@ -219,6 +220,7 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 		u.SetUpstream("") // until one is chosen: a failure keeps the recorded one
 	}
 	defer func() {
+		s.ahead.stop()
 		// The poll record, on every outcome, before Done records a failure.
 		p := export.Poll{Upstream: s.up.String(), UpstreamSnapshot: s.seen, Snapshot: s.res.Snapshot, Upstreams: s.polled}
 		root.RecordPollOutcome(p, s.seenAt, opt.Log)
@@ -397,6 +399,7 @@ func (s *syncRun) syncSnapshot(ctx context.Context, n, e1 uint64) (Result, error
 	policy := s.opt.policy(func(why string, attempt int, wait time.Duration) {
 		s.opt.Log.Warn("upstream moved or did not answer; retrying the copy after a wait", "snapshot", n, "why", why, "attempt", attempt, "wait", wait)
 	})
+	s.readStatusAhead(ctx)
 	err := retry.Do(ctx, policy, func(attempt int) error {
 		res.Attempts = attempt + 1
 		if attempt > 0 {

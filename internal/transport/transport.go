@@ -22,6 +22,8 @@ type (
 	HTTPOptions = upstream.HTTPOptions
 	// TreeFetcher copies a plain tree (classic mode); see upstream.TreeFetcher.
 	TreeFetcher = upstream.TreeFetcher
+	// Overlapping reads side by side (HTTP); see upstream.Overlapping.
+	Overlapping = upstream.Overlapping
 	// SnapshotFetcher copies a whole snapshot; see upstream.SnapshotFetcher.
 	SnapshotFetcher = upstream.SnapshotFetcher
 	// SnapshotCloner clones a snapshot on the same btrfs; see upstream.SnapshotCloner.

@@ -101,6 +101,14 @@ type Upstream interface {
 	Close() error
 }
 
+// Overlapping is implemented by upstreams whose reads may run side by side,
+// each its own request (HTTP): a sync then reads the upstream's
+// status.json while it copies, instead of one round trip after its flip.
+type Overlapping interface {
+	// OverlappingReads reports whether reads may overlap.
+	OverlappingReads() bool
+}
+
 // TreeFetcher is implemented by upstreams that can copy a plain tree with no
 // snapshots, as classic mode (mirror.SyncClassic) needs. It is a separate
 // interface so that Upstream stays what snapshot mode needs.

@@ -103,6 +103,10 @@ func (u *Upstream) ReadSmall(ctx context.Context, names []string, max int64) (ma
 	return out, nil
 }
 
+// OverlappingReads implements upstream.Overlapping: every read is its own
+// request (a stream of one h2c connection, or a connection of the pool).
+func (u *Upstream) OverlappingReads() bool { return true }
+
 // FetchStatus implements upstream.Upstream: ReadSmall of status.json.
 func (u *Upstream) FetchStatus(ctx context.Context) ([]byte, error) {
 	files, err := u.ReadSmall(ctx, []string{export.StatusName}, upstream.MaxStatusSize)
