@@ -167,9 +167,9 @@ func checkDownstream(secretFile string, down []string) error {
 // options of a run from cron.
 func mirrorSync(c *cli.Context, r *export.Root, ups []transport.Upstream, opt mirror.Options) daemon.SyncFunc {
 	sync := mirrorSyncFunc(c)
-	return func(ctx context.Context, served func(uint64)) (uint64, bool, error) {
+	return func(ctx context.Context, target uint64, served func(uint64)) (uint64, bool, error) {
 		opt := opt
-		opt.Served = served
+		opt.Served, opt.Target = served, target
 		res, err := sync(ctx, r, ups, opt)
 		return res.Snapshot, res.Changed, err
 	}

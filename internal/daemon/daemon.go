@@ -35,13 +35,15 @@ const forwardTimeout = 30 * time.Second
 
 // SyncFunc runs one sync of the root (the same run a cron job makes) and
 // reports the snapshot the root serves after it (0 if it cannot tell) and
-// whether it flipped to a new one. It stops when ctx is done.
+// whether it flipped to a new one. It stops when ctx is done. target is
+// the pending trigger's snapshot (0: none): a sync that has made it served
+// need not poll the upstream once more (mirror.Options.Target).
 //
 // A sync that installs a snapshot calls served(n) as soon as the update is
 // over and before its prune (mirror.Options.Served), from the goroutine
 // that called it; the daemon forwards the trigger for n from there, so the
 // next tier does not wait for the removal of old snapshots.
-type SyncFunc func(ctx context.Context, served func(n uint64)) (snapshot uint64, changed bool, err error)
+type SyncFunc func(ctx context.Context, target uint64, served func(n uint64)) (snapshot uint64, changed bool, err error)
 
 // ForwardFunc sends a trigger for snapshot n to the downstream url, signed
 // with secret.

@@ -29,6 +29,7 @@ type fakeUpstream struct {
 	serves  uint64
 	served  uint64
 	syncs   int
+	targets []uint64      // the target each sync was given
 	hold    chan struct{} // non-nil: each sync waits for a receive from it (or ctx)
 	started chan int      // each sync sends its number here
 }
@@ -37,9 +38,10 @@ func newFake(serves uint64) *fakeUpstream {
 	return &fakeUpstream{serves: serves, served: serves, started: make(chan int, 100)}
 }
 
-func (f *fakeUpstream) sync(ctx context.Context, served func(uint64)) (uint64, bool, error) {
+func (f *fakeUpstream) sync(ctx context.Context, target uint64, served func(uint64)) (uint64, bool, error) {
 	f.mu.Lock()
 	f.syncs++
+	f.targets = append(f.targets, target)
 	n, hold := f.syncs, f.hold
 	f.mu.Unlock()
 	f.started <- n
@@ -196,6 +198,12 @@ func TestTriggerChasedThenForwarded(t *testing.T) {
 	}
 	if err := r.stop(); err != nil { // waits for the forwards
 		t.Fatal(err)
+	}
+	f.mu.Lock()
+	targets := slices.Clone(f.targets)
+	f.mu.Unlock()
+	if len(targets) < 3 || targets[0] != 0 || slices.Index(targets, 2) != 1 || targets[len(targets)-1] != 2 {
+		t.Errorf("the syncs were given targets %v, want 0 first and then 2 (the trigger's) until it is served", targets)
 	}
 	slices.Sort(sent)
 	if !slices.Equal(sent, []string{"http://down-a@2", "http://down-b@2"}) {

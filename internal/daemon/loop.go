@@ -53,7 +53,10 @@ func (d *Daemon) sleep(ctx context.Context, wait time.Duration) {
 // flip, forwards the new snapshot downstream.
 func (d *Daemon) syncOnce(ctx context.Context) {
 	var forwarded uint64 // the snapshot already forwarded from the sync
-	served, changed, err := d.cfg.Sync(ctx, func(n uint64) {
+	d.mu.Lock()
+	target := d.sched.target
+	d.mu.Unlock()
+	served, changed, err := d.cfg.Sync(ctx, target, func(n uint64) {
 		if n != 0 && ctx.Err() == nil {
 			forwarded = n
 			d.forward(ctx, n)

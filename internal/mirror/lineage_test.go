@@ -142,3 +142,35 @@ func TestLineageKeptAcrossRewrites(t *testing.T) {
 		t.Fatalf("live status: %+v %v", st, err)
 	}
 }
+
+// A run after a trigger's snapshot (Options.Target) stops once it serves
+// it, without polling the upstream once more; without a target, or short
+// of it, the run polls again after each flip (to follow a newer one).
+func TestTargetStopsFollowing(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		target uint64
+		seq    int // the upstream's seq file reads: end, begin after the copy, end again to poll once more
+	}{
+		{name: "no target", target: 0, seq: 3},
+		{name: "target reached", target: 2, seq: 2},
+		{name: "target passed", target: 1, seq: 2},
+		{name: "target beyond", target: 3, seq: 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			up := root(t, d, "up", treeA1, treeA2)
+			mir := export.New(fsys.OS(), filepath.Join(d, "mirror"))
+			opt := opts()
+			opt.Target = tt.target
+			c := &counting{Upstream: openLocals(t, []string{up})[0]}
+			res, err := mirror.SyncFrom(context.Background(), mir, []transport.Upstream{c}, opt)
+			if err != nil || !res.Changed || res.Snapshot != 2 {
+				t.Fatalf("sync = %+v, %v; want snapshot 2 served", res, err)
+			}
+			if c.seq != tt.seq {
+				t.Fatalf("seq files read %d times, want %d", c.seq, tt.seq)
+			}
+		})
+	}
+}

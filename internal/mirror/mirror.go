@@ -59,6 +59,13 @@ type Options struct {
 	// before the prune (export.UpdateOptions.Served): the daemon forwards
 	// its triggers from there.
 	Served func(n uint64)
+	// Target, if not 0, is the snapshot the run is after (a trigger's):
+	// once it has made Target or a later snapshot served it stops there,
+	// instead of polling the upstream once more for a newer one, which
+	// costs a round trip before the run is over (an upstream that triggers
+	// sends the next trigger for a newer one). 0: it follows the upstream
+	// until it serves nothing newer.
+	Target uint64
 	// Trust, if set, are the master's keys: every snapshot's signature and
 	// every timestamp is verified before anything is installed
 	// (signatures). nil: nothing is verified, signatures are copied as
@@ -335,7 +342,7 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 	s.res.Linked += st.Linked
 	s.res.Fetched += st.Fetched
 	s.res.Bytes += st.Bytes
-	return true, nil
+	return s.opt.Target == 0 || s.res.Snapshot < s.opt.Target, nil
 }
 
 // poll reads the upstream's seq/end and current; with several upstreams,
