@@ -29,11 +29,11 @@ func exchange(tb testing.TB, addr, raw string) (*http.Response, []byte, net.Conn
 	}
 	tb.Cleanup(func() { c.Close() })
 	br := bufio.NewReader(c)
-	return send(tb, c, br, raw), readBody(tb, br, raw), c, br
+	resp := send(tb, c, br, raw)
+	return resp, readBody(tb, resp, raw), c, br
 }
 
-var lastResp *http.Response
-
+// send writes raw on c and reads the answer's head from br.
 func send(tb testing.TB, c net.Conn, br *bufio.Reader, raw string) *http.Response {
 	tb.Helper()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -45,13 +45,13 @@ func send(tb testing.TB, c net.Conn, br *bufio.Reader, raw string) *http.Respons
 	if err != nil {
 		tb.Fatalf("%q: %v", raw, err)
 	}
-	lastResp = resp
 	return resp
 }
 
-func readBody(tb testing.TB, br *bufio.Reader, raw string) []byte {
+// readBody reads the body of resp, the answer to raw.
+func readBody(tb testing.TB, resp *http.Response, raw string) []byte {
 	tb.Helper()
-	b, err := io.ReadAll(lastResp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		tb.Fatalf("%q: body: %v", raw, err)
 	}
@@ -130,7 +130,7 @@ func TestFastPathSameAnswers(t *testing.T) {
 				}
 				next := "GET /snapshots/2/dir/x.txt HTTP/1.1\r\n" + host + "\r\n"
 				resp = send(t, conn, br, next)
-				if b := readBody(t, br, next); resp.StatusCode != 200 || string(b) != fixtureFiles["dir/x.txt"] {
+				if b := readBody(t, resp, next); resp.StatusCode != 200 || string(b) != fixtureFiles["dir/x.txt"] {
 					t.Fatalf("%s: the next request on the connection: %s %q", base, resp.Status, b)
 				}
 			}
