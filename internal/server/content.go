@@ -92,20 +92,28 @@ func (h *Handler) openContent(rel string) (*content, error) {
 func (c *content) readWhole(fd int, rel string) error {
 	c.buf = bufPool.Get().(*[]byte)
 	b := (*c.buf)[:c.size]
+	if err := preadFull(fd, b); err != nil {
+		return &fs.PathError{Op: "read", Path: rel, Err: err}
+	}
+	c.mem = &memReader{data: b}
+	return nil
+}
+
+// preadFull fills b from fd at offset 0.
+func preadFull(fd int, b []byte) error {
 	for off := 0; off < len(b); {
 		n, err := unix.Pread(fd, b[off:], int64(off))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: rel, Err: err}
+			return err
 		}
 		if n == 0 {
-			return fmt.Errorf("read %s: %w", rel, io.ErrUnexpectedEOF)
+			return io.ErrUnexpectedEOF
 		}
 		off += n
 	}
-	c.mem = &memReader{data: b}
 	return nil
 }
 

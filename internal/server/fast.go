@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -377,7 +378,7 @@ func (fc *fastConn) answer(req request) int {
 		return answerHandOff
 	}
 	rel := req.target[1:] // snapshots/N/PATH
-	num, path, _ := cutByte(rel[len(export.SnapshotsName)+1:], '/')
+	num, path, _ := strings.Cut(rel[len(export.SnapshotsName)+1:], "/")
 	n, ok := parseNumber(num)
 	if !ok || path == "" || path[len(path)-1] == '/' || isTemp(path) {
 		return answerHandOff
@@ -439,7 +440,7 @@ func (fc *fastConn) send(out []byte, body int64, f *os.File, size int64) int {
 	sent := body
 	for sent < size {
 		fc.dl.extend()
-		n, err := fc.readFrom(&io.LimitedReader{R: f, N: min(sendChunk, size-sent)})
+		n, err := sendFrom(fc.c, &io.LimitedReader{R: f, N: min(sendChunk, size-sent)})
 		sent += n
 		if err != nil || n == 0 {
 			fc.s.h.metrics.observe(classFile, http.StatusOK, sent)
@@ -448,15 +449,6 @@ func (fc *fastConn) send(out []byte, body int64, f *os.File, size int64) int {
 	}
 	fc.s.h.metrics.observe(classFile, http.StatusOK, sent)
 	return answerDone
-}
-
-// readFrom sends r through the connection's ReadFrom (sendfile from a
-// file), as limitConn keeps it.
-func (fc *fastConn) readFrom(r io.Reader) (int64, error) {
-	if rf, ok := fc.c.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{fc.c}, r)
 }
 
 // outPool holds the buffers of fast answers: headers and a small file.
@@ -472,31 +464,13 @@ func appendHead(b []byte, rec record, st unix.Stat_t, rel string) []byte {
 	b = append(b, contentType(rel)...)
 	b = append(b, "\r\nEtag: "...)
 	b = appendFileTag(b, rec.hash, rec.size)
-	if mtime := time.Unix(st.Mtim.Unix()); !mtime.IsZero() && !mtime.Equal(time.Unix(0, 0)) {
+	if mtime := time.Unix(st.Mtim.Unix()); sendsLastModified(mtime) {
 		b = append(b, "\r\nLast-Modified: "...)
 		b = mtime.UTC().AppendFormat(b, http.TimeFormat)
 	}
 	b = append(b, "\r\n"+export.H2CHeader+": "+export.H2CPriorKnowledge+"\r\nDate: "...)
 	b = appendDate(b)
 	return append(b, "\r\n\r\n"...)
-}
-
-// preadFull fills b from fd at offset 0.
-func preadFull(fd int, b []byte) error {
-	for off := 0; off < len(b); {
-		n, err := unix.Pread(fd, b[off:], int64(off))
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return io.ErrUnexpectedEOF
-		}
-		off += n
-	}
-	return nil
 }
 
 // The Date header's value, formatted once a second.
@@ -517,15 +491,6 @@ func appendDate(b []byte) []byte {
 	return append(b, d.b...)
 }
 
-func cutByte(s string, c byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
 // bufferedConn is a connection handed to net/http with the bytes the fast
 // path had read of it.
 type bufferedConn struct {
@@ -544,12 +509,7 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 }
 
 // ReadFrom keeps the connection's sendfile (see limitConn.ReadFrom).
-func (c *bufferedConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
+func (c *bufferedConn) ReadFrom(r io.Reader) (int64, error) { return sendFrom(c.Conn, r) }
 
 // handoffListener is the listener of net/http's server under the fast
 // path: it accepts the connections the fast path hands over.

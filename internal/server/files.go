@@ -207,7 +207,7 @@ func plainGet(r *http.Request) bool {
 func writeWhole(w http.ResponseWriter, r *http.Request, c *content) {
 	hd := w.Header()
 	hd["Accept-Ranges"] = acceptRangesValue
-	if !c.mtime.IsZero() && !c.mtime.Equal(time.Unix(0, 0)) {
+	if sendsLastModified(c.mtime) {
 		hd["Last-Modified"] = []string{c.mtime.UTC().Format(http.TimeFormat)}
 	}
 	hd["Content-Length"] = []string{strconv.FormatInt(c.size, 10)}
@@ -215,6 +215,12 @@ func writeWhole(w http.ResponseWriter, r *http.Request, c *content) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(c.mem.data)
 	}
+}
+
+// sendsLastModified reports whether an answer carries a Last-Modified of
+// mtime (http.ServeContent's rule: not for the zero time or the epoch).
+func sendsLastModified(mtime time.Time) bool {
+	return !mtime.IsZero() && !mtime.Equal(time.Unix(0, 0))
 }
 
 // fileTag is the ETag of a snapshot file: `"HASH-SIZE"`, the hash as 16

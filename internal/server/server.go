@@ -207,11 +207,15 @@ var _ io.ReaderFrom = (*limitConn)(nil)
 // ReadFrom keeps the connection's own ReadFrom (sendfile(2) from a file
 // on a TCP connection): net/http sends a response body through it only if
 // the connection it was handed has one.
-func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+func (c *limitConn) ReadFrom(r io.Reader) (int64, error) { return sendFrom(c.Conn, r) }
+
+// sendFrom sends r through c's own ReadFrom (sendfile(2) from a file on a
+// TCP connection), or by copying if c has none.
+func sendFrom(c net.Conn, r io.Reader) (int64, error) {
+	if rf, ok := c.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	return io.Copy(struct{ io.Writer }{c}, r)
 }
 
 func (c *limitConn) Close() error {
