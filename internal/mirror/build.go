@@ -120,14 +120,13 @@ func (b *build) plan(ctx context.Context) error {
 }
 
 // fetchManifest fetches the upstream's manifest of n to b.manPath and
-// reads its filter file (upstreamFilter: in the same request where the
-// transport can).
+// reads its filter file (fetchManifestFilter), or takes the copy this run
+// fetched already (manifests: the failover rule's, or one fetched ahead).
 func (b *build) fetchManifest(ctx context.Context) (upstreamFilter, error) {
-	if ff, ok := b.s.up.(transport.FilterFetcher); ok {
-		data, err := ff.FetchManifestFilter(ctx, b.n, b.manPath)
-		return upstreamFilter{data: data, read: true}, err
+	if f, ok := b.s.mans.take(b.s.up, b.n, b.manPath); ok {
+		return f, nil
 	}
-	return upstreamFilter{}, b.s.up.FetchManifest(ctx, b.n, b.manPath)
+	return fetchManifestFilter(ctx, b.s.up, b.n, b.manPath)
 }
 
 // reuse handles a complete snapshots/N already there (a crash after the

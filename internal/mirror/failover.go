@@ -56,6 +56,7 @@ func (s *syncRun) pollAll(ctx context.Context) []upstreamPoll {
 			wg.Go(func() {
 				p := &ps[i]
 				if p.e1, p.err = up.Seq(ctx, seqfile.End); p.err == nil {
+					s.fetchAhead(ctx, up)
 					p.n, _, p.err = up.Current(ctx)
 				}
 			})
@@ -274,19 +275,11 @@ func (c *chooser) recorded(up string, n, e1 uint64) (string, bool) {
 // for a partial snapshot (partial.go), its full manifest's, fetched and
 // checked too.
 func (s *syncRun) fetchID(ctx context.Context, up transport.Upstream, n uint64, name string) (string, error) {
-	tmp := filepath.Join(s.root.WorkDir(), name+export.ManifestExt)
-	_ = s.root.FS.Remove(tmp)
-	defer s.root.FS.Remove(tmp)
-	var f upstreamFilter
-	if ff, ok := up.(transport.FilterFetcher); ok {
-		data, err := ff.FetchManifestFilter(ctx, n, tmp)
-		if err != nil {
-			return "", err
-		}
-		f = upstreamFilter{data: data, read: true}
-	} else if err := up.FetchManifest(ctx, n, tmp); err != nil {
+	got, err := s.mans.get(ctx, up, n)
+	if err != nil {
 		return "", err
 	}
+	tmp, f := got.path, got.filter
 	if err := checkFetched(s.root.FS, tmp, n); err != nil {
 		return "", fmt.Errorf("upstream %s: %w", up, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
@@ -196,6 +197,11 @@ type syncRun struct {
 	// it (a replace of it was cut short).
 	rebuild, noBase bool
 	ahead           *statusAhead // the upstream's status.json, read as the copy starts (lineage.go)
+	// mans are the manifests the run fetched, for the build to take
+	// (ahead.go); startOnce starts the update when one is fetched ahead.
+	mans      manifests
+	startOnce sync.Once
+	startErr  error
 }
 
 // Sync brings root up to the snapshot up serves.
@@ -222,12 +228,13 @@ func SyncFrom(ctx context.Context, root *export.Root, ups []transport.Upstream, 
 	if err != nil {
 		return res, err
 	}
-	s := &syncRun{root: root, up: ups[0], ups: ups, opt: opt, u: u}
+	s := &syncRun{root: root, up: ups[0], ups: ups, opt: opt, u: u, mans: manifests{root: root}}
 	if len(ups) > 1 {
 		u.SetUpstream("") // until one is chosen: a failure keeps the recorded one
 	}
 	defer func() {
 		s.ahead.stop()
+		s.mans.close()
 		// The poll record, on every outcome, before Done records a failure.
 		p := export.Poll{Upstream: s.up.String(), UpstreamSnapshot: s.seen, Snapshot: s.res.Snapshot, Upstreams: s.polled}
 		root.RecordPollOutcome(p, s.seenAt, opt.Log)
@@ -350,7 +357,13 @@ func (s *syncRun) round(ctx context.Context) (bool, error) {
 // the later rounds follow.
 func (s *syncRun) poll(ctx context.Context) (e1, n uint64, err error) {
 	if len(s.ups) == 1 || s.chose {
-		return poll(ctx, s.up, s.opt, true, s.recorded)
+		return poll(ctx, s.up, s.opt, true, func(e1 uint64) (uint64, bool) {
+			n, ok := s.recorded(e1)
+			if !ok {
+				s.fetchAhead(ctx, s.up) // seq/end is read: the manifest may come beside current
+			}
+			return n, ok
+		})
 	}
 	e1, n, err = s.chooseUpstream(ctx)
 	s.chose = err == nil
