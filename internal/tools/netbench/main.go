@@ -74,6 +74,7 @@ type config struct {
 	keepSnaps     int
 	svg           string
 	work          string
+	rootCmd       string // run with each root's path before it is used (-root-cmd)
 	keep          bool
 	verbose       bool // the daemons log each sync's phases (logs/NAME.log in the work directory; with -keep)
 	failover      string
@@ -100,6 +101,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.sample, "sample", 8, "files each reader reads and checks after each flip")
 	flag.StringVar(&c.svg, "svg", "", "write an SVG plot of the arrival times per tier to FILE")
 	flag.StringVar(&c.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
+	flag.StringVar(&c.rootCmd, "root-cmd", "", "run `CMD ROOT` for each root (the master's and every mirror's) before it is used, e.g. to mount a filesystem of its own there (scripts/bench-network.sh, NETBENCH_FS=btrfs-each)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&c.verbose, "v", false, "run the daemons with -v: each sync's phases in the work directory's logs/NAME.log (see -keep)")
 	flag.StringVar(&c.failover, "failover", "auto", "give tier-2/3 daemons a second --upstream: on, off, auto (on if the daemon's --upstream is repeatable)")

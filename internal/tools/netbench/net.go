@@ -97,7 +97,24 @@ func (n *network) build() error {
 		n.mirrors = append(n.mirrors, tier...)
 		parents = tier
 	}
+	if err := n.makeRoots(); err != nil {
+		return err
+	}
 	return n.link()
+}
+
+// makeRoots runs -root-cmd with each root's path, the master's first.
+func (n *network) makeRoots() error {
+	if n.cfg.rootCmd == "" {
+		return nil
+	}
+	for _, m := range append([]*node{n.master}, n.mirrors...) {
+		out, err := exec.Command(n.cfg.rootCmd, m.root).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("-root-cmd %s %s: %w: %s", n.cfg.rootCmd, m.root, err, out)
+		}
+	}
+	return nil
 }
 
 // link makes each mirror's proxies: to its parent (latency and bandwidth),
