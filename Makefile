@@ -187,7 +187,8 @@ NETBENCH_POLL ?= 3
 NETBENCH_FLAGS ?=
 # NETBENCH_FS=btrfs puts every root on a btrfs loop image (root; ~24 GB
 # sparse in $$TMPDIR): each sync snapshots the served subvolume instead of
-# linking every unchanged file (scripts/bench-network.sh).
+# linking every unchanged file; NETBENCH_FS=btrfs-each gives each root a
+# btrfs of its own, as on separate machines (scripts/bench-network.sh).
 NETBENCH_FS ?=
 bench-network: build
 	NETBENCH_FS=$(NETBENCH_FS) GO=$(GO) ./scripts/bench-network.sh $(BIN) $(NETBENCH_SVG) $(NETBENCH_POLL) $(NETBENCH_FLAGS)
