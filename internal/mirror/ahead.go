@@ -31,15 +31,20 @@ type manifests struct {
 }
 
 // fetched is one manifest fetch: upstream up's manifest of snapshot n
-// into path, in ROOT/.work.
+// into path, in ROOT/.work. From an upstream whose reads overlap, the
+// snapshot's signature and the upstream's timestamp are read beside it
+// (signed, when signedOK), so that signatures costs no round trip of its
+// own either.
 type fetched struct {
-	up     string
-	n      uint64
-	path   string
-	done   chan struct{}
-	filter upstreamFilter
-	err    error
-	cancel context.CancelFunc
+	up       string
+	n        uint64
+	path     string
+	done     chan struct{}
+	filter   upstreamFilter
+	err      error
+	signed   [][]byte
+	signedOK bool
+	cancel   context.CancelFunc
 }
 
 // start starts the fetch of up's manifest of n, unless one is there that
@@ -74,7 +79,16 @@ func (m *manifests) startLocked(ctx context.Context, up transport.Upstream, n ui
 	_ = m.root.FS.Remove(f.path)
 	go func() {
 		defer close(f.done)
+		var wg sync.WaitGroup
+		if o, ok := up.(transport.Overlapping); ok && o.OverlappingReads() {
+			wg.Go(func() {
+				var err error
+				f.signed, err = fetchSigned(ctx, up, signatureName(n), export.TimestampName)
+				f.signedOK = err == nil
+			})
+		}
 		f.filter, f.err = fetchManifestFilter(ctx, up, n, f.path)
+		wg.Wait()
 	}()
 	m.list = append(m.list, f)
 	return f
@@ -89,9 +103,9 @@ func (m *manifests) get(ctx context.Context, up transport.Upstream, n uint64) (*
 }
 
 // take moves up's manifest of n, fetched by this run, to dst and returns
-// its filter file: ok is false if the run has fetched none or the fetch
-// failed (then the caller fetches).
-func (m *manifests) take(up transport.Upstream, n uint64, dst string) (upstreamFilter, bool) {
+// the fetch (its filter file, and the signature files if read): nil if the
+// run has fetched none or the fetch failed (then the caller fetches).
+func (m *manifests) take(up transport.Upstream, n uint64, dst string) *fetched {
 	m.mu.Lock()
 	var f *fetched
 	for i, g := range m.list {
@@ -103,17 +117,17 @@ func (m *manifests) take(up transport.Upstream, n uint64, dst string) (upstreamF
 	}
 	m.mu.Unlock()
 	if f == nil {
-		return upstreamFilter{}, false
+		return nil
 	}
 	<-f.done
 	if f.err != nil {
-		return upstreamFilter{}, false
+		return nil
 	}
 	if err := m.root.FS.Rename(f.path, dst); err != nil {
 		_ = m.root.FS.Remove(f.path)
-		return upstreamFilter{}, false
+		return nil
 	}
-	return f.filter, true
+	return f
 }
 
 // close stops the fetches not taken, waits for them and removes their

@@ -20,18 +20,17 @@ import (
 
 // ordered is an upstream whose reads overlap (as HTTP's) and that logs
 // them in the order they start. Its Current waits, up to a bound, for a
-// manifest fetch to start: a run that fetches the manifest beside current
-// logs the manifest first, one that waits for current logs it after.
+// manifest fetch and a read of small files (the signatures) to start: a
+// run that reads them beside current logs them first, one that waits for
+// current logs them after.
 type ordered struct {
 	transport.Upstream
-	mu      sync.Mutex
-	log     []string
-	man     chan struct{}
-	manOnce sync.Once
+	mu  sync.Mutex
+	log []string
 }
 
 func newOrdered(tb testing.TB, addr string) *ordered {
-	return &ordered{Upstream: openLocals(tb, []string{addr})[0], man: make(chan struct{})}
+	return &ordered{Upstream: openLocals(tb, []string{addr})[0]}
 }
 
 func (o *ordered) OverlappingReads() bool { return true }
@@ -54,9 +53,11 @@ func (o *ordered) Seq(ctx context.Context, name string) (uint64, error) {
 }
 
 func (o *ordered) Current(ctx context.Context) (uint64, time.Time, error) {
-	select {
-	case <-o.man:
-	case <-time.After(300 * time.Millisecond):
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		r := strings.Join(o.reads(), ",")
+		if strings.Contains(r, "manifest") && strings.Contains(r, "small") {
+			break
+		}
 	}
 	o.add("current")
 	return o.Upstream.Current(ctx)
@@ -64,33 +65,38 @@ func (o *ordered) Current(ctx context.Context) (uint64, time.Time, error) {
 
 func (o *ordered) FetchManifest(ctx context.Context, n uint64, dst string) error {
 	o.add(fmt.Sprintf("manifest %d", n))
-	o.manOnce.Do(func() { close(o.man) })
 	return o.Upstream.FetchManifest(ctx, n, dst)
 }
 
-// A run after a trigger's snapshot fetches that snapshot's manifest as
-// soon as it has read the upstream's seq/end, beside its read of current,
-// and fetches it once; without a target, or for a snapshot the upstream
-// does not serve, it fetches after current as before, and a manifest
-// fetched ahead but not used leaves nothing in ROOT/.work.
+func (o *ordered) ReadSmall(ctx context.Context, names []string, max int64) (map[string]transport.SmallFile, error) {
+	o.add("small " + strings.Join(names, " "))
+	return o.Upstream.(transport.Prober).ReadSmall(ctx, names, max)
+}
+
+func (o *ordered) Stat(ctx context.Context, names []string) (map[string]transport.PathInfo, error) {
+	return o.Upstream.(transport.Prober).Stat(ctx, names)
+}
+
+// A run after a trigger's snapshot fetches that snapshot's manifest, and
+// reads its signature files, as soon as it has read the upstream's
+// seq/end, beside its read of current, and fetches each once; without a
+// target, or for a target ROOT serves, it fetches them after current as
+// before; a snapshot the upstream does not serve, or one it has passed,
+// is fetched for nothing and the served one after current; and a
+// manifest fetched ahead but not used leaves nothing in ROOT/.work.
 func TestManifestFetchedAhead(t *testing.T) {
 	tests := []struct {
 		name   string
 		snaps  []map[string]string // the upstream's; the mirror serves the first
 		target uint64
-		want   []string // the reads up to the copy
 		serves uint64
+		ahead  bool // the target's manifest and signatures read before current
 	}{
-		{name: "no target", snaps: ms(treeA1, treeA2), target: 0, serves: 2,
-			want: []string{"seq/end", "current", "manifest 2"}},
-		{name: "target served", snaps: ms(treeA1, treeA2), target: 2, serves: 2,
-			want: []string{"seq/end", "manifest 2", "current"}},
-		{name: "upstream past the target", snaps: ms(treeA1, treeA2, treeA3), target: 2, serves: 3,
-			want: []string{"seq/end", "manifest 2", "current", "manifest 3"}},
-		{name: "target not there", snaps: ms(treeA1, treeA2), target: 5, serves: 2,
-			want: []string{"seq/end", "manifest 5", "current", "manifest 2"}},
-		{name: "target served already", snaps: ms(treeA1, treeA2), target: 1, serves: 2,
-			want: []string{"seq/end", "current", "manifest 2"}},
+		{name: "no target", snaps: ms(treeA1, treeA2), target: 0, serves: 2},
+		{name: "target served", snaps: ms(treeA1, treeA2), target: 2, serves: 2, ahead: true},
+		{name: "upstream past the target", snaps: ms(treeA1, treeA2, treeA3), target: 2, serves: 3, ahead: true},
+		{name: "target not there", snaps: ms(treeA1, treeA2), target: 5, serves: 2, ahead: true},
+		{name: "target served already", snaps: ms(treeA1, treeA2), target: 1, serves: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,15 +117,39 @@ func TestManifestFetchedAhead(t *testing.T) {
 				t.Fatalf("sync = %+v, %v; want snapshot %d served", res, err, tt.serves)
 			}
 			got := o.reads()
-			if len(got) < len(tt.want) || !slices.Equal(got[:len(tt.want)], tt.want) {
-				t.Fatalf("reads %q, want them to start %q", got, tt.want)
+			cur := slices.Index(got, "current")
+			if cur < 0 || !slices.Equal(got[:1], []string{"seq/end"}) {
+				t.Fatalf("reads %q: want seq/end first, then current", got)
 			}
-			if n := strings.Count(strings.Join(got, ","), fmt.Sprintf("manifest %d", tt.serves)); n != 1 {
-				t.Fatalf("reads %q: the manifest of snapshot %d fetched %d times, want once", got, tt.serves, n)
+			first := fmt.Sprintf("manifest %d", tt.serves)
+			sig := fmt.Sprintf("small snapshots/%d%s", tt.serves, export.SignatureExt)
+			if tt.ahead {
+				first = fmt.Sprintf("manifest %d", tt.target)
+				sig = fmt.Sprintf("small snapshots/%d%s", tt.target, export.SignatureExt)
+			}
+			for _, want := range []string{first, sig} {
+				i := slices.IndexFunc(got, func(r string) bool { return strings.HasPrefix(r, want) })
+				if i < 0 || (i < cur) != tt.ahead {
+					t.Fatalf("reads %q: %q at %d, current at %d; want it before current: %v", got, want, i, cur, tt.ahead)
+				}
+			}
+			for _, once := range []string{fmt.Sprintf("manifest %d", tt.serves), fmt.Sprintf("small snapshots/%d%s", tt.serves, export.SignatureExt)} {
+				if n := countPrefix(got, once); n != 1 {
+					t.Fatalf("reads %q: %q %d times, want once", got, once, n)
+				}
 			}
 			assertNoFetched(t, mir)
 		})
 	}
+}
+
+func countPrefix(reads []string, p string) (n int) {
+	for _, r := range reads {
+		if strings.HasPrefix(r, p) {
+			n++
+		}
+	}
+	return n
 }
 
 func ms(trees ...map[string]string) []map[string]string { return trees }

@@ -33,6 +33,7 @@ type build struct {
 	work    string // the tree being built, ROOT/.work/N
 	p       *plan
 	sig, ts []byte       // the upstream's signature of n and timestamp, to install verbatim (signatures)
+	signed  [][]byte     // the same two files as read beside the manifest (nil: not read; signatures reads them)
 	pc      *partialCopy // a partial snapshot's full manifest and filter (nil: whole)
 	mode    workMode     // what the work tree is (cow.go)
 	res     Result
@@ -110,7 +111,7 @@ func (b *build) plan(ctx context.Context) error {
 		return err
 	}
 	b.phase("validate")
-	if b.sig, b.ts, err = b.s.signatures(ctx, b.n, b.signedManifest()); err != nil {
+	if b.sig, b.ts, err = b.s.signatures(ctx, b.n, b.signedManifest(), b.signed); err != nil {
 		return err
 	}
 	if b.base == 0 || b.s.rebuild {
@@ -123,8 +124,11 @@ func (b *build) plan(ctx context.Context) error {
 // reads its filter file (fetchManifestFilter), or takes the copy this run
 // fetched already (manifests: the failover rule's, or one fetched ahead).
 func (b *build) fetchManifest(ctx context.Context) (upstreamFilter, error) {
-	if f, ok := b.s.mans.take(b.s.up, b.n, b.manPath); ok {
-		return f, nil
+	if f := b.s.mans.take(b.s.up, b.n, b.manPath); f != nil {
+		if f.signedOK {
+			b.signed = f.signed
+		}
+		return f.filter, nil
 	}
 	return fetchManifestFilter(ctx, b.s.up, b.n, b.manPath)
 }

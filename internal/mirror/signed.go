@@ -53,7 +53,8 @@ func fetchSigned(ctx context.Context, up transport.Upstream, names ...string) ([
 // manifest is at manPath (for a partial snapshot its N.full, the master's
 // manifest, which partial checked the subset against record by record:
 // the signature over it vouches for the subset's files). It fetches the upstream's signature of n and its
-// timestamp (one request). With trusted keys it verifies both, BEFORE
+// timestamp (one request), unless read holds them (read beside the
+// manifest: fetched). With trusted keys it verifies both, BEFORE
 // anything is installed: the signature by a trusted key, for n, over
 // exactly these manifest bytes; n not below the highest signed snapshot
 // seen (ROOT/.signed) unless AllowRollback; the timestamp, if any, valid
@@ -61,8 +62,11 @@ func fetchSigned(ctx context.Context, up transport.Upstream, names ...string) ([
 // the one ROOT holds is not installed), and records the highest snapshot
 // seen. Without trusted keys it verifies nothing and copies both as they
 // are, so that tiers below that do trust keys can verify them.
-func (s *syncRun) signatures(ctx context.Context, n uint64, manPath string) (sig, ts []byte, err error) {
-	files, err := fetchSigned(ctx, s.up, signatureName(n), export.TimestampName)
+func (s *syncRun) signatures(ctx context.Context, n uint64, manPath string, read [][]byte) (sig, ts []byte, err error) {
+	files := read
+	if files == nil {
+		files, err = fetchSigned(ctx, s.up, signatureName(n), export.TimestampName)
+	}
 	if errors.Is(err, ErrNoProber) && s.opt.Trust == nil {
 		return nil, nil, s.recordSigned(0) // nothing to copy with
 	}
