@@ -163,6 +163,8 @@ func webHostileCases() []webHostileCase {
 			want: mirror.ErrUpstreamBusy, exit: cliapp.ExitBusy, says: "ended before its Content-Length"},
 		{name: "gzip it was not asked for", path: addedFile, do: gzipped,
 			want: web.ErrEncoding, exit: cliapp.ExitCorrupt, says: "Content-Encoding"},
+		{name: "a manifest said to be gzip, and not", path: "snapshots/2.manifest", do: gzipped,
+			want: web.ErrEncoding, exit: cliapp.ExitCorrupt, says: "gzip"},
 		{name: "gzip seq/end", path: "seq/end", do: gzipped,
 			want: seqfile.ErrCorrupt, exit: cliapp.ExitCorrupt, says: "Content-Encoding"},
 	}

@@ -33,7 +33,10 @@
 // first 8 bytes of its SHA-256; version 1: its xxhash64), Cache-Control "public, max-age=31536000, immutable",
 // and http.ServeContent's Range, HEAD and conditional requests. A file whose
 // size differs from its record is refused (500), never served with the
-// record's ETag. Manifests are immutable too (ETag from their footer's hash);
+// record's ETag. Manifests are immutable too (ETag from their footer's hash),
+// and come in gzip to a request that takes it, without a Range (ETag
+// "...-gz", Vary: Accept-Encoding; compressed once per manifest and kept
+// for the last 4, each up to 64 MiB: gzip.go);
 // the seq files, the pointer and status.json are "no-cache" with an ETag of
 // their content, so a poller's conditional GET costs a 304.
 //

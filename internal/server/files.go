@@ -300,7 +300,8 @@ func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64,
 		return classManifest
 	}
 	hd := w.Header()
-	if tag := manifestTag(f, fi.Size()); tag != "" {
+	tag := manifestTag(f, fi.Size())
+	if tag != "" {
 		hd.Set("ETag", tag)
 	}
 	hd.Set("Cache-Control", cacheImmutable)
@@ -310,6 +311,15 @@ func (h *Handler) manifestFile(w http.ResponseWriter, r *http.Request, n uint64,
 		}
 	}
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Vary", "Accept-Encoding")
+	if tag != "" && fi.Size() <= gzipMax && wantsGzip(r) {
+		if gz, err := h.gz.get(tag, io.NewSectionReader(f, 0, fi.Size())); err == nil {
+			hd.Set("ETag", strings.TrimSuffix(tag, `"`)+`-gz"`)
+			hd.Set("Content-Encoding", "gzip")
+			http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(gz))
+			return classManifest
+		}
+	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return classManifest
 }

@@ -56,6 +56,7 @@ type Handler struct {
 	rootfd    int              // the root, O_PATH, for openat2
 	openat2   bool             // the kernel has openat2 (else files through dir)
 	idx       *indexCache
+	gz        gzipCache // manifests in gzip (gzip.go)
 	closeOnce sync.Once
 	log       *slog.Logger
 	metrics   *metrics

@@ -14,8 +14,11 @@
 //     fails turns it off for the rest of the Upstream's life), proxies from the environment
 //     (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), TLS with the system roots plus
 //     the PEM certificates of Options.HTTP.CAFile. Every request asks for
-//     `Accept-Encoding: identity`; a response with any other
-//     Content-Encoding is refused ([ErrEncoding]), never decoded. Requests
+//     `Accept-Encoding: identity`, but a manifest's, which asks for
+//     `gzip` and decodes a gzip answer (the decoded bytes bounded as a
+//     manifest's; docs/protocol.md section 7); a response with any other
+//     Content-Encoding, or a manifest said to be gzip that is not, is
+//     refused ([ErrEncoding]). Requests
 //     for what changes in place (seq files, status.json) carry
 //     `Cache-Control: no-cache`, so that a caching proxy revalidates them;
 //     snapshot files and manifests are immutable and may come from a cache.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,6 +311,9 @@ func (u *Upstream) send(ctx context.Context, client *http.Client, method, rel st
 		return nil, fmt.Errorf("%s %s: %w", method, rel, err)
 	}
 	req.Header.Set("Accept-Encoding", "identity")
+	if gzipped(rel) && method == http.MethodGet {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	req.Header.Set("User-Agent", "seqmirror")
 	if !strings.HasPrefix(rel, export.SnapshotsName+"/") {
 		// seq files, the pointer, status.json change in place: a cache on
@@ -405,12 +410,42 @@ func (u *Upstream) getWith(ctx context.Context, client *http.Client, rel string)
 		discard(resp)
 		return nil, err
 	}
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	ce := resp.Header.Get("Content-Encoding")
+	if ce != "" && strings.EqualFold(ce, "gzip") && gzipped(rel) {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: %w: gzip: %w", resp.Request.URL.Redacted(), ErrEncoding, err)
+		}
+		resp.Body = gunzipBody{zr: zr, rc: resp.Body}
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Encoding")
+		return resp, nil
+	}
+	if ce != "" && !strings.EqualFold(ce, "identity") {
 		resp.Body.Close() // not drained: it may be endless
 		return nil, fmt.Errorf("GET %s: %w (Content-Encoding: %.40q; turn compression off where the server serves this root)", resp.Request.URL.Redacted(), ErrEncoding, ce)
 	}
 	return resp, nil
 }
+
+// gzipped reports whether rel is asked for in gzip as well as as it is: a
+// manifest (snapshots/N.manifest, N.full), about half redundant and read
+// whole before a sync can diff. Its decoded bytes are bounded like any
+// manifest's (fetchManifestOnce); nothing else is ever decoded.
+func gzipped(rel string) bool {
+	dir, name := path.Split(rel)
+	return dir == export.SnapshotsName+"/" && (strings.HasSuffix(name, export.ManifestExt) || strings.HasSuffix(name, export.FullExt))
+}
+
+// gunzipBody is a response body in gzip, read decoded.
+type gunzipBody struct {
+	zr *gzip.Reader
+	rc io.ReadCloser
+}
+
+func (b gunzipBody) Read(p []byte) (int, error) { return b.zr.Read(p) }
+func (b gunzipBody) Close() error               { return b.rc.Close() }
 
 // statusErr maps a status other than 200 to an error.
 func statusErr(resp *http.Response) error {

@@ -372,3 +372,59 @@ func TestH2CFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// A manifest is asked for in gzip as well as as it is, and one in gzip is
+// decoded (from seqmirror's own server, which sends it so): the file
+// written is the manifest's bytes. Nothing else is asked for in gzip.
+func TestManifestInGzip(t *testing.T) {
+	dir := t.TempDir()
+	testutil.SnapshotRoot(t, dir, 1, files)
+	h, err := server.NewHandler(server.Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	var mu sync.Mutex
+	asked := map[string]string{} // path -> Accept-Encoding
+	sent := map[string]string{}  // path -> Content-Encoding
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		mu.Lock()
+		asked[r.URL.Path], sent[r.URL.Path] = r.Header.Get("Accept-Encoding"), rec.Header().Get("Content-Encoding")
+		mu.Unlock()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(s.Close)
+	u := open(t, s.URL+"/", upstream.Options{})
+	dst := filepath.Join(t.TempDir(), "1.manifest")
+	if err := u.FetchManifest(context.Background(), 1, dst); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "snapshots", "1.manifest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("fetched manifest differs from the served one:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := u.Seq(context.Background(), seqfile.End); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["/snapshots/1.manifest"] != "gzip" || sent["/snapshots/1.manifest"] != "gzip" {
+		t.Fatalf("manifest: asked with %q, sent with %q; want gzip both", asked["/snapshots/1.manifest"], sent["/snapshots/1.manifest"])
+	}
+	if asked["/seq/end"] != "identity" {
+		t.Fatalf("seq/end asked with Accept-Encoding %q, want identity", asked["/seq/end"])
+	}
+}
