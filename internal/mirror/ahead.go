@@ -121,6 +121,7 @@ func (m *manifests) take(up transport.Upstream, n uint64, dst string) *fetched {
 	}
 	<-f.done
 	if f.err != nil {
+		_ = m.root.FS.Remove(f.path) // a transport that left part of it
 		return nil
 	}
 	if err := m.root.FS.Rename(f.path, dst); err != nil {

@@ -103,7 +103,7 @@ func wantsGzip(r *http.Request) bool {
 			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
 				continue
 			}
-			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			q := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(params), " ", ""))
 			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
 		}
 	}

@@ -60,6 +60,7 @@ func TestWantsGzip(t *testing.T) {
 		{name: "two headers", ae: []string{"br", "gzip"}, want: true},
 		{name: "q=0", ae: []string{"gzip;q=0"}},
 		{name: "q = 0.000", ae: []string{"gzip; q=0.000"}},
+		{name: "Q=0", ae: []string{"gzip;Q=0"}},
 		{name: "x-gzip", ae: []string{"x-gzip"}},
 		{name: "a range", ae: []string{"gzip"}, rng: "bytes=0-1"},
 	} {
@@ -76,4 +77,23 @@ func TestWantsGzip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantsGzip never takes a header without the token gzip, never one with a
+// Range, and never panics.
+func FuzzWantsGzip(f *testing.F) {
+	for _, s := range []string{"gzip", "gzip;q=0", "br, gzip;q=0.5", "x-gzip", ";;,", "gzip;q=", "GZIP ; Q = 0.000"} {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, ae string, rng bool) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept-Encoding", ae)
+		if rng {
+			r.Header.Set("Range", "bytes=0-1")
+		}
+		got := wantsGzip(r)
+		if got && (rng || !strings.Contains(strings.ToLower(ae), "gzip")) {
+			t.Fatalf("wantsGzip(%q, range %v) = true", ae, rng)
+		}
+	})
 }
