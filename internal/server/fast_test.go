@@ -257,11 +257,22 @@ func TestFastPathMetrics(t *testing.T) {
 			t.Fatalf("%q", body)
 		}
 	}
-	mfs := fx.scrape(t)
-	if got := value(mfs, "seqmirror_http_requests_total", "class", "file", "code", "200"); got != 5 {
-		t.Errorf("file requests counted: %v, want 5", got)
+	// A request is counted once its answer is written: the client may
+	// read the last answer a moment before, so the scrape waits for it.
+	wantBytes := float64(5 * len(fixtureFiles["a.txt"]))
+	var reqs, bytes float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mfs := fx.scrape(t)
+		reqs = value(mfs, "seqmirror_http_requests_total", "class", "file", "code", "200")
+		bytes = value(mfs, "seqmirror_http_response_bytes_total", "class", "file")
+		if (reqs >= 5 && bytes >= wantBytes) || time.Now().After(deadline) {
+			break
+		}
 	}
-	if got := value(mfs, "seqmirror_http_response_bytes_total", "class", "file"); got != float64(5*len(fixtureFiles["a.txt"])) {
-		t.Errorf("file bytes counted: %v, want %d", got, 5*len(fixtureFiles["a.txt"]))
+	if reqs != 5 {
+		t.Errorf("file requests counted: %v, want 5", reqs)
+	}
+	if bytes != wantBytes {
+		t.Errorf("file bytes counted: %v, want %v", bytes, wantBytes)
 	}
 }
