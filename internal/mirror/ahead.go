@@ -52,21 +52,30 @@ type fetched struct {
 func (m *manifests) start(ctx context.Context, up transport.Upstream, n uint64) *fetched {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, f := range m.list {
-		if f.up != up.String() || f.n != n {
-			continue
-		}
+	if f := m.removeLocked(up, n); f != nil {
 		select {
 		case <-f.done:
-			if f.err != nil { // failed: drop it and fetch again
-				m.list = append(m.list[:i], m.list[i+1:]...)
+			if f.err != nil { // failed: fetch again
 				return m.startLocked(ctx, up, n)
 			}
 		default:
 		}
+		m.list = append(m.list, f)
 		return f
 	}
 	return m.startLocked(ctx, up, n)
+}
+
+// removeLocked takes up's fetch of n out of the list and returns it (nil
+// if there is none).
+func (m *manifests) removeLocked(up transport.Upstream, n uint64) *fetched {
+	for i, f := range m.list {
+		if f.up == up.String() && f.n == n {
+			m.list = append(m.list[:i], m.list[i+1:]...)
+			return f
+		}
+	}
+	return nil
 }
 
 func (m *manifests) startLocked(ctx context.Context, up transport.Upstream, n uint64) *fetched {
@@ -80,7 +89,7 @@ func (m *manifests) startLocked(ctx context.Context, up transport.Upstream, n ui
 	go func() {
 		defer close(f.done)
 		var wg sync.WaitGroup
-		if o, ok := up.(transport.Overlapping); ok && o.OverlappingReads() {
+		if overlaps(up) {
 			wg.Go(func() {
 				var err error
 				f.signed, err = fetchSigned(ctx, up, signatureName(n), export.TimestampName)
@@ -107,14 +116,7 @@ func (m *manifests) get(ctx context.Context, up transport.Upstream, n uint64) (*
 // run has fetched none or the fetch failed (then the caller fetches).
 func (m *manifests) take(up transport.Upstream, n uint64, dst string) *fetched {
 	m.mu.Lock()
-	var f *fetched
-	for i, g := range m.list {
-		if g.up == up.String() && g.n == n {
-			f = g
-			m.list = append(m.list[:i], m.list[i+1:]...)
-			break
-		}
-	}
+	f := m.removeLocked(up, n)
 	m.mu.Unlock()
 	if f == nil {
 		return nil
@@ -154,7 +156,7 @@ func (s *syncRun) fetchAhead(ctx context.Context, up transport.Upstream) {
 	if t == 0 || t <= s.res.Snapshot || s.res.Changed {
 		return
 	}
-	if o, ok := up.(transport.Overlapping); !ok || !o.OverlappingReads() {
+	if !overlaps(up) {
 		return
 	}
 	s.startOnce.Do(func() { s.startErr = s.u.Start() })
@@ -172,4 +174,11 @@ func fetchManifestFilter(ctx context.Context, up transport.Upstream, n uint64, d
 		return upstreamFilter{data: data, read: true}, err
 	}
 	return upstreamFilter{}, up.FetchManifest(ctx, n, dst)
+}
+
+// overlaps reports whether up's reads may run side by side, each its own
+// request (transport.Overlapping: HTTP).
+func overlaps(up transport.Upstream) bool {
+	o, ok := up.(transport.Overlapping)
+	return ok && o.OverlappingReads()
 }

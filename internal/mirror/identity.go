@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/seqmirror/seqmirror/internal/export"
 	"github.com/seqmirror/seqmirror/internal/fsys"
@@ -101,12 +100,11 @@ func (s *syncRun) checkSame(ctx context.Context, n, e1 uint64) (rebuild bool, _ 
 		!filterChanged(root, st, ok, n, opt.Filter) {
 		return false, nil
 	}
-	tmp := filepath.Join(root.WorkDir(), "same.manifest")
-	_ = root.FS.Remove(tmp)
-	defer root.FS.Remove(tmp)
-	if err := up.FetchManifest(ctx, n, tmp); err != nil {
+	got, err := s.mans.get(ctx, up, n) // a rebuild of n takes it (build.fetchManifest)
+	if err != nil {
 		return false, err
 	}
+	tmp := got.path
 	if err := checkFetched(root.FS, tmp, n); err != nil {
 		return false, fmt.Errorf("upstream %s: %w", up, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/seqmirror/seqmirror/internal/export"
-	"github.com/seqmirror/seqmirror/internal/transport"
 )
 
 // statusTimeout bounds the read of the upstream's status.json, which is
@@ -75,8 +74,7 @@ type statusAhead struct {
 // readStatusAhead starts a statusAhead if the upstream's reads overlap
 // (and stops one started before).
 func (s *syncRun) readStatusAhead(ctx context.Context) {
-	o, ok := s.up.(transport.Overlapping)
-	if !ok || !o.OverlappingReads() {
+	if !overlaps(s.up) {
 		return
 	}
 	s.ahead.stop()
